@@ -1,0 +1,119 @@
+"""Turning in-memory changes into store writes, and stored records back into memory. Keys per store.py."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+
+import msgspec
+
+from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry, entry_hash
+from scrip_actor.model import Event, JournalEntry, Lot
+from scrip_actor.store import Op, Store, be64, encode, unbe64
+
+__all__ = ["changes_ops", "event_ops", "load_participant", "schedule_key"]
+
+_lot_decoder = msgspec.json.Decoder(Lot)
+_record_decoder = msgspec.json.Decoder(ParticipantRecord)
+_entry_decoder = msgspec.json.Decoder(JournalEntry)
+
+
+def _ms(moment: datetime) -> int:
+    return max(0, int(moment.timestamp() * 1000))
+
+
+def schedule_key(due: datetime, lot_id: str) -> bytes:
+    """Key of a lot's due time in the ``schedule`` database."""
+    return be64(_ms(due)) + lot_id.encode()
+
+
+def lot_key(lot: Lot) -> bytes:
+    """Key of a lot: participant, asset, number (so a prefix scan gives a participant's lots in FIFO order)."""
+    return f"{lot.participant_id}{lot.asset_id}".encode() + be64(lot.number)
+
+
+def participant_ops(state: ParticipantState) -> list[Op]:
+    """Write a participant and its external id index."""
+    return [
+        ("participants", state.id.encode(), encode(state.to_record())),
+        ("participant_ext", state.external_id.encode(), state.id.encode()),
+    ]
+
+
+def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
+    """All writes of one committed :class:`Changes`, with the journal head after it."""
+    ops: list[Op] = []
+    for state in changes.participants:
+        ops.extend(participant_ops(state))
+    for lot in changes.lots:
+        assert 0 <= lot.remaining_minor <= lot.amount_minor
+        ops.append(("lots", lot_key(lot), encode(lot)))
+    for entry in changes.entries:
+        check_entry(entry)
+        assert entry.entry_hash == entry_hash(entry)
+        sequence_key = be64(entry.sequence)
+        ops.append(("journal", sequence_key, encode(entry)))
+        ops.append(("journal_ids", entry.id.encode(), sequence_key))
+        for kind, key in _index_keys(entry):
+            ops.append(("journal_index", f"{kind}\0{key}\0".encode() + sequence_key, b""))
+    for account, balance in changes.accounts.items():
+        ops.append(("accounts", account.encode(), encode(balance)))
+    for due, lot_id, participant_id in changes.schedule:
+        ops.append(("schedule", schedule_key(due, lot_id), participant_id.encode()))
+    if changes.entries:
+        ops.append(("meta", b"journal_head", encode(list(journal_head))))
+    return ops
+
+
+def _index_keys(entry: JournalEntry) -> set[tuple[str, str]]:
+    keys: set[tuple[str, str]] = set()
+    if entry.event_id:
+        keys.add(("event", entry.event_id))
+    if entry.rule_id:
+        keys.add(("rule", entry.rule_id))
+    if entry.program_id:
+        keys.add(("program", entry.program_id))
+    for posting in entry.postings:
+        keys.add(("asset", posting.asset_id))
+        if posting.entity_type == "PARTICIPANT":
+            keys.add(("participant", posting.entity_id))
+    return keys
+
+
+def event_ops(event: Event) -> list[Op]:
+    """Write an event record (status and outcome included)."""
+    return [("events", event.id.encode(), encode(event))]
+
+
+def load_participant(store: Store, participant_id: str) -> ParticipantState | None:
+    """Read a participant and its open lots from the store (assertions check the lot invariant on the way in)."""
+    raw = store.get_raw("participants", participant_id.encode())
+    if raw is None:
+        return None
+    record = _record_decoder.decode(raw)
+    assert record.id == participant_id
+    lots: dict[str, list[Lot]] = {}
+    for _, value in store.scan("lots", participant_id.encode()):
+        lot = _lot_decoder.decode(value)
+        assert 0 <= lot.remaining_minor <= lot.amount_minor
+        if lot.status in ("AVAILABLE", "DEFERRED"):
+            lots.setdefault(lot.asset_id, []).append(lot)
+    for asset_id in lots:
+        lots[asset_id].sort(key=lambda lot: (lot.created_at, lot.number))
+    for asset_id in record.lot_numbers:
+        lots.setdefault(asset_id, [])
+    return ParticipantState(record, lots)
+
+
+def load_schedule(store: Store) -> list[tuple[int, str, bytes]]:
+    """The due lots as a heap of ``(due_ms, participant_id, key)``."""
+    heap = [(unbe64(key[:8]), value.decode(), key) for key, value in store.scan("schedule")]
+    heapq.heapify(heap)
+    return heap
+
+
+def decode_entry(raw: bytes) -> JournalEntry:
+    """Decode a journal entry and check its invariants after reading it back."""
+    entry = _entry_decoder.decode(raw)
+    check_entry(entry)
+    return entry

@@ -1,0 +1,92 @@
+"""Money at the edges is a decimal string; inside, an integer count of minor units.
+
+``amount_minor = amount * 10**scale``. Nothing here ever touches a float except :func:`from_number`, which takes the
+shortest repr of a double coming out of a CEL expression, exactly as a person would read it.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from scrip_actor.errors import InvalidScale, ValidationFailed
+
+__all__ = [
+    "AMOUNT_MINOR_MAX",
+    "SCALE_MAX",
+    "format_minor",
+    "from_number",
+    "is_decimal_literal",
+    "parse_decimal",
+    "to_minor",
+]
+
+SCALE_MAX = 18
+# An explicit bound on every amount and balance: 36 digits of minor units, i.e. 10**18 whole units at scale 18.
+# Far beyond any real loyalty balance, far inside what JSON-encoded Python ints store exactly.
+AMOUNT_MINOR_MAX = 10**36 - 1
+
+_DECIMAL_LITERAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def is_decimal_literal(text: str) -> bool:
+    """True when ``text`` is a plain decimal number such as ``"10"`` or ``"2.50"`` (not a CEL expression)."""
+    return _DECIMAL_LITERAL.match(text.strip()) is not None
+
+
+def parse_decimal(text: str, field: str = "amount") -> Decimal:
+    """Parse a decimal string strictly: digits, one optional point, optional sign. No exponents, no NaN."""
+    if not isinstance(text, str) or not is_decimal_literal(text):
+        raise ValidationFailed.field(field, "invalid", f"{field} must be a decimal string such as \"10.50\"")
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:  # pragma: no cover - the regex already excludes these
+        raise ValidationFailed.field(field, "invalid", f"{field} is not a decimal number") from None
+
+
+def from_number(value: object, field: str = "amount") -> Decimal:
+    """Turn a CEL result (int, float or decimal string) into an exact Decimal.
+
+    A double is read through its shortest repr, so ``10.5`` is exactly ``Decimal("10.5")`` and ``0.1 * 3`` is
+    ``0.30000000000000004`` (which then fails the scale check: rule authors use ``round(x, scale)``).
+    """
+    if isinstance(value, bool):
+        raise ValidationFailed.field(field, "invalid", f"{field} must be a number, got a bool")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationFailed.field(field, "invalid", f"{field} is not a finite number")
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        return parse_decimal(value, field)
+    if isinstance(value, Decimal):
+        return value
+    raise ValidationFailed.field(field, "invalid", f"{field} must be a number, got {type(value).__name__}")
+
+
+def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
+    """Exact conversion to minor units; more decimals than ``scale`` is an :class:`InvalidScale` error."""
+    assert 0 <= scale <= SCALE_MAX
+    if not amount.is_finite():
+        raise ValidationFailed.field(field, "invalid", f"{field} is not a finite number")
+    scaled = amount.scaleb(scale)
+    if scaled != scaled.to_integral_value():
+        raise InvalidScale(
+            f"{field} {amount} exceeds asset scale {scale}",
+            {"fields": [{"field": field, "reason": "invalid_scale", "message": f"at most {scale} decimal places"}]},
+        )
+    minor = int(scaled)
+    if abs(minor) > AMOUNT_MINOR_MAX:
+        raise ValidationFailed.field(field, "out_of_range", f"{field} {amount} is beyond the supported range")
+    return minor
+
+
+def format_minor(amount_minor: int, scale: int) -> str:
+    """``format_minor(1000, 2) == "10.00"``; always exactly ``scale`` decimals, sign first."""
+    assert 0 <= scale <= SCALE_MAX
+    sign = "-" if amount_minor < 0 else ""
+    digits = str(abs(amount_minor)).rjust(scale + 1, "0")
+    if scale == 0:
+        return sign + digits
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}"

@@ -1,0 +1,115 @@
+"""Settings: one typed, frozen :class:`Config`, from ``config/default.toml`` plus ``SCRIP_*`` variables.
+
+Precedence, lowest first: built-in defaults (the Struct defaults, equal to ``config/default.toml``), a TOML file
+(``--config`` or ``SCRIP_CONFIG``), then environment variables ``SCRIP_<SECTION>_<KEY>``. Unknown keys in the file or
+unknown ``SCRIP_<SECTION>_*`` variables fail at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+__all__ = ["Config", "EngineSettings", "Limits", "ServerSettings", "StorageSettings", "load_config"]
+
+_Positive = Annotated[int, Meta(ge=1)]
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """HTTP server settings."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    shutdown_grace_s: Annotated[float, Meta(ge=0)] = 10.0
+
+
+class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where and how the LMDB store lives."""
+
+    data_dir: str = "./data"
+    lmdb_map_size_bytes: _Positive = 16 * 1024**3
+    sync: bool = True
+    max_readers: _Positive = 256
+
+
+class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Runtime sizing of actors, queues and the writer."""
+
+    actors_resident_max: _Positive = 100_000
+    inflight_events_max: _Positive = 50_000
+    commit_batch_records_max: _Positive = 2000
+    sweep_interval_s: Annotated[float, Meta(gt=0)] = 1.0
+
+
+class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Every input bound, in one place (see docs/limits.md)."""
+
+    event_data_bytes_max: _Positive = 65536
+    event_data_depth_max: _Positive = 16
+    idempotency_key_length_max: _Positive = 255
+    external_id_length_max: _Positive = 255
+    rules_per_program_max: _Positive = 1000
+    actions_per_rule_max: _Positive = 50
+    condition_length_max: _Positive = 4096
+    tags_per_participant_max: _Positive = 1000
+    attributes_per_participant_max: _Positive = 1000
+    counters_per_participant_max: _Positive = 1000
+    page_size_max: _Positive = 200
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """All settings. Build with :func:`load_config`, or directly in tests: ``Config()`` is the default."""
+
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    engine: EngineSettings = EngineSettings()
+    limits: Limits = Limits()
+
+
+_SECTIONS = ("server", "storage", "engine", "limits")
+# SCRIP_* variables that are not settings of a section (read by the CLI / HTTP layer themselves).
+_NON_SECTION_VARIABLES = frozenset({"SCRIP_CONFIG", "SCRIP_API_KEY", "SCRIP_API_KEYS"})
+
+
+def _environment_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, text in environ.items():
+        if not name.startswith("SCRIP_") or name in _NON_SECTION_VARIABLES:
+            continue
+        rest = name[len("SCRIP_") :].lower()
+        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # not ours to judge (e.g. a test's own variable)
+        key = rest[len(section) + 1 :]
+        overrides.setdefault(section, {})[key] = text
+    return overrides
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load settings: defaults, then the TOML file (if any), then ``SCRIP_<SECTION>_<KEY>`` variables.
+
+    Raises:
+        ValueError: an unknown key, a wrong type or an out-of-range value, naming the offending setting.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    merged: dict[str, dict[str, Any]] = {}
+    file_path = path if path is not None else environ.get("SCRIP_CONFIG")
+    if file_path:
+        with Path(file_path).open("rb") as file:
+            loaded = tomllib.load(file)
+        for section, values in loaded.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"config: [{section}] must be a table")
+            merged.setdefault(section, {}).update(values)
+    for section, values in _environment_overrides(environ).items():
+        merged.setdefault(section, {}).update(values)
+    try:
+        # strict=False lets "8080" from the environment become an int; unknown fields still fail.
+        return msgspec.convert(merged, Config, strict=False)
+    except msgspec.ValidationError as error:
+        raise ValueError(f"config: {error}") from None

@@ -1,0 +1,1370 @@
+"""The embedded engine: one object that owns the store, the writer, the actors and the sweeper.
+
+Use it through :func:`open_engine`::
+
+    async with open_engine("./data") as engine:
+        program = await engine.create_program(ProgramCreate(name="Rewards"))
+        ...
+
+Every method that changes something returns only once the change is durable (committed to LMDB, fsync'd when
+``storage.sync`` is on). Events are the exception by design: :meth:`Engine.submit` returns once the event itself is
+durable, and the event is then processed in the background, strictly in submission order per participant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import trio
+
+from scrip_actor import _records
+from scrip_actor.actors import ActorRegistry, ActorStatistics
+from scrip_actor.amounts import format_minor, parse_decimal, to_minor
+from scrip_actor.config import Config
+from scrip_actor.durations import utc
+from scrip_actor.errors import (
+    Conflict,
+    IdempotencyConflict,
+    InsufficientFunds,
+    NotFound,
+    Overloaded,
+    ScripError,
+    ValidationFailed,
+)
+from scrip_actor.ledger import (
+    ActionFailed,
+    Changes,
+    LedgerTx,
+    ParticipantRecord,
+    ParticipantState,
+    World,
+    account_key,
+)
+from scrip_actor.model import (
+    Asset,
+    AssetCreate,
+    AssetUpdate,
+    Balance,
+    Event,
+    EventSubmit,
+    JournalEntry,
+    Lot,
+    Page,
+    Participant,
+    ParticipantCreate,
+    ParticipantUpdate,
+    Program,
+    ProgramCreate,
+    ProgramUpdate,
+    Rule,
+    RuleCreate,
+    RuleUpdate,
+    RuleVersion,
+    WalletBalance,
+    WalletOperationResult,
+)
+from scrip_actor.rules import CompiledRule, apply_actions, cel_event_data, compile_condition, compile_rule, evaluate
+from scrip_actor.verify import VerifyReport, verify_store
+from scrip_actor.store import Op, Store, Writer, be32, be64, encode, unbe64
+
+__all__ = ["Engine", "EngineStatistics", "open_engine"]
+
+if not __debug__:  # pragma: no cover - guarded at import so it can never run silently
+    raise RuntimeError("scrip-actor relies on assertions for its invariants; do not run it with python -O")
+
+T = TypeVar("T")
+_ID_NAMESPACE = uuid.UUID("9b0e3b0a-5d7e-4d44-8f9e-3f1c2b7d6a10")
+_hash_encoder = msgspec.json.Encoder(order="sorted")
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+def _now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """What the engine is doing, for metrics and tests."""
+
+    events_inflight: int
+    events_inflight_peak: int
+    events_accepted: int
+    events_completed: int
+    events_failed: int
+    idempotent_replays: int
+    idempotency_conflicts: int
+    participants_cached: int
+    participants_cached_peak: int
+    passivations: int
+    journal_sequence: int
+    actors: ActorStatistics
+    writer_records_durable: int
+    writer_commits: int
+    writer_batch_records_peak: int
+
+
+class _Sweep(msgspec.Struct):
+    """Actor message: mature and expire this participant's lots that are due."""
+
+    participant_id: str
+    keys: list[bytes]
+
+
+class Engine:
+    """The engine. Create it with :func:`open_engine`, not directly."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self._limits = config.limits
+        self._clock = clock or _now_utc
+        storage = config.storage
+        self._store = Store(
+            storage.data_dir,
+            map_size_bytes=storage.lmdb_map_size_bytes,
+            sync=storage.sync,
+            max_readers=storage.max_readers,
+        )
+        self._writer = Writer(self._store, batch_records_max=config.engine.commit_batch_records_max)
+        self._world = World()
+        self._programs: dict[str, Program] = {}
+        self._rules: dict[str, Rule] = {}
+        self._compiled: dict[str, list[CompiledRule]] = {}  # program id -> active rules by order
+        self._participants: OrderedDict[str, ParticipantState] = OrderedDict()
+        self._external_ids: dict[str, str] = {}  # external id -> participant id, for cached participants
+        self._events_live: dict[str, Event] = {}
+        self._idempotency_pending: dict[bytes, Event] = {}
+        self._schedule: list[tuple[int, str, bytes]] = []
+        self._inbox_sequence = 0
+        self._inflight = 0
+        self._inflight_peak = 0
+        self._counts = {"accepted": 0, "completed": 0, "failed": 0, "replays": 0, "conflicts": 0, "passivations": 0}
+        self._cached_peak = 0
+        self._registry: ActorRegistry | None = None
+        self._sweeper_wakeup = trio.Event()
+        self._closing = False
+        self.on_event_processed: Callable[[Event], None] | None = None  # metrics hook
+        self._recover()
+
+    # ==========================================================================================================
+    # lifecycle
+    # ==========================================================================================================
+
+    def _recover(self) -> None:
+        """Load programs, assets, rules, accounts and the journal head; find events still to process."""
+        store = self._store
+        for _, raw in store.scan("programs"):
+            program = msgspec.json.decode(raw, type=Program)
+            self._programs[program.id] = program
+        for _, raw in store.scan("assets"):
+            asset = msgspec.json.decode(raw, type=Asset)
+            self._world.assets[asset.id] = asset
+        for _, raw in store.scan("rules"):
+            rule = msgspec.json.decode(raw, type=Rule)
+            self._rules[rule.id] = rule
+        for program_id in self._programs:
+            self._recompile(program_id)
+        for key, raw in store.scan("accounts"):
+            self._world.accounts[key.decode()] = msgspec.json.decode(raw, type=int)
+        head = store.get("meta", b"journal_head", list[Any])
+        if head is not None:
+            self._world.journal_sequence, self._world.journal_hash = int(head[0]), str(head[1])
+        last = next(store.scan("journal", reverse=True), None)
+        assert (last is None) == (self._world.journal_sequence == 0), "journal head and journal disagree"
+        if last is not None:
+            entry = _records.decode_entry(last[1])
+            assert entry.sequence == self._world.journal_sequence, "journal head is not the last entry"
+            assert entry.entry_hash == self._world.journal_hash, "journal head hash is not the last entry's"
+        self._inbox_sequence = store.get("meta", b"inbox_seq", int) or 0
+        self._schedule = _records.load_schedule(store)
+
+    def _start(self, nursery: trio.Nursery) -> None:
+        """Start actors and the sweeper; re-deliver events accepted before a restart, in their original order."""
+        self._registry = ActorRegistry(nursery, self._step)
+        pending = [(unbe64(key), value.decode()) for key, value in self._store.scan("inbox_pending")]
+        for _, event_id in pending:
+            event = self._store.get("events", event_id.encode(), Event)
+            assert event is not None, f"pending event {event_id} has no record"
+            assert event.status in ("RECEIVED", "PROCESSING")
+            event.status = "RECEIVED"
+            self._events_live[event.id] = event
+            self._inflight += 1
+            self._registry.deliver(event.external_id, event)
+        nursery.start_soon(self._sweeper)
+
+    async def aclose_workers(self) -> None:
+        """Stop accepting new events (used on shutdown)."""
+        self._closing = True
+
+    # ==========================================================================================================
+    # helpers
+    # ==========================================================================================================
+
+    def _validated(self, request: T) -> T:
+        """Re-check a request's declared constraints (a Struct built in Python skips decode-time validation)."""
+        try:
+            return msgspec.convert(msgspec.to_builtins(request), type(request))
+        except msgspec.ValidationError as error:
+            raise _validation_error(error) from None
+
+    async def _durable(self, ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+        ticket = self._writer.append(ops, on_durable)
+        await self._writer.wait_durable(ticket)
+        return ticket
+
+    async def _caught_up(self) -> None:
+        """Wait until everything appended so far is on disk (read-your-writes for store queries)."""
+        await self._writer.wait_durable(self._writer.statistics().records_appended)
+
+    def _program(self, program_id: str) -> Program:
+        program = self._programs.get(program_id)
+        if program is None:
+            raise NotFound("program", program_id)
+        return program
+
+    def _asset(self, asset_id: str) -> Asset:
+        asset = self._world.assets.get(asset_id)
+        if asset is None:
+            raise NotFound("asset", asset_id)
+        return asset
+
+    def _recompile(self, program_id: str) -> None:
+        active = sorted(
+            (rule for rule in self._rules.values() if rule.program_id == program_id and rule.status == "ACTIVE"),
+            key=lambda rule: rule.order,
+        )
+        compiled = []
+        for rule in active:
+            try:
+                compiled.append(compile_rule(rule, self._world.assets))
+            except ValidationFailed:
+                # An asset it names was archived or unlinked since: the rule still runs, its action will fail
+                # the event with the reason, rather than the rule silently vanishing.
+                compiled.append(compile_rule(rule, {**self._world.assets, **_relaxed_assets(rule, self._world.assets)}))
+        self._compiled[program_id] = compiled
+
+    # --- participant cache (virtual actor state) -------------------------------------------------------------
+
+    def _cache_put(self, state: ParticipantState) -> None:
+        previous = self._participants.get(state.id)
+        if previous is not None and previous.external_id != state.external_id:
+            self._external_ids.pop(previous.external_id, None)
+        self._participants[state.id] = state
+        self._participants.move_to_end(state.id)
+        self._external_ids[state.external_id] = state.id
+        if len(self._participants) > self._cached_peak:
+            self._cached_peak = len(self._participants)
+        if len(self._participants) > self.config.engine.actors_resident_max:
+            self._passivate()
+
+    def _passivate(self) -> None:
+        """Drop idle, fully durable states beyond the cap, oldest first (a bounded scan per call)."""
+        durable = self._writer.durable
+        registry = self._registry
+        excess = len(self._participants) - self.config.engine.actors_resident_max
+        for participant_id in list(self._participants)[: max(excess, 0) + 64]:
+            if excess <= 0:
+                return
+            state = self._participants[participant_id]
+            if state.commit_ticket > durable or (registry is not None and registry.is_busy(state.external_id)):
+                continue
+            del self._participants[participant_id]
+            self._external_ids.pop(state.external_id, None)
+            self._counts["passivations"] += 1
+            excess -= 1
+
+    def _participant(self, participant_id: str) -> ParticipantState | None:
+        state = self._participants.get(participant_id)
+        if state is not None:
+            self._participants.move_to_end(participant_id)
+            return state
+        state = _records.load_participant(self._store, participant_id)
+        if state is not None:
+            self._cache_put(state)
+        return state
+
+    def _participant_by_external(self, external_id: str) -> ParticipantState | None:
+        participant_id = self._external_ids.get(external_id)
+        if participant_id is None:
+            raw = self._store.get_raw("participant_ext", external_id.encode())
+            if raw is None:
+                return None
+            participant_id = raw.decode()
+        return self._participant(participant_id)
+
+    def _require_participant(self, participant_id: str) -> ParticipantState:
+        state = self._participant(participant_id)
+        if state is None:
+            raise NotFound("participant", participant_id)
+        return state
+
+    def _new_participant(self, external_id: str, now: datetime, participant_id: str | None = None) -> ParticipantState:
+        record = ParticipantRecord(id=participant_id or _new_id(), external_id=external_id, created_at=now, updated_at=now)
+        return ParticipantState(record, {})
+
+    def _apply_changes(self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+        """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous."""
+        ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
+        ops.extend(extra_ops)
+        ticket = self._writer.append(ops, on_durable)
+        for state in changes.participants:
+            state.commit_ticket = ticket
+            self._cache_put(state)
+        for due, lot_id, participant_id in changes.schedule:
+            key = _records.schedule_key(due, lot_id)
+            heapq.heappush(self._schedule, (int.from_bytes(key[:8], "big"), participant_id, key))
+            self._sweeper_wakeup.set()
+        return ticket
+
+    # ==========================================================================================================
+    # events
+    # ==========================================================================================================
+
+    def _check_event(self, request: EventSubmit) -> tuple[datetime | None, bytes]:
+        limits = self._limits
+        if not 1 <= len(request.external_id) <= limits.external_id_length_max:
+            raise ValidationFailed.field("external_id", "invalid", f"external_id must be 1-{limits.external_id_length_max} characters")
+        if not 1 <= len(request.idempotency_key) <= limits.idempotency_key_length_max:
+            raise ValidationFailed.field(
+                "idempotency_key", "invalid", f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters"
+            )
+        if not isinstance(request.event_data, dict):
+            raise ValidationFailed.field("event_data", "invalid", "event_data must be a JSON object")
+        try:
+            data_bytes = msgspec.json.encode(request.event_data)
+        except (TypeError, OverflowError) as error:
+            raise ValidationFailed.field("event_data", "invalid", f"event_data is not JSON: {error}") from None
+        if len(data_bytes) > limits.event_data_bytes_max:
+            raise ValidationFailed.field(
+                "event_data", "too_large", f"event_data is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
+            )
+        if _depth(request.event_data) > limits.event_data_depth_max:
+            raise ValidationFailed.field("event_data", "too_deep", f"event_data nests deeper than {limits.event_data_depth_max}")
+        timestamp = None
+        if request.event_timestamp is not None:
+            try:
+                timestamp = utc(request.event_timestamp)
+            except ValueError as error:
+                raise ValidationFailed.field("event_timestamp", "invalid", str(error)) from None
+        self._program(request.program_id)
+        canonical = _hash_encoder.encode(
+            {
+                "external_id": request.external_id,
+                "event_timestamp": timestamp.isoformat() if timestamp else None,
+                "event_data": cel_event_data(request.event_data),
+            }
+        )
+        return timestamp, canonical
+
+    def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
+        """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
+        timestamp, canonical = self._check_event(request)
+        payload_hash = hashlib.sha256(canonical).hexdigest()
+        idem_key = f"{request.program_id}\0{request.idempotency_key}".encode()
+        existing = self._idempotency_pending.get(idem_key)
+        if existing is None:
+            raw = self._store.get_raw("idempotency", idem_key)
+            if raw is not None:
+                event_id, stored_hash = msgspec.json.decode(raw, type=tuple[str, str])
+                existing = self._events_live.get(event_id) or self._store.get("events", event_id.encode(), Event)
+                assert existing is not None and existing.payload_hash == stored_hash
+        if existing is not None:
+            if existing.payload_hash != payload_hash:
+                self._counts["conflicts"] += 1
+                raise IdempotencyConflict(
+                    f"idempotency_key {request.idempotency_key!r} was used with a different payload",
+                    {"event_id": existing.id},
+                )
+            self._counts["replays"] += 1
+            return existing, False
+        if self._closing:
+            raise Overloaded("the engine is shutting down")
+        if self._inflight >= self.config.engine.inflight_events_max:
+            raise Overloaded(f"{self._inflight} events are waiting to be processed; retry shortly")
+        now = self._clock()
+        self._inbox_sequence += 1
+        event = Event(
+            id=str(uuid.uuid5(_ID_NAMESPACE, f"{request.program_id}\0{request.idempotency_key}")),
+            sequence=self._inbox_sequence,
+            program_id=request.program_id,
+            external_id=request.external_id,
+            idempotency_key=request.idempotency_key,
+            event_timestamp=timestamp or now,
+            event_data=request.event_data,
+            created_at=now,
+            payload_hash=payload_hash,
+        )
+        sequence_key = be64(event.sequence)
+        ops: list[Op] = [
+            ("events", event.id.encode(), encode(event)),
+            ("events_by_seq", sequence_key, event.id.encode()),
+            ("inbox_pending", sequence_key, event.id.encode()),
+            ("idempotency", idem_key, encode((event.id, payload_hash))),
+            ("meta", b"inbox_seq", encode(event.sequence)),
+        ]
+        self._idempotency_pending[idem_key] = event
+        self._events_live[event.id] = event
+        self._writer.append(ops, lambda: self._idempotency_pending.pop(idem_key, None))
+        self._inflight += 1
+        self._inflight_peak = max(self._inflight_peak, self._inflight)
+        self._counts["accepted"] += 1
+        assert self._registry is not None
+        # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
+        # can never reach the disk before the event it belongs to.
+        self._registry.deliver(event.external_id, event)
+        return event, True
+
+    async def submit(self, request: EventSubmit) -> Event:
+        """Accept an event; return once it is durable. Processing continues in the background.
+
+        The same ``(program_id, idempotency_key)`` with the same payload (JSON key order, whitespace and
+        ``105`` vs ``105.0`` ignored) returns the original event; a different payload raises IdempotencyConflict.
+
+        Returns:
+            A snapshot of the event (status ``RECEIVED`` for a new one; the current status for a replay).
+
+        Raises:
+            ValidationFailed, NotFound (unknown program), IdempotencyConflict, Overloaded (queues full).
+        """
+        event, _ = self._accept(request)
+        snapshot = msgspec.structs.replace(event, rule_evaluations=list(event.rule_evaluations))
+        await self._caught_up()
+        return snapshot
+
+    async def submit_batch(self, requests: list[EventSubmit]) -> list[Event | ScripError]:
+        """Accept many events with one durability wait; each item is judged on its own, results in input order."""
+        results: list[Event | ScripError] = []
+        for request in requests:
+            try:
+                event, _ = self._accept(request)
+                results.append(msgspec.structs.replace(event))
+            except ScripError as error:
+                results.append(error)
+        await self._caught_up()
+        return results
+
+    async def get_event(self, event_id: str) -> Event:
+        """An event with its outcome (rule evaluations, journal entry ids, error)."""
+        live = self._events_live.get(event_id)
+        if live is not None:
+            return msgspec.structs.replace(live)
+        event = self._store.get("events", event_id.encode(), Event)
+        if event is None:
+            raise NotFound("event", event_id)
+        return event
+
+    async def wait_idle(self) -> None:
+        """Wait until every accepted event is processed and every change is durable."""
+        assert self._registry is not None
+        while True:
+            await self._registry.wait_idle()
+            await self._caught_up()
+            if not self._events_live and self._registry.statistics().actors_live == 0:
+                return
+            await trio.sleep(0.001)
+
+    async def list_events(
+        self,
+        *,
+        program_id: str | None = None,
+        status: str | None = None,
+        external_id: str | None = None,
+        participant_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Events, newest first, filtered; ``cursor`` from the previous page."""
+        limit = self._page_size(limit)
+        start = _decode_cursor(cursor)
+
+        def keep(event: Event) -> bool:
+            return (
+                (program_id is None or event.program_id == program_id)
+                and (status is None or event.status == status)
+                and (external_id is None or event.external_id == external_id)
+                and (participant_id is None or event.participant_id == participant_id)
+                and (created_from is None or event.created_at >= created_from)
+                and (created_to is None or event.created_at < created_to)
+            )
+
+        await self._caught_up()
+        found: list[Event] = []
+        last_key = None
+        for key, value in self._store.scan("events_by_seq", start=start, reverse=True):
+            event_id = value.decode()
+            event = self._events_live.get(event_id) or self._store.get("events", value, Event)
+            assert event is not None
+            if keep(event):
+                if len(found) == limit:
+                    return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
+                found.append(msgspec.structs.replace(event))
+                last_key = key
+        return Page(data=found, has_more=False, next_cursor=None)
+
+    # --- the step ---------------------------------------------------------------------------------------------
+
+    def _step(self, external_id: str, message: Any) -> None:
+        """One synchronous, await-free step of a participant actor."""
+        if isinstance(message, _Sweep):
+            self._step_sweep(message)
+        else:
+            self._step_event(message)
+
+    def _step_event(self, event: Event) -> None:
+        program = self._programs.get(event.program_id)
+        wall_now = self._clock()
+        failure: str | None = None
+        state = self._participant_by_external(event.external_id)
+        pre = LedgerTx(self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=event.program_id)
+        if program is None or program.status != "ACTIVE":
+            failure = f"program {event.program_id} is {program.status if program else 'missing'}; events are not processed"
+        elif state is None and program.on_unknown_participant == "REJECT":
+            failure = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
+        elif state is None:
+            state = pre.adopt_new(self._new_participant(event.external_id, event.created_at, _participant_id_for(event)))
+        if state is not None and failure is None:
+            if event.program_id not in state.program_ids:
+                pre.edit(state).program_ids.append(event.program_id)
+            pre.settle_lots(pre.touched(state.id) or state, wall_now)
+        pre_changes = pre.commit(wall_now) if not pre.is_empty() else None
+        if pre_changes is not None:
+            for changed in pre_changes.participants:
+                changed.commit_ticket = self._writer.next_ticket  # pinned: the record below carries it
+                self._cache_put(changed)
+            state = self._participants[state.id] if state is not None else None
+        changes: Changes | None = None
+        evaluations: list[Any] = []
+        if state is not None and failure is None:
+            changes, evaluations, failure = self._run_rules(event, program, state)  # type: ignore[arg-type]
+        event.status = "PROCESSING"
+        event.participant_id = state.id if state is not None else None
+        event.rule_evaluations = evaluations
+        event.journal_entry_ids = [entry.id for entry in changes.entries] if changes else []
+        event.error_message = failure
+        event.processed_at = wall_now
+        final = "FAILED" if failure else "COMPLETED"
+        stored = msgspec.structs.replace(event, status=final)
+        extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(event.sequence), None)]
+        self._inflight -= 1
+        self._counts["completed" if not failure else "failed"] += 1
+        # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
+        self._apply_changes(_merge(pre_changes, changes), extra, lambda: self._finish_event(event, final))
+
+    def _run_rules(self, event: Event, program: Program, state: ParticipantState) -> tuple[Changes | None, list[Any], str | None]:
+        rules = self._compiled.get(program.id, [])
+        variables = {"event": cel_event_data(event.event_data), "participant": state.cel_view(), "now": event.event_timestamp}
+        evaluations, matched = evaluate(rules, variables, event.event_timestamp)
+        tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
+        tx.event_id = event.id
+        by_external: dict[str, ParticipantState] = {state.external_id: state}
+
+        def resolve_target(external_id: str) -> ParticipantState:
+            found = by_external.get(external_id) or self._participant_by_external(external_id)
+            if found is None:
+                if program.on_unknown_participant == "REJECT":
+                    raise ActionFailed(f"target participant {external_id!r} does not exist")
+                found = tx.adopt_new(self._new_participant(external_id, event.created_at, _participant_id_for(event, external_id)))
+                found.program_ids.append(program.id)
+            elif program.id not in found.program_ids:
+                tx.edit(found).program_ids.append(program.id)
+            by_external[external_id] = found
+            return tx.touched(found.id) or found
+
+        try:
+            for compiled in matched:
+                apply_actions(tx, compiled, state, variables, resolve_target, self._world.assets)
+            self._check_state_limits(tx, state)
+        except ActionFailed as error:
+            return None, evaluations, str(error)
+        if tx.is_empty():
+            return None, evaluations, None
+        return tx.commit(event.processed_at or self._clock()), evaluations, None
+
+    def _check_state_limits(self, tx: LedgerTx, state: ParticipantState) -> None:
+        working = tx.touched(state.id)
+        if working is None:
+            return
+        limits = self._limits
+        if len(working.tags) > limits.tags_per_participant_max:
+            raise ActionFailed(f"participant would have more than {limits.tags_per_participant_max} tags")
+        if len(working.counters) > limits.counters_per_participant_max:
+            raise ActionFailed(f"participant would have more than {limits.counters_per_participant_max} counters")
+        if len(working.attributes) > limits.attributes_per_participant_max:
+            raise ActionFailed(f"participant would have more than {limits.attributes_per_participant_max} attributes")
+
+    def _finish_event(self, event: Event, final: str) -> None:
+        event.status = final  # type: ignore[assignment]
+        self._events_live.pop(event.id, None)
+        if self.on_event_processed is not None:
+            self.on_event_processed(event)
+
+    # ==========================================================================================================
+    # lots: maturity and expiry on their own
+    # ==========================================================================================================
+
+    async def _sweeper(self) -> None:
+        interval_s = self.config.engine.sweep_interval_s
+        while True:
+            self.sweep_due()
+            self._sweeper_wakeup = trio.Event()
+            with trio.move_on_after(interval_s):
+                await self._sweeper_wakeup.wait()
+
+    def sweep_due(self) -> int:
+        """Send every participant with a lot due by now a sweep message. Returns how many were sent.
+
+        The sweeper calls this every ``engine.sweep_interval_s``; tests with a manual clock call it directly and
+        then :meth:`wait_idle`.
+        """
+        assert self._registry is not None
+        now_ms = int(self._clock().timestamp() * 1000)
+        due: dict[str, list[bytes]] = {}
+        while self._schedule and self._schedule[0][0] <= now_ms:
+            _, participant_id, key = heapq.heappop(self._schedule)
+            due.setdefault(participant_id, []).append(key)
+        for participant_id, keys in due.items():
+            state = self._participant(participant_id)
+            if state is None:  # pragma: no cover - a schedule entry always has its participant
+                continue
+            self._registry.deliver(state.external_id, _Sweep(participant_id, keys))
+        return len(due)
+
+    def _step_sweep(self, message: _Sweep) -> None:
+        state = self._participant(message.participant_id)
+        assert state is not None
+        now = self._clock()
+        tx = LedgerTx(self._world, now=now, id_seed=f"sweep/{state.id}/{self._world.journal_sequence}", program_id=None)
+        tx.settle_lots(state, now)
+        deletes: list[Op] = [("schedule", key, None) for key in message.keys]
+        if tx.is_empty():
+            self._writer.append(deletes)
+            return
+        self._apply_changes(tx.commit(now), deletes)
+
+    # ==========================================================================================================
+    # programs
+    # ==========================================================================================================
+
+    async def create_program(self, request: ProgramCreate) -> Program:
+        """Create a program (status ACTIVE)."""
+        request = self._validated(request)
+        now = self._clock()
+        program = Program(id=_new_id(), name=request.name, description=request.description,
+                          on_unknown_participant=request.on_unknown_participant, created_at=now, updated_at=now)
+        self._programs[program.id] = program
+        self._compiled[program.id] = []
+        await self._durable([("programs", program.id.encode(), encode(program))])
+        return program
+
+    async def get_program(self, program_id: str) -> Program:
+        """One program."""
+        return self._program(program_id)
+
+    async def list_programs(self, *, include_archived: bool = False, status: str | None = None,
+                            limit: int = 50, cursor: str | None = None) -> Page:
+        """Programs, newest first; archived ones only when asked for."""
+        programs = [p for p in self._programs.values()
+                    if (include_archived or p.status != "ARCHIVED" or status == "ARCHIVED") and (status is None or p.status == status)]
+        return _page_in_memory(programs, limit=self._page_size(limit), cursor=cursor)
+
+    async def update_program(self, program_id: str, request: ProgramUpdate) -> Program:
+        """Change a program's name, description, policy or status."""
+        request = self._validated(request)
+        program = self._program(program_id)
+        changes = {name: getattr(request, name) for name in request.__struct_fields__ if getattr(request, name) is not None}
+        if not changes:
+            raise ValidationFailed("give at least one field to change")
+        updated = msgspec.structs.replace(program, **changes, updated_at=self._clock())
+        self._programs[program_id] = updated
+        await self._durable([("programs", program_id.encode(), encode(updated))])
+        return updated
+
+    # ==========================================================================================================
+    # assets and wallets
+    # ==========================================================================================================
+
+    async def create_asset(self, request: AssetCreate) -> Asset:
+        """Create an asset and link it to ``program_id``. Symbols are unique (case-insensitive)."""
+        request = self._validated(request)
+        self._program(request.program_id)
+        symbol_key = request.symbol.upper().encode()
+        if self._store.get_raw("asset_symbols", symbol_key) is not None or any(
+            a.symbol.upper() == request.symbol.upper() for a in self._world.assets.values()
+        ):
+            raise Conflict(f"an asset with symbol {request.symbol!r} already exists", {"field": "symbol"})
+        if request.max_transaction_amount is not None:
+            _positive_minor(request.max_transaction_amount, request.scale, "max_transaction_amount")
+        now = self._clock()
+        asset = Asset(id=_new_id(), name=request.name, symbol=request.symbol, inventory_mode=request.inventory_mode,
+                      issuance_policy=request.issuance_policy, scale=request.scale,
+                      max_transaction_amount=_normalized(request.max_transaction_amount, request.scale),
+                      program_ids=[request.program_id], created_at=now, updated_at=now)
+        self._world.assets[asset.id] = asset
+        await self._durable([("assets", asset.id.encode(), encode(asset)), ("asset_symbols", symbol_key, asset.id.encode())])
+        return asset
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        """One asset."""
+        return self._asset(asset_id)
+
+    async def list_assets(self, *, program_id: str | None = None, status: str | None = None,
+                          limit: int = 50, cursor: str | None = None) -> Page:
+        """Assets, newest first, optionally those linked to a program."""
+        assets = [a for a in self._world.assets.values()
+                  if (program_id is None or program_id in a.program_ids) and (status is None or a.status == status)]
+        return _page_in_memory(assets, limit=self._page_size(limit), cursor=cursor)
+
+    async def update_asset(self, asset_id: str, request: AssetUpdate) -> Asset:
+        """Change name, status (ARCHIVED is one-way) or max_transaction_amount."""
+        request = self._validated(request)
+        asset = self._asset(asset_id)
+        changes: dict[str, Any] = {}
+        if request.name is not None:
+            changes["name"] = request.name
+        if request.status is not None:
+            if asset.status == "ARCHIVED" and request.status != "ARCHIVED":
+                raise Conflict("an archived asset cannot be re-activated")
+            changes["status"] = request.status
+        if request.clear_max_transaction_amount:
+            changes["max_transaction_amount"] = None
+        elif request.max_transaction_amount is not None:
+            _positive_minor(request.max_transaction_amount, asset.scale, "max_transaction_amount")
+            changes["max_transaction_amount"] = _normalized(request.max_transaction_amount, asset.scale)
+        if not changes:
+            raise ValidationFailed("give at least one field to change")
+        updated = msgspec.structs.replace(asset, **changes, updated_at=self._clock())
+        self._world.assets[asset_id] = updated
+        self._recompile_all()
+        await self._durable([("assets", asset_id.encode(), encode(updated))])
+        return updated
+
+    async def link_asset(self, program_id: str, asset_id: str) -> Asset:
+        """Link an existing asset to another program. Linking twice is a Conflict."""
+        self._program(program_id)
+        asset = self._asset(asset_id)
+        if program_id in asset.program_ids:
+            raise Conflict(f"asset {asset.symbol} is already linked to program {program_id}")
+        updated = msgspec.structs.replace(asset, program_ids=[*asset.program_ids, program_id], updated_at=self._clock())
+        self._world.assets[asset_id] = updated
+        self._recompile_all()
+        await self._durable([("assets", asset_id.encode(), encode(updated))])
+        return updated
+
+    def _recompile_all(self) -> None:
+        for program_id in self._programs:
+            self._recompile(program_id)
+
+    def _wallet_asset(self, program_id: str, asset_id: str) -> tuple[Program, Asset]:
+        program = self._program(program_id)
+        asset = self._asset(asset_id)
+        if program_id not in asset.program_ids:
+            raise ValidationFailed.field("asset_id", "not_linked", f"asset {asset.symbol} is not linked to program {program_id}")
+        if asset.issuance_policy != "PREFUNDED":
+            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is UNLIMITED; only PREFUNDED assets have a wallet")
+        if asset.status != "ACTIVE":
+            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is archived")
+        return program, asset
+
+    async def fund(self, program_id: str, asset_id: str, amount: str, description: str | None = None) -> WalletOperationResult:
+        """Move ``amount`` from SYSTEM_ISSUANCE into the program's wallet of a PREFUNDED asset."""
+        return await self._wallet_operation("fund", program_id, asset_id, amount, description)
+
+    async def burn(self, program_id: str, asset_id: str, amount: str, description: str | None = None) -> WalletOperationResult:
+        """Move ``amount`` from the program's wallet to SYSTEM_BREAKAGE. Raises InsufficientFunds below zero."""
+        return await self._wallet_operation("burn", program_id, asset_id, amount, description)
+
+    async def _wallet_operation(self, kind: str, program_id: str, asset_id: str, amount: str, description: str | None) -> WalletOperationResult:
+        _, asset = self._wallet_asset(program_id, asset_id)
+        if description is not None and len(description) > 500:
+            raise ValidationFailed.field("description", "too_long", "description is at most 500 characters")
+        amount_minor = _positive_minor(amount, asset.scale, "amount")
+        now = self._clock()
+        tx = LedgerTx(self._world, now=now, id_seed=f"{kind}/{_new_id()}", program_id=program_id)
+        try:
+            entry_id = (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
+        except ActionFailed as error:
+            raise InsufficientFunds(str(error)) from None
+        ticket = self._apply_changes(tx.commit(now), [])
+        await self._writer.wait_durable(ticket)
+        available = self._world.accounts.get(account_key("PROGRAM", program_id, asset.id), 0)
+        verb = "Funded" if kind == "fund" else "Burned"
+        return WalletOperationResult(available=format_minor(available, asset.scale), journal_entry_id=entry_id,
+                                     message=f"{verb} {format_minor(amount_minor, asset.scale)} {asset.symbol}")
+
+    async def wallet_balances(self, program_id: str, asset_id: str | None = None) -> list[WalletBalance]:
+        """The program's wallet balance of each linked PREFUNDED asset."""
+        self._program(program_id)
+        balances = []
+        for asset in sorted(self._world.assets.values(), key=lambda a: a.created_at):
+            if program_id not in asset.program_ids or asset.issuance_policy != "PREFUNDED":
+                continue
+            if asset_id is not None and asset.id != asset_id:
+                continue
+            values = [self._world.accounts.get(account_key("PROGRAM", program_id, asset.id, b), 0) for b in ("AVAILABLE", "HELD", "DEFERRED")]
+            balances.append(WalletBalance(asset_id=asset.id, available=format_minor(values[0], asset.scale),
+                                          held=format_minor(values[1], asset.scale), deferred=format_minor(values[2], asset.scale),
+                                          issuance_policy=asset.issuance_policy))
+        return balances
+
+    # ==========================================================================================================
+    # rules
+    # ==========================================================================================================
+
+    async def create_rule(self, request: RuleCreate) -> Rule:
+        """Create a rule; its condition and actions are validated and compiled now.
+
+        Raises:
+            ValidationFailed: invalid CEL (with line and column), unknown or unlinked asset, bad amount.
+            Conflict: ``order`` already taken by an ACTIVE rule of the program.
+        """
+        request = self._validated(request)
+        program = self._program(request.program_id)
+        if program.status == "ARCHIVED":
+            raise Conflict("rules of an archived program cannot be created or changed")
+        siblings = [r for r in self._rules.values() if r.program_id == program.id and r.status != "ARCHIVED"]
+        if len(siblings) >= self._limits.rules_per_program_max:
+            raise ValidationFailed(f"a program has at most {self._limits.rules_per_program_max} rules")
+        self._check_actions_count(len(request.actions))
+        order = request.order if request.order is not None else max((r.order for r in siblings), default=0) + 10
+        now = self._clock()
+        rule = Rule(id=_new_id(), program_id=program.id, name=request.name, description=request.description,
+                    condition=request.condition, actions=list(request.actions), order=order,
+                    stop_after_match=request.stop_after_match, active_from=_utc_or_none(request.active_from, "active_from"),
+                    active_to=_utc_or_none(request.active_to, "active_to"), status=request.status, version=1,
+                    created_at=now, updated_at=now)
+        self._check_rule(rule)
+        version = RuleVersion(rule_id=rule.id, version=1, change_type="created", changes=[], changed_at=now, snapshot=rule)
+        return await self._store_rule(rule, version)
+
+    def _check_actions_count(self, count: int) -> None:
+        if count > self._limits.actions_per_rule_max:
+            raise ValidationFailed.field("actions", "too_many", f"a rule has at most {self._limits.actions_per_rule_max} actions")
+
+    def _check_rule(self, rule: Rule) -> None:
+        if len(rule.condition) > self._limits.condition_length_max:
+            raise ValidationFailed.field("condition", "too_long", f"condition is at most {self._limits.condition_length_max} characters")
+        if rule.active_from is not None and rule.active_to is not None and rule.active_to <= rule.active_from:
+            raise ValidationFailed.field("active_to", "invalid", "active_to must be after active_from")
+        compile_rule(rule, self._world.assets)
+        if rule.status == "ACTIVE":
+            for other in self._rules.values():
+                if other.id != rule.id and other.program_id == rule.program_id and other.status == "ACTIVE" and other.order == rule.order:
+                    raise Conflict(f"order {rule.order} is taken by active rule {other.name!r}", {"field": "order", "rule_id": other.id})
+
+    async def _store_rule(self, rule: Rule, version: RuleVersion) -> Rule:
+        self._rules[rule.id] = rule
+        self._recompile(rule.program_id)
+        await self._durable([
+            ("rules", rule.id.encode(), encode(rule)),
+            ("rule_versions", rule.id.encode() + be32(version.version), encode(version)),
+        ])
+        return rule
+
+    async def update_rule(self, rule_id: str, request: RuleUpdate) -> Rule:
+        """Change a rule; a new version is written to its history. Archived rules cannot change."""
+        request = self._validated(request)
+        rule = self.rule(rule_id)
+        if rule.status == "ARCHIVED":
+            raise Conflict("an archived rule cannot be modified")
+        if self._program(rule.program_id).status == "ARCHIVED":
+            raise Conflict("rules of an archived program cannot be changed")
+        changes: dict[str, Any] = {}
+        for name in ("name", "description", "condition", "actions", "order", "stop_after_match", "status"):
+            value = getattr(request, name)
+            if value is not None:
+                changes[name] = list(value) if name == "actions" else value
+        for name in ("active_from", "active_to"):
+            if getattr(request, f"clear_{name}"):
+                changes[name] = None
+            elif getattr(request, name) is not None:
+                changes[name] = _utc_or_none(getattr(request, name), name)
+        if not changes:
+            raise ValidationFailed("give at least one field to change")
+        if "actions" in changes:
+            self._check_actions_count(len(changes["actions"]))
+        now = self._clock()
+        updated = msgspec.structs.replace(rule, **changes, version=rule.version + 1, updated_at=now)
+        self._check_rule(updated)
+        change_type = {"ARCHIVED": "archived", "SUSPENDED": "suspended", "ACTIVE": "activated"}.get(
+            changes.get("status", ""), "updated") if changes.get("status") != rule.status else "updated"
+        version = RuleVersion(rule_id=rule.id, version=updated.version, change_type=change_type,  # type: ignore[arg-type]
+                              changes=sorted(changes), changed_at=now, snapshot=updated)
+        return await self._store_rule(updated, version)
+
+    def rule(self, rule_id: str) -> Rule:
+        """One rule (synchronous lookup)."""
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            raise NotFound("rule", rule_id)
+        return rule
+
+    async def get_rule(self, rule_id: str) -> Rule:
+        """One rule, current version."""
+        return self.rule(rule_id)
+
+    async def list_rules(self, *, program_id: str | None = None, status: str | None = None, include_archived: bool = False,
+                         limit: int = 50, cursor: str | None = None) -> Page:
+        """Rules ordered by ``order`` (then creation)."""
+        rules = sorted((r for r in self._rules.values()
+                        if (program_id is None or r.program_id == program_id) and (status is None or r.status == status)
+                        and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")),
+                       key=lambda r: (r.order, r.created_at, r.id))
+        return _page_in_memory(rules, limit=self._page_size(limit), cursor=cursor, keep_order=True)
+
+    async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
+        """A rule's versions, newest first."""
+        self.rule(rule_id)
+        versions = [msgspec.json.decode(raw, type=RuleVersion) for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)]
+        start = int(cursor) if cursor and cursor.isdigit() else None
+        if start is not None:
+            versions = [v for v in versions if v.version < start]
+        limit = self._page_size(limit)
+        page, more = versions[:limit], len(versions) > limit
+        return Page(data=page, has_more=more, next_cursor=str(page[-1].version) if more else None)
+
+    def validate_condition(self, condition: str) -> dict[str, Any]:
+        """Check a CEL condition's syntax: ``{valid, message, details}``."""
+        try:
+            compile_condition(condition)
+        except ValidationFailed as error:
+            return {"valid": False, "message": error.message, "details": error.details}
+        return {"valid": True, "message": "condition is valid", "details": {}}
+
+    # ==========================================================================================================
+    # participants
+    # ==========================================================================================================
+
+    async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
+        """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
+        request = self._validated(request)
+        if request.program_id is not None:
+            self._program(request.program_id)
+        existing = self._participant_by_external(request.external_id)
+        now = self._clock()
+        created = existing is None
+        tx = LedgerTx(self._world, now=now, id_seed=_new_id(), program_id=request.program_id)
+        if existing is None:
+            state = tx.adopt_new(self._new_participant(request.external_id, now))
+        else:
+            state = tx.edit(existing)
+        if request.status is not None:
+            state.status = request.status
+        self._apply_profile(state, request)
+        if request.tags is not None:
+            state.tags = {tag.lower() for tag in request.tags}
+        if request.attributes is not None:
+            state.attributes.update(request.attributes)
+        if request.program_id is not None and request.program_id not in state.program_ids:
+            state.program_ids.append(request.program_id)
+        self._check_participant_limits(state)
+        ticket = self._apply_changes(tx.commit(now), [])
+        await self._writer.wait_durable(ticket)
+        return state.public(self._world.assets), created
+
+    def _apply_profile(self, state: ParticipantState, request: ParticipantCreate | ParticipantUpdate) -> None:
+        for name in ("email", "phone", "first_name", "last_name", "display_name"):
+            value = getattr(request, name)
+            if value is None:
+                continue
+            if value == "":
+                state.profile.pop(name, None)
+            else:
+                state.profile[name] = value
+
+    def _check_participant_limits(self, state: ParticipantState) -> None:
+        limits = self._limits
+        if len(state.tags) > limits.tags_per_participant_max:
+            raise ValidationFailed.field("tags", "too_many", f"at most {limits.tags_per_participant_max} tags")
+        if len(state.attributes) > limits.attributes_per_participant_max:
+            raise ValidationFailed.field("attributes", "too_many", f"at most {limits.attributes_per_participant_max} attributes")
+        if len(state.counters) > limits.counters_per_participant_max:
+            raise ValidationFailed.field("counters", "too_many", f"at most {limits.counters_per_participant_max} counters")
+
+    async def _mutate_participant(self, participant_id: str, change: Callable[[ParticipantState], None]) -> Participant:
+        """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable."""
+        state = self._require_participant(participant_id)
+        now = self._clock()
+        tx = LedgerTx(self._world, now=now, id_seed=_new_id(), program_id=None)
+        working = tx.edit(state)
+        change(working)
+        working.invalidate()
+        self._check_participant_limits(working)
+        ticket = self._apply_changes(tx.commit(now), [])
+        await self._writer.wait_durable(ticket)
+        return working.public(self._world.assets)
+
+    async def get_participant(self, participant_id: str) -> Participant:
+        """A participant with balances, tags, counters and attributes."""
+        return self._require_participant(participant_id).public(self._world.assets)
+
+    async def get_participant_by_external_id(self, external_id: str) -> Participant:
+        """A participant by the client's own id."""
+        state = self._participant_by_external(external_id)
+        if state is None:
+            raise NotFound("participant", external_id)
+        return state.public(self._world.assets)
+
+    async def list_participants(self, *, external_id: str | None = None, program_id: str | None = None,
+                                status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page:
+        """Participants filtered by external_id, program or status (store order, i.e. by id)."""
+        limit = self._page_size(limit)
+        if external_id is not None:
+            state = self._participant_by_external(external_id)
+            states = [state] if state is not None else []
+        else:
+            await self._caught_up()
+            states = []
+            start = _decode_cursor(cursor)
+            for key, _ in self._store.scan("participants", start=start):
+                state = self._participant(key.decode())
+                assert state is not None
+                if (program_id is None or program_id in state.program_ids) and (status is None or state.status == status):
+                    states.append(state)
+                    if len(states) > limit:
+                        break
+        states = [s for s in states if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)]
+        more = len(states) > limit
+        states = states[:limit]
+        next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
+        return Page(data=[s.public(self._world.assets) for s in states], has_more=more, next_cursor=next_cursor)
+
+    async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
+        """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
+        request = self._validated(request)
+        if request.external_id is not None:
+            owner = self._participant_by_external(request.external_id)
+            if owner is not None and owner.id != participant_id:
+                raise Conflict(f"external_id {request.external_id!r} belongs to another participant")
+
+        def change(state: ParticipantState) -> None:
+            if request.external_id is not None:
+                state.external_id = request.external_id
+            self._apply_profile(state, request)
+            if request.tags is not None:
+                state.tags = {tag.lower() for tag in request.tags}
+            if request.attributes is not None:
+                state.attributes.update(request.attributes)
+
+        old = self._require_participant(participant_id)
+        old_external = old.external_id
+        result = await self._mutate_participant(participant_id, change)
+        if request.external_id is not None and request.external_id != old_external:
+            await self._durable([("participant_ext", old_external.encode(), None)])
+        return result
+
+    async def set_participant_status(self, participant_id: str, status: str) -> Participant:
+        """ACTIVE, SUSPENDED or CLOSED. SUSPENDED and CLOSED block CREDIT, DEBIT and COUNTER."""
+        if status not in ("ACTIVE", "SUSPENDED", "CLOSED"):
+            raise ValidationFailed.field("status", "invalid", "status is ACTIVE, SUSPENDED or CLOSED")
+        return await self._mutate_participant(participant_id, lambda s: setattr(s, "status", status))
+
+    async def add_tags(self, participant_id: str, tags: list[str]) -> Participant:
+        """Add tags (lowercased); existing ones are kept."""
+        clean = _clean_tags(tags)
+        return await self._mutate_participant(participant_id, lambda s: s.tags.update(clean))
+
+    async def remove_tag(self, participant_id: str, tag: str) -> Participant:
+        """Remove a tag; absent is fine."""
+        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(tag.lower()))
+
+    async def replace_tags(self, participant_id: str, tags: list[str]) -> Participant:
+        """Replace all tags."""
+        clean = _clean_tags(tags)
+        return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)))
+
+    async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
+        """Set a counter to an exact decimal value (creating it)."""
+        _check_key(key)
+        amount = parse_decimal(value, "value")
+        return await self._mutate_participant(participant_id, lambda s: s.counters.__setitem__(key, amount))
+
+    async def delete_counter(self, participant_id: str, key: str) -> Participant:
+        """Delete a counter; absent is fine."""
+        return await self._mutate_participant(participant_id, lambda s: s.counters.pop(key, None))
+
+    async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
+        """Merge attributes (string to string)."""
+        for key, value in attributes.items():
+            _check_key(key)
+            if not isinstance(value, str) or len(value) > 4096:
+                raise ValidationFailed.field(f"attributes.{key}", "invalid", "attribute values are strings of at most 4096 characters")
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(attributes))
+
+    async def delete_attribute(self, participant_id: str, key: str) -> Participant:
+        """Delete an attribute; absent is fine."""
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None))
+
+    async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
+        """Balances per asset: available, held, deferred."""
+        participant = await self.get_participant(participant_id)
+        return [b for b in participant.balances if asset_id is None or b.asset_id == asset_id]
+
+    async def lots(self, participant_id: str, asset_id: str, *, status: str | None = None) -> list[Lot]:
+        """A participant's lots of a LOT asset, oldest first, with status (open and closed)."""
+        self._require_participant(participant_id)
+        asset = self._asset(asset_id)
+        if asset.inventory_mode != "LOT":
+            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is SIMPLE; only LOT assets have lots")
+        await self._caught_up()
+        lots = [msgspec.json.decode(raw, type=Lot) for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())]
+        lots.sort(key=lambda lot: (lot.created_at, lot.number))
+        return [lot for lot in lots if status is None or lot.status == status]
+
+    # ==========================================================================================================
+    # journal
+    # ==========================================================================================================
+
+    async def get_journal_entry(self, entry_id: str) -> JournalEntry:
+        """One journal entry with its postings and hash."""
+        await self._caught_up()
+        sequence_key = self._store.get_raw("journal_ids", entry_id.encode())
+        if sequence_key is None:
+            raise NotFound("journal entry", entry_id)
+        raw = self._store.get_raw("journal", sequence_key)
+        assert raw is not None
+        return _records.decode_entry(raw)
+
+    async def list_journal_entries(
+        self,
+        *,
+        program_id: str | None = None,
+        event_id: str | None = None,
+        rule_id: str | None = None,
+        participant_id: str | None = None,
+        asset_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Journal entries, newest first, filtered (all filters together)."""
+        limit = self._page_size(limit)
+        await self._caught_up()
+        filters = [("event", event_id), ("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
+        chosen = next(((kind, value) for kind, value in filters if value is not None), None)
+        start = _decode_cursor(cursor)
+
+        def keep(entry: JournalEntry) -> bool:
+            return (
+                (program_id is None or entry.program_id == program_id)
+                and (event_id is None or entry.event_id == event_id)
+                and (rule_id is None or entry.rule_id == rule_id)
+                and (participant_id is None or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings))
+                and (asset_id is None or any(p.asset_id == asset_id for p in entry.postings))
+                and (created_from is None or entry.created_at >= created_from)
+                and (created_to is None or entry.created_at < created_to)
+            )
+
+        found: list[JournalEntry] = []
+        if chosen is None:
+            source = ((key, raw) for key, raw in self._store.scan("journal", start=start, reverse=True))
+        else:
+            prefix = f"{chosen[0]}\0{chosen[1]}\0".encode()
+            source = (
+                (key, self._store.get_raw("journal", key[len(prefix):]) or b"")
+                for key, _ in self._store.scan("journal_index", prefix, start=prefix + start if start else None, reverse=True)
+            )
+        last_key: bytes | None = None
+        for key, raw in source:
+            entry = _records.decode_entry(raw)
+            if keep(entry):
+                if len(found) == limit:
+                    return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b""))
+                found.append(entry)
+                last_key = key
+        return Page(data=found, has_more=False, next_cursor=None)
+
+    # ==========================================================================================================
+    # introspection
+    # ==========================================================================================================
+
+    def statistics(self) -> EngineStatistics:
+        """A snapshot of the engine's counters."""
+        assert self._registry is not None
+        writer = self._writer.statistics()
+        return EngineStatistics(
+            events_inflight=self._inflight, events_inflight_peak=self._inflight_peak,
+            events_accepted=self._counts["accepted"], events_completed=self._counts["completed"],
+            events_failed=self._counts["failed"], idempotent_replays=self._counts["replays"],
+            idempotency_conflicts=self._counts["conflicts"], participants_cached=len(self._participants),
+            participants_cached_peak=self._cached_peak, passivations=self._counts["passivations"],
+            journal_sequence=self._world.journal_sequence, actors=self._registry.statistics(),
+            writer_records_durable=writer.records_durable, writer_commits=writer.commits,
+            writer_batch_records_peak=writer.batch_records_peak,
+        )
+
+    async def verify(self) -> VerifyReport:
+        """Run ``verify`` on this engine's store once everything appended is durable (see scrip_actor.verify)."""
+        await self._caught_up()
+        return verify_store(self._store)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the store lives."""
+        return self._store.path
+
+    def _page_size(self, limit: int) -> int:
+        if not 1 <= limit <= self._limits.page_size_max:
+            raise ValidationFailed.field("limit", "invalid", f"limit must be 1-{self._limits.page_size_max}")
+        return limit
+
+
+# ==============================================================================================================
+# module helpers
+# ==============================================================================================================
+
+
+def _merge(first: Changes | None, second: Changes | None) -> Changes:
+    """Two consecutive transactions' changes as one record (the later state of a participant or lot wins)."""
+    parts = [changes for changes in (first, second) if changes is not None]
+    participants: dict[str, ParticipantState] = {}
+    lots: dict[str, Lot] = {}
+    for changes in parts:
+        participants.update((state.id, state) for state in changes.participants)
+        lots.update((lot.id, lot) for lot in changes.lots)
+    return Changes(
+        participants=list(participants.values()),
+        lots=list(lots.values()),
+        entries=[entry for changes in parts for entry in changes.entries],
+        accounts={key: value for changes in parts for key, value in changes.accounts.items()},
+        schedule=[item for changes in parts for item in changes.schedule],
+    )
+
+
+def _participant_id_for(event: Event, external_id: str | None = None) -> str:
+    """A participant created by an event gets an id derived from the event, so a replay recreates the same id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"participant/{event.id}/{external_id or event.external_id}"))
+
+
+def _relaxed_assets(rule: Rule, assets: dict[str, Asset]) -> dict[str, Asset]:
+    """Assets as compile_rule needs them to accept an already-stored rule whose asset changed since."""
+    relaxed = {}
+    for action in rule.actions:
+        asset_id = getattr(action, "asset_id", None)
+        if asset_id in assets and rule.program_id not in assets[asset_id].program_ids:
+            relaxed[asset_id] = msgspec.structs.replace(assets[asset_id], program_ids=[*assets[asset_id].program_ids, rule.program_id])
+    return relaxed
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max((_depth(item, level + 1) for item in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(item, level + 1) for item in value), default=level)
+    return level
+
+
+def _validation_error(error: msgspec.ValidationError) -> ValidationFailed:
+    message = str(error)
+    field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else "$"
+    return ValidationFailed(message, {"fields": [{"field": field, "reason": "invalid", "message": message}]})
+
+
+def _positive_minor(amount: str, scale: int, field: str) -> int:
+    value = parse_decimal(amount, field)
+    if value <= 0:
+        raise ValidationFailed.field(field, "invalid", f"{field} must be positive")
+    return to_minor(value, scale, field)
+
+
+def _normalized(amount: str | None, scale: int) -> str | None:
+    return None if amount is None else format_minor(to_minor(parse_decimal(amount), scale), scale)
+
+
+def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        return utc(moment)
+    except ValueError as error:
+        raise ValidationFailed.field(field, "invalid", str(error)) from None
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    clean = []
+    for tag in tags:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 255:
+            raise ValidationFailed.field("tags", "invalid", "tags are strings of 1-255 characters")
+        clean.append(tag.lower())
+    return clean
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise ValidationFailed.field("key", "invalid", "keys are strings of 1-255 characters")
+
+
+def _encode_cursor(key: bytes | None) -> str | None:
+    return None if key is None else base64.urlsafe_b64encode(key).decode()
+
+
+def _decode_cursor(cursor: str | None) -> bytes | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode())
+    except (ValueError, TypeError):
+        raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued") from None
+
+
+def _page_in_memory(items: list[Any], *, limit: int, cursor: str | None, keep_order: bool = False) -> Page:
+    """Paginate a small in-memory list: newest first (or the given order), cursor = the last item's id."""
+    ordered = items if keep_order else sorted(items, key=lambda item: (item.created_at, item.id), reverse=True)
+    if cursor:
+        ids = [item.id for item in ordered]
+        if cursor not in ids:
+            raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued")
+        ordered = ordered[ids.index(cursor) + 1 :]
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    return Page(data=page, has_more=more, next_cursor=page[-1].id if more else None)
+
+
+@asynccontextmanager
+async def open_engine(
+    data_dir: str | Path | None = None,
+    *,
+    config: Config | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> AsyncIterator[Engine]:
+    """Open (or create) the store and run the engine for the duration of the ``async with`` block.
+
+    Args:
+        data_dir: where LMDB lives; overrides ``config.storage.data_dir``.
+        config: settings; defaults to :class:`~scrip_actor.config.Config()`.
+        clock: wall-clock source (UTC datetimes) for receipt times and lot sweeps; tests pass a manual clock.
+
+    On exit, new events are refused, actors stop between steps, and everything already appended is committed
+    before LMDB closes. Events accepted but not yet processed are processed after the next open, each exactly once.
+    """
+    config = config or Config()
+    if data_dir is not None:
+        config = msgspec.structs.replace(config, storage=msgspec.structs.replace(config.storage, data_dir=str(data_dir)))
+    engine = Engine(config, clock)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine._writer.run)
+            async with trio.open_nursery() as workers:
+                engine._start(workers)
+                try:
+                    yield engine
+                finally:
+                    engine._closing = True
+                    workers.cancel_scope.cancel()
+            engine._writer.close()
+    finally:
+        engine._store.close()

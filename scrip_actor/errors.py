@@ -1,0 +1,103 @@
+"""One small error tree for everything a caller can get wrong.
+
+Every error a caller can cause is a :class:`ScripError` with a stable machine ``code``, a human ``message`` and
+structured ``details``. The HTTP layer maps each class to a status in one table; the embedded API raises them as
+they are. Anything that is *not* a ScripError escaping the engine is a bug.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidScale",
+    "LimitExceeded",
+    "NotFound",
+    "Overloaded",
+    "ScripError",
+    "ValidationFailed",
+]
+
+
+class ScripError(Exception):
+    """Root of every error the engine raises on purpose.
+
+    Attributes:
+        code: stable snake_case machine code, e.g. ``"not_found"``.
+        message: one sentence for a human.
+        details: structured context; for validation, ``{"fields": [{"field", "reason", "message"}]}``.
+    """
+
+    code = "error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``{code, message, details}`` shape used on the wire."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ValidationFailed(ScripError):
+    """The request is malformed or breaks a documented constraint (HTTP 400)."""
+
+    code = "bad_request"
+
+    @classmethod
+    def field(cls, field: str, reason: str, message: str) -> ValidationFailed:
+        """A validation error about one field, with per-field details."""
+        return cls(message, {"fields": [{"field": field, "reason": reason, "message": message}]})
+
+
+class InvalidScale(ValidationFailed):
+    """An amount has more decimal places than its asset's scale allows (HTTP 400)."""
+
+    code = "invalid_scale"
+
+
+class NotFound(ScripError):
+    """The named resource does not exist (HTTP 404)."""
+
+    code = "not_found"
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} not found", {"resource": kind, "id": key})
+
+
+class Conflict(ScripError):
+    """The request clashes with the current state, e.g. a rule order already taken (HTTP 409)."""
+
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    """The idempotency key was used before with a different payload (HTTP 409)."""
+
+    code = "idempotency_conflict"
+
+
+class InsufficientFunds(ScripError):
+    """A balance or wallet is too small for the operation (HTTP 422)."""
+
+    code = "insufficient_balance"
+
+
+class LimitExceeded(ScripError):
+    """A configured limit would be exceeded (HTTP 400 or 413, by context)."""
+
+    code = "limit_exceeded"
+
+
+class Overloaded(ScripError):
+    """The engine's bounded queues are full; retry later (HTTP 429)."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, {"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s

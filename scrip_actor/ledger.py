@@ -1,0 +1,694 @@
+"""The double-entry ledger in memory: accounts, participant balances, lots, and one step's transaction.
+
+Pure domain code: nothing here does I/O or awaits. A :class:`LedgerTx` works on copies of the states it touches;
+:meth:`LedgerTx.commit` swaps the copies in and returns a :class:`Changes` record for the store, or the caller drops
+the transaction and nothing happened (that is how an event is atomic).
+
+Invariants, asserted when an entry is built and again by ``verify`` after reading it back:
+
+* the postings of an entry sum to zero per asset, and there are at least two;
+* a lot's remaining amount stays within ``0..amount``;
+* for a LOT asset, ``available == sum(remaining of AVAILABLE lots) - overdraft`` and
+  ``deferred == sum(remaining of DEFERRED lots)``;
+* the journal sequence increases by one and each entry's hash covers the previous entry's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
+from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Posting
+
+__all__ = [
+    "GENESIS_HASH",
+    "SYSTEM_BREAKAGE",
+    "SYSTEM_ISSUANCE",
+    "SYSTEM_REDEMPTION",
+    "ActionFailed",
+    "Changes",
+    "LedgerTx",
+    "ParticipantRecord",
+    "ParticipantState",
+    "World",
+    "account_key",
+    "entry_hash",
+]
+
+SYSTEM_ISSUANCE = "SYSTEM_ISSUANCE"
+SYSTEM_BREAKAGE = "SYSTEM_BREAKAGE"
+SYSTEM_REDEMPTION = "SYSTEM_REDEMPTION"
+GENESIS_HASH = "0" * 64
+_ID_NAMESPACE = uuid.UUID("6f1d7c1e-2a55-4c1b-9a52-5c0a2f3e8d11")
+
+AVAILABLE, HELD, DEFERRED = 0, 1, 2
+_BUCKETS: tuple[Literal["AVAILABLE", "HELD", "DEFERRED"], ...] = ("AVAILABLE", "HELD", "DEFERRED")
+
+
+class ActionFailed(Exception):
+    """An action cannot apply (balance too small, wallet empty, blocked status, bad amount): the event fails."""
+
+
+def derived_id(seed: str, counter: int) -> str:
+    """Deterministic UUID from a seed (an event id) and a counter, so replays produce the same ids."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{seed}/{counter}"))
+
+
+def account_key(entity_type: str, entity_id: str, asset_id: str, bucket: str = "AVAILABLE") -> str:
+    """Key of a non-participant account (system accounts, program wallets)."""
+    return f"{entity_type}:{entity_id}:{asset_id}:{bucket}"
+
+
+class ParticipantRecord(msgspec.Struct, kw_only=True):
+    """A participant as stored (lots live in their own database)."""
+
+    id: str
+    external_id: str
+    status: str = "ACTIVE"
+    profile: dict[str, str] = {}
+    tags: list[str] = []
+    counters: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    program_ids: list[str] = []
+    balances: dict[str, list[int]] = {}
+    overdraft: dict[str, int] = {}
+    lot_numbers: dict[str, int] = {}
+    created_at: datetime
+    updated_at: datetime
+
+
+class ParticipantState:
+    """A participant in memory: the actor's state, kept exactly equal to what has been committed or is queued."""
+
+    __slots__ = (
+        "_cel_view",
+        "attributes",
+        "balances",
+        "commit_ticket",
+        "counters",
+        "created_at",
+        "external_id",
+        "id",
+        "lot_numbers",
+        "lots",
+        "overdraft",
+        "profile",
+        "program_ids",
+        "status",
+        "tags",
+        "updated_at",
+    )
+
+    def __init__(self, record: ParticipantRecord, lots: dict[str, list[Lot]]) -> None:
+        self.id = record.id
+        self.external_id = record.external_id
+        self.status = record.status
+        self.profile = dict(record.profile)
+        self.tags = set(record.tags)
+        self.counters = {key: Decimal(value) for key, value in record.counters.items()}
+        self.attributes = dict(record.attributes)
+        self.program_ids = list(record.program_ids)
+        self.balances = {asset: list(values) for asset, values in record.balances.items()}
+        self.overdraft = dict(record.overdraft)
+        self.lot_numbers = dict(record.lot_numbers)
+        self.created_at = record.created_at
+        self.updated_at = record.updated_at
+        # Open lots only (AVAILABLE or DEFERRED with something remaining), oldest first.
+        self.lots = lots
+        self.commit_ticket = 0
+        self._cel_view: dict[str, object] | None = None
+
+    def clone(self) -> ParticipantState:
+        """A copy whose containers can change without touching this one (lots are copied on write)."""
+        copy = ParticipantState.__new__(ParticipantState)
+        copy.id = self.id
+        copy.external_id = self.external_id
+        copy.status = self.status
+        copy.profile = dict(self.profile)
+        copy.tags = set(self.tags)
+        copy.counters = dict(self.counters)
+        copy.attributes = dict(self.attributes)
+        copy.program_ids = list(self.program_ids)
+        copy.balances = {asset: list(values) for asset, values in self.balances.items()}
+        copy.overdraft = dict(self.overdraft)
+        copy.lot_numbers = dict(self.lot_numbers)
+        copy.created_at = self.created_at
+        copy.updated_at = self.updated_at
+        copy.lots = {asset: list(lots) for asset, lots in self.lots.items()}
+        copy.commit_ticket = self.commit_ticket
+        copy._cel_view = None
+        return copy
+
+    def to_record(self) -> ParticipantRecord:
+        """The storable form."""
+        return ParticipantRecord(
+            id=self.id,
+            external_id=self.external_id,
+            status=self.status,
+            profile=dict(self.profile),
+            tags=sorted(self.tags),
+            counters={key: _decimal_text(value) for key, value in sorted(self.counters.items())},
+            attributes=dict(sorted(self.attributes.items())),
+            program_ids=list(self.program_ids),
+            balances={asset: list(values) for asset, values in sorted(self.balances.items())},
+            overdraft={asset: value for asset, value in sorted(self.overdraft.items()) if value},
+            lot_numbers=dict(sorted(self.lot_numbers.items())),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    def cel_view(self) -> dict[str, object]:
+        """The participant as CEL sees it (cached until the state changes): counters are doubles."""
+        view = self._cel_view
+        if view is None:
+            view = {
+                "id": self.id,
+                "external_id": self.external_id,
+                "status": self.status,
+                "tags": sorted(self.tags),
+                "counters": {key: float(value) for key, value in self.counters.items()},
+                "attributes": dict(self.attributes),
+                "program_ids": list(self.program_ids),
+            }
+            self._cel_view = view
+        return view
+
+    def balance(self, asset_id: str) -> list[int]:
+        """The mutable ``[available, held, deferred]`` triple of an asset (created at zero)."""
+        values = self.balances.get(asset_id)
+        if values is None:
+            values = self.balances[asset_id] = [0, 0, 0]
+        return values
+
+    def public(self, assets: dict[str, Asset]) -> Participant:
+        """The caller-facing record, amounts formatted at each asset's scale."""
+        balances = []
+        for asset_id, (available, held, deferred) in sorted(self.balances.items()):
+            scale = assets[asset_id].scale if asset_id in assets else 0
+            balances.append(
+                Balance(
+                    asset_id=asset_id,
+                    available=format_minor(available, scale),
+                    held=format_minor(held, scale),
+                    deferred=format_minor(deferred, scale),
+                )
+            )
+        return Participant(
+            id=self.id,
+            external_id=self.external_id,
+            status=self.status,  # type: ignore[arg-type]
+            email=self.profile.get("email"),
+            phone=self.profile.get("phone"),
+            first_name=self.profile.get("first_name"),
+            last_name=self.profile.get("last_name"),
+            display_name=self.profile.get("display_name"),
+            tags=sorted(self.tags),
+            counters={key: _decimal_text(value) for key, value in sorted(self.counters.items())},
+            attributes=dict(sorted(self.attributes.items())),
+            program_ids=list(self.program_ids),
+            balances=balances,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    def invalidate(self) -> None:
+        """Forget the cached CEL view after a change."""
+        self._cel_view = None
+
+
+def _decimal_text(value: Decimal) -> str:
+    """Exact, plain decimal text (no exponent): ``Decimal("1E+2")`` -> ``"100"``."""
+    text = format(value, "f")
+    return text
+
+
+class World:
+    """Ledger state shared by all participants: assets, system and wallet accounts, the journal head."""
+
+    def __init__(self) -> None:
+        self.assets: dict[str, Asset] = {}
+        self.accounts: dict[str, int] = {}
+        self.journal_sequence = 0
+        self.journal_hash = GENESIS_HASH
+
+
+class Changes(msgspec.Struct, kw_only=True):
+    """What one committed transaction changed, for the store to write."""
+
+    participants: list[ParticipantState]
+    lots: list[Lot]
+    entries: list[JournalEntry]
+    accounts: dict[str, int]  # new absolute balances
+    schedule: list[tuple[datetime, str, str]]  # (due, lot id, participant id) to add
+
+
+def entry_hash(entry: JournalEntry) -> str:
+    """SHA-256 over the previous hash and the entry's canonical JSON (with ``entry_hash`` empty)."""
+    canonical = msgspec.json.encode(msgspec.structs.replace(entry, entry_hash=""))
+    return hashlib.sha256(entry.previous_hash.encode() + canonical).hexdigest()
+
+
+def check_entry(entry: JournalEntry) -> None:
+    """Assert an entry's own invariants (used before writing and after reading)."""
+    assert len(entry.postings) >= 2, f"entry {entry.id} has fewer than two postings"
+    sums: dict[str, int] = {}
+    for posting in entry.postings:
+        assert posting.amount_minor != 0, f"entry {entry.id} has a zero posting"
+        assert abs(posting.amount_minor) <= AMOUNT_MINOR_MAX, f"entry {entry.id} posting out of range"
+        sums[posting.asset_id] = sums.get(posting.asset_id, 0) + posting.amount_minor
+    for asset_id, total in sums.items():
+        assert total == 0, f"entry {entry.id} postings of asset {asset_id} sum to {total}, not zero"
+
+
+class LedgerTx:
+    """One step's changes, applied to copies; :meth:`commit` makes them real, dropping the object undoes them.
+
+    Args:
+        world: the shared ledger state.
+        now: the step's logical time (the event's ``event_timestamp``); relative expiry counts from it.
+        id_seed: seed of the deterministic ids of entries and lots (the event id, or a sweep's id).
+    """
+
+    def __init__(self, world: World, *, now: datetime, id_seed: str, program_id: str | None) -> None:
+        self.world = world
+        self.now = now
+        self.id_seed = id_seed
+        self.program_id = program_id
+        self.event_id: str | None = None
+        self._counter = 0
+        self._participants: dict[str, ParticipantState] = {}
+        self._originals: dict[str, ParticipantState] = {}
+        self._account_deltas: dict[str, int] = {}
+        self._entries: list[JournalEntry] = []
+        self._lots: dict[str, Lot] = {}
+        self._schedule: list[tuple[datetime, str, str]] = []
+
+    # --- working copies ---------------------------------------------------------------------------------------
+
+    def edit(self, state: ParticipantState) -> ParticipantState:
+        """The working copy of ``state`` for this transaction (made on first use)."""
+        copy = self._participants.get(state.id)
+        if copy is None:
+            copy = state.clone()
+            self._participants[state.id] = copy
+            self._originals[state.id] = state
+        return copy
+
+    def adopt_new(self, state: ParticipantState) -> ParticipantState:
+        """Register a participant created inside this transaction."""
+        assert state.id not in self._participants
+        self._participants[state.id] = state
+        return state
+
+    def touched(self, participant_id: str) -> ParticipantState | None:
+        """The working copy if this transaction already touched the participant."""
+        return self._participants.get(participant_id)
+
+    def account_balance(self, key: str) -> int:
+        """An account's balance including this transaction's uncommitted postings."""
+        return self.world.accounts.get(key, 0) + self._account_deltas.get(key, 0)
+
+    def next_id(self) -> str:
+        """A fresh deterministic id for an entry or lot."""
+        self._counter += 1
+        return derived_id(self.id_seed, self._counter)
+
+    # --- postings ---------------------------------------------------------------------------------------------
+
+    def _post(
+        self,
+        action_type: str,
+        legs: list[tuple[str, str, str, str, int]],
+        *,
+        rule_id: str | None,
+        description: str | None,
+        reference_id: str | None = None,
+        created_at: datetime | None = None,
+        program_id: str | None = None,
+    ) -> str:
+        """Record an entry from ``(entity_type, entity_id, asset_id, bucket, amount_minor)`` legs; apply them."""
+        postings = []
+        for entity_type, entity_id, asset_id, bucket, amount_minor in legs:
+            scale = self.world.assets[asset_id].scale
+            postings.append(
+                Posting(
+                    entity_type=entity_type,  # type: ignore[arg-type]
+                    entity_id=entity_id,
+                    asset_id=asset_id,
+                    bucket=bucket,  # type: ignore[arg-type]
+                    amount_minor=amount_minor,
+                    amount=format_minor(amount_minor, scale),
+                )
+            )
+            if entity_type == "PARTICIPANT":
+                state = self._participants[entity_id]
+                values = state.balance(asset_id)
+                values[_BUCKETS.index(bucket)] += amount_minor  # type: ignore[arg-type]
+                assert abs(values[_BUCKETS.index(bucket)]) <= AMOUNT_MINOR_MAX  # type: ignore[arg-type]
+            else:
+                key = account_key(entity_type, entity_id, asset_id, bucket)
+                self._account_deltas[key] = self._account_deltas.get(key, 0) + amount_minor
+        entry = JournalEntry(
+            id=self.next_id(),
+            sequence=0,  # assigned at commit, in commit order
+            action_type=action_type,
+            program_id=program_id or self.program_id,
+            event_id=self.event_id,
+            rule_id=rule_id,
+            reference_id=reference_id,
+            description=description,
+            created_at=created_at or self.now,
+            postings=postings,
+            previous_hash="",
+        )
+        check_entry(entry)
+        self._entries.append(entry)
+        return entry.id
+
+    def _source_leg(self, asset: Asset, program_id: str, amount_minor: int) -> tuple[str, str, str, str, int]:
+        """Where a credit's value comes from: SYSTEM_ISSUANCE, or the program wallet (which must cover it)."""
+        if asset.issuance_policy == "UNLIMITED":
+            return ("SYSTEM", SYSTEM_ISSUANCE, asset.id, "AVAILABLE", -amount_minor)
+        wallet = account_key("PROGRAM", program_id, asset.id)
+        available = self.account_balance(wallet)
+        if available < amount_minor:
+            raise ActionFailed(
+                f"program wallet for asset {asset.symbol} has {format_minor(available, asset.scale)}, "
+                f"needs {format_minor(amount_minor, asset.scale)}"
+            )
+        return ("PROGRAM", program_id, asset.id, "AVAILABLE", -amount_minor)
+
+    # --- operations -------------------------------------------------------------------------------------------
+
+    def credit(
+        self,
+        state: ParticipantState,
+        asset: Asset,
+        amount_minor: int,
+        *,
+        program_id: str,
+        rule_id: str | None,
+        description: str | None,
+        expires_at: datetime | None = None,
+        matures_at: datetime | None = None,
+    ) -> str:
+        """Credit ``amount_minor`` to a participant; a LOT asset gets a new lot. Returns the entry id."""
+        assert amount_minor > 0
+        participant = self.edit(state)
+        source = self._source_leg(asset, program_id, amount_minor)
+        deferred = matures_at is not None and matures_at > self.now
+        bucket = "DEFERRED" if deferred else "AVAILABLE"
+        entry_id = self._post(
+            "CREDIT",
+            [source, ("PARTICIPANT", participant.id, asset.id, bucket, amount_minor)],
+            rule_id=rule_id,
+            description=description,
+        )
+        if asset.inventory_mode == "LOT":
+            self._open_lot(participant, asset, amount_minor, program_id, expires_at, matures_at, deferred)
+        participant.invalidate()
+        return entry_id
+
+    def _open_lot(
+        self,
+        participant: ParticipantState,
+        asset: Asset,
+        amount_minor: int,
+        program_id: str,
+        expires_at: datetime | None,
+        matures_at: datetime | None,
+        deferred: bool,
+    ) -> None:
+        number = participant.lot_numbers.get(asset.id, 0) + 1
+        participant.lot_numbers[asset.id] = number
+        remaining = amount_minor
+        if not deferred:
+            remaining -= self._repay_overdraft(participant, asset.id, amount_minor)
+        lot = Lot(
+            id=self.next_id(),
+            participant_id=participant.id,
+            asset_id=asset.id,
+            program_id=program_id,
+            number=number,
+            amount_minor=amount_minor,
+            remaining_minor=remaining,
+            amount=format_minor(amount_minor, asset.scale),
+            remaining=format_minor(remaining, asset.scale),
+            status="DEFERRED" if deferred else ("AVAILABLE" if remaining else "CONSUMED"),
+            created_at=self.now,
+            expires_at=expires_at,
+            matures_at=matures_at,
+            event_id=self.event_id,
+        )
+        self._lots[lot.id] = lot
+        if lot.status in ("AVAILABLE", "DEFERRED"):
+            participant.lots.setdefault(asset.id, []).append(lot)
+            participant.lots[asset.id].sort(key=_lot_order)
+            for due in (expires_at, matures_at if deferred else None):
+                if due is not None:
+                    self._schedule.append((due, lot.id, participant.id))
+
+    def _repay_overdraft(self, participant: ParticipantState, asset_id: str, amount_minor: int) -> int:
+        """Value arriving in AVAILABLE first covers an overdraft; returns how much it covered."""
+        owed = participant.overdraft.get(asset_id, 0)
+        repaid = min(owed, amount_minor)
+        if repaid:
+            participant.overdraft[asset_id] = owed - repaid
+        return repaid
+
+    def debit(
+        self,
+        state: ParticipantState,
+        asset: Asset,
+        amount_minor: int,
+        *,
+        allow_negative: bool,
+        rule_id: str | None,
+        description: str | None,
+    ) -> str:
+        """Debit AVAILABLE value to SYSTEM_REDEMPTION; LOT assets spend the oldest spendable lots first."""
+        assert amount_minor > 0
+        participant = self.edit(state)
+        if asset.inventory_mode == "LOT":
+            spendable = self.spendable_lot_value(participant, asset.id)
+        else:
+            spendable = participant.balance(asset.id)[AVAILABLE]
+        if spendable < amount_minor and not allow_negative:
+            raise ActionFailed(
+                f"insufficient {asset.symbol} balance: available {format_minor(max(spendable, 0), asset.scale)}, "
+                f"needs {format_minor(amount_minor, asset.scale)}"
+            )
+        if asset.inventory_mode == "LOT":
+            self._consume_lots(participant, asset, amount_minor)
+        entry_id = self._post(
+            "DEBIT",
+            [
+                ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", -amount_minor),
+                ("SYSTEM", SYSTEM_REDEMPTION, asset.id, "AVAILABLE", amount_minor),
+            ],
+            rule_id=rule_id,
+            description=description,
+        )
+        participant.invalidate()
+        return entry_id
+
+    def spendable_lot_value(self, participant: ParticipantState, asset_id: str) -> int:
+        """Value that may be spent now: AVAILABLE lots not yet expired at ``now``, less any overdraft."""
+        total = 0
+        for lot in participant.lots.get(asset_id, ()):
+            if lot.status == "AVAILABLE" and (lot.expires_at is None or lot.expires_at > self.now):
+                total += lot.remaining_minor
+        return total - participant.overdraft.get(asset_id, 0)
+
+    def _consume_lots(self, participant: ParticipantState, asset: Asset, amount_minor: int) -> None:
+        needed = amount_minor
+        lots = participant.lots.get(asset.id, [])
+        kept: list[Lot] = []
+        for lot in lots:
+            spendable = lot.status == "AVAILABLE" and (lot.expires_at is None or lot.expires_at > self.now)
+            if needed == 0 or not spendable:
+                kept.append(lot)
+                continue
+            taken = min(needed, lot.remaining_minor)
+            needed -= taken
+            remaining = lot.remaining_minor - taken
+            assert 0 <= remaining <= lot.amount_minor
+            changed = msgspec.structs.replace(
+                lot,
+                remaining_minor=remaining,
+                remaining=format_minor(remaining, asset.scale),
+                status="AVAILABLE" if remaining else "CONSUMED",
+            )
+            self._lots[changed.id] = changed
+            if remaining:
+                kept.append(changed)
+        participant.lots[asset.id] = kept
+        if needed:
+            # allow_negative: what the lots could not cover becomes an overdraft, repaid by the next credits.
+            participant.overdraft[asset.id] = participant.overdraft.get(asset.id, 0) + needed
+
+    def settle_lots(self, state: ParticipantState, until: datetime) -> int:
+        """Mature and expire every lot of ``state`` due at or before ``until``. Returns entries written.
+
+        Maturity moves DEFERRED to AVAILABLE (MATURITY entry); expiry moves what remains to SYSTEM_BREAKAGE
+        (EXPIRATION entry). Each entry is dated at the lot's own due time, so the journal does not depend on when
+        the sweep happened to run.
+        """
+        written = 0
+        for asset_id in sorted(state.lots):
+            for lot in list(state.lots[asset_id]):
+                written += self._settle_lot(state, lot, until)
+        return written
+
+    def _settle_lot(self, state: ParticipantState, lot: Lot, until: datetime) -> int:
+        written = 0
+        participant = self.edit(state)
+        asset = self.world.assets[lot.asset_id]
+        current = next(candidate for candidate in participant.lots[lot.asset_id] if candidate.id == lot.id)
+        matures = current.status == "DEFERRED" and current.matures_at is not None and current.matures_at <= until
+        if matures and not (current.expires_at is not None and current.expires_at <= current.matures_at):  # type: ignore[operator]
+            assert current.matures_at is not None
+            self._post(
+                "MATURITY",
+                [
+                    ("PARTICIPANT", participant.id, asset.id, "DEFERRED", -current.remaining_minor),
+                    ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", current.remaining_minor),
+                ],
+                rule_id=None,
+                description="lot matured",
+                reference_id=current.id,
+                created_at=current.matures_at,
+                program_id=current.program_id,
+            )
+            repaid = self._repay_overdraft(participant, asset.id, current.remaining_minor)
+            remaining = current.remaining_minor - repaid
+            current = self._replace_lot(participant, current, asset, remaining, "AVAILABLE" if remaining else "CONSUMED")
+            written += 1
+        if current.status in ("AVAILABLE", "DEFERRED") and current.expires_at is not None and current.expires_at <= until:
+            bucket = current.status
+            self._post(
+                "EXPIRATION",
+                [
+                    ("PARTICIPANT", participant.id, asset.id, bucket, -current.remaining_minor),
+                    ("SYSTEM", SYSTEM_BREAKAGE, asset.id, "AVAILABLE", current.remaining_minor),
+                ],
+                rule_id=None,
+                description="lot expired",
+                reference_id=current.id,
+                created_at=current.expires_at,
+                program_id=current.program_id,
+            )
+            self._replace_lot(participant, current, asset, 0, "EXPIRED")
+            written += 1
+        if written:
+            participant.invalidate()
+        return written
+
+    def _replace_lot(self, participant: ParticipantState, lot: Lot, asset: Asset, remaining: int, status: str) -> Lot:
+        assert 0 <= remaining <= lot.amount_minor
+        changed = msgspec.structs.replace(
+            lot, remaining_minor=remaining, remaining=format_minor(remaining, asset.scale), status=status  # type: ignore[arg-type]
+        )
+        self._lots[changed.id] = changed
+        lots = [candidate for candidate in participant.lots[asset.id] if candidate.id != lot.id]
+        if status in ("AVAILABLE", "DEFERRED"):
+            lots.append(changed)
+            lots.sort(key=_lot_order)
+        participant.lots[asset.id] = lots
+        return changed
+
+    def fund(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> str:
+        """Move value from SYSTEM_ISSUANCE into a program wallet."""
+        assert amount_minor > 0
+        return self._post(
+            "FUND",
+            [
+                ("SYSTEM", SYSTEM_ISSUANCE, asset.id, "AVAILABLE", -amount_minor),
+                ("PROGRAM", program_id, asset.id, "AVAILABLE", amount_minor),
+            ],
+            rule_id=None,
+            description=description,
+        )
+
+    def burn(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> str:
+        """Move value from a program wallet to SYSTEM_BREAKAGE; never below zero."""
+        assert amount_minor > 0
+        wallet = account_key("PROGRAM", program_id, asset.id)
+        available = self.account_balance(wallet)
+        if available < amount_minor:
+            raise ActionFailed(
+                f"cannot burn {format_minor(amount_minor, asset.scale)}: the wallet holds "
+                f"{format_minor(available, asset.scale)}"
+            )
+        return self._post(
+            "BURN",
+            [
+                ("PROGRAM", program_id, asset.id, "AVAILABLE", -amount_minor),
+                ("SYSTEM", SYSTEM_BREAKAGE, asset.id, "AVAILABLE", amount_minor),
+            ],
+            rule_id=None,
+            description=description,
+        )
+
+    @property
+    def entry_ids(self) -> list[str]:
+        """Ids of the entries recorded so far."""
+        return [entry.id for entry in self._entries]
+
+    def is_empty(self) -> bool:
+        """True when nothing was changed."""
+        return not self._participants and not self._entries
+
+    # --- commit -----------------------------------------------------------------------------------------------
+
+    def commit(self, updated_at: datetime) -> Changes:
+        """Make the changes real in memory: chain and number the entries, apply account deltas, return them."""
+        world = self.world
+        entries = []
+        for entry in self._entries:
+            world.journal_sequence += 1
+            numbered = msgspec.structs.replace(entry, sequence=world.journal_sequence, previous_hash=world.journal_hash)
+            numbered.entry_hash = entry_hash(numbered)
+            check_entry(numbered)
+            world.journal_hash = numbered.entry_hash
+            entries.append(numbered)
+        accounts = {}
+        for key, delta in self._account_deltas.items():
+            balance = world.accounts.get(key, 0) + delta
+            assert abs(balance) <= AMOUNT_MINOR_MAX
+            if key.startswith("PROGRAM:"):
+                assert balance >= 0, f"wallet {key} would go negative"
+            world.accounts[key] = balance
+            accounts[key] = balance
+        for state in self._participants.values():
+            if state.id in self._originals:
+                state.updated_at = updated_at
+            _check_lot_balances(state)
+        return Changes(
+            participants=list(self._participants.values()),
+            lots=list(self._lots.values()),
+            entries=entries,
+            accounts=accounts,
+            schedule=list(self._schedule),
+        )
+
+
+def _lot_order(lot: Lot) -> tuple[datetime, int]:
+    """FIFO: oldest credit first (by its event time), then by lot number."""
+    return (lot.created_at, lot.number)
+
+
+def _check_lot_balances(state: ParticipantState) -> None:
+    """Assert the lot/balance invariant of every LOT asset the participant holds."""
+    for asset_id, lots in state.lots.items():
+        values = state.balance(asset_id)
+        available = sum(lot.remaining_minor for lot in lots if lot.status == "AVAILABLE")
+        deferred = sum(lot.remaining_minor for lot in lots if lot.status == "DEFERRED")
+        assert values[AVAILABLE] == available - state.overdraft.get(asset_id, 0), f"lots vs available of {asset_id}"
+        assert values[DEFERRED] == deferred, f"lots vs deferred of {asset_id}"

@@ -1,0 +1,462 @@
+"""Typed records for every resource, request and result: the engine's boundary.
+
+Requests are frozen and refuse unknown fields; limits that are static live in ``Meta`` annotations so decoding
+enforces them. Records returned to callers carry amounts as decimal strings at the asset's scale and timestamps as
+timezone-aware UTC datetimes (RFC 3339 on the wire).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+__all__ = [
+    "Action",
+    "Asset",
+    "AssetCreate",
+    "AssetUpdate",
+    "Balance",
+    "CounterAction",
+    "CreditAction",
+    "DebitAction",
+    "Event",
+    "EventSubmit",
+    "JournalEntry",
+    "Lot",
+    "Page",
+    "Participant",
+    "ParticipantCreate",
+    "ParticipantUpdate",
+    "Posting",
+    "Program",
+    "ProgramCreate",
+    "ProgramUpdate",
+    "Rule",
+    "RuleCreate",
+    "RuleEvaluation",
+    "RuleUpdate",
+    "RuleVersion",
+    "SetAttributeAction",
+    "TagAction",
+    "Target",
+    "UntagAction",
+    "WalletBalance",
+    "WalletOperationResult",
+]
+
+Name = Annotated[str, Meta(min_length=1, max_length=255)]
+Description = Annotated[str, Meta(max_length=1000)]
+OperationDescription = Annotated[str, Meta(min_length=1, max_length=500)]
+Symbol = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")]
+Scale = Annotated[int, Meta(ge=0, le=18)]
+DecimalString = Annotated[str, Meta(min_length=1, max_length=64)]
+Tag = Annotated[str, Meta(min_length=1, max_length=255)]
+Key = Annotated[str, Meta(min_length=1, max_length=255)]
+AttributeValue = Annotated[str, Meta(max_length=4096)]
+ExternalId = Annotated[str, Meta(min_length=1, max_length=255)]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=255)]
+Expression = Annotated[str, Meta(min_length=1, max_length=4096)]
+
+ProgramStatus = Literal["ACTIVE", "SUSPENDED", "ARCHIVED"]
+UnknownParticipantPolicy = Literal["CREATE", "REJECT"]
+InventoryMode = Literal["SIMPLE", "LOT"]
+IssuancePolicy = Literal["UNLIMITED", "PREFUNDED"]
+AssetStatus = Literal["ACTIVE", "ARCHIVED"]
+ParticipantStatus = Literal["ACTIVE", "SUSPENDED", "CLOSED"]
+RuleStatus = Literal["ACTIVE", "SUSPENDED", "ARCHIVED"]
+EventStatus = Literal["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"]
+EvaluationStatus = Literal["MATCHED", "NOT_MATCHED", "SKIPPED", "STOPPED"]
+Bucket = Literal["AVAILABLE", "HELD", "DEFERRED"]
+EntityType = Literal["PARTICIPANT", "PROGRAM", "SYSTEM"]
+LotStatus = Literal["AVAILABLE", "DEFERRED", "CONSUMED", "EXPIRED"]
+
+_request = {"frozen": True, "forbid_unknown_fields": True, "kw_only": True}
+
+
+# --- programs -------------------------------------------------------------------------------------------------
+
+
+class Program(Struct, kw_only=True):
+    """A program: rules, linked assets, participants enrolled by their events."""
+
+    id: str
+    name: str
+    description: str | None = None
+    on_unknown_participant: UnknownParticipantPolicy = "CREATE"
+    status: ProgramStatus = "ACTIVE"
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProgramCreate(Struct, **_request):
+    """Create a program."""
+
+    name: Name
+    description: Description | None = None
+    on_unknown_participant: UnknownParticipantPolicy = "CREATE"
+
+
+class ProgramUpdate(Struct, **_request):
+    """Change a program; omitted fields keep their value."""
+
+    name: Name | None = None
+    description: Description | None = None
+    on_unknown_participant: UnknownParticipantPolicy | None = None
+    status: ProgramStatus | None = None
+
+
+# --- assets ---------------------------------------------------------------------------------------------------
+
+
+class Asset(Struct, kw_only=True):
+    """A unit of value. ``inventory_mode``, ``issuance_policy`` and ``scale`` never change."""
+
+    id: str
+    name: str
+    symbol: str
+    inventory_mode: InventoryMode
+    issuance_policy: IssuancePolicy
+    scale: int
+    max_transaction_amount: str | None = None
+    status: AssetStatus = "ACTIVE"
+    program_ids: list[str] = []
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssetCreate(Struct, **_request):
+    """Create an asset linked to ``program_id``."""
+
+    program_id: str
+    name: Name
+    symbol: Symbol
+    inventory_mode: InventoryMode
+    issuance_policy: IssuancePolicy
+    scale: Scale
+    max_transaction_amount: DecimalString | None = None
+
+
+class AssetUpdate(Struct, **_request):
+    """Change an asset's mutable fields. ``clear_max_transaction_amount`` removes the cap."""
+
+    name: Name | None = None
+    status: AssetStatus | None = None
+    max_transaction_amount: DecimalString | None = None
+    clear_max_transaction_amount: bool = False
+
+
+class WalletBalance(Struct, kw_only=True):
+    """A program's wallet for one PREFUNDED asset."""
+
+    asset_id: str
+    available: str
+    held: str
+    deferred: str
+    issuance_policy: IssuancePolicy
+
+
+class WalletOperationResult(Struct, kw_only=True):
+    """The result of funding or burning a program wallet."""
+
+    available: str
+    journal_entry_id: str | None
+    message: str
+
+
+# --- participants ---------------------------------------------------------------------------------------------
+
+
+class Balance(Struct, kw_only=True):
+    """One participant's balance of one asset, per bucket."""
+
+    asset_id: str
+    available: str
+    held: str
+    deferred: str
+
+
+class Participant(Struct, kw_only=True):
+    """A participant and its state, as callers see it."""
+
+    id: str
+    external_id: str
+    status: ParticipantStatus = "ACTIVE"
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    display_name: str | None = None
+    tags: list[str] = []
+    counters: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    program_ids: list[str] = []
+    balances: list[Balance] = []
+    created_at: datetime
+    updated_at: datetime
+
+
+class ParticipantCreate(Struct, **_request):
+    """Create a participant, or update the one with this ``external_id`` (upsert)."""
+
+    external_id: ExternalId
+    program_id: str | None = None
+    status: ParticipantStatus | None = None
+    email: Annotated[str, Meta(max_length=255)] | None = None
+    phone: Annotated[str, Meta(max_length=50)] | None = None
+    first_name: Annotated[str, Meta(max_length=255)] | None = None
+    last_name: Annotated[str, Meta(max_length=255)] | None = None
+    display_name: Annotated[str, Meta(max_length=255)] | None = None
+    tags: list[Tag] | None = None
+    attributes: dict[Key, AttributeValue] | None = None
+
+
+class ParticipantUpdate(Struct, **_request):
+    """Change profile fields (``""`` clears one), merge ``attributes``, replace ``tags``. Status has its own call."""
+
+    external_id: ExternalId | None = None
+    email: Annotated[str, Meta(max_length=255)] | None = None
+    phone: Annotated[str, Meta(max_length=50)] | None = None
+    first_name: Annotated[str, Meta(max_length=255)] | None = None
+    last_name: Annotated[str, Meta(max_length=255)] | None = None
+    display_name: Annotated[str, Meta(max_length=255)] | None = None
+    tags: list[Tag] | None = None
+    attributes: dict[Key, AttributeValue] | None = None
+
+
+class Lot(Struct, kw_only=True):
+    """One credit of a LOT asset: spent oldest first, expiring and maturing on its own."""
+
+    id: str
+    participant_id: str
+    asset_id: str
+    program_id: str
+    number: int  # per participant and asset, strictly increasing: the FIFO tie-break
+    amount_minor: int
+    remaining_minor: int
+    amount: str
+    remaining: str
+    status: LotStatus
+    created_at: datetime
+    expires_at: datetime | None = None
+    matures_at: datetime | None = None
+    event_id: str | None = None
+
+
+# --- rules ----------------------------------------------------------------------------------------------------
+
+
+class Target(Struct, **_request):
+    """Whom an action applies to; by default the event's participant.
+
+    ``external_id`` is a CEL expression (e.g. ``event.referrer_id``) evaluated with the event's variables.
+    """
+
+    type: Literal["PARTICIPANT"] = "PARTICIPANT"
+    external_id: Expression | None = None
+
+
+class CreditAction(Struct, tag="CREDIT", tag_field="type", **_request):
+    """Add value. ``amount`` is a decimal string or a CEL expression; expiry/vesting are durations or timestamps."""
+
+    asset_id: str
+    amount: Expression
+    description: Annotated[str, Meta(max_length=500)] | None = None
+    expires_at: Annotated[str, Meta(max_length=64)] | None = None
+    matures_at: Annotated[str, Meta(max_length=64)] | None = None
+    target: Target | None = None
+
+
+class DebitAction(Struct, tag="DEBIT", tag_field="type", **_request):
+    """Remove available value; fails when too little is available unless ``allow_negative``."""
+
+    asset_id: str
+    amount: Expression
+    allow_negative: bool = False
+    description: Annotated[str, Meta(max_length=500)] | None = None
+    target: Target | None = None
+
+
+class TagAction(Struct, tag="TAG", tag_field="type", **_request):
+    """Add a tag (lowercased)."""
+
+    tag: Tag
+    target: Target | None = None
+
+
+class UntagAction(Struct, tag="UNTAG", tag_field="type", **_request):
+    """Remove a tag; absent tags are ignored."""
+
+    tag: Tag
+    target: Target | None = None
+
+
+class CounterAction(Struct, tag="COUNTER", tag_field="type", **_request):
+    """Add ``value`` (a decimal string or a CEL expression) to a counter, creating it at 0."""
+
+    key: Key
+    value: Expression
+    target: Target | None = None
+
+
+class SetAttributeAction(Struct, tag="SET_ATTRIBUTE", tag_field="type", **_request):
+    """Set a string attribute: ``value`` is literal text, ``value_expression`` a CEL expression (one of them)."""
+
+    key: Key
+    value: AttributeValue | None = None
+    value_expression: Expression | None = None
+    target: Target | None = None
+
+
+Action = CreditAction | DebitAction | TagAction | UntagAction | CounterAction | SetAttributeAction
+
+
+class Rule(Struct, kw_only=True):
+    """A CEL condition and the actions that run when it holds."""
+
+    id: str
+    program_id: str
+    name: str
+    description: str | None = None
+    condition: str
+    actions: list[Action]
+    order: int
+    stop_after_match: bool = False
+    active_from: datetime | None = None
+    active_to: datetime | None = None
+    status: RuleStatus = "ACTIVE"
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleCreate(Struct, **_request):
+    """Create a rule. ``order`` defaults to the program's highest order + 10."""
+
+    program_id: str
+    name: Name
+    condition: Expression
+    actions: Annotated[list[Action], Meta(min_length=1)]
+    description: Description | None = None
+    order: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
+    stop_after_match: bool = False
+    active_from: datetime | None = None
+    active_to: datetime | None = None
+    status: RuleStatus = "ACTIVE"
+
+
+class RuleUpdate(Struct, **_request):
+    """Change a rule; omitted fields keep their value. ``clear_active_from``/``clear_active_to`` remove a bound."""
+
+    name: Name | None = None
+    description: Description | None = None
+    condition: Expression | None = None
+    actions: Annotated[list[Action], Meta(min_length=1)] | None = None
+    order: Annotated[int, Meta(ge=1, le=2**31 - 1)] | None = None
+    stop_after_match: bool | None = None
+    active_from: datetime | None = None
+    active_to: datetime | None = None
+    clear_active_from: bool = False
+    clear_active_to: bool = False
+    status: RuleStatus | None = None
+
+
+class RuleVersion(Struct, kw_only=True):
+    """One entry of a rule's history: the full snapshot after a change."""
+
+    rule_id: str
+    version: int
+    change_type: Literal["created", "updated", "archived", "suspended", "activated"]
+    changes: list[str]
+    changed_at: datetime
+    snapshot: Rule
+
+
+# --- events ---------------------------------------------------------------------------------------------------
+
+
+class EventSubmit(Struct, **_request):
+    """An event to process. ``event_timestamp`` defaults to the time of receipt."""
+
+    program_id: str
+    external_id: ExternalId
+    idempotency_key: IdempotencyKey
+    event_data: dict[str, Any]
+    event_timestamp: datetime | None = None
+
+
+class RuleEvaluation(Struct, kw_only=True):
+    """How one rule fared for one event."""
+
+    rule_id: str
+    rule_name: str
+    rule_version: int
+    status: EvaluationStatus
+    reason: str | None = None
+    stopped_by_rule_id: str | None = None
+
+
+class Event(Struct, kw_only=True):
+    """An event and, once processed, its outcome."""
+
+    id: str
+    sequence: int
+    program_id: str
+    external_id: str
+    idempotency_key: str
+    event_timestamp: datetime
+    event_data: dict[str, Any]
+    status: EventStatus = "RECEIVED"
+    participant_id: str | None = None
+    error_message: str | None = None
+    rule_evaluations: list[RuleEvaluation] = []
+    journal_entry_ids: list[str] = []
+    created_at: datetime
+    processed_at: datetime | None = None
+    payload_hash: str = ""
+
+
+# --- ledger ---------------------------------------------------------------------------------------------------
+
+
+class Posting(Struct, kw_only=True):
+    """One leg of a journal entry: a signed amount on one account bucket."""
+
+    entity_type: EntityType
+    entity_id: str  # participant id, program id, or SYSTEM_ISSUANCE / SYSTEM_BREAKAGE / SYSTEM_REDEMPTION
+    asset_id: str
+    bucket: Bucket
+    amount_minor: int
+    amount: str
+
+
+class JournalEntry(Struct, kw_only=True):
+    """An immutable, hash-chained record of one balance change; its postings sum to zero per asset."""
+
+    id: str
+    sequence: int
+    action_type: str
+    program_id: str | None
+    event_id: str | None = None
+    rule_id: str | None = None
+    reference_id: str | None = None
+    description: str | None = None
+    created_at: datetime
+    postings: list[Posting]
+    previous_hash: str
+    entry_hash: str = ""
+
+
+class Page(Struct, kw_only=True):
+    """One page of a list: ``next_cursor`` is None on the last page."""
+
+    data: list[Any]
+    has_more: bool
+    next_cursor: str | None
+
+
+def to_builtins(value: Any) -> Any:
+    """Plain JSON-ready data from any record (handy for printing and tests)."""
+    return msgspec.to_builtins(value)

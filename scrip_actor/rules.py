@@ -1,0 +1,337 @@
+"""Compiled rules: a CEL condition and action templates, turned into ledger operations for one event.
+
+Pure domain code. :func:`compile_rule` validates a rule against its program's assets once (at create/update);
+:func:`evaluate` decides which rules match an event, against the state as it stood when processing began;
+:func:`apply_actions` performs a matched rule's actions inside a :class:`~scrip_actor.ledger.LedgerTx`, raising
+:class:`~scrip_actor.ledger.ActionFailed` (which fails the whole event) with a message naming rule and action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from scrip_actor.amounts import from_number, is_decimal_literal, parse_decimal, to_minor
+from scrip_actor.cel import CelCompileError, CelEvaluationError, compile_expression
+from scrip_actor.durations import parse_time_or_duration
+from scrip_actor.errors import ScripError, ValidationFailed
+from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState
+from scrip_actor.model import (
+    Action,
+    Asset,
+    CounterAction,
+    CreditAction,
+    DebitAction,
+    Rule,
+    RuleEvaluation,
+    SetAttributeAction,
+    TagAction,
+    UntagAction,
+)
+
+__all__ = ["CompiledAction", "CompiledRule", "apply_actions", "cel_event_data", "compile_condition", "compile_rule", "evaluate"]
+
+_FINANCIAL = (CreditAction, DebitAction, CounterAction)
+# Resolves an external id named by an action's target to a participant state (creating it if the program allows).
+TargetResolver = Callable[[str], ParticipantState]
+
+
+def compile_condition(text: str, field: str = "condition") -> Any:
+    """Compile a CEL expression or raise a ValidationFailed that gives the error's line and column."""
+    try:
+        return compile_expression(text)
+    except CelCompileError as error:
+        raise ValidationFailed(
+            f"{field} is not valid CEL: {error.message} (line {error.line}, column {error.column})",
+            {"fields": [{"field": field, "reason": "invalid_cel", "message": error.message,
+                         "line": error.line, "column": error.column}]},
+        ) from None
+
+
+class _Value:
+    """A static decimal or a compiled CEL expression producing a number."""
+
+    __slots__ = ("expression", "static")
+
+    def __init__(self, text: str, field: str) -> None:
+        self.static: Decimal | None = None
+        self.expression: Any = None
+        if is_decimal_literal(text):
+            self.static = parse_decimal(text, field)
+        else:
+            self.expression = compile_condition(text, field)
+
+    def resolve(self, variables: dict[str, Any], field: str) -> Decimal:
+        if self.static is not None:
+            return self.static
+        try:
+            result = self.expression.evaluate(variables)
+        except CelEvaluationError as error:
+            raise ActionFailed(f"{field} expression failed: {error}") from None
+        try:
+            return from_number(result, field)
+        except ScripError as error:
+            raise ActionFailed(error.message) from None
+
+
+class CompiledAction:
+    """One action, validated and with its expressions compiled."""
+
+    __slots__ = ("action", "amount", "asset", "expires", "index", "label", "matures", "target", "value", "value_expression")
+
+    def __init__(self, action: Action, index: int, rule_name: str, assets: dict[str, Asset], program_id: str) -> None:
+        self.action = action
+        self.index = index
+        self.label = f"rule {rule_name!r} action #{index + 1} ({_type_of(action)})"
+        field = f"actions[{index}]"
+        self.asset: Asset | None = None
+        self.amount: _Value | None = None
+        self.value: _Value | None = None
+        self.value_expression: Any = None
+        self.expires: timedelta | datetime | None = None
+        self.matures: timedelta | datetime | None = None
+        self.target: Any = None
+        if action.target is not None and action.target.external_id is not None:
+            self.target = compile_condition(action.target.external_id, f"{field}.target.external_id")
+        if isinstance(action, CreditAction | DebitAction):
+            self._compile_money(action, field, assets, program_id)
+        elif isinstance(action, CounterAction):
+            self.value = _Value(action.value, f"{field}.value")
+        elif isinstance(action, SetAttributeAction):
+            if (action.value is None) == (action.value_expression is None):
+                raise ValidationFailed.field(f"{field}.value", "invalid", "give exactly one of value or value_expression")
+            if action.value_expression is not None:
+                self.value_expression = compile_condition(action.value_expression, f"{field}.value_expression")
+
+    def _compile_money(self, action: CreditAction | DebitAction, field: str, assets: dict[str, Asset], program_id: str) -> None:
+        asset = assets.get(action.asset_id)
+        if asset is None:
+            raise ValidationFailed.field(f"{field}.asset_id", "not_found", f"asset {action.asset_id!r} does not exist")
+        if program_id not in asset.program_ids:
+            raise ValidationFailed.field(f"{field}.asset_id", "not_linked", f"asset {asset.symbol} is not linked to this program")
+        self.asset = asset
+        self.amount = _Value(action.amount, f"{field}.amount")
+        if self.amount.static is not None:
+            _check_amount(self.amount.static, asset, f"{field}.amount")
+        if isinstance(action, CreditAction):
+            for name in ("expires_at", "matures_at"):
+                text = getattr(action, name)
+                if text is None:
+                    continue
+                if asset.inventory_mode != "LOT":
+                    raise ValidationFailed.field(f"{field}.{name}", "invalid", f"{name} needs a LOT asset; {asset.symbol} is SIMPLE")
+                try:
+                    parsed = parse_time_or_duration(text)
+                except ValueError as error:
+                    raise ValidationFailed.field(f"{field}.{name}", "invalid", str(error)) from None
+                setattr(self, "expires" if name == "expires_at" else "matures", parsed)
+
+
+def _type_of(action: Action) -> str:
+    return {CreditAction: "CREDIT", DebitAction: "DEBIT", TagAction: "TAG", UntagAction: "UNTAG",
+            CounterAction: "COUNTER", SetAttributeAction: "SET_ATTRIBUTE"}[type(action)]
+
+
+def _check_amount(amount: Decimal, asset: Asset, field: str) -> int:
+    """Positive, within the asset's scale and its max_transaction_amount; returns minor units."""
+    if amount <= 0:
+        raise ValidationFailed.field(field, "invalid", f"{field} must be positive, got {amount}")
+    minor = to_minor(amount, asset.scale, field)
+    if asset.max_transaction_amount is not None:
+        cap = to_minor(parse_decimal(asset.max_transaction_amount), asset.scale)
+        if minor > cap:
+            raise ValidationFailed.field(
+                field, "above_max", f"{field} {amount} is above the asset's max_transaction_amount {asset.max_transaction_amount}"
+            )
+    return minor
+
+
+class CompiledRule:
+    """A rule ready to run: its record, compiled condition and actions."""
+
+    __slots__ = ("actions", "condition", "rule")
+
+    def __init__(self, rule: Rule, condition: Any, actions: list[CompiledAction]) -> None:
+        self.rule = rule
+        self.condition = condition
+        self.actions = actions
+
+
+def compile_rule(rule: Rule, assets: dict[str, Asset]) -> CompiledRule:
+    """Validate and compile a rule. Raises ValidationFailed with the field and, for CEL, the position."""
+    condition = compile_condition(rule.condition)
+    actions = [CompiledAction(action, index, rule.name, assets, rule.program_id) for index, action in enumerate(rule.actions)]
+    return CompiledRule(rule, condition, actions)
+
+
+def cel_event_data(value: Any) -> Any:
+    """Event data as CEL sees it: JSON numbers are doubles (``105`` behaves like ``105.0``)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: cel_event_data(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [cel_event_data(item) for item in value]
+    return value
+
+
+def evaluate(rules: list[CompiledRule], variables: dict[str, Any], now: datetime) -> tuple[list[RuleEvaluation], list[CompiledRule]]:
+    """Run the conditions of active ``rules`` (sorted by order) and say which matched.
+
+    A condition that errors skips its rule with the reason; it never fails the event.
+    """
+    evaluations: list[RuleEvaluation] = []
+    matched: list[CompiledRule] = []
+    stopped_by: str | None = None
+    for compiled in rules:
+        rule = compiled.rule
+        record = RuleEvaluation(rule_id=rule.id, rule_name=rule.name, rule_version=rule.version, status="NOT_MATCHED")
+        evaluations.append(record)
+        if stopped_by is not None:
+            record.status, record.stopped_by_rule_id, record.reason = "STOPPED", stopped_by, "STOPPED_BY_PRIOR_RULE"
+            continue
+        if (rule.active_from is not None and now < rule.active_from) or (rule.active_to is not None and now >= rule.active_to):
+            record.status, record.reason = "SKIPPED", "OUTSIDE_TIME_WINDOW"
+            continue
+        try:
+            result = compiled.condition.evaluate(variables)
+        except CelEvaluationError as error:
+            record.status, record.reason = "SKIPPED", f"CONDITION_ERROR: {error}"
+            continue
+        if result is not True and result is not False:
+            record.status, record.reason = "SKIPPED", f"CONDITION_NOT_BOOLEAN: returned {type(result).__name__}"
+            continue
+        if result:
+            record.status = "MATCHED"
+            matched.append(compiled)
+            if rule.stop_after_match:
+                stopped_by = rule.id
+    return evaluations, matched
+
+
+def apply_actions(
+    tx: LedgerTx,
+    compiled: CompiledRule,
+    participant: ParticipantState,
+    variables: dict[str, Any],
+    resolve_target: TargetResolver,
+    assets: dict[str, Asset],
+) -> None:
+    """Apply one matched rule's actions in order inside ``tx``.
+
+    Raises:
+        ActionFailed: with a message naming the rule and the action; the caller drops ``tx``.
+    """
+    for action in compiled.actions:
+        try:
+            _apply_one(tx, compiled.rule, action, participant, variables, resolve_target, assets)
+        except ActionFailed as error:
+            raise ActionFailed(f"{action.label} failed: {error}") from None
+        except ScripError as error:
+            raise ActionFailed(f"{action.label} failed: {error.message}") from None
+
+
+def _apply_one(
+    tx: LedgerTx,
+    rule: Rule,
+    compiled: CompiledAction,
+    participant: ParticipantState,
+    variables: dict[str, Any],
+    resolve_target: TargetResolver,
+    assets: dict[str, Asset],
+) -> None:
+    action = compiled.action
+    target = tx.touched(participant.id) or participant
+    if compiled.target is not None:
+        try:
+            external_id = compiled.target.evaluate(variables)
+        except CelEvaluationError as error:
+            raise ActionFailed(f"target expression failed: {error}") from None
+        if not isinstance(external_id, str) or not external_id:
+            raise ActionFailed("target expression must give a non-empty string external_id")
+        target = resolve_target(external_id)
+    state = tx.edit(target)
+    if isinstance(action, _FINANCIAL) and state.status != "ACTIVE":
+        raise ActionFailed(f"participant {state.external_id!r} is {state.status}")
+    if isinstance(action, CreditAction | DebitAction):
+        _apply_money(tx, rule, compiled, state, variables, assets)
+    elif isinstance(action, TagAction):
+        state.tags.add(action.tag.lower())
+    elif isinstance(action, UntagAction):
+        state.tags.discard(action.tag.lower())
+    elif isinstance(action, CounterAction):
+        assert compiled.value is not None
+        delta = compiled.value.resolve(variables, "value")
+        if not delta.is_finite():
+            raise ActionFailed("counter value is not finite")
+        state.counters[action.key] = state.counters.get(action.key, Decimal(0)) + delta
+    elif isinstance(action, SetAttributeAction):
+        state.attributes[action.key] = _attribute_text(compiled, variables)
+    state.invalidate()
+
+
+def _attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:
+    action = compiled.action
+    assert isinstance(action, SetAttributeAction)
+    if compiled.value_expression is None:
+        assert action.value is not None
+        return action.value
+    try:
+        value = compiled.value_expression.evaluate(variables)
+    except CelEvaluationError as error:
+        raise ActionFailed(f"value expression failed: {error}") from None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ActionFailed(f"value expression must give a string or number, got {type(value).__name__}")
+
+
+def _apply_money(
+    tx: LedgerTx,
+    rule: Rule,
+    compiled: CompiledAction,
+    state: ParticipantState,
+    variables: dict[str, Any],
+    assets: dict[str, Asset],
+) -> None:
+    action = compiled.action
+    assert isinstance(action, CreditAction | DebitAction)
+    assert compiled.amount is not None
+    asset = assets.get(action.asset_id)
+    if asset is None or asset.status != "ACTIVE":
+        raise ActionFailed(f"asset {action.asset_id!r} is not active")
+    if rule.program_id not in asset.program_ids:
+        raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
+    amount = compiled.amount.resolve(variables, "amount")
+    try:
+        amount_minor = _check_amount(amount, asset, "amount")
+    except ScripError as error:
+        raise ActionFailed(error.message) from None
+    if isinstance(action, DebitAction):
+        tx.debit(state, asset, amount_minor, allow_negative=action.allow_negative, rule_id=rule.id, description=action.description)
+        return
+    tx.credit(
+        state,
+        asset,
+        amount_minor,
+        program_id=rule.program_id,
+        rule_id=rule.id,
+        description=action.description,
+        expires_at=_moment(compiled.expires, tx.now),
+        matures_at=_moment(compiled.matures, tx.now),
+    )
+
+
+def _moment(spec: timedelta | datetime | None, now: datetime) -> datetime | None:
+    if spec is None:
+        return None
+    if isinstance(spec, timedelta):
+        return now + spec
+    return spec

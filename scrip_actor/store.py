@@ -1,0 +1,357 @@
+"""LMDB: the only store. Schema, codecs, and the one group-commit writer.
+
+Layout (named databases; big-endian integer keys where order matters):
+
+=================  ==========================================  ==============================================
+database           key                                         value
+=================  ==========================================  ==============================================
+meta               b"schema", b"journal_head", b"inbox_seq"    JSON
+programs           program id                                  Program
+assets             asset id                                    Asset
+asset_symbols      upper-cased symbol                          asset id
+rules              rule id                                     Rule (current version)
+rule_versions      rule id + be32(version)                     RuleVersion
+participants       participant id                              ParticipantRecord
+participant_ext    external id                                 participant id
+lots               participant id + asset id + be64(number)    Lot
+events             event id                                    Event (status and outcome)
+events_by_seq      be64(sequence)                              event id
+inbox_pending      be64(sequence)                              event id; deleted with the outcome's commit
+idempotency        program id + NUL + key                      IdempotencyRecord
+journal            be64(sequence)                              JournalEntry
+journal_ids        entry id                                    be64(sequence)
+journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/event/rule/program/asset)
+accounts           account key                                 balance in minor units (JSON int)
+schedule           be64(due_ms) + lot id                       participant id (lot expiry/maturity to sweep)
+=================  ==========================================  ==============================================
+
+Values are msgspec JSON: unlike msgpack it stores Python ints of any size exactly (amounts at scale 18 exceed
+64 bits). The writer owns every write transaction: records go in the order the engine produced them, so the disk is
+always a prefix of memory.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import msgspec
+import trio
+
+__all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "unbe64"]
+
+SCHEMA_VERSION = 1
+DATABASES = (
+    "meta",
+    "programs",
+    "assets",
+    "asset_symbols",
+    "rules",
+    "rule_versions",
+    "participants",
+    "participant_ext",
+    "lots",
+    "events",
+    "events_by_seq",
+    "inbox_pending",
+    "idempotency",
+    "journal",
+    "journal_ids",
+    "journal_index",
+    "accounts",
+    "schedule",
+)
+
+T = TypeVar("T")
+# One write: (database, key, value); value None deletes the key.
+Op = tuple[str, bytes, bytes | None]
+
+_BE64 = struct.Struct(">Q")
+_BE32 = struct.Struct(">I")
+_encoder = msgspec.json.Encoder()
+
+
+def be64(value: int) -> bytes:
+    """Big-endian u64: keys that sort in numeric order."""
+    return _BE64.pack(value)
+
+
+def unbe64(data: bytes) -> int:
+    """Inverse of :func:`be64`."""
+    return int(_BE64.unpack(data)[0])
+
+
+def be32(value: int) -> bytes:
+    """Big-endian u32."""
+    return _BE32.pack(value)
+
+
+def encode(value: Any) -> bytes:
+    """Encode a record for storage (JSON, arbitrary-size ints kept exactly)."""
+    return _encoder.encode(value)
+
+
+class Store:
+    """An open LMDB environment with its named databases, plus typed read helpers.
+
+    Reads run on the caller's thread in short read-only transactions; LMDB readers never block the writer.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        map_size_bytes: int,
+        sync: bool,
+        max_readers: int,
+        readonly: bool = False,
+    ) -> None:
+        path = Path(data_dir)
+        if not readonly:
+            path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.env = lmdb.open(
+            str(path / "ledger.lmdb"),
+            map_size=map_size_bytes,
+            max_dbs=len(DATABASES) + 2,
+            max_readers=max_readers,
+            sync=sync,
+            metasync=sync,
+            writemap=False,
+            map_async=False,
+            readonly=readonly,
+            lock=True,
+            subdir=True,
+            create=not readonly,
+        )
+        self.dbs: dict[str, Any] = {}
+        if readonly:
+            with self.env.begin() as txn:
+                for name in DATABASES:
+                    self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=False)
+        else:
+            with self.env.begin(write=True) as txn:
+                for name in DATABASES:
+                    self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+                schema = txn.get(b"schema", db=self.dbs["meta"])
+                if schema is None:
+                    txn.put(b"schema", encode(SCHEMA_VERSION), db=self.dbs["meta"])
+                elif msgspec.json.decode(schema) != SCHEMA_VERSION:
+                    raise RuntimeError(f"store schema {schema!r} is not {SCHEMA_VERSION}; no migration exists")
+
+    def close(self) -> None:
+        """Close the environment (idempotent)."""
+        self.env.close()
+
+    # --- reads ------------------------------------------------------------------------------------------------
+
+    def get_raw(self, db: str, key: bytes) -> bytes | None:
+        """One value, or None."""
+        with self.env.begin(db=self.dbs[db]) as txn:
+            value = txn.get(key)
+            return None if value is None else bytes(value)
+
+    def get(self, db: str, key: bytes, type_: type[T]) -> T | None:
+        """One decoded value, or None."""
+        raw = self.get_raw(db, key)
+        return None if raw is None else msgspec.json.decode(raw, type=type_)
+
+    def scan(
+        self, db: str, prefix: bytes = b"", *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate ``(key, value)`` with ``key`` starting with ``prefix``, from ``start`` (exclusive) onwards.
+
+        The read transaction stays open while the iterator lives; callers consume it promptly.
+        """
+        with self.env.begin(db=self.dbs[db]) as txn:
+            cursor = txn.cursor()
+            if not reverse:
+                positioned = cursor.set_range(start if start is not None else prefix)
+                if positioned and start is not None and cursor.key() == start:
+                    positioned = cursor.next()
+                while positioned:
+                    key = bytes(cursor.key())
+                    if not key.startswith(prefix):
+                        return
+                    yield key, bytes(cursor.value())
+                    positioned = cursor.next()
+            else:
+                upper = start if start is not None else _prefix_upper_bound(prefix)
+                if upper is None:
+                    positioned = cursor.last()
+                else:
+                    positioned = cursor.set_range(upper)
+                    positioned = cursor.prev() if positioned else cursor.last()
+                while positioned:
+                    key = bytes(cursor.key())
+                    if start is not None and key >= start:
+                        positioned = cursor.prev()
+                        continue
+                    if not key.startswith(prefix):
+                        if key < prefix:
+                            return
+                        positioned = cursor.prev()
+                        continue
+                    yield key, bytes(cursor.value())
+                    positioned = cursor.prev()
+
+    def count(self, db: str) -> int:
+        """Entries in a database."""
+        with self.env.begin(db=self.dbs[db]) as txn:
+            return int(txn.stat(self.dbs[db])["entries"])
+
+    def disk_size_bytes(self) -> int:
+        """Size of the data file."""
+        return sum(f.stat().st_size for f in (self.path / "ledger.lmdb").iterdir())
+
+    # --- writes (the writer's thread only) --------------------------------------------------------------------
+
+    def write(self, ops: list[Op]) -> None:
+        """Apply ``ops`` in one write transaction and commit it (fsync when ``sync`` is on)."""
+        dbs = self.dbs
+        with self.env.begin(write=True) as txn:
+            for db, key, value in ops:
+                if value is None:
+                    txn.delete(key, db=dbs[db])
+                else:
+                    txn.put(key, value, db=dbs[db])
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """Smallest key greater than every key with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class WriterStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters of the group-commit writer."""
+
+    records_appended: int
+    records_durable: int
+    commits: int
+    batch_records_peak: int
+    batch_records_last: int
+    commit_seconds_last: float
+    commit_seconds_peak: float
+
+
+class WriterFailed(RuntimeError):
+    """A commit failed: memory is now ahead of disk, so the engine stops (fail-stop, never a silent loss)."""
+
+
+class Writer:
+    """The one group-commit writer.
+
+    Producers call :meth:`append` synchronously (it never awaits, so it is safe inside the atomic event step); the
+    writer task drains everything appended so far into one LMDB transaction, commits it on a worker thread, then
+    runs the records' ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is
+    the order of :meth:`append` calls.
+    """
+
+    def __init__(self, store: Store, *, batch_records_max: int) -> None:
+        assert batch_records_max >= 1
+        self._store = store
+        self._batch_records_max = batch_records_max
+        self._pending: list[tuple[list[Op], Callable[[], None] | None]] = []
+        self._appended = 0
+        self._durable = 0
+        self._wakeup = trio.Event()
+        self._durable_event = trio.Event()
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._commits = 0
+        self._batch_peak = 0
+        self._batch_last = 0
+        self._commit_s_last = 0.0
+        self._commit_s_peak = 0.0
+        self.on_commit: Callable[[int, float], None] | None = None  # (records, seconds): metrics hook
+
+    @property
+    def durable(self) -> int:
+        """Number of records known to be on disk."""
+        return self._durable
+
+    @property
+    def next_ticket(self) -> int:
+        """The ticket the next :meth:`append` will return."""
+        return self._appended + 1
+
+    def append(self, ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+        """Queue one record (a list of ops applied atomically). Returns its ticket for :meth:`wait_durable`."""
+        if self._failure is not None:
+            raise WriterFailed("the writer has failed; the engine is stopping") from self._failure
+        self._pending.append((ops, on_durable))
+        self._appended += 1
+        self._wakeup.set()
+        return self._appended
+
+    async def wait_durable(self, ticket: int) -> None:
+        """Wait until record ``ticket`` is committed to disk.
+
+        Raises:
+            WriterFailed: the commit that should have carried the record failed.
+        """
+        while self._durable < ticket:
+            if self._failure is not None:
+                raise WriterFailed("commit failed; the record is not durable") from self._failure
+            await self._durable_event.wait()
+        if self._failure is not None and self._durable < ticket:  # pragma: no cover - loop covers it
+            raise WriterFailed("commit failed")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer loop. Returns after :meth:`close` once everything appended is durable."""
+        task_status.started()
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            batch = self._pending[: self._batch_records_max]
+            del self._pending[: len(batch)]
+            ops = [op for record_ops, _ in batch for op in record_ops]
+            started = trio.current_time()
+            try:
+                await trio.to_thread.run_sync(self._store.write, ops, abandon_on_cancel=False)
+            except BaseException as error:
+                self._failure = error
+                self._durable_event.set()
+                raise WriterFailed(f"LMDB commit failed: {error!r}") from error
+            elapsed_s = trio.current_time() - started
+            self._durable += len(batch)
+            self._commits += 1
+            self._batch_last = len(batch)
+            self._batch_peak = max(self._batch_peak, len(batch))
+            self._commit_s_last = elapsed_s
+            self._commit_s_peak = max(self._commit_s_peak, elapsed_s)
+            if self.on_commit is not None:
+                self.on_commit(len(batch), elapsed_s)
+            for _, callback in batch:
+                if callback is not None:
+                    callback()
+            event, self._durable_event = self._durable_event, trio.Event()
+            event.set()
+
+    def close(self) -> None:
+        """Ask :meth:`run` to return once everything appended so far is durable."""
+        self._closing = True
+        self._wakeup.set()
+
+    def statistics(self) -> WriterStatistics:
+        """A snapshot of the writer's counters."""
+        return WriterStatistics(
+            records_appended=self._appended,
+            records_durable=self._durable,
+            commits=self._commits,
+            batch_records_peak=self._batch_peak,
+            batch_records_last=self._batch_last,
+            commit_seconds_last=self._commit_s_last,
+            commit_seconds_peak=self._commit_s_peak,
+        )

@@ -1,0 +1,196 @@
+"""``verify``: replay the journal from disk and check every ledger invariant independently of the engine.
+
+It recomputes every balance from the postings alone and compares it with what the engine cached, walks the hash
+chain, checks each lot against its participant's balances, and checks that every acknowledged event is either
+waiting in the inbox or has its outcome. It only reads; it can run beside a live engine (LMDB readers do not block
+the writer), and it reports every problem it finds rather than stopping at the first.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from scrip_actor.amounts import format_minor
+from scrip_actor.config import Config
+from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
+from scrip_actor.model import Asset, Event, JournalEntry, Lot
+from scrip_actor.store import Store, unbe64
+
+__all__ = ["VerifyReport", "verify", "verify_store"]
+
+_PROBLEMS_MAX = 1000
+
+
+class VerifyReport(msgspec.Struct, kw_only=True):
+    """What ``verify`` checked and what it found wrong (``ok`` when ``problems`` is empty)."""
+
+    ok: bool
+    problems: list[str]
+    journal_entries: int
+    postings: int
+    participants: int
+    lots: int
+    events: int
+    events_pending: int
+
+
+class _Checker:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.problems: list[str] = []
+        self.assets = {a.id: a for a in (msgspec.json.decode(raw, type=Asset) for _, raw in store.scan("assets"))}
+        self.balances: dict[tuple[str, str, str], int] = {}  # participant, asset, bucket
+        self.accounts: dict[str, int] = {}
+        self.entry_ids: set[str] = set()
+        self.entries = 0
+        self.postings = 0
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < _PROBLEMS_MAX:
+            self.problems.append(text)
+
+    def journal(self) -> None:
+        previous_hash = GENESIS_HASH
+        expected_sequence = 1
+        for key, raw in self.store.scan("journal"):
+            entry = msgspec.json.decode(raw, type=JournalEntry)
+            self.entries += 1
+            where = f"journal entry #{entry.sequence} ({entry.id})"
+            if unbe64(key) != entry.sequence or entry.sequence != expected_sequence:
+                self.problem(f"{where}: sequence {entry.sequence} where {expected_sequence} was expected")
+            expected_sequence = entry.sequence + 1
+            if entry.previous_hash != previous_hash:
+                self.problem(f"{where}: previous_hash does not link to the entry before it")
+            if entry_hash(entry) != entry.entry_hash:
+                self.problem(f"{where}: entry_hash does not match its content (tampered or corrupted)")
+            previous_hash = entry.entry_hash
+            self.entry_ids.add(entry.id)
+            if self.store.get_raw("journal_ids", entry.id.encode()) != key:
+                self.problem(f"{where}: id index does not point to it")
+            self._postings(entry, where)
+        head = self.store.get("meta", b"journal_head", list[object])
+        if self.entries and (head is None or head[0] != expected_sequence - 1 or head[1] != previous_hash):
+            self.problem(f"journal head {head} is not the last entry (#{expected_sequence - 1})")
+
+    def _postings(self, entry: JournalEntry, where: str) -> None:
+        if len(entry.postings) < 2:
+            self.problem(f"{where}: has {len(entry.postings)} posting(s); at least two are required")
+        sums: dict[str, int] = {}
+        for posting in entry.postings:
+            self.postings += 1
+            asset = self.assets.get(posting.asset_id)
+            if asset is None:
+                self.problem(f"{where}: posting names unknown asset {posting.asset_id}")
+                continue
+            if format_minor(posting.amount_minor, asset.scale) != posting.amount:
+                self.problem(f"{where}: posting amount {posting.amount!r} disagrees with {posting.amount_minor} minor units")
+            sums[posting.asset_id] = sums.get(posting.asset_id, 0) + posting.amount_minor
+            if posting.entity_type == "PARTICIPANT":
+                key = (posting.entity_id, posting.asset_id, posting.bucket)
+                self.balances[key] = self.balances.get(key, 0) + posting.amount_minor
+            else:
+                account = account_key(posting.entity_type, posting.entity_id, posting.asset_id, posting.bucket)
+                self.accounts[account] = self.accounts.get(account, 0) + posting.amount_minor
+        for asset_id, total in sums.items():
+            if total != 0:
+                self.problem(f"{where}: postings of asset {asset_id} sum to {total}, not zero")
+
+    def accounts_match(self) -> None:
+        stored = {key.decode(): msgspec.json.decode(raw, type=int) for key, raw in self.store.scan("accounts")}
+        for account in sorted(set(stored) | set(self.accounts)):
+            if stored.get(account, 0) != self.accounts.get(account, 0):
+                self.problem(f"account {account}: cached {stored.get(account, 0)}, journal says {self.accounts.get(account, 0)}")
+            if account.startswith("PROGRAM:") and stored.get(account, 0) < 0:
+                self.problem(f"wallet {account} is negative")
+
+    def participants(self) -> tuple[int, int]:
+        participants = lots_seen = 0
+        seen: set[tuple[str, str, str]] = set()
+        for _, raw in self.store.scan("participants"):
+            record = msgspec.json.decode(raw, type=ParticipantRecord)
+            participants += 1
+            if self.store.get_raw("participant_ext", record.external_id.encode()) != record.id.encode():
+                self.problem(f"participant {record.id}: external id {record.external_id!r} index does not point to it")
+            for asset_id, values in record.balances.items():
+                for bucket, value in zip(("AVAILABLE", "HELD", "DEFERRED"), values, strict=True):
+                    key = (record.id, asset_id, bucket)
+                    seen.add(key)
+                    if self.balances.get(key, 0) != value:
+                        self.problem(f"participant {record.id} {asset_id} {bucket}: cached {value}, journal says {self.balances.get(key, 0)}")
+            lots_seen += self._lots(record)
+        for key, value in self.balances.items():
+            if key not in seen and value != 0:
+                self.problem(f"participant {key[0]} {key[1]} {key[2]}: journal says {value} but no balance is cached")
+        return participants, lots_seen
+
+    def _lots(self, record: ParticipantRecord) -> int:
+        count = 0
+        sums: dict[str, list[int]] = {}
+        for _, raw in self.store.scan("lots", record.id.encode()):
+            lot = msgspec.json.decode(raw, type=Lot)
+            count += 1
+            if not 0 <= lot.remaining_minor <= lot.amount_minor:
+                self.problem(f"lot {lot.id}: remaining {lot.remaining_minor} outside 0..{lot.amount_minor}")
+            if lot.status in ("CONSUMED", "EXPIRED") and lot.remaining_minor != 0:
+                self.problem(f"lot {lot.id}: {lot.status} with {lot.remaining_minor} remaining")
+            totals = sums.setdefault(lot.asset_id, [0, 0])
+            if lot.status == "AVAILABLE":
+                totals[0] += lot.remaining_minor
+            elif lot.status == "DEFERRED":
+                totals[1] += lot.remaining_minor
+        for asset_id, asset in self.assets.items():
+            if asset.inventory_mode != "LOT" or asset_id not in record.balances:
+                continue
+            available, _, deferred = record.balances[asset_id]
+            lot_available, lot_deferred = sums.get(asset_id, [0, 0])
+            overdraft = record.overdraft.get(asset_id, 0)
+            if available != lot_available - overdraft:
+                self.problem(f"participant {record.id} {asset.symbol}: available {available} != lots {lot_available} - overdraft {overdraft}")
+            if deferred != lot_deferred:
+                self.problem(f"participant {record.id} {asset.symbol}: deferred {deferred} != deferred lots {lot_deferred}")
+        return count
+
+    def events(self) -> tuple[int, int]:
+        pending = {value.decode() for _, value in self.store.scan("inbox_pending")}
+        events = 0
+        for _, raw in self.store.scan("events"):
+            event = msgspec.json.decode(raw, type=Event)
+            events += 1
+            waiting = event.id in pending
+            if waiting and event.status in ("COMPLETED", "FAILED"):
+                self.problem(f"event {event.id}: {event.status} but still in the inbox")
+            if not waiting and event.status not in ("COMPLETED", "FAILED"):
+                self.problem(f"event {event.id}: {event.status} but not in the inbox: it would never be processed")
+            for entry_id in event.journal_entry_ids:
+                if entry_id not in self.entry_ids:
+                    self.problem(f"event {event.id}: journal entry {entry_id} is missing")
+            if event.status == "FAILED" and event.journal_entry_ids:
+                self.problem(f"event {event.id}: FAILED yet has journal entries")
+        return events, len(pending)
+
+
+def verify(data_dir: str, config: Config | None = None) -> VerifyReport:
+    """Check a closed store's ledger from scratch. Never writes. (On an open engine use ``Engine.verify()``.)
+
+    Returns:
+        A :class:`VerifyReport`; ``ok`` is False with one precise line per problem found.
+    """
+    config = config or Config()
+    store = Store(data_dir, map_size_bytes=config.storage.lmdb_map_size_bytes, sync=False,
+                  max_readers=config.storage.max_readers, readonly=True)
+    try:
+        return verify_store(store)
+    finally:
+        store.close()
+
+
+def verify_store(store: Store) -> VerifyReport:
+    """Check an open store (read transactions only)."""
+    checker = _Checker(store)
+    checker.journal()
+    checker.accounts_match()
+    participants, lots = checker.participants()
+    events, pending = checker.events()
+    return VerifyReport(ok=not checker.problems, problems=checker.problems, journal_entries=checker.entries,
+                        postings=checker.postings, participants=participants, lots=lots, events=events,
+                        events_pending=pending)
