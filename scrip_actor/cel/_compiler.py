@@ -280,7 +280,6 @@ class Compiler:
     def _compile_member_dot(self, tree: Tree) -> _Node:
         operand_tree, field_token = tree.children
         assert isinstance(field_token, lark.Token)
-        check_identifier(field_token)
         operand = self.compile(operand_tree)  # type: ignore[arg-type]
         field = str(field_token)
         if operand.path is not None:
@@ -289,9 +288,21 @@ class Compiler:
                 return _constant(TYPE_NAMES[qualified])
         operand_fn = operand.fn
         select = ops.select
+        if operand.path is None:
 
-        def select_field(v: dict[str, Any]) -> Any:
-            return select(operand_fn(v), field)
+            def select_field(v: dict[str, Any]) -> Any:
+                return select(operand_fn(v), field)
+
+        else:
+            # CEL resolves `a.b.c` to a variable literally named "a.b.c" (longest prefix first)
+            # before treating it as field selection; the engine never binds such names, so the
+            # check lives only on this generic path, not in the inlined fast path.
+            qualified_name = ".".join((*operand.path, field))
+
+            def select_field(v: dict[str, Any]) -> Any:
+                if qualified_name in v:
+                    return v[qualified_name]
+                return select(operand_fn(v), field)
 
         path = (*operand.path, field) if operand.path is not None else None
         return _Node(select_field, path=path)
@@ -402,18 +413,31 @@ class Compiler:
     def _compare_number(
         self, operand: _Node, symbol: str, constant: Any, generic: Callable[[Any, Any], bool]
     ) -> _Node:
-        """``x <op> 100``: a float or int `x` compares natively; anything else goes generic.
+        """``x <op> 100``: an int or float `x` compares natively; anything else goes generic.
 
-        Python compares int with float exactly, which is CEL's cross-type numeric ordering.
+        When an int meets a double, the int is converted to double first (as cel-go does, and
+        as the conformance suite requires for values beyond 2**53).
         """
         namespace: dict[str, Any] = {"c": constant, "generic": generic, "_int": int, "_float": float}
         lines = load_lines(operand.operand(), "x", "o", namespace)
-        lines += [
-            "t = type(x)",
-            "if t is _float or t is _int:",
-            f"    return x {symbol} c",
-            "return generic(x, c)",
-        ]
+        if type(constant) is float:
+            lines += [
+                "t = type(x)",
+                "if t is _float:",
+                f"    return x {symbol} c",
+                "if t is _int:",
+                f"    return float(x) {symbol} c",
+            ]
+        else:
+            namespace["cf"] = float(constant)
+            lines += [
+                "t = type(x)",
+                "if t is _float:",
+                f"    return x {symbol} cf",
+                "if t is _int:",
+                f"    return x {symbol} c",
+            ]
+        lines.append("return generic(x, c)")
         return _Node(build(self._name("compare"), lines, namespace))
 
     def _compare_string(self, operand: _Node, symbol: str, constant: str) -> _Node:
@@ -498,7 +522,7 @@ class Compiler:
     def _global_call(self, name: str, arguments: list[_Node], where: lark.Token | Tree) -> _Node:
         entry = GLOBAL_FUNCTIONS.get(name)
         if entry is None:
-            raise CelCompileError(f"undeclared function: {name}", *position_of(where))
+            return self._unknown_function(name, arguments)
         function, arities = entry
         if len(arguments) not in arities:
             raise CelCompileError(
@@ -517,6 +541,23 @@ class Compiler:
         else:
             node = _Node(lambda v: function(*[fn(v) for fn in fns]))
         return self._fold(node, arguments)
+
+    @staticmethod
+    def _unknown_function(name: str, arguments: list[_Node]) -> _Node:
+        """An undeclared function is an *evaluation* error, as the CEL spec requires.
+
+        So ``f_unknown(1) || true`` is true. The arguments are still evaluated first, so their
+        own errors take precedence, as they would in an interpreter.
+        """
+        fns = [argument.fn for argument in arguments]
+        message = f"undeclared reference to function '{name}'"
+
+        def unknown_function(v: dict[str, Any]) -> Any:
+            for fn in fns:
+                fn(v)
+            raise CelEvaluationError(message)
+
+        return _Node(unknown_function)
 
     def _has(self, tree: Tree) -> _Node:
         arguments = tree.children[1:]
@@ -550,7 +591,7 @@ class Compiler:
                 return self._global_call(qualified, arguments, name_token)
         entry = METHOD_FUNCTIONS.get(name)
         if entry is None:
-            raise CelCompileError(f"undeclared function: {name}", *position_of(name_token))
+            return self._unknown_function(name, [receiver, *arguments])
         function, arities = entry
         if len(arguments) not in arities:
             raise CelCompileError(f"method {name} takes {'/'.join(map(str, sorted(arities)))} arguments",

@@ -32,6 +32,7 @@ from ._values import (
 _OVERFLOW: Final = "return error for overflow"
 _DATETIME: Final = _dt.datetime
 _TIMEDELTA: Final = _dt.timedelta
+_TIMESTAMP_DIFFERENCE_MAX: Final = _dt.timedelta(microseconds=(2**63 - 1) // 1000)
 
 
 def _promoted(left: Any, right: Any) -> tuple[float, float] | None:
@@ -100,7 +101,12 @@ def subtract(left: Any, right: Any) -> Any:
         if left_type is _TIMEDELTA:
             return check_duration(left - right)
         if left_type is _DATETIME:
-            return check_duration(left - right)
+            # cel-go represents this difference as int64 nanoseconds (about +/-292 years), and
+            # the conformance suite expects its range error; we mirror it.
+            difference = left - right
+            if abs(difference) > _TIMESTAMP_DIFFERENCE_MAX:
+                raise CelEvaluationError("timestamp difference out of range")
+            return difference
     promoted = _promoted(left, right)
     if promoted is not None:
         return promoted[0] - promoted[1]

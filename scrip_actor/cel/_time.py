@@ -137,9 +137,9 @@ def duration_seconds(value: _dt.timedelta) -> int:
 
 @functools.lru_cache(maxsize=256)
 def zone_for(name: str) -> _dt.tzinfo:
-    """Resolve ``"America/Los_Angeles"``, ``"UTC"`` or a fixed offset ``"+05:30"`` / ``"-08:00"``."""
-    if name[:1] in ("+", "-"):
-        match = re.fullmatch(r"([+-])(\d{1,2}):(\d{2})", name)
+    """Resolve ``"America/Los_Angeles"``, ``"UTC"`` or a fixed offset ``"+05:30"`` / ``"-08:00"`` / ``"02:00"``."""
+    if name[:1] in ("+", "-") or name[:1].isdigit():
+        match = re.fullmatch(r"([+-]?)(\d{1,2}):(\d{2})", name)
         if match is None:
             raise CelEvaluationError(f"invalid time zone: {name!r}")
         sign = -1 if match.group(1) == "-" else 1

@@ -129,7 +129,11 @@ def cel_equal(left: object, right: object) -> bool:
     if left_type is right_type and (left_type is str or left_type is int or left_type is float):
         return left == right  # type: ignore[no-any-return]
     if left_type in NUMBER_TYPES:
-        return right_type in NUMBER_TYPES and left == right  # type: ignore[no-any-return]
+        if right_type not in NUMBER_TYPES:
+            return False
+        if (left_type is float) != (right_type is float):
+            return float(left) == float(right)  # type: ignore[arg-type]
+        return left == right  # type: ignore[no-any-return]
     if right_type in NUMBER_TYPES:
         return False
     if left_type is list or left_type is tuple:
@@ -158,13 +162,16 @@ _ORDERED: Final = frozenset({str, bytes, bool, _dt.datetime, _dt.timedelta})
 def cel_compare(left: object, right: object) -> int:
     """Order two CEL values: -1, 0 or 1. Raises for kinds CEL cannot order.
 
-    Numbers order by exact value across int, uint and double (Python compares `int` with `float`
-    exactly, without rounding the int); any comparison with NaN is "unordered", which the
+    Numbers order by value across int, uint and double (an int meeting a double is converted to
+    double first, as cel-go does); any comparison with NaN is "unordered", which the
     caller's operator turns into false, so we return a sentinel 2 for it.
     """
     left_type = type(left)
     right_type = type(right)
     if left_type in NUMBER_TYPES and right_type in NUMBER_TYPES:
+        if (left_type is float) != (right_type is float):
+            # int meets double: compare as doubles, like cel-go (lossy beyond 2**53).
+            left, right = float(left), float(right)  # type: ignore[arg-type]
         if left < right:  # type: ignore[operator]
             return -1
         if left > right:  # type: ignore[operator]

@@ -124,6 +124,7 @@ def test_evaluates(text: str, expected: Any) -> None:
         "timestamp('9999-12-31T23:59:59Z') + duration('1s')",
         "!event.amount",
         "event.amount ? 1 : 2",
+        "no_such_function(1)",
     ],
 )
 def test_evaluation_errors(text: str) -> None:
@@ -142,7 +143,7 @@ def test_error_absorption_is_commutative() -> None:
 
 @pytest.mark.parametrize(
     ("text", "line", "column"),
-    [("event.amount >", 1, 15), ("a +\n  * b", 2, 3), ("foo(1)", 1, 1), ("x.matches('(')", 1, 1)],
+    [("event.amount >", 1, 15), ("a +\n  * b", 2, 3), ("x.matches('(')", 1, 1), ("size(1, 2)", 1, 1)],
 )
 def test_compile_errors_have_positions(text: str, line: int, column: int) -> None:
     with pytest.raises(CelCompileError) as caught:
