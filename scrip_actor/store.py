@@ -130,9 +130,9 @@ class Store:
         )
         self.dbs: dict[str, Any] = {}
         if readonly:
-            with self.env.begin() as txn:
-                for name in DATABASES:
-                    self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=False)
+            # Handles must outlive one transaction: let py-lmdb open them in its own committed read transaction.
+            for name in DATABASES:
+                self.dbs[name] = self.env.open_db(name.encode(), create=False)
         else:
             with self.env.begin(write=True) as txn:
                 for name in DATABASES:

@@ -55,3 +55,7 @@ def small_config(data_dir: Path, **engine: object) -> Config:
 async def engine(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Engine]:
     async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as opened:
         yield opened
+        # Every store a test creates must pass verify (acceptance 7).
+        await opened.wait_idle()
+        report = await opened.verify()
+        assert report.ok, report.problems
