@@ -1,0 +1,146 @@
+"""The one table from error class to HTTP status, and the ``{code, message, details}`` body every error uses.
+
+Everything a caller can get wrong is a :class:`~scrip_actor.errors.ScripError`. The engine raises its own
+subclasses; this module adds the few that only HTTP can cause (a missing key, a body that is too big or not JSON,
+an unknown route). :func:`status_of` walks the error's class hierarchy and stops at the first class the table
+names, so a new engine subclass inherits its parent's status without anyone touching this file.
+
+Anything that is *not* a ScripError reaching the HTTP layer is a bug: the app logs it with the request id and
+answers a generic 500 (see ``app.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from scrip_actor.errors import (
+    Conflict,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidScale,
+    LimitExceeded,
+    NotFound,
+    Overloaded,
+    ScripError,
+    ValidationFailed,
+)
+
+__all__ = [
+    "ErrorBody",
+    "MethodNotAllowed",
+    "PayloadTooLarge",
+    "RouteNotFound",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "error_body",
+    "status_of",
+    "validation_failed",
+]
+
+
+class Unauthorized(ScripError):
+    """No API key, or one this server does not know (HTTP 401)."""
+
+    code = "unauthorized"
+
+
+class PayloadTooLarge(ScripError):
+    """The request body is bigger than this route accepts (HTTP 413); checked while reading, before decoding."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ScripError):
+    """A request body that is not ``application/json`` (HTTP 415)."""
+
+    code = "unsupported_media_type"
+
+
+class RouteNotFound(ScripError):
+    """No route matches the path (HTTP 404, code ``not_found`` like an unknown resource)."""
+
+    code = "not_found"
+
+
+class MethodNotAllowed(ScripError):
+    """The path exists but not with this method (HTTP 405); ``details.allowed`` lists the methods that exist."""
+
+    code = "method_not_allowed"
+
+
+# The single map from error class to status. Subclasses not named here inherit their nearest ancestor's entry.
+_STATUS_BY_CLASS: dict[type[ScripError], int] = {
+    ValidationFailed: 400,
+    InvalidScale: 400,
+    LimitExceeded: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    RouteNotFound: 404,
+    MethodNotAllowed: 405,
+    Conflict: 409,
+    IdempotencyConflict: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    InsufficientFunds: 422,
+    Overloaded: 429,
+    ScripError: 400,
+}
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every 4xx/5xx body: a stable machine ``code``, a human ``message``, structured ``details``.
+
+    ``request_id`` (also sent as the ``X-Request-Id`` header) is what to quote when reporting a problem; the
+    server logs it next to every unexpected error.
+    """
+
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+    request_id: str | None = None
+
+
+def status_of(error: ScripError) -> int:
+    """The HTTP status for ``error``: the entry of the nearest class in its hierarchy."""
+    for cls in type(error).__mro__:
+        status = _STATUS_BY_CLASS.get(cls)
+        if status is not None:
+            return status
+    raise AssertionError(f"{type(error).__name__} is not a ScripError")  # unreachable: ScripError is in the table
+
+
+def error_body(error: ScripError, request_id: str | None) -> ErrorBody:
+    """The wire body for a ScripError."""
+    return ErrorBody(code=error.code, message=error.message, details=error.details, request_id=request_id)
+
+
+_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"(?P<what>missing required|unknown) field `(?P<name>[^`]+)`")
+
+
+def validation_failed(error: msgspec.ValidationError, root: str = "") -> ValidationFailed:
+    """Turn msgspec's ``ValidationError`` into a 400 whose ``details.fields`` names the offending field.
+
+    msgspec reports one problem per error, e.g. ``Expected `str`, got `int` - at `$.name``` or
+    ``Object missing required field `amount```; the ``$`` path becomes a dotted field name (``actions[0].amount``)
+    and the kind of problem becomes ``reason`` (``required``, ``unknown`` or ``invalid``). ``root`` prefixes the
+    path, e.g. ``query`` for query parameters.
+    """
+    text = str(error)
+    path, reason = "", "invalid"
+    match = _AT_PATH.search(text)
+    if match is not None:
+        path = match.group("path")
+    named = _NAMED_FIELD.search(text)
+    if named is not None:
+        reason = "required" if named.group("what") == "missing required" else "unknown"
+        path = f"{path}.{named.group('name')}"
+    field = (root + path).lstrip(".") or "$"
+    message = _AT_PATH.sub("", text)
+    return ValidationFailed(
+        f"invalid request: {message} (field {field})",
+        {"fields": [{"field": field, "reason": reason, "message": message}]},
+    )

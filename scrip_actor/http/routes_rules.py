@@ -1,0 +1,106 @@
+"""``/v1/rules``: CEL conditions and their actions; validate and simulate without writing anything."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from msgspec import UNSET
+
+from scrip_actor.errors import NotFound
+from scrip_actor.http.routing import Call, Endpoint, listing
+from scrip_actor.http.schemas import (
+    ConditionCheck,
+    ConditionResult,
+    HistoryQuery,
+    ListOf,
+    RulePatch,
+    RuleQuery,
+    SimulateRequest,
+)
+from scrip_actor.http.simulate import Simulation, simulate
+from scrip_actor.model import Asset, Rule, RuleCreate, RuleUpdate, RuleVersion
+
+__all__ = ["ENDPOINTS", "rule_update"]
+
+
+async def create_rule(call: Call) -> Rule:
+    """Create a rule; the condition and actions are compiled now (400 with line and column for bad CEL)."""
+    return await call.engine.create_rule(call.body)
+
+
+async def list_rules(call: Call) -> ListOf[Any]:
+    """Rules in evaluation order (``order`` ascending)."""
+    query: RuleQuery = call.query
+    return listing(await call.engine.list_rules(
+        program_id=query.program_id, status=query.status, include_archived=query.include_archived,
+        limit=query.limit, cursor=query.cursor,
+    ))
+
+
+async def get_rule(call: Call) -> Rule:
+    """One rule, current version."""
+    return await call.engine.get_rule(call.path["rule_id"])
+
+
+def rule_update(patch: RulePatch) -> RuleUpdate:
+    """The engine request for an HTTP patch: ``active_from``/``active_to: null`` become ``clear_*=True``."""
+    kept = {name: getattr(patch, name) for name in patch.__struct_fields__
+            if name not in ("active_from", "active_to") and getattr(patch, name) is not UNSET}
+    return RuleUpdate(
+        **kept,
+        active_from=None if patch.active_from is UNSET else patch.active_from,
+        active_to=None if patch.active_to is UNSET else patch.active_to,
+        clear_active_from=patch.active_from is None,
+        clear_active_to=patch.active_to is None,
+    )
+
+
+async def update_rule(call: Call) -> Rule:
+    """Change a rule; a new version goes into its history. An order already taken is a 409."""
+    return await call.engine.update_rule(call.path["rule_id"], rule_update(call.body))
+
+
+async def validate_condition(call: Call) -> ConditionResult:
+    """Check a condition's CEL syntax; never an error status, the answer says ``valid``."""
+    body: ConditionCheck = call.body
+    result = call.engine.validate_condition(body.condition)
+    return ConditionResult(valid=result["valid"], message=result["message"], details=result["details"])
+
+
+async def simulate_rule(call: Call) -> Simulation:
+    """Evaluate one rule against an event and mock participant state; writes nothing."""
+    body: SimulateRequest = call.body
+    rule = call.engine.rule(call.path["rule_id"])
+    assets: dict[str, Asset] = {}
+    for action in rule.actions:
+        asset_id = getattr(action, "asset_id", None)
+        if asset_id is not None and asset_id not in assets:
+            try:
+                assets[asset_id] = await call.engine.get_asset(asset_id)
+            except NotFound:
+                pass  # compile_rule names the missing asset in its 400
+    now = body.event_timestamp or datetime.now(UTC)
+    return simulate(rule, assets, body.event, body.participant_state, now)
+
+
+async def rule_history(call: Call) -> ListOf[Any]:
+    """A rule's versions, newest first; each carries the full snapshot after the change."""
+    query: HistoryQuery = call.query
+    return listing(await call.engine.rule_history(call.path["rule_id"], limit=query.limit, cursor=query.cursor))
+
+
+_ONE = "/v1/rules/{rule_id}"
+
+ENDPOINTS = [
+    Endpoint("POST", "/v1/rules", create_rule, "Create a rule", "Rules", body=RuleCreate, response=Rule, status=201),
+    Endpoint("GET", "/v1/rules", list_rules, "List rules (by order)", "Rules", query=RuleQuery, response=ListOf[Rule]),
+    Endpoint("GET", _ONE, get_rule, "Get a rule", "Rules", response=Rule),
+    Endpoint("PATCH", _ONE, update_rule, "Update a rule", "Rules", body=RulePatch, response=Rule),
+    Endpoint("POST", "/v1/rules/validate", validate_condition, "Check a CEL condition's syntax", "Rules",
+             body=ConditionCheck, response=ConditionResult),
+    Endpoint("POST", _ONE + "/simulate", simulate_rule, "Simulate a rule (writes nothing)", "Rules",
+             body=SimulateRequest, response=Simulation),
+    Endpoint("GET", _ONE + "/history", rule_history, "A rule's change history", "Rules",
+             query=HistoryQuery, response=ListOf[RuleVersion]),
+]

@@ -1,0 +1,326 @@
+"""Wire types that exist only at the HTTP edge: small request bodies, list envelopes, query strings, results.
+
+Resources themselves (Program, Asset, Rule, Event, ...) and the engine's request Structs are used as they are,
+from :mod:`scrip_actor.model`, so the handlers, the engine and ``/openapi.json`` share one definition. Requests
+here follow the same convention: frozen, unknown fields refused, keyword-only.
+
+PATCH bodies that must tell "absent" from ``null`` use :data:`msgspec.UNSET`: absent means "keep", ``null`` means
+"clear" (``max_transaction_amount``, ``active_from``, ``active_to``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType, field
+
+from scrip_actor.model import (
+    Action,
+    AssetStatus,
+    DecimalString,
+    Description,
+    EventStatus,
+    Expression,
+    Key,
+    Name,
+    OperationDescription,
+    ParticipantStatus,
+    ProgramStatus,
+    RuleStatus,
+    Tag,
+    AttributeValue,
+)
+
+T = TypeVar("T")
+_request: dict[str, Any] = {"frozen": True, "forbid_unknown_fields": True, "kw_only": True}
+PageLimit = Annotated[int, Meta(ge=1, le=200, description="page size, 1-200")]
+
+# --- envelopes ------------------------------------------------------------------------------------------------
+
+
+class Pagination(Struct, kw_only=True):
+    """Where the next page starts: pass ``next_cursor`` as ``cursor``; None on the last page."""
+
+    has_more: bool
+    next_cursor: str | None
+
+
+class ListOf(Struct, Generic[T], kw_only=True):
+    """A page of a list: ``{data, pagination: {has_more, next_cursor}}``."""
+
+    data: list[T]
+    pagination: Pagination
+
+
+class Health(Struct, kw_only=True):
+    """``GET /healthz``: the process is up and the engine is open."""
+
+    status: Literal["ok"] = "ok"
+
+
+# --- query strings --------------------------------------------------------------------------------------------
+
+
+class PageQuery(Struct, **_request):
+    """``limit`` (default 50, max 200) and the opaque ``cursor`` from the previous page."""
+
+    limit: PageLimit = 50
+    cursor: str | None = None
+
+
+class ProgramQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/programs``."""
+
+    include_archived: bool = False
+    status: ProgramStatus | None = None
+
+
+class AssetQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/assets``."""
+
+    program_id: str | None = None
+    status: AssetStatus | None = None
+
+
+class ParticipantQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/participants``; ``external_id`` is an exact match."""
+
+    external_id: str | None = None
+    program_id: str | None = None
+    status: ParticipantStatus | None = None
+
+
+class BalanceQuery(Struct, **_request):
+    """``asset_id`` narrows balances to one asset."""
+
+    asset_id: str | None = None
+
+
+class LotQuery(PageQuery, **_request):
+    """``asset_id`` (a LOT asset) is required."""
+
+    asset_id: str
+    status: Literal["AVAILABLE", "DEFERRED", "CONSUMED", "EXPIRED"] | None = None
+
+
+class RuleQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/rules`` (ordered by ``order``)."""
+
+    program_id: str | None = None
+    status: RuleStatus | None = None
+    include_archived: bool = False
+
+
+class HistoryQuery(Struct, **_request):
+    """Rule history: default 20, max 100 per page."""
+
+    limit: Annotated[int, Meta(ge=1, le=100)] = 20
+    cursor: str | None = None
+
+
+class EventQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/events``; ``from``/``to`` bound ``created_at`` (from inclusive, to exclusive)."""
+
+    program_id: str | None = None
+    status: EventStatus | None = None
+    external_id: str | None = None
+    participant_id: str | None = None
+    created_from: datetime | None = field(default=None, name="from")
+    created_to: datetime | None = field(default=None, name="to")
+
+
+class JournalQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/journal-entries``; all given filters apply together."""
+
+    program_id: str | None = None
+    event_id: str | None = None
+    rule_id: str | None = None
+    participant_id: str | None = None
+    asset_id: str | None = None
+    created_from: datetime | None = field(default=None, name="from")
+    created_to: datetime | None = field(default=None, name="to")
+
+
+# --- request bodies -------------------------------------------------------------------------------------------
+
+
+class WalletOperation(Struct, **_request):
+    """Fund or burn a program wallet: a positive decimal ``amount`` at the asset's scale."""
+
+    amount: DecimalString
+    description: OperationDescription | None = None
+
+
+class AssetLink(Struct, **_request):
+    """Link an existing asset to a program."""
+
+    asset_id: str
+
+
+class AssetPatch(Struct, **_request):
+    """Change an asset: ``max_transaction_amount: null`` removes the cap; an absent field keeps its value."""
+
+    name: Name | UnsetType = UNSET
+    status: AssetStatus | UnsetType = UNSET
+    max_transaction_amount: DecimalString | None | UnsetType = UNSET
+
+
+class StatusChange(Struct, **_request):
+    """``PATCH /v1/participants/{id}/status``."""
+
+    status: ParticipantStatus
+
+
+class TagsReplace(Struct, **_request):
+    """Replace every tag."""
+
+    tags: list[Tag]
+
+
+class AttributesMerge(Struct, **_request):
+    """Merge attributes (string keys to string values)."""
+
+    attributes: dict[Key, AttributeValue]
+
+
+class AttributeSet(Struct, **_request):
+    """Set one attribute."""
+
+    value: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class CounterSet(Struct, **_request):
+    """Set one counter to an exact decimal value."""
+
+    value: DecimalString
+
+
+class RulePatch(Struct, **_request):
+    """Change a rule; absent fields keep their value, ``active_from``/``active_to: null`` remove a bound."""
+
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    condition: Expression | UnsetType = UNSET
+    actions: Annotated[list[Action], Meta(min_length=1)] | UnsetType = UNSET
+    order: Annotated[int, Meta(ge=1, le=2**31 - 1)] | UnsetType = UNSET
+    stop_after_match: bool | UnsetType = UNSET
+    active_from: datetime | None | UnsetType = UNSET
+    active_to: datetime | None | UnsetType = UNSET
+    status: RuleStatus | UnsetType = UNSET
+
+
+class ConditionCheck(Struct, **_request):
+    """``POST /v1/rules/validate``."""
+
+    condition: Expression
+
+
+class MockState(Struct, **_request):
+    """The participant state a simulation pretends the participant has."""
+
+    tags: list[Tag] = []
+    counters: dict[Key, float | int | str] = {}
+    attributes: dict[Key, AttributeValue] = {}
+
+
+class SimulateRequest(Struct, **_request):
+    """``POST /v1/rules/{id}/simulate``: an event's data and, optionally, mock participant state."""
+
+    event: dict[str, Any]
+    participant_state: MockState = MockState()
+    event_timestamp: datetime | None = None
+
+
+class EventBatch(Struct, **_request):
+    """``POST /v1/events/batch``: each item is decoded and judged on its own."""
+
+    events: list[msgspec.Raw]
+
+
+# --- results --------------------------------------------------------------------------------------------------
+
+
+class EventAccepted(Struct, kw_only=True):
+    """The 202 answer to an accepted event (also for a replay of the same key and payload)."""
+
+    id: str
+    program_id: str
+    external_id: str
+    participant_id: str | None
+    idempotency_key: str
+    event_timestamp: datetime
+    status: EventStatus
+
+
+class ItemError(Struct, kw_only=True):
+    """Why one batch item was not accepted."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class BatchItem(Struct, kw_only=True):
+    """One batch item's outcome, at its input ``index``."""
+
+    index: int
+    status: Literal["accepted", "error"]
+    error: ItemError | None = None
+    event: EventAccepted | None = None
+
+
+class BatchResult(Struct, kw_only=True):
+    """``POST /v1/events/batch`` answer, results in input order."""
+
+    total: int
+    success_count: int
+    error_count: int
+    results: list[BatchItem]
+
+
+class TagItem(Struct, kw_only=True):
+    """One tag."""
+
+    tag: str
+
+
+class TagList(Struct, kw_only=True):
+    """All tags, as ``{tags}``."""
+
+    tags: list[str]
+
+
+class AttributeItem(Struct, kw_only=True):
+    """One attribute."""
+
+    key: str
+    value: str
+
+
+class AttributeMap(Struct, kw_only=True):
+    """All attributes after a merge."""
+
+    attributes: dict[str, str]
+
+
+class CounterItem(Struct, kw_only=True):
+    """One counter, value as a decimal string."""
+
+    key: str
+    value: str
+
+
+class DataOf(Struct, Generic[T], kw_only=True):
+    """A small, unpaginated list: ``{data}``."""
+
+    data: list[T]
+
+
+class ConditionResult(Struct, kw_only=True):
+    """``POST /v1/rules/validate`` answer: syntax only."""
+
+    valid: bool
+    message: str
+    details: dict[str, Any] = {}

@@ -1,0 +1,166 @@
+"""Dry-run one rule against an event and mock participant state: what would each action do? Writes nothing.
+
+The engine's own pieces do the work (``compile_rule``, ``evaluate``, ``cel_event_data``), so a simulation agrees
+with real processing on what matches; only the effects are described instead of applied. Amount and value
+expressions are resolved here the same way processing resolves them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from msgspec import Struct
+
+from scrip_actor.amounts import format_minor, to_minor
+from scrip_actor.cel import CelEvaluationError
+from scrip_actor.errors import ScripError
+from scrip_actor.http.schemas import MockState
+from scrip_actor.ledger import ActionFailed
+from scrip_actor.model import (
+    Action,
+    Asset,
+    CounterAction,
+    CreditAction,
+    DebitAction,
+    Rule,
+    SetAttributeAction,
+    TagAction,
+    UntagAction,
+)
+from scrip_actor.rules import CompiledAction, cel_event_data, compile_rule, evaluate
+
+__all__ = ["ActionResult", "RuleSummary", "Simulation", "SimulationOutcome", "simulate"]
+
+
+class RuleSummary(Struct, kw_only=True):
+    """The simulated rule, briefly."""
+
+    id: str
+    name: str
+    condition: str
+    order: int
+    stop_after_match: bool
+
+
+class ActionResult(Struct, kw_only=True, omit_defaults=True):
+    """What one action would do; which fields appear depends on the action type (reference §4.6)."""
+
+    description: str
+    amount: str | None = None
+    asset_symbol: str | None = None
+    current_value: str | None = None
+    projected_value: str | None = None
+    value: str | None = None
+    current_tags: list[str] | None = None
+    would_add: bool | None = None
+    would_remove: bool | None = None
+    would_change: bool | None = None
+    error: str | None = None
+
+
+class ActionOutcome(Struct, kw_only=True):
+    """One action and its simulated result."""
+
+    action: Action
+    result: ActionResult
+
+
+class SimulationOutcome(Struct, kw_only=True):
+    """Whether the condition held and, if so, each action's result."""
+
+    matched: bool
+    status: Literal["evaluated", "condition_failed"]
+    reason: str | None = None
+    results: list[ActionOutcome] = []
+
+
+class Simulation(Struct, kw_only=True):
+    """``POST /v1/rules/{id}/simulate`` answer."""
+
+    rule: RuleSummary
+    evaluation: SimulationOutcome
+
+
+def simulate(rule: Rule, assets: dict[str, Asset], event: dict[str, Any], state: MockState, now: datetime) -> Simulation:
+    """Evaluate ``rule`` for ``event`` as if the participant had ``state``, at time ``now``.
+
+    Raises:
+        ValidationFailed: the rule no longer compiles (e.g. an asset it names is gone).
+    """
+    compiled = compile_rule(rule, assets)
+    counters = {key: float(value) for key, value in state.counters.items()}
+    participant = {"id": "", "external_id": "", "status": "ACTIVE", "tags": sorted(t.lower() for t in state.tags),
+                   "counters": counters, "attributes": dict(state.attributes), "program_ids": [rule.program_id]}
+    variables = {"event": cel_event_data(event), "participant": participant, "now": now}
+    [record], matched = evaluate([compiled], variables, now)
+    summary = RuleSummary(id=rule.id, name=rule.name, condition=rule.condition, order=rule.order,
+                          stop_after_match=rule.stop_after_match)
+    if record.reason is not None and record.reason.startswith("CONDITION_"):
+        return Simulation(rule=summary, evaluation=SimulationOutcome(matched=False, status="condition_failed",
+                                                                     reason=record.reason))
+    results = [ActionOutcome(action=action.action, result=_describe(action, variables, state)) for action in
+               compiled.actions] if matched else []
+    return Simulation(rule=summary, evaluation=SimulationOutcome(matched=bool(matched), status="evaluated",
+                                                                 reason=record.reason, results=results))
+
+
+def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockState) -> ActionResult:
+    """One action's would-be effect, or its error, without touching any state."""
+    action = compiled.action
+    target = "participant" if action.target is None or action.target.external_id is None else "target participant"
+    try:
+        if isinstance(action, CreditAction | DebitAction):
+            assert compiled.amount is not None and compiled.asset is not None
+            amount = _at_scale(compiled.amount.resolve(variables, "amount"), compiled.asset)
+            verb = "Credit" if isinstance(action, CreditAction) else "Debit"
+            return ActionResult(amount=amount, asset_symbol=compiled.asset.symbol,
+                                description=f"{verb} {amount} {compiled.asset.symbol} to {target}")
+        if isinstance(action, CounterAction):
+            assert compiled.value is not None
+            delta = compiled.value.resolve(variables, "value")
+            current = Decimal(str(state.counters.get(action.key, 0)))
+            return ActionResult(current_value=str(current), value=str(delta), projected_value=str(current + delta),
+                                description=f"Add {delta} to counter {action.key!r} of {target}")
+        if isinstance(action, TagAction | UntagAction):
+            return _describe_tag(action, state, target)
+        assert isinstance(action, SetAttributeAction)
+        value = _attribute_value(compiled, variables)
+        current_value = state.attributes.get(action.key)
+        return ActionResult(current_value=current_value, value=value, would_change=current_value != value,
+                            description=f"Set attribute {action.key!r} of {target} to {value!r}")
+    except (ActionFailed, ScripError) as error:
+        message = error.message if isinstance(error, ScripError) else str(error)
+        return ActionResult(description=f"{compiled.label} would fail", error=message)
+
+
+def _describe_tag(action: TagAction | UntagAction, state: MockState, target: str) -> ActionResult:
+    current = sorted(tag.lower() for tag in state.tags)
+    tag = action.tag.lower()
+    if isinstance(action, TagAction):
+        return ActionResult(current_tags=current, would_add=tag not in current, description=f"Tag {target} {tag!r}")
+    return ActionResult(current_tags=current, would_remove=tag in current, description=f"Untag {target} {tag!r}")
+
+
+def _at_scale(amount: Decimal, asset: Asset) -> str:
+    if amount <= 0:
+        raise ActionFailed(f"amount must be positive, got {amount}")
+    return format_minor(to_minor(amount, asset.scale, "amount"), asset.scale)
+
+
+def _attribute_value(compiled: CompiledAction, variables: dict[str, Any]) -> str:
+    action = compiled.action
+    assert isinstance(action, SetAttributeAction)
+    if compiled.value_expression is None:
+        assert action.value is not None
+        return action.value
+    try:
+        value = compiled.value_expression.evaluate(variables)
+    except CelEvaluationError as error:
+        raise ActionFailed(f"value expression failed: {error}") from None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
