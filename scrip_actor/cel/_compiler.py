@@ -15,13 +15,14 @@ Compile-time work that pays off at run time:
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Callable
 from typing import Any, Final
 
 import lark
 
 from . import _operators as ops
-from ._codegen import Fn, Operand, build, load_lines
+from ._codegen import Emitter, Fn, Operand, build, build_from_emitter, literal, load_lines
 from ._errors import CelCompileError, CelEvaluationError
 from ._macros import build_macro
 from ._functions import GLOBAL_FUNCTIONS, METHOD_FUNCTIONS, compile_regex
@@ -57,6 +58,8 @@ _RELATIONS: Final[dict[str, tuple[str, Callable[[Any, Any], bool]]]] = {
     "relation_eq": ("==", ops.equal),
     "relation_ne": ("!=", ops.not_equal),
 }
+#: Constant types whose CEL ordering and equality are Python's, between two values of that type.
+_SAME_TYPE_ORDERED: Final = frozenset({str, bytes, _dt.timedelta, _dt.datetime})
 _FLIPPED: Final = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _ARITHMETIC: Final[dict[str, tuple[str, Callable[[Any, Any], Any]]]] = {
     "addition_add": ("+", ops.add),
@@ -72,7 +75,7 @@ _STRING_METHODS: Final = {"contains": "in", "startsWith": "startswith", "endsWit
 class _Node:
     """A compiled sub-expression: its closure plus facts the parent can specialise on."""
 
-    __slots__ = ("constant", "fn", "items", "path")
+    __slots__ = ("body", "constant", "emit", "fn", "items", "path")
 
     def __init__(
         self,
@@ -81,8 +84,12 @@ class _Node:
         constant: Any = _NO_CONSTANT,
         path: tuple[str, ...] | None = None,
         items: tuple[Any, ...] | None = None,
+        emit: Emitter | None = None,
+        body: Callable[[dict[str, Any]], list[str]] | None = None,
     ) -> None:
         self.fn = fn
+        self.body = body  # a generated function body that returns the value (root inlining)
+        self.emit = emit  # inline source for this node, so a parent can avoid calling fn
         self.constant = constant  # a folded scalar value, or _NO_CONSTANT
         self.path = path  # ("event", "amount") for a variable path
         self.items = items  # the values of an all-constant list literal
@@ -92,7 +99,7 @@ class _Node:
         return self.constant is not _NO_CONSTANT
 
     def operand(self) -> Operand:
-        return Operand(self.fn, self.path)
+        return Operand(self.fn, self.path, self.emit)
 
 
 def _constant(value: Any) -> _Node:
@@ -108,6 +115,15 @@ def _raiser(error: CelEvaluationError) -> Fn:
 
 def _not_bool(value: Any) -> CelEvaluationError:
     return no_overload("logical operator", value)
+
+
+def _emitted(name: str, emit: Emitter) -> _Node:
+    """A node whose code can be inlined by its parent, or run alone as a generated function."""
+
+    def body(namespace: dict[str, Any]) -> list[str]:
+        return [*emit("result", "r", namespace), "return result"]
+
+    return _Node(build_from_emitter(name, emit), emit=emit, body=body)
 
 
 def _is_number_constant(node: _Node) -> bool:
@@ -370,23 +386,20 @@ class Compiler:
         chance to decide the result: CEL's logical operators are commutative over errors.
         """
         decisive = "True" if absorbing else "False"
-        namespace: dict[str, Any] = {"_not_bool": _not_bool}
-        lines = ["error = None"]
-        for position, operand in enumerate(operands):
-            slot = f"o{position}"
-            lines.append("try:")
-            lines.extend("    " + line for line in load_lines(operand.operand(), "x", slot, namespace))
-            lines += [
-                f"    if x is {decisive}:",
-                f"        return {decisive}",
-                f"    if x is not {'False' if absorbing else 'True'} and error is None:",
-                "        error = _not_bool(x)",
-                "except Exception as caught:",
-                "    if error is None:",
-                "        error = caught",
-            ]
-        lines += ["if error is not None:", "    raise error", f"return {'False' if absorbing else 'True'}"]
-        node = _Node(build(self._name("logical_or" if absorbing else "logical_and"), lines, namespace))
+        sources = [operand.operand() for operand in operands]
+
+        def body(namespace: dict[str, Any]) -> list[str]:
+            namespace["_not_bool"] = _not_bool
+            lines = ["error = None"]
+            for position, source in enumerate(sources):
+                lines += ["try:", *("    " + line for line in load_lines(source, "x", f"o{position}", namespace))]
+                lines += _logical_tail(decisive, absorbing)
+            lines += ["if error is not None:", "    raise error", f"return {'False' if absorbing else 'True'}"]
+            return lines
+
+        namespace: dict[str, Any] = {}
+        name = self._name("logical_or" if absorbing else "logical_and")
+        node = _Node(build(name, body(namespace), namespace), body=body)
         return self._fold(node, operands)
 
     def _compile_relation(self, tree: Tree) -> _Node:
@@ -405,10 +418,49 @@ class Compiler:
             node = self._compare_string(left, symbol, right.constant)
         elif symbol in ("==", "!=") and left.is_constant and type(left.constant) is str:
             node = self._compare_string(right, symbol, left.constant)
+        elif right.is_constant and type(right.constant) in _SAME_TYPE_ORDERED and not left.is_constant:
+            node = self._compare_same_type(left, symbol, right.constant, generic)
         else:
-            left_fn, right_fn = left.fn, right.fn
-            node = _Node(lambda v: generic(left_fn(v), right_fn(v)))
+            node = self._binary(left, right, generic)
         return self._fold(node, [left, right])
+
+    def _compare_same_type(
+        self, operand: _Node, symbol: str, constant: Any, generic: Callable[[Any, Any], bool]
+    ) -> _Node:
+        """``now - event.at < duration('6h')``: same-type values compare natively in Python."""
+        source = operand.operand()
+
+        def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            namespace[f"{slot}_c"] = constant
+            namespace[f"{slot}_T"] = type(constant)
+            namespace[f"{slot}_g"] = generic
+            x = f"{slot}_x"
+            return [
+                *load_lines(source, x, f"{slot}o", namespace),
+                f"if type({x}) is {slot}_T:",
+                f"    {target} = {x} {symbol} {slot}_c",
+                "else:",
+                f"    {target} = {slot}_g({x}, {slot}_c)",
+            ]
+
+        return _emitted(self._name("compare_same_type"), emit)
+
+    def _binary(self, left: _Node, right: _Node, function: Callable[[Any, Any], Any]) -> _Node:
+        """``function(left, right)`` with both operands loaded inline (paths, constants, code)."""
+        left_source, right_source = left.operand(), right.operand()
+        left_constant, right_constant = left.constant, right.constant
+
+        def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            namespace[f"{slot}_f"] = function
+            lines = []
+            for side, source, constant in (("l", left_source, left_constant), ("r", right_source, right_constant)):
+                if constant is not _NO_CONSTANT:
+                    namespace[f"{slot}_{side}"] = constant
+                else:
+                    lines += load_lines(source, f"{slot}_{side}", f"{slot}{side}", namespace)
+            return [*lines, f"{target} = {slot}_f({slot}_l, {slot}_r)"]
+
+        return _emitted(self._name("binary"), emit)
 
     def _compare_number(
         self, operand: _Node, symbol: str, constant: Any, generic: Callable[[Any, Any], bool]
@@ -418,42 +470,54 @@ class Compiler:
         When an int meets a double, the int is converted to double first (as cel-go does, and
         as the conformance suite requires for values beyond 2**53).
         """
-        namespace: dict[str, Any] = {"c": constant, "generic": generic, "_int": int, "_float": float}
-        lines = load_lines(operand.operand(), "x", "o", namespace)
-        if type(constant) is float:
-            lines += [
-                "t = type(x)",
-                "if t is _float:",
-                f"    return x {symbol} c",
-                "if t is _int:",
-                f"    return float(x) {symbol} c",
+        source = operand.operand()
+        as_float = type(constant) is float
+
+        def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            namespace[f"{slot}_c"] = constant
+            namespace[f"{slot}_cf"] = float(constant)
+            namespace[f"{slot}_g"] = generic
+            x, t = f"{slot}_x", f"{slot}_t"
+            int_side = f"float({x})" if as_float else x
+            int_constant = f"{slot}_c" if not as_float else f"{slot}_cf"
+            return [
+                *load_lines(source, x, f"{slot}o", namespace),
+                f"{t} = type({x})",
+                f"if {t} is _float:",
+                f"    {target} = {x} {symbol} {slot}_cf",
+                f"elif {t} is _int:",
+                f"    {target} = {int_side} {symbol} {int_constant}",
+                "else:",
+                f"    {target} = {slot}_g({x}, {slot}_c)",
             ]
-        else:
-            namespace["cf"] = float(constant)
-            lines += [
-                "t = type(x)",
-                "if t is _float:",
-                f"    return x {symbol} cf",
-                "if t is _int:",
-                f"    return x {symbol} c",
-            ]
-        lines.append("return generic(x, c)")
-        return _Node(build(self._name("compare"), lines, namespace))
+
+        return _emitted(self._name("compare"), emit)
 
     def _compare_string(self, operand: _Node, symbol: str, constant: str) -> _Node:
         """``x == 'gold'``: Python ``==`` with a str is exactly CEL equality (only a str can match)."""
-        namespace: dict[str, Any] = {"c": constant}
-        lines = load_lines(operand.operand(), "x", "o", namespace)
-        lines.append(f"return x {symbol} c")
-        return _Node(build(self._name("compare_string"), lines, namespace))
+        source = operand.operand()
+
+        def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            x = f"{slot}_x"
+            return [*load_lines(source, x, f"{slot}o", namespace), f"{target} = {x} {symbol} {literal(constant)}"]
+
+        return _emitted(self._name("compare_string"), emit)
 
     def _membership(self, element: _Node, container: _Node) -> _Node:
         items = container.items
         if items is not None and items and all(type(item) is str for item in items):
-            namespace: dict[str, Any] = {"s": frozenset(items), "_str": str}
-            lines = load_lines(element.operand(), "x", "o", namespace)
-            lines.append("return type(x) is _str and x in s")
-            return _Node(build(self._name("in_strings"), lines, namespace))
+            source = element.operand()
+            members = frozenset(items)
+
+            def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+                namespace[f"{slot}_s"] = members
+                x = f"{slot}_x"
+                return [
+                    *load_lines(source, x, f"{slot}o", namespace),
+                    f"{target} = type({x}) is _str and {x} in {slot}_s",
+                ]
+
+            return _emitted(self._name("in_strings"), emit)
         element_fn, container_fn = element.fn, container.fn
         contained_in = ops.contained_in
         return _Node(lambda v: contained_in(element_fn(v), container_fn(v)))
@@ -488,8 +552,7 @@ class Compiler:
             lines = load_lines(left.operand(), "x", "o", namespace)
             lines += ["if type(x) is _float:", f"    return x {symbol} cf", "return generic(x, c)"]
             return _Node(build(self._name("arithmetic"), lines, namespace))
-        left_fn, right_fn = left.fn, right.fn
-        return _Node(lambda v: generic(left_fn(v), right_fn(v)))
+        return self._binary(left, right, generic)
 
     def _compile_unary(self, tree: Tree) -> _Node:
         operators: list[str] = []
@@ -499,10 +562,32 @@ class Compiler:
             operators.append(operator_tree.data)
         node = self.compile(tree)
         for operator_name in reversed(operators):
+            if operator_name == "unary_not" and not node.is_constant:
+                node = self._negation(node)
+                continue
             operand_fn = node.fn
             function = ops.logical_not if operator_name == "unary_not" else ops.negate
             node = self._fold(_Node(lambda v, f=function, g=operand_fn: f(g(v))), [node])
         return node
+
+    def _negation(self, operand: _Node) -> _Node:
+        """``!x``, inlining `x` when it can be (``!has(event.coupon)`` is one function)."""
+        source = operand.operand()
+
+        def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            namespace[f"{slot}_not"] = ops.logical_not
+            x = f"{slot}_x"
+            return [
+                *load_lines(source, x, f"{slot}o", namespace),
+                f"if {x} is True:",
+                f"    {target} = False",
+                f"elif {x} is False:",
+                f"    {target} = True",
+                "else:",
+                f"    {target} = {slot}_not({x})",
+            ]
+
+        return _emitted(self._name("negation"), emit)
 
     # -- calls and macros ---------------------------------------------------------------------
 
@@ -569,11 +654,21 @@ class Compiler:
             raise CelCompileError("has() needs a field selection such as has(a.b)", *position_of(tree))
         operand = self._nested(target.children[0])  # type: ignore[arg-type]
         field = str(target.children[1])
-        namespace: dict[str, Any] = {"field": field, "_dict": dict, "no_overload": no_overload}
-        lines = load_lines(operand.operand(), "x", "o", namespace)
-        lines += ["if type(x) is _dict:", "    return field in x",
-                  "raise no_overload('has', x)"]
-        return _Node(build(self._name("has"), lines, namespace))
+        source = operand.operand()
+
+        def emit(target_name: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            namespace[f"{slot}_field"] = field
+            namespace[f"{slot}_fail"] = no_overload
+            x = f"{slot}_x"
+            return [
+                *load_lines(source, x, f"{slot}o", namespace),
+                f"if type({x}) is _dict:",
+                f"    {target_name} = {slot}_field in {x}",
+                "else:",
+                f"    raise {slot}_fail('has', {x})",
+            ]
+
+        return _emitted(self._name("has"), emit)
 
     def _compile_member_dot_arg(self, tree: Tree) -> _Node:
         receiver_tree = tree.children[0]
@@ -613,20 +708,34 @@ class Compiler:
             receiver_fn, argument_fn = receiver.fn, argument.fn
             return self._fold(_Node(lambda v: function(receiver_fn(v), argument_fn(v))), [receiver, argument])
         constant = argument.constant
-        namespace: dict[str, Any] = {"c": constant, "_str": str, "generic": function}
+        pattern = None
         if name == "matches":
             try:
-                namespace["pattern"] = compile_regex(constant)
+                pattern = compile_regex(constant)
             except CelEvaluationError as error:
                 raise CelCompileError(error.message, 1, 1) from None
-            test = "pattern.search(x) is not None"
-        elif name == "contains":
-            test = "c in x"
-        else:
-            test = f"x.{_STRING_METHODS[name]}(c)"
-        lines = load_lines(receiver.operand(), "x", "o", namespace)
-        lines += ["if type(x) is _str:", f"    return {test}", "return generic(x, c)"]
-        return _Node(build(self._name(name), lines, namespace))
+        source = receiver.operand()
+
+        def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
+            namespace[f"{slot}_c"] = constant
+            namespace[f"{slot}_g"] = function
+            namespace[f"{slot}_re"] = pattern
+            x = f"{slot}_x"
+            if name == "matches":
+                test = f"{slot}_re.search({x}) is not None"
+            elif name == "contains":
+                test = f"{slot}_c in {x}"
+            else:
+                test = f"{x}.{_STRING_METHODS[name]}({slot}_c)"
+            return [
+                *load_lines(source, x, f"{slot}o", namespace),
+                f"if type({x}) is _str:",
+                f"    {target} = {test}",
+                "else:",
+                f"    {target} = {slot}_g({x}, {slot}_c)",
+            ]
+
+        return _emitted(self._name(name), emit)
 
     def _macro(self, tree: Tree, name: str) -> _Node:
         arguments_tree = tree.children[2] if len(tree.children) > 2 else None
@@ -642,6 +751,19 @@ class Compiler:
         range_node = self.compile(tree.children[0])  # type: ignore[arg-type]
         bodies = [self._nested(argument) for argument in arguments[1:]]  # type: ignore[arg-type]
         return _Node(build_macro(name, str(variable_tree), range_node.fn, [b.fn for b in bodies]))
+
+
+def _logical_tail(decisive: str, absorbing: bool) -> list[str]:
+    """After loading operand value `x` inside a try: decide, or remember the first error."""
+    return [
+        f"    if x is {decisive}:",
+        f"        return {decisive}",
+        f"    if x is not {'False' if absorbing else 'True'} and error is None:",
+        "        error = _not_bool(x)",
+        "except Exception as caught:",
+        "    if error is None:",
+        "        error = caught",
+    ]
 
 
 def _swap(function: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:

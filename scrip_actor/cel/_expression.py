@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, final
 
-from ._codegen import Fn
+from ._codegen import build
 from ._compiler import Compiler
 from ._errors import CelEvaluationError
 from ._macros import BUDGET_KEY, COMPREHENSION_ITERATIONS_MAX
@@ -14,60 +14,71 @@ from ._parser import parse
 _UNEXPECTED: Final = "internal error while evaluating"
 
 
+def _evaluator(root: Any, uses_budget: bool) -> Callable[[Mapping[str, Any]], Any]:
+    """Generate ``evaluate(v)``: the root's code inlined inside the error conversion.
+
+    One generated function per expression means ``expression.evaluate(v)`` is a single Python
+    call for typical rules (it is stored on the instance, so there is no bound-method creation
+    either). Roots without inlinable code are called as a closure.
+    """
+    namespace: dict[str, Any] = {
+        "_root": root.fn,
+        "_Error": CelEvaluationError,
+        "_budget_key": BUDGET_KEY,
+        "_budget_max": COMPREHENSION_ITERATIONS_MAX,
+        "_internal": _internal_error,
+    }
+    body = root.body(namespace) if root.body is not None else ["return _root(v)"]
+    lines = ["v = {**v, _budget_key: [_budget_max]}"] if uses_budget else []
+    lines += [
+        "try:",
+        *("    " + line for line in body),
+        "except _Error as error:",
+        "    raise _Error(error.message) from None",  # fresh: no internal frames or context
+        "except Exception as error:",
+        "    raise _internal(error) from None",
+    ]
+    return build("evaluate", lines, namespace)
+
+
+def _internal_error(error: Exception) -> CelEvaluationError:
+    """Convert a stray Python exception (a bug, or hostile data) into a CEL evaluation error."""
+    if isinstance(error, RecursionError):
+        return CelEvaluationError("value nested too deeply")
+    if isinstance(error, KeyError):
+        return CelEvaluationError(f"no such key: {error.args[0] if error.args else ''}")
+    return CelEvaluationError(f"{_UNEXPECTED}: {type(error).__name__}: {error}")
+
+
 @final
 class CompiledExpression:
     """A CEL expression compiled to Python closures; evaluate it as often as you like.
 
     Instances are immutable and hold no per-evaluation state, so one instance can be shared by
-    every actor (and thread) that evaluates the same rule.
+    every actor that evaluates the same rule.
 
     Attributes:
         text: the original CEL source.
+        evaluate: ``evaluate(variables) -> value``. `variables` maps identifiers to native
+            Python values, e.g. ``{"event": {...}, "participant": {...}, "now": datetime}``,
+            and is never mutated. Returns the CEL result as a native value (``bool`` for a rule
+            condition). Raises `CelEvaluationError` for every failure (missing key, wrong
+            types, overflow, division by zero, comprehension budget exhausted, data nested too
+            deeply); no other exception type escapes.
+
+    Example:
+        >>> compile_expression("event.amount >= 100").evaluate({"event": {"amount": 105.0}})
+        True
     """
 
-    __slots__ = ("_function", "_uses_budget", "text")
+    __slots__ = ("evaluate", "text")
 
-    def __init__(self, text: str, function: Fn, uses_budget: bool) -> None:
+    def __init__(self, text: str, root: Any, uses_budget: bool) -> None:
         self.text = text
-        self._function = function
-        self._uses_budget = uses_budget
+        self.evaluate: Callable[[Mapping[str, Any]], Any] = _evaluator(root, uses_budget)
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.text!r})"
-
-    def evaluate(self, variables: Mapping[str, Any]) -> Any:
-        """Evaluate against `variables`, a mapping of identifier -> native Python value.
-
-        Args:
-            variables: e.g. ``{"event": {...}, "participant": {...}, "now": datetime}``.
-                Never mutated.
-
-        Returns:
-            The CEL result as a native value (``bool`` for a rule condition).
-
-        Raises:
-            CelEvaluationError: for every failure: missing key, wrong types, overflow, division
-                by zero, comprehension budget exhausted, data nested too deeply... No other
-                exception type escapes.
-
-        Example:
-            >>> compile_expression("event.amount >= 100").evaluate({"event": {"amount": 105.0}})
-            True
-        """
-        try:
-            if self._uses_budget:
-                variables = {**variables, BUDGET_KEY: [COMPREHENSION_ITERATIONS_MAX]}
-            elif type(variables) is not dict:
-                variables = dict(variables)
-            return self._function(variables)  # type: ignore[arg-type]
-        except CelEvaluationError as error:
-            raise CelEvaluationError(error.message) from None
-        except RecursionError:
-            raise CelEvaluationError("value nested too deeply") from None
-        except KeyError as error:
-            raise CelEvaluationError(f"no such key: {error.args[0] if error.args else ''}") from None
-        except Exception as error:
-            raise CelEvaluationError(f"{_UNEXPECTED}: {type(error).__name__}: {error}") from None
 
 
 def compile_expression(text: str) -> CompiledExpression:
@@ -97,4 +108,4 @@ def compile_expression(text: str) -> CompiledExpression:
         from ._errors import CelCompileError
 
         raise CelCompileError("expression nested too deeply", 1, 1) from None
-    return CompiledExpression(text, node.fn, compiler.uses_budget)
+    return CompiledExpression(text, node, compiler.uses_budget)
