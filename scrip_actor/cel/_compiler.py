@@ -245,9 +245,8 @@ class Compiler:
         return _Node(variable, path=(name,))
 
     def _compile_paren_expr(self, tree: Tree) -> _Node:
-        node = self._nested(tree.children[0])  # type: ignore[arg-type]
-        # Parentheses end a variable path: (a).b is still a select, but fine to keep the path.
-        return node
+        # `(a).b` selects exactly like `a.b`, so the inner node (and its path) is kept as is.
+        return self._nested(tree.children[0])  # type: ignore[arg-type]
 
     # -- containers ---------------------------------------------------------------------------
 
