@@ -1,0 +1,67 @@
+"""Acceptance 4: ``/openapi.json`` is valid OpenAPI 3.1 and lists exactly the routes the app serves; ``/docs``
+renders every operation without fetching anything."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from openapi_spec_validator import validate
+
+from scrip_actor.http.app import create_app
+from scrip_actor.http.auth import ApiKeys
+from tests.http.conftest import Api
+
+_IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+async def _document(anonymous: httpx.AsyncClient) -> dict[str, Any]:
+    response = await anonymous.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_document_is_valid_openapi_31(anonymous: httpx.AsyncClient) -> None:
+    document = await _document(anonymous)
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+async def test_document_lists_every_served_route(api: Api, anonymous: httpx.AsyncClient) -> None:
+    document = await _document(anonymous)
+    documented = {(method.upper(), path) for path, methods in document["paths"].items() for method in methods}
+    app = create_app(api.engine, ApiKeys.of("k"))
+    served = {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in (rule.methods or set()) - _IGNORED_METHODS
+    }
+    assert served == documented
+    assert len(served) == 49  # grows with every new route; update deliberately
+
+
+async def test_schemas_come_from_the_handlers_types(anonymous: httpx.AsyncClient) -> None:
+    document = await _document(anonymous)
+    schemas = document["components"]["schemas"]
+    create = document["paths"]["/v1/programs"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ProgramCreate"}
+    assert schemas["ProgramCreate"]["additionalProperties"] is False
+    assert set(schemas["ProgramCreate"]["required"]) == {"name"}
+    listing = document["paths"]["/v1/events"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"limit", "cursor", "program_id", "from", "to"}
+    assert create["security"] and document["paths"]["/healthz"]["get"]["security"] == []
+    assert "413" in create["responses"] and "401" in create["responses"]
+
+
+async def test_docs_page_is_self_contained(anonymous: httpx.AsyncClient) -> None:
+    document = await _document(anonymous)
+    response = await anonymous.get("/docs")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    page = response.text
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    for path in document["paths"]:
+        assert path in page
+    assert 'id="schema-ProgramCreate"' in page
