@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry, entry_hash
+from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry
 from scrip_actor.model import Event, JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, unbe64
 
@@ -32,28 +32,25 @@ def lot_key(lot: Lot) -> bytes:
     return f"{lot.participant_id}{lot.asset_id}".encode() + be64(lot.number)
 
 
-def participant_ops(state: ParticipantState) -> list[Op]:
-    """Write a participant and its external id index."""
-    return [
-        ("participants", state.id.encode(), encode(state.to_record())),
-        ("participant_ext", state.external_id.encode(), state.id.encode()),
-    ]
-
-
 def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
     """All writes of one committed :class:`Changes`, with the journal head after it."""
     ops: list[Op] = []
     for state in changes.participants:
-        ops.extend(participant_ops(state))
+        ops.append(("participants", state.id.encode(), encode(state.to_record())))
+        if state.stored_external_id != state.external_id:
+            # Only new participants and renamed ones touch the (random-key) external id index.
+            ops.append(("participant_ext", state.external_id.encode(), state.id.encode()))
+            if state.stored_external_id is not None:
+                ops.append(("participant_ext", state.stored_external_id.encode(), None))
+            state.stored_external_id = state.external_id
     for lot in changes.lots:
         assert 0 <= lot.remaining_minor <= lot.amount_minor
         ops.append(("lots", lot_key(lot), encode(lot)))
     for entry in changes.entries:
-        check_entry(entry)
-        assert entry.entry_hash == entry_hash(entry)
+        # LedgerTx.commit checked and hashed each entry just before this; verify and decode_entry check after reading.
+        assert entry.entry_hash and entry.sequence > 0
         sequence_key = be64(entry.sequence)
         ops.append(("journal", sequence_key, encode(entry)))
-        ops.append(("journal_ids", entry.id.encode(), sequence_key))
         for kind, key in _index_keys(entry):
             ops.append(("journal_index", f"{kind}\0{key}\0".encode() + sequence_key, b""))
     for account, balance in changes.accounts.items():
@@ -67,8 +64,6 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
 
 def _index_keys(entry: JournalEntry) -> set[tuple[str, str]]:
     keys: set[tuple[str, str]] = set()
-    if entry.event_id:
-        keys.add(("event", entry.event_id))
     if entry.rule_id:
         keys.add(("rule", entry.rule_id))
     if entry.program_id:
@@ -81,8 +76,8 @@ def _index_keys(entry: JournalEntry) -> set[tuple[str, str]]:
 
 
 def event_ops(event: Event) -> list[Op]:
-    """Write an event record (status and outcome included)."""
-    return [("events", event.id.encode(), encode(event))]
+    """Write an event record (status and outcome included) under its sequence."""
+    return [("events", be64(event.sequence), encode(event))]
 
 
 def load_participant(store: Store, participant_id: str) -> ParticipantState | None:
@@ -102,7 +97,9 @@ def load_participant(store: Store, participant_id: str) -> ParticipantState | No
         lots[asset_id].sort(key=lambda lot: (lot.created_at, lot.number))
     for asset_id in record.lot_numbers:
         lots.setdefault(asset_id, [])
-    return ParticipantState(record, lots)
+    state = ParticipantState(record, lots)
+    state.stored_external_id = record.external_id
+    return state
 
 
 def load_schedule(store: Store) -> list[tuple[int, str, bytes]]:

@@ -49,6 +49,7 @@ from scrip_actor.ledger import (
     ParticipantState,
     World,
     account_key,
+    derived_id,
 )
 from scrip_actor.model import (
     Asset,
@@ -75,6 +76,7 @@ from scrip_actor.model import (
 )
 from scrip_actor.rules import CompiledRule, apply_actions, cel_event_data, compile_condition, compile_rule, evaluate
 from scrip_actor.verify import VerifyReport, verify_store
+from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.store import Op, Store, Writer, be32, be64, encode, unbe64
 
 __all__ = ["Engine", "EngineStatistics", "open_engine"]
@@ -83,7 +85,6 @@ if not __debug__:  # pragma: no cover - guarded at import so it can never run si
     raise RuntimeError("scrip-actor relies on assertions for its invariants; do not run it with python -O")
 
 T = TypeVar("T")
-_ID_NAMESPACE = uuid.UUID("9b0e3b0a-5d7e-4d44-8f9e-3f1c2b7d6a10")
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 _event_decoder = msgspec.json.Decoder(Event)
 
@@ -138,7 +139,8 @@ class Engine:
             max_readers=storage.max_readers,
         )
         self._writer = Writer(self._store, batch_records_max=config.engine.commit_batch_records_max)
-        self._world = World()
+        self._ids = SequenceIds(self._store.id_prefix)
+        self._world = World(self._ids)
         self._programs: dict[str, Program] = {}
         self._rules: dict[str, Rule] = {}
         self._compiled: dict[str, list[CompiledRule]] = {}  # program id -> active rules by order
@@ -187,16 +189,18 @@ class Engine:
             entry = _records.decode_entry(last[1])
             assert entry.sequence == self._world.journal_sequence, "journal head is not the last entry"
             assert entry.entry_hash == self._world.journal_hash, "journal head hash is not the last entry's"
-        self._inbox_sequence = store.get("meta", b"inbox_seq", int) or 0
+        last_event = next(store.scan("events", reverse=True), None)
+        self._inbox_sequence = unbe64(last_event[0]) if last_event else 0
         self._schedule = _records.load_schedule(store)
 
     def _start(self, nursery: trio.Nursery) -> None:
         """Start actors and the sweeper; re-deliver events accepted before a restart, in their original order."""
-        self._registry = ActorRegistry(nursery, self._step)
-        pending = [(unbe64(key), value.decode()) for key, value in self._store.scan("inbox_pending")]
-        for _, event_id in pending:
-            event = self._store.get("events", event_id.encode(), Event)
-            assert event is not None, f"pending event {event_id} has no record"
+        self._registry = ActorRegistry(self._step)
+        nursery.start_soon(self._registry.run)
+        for key, _ in self._store.scan("inbox_pending"):
+            event = self._store.get("events", key, Event)
+            assert event is not None, f"pending event #{unbe64(key)} has no record"
+            assert event.sequence == unbe64(key)
             assert event.status in ("RECEIVED", "PROCESSING")
             event.status = "RECEIVED"
             self._events_live[event.id] = event
@@ -377,8 +381,8 @@ class Engine:
         if existing is None:
             raw = self._store.get_raw("idempotency", idem_key)
             if raw is not None:
-                event_id, stored_hash = msgspec.json.decode(raw, type=tuple[str, str])
-                existing = self._events_live.get(event_id) or self._store.get("events", event_id.encode(), Event)
+                sequence, stored_hash = msgspec.json.decode(raw, type=tuple[int, str])
+                existing = self._event_by_sequence(sequence)
                 assert existing is not None and existing.payload_hash == stored_hash
         if existing is not None:
             if existing.payload_hash != payload_hash:
@@ -396,7 +400,7 @@ class Engine:
         now = self._clock()
         self._inbox_sequence += 1
         event = Event(
-            id=str(uuid.uuid5(_ID_NAMESPACE, f"{request.program_id}\0{request.idempotency_key}")),
+            id=self._ids.make(KIND_EVENT, self._inbox_sequence),
             sequence=self._inbox_sequence,
             program_id=request.program_id,
             external_id=request.external_id,
@@ -408,11 +412,9 @@ class Engine:
         )
         sequence_key = be64(event.sequence)
         ops: list[Op] = [
-            ("events", event.id.encode(), encode(event)),
-            ("events_by_seq", sequence_key, event.id.encode()),
-            ("inbox_pending", sequence_key, event.id.encode()),
-            ("idempotency", idem_key, encode((event.id, payload_hash))),
-            ("meta", b"inbox_seq", encode(event.sequence)),
+            ("events", sequence_key, encode(event)),
+            ("inbox_pending", sequence_key, b""),
+            ("idempotency", idem_key, encode((event.sequence, payload_hash))),
         ]
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
@@ -455,12 +457,20 @@ class Engine:
         await self._caught_up()
         return results
 
+    def _event_by_sequence(self, sequence: int) -> Event | None:
+        event = self._store.get("events", be64(sequence), Event)
+        if event is None:
+            return None
+        assert event.sequence == sequence
+        return self._events_live.get(event.id, event)
+
     async def get_event(self, event_id: str) -> Event:
         """An event with its outcome (rule evaluations, journal entry ids, error)."""
         live = self._events_live.get(event_id)
         if live is not None:
             return msgspec.structs.replace(live)
-        event = self._store.get("events", event_id.encode(), Event)
+        sequence = self._ids.sequence(KIND_EVENT, event_id)
+        event = self._event_by_sequence(sequence) if sequence is not None else None
         if event is None:
             raise NotFound("event", event_id)
         return event
@@ -504,10 +514,9 @@ class Engine:
         await self._caught_up()
         found: list[Event] = []
         last_key = None
-        for key, value in self._store.scan("events_by_seq", start=start, reverse=True):
-            event_id = value.decode()
-            event = self._events_live.get(event_id) or self._store.get("events", value, Event)
-            assert event is not None
+        for key, value in self._store.scan("events", start=start, reverse=True):
+            event = _event_decoder.decode(value)
+            event = self._events_live.get(event.id, event)
             if keep(event):
                 if len(found) == limit:
                     return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
@@ -795,10 +804,12 @@ class Engine:
         now = self._clock()
         tx = LedgerTx(self._world, now=now, id_seed=f"{kind}/{_new_id()}", program_id=program_id)
         try:
-            entry_id = (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
+            (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
         except ActionFailed as error:
             raise InsufficientFunds(str(error)) from None
-        ticket = self._apply_changes(tx.commit(now), [])
+        changes = tx.commit(now)
+        entry_id = changes.entries[0].id
+        ticket = self._apply_changes(changes, [])
         await self._writer.wait_durable(ticket)
         available = self._world.accounts.get(account_key("PROGRAM", program_id, asset.id), 0)
         verb = "Funded" if kind == "fund" else "Burned"
@@ -1063,7 +1074,7 @@ class Engine:
         old_external = old.external_id
         result = await self._mutate_participant(participant_id, change)
         if request.external_id is not None and request.external_id != old_external:
-            await self._durable([("participant_ext", old_external.encode(), None)])
+            self._external_ids.pop(old_external, None)
         return result
 
     async def set_participant_status(self, participant_id: str, status: str) -> Participant:
@@ -1131,12 +1142,13 @@ class Engine:
     async def get_journal_entry(self, entry_id: str) -> JournalEntry:
         """One journal entry with its postings and hash."""
         await self._caught_up()
-        sequence_key = self._store.get_raw("journal_ids", entry_id.encode())
-        if sequence_key is None:
+        sequence = self._ids.sequence(KIND_ENTRY, entry_id)
+        raw = self._store.get_raw("journal", be64(sequence)) if sequence is not None else None
+        if raw is None:
             raise NotFound("journal entry", entry_id)
-        raw = self._store.get_raw("journal", sequence_key)
-        assert raw is not None
-        return _records.decode_entry(raw)
+        entry = _records.decode_entry(raw)
+        assert entry.id == entry_id and entry.sequence == sequence
+        return entry
 
     async def list_journal_entries(
         self,
@@ -1154,7 +1166,7 @@ class Engine:
         """Journal entries, newest first, filtered (all filters together)."""
         limit = self._page_size(limit)
         await self._caught_up()
-        filters = [("event", event_id), ("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
+        filters = [("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
         chosen = next(((kind, value) for kind, value in filters if value is not None), None)
         start = _decode_cursor(cursor)
 
@@ -1169,6 +1181,8 @@ class Engine:
                 and (created_to is None or entry.created_at < created_to)
             )
 
+        if event_id is not None:
+            return await self._event_entries(event_id, keep)
         found: list[JournalEntry] = []
         if chosen is None:
             source = ((key, raw) for key, raw in self._store.scan("journal", start=start, reverse=True))
@@ -1187,6 +1201,15 @@ class Engine:
                 found.append(entry)
                 last_key = key
         return Page(data=found, has_more=False, next_cursor=None)
+
+    async def _event_entries(self, event_id: str, keep: Callable[[JournalEntry], bool]) -> Page:
+        """An event's entries (at most a few per event), newest first, via the ids the event records."""
+        try:
+            event = await self.get_event(event_id)
+        except NotFound:
+            return Page(data=[], has_more=False, next_cursor=None)
+        entries = [await self.get_journal_entry(entry_id) for entry_id in reversed(event.journal_entry_ids)]
+        return Page(data=[entry for entry in entries if keep(entry)], has_more=False, next_cursor=None)
 
     # ==========================================================================================================
     # introspection
@@ -1247,7 +1270,7 @@ def _merge(first: Changes | None, second: Changes | None) -> Changes:
 
 def _participant_id_for(event: Event, external_id: str | None = None) -> str:
     """A participant created by an event gets an id derived from the event, so a replay recreates the same id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"participant/{event.id}/{external_id or event.external_id}"))
+    return derived_id(f"participant/{event.id}", 0 if external_id is None else 1 + sum(map(ord, external_id)))
 
 
 def _relaxed_assets(rule: Rule, assets: dict[str, Asset]) -> dict[str, Asset]:

@@ -16,7 +16,6 @@ Invariants, asserted when an entry is built and again by ``verify`` after readin
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -24,6 +23,7 @@ from typing import Literal
 import msgspec
 
 from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
+from scrip_actor.ids import KIND_ENTRY, SequenceIds
 from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Posting
 
 __all__ = [
@@ -45,7 +45,6 @@ SYSTEM_ISSUANCE = "SYSTEM_ISSUANCE"
 SYSTEM_BREAKAGE = "SYSTEM_BREAKAGE"
 SYSTEM_REDEMPTION = "SYSTEM_REDEMPTION"
 GENESIS_HASH = "0" * 64
-_ID_NAMESPACE = uuid.UUID("6f1d7c1e-2a55-4c1b-9a52-5c0a2f3e8d11")
 
 AVAILABLE, HELD, DEFERRED = 0, 1, 2
 _BUCKETS: tuple[Literal["AVAILABLE", "HELD", "DEFERRED"], ...] = ("AVAILABLE", "HELD", "DEFERRED")
@@ -57,7 +56,19 @@ class ActionFailed(Exception):
 
 def derived_id(seed: str, counter: int) -> str:
     """Deterministic UUID from a seed (an event id) and a counter, so replays produce the same ids."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{seed}/{counter}"))
+    return _format_uuid(_seed_int(seed) + counter)
+
+
+def _seed_int(seed: str) -> int:
+    """128 bits of SHA-256 of the seed, with the counter's room cleared (ids of one seed differ in the low bits)."""
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:16], "big") & ~0xFFFF_FFFF
+
+
+def _format_uuid(value: int) -> str:
+    """RFC 4122 text of a version-8 (custom) UUID built from ``value``; cheaper than ``str(uuid.UUID(...))``."""
+    value = (value & ~(0xF000 << 64) | (0x8000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def account_key(entity_type: str, entity_id: str, asset_id: str, bucket: str = "AVAILABLE") -> str:
@@ -101,6 +112,7 @@ class ParticipantState:
         "profile",
         "program_ids",
         "status",
+        "stored_external_id",
         "tags",
         "updated_at",
     )
@@ -122,6 +134,7 @@ class ParticipantState:
         # Open lots only (AVAILABLE or DEFERRED with something remaining), oldest first.
         self.lots = lots
         self.commit_ticket = 0
+        self.stored_external_id: str | None = None  # what the store's external id index says (None: not stored)
         self._cel_view: dict[str, object] | None = None
 
     def clone(self) -> ParticipantState:
@@ -142,6 +155,7 @@ class ParticipantState:
         copy.updated_at = self.updated_at
         copy.lots = {asset: list(lots) for asset, lots in self.lots.items()}
         copy.commit_ticket = self.commit_ticket
+        copy.stored_external_id = self.stored_external_id
         copy._cel_view = None
         return copy
 
@@ -231,7 +245,8 @@ def _decimal_text(value: Decimal) -> str:
 class World:
     """Ledger state shared by all participants: assets, system and wallet accounts, the journal head."""
 
-    def __init__(self) -> None:
+    def __init__(self, ids: SequenceIds) -> None:
+        self.ids = ids
         self.assets: dict[str, Asset] = {}
         self.accounts: dict[str, int] = {}
         self.journal_sequence = 0
@@ -282,6 +297,7 @@ class LedgerTx:
         self.program_id = program_id
         self.event_id: str | None = None
         self._counter = 0
+        self._seed_int: int | None = None  # computed on first use: most steps create no lot
         self._participants: dict[str, ParticipantState] = {}
         self._originals: dict[str, ParticipantState] = {}
         self._account_deltas: dict[str, int] = {}
@@ -317,7 +333,9 @@ class LedgerTx:
     def next_id(self) -> str:
         """A fresh deterministic id for an entry or lot."""
         self._counter += 1
-        return derived_id(self.id_seed, self._counter)
+        if self._seed_int is None:
+            self._seed_int = _seed_int(self.id_seed)
+        return _format_uuid(self._seed_int + self._counter)
 
     # --- postings ---------------------------------------------------------------------------------------------
 
@@ -331,7 +349,7 @@ class LedgerTx:
         reference_id: str | None = None,
         created_at: datetime | None = None,
         program_id: str | None = None,
-    ) -> str:
+    ) -> None:
         """Record an entry from ``(entity_type, entity_id, asset_id, bucket, amount_minor)`` legs; apply them."""
         postings = []
         for entity_type, entity_id, asset_id, bucket, amount_minor in legs:
@@ -355,8 +373,8 @@ class LedgerTx:
                 key = account_key(entity_type, entity_id, asset_id, bucket)
                 self._account_deltas[key] = self._account_deltas.get(key, 0) + amount_minor
         entry = JournalEntry(
-            id=self.next_id(),
-            sequence=0,  # assigned at commit, in commit order
+            id="",  # id and sequence are assigned at commit, in commit order
+            sequence=0,
             action_type=action_type,
             program_id=program_id or self.program_id,
             event_id=self.event_id,
@@ -367,9 +385,7 @@ class LedgerTx:
             postings=postings,
             previous_hash="",
         )
-        check_entry(entry)
         self._entries.append(entry)
-        return entry.id
 
     def _source_leg(self, asset: Asset, program_id: str, amount_minor: int) -> tuple[str, str, str, str, int]:
         """Where a credit's value comes from: SYSTEM_ISSUANCE, or the program wallet (which must cover it)."""
@@ -397,14 +413,14 @@ class LedgerTx:
         description: str | None,
         expires_at: datetime | None = None,
         matures_at: datetime | None = None,
-    ) -> str:
+    ) -> None:
         """Credit ``amount_minor`` to a participant; a LOT asset gets a new lot. Returns the entry id."""
         assert amount_minor > 0
         participant = self.edit(state)
         source = self._source_leg(asset, program_id, amount_minor)
         deferred = matures_at is not None and matures_at > self.now
         bucket = "DEFERRED" if deferred else "AVAILABLE"
-        entry_id = self._post(
+        self._post(
             "CREDIT",
             [source, ("PARTICIPANT", participant.id, asset.id, bucket, amount_minor)],
             rule_id=rule_id,
@@ -413,7 +429,6 @@ class LedgerTx:
         if asset.inventory_mode == "LOT":
             self._open_lot(participant, asset, amount_minor, program_id, expires_at, matures_at, deferred)
         participant.invalidate()
-        return entry_id
 
     def _open_lot(
         self,
@@ -471,7 +486,7 @@ class LedgerTx:
         allow_negative: bool,
         rule_id: str | None,
         description: str | None,
-    ) -> str:
+    ) -> None:
         """Debit AVAILABLE value to SYSTEM_REDEMPTION; LOT assets spend the oldest spendable lots first."""
         assert amount_minor > 0
         participant = self.edit(state)
@@ -486,7 +501,7 @@ class LedgerTx:
             )
         if asset.inventory_mode == "LOT":
             self._consume_lots(participant, asset, amount_minor)
-        entry_id = self._post(
+        self._post(
             "DEBIT",
             [
                 ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", -amount_minor),
@@ -496,7 +511,6 @@ class LedgerTx:
             description=description,
         )
         participant.invalidate()
-        return entry_id
 
     def spendable_lot_value(self, participant: ParticipantState, asset_id: str) -> int:
         """Value that may be spent now: AVAILABLE lots not yet expired at ``now``, less any overdraft."""
@@ -547,6 +561,11 @@ class LedgerTx:
         return written
 
     def _settle_lot(self, state: ParticipantState, lot: Lot, until: datetime) -> int:
+        due = (lot.status == "DEFERRED" and lot.matures_at is not None and lot.matures_at <= until) or (
+            lot.expires_at is not None and lot.expires_at <= until
+        )
+        if not due:
+            return 0  # the common case: no copy of the participant is made
         written = 0
         participant = self.edit(state)
         asset = self.world.assets[lot.asset_id]
@@ -603,10 +622,10 @@ class LedgerTx:
         participant.lots[asset.id] = lots
         return changed
 
-    def fund(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> str:
+    def fund(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> None:
         """Move value from SYSTEM_ISSUANCE into a program wallet."""
         assert amount_minor > 0
-        return self._post(
+        self._post(
             "FUND",
             [
                 ("SYSTEM", SYSTEM_ISSUANCE, asset.id, "AVAILABLE", -amount_minor),
@@ -616,7 +635,7 @@ class LedgerTx:
             description=description,
         )
 
-    def burn(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> str:
+    def burn(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> None:
         """Move value from a program wallet to SYSTEM_BREAKAGE; never below zero."""
         assert amount_minor > 0
         wallet = account_key("PROGRAM", program_id, asset.id)
@@ -626,7 +645,7 @@ class LedgerTx:
                 f"cannot burn {format_minor(amount_minor, asset.scale)}: the wallet holds "
                 f"{format_minor(available, asset.scale)}"
             )
-        return self._post(
+        self._post(
             "BURN",
             [
                 ("PROGRAM", program_id, asset.id, "AVAILABLE", -amount_minor),
@@ -635,11 +654,6 @@ class LedgerTx:
             rule_id=None,
             description=description,
         )
-
-    @property
-    def entry_ids(self) -> list[str]:
-        """Ids of the entries recorded so far."""
-        return [entry.id for entry in self._entries]
 
     def is_empty(self) -> bool:
         """True when nothing was changed."""
@@ -653,7 +667,12 @@ class LedgerTx:
         entries = []
         for entry in self._entries:
             world.journal_sequence += 1
-            numbered = msgspec.structs.replace(entry, sequence=world.journal_sequence, previous_hash=world.journal_hash)
+            numbered = msgspec.structs.replace(
+                entry,
+                id=world.ids.make(KIND_ENTRY, world.journal_sequence),
+                sequence=world.journal_sequence,
+                previous_hash=world.journal_hash,
+            )
             numbered.entry_hash = entry_hash(numbered)
             check_entry(numbered)
             world.journal_hash = numbered.entry_hash

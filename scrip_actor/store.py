@@ -5,7 +5,7 @@ Layout (named databases; big-endian integer keys where order matters):
 =================  ==========================================  ==============================================
 database           key                                         value
 =================  ==========================================  ==============================================
-meta               b"schema", b"journal_head", b"inbox_seq"    JSON
+meta               b"schema", b"journal_head", b"id_prefix"    JSON
 programs           program id                                  Program
 assets             asset id                                    Asset
 asset_symbols      upper-cased symbol                          asset id
@@ -14,13 +14,11 @@ rule_versions      rule id + be32(version)                     RuleVersion
 participants       participant id                              ParticipantRecord
 participant_ext    external id                                 participant id
 lots               participant id + asset id + be64(number)    Lot
-events             event id                                    Event (status and outcome)
-events_by_seq      be64(sequence)                              event id
+events             be64(sequence)                              Event (status and outcome); the id carries the sequence
 inbox_pending      be64(sequence)                              event id; deleted with the outcome's commit
-idempotency        program id + NUL + key                      IdempotencyRecord
-journal            be64(sequence)                              JournalEntry
-journal_ids        entry id                                    be64(sequence)
-journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/event/rule/program/asset)
+idempotency        program id + NUL + key                      [event sequence, payload hash]
+journal            be64(sequence)                              JournalEntry; the id carries the sequence
+journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/rule/program/asset)
 accounts           account key                                 balance in minor units (JSON int)
 schedule           be64(due_ms) + lot id                       participant id (lot expiry/maturity to sweep)
 =================  ==========================================  ==============================================
@@ -42,9 +40,11 @@ import lmdb
 import msgspec
 import trio
 
+from scrip_actor.ids import new_prefix
+
 __all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "unbe64"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASES = (
     "meta",
     "programs",
@@ -56,11 +56,9 @@ DATABASES = (
     "participant_ext",
     "lots",
     "events",
-    "events_by_seq",
     "inbox_pending",
     "idempotency",
     "journal",
-    "journal_ids",
     "journal_index",
     "accounts",
     "schedule",
@@ -137,11 +135,20 @@ class Store:
             with self.env.begin(write=True) as txn:
                 for name in DATABASES:
                     self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+                if txn.get(b"id_prefix", db=self.dbs["meta"]) is None:
+                    txn.put(b"id_prefix", encode(new_prefix()), db=self.dbs["meta"])
                 schema = txn.get(b"schema", db=self.dbs["meta"])
                 if schema is None:
                     txn.put(b"schema", encode(SCHEMA_VERSION), db=self.dbs["meta"])
                 elif msgspec.json.decode(schema) != SCHEMA_VERSION:
                     raise RuntimeError(f"store schema {schema!r} is not {SCHEMA_VERSION}; no migration exists")
+
+    @property
+    def id_prefix(self) -> int:
+        """This store's random id prefix (see scrip_actor.ids)."""
+        prefix = self.get("meta", b"id_prefix", int)
+        assert prefix is not None, "store has no id prefix"
+        return prefix
 
     def close(self) -> None:
         """Close the environment (idempotent)."""

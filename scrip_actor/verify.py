@@ -12,6 +12,7 @@ import msgspec
 
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
+from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
 from scrip_actor.store import Store, unbe64
@@ -42,6 +43,7 @@ class _Checker:
         self.balances: dict[tuple[str, str, str], int] = {}  # participant, asset, bucket
         self.accounts: dict[str, int] = {}
         self.entry_ids: set[str] = set()
+        self.ids = SequenceIds(store.id_prefix)
         self.entries = 0
         self.postings = 0
 
@@ -65,8 +67,8 @@ class _Checker:
                 self.problem(f"{where}: entry_hash does not match its content (tampered or corrupted)")
             previous_hash = entry.entry_hash
             self.entry_ids.add(entry.id)
-            if self.store.get_raw("journal_ids", entry.id.encode()) != key:
-                self.problem(f"{where}: id index does not point to it")
+            if self.ids.sequence(KIND_ENTRY, entry.id) != entry.sequence:
+                self.problem(f"{where}: its id does not carry its sequence")
             self._postings(entry, where)
         head = self.store.get("meta", b"journal_head", list[object])
         if self.entries and (head is None or head[0] != expected_sequence - 1 or head[1] != previous_hash):
@@ -151,12 +153,14 @@ class _Checker:
         return count
 
     def events(self) -> tuple[int, int]:
-        pending = {value.decode() for _, value in self.store.scan("inbox_pending")}
+        pending = {key for key, _ in self.store.scan("inbox_pending")}
         events = 0
-        for _, raw in self.store.scan("events"):
+        for key, raw in self.store.scan("events"):
             event = msgspec.json.decode(raw, type=Event)
             events += 1
-            waiting = event.id in pending
+            if self.ids.sequence(KIND_EVENT, event.id) != event.sequence or unbe64(key) != event.sequence:
+                self.problem(f"event {event.id}: stored under #{unbe64(key)} but carries #{event.sequence}")
+            waiting = key in pending
             if waiting and event.status in ("COMPLETED", "FAILED"):
                 self.problem(f"event {event.id}: {event.status} but still in the inbox")
             if not waiting and event.status not in ("COMPLETED", "FAILED"):
