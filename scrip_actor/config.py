@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -44,6 +44,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     inflight_events_max: _Positive = 50_000
     commit_batch_records_max: _Positive = 2000
     sweep_interval_s: Annotated[float, Meta(gt=0)] = 1.0
+    # "compiled" (ours) runs the rules; "celpy" runs them on cel-python, only as a benchmark baseline.
+    cel_backend: Literal["compiled", "celpy"] = "compiled"
 
 
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -140,6 +140,7 @@ class Engine:
         )
         self._writer = Writer(self._store, batch_records_max=config.engine.commit_batch_records_max)
         self._ids = SequenceIds(self._store.id_prefix)
+        self._cel_compiler = _expression_compiler(config.engine.cel_backend)
         self._world = World(self._ids)
         self._programs: dict[str, Program] = {}
         self._rules: dict[str, Rule] = {}
@@ -252,11 +253,12 @@ class Engine:
         compiled = []
         for rule in active:
             try:
-                compiled.append(compile_rule(rule, self._world.assets))
+                compiled.append(compile_rule(rule, self._world.assets, self._cel_compiler))
             except ValidationFailed:
                 # An asset it names was archived or unlinked since: the rule still runs, its action will fail
                 # the event with the reason, rather than the rule silently vanishing.
-                compiled.append(compile_rule(rule, {**self._world.assets, **_relaxed_assets(rule, self._world.assets)}))
+                relaxed = {**self._world.assets, **_relaxed_assets(rule, self._world.assets)}
+                compiled.append(compile_rule(rule, relaxed, self._cel_compiler))
         self._compiled[program_id] = compiled
 
     # --- participant cache (virtual actor state) -------------------------------------------------------------
@@ -1249,6 +1251,17 @@ class Engine:
 # ==============================================================================================================
 # module helpers
 # ==============================================================================================================
+
+
+def _expression_compiler(backend: str) -> Any:
+    """The CEL compiler the running rules use: ours, or cel-python as a benchmark baseline."""
+    if backend == "celpy":
+        from scrip_actor.cel.celpy_backend import compile_expression_celpy
+
+        return compile_expression_celpy
+    from scrip_actor.cel import compile_expression
+
+    return compile_expression
 
 
 def _merge(first: Changes | None, second: Changes | None) -> Changes:

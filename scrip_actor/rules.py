@@ -38,10 +38,14 @@ _FINANCIAL = (CreditAction, DebitAction, CounterAction)
 TargetResolver = Callable[[str], ParticipantState]
 
 
-def compile_condition(text: str, field: str = "condition") -> Any:
+# Compiles CEL text into an object with ``evaluate(variables)``; the engine may swap it (benchmark baseline).
+ExpressionCompiler = Callable[[str], Any]
+
+
+def compile_condition(text: str, field: str = "condition", compiler: ExpressionCompiler = compile_expression) -> Any:
     """Compile a CEL expression or raise a ValidationFailed that gives the error's line and column."""
     try:
-        return compile_expression(text)
+        return compiler(text)
     except CelCompileError as error:
         raise ValidationFailed(
             f"{field} is not valid CEL: {error.message} (line {error.line}, column {error.column})",
@@ -55,13 +59,13 @@ class _Value:
 
     __slots__ = ("expression", "static")
 
-    def __init__(self, text: str, field: str) -> None:
+    def __init__(self, text: str, field: str, compiler: ExpressionCompiler) -> None:
         self.static: Decimal | None = None
         self.expression: Any = None
         if is_decimal_literal(text):
             self.static = parse_decimal(text, field)
         else:
-            self.expression = compile_condition(text, field)
+            self.expression = compile_condition(text, field, compiler)
 
     def resolve(self, variables: dict[str, Any], field: str) -> Decimal:
         if self.static is not None:
@@ -81,7 +85,15 @@ class CompiledAction:
 
     __slots__ = ("action", "amount", "asset", "expires", "index", "label", "matures", "target", "value", "value_expression")
 
-    def __init__(self, action: Action, index: int, rule_name: str, assets: dict[str, Asset], program_id: str) -> None:
+    def __init__(
+        self,
+        action: Action,
+        index: int,
+        rule_name: str,
+        assets: dict[str, Asset],
+        program_id: str,
+        compiler: ExpressionCompiler = compile_expression,
+    ) -> None:
         self.action = action
         self.index = index
         self.label = f"rule {rule_name!r} action #{index + 1} ({_type_of(action)})"
@@ -94,25 +106,32 @@ class CompiledAction:
         self.matures: timedelta | datetime | None = None
         self.target: Any = None
         if action.target is not None and action.target.external_id is not None:
-            self.target = compile_condition(action.target.external_id, f"{field}.target.external_id")
+            self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if isinstance(action, CreditAction | DebitAction):
-            self._compile_money(action, field, assets, program_id)
+            self._compile_money(action, field, assets, program_id, compiler)
         elif isinstance(action, CounterAction):
-            self.value = _Value(action.value, f"{field}.value")
+            self.value = _Value(action.value, f"{field}.value", compiler)
         elif isinstance(action, SetAttributeAction):
             if (action.value is None) == (action.value_expression is None):
                 raise ValidationFailed.field(f"{field}.value", "invalid", "give exactly one of value or value_expression")
             if action.value_expression is not None:
-                self.value_expression = compile_condition(action.value_expression, f"{field}.value_expression")
+                self.value_expression = compile_condition(action.value_expression, f"{field}.value_expression", compiler)
 
-    def _compile_money(self, action: CreditAction | DebitAction, field: str, assets: dict[str, Asset], program_id: str) -> None:
+    def _compile_money(
+        self,
+        action: CreditAction | DebitAction,
+        field: str,
+        assets: dict[str, Asset],
+        program_id: str,
+        compiler: ExpressionCompiler,
+    ) -> None:
         asset = assets.get(action.asset_id)
         if asset is None:
             raise ValidationFailed.field(f"{field}.asset_id", "not_found", f"asset {action.asset_id!r} does not exist")
         if program_id not in asset.program_ids:
             raise ValidationFailed.field(f"{field}.asset_id", "not_linked", f"asset {asset.symbol} is not linked to this program")
         self.asset = asset
-        self.amount = _Value(action.amount, f"{field}.amount")
+        self.amount = _Value(action.amount, f"{field}.amount", compiler)
         if self.amount.static is not None:
             _check_amount(self.amount.static, asset, f"{field}.amount")
         if isinstance(action, CreditAction):
@@ -159,10 +178,13 @@ class CompiledRule:
         self.actions = actions
 
 
-def compile_rule(rule: Rule, assets: dict[str, Asset]) -> CompiledRule:
+def compile_rule(rule: Rule, assets: dict[str, Asset], compiler: ExpressionCompiler = compile_expression) -> CompiledRule:
     """Validate and compile a rule. Raises ValidationFailed with the field and, for CEL, the position."""
-    condition = compile_condition(rule.condition)
-    actions = [CompiledAction(action, index, rule.name, assets, rule.program_id) for index, action in enumerate(rule.actions)]
+    condition = compile_condition(rule.condition, "condition", compiler)
+    actions = [
+        CompiledAction(action, index, rule.name, assets, rule.program_id, compiler)
+        for index, action in enumerate(rule.actions)
+    ]
     return CompiledRule(rule, condition, actions)
 
 
