@@ -161,8 +161,9 @@ def _install_error_handlers(app: QuartTrio) -> None:
     async def bug(error: Exception) -> Response:
         request_id = g.get("request_id")
         log.exception("unexpected error in %s %s (request %s)", request.method, request.path, request_id)
-        body = ErrorBody(code="internal_error", message=f"internal error; quote request id {request_id}",
-                         request_id=request_id)
+        body = ErrorBody(
+            code="internal_error", message=f"internal error; quote request id {request_id}", request_id=request_id
+        )
         return _json(500, body)
 
 
@@ -186,8 +187,13 @@ def create_app(engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None) 
     for endpoint in endpoints:
         assert endpoint.name not in routes, f"two endpoints are named {endpoint.name}"
         routes[endpoint.name] = endpoint.path
-        app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=_view(endpoint, engine, keys, limits),
-                         methods=[endpoint.method], provide_automatic_options=False)
+        app.add_url_rule(
+            endpoint.quart_rule,
+            endpoint=endpoint.name,
+            view_func=_view(endpoint, engine, keys, limits),
+            methods=[endpoint.method],
+            provide_automatic_options=False,
+        )
         metrics.bind(endpoint.path, endpoint.method, (endpoint.status, *endpoint.also))
     app.extensions["scrip_endpoints"] = endpoints
     _install_hooks(app, metrics, routes)

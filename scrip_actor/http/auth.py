@@ -44,7 +44,9 @@ class ApiKeys:
         return cls([_digest(key) for key in keys])
 
     @classmethod
-    def load(cls, data_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> tuple[ApiKeys, str | None]:
+    def load(
+        cls, data_dir: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    ) -> tuple[ApiKeys, str | None]:
         """Keys from the environment or ``<data_dir>/api_keys.json``, creating a first key if there are none.
 
         Returns:

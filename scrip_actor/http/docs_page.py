@@ -18,7 +18,8 @@ h1{margin-bottom:0}h2{border-bottom:2px solid #ddd;margin-top:2em}h3{margin:1.4e
 code{background:#f4f4f4;padding:0 .25em;border-radius:3px}table{border-collapse:collapse;margin:.3em 0 1em}
 td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}th{background:#fafafa}
 .m{display:inline-block;min-width:4.5em;font-weight:bold;color:#fff;border-radius:3px;text-align:center;margin-right:.5em}
-.GET{background:#2b7bb9}.POST{background:#2e8540}.PATCH{background:#b9770e}.PUT{background:#7d3c98}.DELETE{background:#c0392b}
+.GET{background:#2b7bb9}.POST{background:#2e8540}.PATCH{background:#b9770e}
+.PUT{background:#7d3c98}.DELETE{background:#c0392b}
 .op{border:1px solid #e5e5e5;border-radius:6px;padding:.2em 1em .6em;margin:1em 0}pre{white-space:pre-wrap;margin:.3em 0}
 nav ul{columns:2}
 """
@@ -59,13 +60,18 @@ def _parameters(operation: dict[str, Any]) -> str:
     )
     if not rows:
         return ""
-    return "<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th><th>limits</th></tr>" + rows + "</table>"
+    return (
+        "<table><tr><th>parameter</th><th>in</th><th>required</th><th>type</th><th>limits</th></tr>" + rows + "</table>"
+    )
 
 
 def _operation(path: str, method: str, operation: dict[str, Any]) -> str:
-    parts = [f'<div class="op" id="op-{escape(operation["operationId"])}">',
-             f'<h3><span class="m {method.upper()}">{method.upper()}</span><code>{escape(path)}</code></h3>',
-             f"<pre>{escape(operation['description'])}</pre>", _parameters(operation)]
+    parts = [
+        f'<div class="op" id="op-{escape(operation["operationId"])}">',
+        f'<h3><span class="m {method.upper()}">{method.upper()}</span><code>{escape(path)}</code></h3>',
+        f"<pre>{escape(operation['description'])}</pre>",
+        _parameters(operation),
+    ]
     body = operation.get("requestBody")
     if body is not None:
         parts.append("<p>Body (JSON): " + _type_text(body["content"]["application/json"]["schema"]) + "</p>")
@@ -91,7 +97,13 @@ def _schema(name: str, schema: dict[str, Any]) -> str:
         f"<td>{_type_text(sub)}</td><td>{_limits(sub)}</td></tr>"
         for field, sub in properties.items()
     )
-    return head + description + "<table><tr><th>field</th><th>required</th><th>type</th><th>limits</th></tr>" + rows + "</table>"
+    return (
+        head
+        + description
+        + "<table><tr><th>field</th><th>required</th><th>type</th><th>limits</th></tr>"
+        + rows
+        + "</table>"
+    )
 
 
 def render_docs(document: dict[str, Any]) -> str:

@@ -61,12 +61,17 @@ class HttpMetrics:
     def __init__(self, engine: Engine | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
-            "scrip_http_requests", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=self.registry,
+            "scrip_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
         )
         self._latency = Histogram(
-            "scrip_http_request_duration_seconds", "HTTP request latency by route template and method",
-            ["route", "method"], registry=self.registry, buckets=_LATENCY_BUCKETS_S,
+            "scrip_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=_LATENCY_BUCKETS_S,
         )
         self._request_children: dict[tuple[str, str, int], Counter] = {}
         self._latency_children: dict[tuple[str, str], Histogram] = {}
@@ -83,7 +88,9 @@ class HttpMetrics:
         """Count one finished request and record how long it took."""
         request_child = self._request_children.get((route, method, status))
         if request_child is None:
-            request_child = self._request_children[(route, method, status)] = self._requests.labels(route, method, str(status))
+            request_child = self._request_children[(route, method, status)] = self._requests.labels(
+                route, method, str(status)
+            )
         request_child.inc()
         latency_child = self._latency_children.get((route, method))
         if latency_child is None:

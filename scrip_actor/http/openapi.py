@@ -53,7 +53,7 @@ def _schemas(endpoints: list[Endpoint]) -> tuple[dict[Any, Any], dict[Any, dict[
     unique_query = list(dict.fromkeys(query_types))
     refs, components = msgspec.json.schema_components(unique_wire + unique_query, ref_template=_REF)
     query_schemas = {}
-    for query_type, ref in zip(unique_query, refs[len(unique_wire):], strict=True):
+    for query_type, ref in zip(unique_query, refs[len(unique_wire) :], strict=True):
         name = ref["$ref"].rsplit("/", 1)[1]
         query_schemas[query_type] = components.pop(name)
     return dict(zip(unique_wire, refs[: len(unique_wire)], strict=True)), query_schemas, components

@@ -21,9 +21,14 @@ async def create_asset(call: Call) -> Asset:
 async def list_assets(call: Call) -> ListOf[Any]:
     """Assets, newest first, optionally linked to ``program_id`` or with a ``status``."""
     query: AssetQuery = call.query
-    return listing(await call.engine.list_assets(
-        program_id=query.program_id, status=query.status, limit=query.limit, cursor=query.cursor,
-    ))
+    return listing(
+        await call.engine.list_assets(
+            program_id=query.program_id,
+            status=query.status,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
 
 
 async def get_asset(call: Call) -> Asset:
@@ -48,10 +53,12 @@ async def update_asset(call: Call) -> Asset:
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/v1/assets", create_asset, "Create an asset", "Assets",
-             body=AssetCreate, response=Asset, status=201),
+    Endpoint(
+        "POST", "/v1/assets", create_asset, "Create an asset", "Assets", body=AssetCreate, response=Asset, status=201
+    ),
     Endpoint("GET", "/v1/assets", list_assets, "List assets", "Assets", query=AssetQuery, response=ListOf[Asset]),
     Endpoint("GET", "/v1/assets/{asset_id}", get_asset, "Get an asset", "Assets", response=Asset),
-    Endpoint("PATCH", "/v1/assets/{asset_id}", update_asset, "Update an asset", "Assets",
-             body=AssetPatch, response=Asset),
+    Endpoint(
+        "PATCH", "/v1/assets/{asset_id}", update_asset, "Update an asset", "Assets", body=AssetPatch, response=Asset
+    ),
 ]

@@ -37,9 +37,15 @@ _event_decoder = msgspec.json.Decoder(EventSubmit)
 
 def accepted(event: Event) -> EventAccepted:
     """The short 202 shape of an accepted event."""
-    return EventAccepted(id=event.id, program_id=event.program_id, external_id=event.external_id,
-                         participant_id=event.participant_id, idempotency_key=event.idempotency_key,
-                         event_timestamp=event.event_timestamp, status=event.status)
+    return EventAccepted(
+        id=event.id,
+        program_id=event.program_id,
+        external_id=event.external_id,
+        participant_id=event.participant_id,
+        idempotency_key=event.idempotency_key,
+        event_timestamp=event.event_timestamp,
+        status=event.status,
+    )
 
 
 async def submit_event(call: Call) -> EventAccepted:
@@ -60,7 +66,9 @@ async def submit_batch(call: Call, events_max: int) -> BatchResult:
     """Accept up to ``events_max`` events; each is judged on its own and answered at its input index."""
     body: EventBatch = call.body
     if not 1 <= len(body.events) <= events_max:
-        raise ValidationFailed.field("events", "invalid", f"a batch holds 1-{events_max} events, got {len(body.events)}")
+        raise ValidationFailed.field(
+            "events", "invalid", f"a batch holds 1-{events_max} events, got {len(body.events)}"
+        )
     decoded = [_decode_item(raw) for raw in body.events]
     valid = [item for item in decoded if isinstance(item, EventSubmit)]
     outcomes = iter(await call.engine.submit_batch(valid))
@@ -79,11 +87,18 @@ async def submit_batch(call: Call, events_max: int) -> BatchResult:
 async def list_events(call: Call) -> ListOf[Any]:
     """Events, newest first, filtered; ``from``/``to`` bound ``created_at``."""
     query: EventQuery = call.query
-    return listing(await call.engine.list_events(
-        program_id=query.program_id, status=query.status, external_id=query.external_id,
-        participant_id=query.participant_id, created_from=query.created_from, created_to=query.created_to,
-        limit=query.limit, cursor=query.cursor,
-    ))
+    return listing(
+        await call.engine.list_events(
+            program_id=query.program_id,
+            status=query.status,
+            external_id=query.external_id,
+            participant_id=query.participant_id,
+            created_from=query.created_from,
+            created_to=query.created_to,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
 
 
 async def get_event(call: Call) -> Event:
@@ -94,11 +109,19 @@ async def get_event(call: Call) -> Event:
 async def list_journal_entries(call: Call) -> ListOf[Any]:
     """Journal entries, newest first; every given filter applies."""
     query: JournalQuery = call.query
-    return listing(await call.engine.list_journal_entries(
-        program_id=query.program_id, event_id=query.event_id, rule_id=query.rule_id,
-        participant_id=query.participant_id, asset_id=query.asset_id, created_from=query.created_from,
-        created_to=query.created_to, limit=query.limit, cursor=query.cursor,
-    ))
+    return listing(
+        await call.engine.list_journal_entries(
+            program_id=query.program_id,
+            event_id=query.event_id,
+            rule_id=query.rule_id,
+            participant_id=query.participant_id,
+            asset_id=query.asset_id,
+            created_from=query.created_from,
+            created_to=query.created_to,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
 
 
 async def get_journal_entry(call: Call) -> JournalEntry:
@@ -114,14 +137,44 @@ def endpoints(batch_events_max: int) -> list[Endpoint]:
 
     submit_event_batch.__doc__ = f"Accept 1-{batch_events_max} events; each item succeeds or fails on its own."
     return [
-        Endpoint("POST", "/v1/events", submit_event, "Submit an event (202 once durable)", "Events",
-                 body=EventSubmit, response=EventAccepted, status=202),
-        Endpoint("POST", "/v1/events/batch", submit_event_batch, "Submit a batch of events", "Events",
-                 body=EventBatch, response=BatchResult, status=202, batch=True),
+        Endpoint(
+            "POST",
+            "/v1/events",
+            submit_event,
+            "Submit an event (202 once durable)",
+            "Events",
+            body=EventSubmit,
+            response=EventAccepted,
+            status=202,
+        ),
+        Endpoint(
+            "POST",
+            "/v1/events/batch",
+            submit_event_batch,
+            "Submit a batch of events",
+            "Events",
+            body=EventBatch,
+            response=BatchResult,
+            status=202,
+            batch=True,
+        ),
         Endpoint("GET", "/v1/events", list_events, "List events", "Events", query=EventQuery, response=ListOf[Event]),
         Endpoint("GET", "/v1/events/{event_id}", get_event, "Get an event and its outcome", "Events", response=Event),
-        Endpoint("GET", "/v1/journal-entries", list_journal_entries, "List journal entries", "Journal",
-                 query=JournalQuery, response=ListOf[JournalEntry]),
-        Endpoint("GET", "/v1/journal-entries/{entry_id}", get_journal_entry, "Get a journal entry", "Journal",
-                 response=JournalEntry),
+        Endpoint(
+            "GET",
+            "/v1/journal-entries",
+            list_journal_entries,
+            "List journal entries",
+            "Journal",
+            query=JournalQuery,
+            response=ListOf[JournalEntry],
+        ),
+        Endpoint(
+            "GET",
+            "/v1/journal-entries/{entry_id}",
+            get_journal_entry,
+            "Get a journal entry",
+            "Journal",
+            response=JournalEntry,
+        ),
     ]

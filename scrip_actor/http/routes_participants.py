@@ -22,10 +22,15 @@ async def upsert_participant(call: Call) -> Reply:
 async def list_participants(call: Call) -> ListOf[Any]:
     """Participants; ``external_id`` is an exact match and still answers a list."""
     query: ParticipantQuery = call.query
-    return listing(await call.engine.list_participants(
-        external_id=query.external_id, program_id=query.program_id, status=query.status,
-        limit=query.limit, cursor=query.cursor,
-    ))
+    return listing(
+        await call.engine.list_participants(
+            external_id=query.external_id,
+            program_id=query.program_id,
+            status=query.status,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
 
 
 async def get_participant(call: Call) -> Participant:
@@ -58,17 +63,61 @@ async def participant_lots(call: Call) -> ListOf[Lot]:
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/v1/participants", upsert_participant, "Create or update a participant (upsert)",
-             "Participants", body=ParticipantCreate, response=Participant, status=201, also=(200,)),
-    Endpoint("GET", "/v1/participants", list_participants, "List participants", "Participants",
-             query=ParticipantQuery, response=ListOf[Participant]),
+    Endpoint(
+        "POST",
+        "/v1/participants",
+        upsert_participant,
+        "Create or update a participant (upsert)",
+        "Participants",
+        body=ParticipantCreate,
+        response=Participant,
+        status=201,
+        also=(200,),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/participants",
+        list_participants,
+        "List participants",
+        "Participants",
+        query=ParticipantQuery,
+        response=ListOf[Participant],
+    ),
     Endpoint("GET", _ONE, get_participant, "Get a participant", "Participants", response=Participant),
-    Endpoint("PATCH", _ONE, update_participant, "Update a participant's profile, tags, attributes",
-             "Participants", body=ParticipantUpdate, response=Participant),
-    Endpoint("PATCH", _ONE + "/status", set_participant_status, "Change a participant's status", "Participants",
-             body=StatusChange, response=Participant),
-    Endpoint("GET", _ONE + "/balances", participant_balances, "A participant's balances", "Participants",
-             query=BalanceQuery, response=ListOf[Balance]),
-    Endpoint("GET", _ONE + "/balances/lots", participant_lots, "A participant's lots of a LOT asset",
-             "Participants", query=LotQuery, response=ListOf[Lot]),
+    Endpoint(
+        "PATCH",
+        _ONE,
+        update_participant,
+        "Update a participant's profile, tags, attributes",
+        "Participants",
+        body=ParticipantUpdate,
+        response=Participant,
+    ),
+    Endpoint(
+        "PATCH",
+        _ONE + "/status",
+        set_participant_status,
+        "Change a participant's status",
+        "Participants",
+        body=StatusChange,
+        response=Participant,
+    ),
+    Endpoint(
+        "GET",
+        _ONE + "/balances",
+        participant_balances,
+        "A participant's balances",
+        "Participants",
+        query=BalanceQuery,
+        response=ListOf[Balance],
+    ),
+    Endpoint(
+        "GET",
+        _ONE + "/balances/lots",
+        participant_lots,
+        "A participant's lots of a LOT asset",
+        "Participants",
+        query=LotQuery,
+        response=ListOf[Lot],
+    ),
 ]

@@ -26,9 +26,14 @@ async def create_program(call: Call) -> Program:
 async def list_programs(call: Call) -> ListOf[Any]:
     """Programs, newest first; archived ones only with ``include_archived`` or ``status=ARCHIVED``."""
     query: ProgramQuery = call.query
-    return listing(await call.engine.list_programs(
-        include_archived=query.include_archived, status=query.status, limit=query.limit, cursor=query.cursor,
-    ))
+    return listing(
+        await call.engine.list_programs(
+            include_archived=query.include_archived,
+            status=query.status,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
 
 
 async def get_program(call: Call) -> Program:
@@ -77,20 +82,65 @@ _PROGRAM = "/v1/programs/{program_id}"
 _WALLET = _PROGRAM + "/assets/{asset_id}"
 
 ENDPOINTS = [
-    Endpoint("POST", "/v1/programs", create_program, "Create a program", "Programs",
-             body=ProgramCreate, response=Program, status=201),
-    Endpoint("GET", "/v1/programs", list_programs, "List programs", "Programs",
-             query=ProgramQuery, response=ListOf[Program]),
+    Endpoint(
+        "POST",
+        "/v1/programs",
+        create_program,
+        "Create a program",
+        "Programs",
+        body=ProgramCreate,
+        response=Program,
+        status=201,
+    ),
+    Endpoint(
+        "GET", "/v1/programs", list_programs, "List programs", "Programs", query=ProgramQuery, response=ListOf[Program]
+    ),
     Endpoint("GET", _PROGRAM, get_program, "Get a program", "Programs", response=Program),
     Endpoint("PATCH", _PROGRAM, update_program, "Update a program", "Programs", body=ProgramUpdate, response=Program),
-    Endpoint("POST", _WALLET + "/fund", fund_wallet, "Fund the program wallet of a PREFUNDED asset", "Programs",
-             body=WalletOperation, response=WalletOperationResult),
-    Endpoint("POST", _WALLET + "/burn", burn_wallet, "Burn from the program wallet", "Programs",
-             body=WalletOperation, response=WalletOperationResult),
-    Endpoint("GET", _PROGRAM + "/balance", program_balance, "Program wallet balances (PREFUNDED assets)", "Programs",
-             query=BalanceQuery, response=ListOf[WalletBalance]),
-    Endpoint("POST", _PROGRAM + "/assets", link_asset, "Link an asset to the program", "Programs",
-             body=AssetLink, response=Asset, status=201),
-    Endpoint("GET", _PROGRAM + "/assets", list_program_assets, "List the program's assets", "Programs",
-             query=PageQuery, response=ListOf[Asset]),
+    Endpoint(
+        "POST",
+        _WALLET + "/fund",
+        fund_wallet,
+        "Fund the program wallet of a PREFUNDED asset",
+        "Programs",
+        body=WalletOperation,
+        response=WalletOperationResult,
+    ),
+    Endpoint(
+        "POST",
+        _WALLET + "/burn",
+        burn_wallet,
+        "Burn from the program wallet",
+        "Programs",
+        body=WalletOperation,
+        response=WalletOperationResult,
+    ),
+    Endpoint(
+        "GET",
+        _PROGRAM + "/balance",
+        program_balance,
+        "Program wallet balances (PREFUNDED assets)",
+        "Programs",
+        query=BalanceQuery,
+        response=ListOf[WalletBalance],
+    ),
+    Endpoint(
+        "POST",
+        _PROGRAM + "/assets",
+        link_asset,
+        "Link an asset to the program",
+        "Programs",
+        body=AssetLink,
+        response=Asset,
+        status=201,
+    ),
+    Endpoint(
+        "GET",
+        _PROGRAM + "/assets",
+        list_program_assets,
+        "List the program's assets",
+        "Programs",
+        query=PageQuery,
+        response=ListOf[Asset],
+    ),
 ]

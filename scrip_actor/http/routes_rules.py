@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,10 +33,15 @@ async def create_rule(call: Call) -> Rule:
 async def list_rules(call: Call) -> ListOf[Any]:
     """Rules in evaluation order (``order`` ascending)."""
     query: RuleQuery = call.query
-    return listing(await call.engine.list_rules(
-        program_id=query.program_id, status=query.status, include_archived=query.include_archived,
-        limit=query.limit, cursor=query.cursor,
-    ))
+    return listing(
+        await call.engine.list_rules(
+            program_id=query.program_id,
+            status=query.status,
+            include_archived=query.include_archived,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
 
 
 async def get_rule(call: Call) -> Rule:
@@ -45,8 +51,11 @@ async def get_rule(call: Call) -> Rule:
 
 def rule_update(patch: RulePatch) -> RuleUpdate:
     """The engine request for an HTTP patch: ``active_from``/``active_to: null`` become ``clear_*=True``."""
-    kept = {name: getattr(patch, name) for name in patch.__struct_fields__
-            if name not in ("active_from", "active_to") and getattr(patch, name) is not UNSET}
+    kept = {
+        name: getattr(patch, name)
+        for name in patch.__struct_fields__
+        if name not in ("active_from", "active_to") and getattr(patch, name) is not UNSET
+    }
     return RuleUpdate(
         **kept,
         active_from=None if patch.active_from is UNSET else patch.active_from,
@@ -76,10 +85,8 @@ async def simulate_rule(call: Call) -> Simulation:
     for action in rule.actions:
         asset_id = getattr(action, "asset_id", None)
         if asset_id is not None and asset_id not in assets:
-            try:
+            with contextlib.suppress(NotFound):  # compile_rule then names the missing asset in its 400
                 assets[asset_id] = await call.engine.get_asset(asset_id)
-            except NotFound:
-                pass  # compile_rule names the missing asset in its 400
     now = body.event_timestamp or datetime.now(UTC)
     return simulate(rule, assets, body.event, body.participant_state, now)
 
@@ -97,10 +104,31 @@ ENDPOINTS = [
     Endpoint("GET", "/v1/rules", list_rules, "List rules (by order)", "Rules", query=RuleQuery, response=ListOf[Rule]),
     Endpoint("GET", _ONE, get_rule, "Get a rule", "Rules", response=Rule),
     Endpoint("PATCH", _ONE, update_rule, "Update a rule", "Rules", body=RulePatch, response=Rule),
-    Endpoint("POST", "/v1/rules/validate", validate_condition, "Check a CEL condition's syntax", "Rules",
-             body=ConditionCheck, response=ConditionResult),
-    Endpoint("POST", _ONE + "/simulate", simulate_rule, "Simulate a rule (writes nothing)", "Rules",
-             body=SimulateRequest, response=Simulation),
-    Endpoint("GET", _ONE + "/history", rule_history, "A rule's change history", "Rules",
-             query=HistoryQuery, response=ListOf[RuleVersion]),
+    Endpoint(
+        "POST",
+        "/v1/rules/validate",
+        validate_condition,
+        "Check a CEL condition's syntax",
+        "Rules",
+        body=ConditionCheck,
+        response=ConditionResult,
+    ),
+    Endpoint(
+        "POST",
+        _ONE + "/simulate",
+        simulate_rule,
+        "Simulate a rule (writes nothing)",
+        "Rules",
+        body=SimulateRequest,
+        response=Simulation,
+    ),
+    Endpoint(
+        "GET",
+        _ONE + "/history",
+        rule_history,
+        "A rule's change history",
+        "Rules",
+        query=HistoryQuery,
+        response=ListOf[RuleVersion],
+    ),
 ]

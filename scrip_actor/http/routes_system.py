@@ -6,7 +6,6 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-
 from scrip_actor.http.docs_page import render_docs
 from scrip_actor.http.metrics import CONTENT_TYPE, HttpMetrics
 from scrip_actor.http.openapi import build_openapi
@@ -52,10 +51,23 @@ def endpoints(metrics: HttpMetrics, document: Callable[[], dict[str, Any]]) -> l
 
     return [
         Endpoint("GET", "/healthz", healthz, "Health check", "Operations", response=Health, auth=False),
-        Endpoint("GET", "/metrics", prometheus_metrics, "Prometheus metrics", "Operations",
-                 content_type=CONTENT_TYPE),
-        Endpoint("GET", "/openapi.json", openapi_json, "OpenAPI 3.1 document", "Operations",
-                 response=dict[str, Any], auth=False),
-        Endpoint("GET", "/docs", api_docs, "HTML API reference", "Operations", content_type="text/html; charset=utf-8",
-                 auth=False),
+        Endpoint("GET", "/metrics", prometheus_metrics, "Prometheus metrics", "Operations", content_type=CONTENT_TYPE),
+        Endpoint(
+            "GET",
+            "/openapi.json",
+            openapi_json,
+            "OpenAPI 3.1 document",
+            "Operations",
+            response=dict[str, Any],
+            auth=False,
+        ),
+        Endpoint(
+            "GET",
+            "/docs",
+            api_docs,
+            "HTML API reference",
+            "Operations",
+            content_type="text/html; charset=utf-8",
+            auth=False,
+        ),
     ]

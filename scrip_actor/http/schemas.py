@@ -19,6 +19,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 from scrip_actor.model import (
     Action,
     AssetStatus,
+    AttributeValue,
     DecimalString,
     Description,
     EventStatus,
@@ -30,7 +31,6 @@ from scrip_actor.model import (
     ProgramStatus,
     RuleStatus,
     Tag,
-    AttributeValue,
 )
 
 T = TypeVar("T")

@@ -95,7 +95,9 @@ def _with_overrides(config: Config, host: str | None, port: int | None, data_dir
         host=host if host is not None else config.server.host,
         port=port if port is not None else config.server.port,
     )
-    storage = msgspec.structs.replace(config.storage, data_dir=data_dir if data_dir is not None else config.storage.data_dir)
+    storage = msgspec.structs.replace(
+        config.storage, data_dir=data_dir if data_dir is not None else config.storage.data_dir
+    )
     return msgspec.structs.replace(config, server=server, storage=storage)
 
 
@@ -113,8 +115,12 @@ def run_server(host: str | None, port: int | None, data_dir: str | None, config_
         print(f"scrip serve: {error}", file=sys.stderr)
         return 2
     if new_key is not None:
-        print(f"scrip: created an API key (shown once; only its hash is kept in "
-              f"{config.storage.data_dir}/{KEYS_FILE_NAME}):\n    {new_key}", file=sys.stderr, flush=True)
+        print(
+            f"scrip: created an API key (shown once; only its hash is kept in "
+            f"{config.storage.data_dir}/{KEYS_FILE_NAME}):\n    {new_key}",
+            file=sys.stderr,
+            flush=True,
+        )
     trio.run(_main, config, keys)
     print("scrip: stopped", file=sys.stderr, flush=True)
     return 0

@@ -83,7 +83,9 @@ class Simulation(Struct, kw_only=True):
     evaluation: SimulationOutcome
 
 
-def simulate(rule: Rule, assets: dict[str, Asset], event: dict[str, Any], state: MockState, now: datetime) -> Simulation:
+def simulate(
+    rule: Rule, assets: dict[str, Asset], event: dict[str, Any], state: MockState, now: datetime
+) -> Simulation:
     """Evaluate ``rule`` for ``event`` as if the participant had ``state``, at time ``now``.
 
     Raises:
@@ -91,19 +93,33 @@ def simulate(rule: Rule, assets: dict[str, Asset], event: dict[str, Any], state:
     """
     compiled = compile_rule(rule, assets)
     counters = {key: float(value) for key, value in state.counters.items()}
-    participant = {"id": "", "external_id": "", "status": "ACTIVE", "tags": sorted(t.lower() for t in state.tags),
-                   "counters": counters, "attributes": dict(state.attributes), "program_ids": [rule.program_id]}
+    participant = {
+        "id": "",
+        "external_id": "",
+        "status": "ACTIVE",
+        "tags": sorted(t.lower() for t in state.tags),
+        "counters": counters,
+        "attributes": dict(state.attributes),
+        "program_ids": [rule.program_id],
+    }
     variables = {"event": cel_event_data(event), "participant": participant, "now": now}
     [record], matched = evaluate([compiled], variables, now)
-    summary = RuleSummary(id=rule.id, name=rule.name, condition=rule.condition, order=rule.order,
-                          stop_after_match=rule.stop_after_match)
+    summary = RuleSummary(
+        id=rule.id, name=rule.name, condition=rule.condition, order=rule.order, stop_after_match=rule.stop_after_match
+    )
     if record.reason is not None and record.reason.startswith("CONDITION_"):
-        return Simulation(rule=summary, evaluation=SimulationOutcome(matched=False, status="condition_failed",
-                                                                     reason=record.reason))
-    results = [ActionOutcome(action=action.action, result=_describe(action, variables, state)) for action in
-               compiled.actions] if matched else []
-    return Simulation(rule=summary, evaluation=SimulationOutcome(matched=bool(matched), status="evaluated",
-                                                                 reason=record.reason, results=results))
+        return Simulation(
+            rule=summary, evaluation=SimulationOutcome(matched=False, status="condition_failed", reason=record.reason)
+        )
+    results = (
+        [ActionOutcome(action=action.action, result=_describe(action, variables, state)) for action in compiled.actions]
+        if matched
+        else []
+    )
+    return Simulation(
+        rule=summary,
+        evaluation=SimulationOutcome(matched=bool(matched), status="evaluated", reason=record.reason, results=results),
+    )
 
 
 def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockState) -> ActionResult:
@@ -115,21 +131,32 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
             assert compiled.amount is not None and compiled.asset is not None
             amount = _at_scale(compiled.amount.resolve(variables, "amount"), compiled.asset)
             verb = "Credit" if isinstance(action, CreditAction) else "Debit"
-            return ActionResult(amount=amount, asset_symbol=compiled.asset.symbol,
-                                description=f"{verb} {amount} {compiled.asset.symbol} to {target}")
+            return ActionResult(
+                amount=amount,
+                asset_symbol=compiled.asset.symbol,
+                description=f"{verb} {amount} {compiled.asset.symbol} to {target}",
+            )
         if isinstance(action, CounterAction):
             assert compiled.value is not None
             delta = compiled.value.resolve(variables, "value")
             current = Decimal(str(state.counters.get(action.key, 0)))
-            return ActionResult(current_value=str(current), value=str(delta), projected_value=str(current + delta),
-                                description=f"Add {delta} to counter {action.key!r} of {target}")
+            return ActionResult(
+                current_value=str(current),
+                value=str(delta),
+                projected_value=str(current + delta),
+                description=f"Add {delta} to counter {action.key!r} of {target}",
+            )
         if isinstance(action, TagAction | UntagAction):
             return _describe_tag(action, state, target)
         assert isinstance(action, SetAttributeAction)
         value = _attribute_value(compiled, variables)
         current_value = state.attributes.get(action.key)
-        return ActionResult(current_value=current_value, value=value, would_change=current_value != value,
-                            description=f"Set attribute {action.key!r} of {target} to {value!r}")
+        return ActionResult(
+            current_value=current_value,
+            value=value,
+            would_change=current_value != value,
+            description=f"Set attribute {action.key!r} of {target} to {value!r}",
+        )
     except (ActionFailed, ScripError) as error:
         message = error.message if isinstance(error, ScripError) else str(error)
         return ActionResult(description=f"{compiled.label} would fail", error=message)

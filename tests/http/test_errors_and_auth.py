@@ -38,8 +38,9 @@ async def test_auth_is_checked_before_the_body(anonymous: httpx.AsyncClient) -> 
 
 
 async def test_malformed_json_is_400(api: Api) -> None:
-    body = await api.error("POST", "/v1/programs", 400, "bad_request", content=b"{\"name\": ",
-                           headers={"Content-Type": "application/json"})
+    body = await api.error(
+        "POST", "/v1/programs", 400, "bad_request", content=b'{"name": ', headers={"Content-Type": "application/json"}
+    )
     assert "malformed JSON" in body["message"]
 
 
@@ -52,11 +53,23 @@ async def test_missing_and_unknown_fields_are_named(api: Api) -> None:
     missing = await api.error("POST", "/v1/assets", 400, "bad_request", json={"name": "Points"})
     assert missing["details"]["fields"][0]["reason"] == "required"
     unknown = await api.error("POST", "/v1/programs", 400, "bad_request", json={"name": "x", "colour": "red"})
-    assert unknown["details"]["fields"][0] == {"field": "colour", "reason": "unknown",
-                                               "message": "Object contains unknown field `colour`"}
-    nested = await api.error("POST", "/v1/rules", 400, "bad_request", json={
-        "program_id": "p", "name": "r", "condition": "true", "actions": [{"type": "CREDIT", "asset_id": "a", "amount": 5}],
-    })
+    assert unknown["details"]["fields"][0] == {
+        "field": "colour",
+        "reason": "unknown",
+        "message": "Object contains unknown field `colour`",
+    }
+    nested = await api.error(
+        "POST",
+        "/v1/rules",
+        400,
+        "bad_request",
+        json={
+            "program_id": "p",
+            "name": "r",
+            "condition": "true",
+            "actions": [{"type": "CREDIT", "asset_id": "a", "amount": 5}],
+        },
+    )
     assert nested["details"]["fields"][0]["field"] == "actions[0].amount"
 
 
@@ -66,11 +79,18 @@ async def test_constraint_violations_are_400(api: Api) -> None:
 
 
 async def test_wrong_content_type_is_415(api: Api) -> None:
-    await api.error("POST", "/v1/programs", 415, "unsupported_media_type", content=b'{"name": "x"}',
-                    headers={"Content-Type": "text/plain"})
+    await api.error(
+        "POST",
+        "/v1/programs",
+        415,
+        "unsupported_media_type",
+        content=b'{"name": "x"}',
+        headers={"Content-Type": "text/plain"},
+    )
     await api.error("POST", "/v1/programs", 415, "unsupported_media_type", data={"name": "x"})
-    ok = await api.client.post("/v1/programs", content=b'{"name": "x"}',
-                               headers={"Content-Type": "application/json; charset=utf-8"})
+    ok = await api.client.post(
+        "/v1/programs", content=b'{"name": "x"}', headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert ok.status_code == 201
 
 
@@ -82,10 +102,12 @@ async def test_oversized_body_is_413_before_decoding(api: Api) -> None:
         for _ in range(LIMITS.body_bytes_max // 1024 + 2):
             yield b" " * 1024
 
-    await api.error("POST", "/v1/programs", 413, "payload_too_large", content=chunks(),
-                    headers={"Content-Type": "application/json"})
-    await api.error("POST", "/v1/events/batch", 413, "payload_too_large",
-                    json={"events": ["x" * LIMITS.batch_body_bytes_max]})
+    await api.error(
+        "POST", "/v1/programs", 413, "payload_too_large", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    await api.error(
+        "POST", "/v1/events/batch", 413, "payload_too_large", json={"events": ["x" * LIMITS.batch_body_bytes_max]}
+    )
 
 
 async def test_unknown_route_and_method_are_json(api: Api) -> None:
@@ -95,8 +117,15 @@ async def test_unknown_route_and_method_are_json(api: Api) -> None:
 
 
 async def test_unknown_ids_are_404(api: Api) -> None:
-    for path in ("/v1/programs/nope", "/v1/assets/nope", "/v1/participants/nope", "/v1/rules/nope",
-                 "/v1/events/nope", "/v1/journal-entries/nope", "/v1/rules/nope/history"):
+    for path in (
+        "/v1/programs/nope",
+        "/v1/assets/nope",
+        "/v1/participants/nope",
+        "/v1/rules/nope",
+        "/v1/events/nope",
+        "/v1/journal-entries/nope",
+        "/v1/rules/nope/history",
+    ):
         body = await api.error("GET", path, 404, "not_found")
         assert body["details"]["id"] == "nope"
 
@@ -109,8 +138,9 @@ async def test_bad_query_parameters_are_400(api: Api) -> None:
     await api.error("GET", "/v1/events", 400, "bad_request", params={"from": "yesterday"})
 
 
-async def test_a_bug_is_a_generic_500_with_the_request_id(api: Api, monkeypatch: pytest.MonkeyPatch,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_bug_is_a_generic_500_with_the_request_id(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
@@ -125,9 +155,15 @@ async def test_overloaded_is_429_with_retry_after(api: Api, monkeypatch: pytest.
         raise Overloaded("queues are full", retry_after_s=3)
 
     monkeypatch.setattr(api.engine, "submit", full)
-    response = await api.client.post("/v1/events", json={
-        "program_id": "p", "external_id": "u", "idempotency_key": "k", "event_data": {},
-    })
+    response = await api.client.post(
+        "/v1/events",
+        json={
+            "program_id": "p",
+            "external_id": "u",
+            "idempotency_key": "k",
+            "event_data": {},
+        },
+    )
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "3"
     assert response.json()["code"] == "too_many_requests"

@@ -23,7 +23,9 @@ async def test_replay_returns_original_and_changed_payload_conflicts(api: Api) -
     await api.wait_event(first["id"])
     replay = await api.ok("POST", "/v1/events", 202, json=_event(program["id"], "k1", amount=105.0))
     assert replay["id"] == first["id"] and replay["status"] == "COMPLETED"
-    conflict = await api.error("POST", "/v1/events", 409, "idempotency_conflict", json=_event(program["id"], "k1", amount=1))
+    conflict = await api.error(
+        "POST", "/v1/events", 409, "idempotency_conflict", json=_event(program["id"], "k1", amount=1)
+    )
     assert conflict["details"]["event_id"] == first["id"]
 
 
@@ -32,8 +34,9 @@ async def test_event_input_errors(api: Api) -> None:
     await api.error("POST", "/v1/events", 400, "bad_request", json={"program_id": program["id"], "external_id": "u"})
     await api.error("POST", "/v1/events", 400, "bad_request", json={**_event(program["id"], "k"), "event_data": [1]})
     await api.error("POST", "/v1/events", 400, "bad_request", json=_event(program["id"], ""))
-    await api.error("POST", "/v1/events", 400, "bad_request",
-                    json={**_event(program["id"], "k"), "event_timestamp": "not a time"})
+    await api.error(
+        "POST", "/v1/events", 400, "bad_request", json={**_event(program["id"], "k"), "event_timestamp": "not a time"}
+    )
     await api.error("POST", "/v1/events", 404, "not_found", json=_event("nope", "k"))
 
 
@@ -49,15 +52,24 @@ async def test_batch_mixes_accepted_and_errors_in_order(api: Api) -> None:
     result = await api.ok("POST", "/v1/events/batch", 202, json={"events": items})
     assert (result["total"], result["success_count"], result["error_count"]) == (5, 2, 3)
     assert [(r["index"], r["status"]) for r in result["results"]] == [
-        (0, "accepted"), (1, "error"), (2, "error"), (3, "error"), (4, "accepted")]
+        (0, "accepted"),
+        (1, "error"),
+        (2, "error"),
+        (3, "error"),
+        (4, "accepted"),
+    ]
     assert result["results"][1]["error"]["code"] == "bad_request"
     assert result["results"][1]["error"]["details"]["fields"][0]["reason"] == "required"
     assert result["results"][3]["error"]["code"] == "not_found"
     assert result["results"][0]["event"]["idempotency_key"] == "b1"
 
-    again = await api.ok("POST", "/v1/events/batch", 202, json={"events": [items[0], items[4], _event(program["id"], "b1", n=2)]})
-    assert [r["event"]["id"] for r in again["results"][:2]] == [result["results"][0]["event"]["id"],
-                                                                 result["results"][4]["event"]["id"]]
+    again = await api.ok(
+        "POST", "/v1/events/batch", 202, json={"events": [items[0], items[4], _event(program["id"], "b1", n=2)]}
+    )
+    assert [r["event"]["id"] for r in again["results"][:2]] == [
+        result["results"][0]["event"]["id"],
+        result["results"][4]["event"]["id"],
+    ]
     assert again["results"][2]["error"]["code"] == "idempotency_conflict"
     for item in result["results"][0::4]:
         assert (await api.wait_event(item["event"]["id"]))["status"] == "COMPLETED"
@@ -82,7 +94,9 @@ async def test_list_events_with_filters(api: Api) -> None:
     by_external = await api.ok("GET", "/v1/events", params={"external_id": "user_2", "status": "COMPLETED"})
     assert [e["id"] for e in by_external["data"]] == [two["id"]]
     participant_id = by_external["data"][0]["participant_id"]
-    assert [e["id"] for e in (await api.ok("GET", "/v1/events", params={"participant_id": participant_id}))["data"]] == [two["id"]]
+    assert [
+        e["id"] for e in (await api.ok("GET", "/v1/events", params={"participant_id": participant_id}))["data"]
+    ] == [two["id"]]
     everything = await api.ok("GET", "/v1/events", params={"from": "2000-01-01T00:00:00Z", "limit": 1})
     assert len(everything["data"]) == 1 and everything["pagination"]["has_more"]
     nothing = await api.ok("GET", "/v1/events", params={"to": "2000-01-01T00:00:00Z"})
@@ -92,15 +106,38 @@ async def test_list_events_with_filters(api: Api) -> None:
 
 async def test_journal_filters(api: Api) -> None:
     program = await _program(api)
-    asset = await api.ok("POST", "/v1/assets", 201, json={
-        "program_id": program["id"], "name": "Points", "symbol": "PTS", "inventory_mode": "SIMPLE",
-        "issuance_policy": "UNLIMITED", "scale": 0})
-    rule = await api.ok("POST", "/v1/rules", 201, json={
-        "program_id": program["id"], "name": "Earn", "condition": "true",
-        "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "1"}]})
+    asset = await api.ok(
+        "POST",
+        "/v1/assets",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Points",
+            "symbol": "PTS",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 0,
+        },
+    )
+    rule = await api.ok(
+        "POST",
+        "/v1/rules",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Earn",
+            "condition": "true",
+            "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "1"}],
+        },
+    )
     event = await api.wait_event((await api.ok("POST", "/v1/events", 202, json=_event(program["id"], "j")))["id"])
-    for params in ({"program_id": program["id"]}, {"rule_id": rule["id"]}, {"asset_id": asset["id"]},
-                   {"participant_id": event["participant_id"]}, {"event_id": event["id"]}):
+    for params in (
+        {"program_id": program["id"]},
+        {"rule_id": rule["id"]},
+        {"asset_id": asset["id"]},
+        {"participant_id": event["participant_id"]},
+        {"event_id": event["id"]},
+    ):
         listed = await api.ok("GET", "/v1/journal-entries", params=params)
         assert [e["id"] for e in listed["data"]] == event["journal_entry_ids"], params
     assert (await api.ok("GET", "/v1/journal-entries", params={"rule_id": "nope"}))["data"] == []

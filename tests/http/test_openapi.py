@@ -47,7 +47,9 @@ async def test_schemas_come_from_the_handlers_types(anonymous: httpx.AsyncClient
     document = await _document(anonymous)
     schemas = document["components"]["schemas"]
     create = document["paths"]["/v1/programs"]["post"]
-    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ProgramCreate"}
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ProgramCreate"
+    }
     assert schemas["ProgramCreate"]["additionalProperties"] is False
     assert set(schemas["ProgramCreate"]["required"]) == {"name"}
     listing = document["paths"]["/v1/events"]["get"]

@@ -8,7 +8,9 @@ from tests.http.conftest import Api
 
 
 async def _participant(api: Api, external_id: str = "user_1", status: int = 201, **fields: Any) -> dict[str, Any]:
-    result: dict[str, Any] = await api.ok("POST", "/v1/participants", status, json={"external_id": external_id, **fields})
+    result: dict[str, Any] = await api.ok(
+        "POST", "/v1/participants", status, json={"external_id": external_id, **fields}
+    )
     return result
 
 
@@ -75,18 +77,50 @@ async def test_counters(api: Api) -> None:
 
 async def test_balances_and_lots(api: Api) -> None:
     program = await api.ok("POST", "/v1/programs", 201, json={"name": "Lots"})
-    miles = await api.ok("POST", "/v1/assets", 201, json={
-        "program_id": program["id"], "name": "Miles", "symbol": "MI", "inventory_mode": "LOT",
-        "issuance_policy": "UNLIMITED", "scale": 0})
-    simple = await api.ok("POST", "/v1/assets", 201, json={
-        "program_id": program["id"], "name": "Points", "symbol": "PT", "inventory_mode": "SIMPLE",
-        "issuance_policy": "UNLIMITED", "scale": 0})
-    await api.ok("POST", "/v1/rules", 201, json={
-        "program_id": program["id"], "name": "Earn", "condition": "true",
-        "actions": [{"type": "CREDIT", "asset_id": miles["id"], "amount": "5", "expires_at": "720h"}]})
+    miles = await api.ok(
+        "POST",
+        "/v1/assets",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Miles",
+            "symbol": "MI",
+            "inventory_mode": "LOT",
+            "issuance_policy": "UNLIMITED",
+            "scale": 0,
+        },
+    )
+    simple = await api.ok(
+        "POST",
+        "/v1/assets",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Points",
+            "symbol": "PT",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 0,
+        },
+    )
+    await api.ok(
+        "POST",
+        "/v1/rules",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Earn",
+            "condition": "true",
+            "actions": [{"type": "CREDIT", "asset_id": miles["id"], "amount": "5", "expires_at": "720h"}],
+        },
+    )
     for key in ("e1", "e2", "e3"):
-        accepted = await api.ok("POST", "/v1/events", 202, json={
-            "program_id": program["id"], "external_id": "flyer", "idempotency_key": key, "event_data": {}})
+        accepted = await api.ok(
+            "POST",
+            "/v1/events",
+            202,
+            json={"program_id": program["id"], "external_id": "flyer", "idempotency_key": key, "event_data": {}},
+        )
         assert (await api.wait_event(accepted["id"]))["status"] == "COMPLETED"
     participant_id = (await api.ok("GET", "/v1/participants", params={"external_id": "flyer"}))["data"][0]["id"]
     one = f"/v1/participants/{participant_id}"
@@ -96,8 +130,9 @@ async def test_balances_and_lots(api: Api) -> None:
     assert (await api.ok("GET", one + "/balances", params={"asset_id": simple["id"]}))["data"] == []
     first = await api.ok("GET", one + "/balances/lots", params={"asset_id": miles["id"], "limit": 2})
     assert [lot["remaining"] for lot in first["data"]] == ["5", "5"] and first["pagination"]["has_more"]
-    rest = await api.ok("GET", one + "/balances/lots",
-                        params={"asset_id": miles["id"], "cursor": first["pagination"]["next_cursor"]})
+    rest = await api.ok(
+        "GET", one + "/balances/lots", params={"asset_id": miles["id"], "cursor": first["pagination"]["next_cursor"]}
+    )
     assert len(rest["data"]) == 1 and rest["data"][0]["expires_at"].endswith("Z")
     await api.error("GET", one + "/balances/lots", 400, "bad_request")
     await api.error("GET", one + "/balances/lots", 400, "bad_request", params={"asset_id": simple["id"]})

@@ -13,8 +13,15 @@ async def _program(api: Api, name: str = "Rewards") -> dict[str, Any]:
 
 
 async def _asset(api: Api, program_id: str, symbol: str, **fields: Any) -> dict[str, Any]:
-    body = {"program_id": program_id, "name": symbol.title(), "symbol": symbol, "inventory_mode": "SIMPLE",
-            "issuance_policy": "UNLIMITED", "scale": 2, **fields}
+    body = {
+        "program_id": program_id,
+        "name": symbol.title(),
+        "symbol": symbol,
+        "inventory_mode": "SIMPLE",
+        "issuance_policy": "UNLIMITED",
+        "scale": 2,
+        **fields,
+    }
     result: dict[str, Any] = await api.ok("POST", "/v1/assets", 201, json=body)
     return result
 
@@ -49,8 +56,15 @@ async def test_wallet_fund_burn_balance(api: Api) -> None:
     burned = await api.ok("POST", wallet + "/burn", json={"amount": "0.5"})
     assert burned["available"] == "100.00"
     balance = await api.ok("GET", f"/v1/programs/{program['id']}/balance")
-    assert balance["data"] == [{"asset_id": asset["id"], "available": "100.00", "held": "0.00", "deferred": "0.00",
-                                "issuance_policy": "PREFUNDED"}]
+    assert balance["data"] == [
+        {
+            "asset_id": asset["id"],
+            "available": "100.00",
+            "held": "0.00",
+            "deferred": "0.00",
+            "issuance_policy": "PREFUNDED",
+        }
+    ]
 
     await api.error("POST", wallet + "/burn", 422, "insufficient_balance", json={"amount": "100.01"})
     await api.error("POST", wallet + "/fund", 400, "invalid_scale", json={"amount": "1.001"})
@@ -93,15 +107,60 @@ async def test_assets_create_list_get_patch(api: Api) -> None:
 
     await api.error("PATCH", f"/v1/assets/{points['id']}", 400, "bad_request", json={"scale": 3})
     await api.error("PATCH", f"/v1/assets/{miles['id']}", 409, "conflict", json={"status": "ACTIVE"})
-    await api.error("POST", "/v1/assets", 409, "conflict", json={
-        "program_id": program["id"], "name": "Again", "symbol": "pts", "inventory_mode": "SIMPLE",
-        "issuance_policy": "UNLIMITED", "scale": 2})
-    await api.error("POST", "/v1/assets", 400, "bad_request", json={
-        "program_id": program["id"], "name": "Big", "symbol": "BIG", "inventory_mode": "SIMPLE",
-        "issuance_policy": "UNLIMITED", "scale": 19})
-    await api.error("POST", "/v1/assets", 400, "invalid_scale", json={
-        "program_id": program["id"], "name": "Cap", "symbol": "CAP", "inventory_mode": "SIMPLE",
-        "issuance_policy": "UNLIMITED", "scale": 0, "max_transaction_amount": "1.5"})
-    await api.error("POST", "/v1/assets", 404, "not_found", json={
-        "program_id": "nope", "name": "X", "symbol": "X", "inventory_mode": "SIMPLE",
-        "issuance_policy": "UNLIMITED", "scale": 0})
+    await api.error(
+        "POST",
+        "/v1/assets",
+        409,
+        "conflict",
+        json={
+            "program_id": program["id"],
+            "name": "Again",
+            "symbol": "pts",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 2,
+        },
+    )
+    await api.error(
+        "POST",
+        "/v1/assets",
+        400,
+        "bad_request",
+        json={
+            "program_id": program["id"],
+            "name": "Big",
+            "symbol": "BIG",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 19,
+        },
+    )
+    await api.error(
+        "POST",
+        "/v1/assets",
+        400,
+        "invalid_scale",
+        json={
+            "program_id": program["id"],
+            "name": "Cap",
+            "symbol": "CAP",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 0,
+            "max_transaction_amount": "1.5",
+        },
+    )
+    await api.error(
+        "POST",
+        "/v1/assets",
+        404,
+        "not_found",
+        json={
+            "program_id": "nope",
+            "name": "X",
+            "symbol": "X",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 0,
+        },
+    )

@@ -8,21 +8,50 @@ from tests.http.conftest import Api
 async def test_quickstart_over_http(api: Api) -> None:
     program = await api.ok("POST", "/v1/programs", 201, json={"name": "Rewards"})
     assert program["status"] == "ACTIVE"
-    asset = await api.ok("POST", "/v1/assets", 201, json={
-        "program_id": program["id"], "name": "Points", "symbol": "PTS",
-        "inventory_mode": "SIMPLE", "issuance_policy": "UNLIMITED", "scale": 2,
-    })
-    rule = await api.ok("POST", "/v1/rules", 201, json={
-        "program_id": program["id"], "name": "Big purchase",
-        "condition": "event.type == 'purchase' && event.amount >= 100.0",
-        "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "10"}],
-    })
-    accepted = await api.ok("POST", "/v1/events", 202, json={
-        "program_id": program["id"], "external_id": "user_123", "idempotency_key": "order-1",
-        "event_data": {"type": "purchase", "amount": 105.00},
-    })
-    assert set(accepted) == {"id", "program_id", "external_id", "participant_id", "idempotency_key",
-                             "event_timestamp", "status"}
+    asset = await api.ok(
+        "POST",
+        "/v1/assets",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Points",
+            "symbol": "PTS",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 2,
+        },
+    )
+    rule = await api.ok(
+        "POST",
+        "/v1/rules",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Big purchase",
+            "condition": "event.type == 'purchase' && event.amount >= 100.0",
+            "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "10"}],
+        },
+    )
+    accepted = await api.ok(
+        "POST",
+        "/v1/events",
+        202,
+        json={
+            "program_id": program["id"],
+            "external_id": "user_123",
+            "idempotency_key": "order-1",
+            "event_data": {"type": "purchase", "amount": 105.00},
+        },
+    )
+    assert set(accepted) == {
+        "id",
+        "program_id",
+        "external_id",
+        "participant_id",
+        "idempotency_key",
+        "event_timestamp",
+        "status",
+    }
     assert accepted["status"] == "RECEIVED"
     assert accepted["event_timestamp"].endswith("Z")
 

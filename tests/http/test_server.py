@@ -17,8 +17,9 @@ from tests.conftest import small_config
 
 
 async def test_shutdown_trigger_finishes_in_flight_requests(tmp_path: Path) -> None:
-    config = msgspec.structs.replace(small_config(tmp_path / "data"),
-                                     server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=5))
+    config = msgspec.structs.replace(
+        small_config(tmp_path / "data"), server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=5)
+    )
     stop = trio.Event()
     async with open_engine(config=config) as engine, trio.open_nursery() as nursery:
         release = trio.Event()
