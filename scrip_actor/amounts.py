@@ -7,12 +7,13 @@ shortest repr of a double coming out of a CEL expression, exactly as a person wo
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, Overflow
 
 from scrip_actor.errors import InvalidScale, ValidationFailed
 
 __all__ = [
     "AMOUNT_MINOR_MAX",
+    "DECIMAL",
     "SCALE_MAX",
     "format_minor",
     "from_number",
@@ -25,6 +26,11 @@ SCALE_MAX = 18
 # An explicit bound on every amount and balance: 36 digits of minor units, i.e. 10**18 whole units at scale 18.
 # Far beyond any real loyalty balance, far inside what JSON-encoded Python ints store exactly.
 AMOUNT_MINOR_MAX = 10**36 - 1
+
+# Every Decimal operation on money or counters uses this context: the default one keeps only 28 significant
+# digits and would round a scale-18 amount silently. 80 digits holds any bounded amount or sum of a few; inexact
+# results never pass silently because the checks below compare with the integral value.
+DECIMAL = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[InvalidOperation, Overflow])
 
 _DECIMAL_LITERAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
@@ -70,8 +76,8 @@ def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
     assert 0 <= scale <= SCALE_MAX
     if not amount.is_finite():
         raise ValidationFailed.field(field, "invalid", f"{field} is not a finite number")
-    scaled = amount.scaleb(scale)
-    if scaled != scaled.to_integral_value():
+    scaled = amount.scaleb(scale, context=DECIMAL)
+    if scaled != scaled.to_integral_value(context=DECIMAL):
         raise InvalidScale(
             f"{field} {amount} exceeds asset scale {scale}",
             {"fields": [{"field": field, "reason": "invalid_scale", "message": f"at most {scale} decimal places"}]},

@@ -57,6 +57,7 @@ def parse_time_or_duration(text: str) -> timedelta | datetime:
     except ValueError:
         pass
     try:
-        return utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is neither a duration such as \"720h\" nor an RFC 3339 timestamp") from None
+    return utc(moment)

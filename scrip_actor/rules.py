@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from scrip_actor.amounts import from_number, is_decimal_literal, parse_decimal, to_minor
+from scrip_actor.amounts import DECIMAL, from_number, is_decimal_literal, parse_decimal, to_minor
 from scrip_actor.cel import CelCompileError, CelEvaluationError, compile_expression
 from scrip_actor.durations import parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
@@ -290,7 +290,7 @@ def _apply_one(
         delta = compiled.value.resolve(variables, "value")
         if not delta.is_finite():
             raise ActionFailed("counter value is not finite")
-        state.counters[action.key] = state.counters.get(action.key, Decimal(0)) + delta
+        state.counters[action.key] = DECIMAL.add(state.counters.get(action.key, Decimal(0)), delta)
     elif isinstance(action, SetAttributeAction):
         state.attributes[action.key] = _attribute_text(compiled, variables)
     state.invalidate()
