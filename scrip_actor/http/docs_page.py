@@ -20,7 +20,8 @@ td,th{border:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top
 .m{display:inline-block;min-width:4.5em;font-weight:bold;color:#fff;border-radius:3px;text-align:center;margin-right:.5em}
 .GET{background:#2b7bb9}.POST{background:#2e8540}.PATCH{background:#b9770e}
 .PUT{background:#7d3c98}.DELETE{background:#c0392b}
-.op{border:1px solid #e5e5e5;border-radius:6px;padding:.2em 1em .6em;margin:1em 0}pre{white-space:pre-wrap;margin:.3em 0}
+.op{border:1px solid #e5e5e5;border-radius:6px;padding:.2em 1em .6em;margin:1em 0}
+pre{white-space:pre-wrap;margin:.3em 0}
 nav ul{columns:2}
 """
 
