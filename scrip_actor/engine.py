@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import heapq
+import itertools
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -139,6 +140,8 @@ class Engine:
             max_readers=storage.max_readers,
         )
         self._writer = Writer(self._store, batch_records_max=config.engine.commit_batch_records_max)
+        self._writer.on_commit = self._after_commit
+        self.on_commit: Callable[[int, float], None] | None = None  # metrics hook: (records, seconds)
         self._ids = SequenceIds(self._store.id_prefix)
         self._cel_compiler = _expression_compiler(config.engine.cel_backend)
         self._world = World(self._ids)
@@ -263,6 +266,13 @@ class Engine:
 
     # --- participant cache (virtual actor state) -------------------------------------------------------------
 
+    def _after_commit(self, records: int, elapsed_s: float) -> None:
+        """After each group commit: states just made durable may now be passivated."""
+        if len(self._participants) > self.config.engine.actors_resident_max:
+            self._passivate()
+        if self.on_commit is not None:
+            self.on_commit(records, elapsed_s)
+
     def _cache_put(self, state: ParticipantState) -> None:
         previous = self._participants.get(state.id)
         if previous is not None and previous.external_id != state.external_id:
@@ -280,7 +290,10 @@ class Engine:
         durable = self._writer.durable
         registry = self._registry
         excess = len(self._participants) - self.config.engine.actors_resident_max
-        for participant_id in list(self._participants)[: max(excess, 0) + 64]:
+        if excess <= 0:
+            return
+        # Oldest first, a bounded look: busy or not-yet-durable states are skipped and retried after a commit.
+        for participant_id in list(itertools.islice(self._participants, excess + 64)):
             if excess <= 0:
                 return
             state = self._participants[participant_id]
