@@ -351,9 +351,19 @@ class Engine:
     # events
     # ==========================================================================================================
 
-    def _check_event(self, request: EventSubmit) -> tuple[datetime | None, bytes]:
+    def _check_event(self, request: EventSubmit) -> tuple[str, datetime | None, bytes]:
+        """Validate an event; returns (external id it routes to, timestamp, canonical payload for the hash)."""
         limits = self._limits
-        if not 1 <= len(request.external_id) <= limits.external_id_length_max:
+        if (request.external_id is None) == (request.participant_id is None):
+            raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
+        if request.participant_id is not None:
+            known = self._participant(request.participant_id) if isinstance(request.participant_id, str) else None
+            if known is None:
+                raise NotFound("participant", str(request.participant_id))
+            external_id = known.external_id
+        else:
+            external_id = request.external_id  # type: ignore[assignment]
+        if not isinstance(external_id, str) or not 1 <= len(external_id) <= limits.external_id_length_max:
             raise ValidationFailed.field("external_id", "invalid", f"external_id must be 1-{limits.external_id_length_max} characters")
         if not 1 <= len(request.idempotency_key) <= limits.idempotency_key_length_max:
             raise ValidationFailed.field(
@@ -381,15 +391,16 @@ class Engine:
         canonical = _hash_encoder.encode(
             {
                 "external_id": request.external_id,
+                "participant_id": request.participant_id,
                 "event_timestamp": timestamp.isoformat() if timestamp else None,
                 "event_data": cel_event_data(request.event_data),
             }
         )
-        return timestamp, canonical
+        return external_id, timestamp, canonical
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        timestamp, canonical = self._check_event(request)
+        external_id, timestamp, canonical = self._check_event(request)
         payload_hash = hashlib.sha256(canonical).hexdigest()
         idem_key = f"{request.program_id}\0{request.idempotency_key}".encode()
         existing = self._idempotency_pending.get(idem_key)
@@ -418,7 +429,7 @@ class Engine:
             id=self._ids.make(KIND_EVENT, self._inbox_sequence),
             sequence=self._inbox_sequence,
             program_id=request.program_id,
-            external_id=request.external_id,
+            external_id=external_id,
             idempotency_key=request.idempotency_key,
             event_timestamp=timestamp or now,
             event_data=request.event_data,

@@ -378,12 +378,17 @@ class RuleVersion(Struct, kw_only=True):
 
 
 class EventSubmit(Struct, **_request):
-    """An event to process. ``event_timestamp`` defaults to the time of receipt."""
+    """An event to process, for exactly one of ``external_id`` or ``participant_id``.
+
+    ``event_timestamp`` defaults to the time of receipt. ``participant_id`` must name an existing participant;
+    ``external_id`` may be new (the program's ``on_unknown_participant`` decides).
+    """
 
     program_id: str
-    external_id: ExternalId
     idempotency_key: IdempotencyKey
     event_data: dict[str, Any]
+    external_id: ExternalId | None = None
+    participant_id: str | None = None
     event_timestamp: datetime | None = None
 
 

@@ -86,3 +86,25 @@ def _deep(levels: int) -> dict[str, object]:
     for _ in range(levels):
         value = {"x": value}
     return value
+
+
+async def test_events_by_participant_id(tmp_path: Path, clock: ManualClock) -> None:
+    from scrip_actor import CreditAction, NotFound, ParticipantCreate, ValidationFailed
+
+    async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
+        program, asset = await program_with_asset(engine)
+        await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="1")])
+        participant, _ = await engine.create_participant(ParticipantCreate(external_id="known"))
+        event = await engine.submit(EventSubmit(program_id=program.id, participant_id=participant.id,
+                                                idempotency_key="k1", event_data={}))
+        assert event.external_id == "known"
+        await engine.wait_idle()
+        assert (await engine.get_participant(participant.id)).balances[0].available == "1.00"
+        with pytest.raises(NotFound):
+            await engine.submit(EventSubmit(program_id=program.id, participant_id="missing", idempotency_key="k2",
+                                            event_data={}))
+        with pytest.raises(ValidationFailed):
+            await engine.submit(EventSubmit(program_id=program.id, participant_id=participant.id, external_id="known",
+                                            idempotency_key="k3", event_data={}))
+        with pytest.raises(ValidationFailed):
+            await engine.submit(EventSubmit(program_id=program.id, idempotency_key="k4", event_data={}))
