@@ -99,11 +99,15 @@ async def create_participants(engine: Engine, program_id: str, participants: int
     return time.perf_counter() - started_s
 
 
-async def build(data_dir: Path, participants: int, chunk_size: int, tasks: int, sync: bool) -> dict[str, Any]:
-    """Create the store with ``participants`` participants; the figures measured while it is open."""
+async def build(data_dir: Path, participants: int, chunk_size: int, tasks: int, sync: bool, gc_tuned: bool = True) -> dict[str, Any]:
+    """Create the store with ``participants`` participants; the figures measured while it is open.
+
+    ``gc_tuned=False`` leaves the cyclic GC alone (in-process runs such as tests must not freeze their heap).
+    """
     async with open_engine(config=bench_config(data_dir, sync=sync)) as engine:
         program_id = await set_up(engine)
-        tune_gc()
+        if gc_tuned:
+            tune_gc()
         elapsed_s = await create_participants(engine, program_id, participants, chunk_size, tasks)
         statistics = engine.statistics()
         rss_mb = current_rss_mb()
@@ -163,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return None
     with tempfile.TemporaryDirectory(prefix="scrip-scale-") as scratch:
         data_dir = Path(arguments.data_dir or scratch) / "scale"
-        figures = trio.run(build, data_dir, participants, arguments.batch_size, arguments.batch_tasks, not arguments.no_sync)
+        figures = trio.run(build, data_dir, participants, arguments.batch_size, arguments.batch_tasks,
+                           not arguments.no_sync, not arguments.in_process)
         if arguments.in_process:
             figures.update(trio.run(reopen, data_dir, participants))
         else:
