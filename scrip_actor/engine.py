@@ -161,7 +161,11 @@ class Engine:
         self._registry: ActorRegistry | None = None
         self._sweeper_wakeup = trio.Event()
         self._closing = False
-        self.on_event_processed: Callable[[Event], None] | None = None  # metrics hook
+        # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
+        # and must not raise: an exception here is a bug and stops the engine.
+        self.on_event_accepted: Callable[[Event], None] | None = None  # a new event was admitted
+        self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
+        self.on_entries: Callable[[list[JournalEntry]], None] | None = None  # entries committed to memory
         self._recover()
 
     # ==========================================================================================================
@@ -337,6 +341,8 @@ class Engine:
         """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous."""
         ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
         ops.extend(extra_ops)
+        if changes.entries and self.on_entries is not None:
+            self.on_entries(changes.entries)
         ticket = self._writer.append(ops, on_durable)
         for state in changes.participants:
             state.commit_ticket = ticket
@@ -448,6 +454,8 @@ class Engine:
         self._inflight += 1
         self._inflight_peak = max(self._inflight_peak, self._inflight)
         self._counts["accepted"] += 1
+        if self.on_event_accepted is not None:
+            self.on_event_accepted(event)
         assert self._registry is not None
         # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
         # can never reach the disk before the event it belongs to.
