@@ -4,7 +4,8 @@ What lives here is what every benchmark measures the same way:
 
 - :func:`tune_gc`: the cyclic-GC settings DESIGN.md section 3 measured (freeze start-up objects, collect rarely);
 - :class:`LatencyRecorder`: submit → processed latency per event, hooked on ``Engine.on_event_processed``;
-- :func:`percentile_ms`, :func:`peak_rss_mb`, :func:`current_rss_mb`, :func:`directory_size_mb`;
+- :func:`percentile_ms`, :func:`peak_rss_mb`, :func:`current_rss_mb`, :func:`rss_breakdown_mb`,
+  :func:`directory_size_mb`;
 - :class:`Progress`: a one-line progress bar on stderr, drawn only when stderr is a terminal;
 - :func:`bench_config`: the engine settings of a benchmark run (fsync on unless asked otherwise).
 """
@@ -33,6 +34,7 @@ __all__ = [
     "directory_size_mb",
     "peak_rss_mb",
     "percentile_ms",
+    "rss_breakdown_mb",
     "tune_gc",
 ]
 
@@ -123,6 +125,25 @@ def current_rss_mb() -> float:
     except (OSError, IndexError, ValueError):
         return peak_rss_mb()
     return pages * os.sysconf("SC_PAGE_SIZE") / 1024**2
+
+
+def rss_breakdown_mb() -> dict[str, float]:
+    """Resident memory split as Linux reports it: ``anon`` (the Python heap, malloc arenas) and ``file`` (mapped
+    files: for us mostly LMDB's memory map, whose clean pages the kernel can drop at will), in MiB.
+
+    An LMDB reader maps the whole data file, so every page a lookup touches counts in RSS as ``file``; only
+    ``anon`` is memory the process really owns. Empty outside Linux.
+    """
+    breakdown: dict[str, float] = {}
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return breakdown
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile", "RssShmem"):
+            breakdown[name[3:].lower()] = round(int(value.split()[0]) / 1024, 1)
+    return breakdown
 
 
 def directory_size_mb(path: Path) -> float:

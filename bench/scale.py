@@ -36,6 +36,7 @@ from bench._common import (
     current_rss_mb,
     directory_size_mb,
     peak_rss_mb,
+    rss_breakdown_mb,
     tune_gc,
 )
 from scrip_actor import (
@@ -111,10 +112,12 @@ async def build(data_dir: Path, participants: int, chunk_size: int, tasks: int, 
         elapsed_s = await create_participants(engine, program_id, participants, chunk_size, tasks)
         statistics = engine.statistics()
         rss_mb = current_rss_mb()
+        breakdown = rss_breakdown_mb()
     return {
         "participants": participants, "create_s": round(elapsed_s, 1),
         "create_events_per_s": round(participants / elapsed_s, 1),
         "rss_mb": round(rss_mb, 1), "rss_peak_mb": round(peak_rss_mb(), 1),
+        "rss_anon_mb": breakdown.get("anon"), "rss_file_mb": breakdown.get("file"),
         "participants_cached": statistics.participants_cached, "passivations": statistics.passivations,
         "events_failed": statistics.events_failed, "journal_entries": statistics.journal_sequence,
         "writer_commits": statistics.writer_commits, "writer_batch_records_peak": statistics.writer_batch_records_peak,
@@ -132,8 +135,10 @@ async def reopen(data_dir: Path, participants: int) -> dict[str, Any]:
         participant = await engine.get_participant_by_external_id(external_id(number))
         ready_s = time.perf_counter() - started_s
         assert participant.tags == ["new"], participant
+        breakdown = rss_breakdown_mb()
     return {"reopen_s": round(ready_s, 3), "open_engine_s": round(opened_s, 3),
-            "reopen_rss_mb": round(current_rss_mb(), 1), "reopen_rss_before_open_mb": round(rss_before_mb, 1)}
+            "reopen_rss_mb": round(current_rss_mb(), 1), "reopen_rss_anon_mb": breakdown.get("anon"),
+            "reopen_rss_before_open_mb": round(rss_before_mb, 1)}
 
 
 def reopen_in_child(data_dir: Path, participants: int) -> dict[str, Any]:
