@@ -1,58 +1,32 @@
-"""Prometheus metrics for the HTTP layer, on a registry of its own.
+"""Prometheus metrics for the HTTP layer, on a registry of its own that also carries the engine's and the process's.
 
 Each app gets a fresh :class:`~prometheus_client.CollectorRegistry` (never the process-global one), so tests can
 build many apps in one process. Label children are bound once per (route template, method[, status]) and cached:
-``.labels()`` costs about a microsecond per call, a cached child nothing. Engine counters are read from
-``engine.statistics()`` at scrape time by a small collector, so nothing has to push them.
+``.labels()`` costs about a microsecond per call, a cached child nothing. The engine's series come from
+:class:`scrip_actor.metrics.EngineMetrics` (hooks, plus ``engine.statistics()`` read at scrape time); the
+process's (CPU, memory, file descriptors, GC, Python version) from prometheus_client's standard collectors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from scrip_actor.engine import Engine
+from scrip_actor.metrics import EngineMetrics
 
 __all__ = ["CONTENT_TYPE", "HttpMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-class _EngineCollector(Collector):
-    """Engine statistics as gauges and counters, read when Prometheus scrapes."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self._engine.statistics()
-        counters = {
-            "events_accepted": stats.events_accepted,
-            "events_completed": stats.events_completed,
-            "events_failed": stats.events_failed,
-            "idempotent_replays": stats.idempotent_replays,
-            "idempotency_conflicts": stats.idempotency_conflicts,
-            "passivations": stats.passivations,
-            "writer_commits": stats.writer_commits,
-            "writer_records_durable": stats.writer_records_durable,
-        }
-        for name, value in counters.items():
-            yield CounterMetricFamily(f"scrip_engine_{name}", f"engine statistics: {name}", value=value)
-        gauges = {
-            "events_inflight": stats.events_inflight,
-            "events_inflight_peak": stats.events_inflight_peak,
-            "participants_cached": stats.participants_cached,
-            "participants_cached_peak": stats.participants_cached_peak,
-            "journal_sequence": stats.journal_sequence,
-            "writer_batch_records_peak": stats.writer_batch_records_peak,
-        }
-        for name, value in gauges.items():
-            yield GaugeMetricFamily(f"scrip_engine_{name}", f"engine statistics: {name}", value=value)
 
 
 class HttpMetrics:
@@ -75,8 +49,10 @@ class HttpMetrics:
         )
         self._request_children: dict[tuple[str, str, int], Counter] = {}
         self._latency_children: dict[tuple[str, str], Histogram] = {}
-        if engine is not None:
-            self.registry.register(_EngineCollector(engine))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.engine_metrics = EngineMetrics(self.registry).attach(engine) if engine is not None else None
 
     def bind(self, route: str, method: str, statuses: tuple[int, ...]) -> None:
         """Pre-bind the children of one route at startup, so the first request pays nothing extra."""

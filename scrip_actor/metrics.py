@@ -1,0 +1,221 @@
+"""Prometheus metrics of an engine, on any registry: ``EngineMetrics(registry).attach(engine)``.
+
+Two kinds of series, told apart by their names:
+
+* ``scrip_engine_*`` are read from :meth:`Engine.statistics` when Prometheus scrapes (a custom collector), so
+  nothing on the hot path pays for them: events in flight, live and cached actors, passivations, idempotency
+  replays and conflicts, writer commits.
+* the others are fed by the engine's observation hooks as things happen, with label children bound once per
+  program, rule or asset and cached in dicts (``.labels()`` costs about a microsecond per call, a cached child
+  nothing; DESIGN.md §3):
+
+  - ``scrip_events_received_total{program}``: new events admitted (replays are not new events);
+  - ``scrip_events_processed_total{program, outcome}``: outcome ``completed`` or ``failed``, once durable;
+  - ``scrip_rule_matches_total{program, rule}``: rule ids are bounded by ``limits.rules_per_program_max``;
+  - ``scrip_event_processing_seconds``: accepted → outcome durable, per event;
+  - ``scrip_commit_batch_records`` and ``scrip_commit_duration_seconds``: one observation per group commit;
+  - ``scrip_amount_issued_total{asset}``, ``scrip_amount_redeemed_total{asset}``,
+    ``scrip_amount_expired_total{asset}``: in asset units (the decimal amount as a float, which is exact enough
+    for a dashboard but not for accounting: the journal is the record).
+
+Participant ids, external ids and event ids are never labels. The hooks run synchronously on the engine's thread
+and must not raise; they do nothing but dict look-ups, counter increments and histogram observations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from scrip_actor.engine import Engine
+from scrip_actor.model import Event, JournalEntry
+
+__all__ = ["COMMIT_BATCH_BUCKETS", "COMMIT_SECONDS_BUCKETS", "PROCESSING_SECONDS_BUCKETS", "EngineMetrics"]
+
+PROCESSING_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_SECONDS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+COMMIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+# Journal entry action type -> the amount counter its participant postings feed (and the sign that counts).
+_AMOUNT_KINDS: dict[str, tuple[str, int]] = {"CREDIT": ("issued", 1), "DEBIT": ("redeemed", -1), "EXPIRATION": ("expired", -1)}
+
+
+class _StatisticsCollector(Collector):
+    """``scrip_engine_*``: the engine's statistics, read at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._engine.statistics()
+        actors = stats.actors
+        counters: dict[str, tuple[float, str]] = {
+            "events_accepted": (stats.events_accepted, "new events admitted since start"),
+            "events_completed": (stats.events_completed, "events processed without error since start"),
+            "events_failed": (stats.events_failed, "events whose processing failed since start"),
+            "idempotent_replays": (stats.idempotent_replays, "submits answered with an existing event"),
+            "idempotency_conflicts": (stats.idempotency_conflicts, "submits refused: same key, other payload"),
+            "passivations": (stats.passivations, "idle participant states dropped from memory"),
+            "actor_activations": (actors.activations, "times an idle actor got work"),
+            "actor_messages_processed": (actors.messages_processed, "actor steps run (events and sweeps)"),
+            "writer_commits": (stats.writer_commits, "group commits"),
+            "writer_records_durable": (stats.writer_records_durable, "records committed to disk"),
+        }
+        for name, (value, help_text) in counters.items():
+            yield CounterMetricFamily(f"scrip_engine_{name}", help_text, value=value)
+        gauges: dict[str, tuple[float, str]] = {
+            "events_inflight": (stats.events_inflight, "events accepted, not yet processed (total mailbox depth)"),
+            "events_inflight_peak": (stats.events_inflight_peak, "most events in flight at once since start"),
+            "actors_live": (actors.actors_live, "actors with queued work now"),
+            "actors_live_peak": (actors.actors_live_peak, "most actors with queued work at once since start"),
+            "mailbox_depth_peak": (actors.mailbox_depth_peak, "deepest single mailbox since start"),
+            "participants_cached": (stats.participants_cached, "participant states resident in memory"),
+            "participants_cached_peak": (stats.participants_cached_peak, "most participant states resident"),
+            "journal_sequence": (stats.journal_sequence, "sequence number of the last journal entry"),
+            "writer_batch_records_peak": (stats.writer_batch_records_peak, "largest group commit, in records"),
+        }
+        for name, (value, help_text) in gauges.items():
+            yield GaugeMetricFamily(f"scrip_engine_{name}", help_text, value=value)
+
+
+class EngineMetrics:
+    """The engine's Prometheus series on ``registry`` (a fresh private one by default).
+
+    Call :meth:`attach` once per engine. It chains onto any hook already set (the previous callable still runs,
+    first), and registers the scrape-time statistics collector.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._received = Counter(
+            "scrip_events_received", "new events admitted, by program", ["program"], registry=self.registry
+        )
+        self._processed = Counter(
+            "scrip_events_processed",
+            "events whose outcome is durable, by program and outcome (completed, failed)",
+            ["program", "outcome"],
+            registry=self.registry,
+        )
+        self._matches = Counter(
+            "scrip_rule_matches", "rule matches, by program and rule id", ["program", "rule"], registry=self.registry
+        )
+        self._processing_s = Histogram(
+            "scrip_event_processing_seconds",
+            "time from an event's admission to its outcome being durable",
+            registry=self.registry,
+            buckets=PROCESSING_SECONDS_BUCKETS,
+        )
+        self._commit_records = Histogram(
+            "scrip_commit_batch_records", "records per group commit", registry=self.registry, buckets=COMMIT_BATCH_BUCKETS
+        )
+        self._commit_s = Histogram(
+            "scrip_commit_duration_seconds",
+            "time one group commit took (write and fsync)",
+            registry=self.registry,
+            buckets=COMMIT_SECONDS_BUCKETS,
+        )
+        self._amounts = {
+            kind: Counter(f"scrip_amount_{kind}", f"value {kind}, in asset units, by asset", ["asset"], registry=self.registry)
+            for kind in ("issued", "redeemed", "expired")
+        }
+        self._received_children: dict[str, Any] = {}
+        self._processed_children: dict[tuple[str, str], Any] = {}
+        self._match_children: dict[tuple[str, str], Any] = {}
+        self._amount_children: dict[tuple[str, str], Any] = {}
+        self._accepted_at_s: dict[str, float] = {}
+        self._processing_child = self._processing_s  # unlabelled: the metric is its own child
+        self.engine: Engine | None = None
+
+    def attach(self, engine: Engine) -> EngineMetrics:
+        """Install the hooks on ``engine`` (chained after any already set) and the statistics collector."""
+        assert self.engine is None, "an EngineMetrics observes one engine"
+        self.engine = engine
+        engine.on_event_accepted = _chain(engine.on_event_accepted, self.event_accepted)
+        engine.on_event_processed = _chain(engine.on_event_processed, self.event_processed)
+        engine.on_entries = _chain(engine.on_entries, self.entries)
+        engine.on_commit = _chain2(engine.on_commit, self.commit)
+        self.registry.register(_StatisticsCollector(engine))
+        return self
+
+    # --- hooks: synchronous, on the engine's thread, cheap, never raising ------------------------------------
+
+    def event_accepted(self, event: Event) -> None:
+        """A new event was admitted: count it and note when, for the processing latency."""
+        child = self._received_children.get(event.program_id)
+        if child is None:
+            child = self._received_children[event.program_id] = self._received.labels(event.program_id)
+        child.inc()
+        self._accepted_at_s[event.id] = time.perf_counter()
+
+    def event_processed(self, event: Event) -> None:
+        """An event's outcome is durable: count it by outcome, its rule matches, and its latency."""
+        program_id = event.program_id
+        key = (program_id, "failed" if event.status == "FAILED" else "completed")
+        child = self._processed_children.get(key)
+        if child is None:
+            child = self._processed_children[key] = self._processed.labels(*key)
+        child.inc()
+        accepted_s = self._accepted_at_s.pop(event.id, None)
+        if accepted_s is not None:  # None for events recovered at start-up, admitted by an earlier process
+            self._processing_child.observe(time.perf_counter() - accepted_s)
+        for evaluation in event.rule_evaluations:
+            if evaluation.status == "MATCHED":
+                match_key = (program_id, evaluation.rule_id)
+                match = self._match_children.get(match_key)
+                if match is None:
+                    match = self._match_children[match_key] = self._matches.labels(*match_key)
+                match.inc()
+
+    def entries(self, entries: list[JournalEntry]) -> None:
+        """Journal entries reached memory: credits to participants are issued value, debits redeemed, expiries expired."""
+        for entry in entries:
+            kind = _AMOUNT_KINDS.get(entry.action_type)
+            if kind is None:
+                continue
+            name, sign = kind
+            for posting in entry.postings:
+                if posting.entity_type != "PARTICIPANT" or posting.amount_minor * sign <= 0:
+                    continue
+                key = (name, posting.asset_id)
+                child = self._amount_children.get(key)
+                if child is None:
+                    child = self._amount_children[key] = self._amounts[name].labels(posting.asset_id)
+                child.inc(abs(float(posting.amount)))
+
+    def commit(self, records: int, elapsed_s: float) -> None:
+        """One group commit finished: its size in records and how long it took."""
+        self._commit_records.observe(records)
+        self._commit_s.observe(elapsed_s)
+
+    def tracked_inflight(self) -> int:
+        """Events whose admission time is held for the latency histogram (bounded by events in flight)."""
+        return len(self._accepted_at_s)
+
+
+def _chain(previous: Callable[[Any], None] | None, hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``hook``, or ``previous`` then ``hook`` when a hook was already installed."""
+    if previous is None:
+        return hook
+
+    def both(value: Any) -> None:
+        previous(value)
+        hook(value)
+
+    return both
+
+
+def _chain2(previous: Callable[[int, float], None] | None, hook: Callable[[int, float], None]) -> Callable[[int, float], None]:
+    """:func:`_chain` for the two-argument ``on_commit`` hook."""
+    if previous is None:
+        return hook
+
+    def both(records: int, elapsed_s: float) -> None:
+        previous(records, elapsed_s)
+        hook(records, elapsed_s)
+
+    return both
