@@ -50,6 +50,7 @@ class _StatisticsCollector(Collector):
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._inflight_max = engine.config.engine.inflight_events_max
 
     def collect(self) -> Iterator[Metric]:
         stats = self._engine.statistics()
@@ -71,6 +72,7 @@ class _StatisticsCollector(Collector):
         gauges: dict[str, tuple[float, str]] = {
             "events_inflight": (stats.events_inflight, "events accepted, not yet processed (total mailbox depth)"),
             "events_inflight_peak": (stats.events_inflight_peak, "most events in flight at once since start"),
+            "events_inflight_max": (self._inflight_max, "the limit: beyond it submits are refused (HTTP 429)"),
             "actors_live": (actors.actors_live, "actors with queued work now"),
             "actors_live_peak": (actors.actors_live_peak, "most actors with queued work at once since start"),
             "mailbox_depth_peak": (actors.mailbox_depth_peak, "deepest single mailbox since start"),
