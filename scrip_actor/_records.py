@@ -46,11 +46,12 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
     for lot in changes.lots:
         assert 0 <= lot.remaining_minor <= lot.amount_minor
         ops.append(("lots", lot_key(lot), encode(lot)))
-    for entry in changes.entries:
+    assert len(changes.entry_bytes) == len(changes.entries)
+    for entry, stored in zip(changes.entries, changes.entry_bytes, strict=True):
         # LedgerTx.commit checked and hashed each entry just before this; verify and decode_entry check after reading.
         assert entry.entry_hash and entry.sequence > 0
         sequence_key = be64(entry.sequence)
-        ops.append(("journal", sequence_key, encode(entry)))
+        ops.append(("journal", sequence_key, stored))
         for kind, key in _index_keys(entry):
             ops.append(("journal_index", f"{kind}\0{key}\0".encode() + sequence_key, b""))
     for account, balance in changes.accounts.items():

@@ -90,6 +90,21 @@ def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
 
 def format_minor(amount_minor: int, scale: int) -> str:
     """``format_minor(1000, 2) == "10.00"``; always exactly ``scale`` decimals, sign first."""
+    key = (amount_minor, scale)
+    text = _formatted.get(key)
+    if text is None:
+        text = _format_minor(amount_minor, scale)
+        if len(_formatted) >= _FORMATTED_MAX:
+            _formatted.clear()  # a crude bound; the working set of amounts is small and refills at once
+        _formatted[key] = text
+    return text
+
+
+_formatted: dict[tuple[int, int], str] = {}
+_FORMATTED_MAX = 4096
+
+
+def _format_minor(amount_minor: int, scale: int) -> str:
     assert 0 <= scale <= SCALE_MAX
     sign = "-" if amount_minor < 0 else ""
     digits = str(abs(amount_minor)).rjust(scale + 1, "0")

@@ -75,7 +75,15 @@ from scrip_actor.model import (
     WalletBalance,
     WalletOperationResult,
 )
-from scrip_actor.rules import CompiledRule, apply_actions, cel_event_data, compile_condition, compile_rule, evaluate
+from scrip_actor.rules import (
+    CompiledRule,
+    apply_actions,
+    cel_event_data,
+    cel_event_data_and_depth,
+    compile_condition,
+    compile_rule,
+    evaluate,
+)
 from scrip_actor.verify import VerifyReport, verify_store
 from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.store import Op, Store, Writer, be32, be64, encode, unbe64
@@ -116,6 +124,13 @@ class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
     writer_records_durable: int
     writer_commits: int
     writer_batch_records_peak: int
+
+
+class _Process(msgspec.Struct):
+    """Actor message: process this event; ``cel_data`` is its data as CEL sees it, computed once at admission."""
+
+    event: Event
+    cel_data: Any
 
 
 class _Sweep(msgspec.Struct):
@@ -213,7 +228,7 @@ class Engine:
             event.status = "RECEIVED"
             self._events_live[event.id] = event
             self._inflight += 1
-            self._registry.deliver(event.external_id, event)
+            self._registry.deliver(event.external_id, _Process(event, cel_event_data(event.event_data)))
         nursery.start_soon(self._sweeper)
 
     async def aclose_workers(self) -> None:
@@ -357,8 +372,8 @@ class Engine:
     # events
     # ==========================================================================================================
 
-    def _check_event(self, request: EventSubmit) -> tuple[str, datetime | None, bytes]:
-        """Validate an event; returns (external id it routes to, timestamp, canonical payload for the hash)."""
+    def _check_event(self, request: EventSubmit) -> tuple[str, datetime | None, bytes, Any]:
+        """Validate an event; returns (external id it routes to, timestamp, canonical payload, CEL data)."""
         limits = self._limits
         if (request.external_id is None) == (request.participant_id is None):
             raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
@@ -385,7 +400,8 @@ class Engine:
             raise ValidationFailed.field(
                 "event_data", "too_large", f"event_data is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
             )
-        if _depth(request.event_data) > limits.event_data_depth_max:
+        cel_data, depth = cel_event_data_and_depth(request.event_data)
+        if depth > limits.event_data_depth_max:
             raise ValidationFailed.field("event_data", "too_deep", f"event_data nests deeper than {limits.event_data_depth_max}")
         timestamp = None
         if request.event_timestamp is not None:
@@ -399,14 +415,14 @@ class Engine:
                 "external_id": request.external_id,
                 "participant_id": request.participant_id,
                 "event_timestamp": timestamp.isoformat() if timestamp else None,
-                "event_data": cel_event_data(request.event_data),
+                "event_data": cel_data,
             }
         )
-        return external_id, timestamp, canonical
+        return external_id, timestamp, canonical, cel_data
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        external_id, timestamp, canonical = self._check_event(request)
+        external_id, timestamp, canonical, cel_data = self._check_event(request)
         payload_hash = hashlib.sha256(canonical).hexdigest()
         idem_key = f"{request.program_id}\0{request.idempotency_key}".encode()
         existing = self._idempotency_pending.get(idem_key)
@@ -459,7 +475,7 @@ class Engine:
         assert self._registry is not None
         # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
         # can never reach the disk before the event it belongs to.
-        self._registry.deliver(event.external_id, event)
+        self._registry.deliver(event.external_id, _Process(event, cel_data))
         return event, True
 
     async def submit(self, request: EventSubmit) -> Event:
@@ -565,11 +581,10 @@ class Engine:
         if isinstance(message, _Sweep):
             self._step_sweep(message)
         else:
-            self._step_event(message)
+            self._step_event(message.event, message.cel_data, self._clock())
 
-    def _step_event(self, event: Event) -> None:
+    def _step_event(self, event: Event, cel_data: Any, wall_now: datetime) -> None:
         program = self._programs.get(event.program_id)
-        wall_now = self._clock()
         failure: str | None = None
         state = self._participant_by_external(event.external_id)
         pre = LedgerTx(self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=event.program_id)
@@ -592,7 +607,7 @@ class Engine:
         changes: Changes | None = None
         evaluations: list[Any] = []
         if state is not None and failure is None:
-            changes, evaluations, failure = self._run_rules(event, program, state)  # type: ignore[arg-type]
+            changes, evaluations, failure = self._run_rules(event, cel_data, program, state, wall_now)  # type: ignore[arg-type]
         event.status = "PROCESSING"
         event.participant_id = state.id if state is not None else None
         event.rule_evaluations = evaluations
@@ -607,9 +622,11 @@ class Engine:
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         self._apply_changes(_merge(pre_changes, changes), extra, lambda: self._finish_event(event, final))
 
-    def _run_rules(self, event: Event, program: Program, state: ParticipantState) -> tuple[Changes | None, list[Any], str | None]:
+    def _run_rules(
+        self, event: Event, cel_data: Any, program: Program, state: ParticipantState, wall_now: datetime
+    ) -> tuple[Changes | None, list[Any], str | None]:
         rules = self._compiled.get(program.id, [])
-        variables = {"event": cel_event_data(event.event_data), "participant": state.cel_view(), "now": event.event_timestamp}
+        variables = {"event": cel_data, "participant": state.cel_view(), "now": event.event_timestamp}
         evaluations, matched = evaluate(rules, variables, event.event_timestamp)
         tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
         tx.event_id = event.id
@@ -635,7 +652,7 @@ class Engine:
             return None, evaluations, str(error)
         if tx.is_empty():
             return None, evaluations, None
-        return tx.commit(event.processed_at or self._clock()), evaluations, None
+        return tx.commit(wall_now), evaluations, None
 
     def _check_state_limits(self, tx: LedgerTx, state: ParticipantState) -> None:
         working = tx.touched(state.id)
@@ -1298,6 +1315,8 @@ def _expression_compiler(backend: str) -> Any:
 
 def _merge(first: Changes | None, second: Changes | None) -> Changes:
     """Two consecutive transactions' changes as one record (the later state of a participant or lot wins)."""
+    if first is None and second is not None:
+        return second  # the common case: nothing was settled before the rules ran
     parts = [changes for changes in (first, second) if changes is not None]
     participants: dict[str, ParticipantState] = {}
     lots: dict[str, Lot] = {}
@@ -1308,6 +1327,7 @@ def _merge(first: Changes | None, second: Changes | None) -> Changes:
         participants=list(participants.values()),
         lots=list(lots.values()),
         entries=[entry for changes in parts for entry in changes.entries],
+        entry_bytes=[stored for changes in parts for stored in changes.entry_bytes],
         accounts={key: value for changes in parts for key, value in changes.accounts.items()},
         schedule=[item for changes in parts for item in changes.schedule],
     )
@@ -1326,14 +1346,6 @@ def _relaxed_assets(rule: Rule, assets: dict[str, Asset]) -> dict[str, Asset]:
         if asset_id in assets and rule.program_id not in assets[asset_id].program_ids:
             relaxed[asset_id] = msgspec.structs.replace(assets[asset_id], program_ids=[*assets[asset_id].program_ids, rule.program_id])
     return relaxed
-
-
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(item, level + 1) for item in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(item, level + 1) for item in value), default=level)
-    return level
 
 
 def _validation_error(error: msgspec.ValidationError) -> ValidationFailed:

@@ -32,18 +32,21 @@ def _format(value: int) -> str:
 class SequenceIds:
     """Encode and decode sequence-carrying ids of one store."""
 
-    __slots__ = ("_high",)
+    __slots__ = ("_high", "_high_text")
 
     def __init__(self, prefix: int) -> None:
         assert 0 <= prefix < 1 << 64
         # Version nibble 8 at bits 12-15 of the third group; kind in the low nibble of the high half.
         base = (prefix & ~0xF00F) | 0x8000
         self._high = {kind: (base | kind) << 64 for kind in (KIND_EVENT, KIND_ENTRY)}
+        # The first 19 characters ("xxxxxxxx-xxxx-xxxx-") never change for a kind: format them once.
+        self._high_text = {kind: _format(high)[:19] for kind, high in self._high.items()}
 
     def make(self, kind: int, sequence: int) -> str:
         """The id of record ``sequence`` (1-based) of ``kind``."""
         assert 1 <= sequence <= _SEQUENCE_MASK
-        return _format(self._high[kind] | _VARIANT | sequence)
+        low = f"{_VARIANT | sequence:016x}"
+        return f"{self._high_text[kind]}{low[:4]}-{low[4:]}"
 
     def sequence(self, kind: int, identifier: str) -> int | None:
         """The sequence inside ``identifier``, or None when it is not an id of this store and kind."""

@@ -261,6 +261,11 @@ class Changes(msgspec.Struct, kw_only=True):
     entries: list[JournalEntry]
     accounts: dict[str, int]  # new absolute balances
     schedule: list[tuple[datetime, str, str]]  # (due, lot id, participant id) to add
+    entry_bytes: list[bytes] = []  # each entry's stored JSON, aligned with ``entries``
+
+
+_entry_encoder = msgspec.json.Encoder()
+_EMPTY_HASH_TAIL = b',"entry_hash":""}'
 
 
 def entry_hash(entry: JournalEntry) -> str:
@@ -665,6 +670,7 @@ class LedgerTx:
         """Make the changes real in memory: chain and number the entries, apply account deltas, return them."""
         world = self.world
         entries = []
+        entry_bytes = []
         for entry in self._entries:
             world.journal_sequence += 1
             numbered = msgspec.structs.replace(
@@ -673,10 +679,16 @@ class LedgerTx:
                 sequence=world.journal_sequence,
                 previous_hash=world.journal_hash,
             )
-            numbered.entry_hash = entry_hash(numbered)
+            # One encode serves both the hash and the store: entry_hash is the last field, so the stored JSON is
+            # the canonical JSON with the empty hash filled in (entry_hash() recomputes it the long way).
+            canonical = _entry_encoder.encode(numbered)
+            assert canonical.endswith(_EMPTY_HASH_TAIL)
+            digest = hashlib.sha256(numbered.previous_hash.encode() + canonical).hexdigest()
+            numbered.entry_hash = digest
             check_entry(numbered)
-            world.journal_hash = numbered.entry_hash
+            world.journal_hash = digest
             entries.append(numbered)
+            entry_bytes.append(canonical[: -len(_EMPTY_HASH_TAIL)] + b',"entry_hash":"' + digest.encode() + b'"}')
         accounts = {}
         for key, delta in self._account_deltas.items():
             balance = world.accounts.get(key, 0) + delta
@@ -695,6 +707,7 @@ class LedgerTx:
             entries=entries,
             accounts=accounts,
             schedule=list(self._schedule),
+            entry_bytes=entry_bytes,
         )
 
 

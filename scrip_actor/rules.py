@@ -31,7 +31,16 @@ from scrip_actor.model import (
     UntagAction,
 )
 
-__all__ = ["CompiledAction", "CompiledRule", "apply_actions", "cel_event_data", "compile_condition", "compile_rule", "evaluate"]
+__all__ = [
+    "CompiledAction",
+    "CompiledRule",
+    "apply_actions",
+    "cel_event_data",
+    "cel_event_data_and_depth",
+    "compile_condition",
+    "compile_rule",
+    "evaluate",
+]
 
 _FINANCIAL = (CreditAction, DebitAction, CounterAction)
 # Resolves an external id named by an action's target to a participant state (creating it if the program allows).
@@ -83,7 +92,19 @@ class _Value:
 class CompiledAction:
     """One action, validated and with its expressions compiled."""
 
-    __slots__ = ("action", "amount", "asset", "expires", "index", "label", "matures", "target", "value", "value_expression")
+    __slots__ = (
+        "action",
+        "amount",
+        "asset",
+        "expires",
+        "index",
+        "label",
+        "matures",
+        "static_minor",
+        "target",
+        "value",
+        "value_expression",
+    )
 
     def __init__(
         self,
@@ -105,6 +126,7 @@ class CompiledAction:
         self.expires: timedelta | datetime | None = None
         self.matures: timedelta | datetime | None = None
         self.target: Any = None
+        self.static_minor: int | None = None  # a static amount, checked once against ``self.asset``
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if isinstance(action, CreditAction | DebitAction):
@@ -133,7 +155,7 @@ class CompiledAction:
         self.asset = asset
         self.amount = _Value(action.amount, f"{field}.amount", compiler)
         if self.amount.static is not None:
-            _check_amount(self.amount.static, asset, f"{field}.amount")
+            self.static_minor = _check_amount(self.amount.static, asset, f"{field}.amount")
         if isinstance(action, CreditAction):
             for name in ("expires_at", "matures_at"):
                 text = getattr(action, name)
@@ -186,6 +208,26 @@ def compile_rule(rule: Rule, assets: dict[str, Asset], compiler: ExpressionCompi
         for index, action in enumerate(rule.actions)
     ]
     return CompiledRule(rule, condition, actions)
+
+
+def cel_event_data_and_depth(value: Any, depth: int = 1) -> tuple[Any, int]:
+    """:func:`cel_event_data` and the nesting depth, in one walk (admission needs both)."""
+    if isinstance(value, dict):
+        converted = {}
+        deepest = depth
+        for key, item in value.items():
+            converted[key], item_depth = cel_event_data_and_depth(item, depth + 1)
+            deepest = max(deepest, item_depth)
+        return converted, deepest
+    if isinstance(value, list):
+        items = []
+        deepest = depth
+        for item in value:
+            converted_item, item_depth = cel_event_data_and_depth(item, depth + 1)
+            items.append(converted_item)
+            deepest = max(deepest, item_depth)
+        return items, deepest
+    return cel_event_data(value), depth
 
 
 def cel_event_data(value: Any) -> Any:
@@ -331,11 +373,14 @@ def _apply_money(
         raise ActionFailed(f"asset {action.asset_id!r} is not active")
     if rule.program_id not in asset.program_ids:
         raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
-    amount = compiled.amount.resolve(variables, "amount")
-    try:
-        amount_minor = _check_amount(amount, asset, "amount")
-    except ScripError as error:
-        raise ActionFailed(error.message) from None
+    if compiled.static_minor is not None and asset is compiled.asset:
+        amount_minor = compiled.static_minor  # checked at compile time against this very asset record
+    else:
+        amount = compiled.amount.resolve(variables, "amount")
+        try:
+            amount_minor = _check_amount(amount, asset, "amount")
+        except ScripError as error:
+            raise ActionFailed(error.message) from None
     if isinstance(action, DebitAction):
         tx.debit(state, asset, amount_minor, allow_negative=action.allow_negative, rule_id=rule.id, description=action.description)
         return
