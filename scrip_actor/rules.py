@@ -35,11 +35,14 @@ __all__ = [
     "CompiledAction",
     "CompiledRule",
     "apply_actions",
+    "attribute_text",
     "cel_event_data",
     "cel_event_data_and_depth",
     "compile_condition",
     "compile_rule",
     "evaluate",
+    "resolve_amount",
+    "resolve_counter_delta",
 ]
 
 _FINANCIAL = (CreditAction, DebitAction, CounterAction)
@@ -328,17 +331,15 @@ def _apply_one(
     elif isinstance(action, UntagAction):
         state.tags.discard(action.tag.lower())
     elif isinstance(action, CounterAction):
-        assert compiled.value is not None
-        delta = compiled.value.resolve(variables, "value")
-        if not delta.is_finite():
-            raise ActionFailed("counter value is not finite")
+        delta = resolve_counter_delta(compiled, variables)
         state.counters[action.key] = DECIMAL.add(state.counters.get(action.key, Decimal(0)), delta)
     elif isinstance(action, SetAttributeAction):
-        state.attributes[action.key] = _attribute_text(compiled, variables)
+        state.attributes[action.key] = attribute_text(compiled, variables)
     state.invalidate()
 
 
-def _attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:
+def attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:
+    """The text a SET_ATTRIBUTE action would store. Raises ActionFailed when its expression fails."""
     action = compiled.action
     assert isinstance(action, SetAttributeAction)
     if compiled.value_expression is None:
@@ -373,14 +374,7 @@ def _apply_money(
         raise ActionFailed(f"asset {action.asset_id!r} is not active")
     if rule.program_id not in asset.program_ids:
         raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
-    if compiled.static_minor is not None and asset is compiled.asset:
-        amount_minor = compiled.static_minor  # checked at compile time against this very asset record
-    else:
-        amount = compiled.amount.resolve(variables, "amount")
-        try:
-            amount_minor = _check_amount(amount, asset, "amount")
-        except ScripError as error:
-            raise ActionFailed(error.message) from None
+    amount_minor = resolve_amount(compiled, asset, variables)
     if isinstance(action, DebitAction):
         tx.debit(state, asset, amount_minor, allow_negative=action.allow_negative, rule_id=rule.id, description=action.description)
         return
@@ -394,6 +388,31 @@ def _apply_money(
         expires_at=_moment(compiled.expires, tx.now),
         matures_at=_moment(compiled.matures, tx.now),
     )
+
+
+def resolve_amount(compiled: CompiledAction, asset: Asset, variables: dict[str, Any]) -> int:
+    """A CREDIT or DEBIT action's amount in minor units, checked: positive, within scale and max_transaction_amount.
+
+    Raises:
+        ActionFailed: the expression failed or the amount is not acceptable (the message says why).
+    """
+    assert compiled.amount is not None
+    if compiled.static_minor is not None and asset is compiled.asset:
+        return compiled.static_minor  # checked at compile time against this very asset record
+    amount = compiled.amount.resolve(variables, "amount")
+    try:
+        return _check_amount(amount, asset, "amount")
+    except ScripError as error:
+        raise ActionFailed(error.message) from None
+
+
+def resolve_counter_delta(compiled: CompiledAction, variables: dict[str, Any]) -> Decimal:
+    """What a COUNTER action adds. Raises ActionFailed when its expression fails or is not finite."""
+    assert compiled.value is not None
+    delta = compiled.value.resolve(variables, "value")
+    if not delta.is_finite():
+        raise ActionFailed("counter value is not finite")
+    return delta
 
 
 def _moment(spec: timedelta | datetime | None, now: datetime) -> datetime | None:

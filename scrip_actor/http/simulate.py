@@ -13,8 +13,7 @@ from typing import Any, Literal
 
 from msgspec import Struct
 
-from scrip_actor.amounts import format_minor, to_minor
-from scrip_actor.cel import CelEvaluationError
+from scrip_actor.amounts import DECIMAL, format_minor
 from scrip_actor.errors import ScripError
 from scrip_actor.http.schemas import MockState
 from scrip_actor.ledger import ActionFailed
@@ -29,7 +28,15 @@ from scrip_actor.model import (
     TagAction,
     UntagAction,
 )
-from scrip_actor.rules import CompiledAction, cel_event_data, compile_rule, evaluate
+from scrip_actor.rules import (
+    CompiledAction,
+    attribute_text,
+    cel_event_data,
+    compile_rule,
+    evaluate,
+    resolve_amount,
+    resolve_counter_delta,
+)
 
 __all__ = ["ActionResult", "RuleSummary", "Simulation", "SimulationOutcome", "simulate"]
 
@@ -128,8 +135,8 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
     target = "participant" if action.target is None or action.target.external_id is None else "target participant"
     try:
         if isinstance(action, CreditAction | DebitAction):
-            assert compiled.amount is not None and compiled.asset is not None
-            amount = _at_scale(compiled.amount.resolve(variables, "amount"), compiled.asset)
+            assert compiled.asset is not None
+            amount = format_minor(resolve_amount(compiled, compiled.asset, variables), compiled.asset.scale)
             verb = "Credit" if isinstance(action, CreditAction) else "Debit"
             return ActionResult(
                 amount=amount,
@@ -137,19 +144,18 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
                 description=f"{verb} {amount} {compiled.asset.symbol} to {target}",
             )
         if isinstance(action, CounterAction):
-            assert compiled.value is not None
-            delta = compiled.value.resolve(variables, "value")
+            delta = resolve_counter_delta(compiled, variables)
             current = Decimal(str(state.counters.get(action.key, 0)))
             return ActionResult(
                 current_value=str(current),
                 value=str(delta),
-                projected_value=str(current + delta),
+                projected_value=str(DECIMAL.add(current, delta)),
                 description=f"Add {delta} to counter {action.key!r} of {target}",
             )
         if isinstance(action, TagAction | UntagAction):
             return _describe_tag(action, state, target)
         assert isinstance(action, SetAttributeAction)
-        value = _attribute_value(compiled, variables)
+        value = attribute_text(compiled, variables)
         current_value = state.attributes.get(action.key)
         return ActionResult(
             current_value=current_value,
@@ -170,24 +176,3 @@ def _describe_tag(action: TagAction | UntagAction, state: MockState, target: str
     return ActionResult(current_tags=current, would_remove=tag in current, description=f"Untag {target} {tag!r}")
 
 
-def _at_scale(amount: Decimal, asset: Asset) -> str:
-    if amount <= 0:
-        raise ActionFailed(f"amount must be positive, got {amount}")
-    return format_minor(to_minor(amount, asset.scale, "amount"), asset.scale)
-
-
-def _attribute_value(compiled: CompiledAction, variables: dict[str, Any]) -> str:
-    action = compiled.action
-    assert isinstance(action, SetAttributeAction)
-    if compiled.value_expression is None:
-        assert action.value is not None
-        return action.value
-    try:
-        value = compiled.value_expression.evaluate(variables)
-    except CelEvaluationError as error:
-        raise ActionFailed(f"value expression failed: {error}") from None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
