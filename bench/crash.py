@@ -1,0 +1,622 @@
+"""Crash harness: run the real server as a subprocess, load it over HTTP, SIGKILL it, restart it, check nothing is lost.
+
+``python -m bench.crash --trials 20`` runs the long version and prints one JSON line. ``tests/reliability`` runs the
+same trials at small scale (3 event trials, one fund/burn trial, one lot-expiry trial, one full-disk trial).
+
+What one *event trial* checks, after a SIGKILL at a random moment and a restart on the same data directory:
+
+* every event answered 202 exists, with the id it was answered with, and is COMPLETED (processed once);
+* no event exists that was never sent (nothing invented), and every event that exists is one that was sent;
+* the journal holds exactly one entry per event, and the participants' balances sum to the number of events;
+* resubmitting acknowledged events (singly and in a batch) with their keys answers 202 with the original ids;
+* ``scrip verify --data-dir`` passes after a clean stop.
+
+Events sent but not answered when the process died are *uncertain*: each may or may not exist afterwards (it exists
+exactly when its inbox record was committed before the kill), but if it exists it is processed exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+__all__ = [
+    "API_KEY",
+    "AckLedger",
+    "ServerProcess",
+    "TrialResult",
+    "all_pages",
+    "event_trial",
+    "expiry_trial",
+    "fund_burn_trial",
+    "map_full_trial",
+    "run_verify",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+API_KEY = "sk_reliability_test_key"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+HTTP_TIMEOUT_S = 10.0
+PARTICIPANTS = 7
+
+
+@dataclass
+class ServerProcess:
+    """``python -m scrip_actor serve --port 0`` on a data directory; stdout and stderr go to files."""
+
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    port: int
+    stdout_path: Path
+    stderr_path: Path
+
+    @classmethod
+    def start(cls, data_dir: Path, env: dict[str, str] | None = None, *, log_name: str = "server") -> ServerProcess:
+        """Start a server and wait (at most ``START_TIMEOUT_S``) until it prints the port it is listening on."""
+        logs = data_dir.parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = time.monotonic_ns()
+        stdout_path, stderr_path = logs / f"{log_name}-{stamp}.out", logs / f"{log_name}-{stamp}.err"
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "scrip_actor", "serve", "--host", "127.0.0.1", "--port", "0",
+                 "--data-dir", str(data_dir)],
+                cwd=REPO, env=server_environment(env), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            )
+        deadline_s = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline_s:
+            for line in stdout_path.read_text(errors="replace").splitlines():
+                if line.startswith("scrip: listening on http://"):
+                    return cls(data_dir, process, int(line.rsplit(":", 1)[1]), stdout_path, stderr_path)
+            if process.poll() is not None:
+                break
+            time.sleep(0.02)
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=STOP_TIMEOUT_S)
+        raise RuntimeError(f"server did not start (exit {process.returncode}):\n{stderr_path.read_text()[-3000:]}")
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, key: str | None = API_KEY) -> httpx.AsyncClient:
+        """An async client for this server, carrying ``key`` (none if None)."""
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=HTTP_TIMEOUT_S)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a power cut for the process (not for the disk)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> int:
+        """SIGTERM and wait for the graceful shutdown; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("server did not stop within the grace period") from None
+
+    def logs(self) -> str:
+        """Everything the server printed so far (stdout, then stderr)."""
+        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+
+
+def server_environment(extra: dict[str, str] | None) -> dict[str, str]:
+    """The environment of a server: this one without SCRIP_* settings, plus a key, fsync on, a quick sweeper."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SCRIP_")}
+    env.update({
+        "SCRIP_API_KEY": API_KEY,
+        "SCRIP_STORAGE_SYNC": "true",
+        "SCRIP_STORAGE_LMDB_MAP_SIZE_BYTES": str(1 << 30),
+        "SCRIP_ENGINE_SWEEP_INTERVAL_S": "0.05",
+        "SCRIP_SERVER_SHUTDOWN_GRACE_S": "5",
+    })
+    env.update(extra or {})
+    return env
+
+
+# Tests set this to False to check the store in-process (the same ``verify`` function, without a ~1 s interpreter
+# start-up per trial); ``python -m bench.crash`` always runs the real command.
+VERIFY_WITH_CLI = True
+
+
+def run_verify(data_dir: Path) -> tuple[int, str]:
+    """``python -m scrip_actor verify --data-dir`` (or the same check in-process): (exit status, output)."""
+    if not VERIFY_WITH_CLI:
+        from scrip_actor.config import load_config
+        from scrip_actor.verify import verify
+
+        report = verify(str(data_dir), load_config(environ=server_environment(None)))
+        return (0 if report.ok else 1), "\n".join(report.problems)
+    done = subprocess.run(
+        [sys.executable, "-m", "scrip_actor", "verify", "--data-dir", str(data_dir)],
+        cwd=REPO, env=server_environment(None), capture_output=True, text=True, timeout=120, check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+async def expect(client: httpx.AsyncClient, method: str, path: str, status: int, **kwargs: Any) -> Any:
+    """Send a request, assert its status, return its JSON body (None for 204)."""
+    response = await client.request(method, path, **kwargs)
+    assert response.status_code == status, (method, path, response.status_code, response.text[:500])
+    return None if status == 204 else response.json()
+
+
+async def all_pages(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated list (bounded at 10,000 pages)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(10_000):
+        query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        page = await expect(client, "GET", path, 200, params=query)
+        items.extend(page["data"])
+        if not page["pagination"]["has_more"]:
+            return items
+        cursor = page["pagination"]["next_cursor"]
+    raise AssertionError(f"{path}: more than 10,000 pages")
+
+
+async def setup_program(client: httpx.AsyncClient, *, inventory_mode: str = "SIMPLE", issuance: str = "UNLIMITED",
+                        scale: int = 0, credit: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A program, an asset and (if ``credit`` is given) one rule ``true -> CREDIT``: (program id, asset id)."""
+    program = await expect(client, "POST", "/v1/programs", 201, json={"name": "reliability"})
+    symbol = f"R{random.randrange(10**9)}"
+    asset = await expect(client, "POST", "/v1/assets", 201, json={
+        "program_id": program["id"], "name": "Points", "symbol": symbol, "inventory_mode": inventory_mode,
+        "issuance_policy": issuance, "scale": scale})
+    if credit is not None:
+        action = {"type": "CREDIT", "asset_id": asset["id"], **credit}
+        await expect(client, "POST", "/v1/rules", 201, json={
+            "program_id": program["id"], "name": "one per event", "condition": "true", "actions": [action]})
+    return program["id"], asset["id"]
+
+
+@dataclass
+class AckLedger:
+    """What the clients were told: acknowledged keys (with ids), keys in flight at the crash, refusals."""
+
+    program_id: str
+    acked: dict[str, str] = field(default_factory=dict)  # idempotency key -> event id answered with 202
+    uncertain: set[str] = field(default_factory=set)  # sent, no answer (the server died)
+    refused: int = 0  # a definitive non-202 answer (429 overload): nothing stored
+    unexpected: list[str] = field(default_factory=list)  # any other answer: a failure of the trial
+    payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def submission(self, key: str, number: int) -> dict[str, Any]:
+        """The body of event ``key`` (remembered, so a resubmission is byte-for-byte the same payload)."""
+        body = {"program_id": self.program_id, "external_id": f"user{number % PARTICIPANTS}",
+                "idempotency_key": key, "event_data": {"n": number, "type": "purchase"}}
+        self.payloads[key] = body
+        return body
+
+
+async def drive_events(client: httpx.AsyncClient, ledger: AckLedger, client_index: int, rng: random.Random,
+                       stop: trio.Event, *, pause_s: float = 0.0) -> None:
+    """Send singles and batches (1-25 events) until ``stop`` is set or the server stops answering."""
+    number = 0
+    while not stop.is_set():
+        size = 1 if rng.random() < 0.5 else rng.randint(2, 25)
+        keys = [f"c{client_index}-{number + i}" for i in range(size)]
+        bodies = [ledger.submission(key, number + i) for i, key in enumerate(keys)]
+        number += size
+        try:
+            if size == 1:
+                response = await client.post("/v1/events", json=bodies[0])
+                _record_single(ledger, keys[0], response)
+            else:
+                response = await client.post("/v1/events/batch", json={"events": bodies})
+                _record_batch(ledger, keys, response)
+        except httpx.TransportError:
+            ledger.uncertain.update(keys)
+            return
+        if pause_s:
+            await trio.sleep(pause_s)
+
+
+def _record_single(ledger: AckLedger, key: str, response: httpx.Response) -> None:
+    if response.status_code == 202:
+        ledger.acked[key] = response.json()["id"]
+    elif response.status_code == 429 and "Retry-After" in response.headers:
+        ledger.refused += 1
+    elif response.status_code == 500:
+        ledger.uncertain.add(key)  # a request caught mid-shutdown; unacknowledged
+    else:
+        ledger.unexpected.append(f"{key}: {response.status_code} {response.text[:200]}")
+
+
+def _record_batch(ledger: AckLedger, keys: list[str], response: httpx.Response) -> None:
+    if response.status_code != 202:
+        if response.status_code == 429:
+            ledger.refused += len(keys)
+        elif response.status_code == 500:
+            ledger.uncertain.update(keys)
+        else:
+            ledger.unexpected.append(f"batch: {response.status_code} {response.text[:200]}")
+        return
+    for item in response.json()["results"]:
+        key = keys[item["index"]]
+        if item["status"] == "accepted":
+            ledger.acked[key] = item["event"]["id"]
+        elif item["error"]["code"] == "too_many_requests":
+            ledger.refused += 1
+        else:
+            ledger.unexpected.append(f"{key}: {item['error']}")
+
+
+async def wait_processed(client: httpx.AsyncClient, program_id: str, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Every event of the program, once none is RECEIVED or PROCESSING any more."""
+    with trio.fail_after(timeout_s):
+        while True:
+            events = await all_pages(client, "/v1/events", program_id=program_id)
+            if all(event["status"] in ("COMPLETED", "FAILED") for event in events):
+                return events
+            await trio.sleep(0.1)
+
+
+async def check_exactly_once(client: httpx.AsyncClient, ledger: AckLedger, *, check_balances: bool = True) -> int:
+    """Every acknowledged event exists with its id and is COMPLETED once; nothing else exists. Returns the count.
+
+    With ``check_balances`` the participants' balances must sum to one point per event (not so for lots that
+    expire: :func:`_check_lots` checks those).
+    """
+    events = await wait_processed(client, ledger.program_id)
+    by_key = {event["idempotency_key"]: event for event in events}
+    assert len(by_key) == len(events), "two events share an idempotency key"
+    lost = [key for key, event_id in ledger.acked.items() if by_key.get(key, {}).get("id") != event_id]
+    assert not lost, f"{len(lost)} acknowledged events lost or changed id, e.g. {lost[:5]}"
+    invented = set(by_key) - set(ledger.acked) - ledger.uncertain
+    assert not invented, f"events nobody sent (or that were refused): {sorted(invented)[:5]}"
+    failed = [event["id"] for event in events if event["status"] != "COMPLETED"]
+    assert not failed, f"{len(failed)} events not COMPLETED, e.g. {failed[:3]}"
+    entries = await all_pages(client, "/v1/journal-entries", program_id=ledger.program_id)
+    entry_events = [entry["event_id"] for entry in entries if entry["action_type"] == "CREDIT"]
+    assert len(entry_events) == len(set(entry_events)), "an event produced two CREDIT entries (applied twice)"
+    assert set(entry_events) == {event["id"] for event in events}, "an event has no CREDIT entry"
+    if not check_balances:
+        return len(events)
+    total = 0
+    for participant in await all_pages(client, "/v1/participants", program_id=ledger.program_id):
+        balances = await expect(client, "GET", f"/v1/participants/{participant['id']}/balances", 200)
+        total += sum(int(balance["available"]) for balance in balances["data"])
+    assert total == len(events), f"balances sum to {total}, expected one point per event ({len(events)})"
+    return len(events)
+
+
+async def check_resubmission(client: httpx.AsyncClient, ledger: AckLedger, rng: random.Random) -> None:
+    """Acknowledged events sent again with their keys (singly, then as one batch) answer 202 and the original ids."""
+    keys = sorted(ledger.acked)
+    for key in rng.sample(keys, min(20, len(keys))):
+        again = await expect(client, "POST", "/v1/events", 202, json=ledger.payloads[key])
+        assert again["id"] == ledger.acked[key], (key, again)
+    sample = rng.sample(keys, min(20, len(keys)))
+    if sample:
+        batch = await expect(client, "POST", "/v1/events/batch", 202,
+                             json={"events": [ledger.payloads[key] for key in sample]})
+        assert [item["event"]["id"] for item in batch["results"]] == [ledger.acked[key] for key in sample]
+
+
+@dataclass
+class TrialResult:
+    """The figures of one trial."""
+
+    kind: str
+    acknowledged: int
+    uncertain: int
+    existing: int
+    killed_after_s: float
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _load_and_kill(server: ServerProcess, ledger: AckLedger, rng: random.Random, kill_after_s: float,
+                         clients: int) -> None:
+    """Run ``clients`` concurrent event clients; SIGKILL the server after ``kill_after_s``."""
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for index in range(clients):
+            http = server.client()
+            nursery.start_soon(_closing, http, drive_events(http, ledger, index, random.Random(rng.random()), stop))
+        await trio.sleep(kill_after_s)
+        server.kill()
+        stop.set()
+
+
+async def _closing(client: httpx.AsyncClient, work: Any) -> None:
+    async with client:
+        await work
+
+
+async def event_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3, kill_max_s: float = 1.5,
+                      clients: int = 4) -> TrialResult:
+    """One event trial (see the module docstring)."""
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    server = ServerProcess.start(data_dir)
+    async with server.client() as client:
+        program_id, _ = await setup_program(client, credit={"amount": "1"})
+    ledger = AckLedger(program_id)
+    kill_after_s = rng.uniform(kill_min_s, kill_max_s)
+    await _load_and_kill(server, ledger, rng, kill_after_s, clients)
+    assert not ledger.unexpected, ledger.unexpected[:5]
+    server = ServerProcess.start(data_dir, log_name="restarted")
+    try:
+        async with server.client() as client:
+            existing = await check_exactly_once(client, ledger)
+            await check_resubmission(client, ledger, rng)
+    finally:
+        status = server.stop()
+    assert status == 0, f"clean stop exited {status}: {server.logs()[-2000:]}"
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    return TrialResult("events", len(ledger.acked), len(ledger.uncertain), existing, kill_after_s,
+                       time.monotonic() - started_s)
+
+
+async def _fund_burn_loop(client: httpx.AsyncClient, program_id: str, asset_id: str, rng: random.Random,
+                          state: dict[str, Any]) -> None:
+    """Fund or burn, one call at a time, until the server dies; at most one call is ever unanswered."""
+    for _ in range(1_000_000):
+        kind = "fund" if rng.random() < 0.6 else "burn"
+        amount = rng.randint(1, 100)
+        state["pending"] = (kind, amount)
+        try:
+            response = await client.post(f"/v1/programs/{program_id}/assets/{asset_id}/{kind}",
+                                         json={"amount": str(amount)})
+        except httpx.TransportError:
+            return
+        state["pending"] = None
+        if response.status_code == 200:
+            state["net"] += amount if kind == "fund" else -amount
+            state["entries"][response.json()["journal_entry_id"]] = (kind, amount)
+        elif response.status_code == 422:  # a burn beyond the balance: refused, nothing changed
+            state["refused"] += 1
+        else:
+            state["unexpected"].append(f"{kind} {amount}: {response.status_code} {response.text[:200]}")
+
+
+async def fund_burn_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3,
+                          kill_max_s: float = 1.2) -> TrialResult:
+    """Kill during a loop of fund/burn calls.
+
+    After the restart, ``wallet == Σ acknowledged funds − Σ acknowledged burns + δ``, where δ is 0 or the one
+    call that was in flight when the process died (+amount for a fund, −amount for a burn): that call's entry
+    either committed (then it is in the journal, exactly once) or not (then there is no trace of it). Every
+    acknowledged entry id must be in the journal; at most one other FUND/BURN entry may exist, and only if a
+    call was in flight, with that call's kind and amount.
+    """
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    server = ServerProcess.start(data_dir)
+    state: dict[str, Any] = {"net": 0, "entries": {}, "pending": None, "refused": 0, "unexpected": []}
+    async with server.client() as client:
+        program_id, asset_id = await setup_program(client, issuance="PREFUNDED")
+        kill_after_s = rng.uniform(kill_min_s, kill_max_s)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_fund_burn_loop, client, program_id, asset_id, rng, state)
+            await trio.sleep(kill_after_s)
+            server.kill()
+    assert not state["unexpected"], state["unexpected"][:5]
+    server = ServerProcess.start(data_dir, log_name="restarted")
+    try:
+        async with server.client() as client:
+            delta = await _check_wallet(client, program_id, asset_id, state)
+    finally:
+        assert server.stop() == 0
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    return TrialResult("fund_burn", len(state["entries"]), int(state["pending"] is not None),
+                       len(state["entries"]) + int(delta != 0), kill_after_s, time.monotonic() - started_s,
+                       {"in_flight_committed": delta != 0, "refused": state["refused"]})
+
+
+async def _check_wallet(client: httpx.AsyncClient, program_id: str, asset_id: str, state: dict[str, Any]) -> int:
+    """Check the wallet against the acknowledged operations; returns δ (the in-flight call's effect, or 0)."""
+    entries = await all_pages(client, "/v1/journal-entries", program_id=program_id)
+    wallet_entries = {entry["id"]: entry for entry in entries if entry["action_type"] in ("FUND", "BURN")}
+    missing = set(state["entries"]) - set(wallet_entries)
+    assert not missing, f"acknowledged wallet operations lost: {sorted(missing)[:5]}"
+    extra = [wallet_entries[entry_id] for entry_id in set(wallet_entries) - set(state["entries"])]
+    assert len(extra) <= (1 if state["pending"] else 0), f"unexplained wallet entries: {extra}"
+    delta = 0
+    if extra:
+        kind, amount = state["pending"]
+        assert extra[0]["action_type"] == kind.upper(), (extra[0], state["pending"])
+        delta = amount if kind == "fund" else -amount
+    balances = await expect(client, "GET", f"/v1/programs/{program_id}/balance", 200, params={"asset_id": asset_id})
+    available = int(balances["data"][0]["available"])
+    assert available == state["net"] + delta, (available, state["net"], delta)
+    return delta
+
+
+async def expiry_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 1.2,
+                       kill_max_s: float = 2.2) -> TrialResult:
+    """Kill while the sweeper expires lots (LOT asset, every credit expires 1 s after its event).
+
+    Events keep arriving during the whole run, so at the kill some lots have expired, some are being expired and
+    some are still young. After the restart: every lot is EXPIRED with exactly one EXPIRATION entry (its
+    ``reference_id``), or (checked at the first look) not yet EXPIRED and due after the restart; once the sweeper
+    has caught up, every lot is EXPIRED, every balance is 0, and verify passes.
+    """
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    server = ServerProcess.start(data_dir)
+    async with server.client() as client:
+        program_id, asset_id = await setup_program(client, inventory_mode="LOT", credit={"amount": "1",
+                                                                                         "expires_at": "1s"})
+    ledger = AckLedger(program_id)
+    kill_after_s = rng.uniform(kill_min_s, kill_max_s)
+    stop = trio.Event()
+    async with server.client() as client, trio.open_nursery() as nursery:
+        nursery.start_soon(drive_events, client, ledger, 0, rng, stop)
+        await trio.sleep(kill_after_s)
+        server.kill()
+        stop.set()
+    assert not ledger.unexpected, ledger.unexpected[:5]
+    server = ServerProcess.start(data_dir, log_name="restarted")
+    try:
+        async with server.client() as client:
+            existing = await check_exactly_once(client, ledger, check_balances=False)
+            lots = await _check_lots(client, program_id, asset_id, existing)
+    finally:
+        assert server.stop() == 0
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    return TrialResult("expiry", len(ledger.acked), len(ledger.uncertain), existing, kill_after_s,
+                       time.monotonic() - started_s, {"lots": lots})
+
+
+async def _lots_and_expirations(client: httpx.AsyncClient, program_id: str,
+                                asset_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    lots: list[dict[str, Any]] = []
+    for participant in await all_pages(client, "/v1/participants", program_id=program_id):
+        lots += await all_pages(client, f"/v1/participants/{participant['id']}/balances/lots", asset_id=asset_id)
+    entries = await all_pages(client, "/v1/journal-entries", asset_id=asset_id)
+    return lots, [entry for entry in entries if entry["action_type"] == "EXPIRATION"]
+
+
+async def _check_lots(client: httpx.AsyncClient, program_id: str, asset_id: str, events: int) -> int:
+    """The lot invariants after a restart (see :func:`expiry_trial`); returns the number of lots."""
+    restarted_at = time.time()
+    lots, expirations = await _lots_and_expirations(client, program_id, asset_id)
+    assert len(lots) == events, f"{len(lots)} lots for {events} events"
+    _check_expired_lots(lots, expirations, restarted_at)
+    with trio.fail_after(30):
+        while any(lot["status"] != "EXPIRED" for lot in lots):
+            await trio.sleep(0.1)
+            lots, expirations = await _lots_and_expirations(client, program_id, asset_id)
+    _check_expired_lots(lots, expirations, restarted_at)
+    for participant in await all_pages(client, "/v1/participants", program_id=program_id):
+        balances = await expect(client, "GET", f"/v1/participants/{participant['id']}/balances", 200)
+        assert all(int(balance["available"]) == 0 for balance in balances["data"]), balances
+    return len(lots)
+
+
+def _check_expired_lots(lots: list[dict[str, Any]], expirations: list[dict[str, Any]], restarted_at: float) -> None:
+    by_lot: dict[str, int] = {}
+    for entry in expirations:
+        by_lot[entry["reference_id"]] = by_lot.get(entry["reference_id"], 0) + 1
+    assert all(count == 1 for count in by_lot.values()), "a lot expired twice"
+    assert set(by_lot) <= {lot["id"] for lot in lots}, "an EXPIRATION entry names no lot"
+    for lot in lots:
+        if lot["status"] == "EXPIRED":
+            assert by_lot.get(lot["id"]) == 1 and int(lot["remaining"]) == 0, lot
+        else:
+            assert lot["id"] not in by_lot, f"lot has an EXPIRATION entry but is {lot['status']}"
+            expires_s = _epoch_s(lot["expires_at"])
+            assert expires_s > restarted_at - 60, lot  # due after the restart, or swept soon after it
+
+
+def _epoch_s(timestamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: int = 1 << 20) -> TrialResult:
+    """A store too small for the load (an LMDB map that fills up): the server must stop with a clear message.
+
+    Fail-stop is the promise: when a commit fails the writer raises and the process exits non-zero, within a
+    bounded time, saying why; no request is acknowledged that was not committed. After a restart with a bigger
+    map every acknowledged event is there, processed exactly once, and verify passes.
+    """
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    small = {"SCRIP_STORAGE_LMDB_MAP_SIZE_BYTES": str(map_size_bytes)}
+    server = ServerProcess.start(data_dir, small)
+    async with server.client() as client:
+        program_id, _ = await setup_program(client, credit={"amount": "1"})
+    ledger = AckLedger(program_id)
+    stop = trio.Event()
+    with trio.move_on_after(60):
+        async with trio.open_nursery() as nursery:
+            for index in range(2):
+                http = server.client()
+                nursery.start_soon(_closing, http, drive_events(http, ledger, index, random.Random(rng.random()),
+                                                                stop))
+            while server.process.poll() is None:
+                await trio.sleep(0.05)
+            stop.set()
+    exited = server.process.poll()
+    logs = server.logs()
+    assert exited is not None, "the server neither stopped nor refused: it is still running with a full map"
+    assert exited != 0, f"a failed commit must stop the server with a non-zero status:\n{logs[-2000:]}"
+    assert "MapFull" in logs or "map full" in logs.lower(), logs[-2000:]
+    assert not ledger.unexpected, ledger.unexpected[:5]
+    server = ServerProcess.start(data_dir, log_name="bigger-map")
+    try:
+        async with server.client() as client:
+            existing = await check_exactly_once(client, ledger)
+    finally:
+        assert server.stop() == 0
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    message = next((line for line in logs.splitlines() if line.startswith("scrip:") and "stop" in line), "")
+    return TrialResult("map_full", len(ledger.acked), len(ledger.uncertain), existing, 0.0,
+                       time.monotonic() - started_s, {"exit_status": exited, "message": message})
+
+
+TRIALS: dict[str, Callable[..., Any]] = {"events": event_trial, "fund_burn": fund_burn_trial,
+                                         "expiry": expiry_trial, "map_full": map_full_trial}
+
+
+async def run_trials(trials: int, seed: int, kinds: list[str]) -> dict[str, Any]:
+    """``trials`` event trials plus one of each other kind per 5 event trials; the summary as a dict."""
+    rng = random.Random(seed)
+    started_s = time.monotonic()
+    results: list[TrialResult] = []
+    plan = ["events"] * trials if "events" in kinds else []
+    for kind in kinds:
+        if kind != "events":
+            plan += [kind] * max(1, trials // 5)
+    for index, kind in enumerate(plan):
+        with tempfile.TemporaryDirectory(prefix=f"scrip-crash-{kind}-") as workdir:
+            result = await TRIALS[kind](Path(workdir), random.Random(rng.random()))
+        results.append(result)
+        print(f"trial {index + 1}/{len(plan)} {kind}: acked {result.acknowledged}, uncertain {result.uncertain}, "
+              f"existing {result.existing}, killed after {result.killed_after_s:.2f}s, {result.seconds:.1f}s",
+              file=sys.stderr, flush=True)
+    by_kind = {kind: [r for r in results if r.kind == kind] for kind in dict.fromkeys(plan)}
+    return {
+        "trials": {kind: len(items) for kind, items in by_kind.items()},
+        "acknowledged": {kind: sum(r.acknowledged for r in items) for kind, items in by_kind.items()},
+        "uncertain_at_kill": {kind: sum(r.uncertain for r in items) for kind, items in by_kind.items()},
+        "lost": 0, "applied_twice": 0, "verify_failures": 0,
+        "seconds": round(time.monotonic() - started_s, 1), "seed": seed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.crash --trials 20``: print one JSON summary line; any violated promise raises."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--trials", type=int, default=20, help="event trials (other kinds: trials // 5 each)")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--kinds", default="events,fund_burn,expiry,map_full")
+    args = parser.parse_args(argv)
+    summary = trio.run(run_trials, args.trials, args.seed, args.kinds.split(","))
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
