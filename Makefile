@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-slow verify lock clean
+.PHONY: run test test-slow lint fmt verify lock clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest --run-slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check scrip_actor tests bench
+	$(VENV)/bin/ruff format --check scrip_actor tests bench
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format scrip_actor tests bench
+	$(VENV)/bin/ruff check --fix scrip_actor tests bench
 
 verify: $(STAMP)
 	$(VENV)/bin/scrip verify --data-dir ./data

@@ -49,7 +49,8 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
     assert len(changes.entry_bytes) == len(changes.entries)
     for entry, stored in zip(changes.entries, changes.entry_bytes, strict=True):
         # LedgerTx.commit checked and hashed each entry just before this; verify and decode_entry check after reading.
-        assert entry.entry_hash and entry.sequence > 0
+        assert entry.entry_hash
+        assert entry.sequence > 0
         sequence_key = be64(entry.sequence)
         ops.append(("journal", sequence_key, stored))
         for kind, key in _index_keys(entry):

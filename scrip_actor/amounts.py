@@ -43,7 +43,7 @@ def is_decimal_literal(text: str) -> bool:
 def parse_decimal(text: str, field: str = "amount") -> Decimal:
     """Parse a decimal string strictly: digits, one optional point, optional sign. No exponents, no NaN."""
     if not isinstance(text, str) or not is_decimal_literal(text):
-        raise ValidationFailed.field(field, "invalid", f"{field} must be a decimal string such as \"10.50\"")
+        raise ValidationFailed.field(field, "invalid", f'{field} must be a decimal string such as "10.50"')
     try:
         return Decimal(text.strip())
     except InvalidOperation:  # pragma: no cover - the regex already excludes these

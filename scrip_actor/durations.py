@@ -33,11 +33,11 @@ def parse_duration(text: str) -> timedelta:
     total = Decimal(0)
     for match in _PART.finditer(stripped):
         if match.start() != position:
-            raise ValueError(f"{text!r} is not a duration such as \"720h\" or \"1h30m\"")
+            raise ValueError(f'{text!r} is not a duration such as "720h" or "1h30m"')
         total += Decimal(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
     if position != len(stripped) or position == 0:
-        raise ValueError(f"{text!r} is not a duration such as \"720h\" or \"1h30m\"")
+        raise ValueError(f'{text!r} is not a duration such as "720h" or "1h30m"')
     if total <= 0 or total > _DURATION_SECONDS_MAX:
         raise ValueError(f"{text!r} must be positive and at most 100 years")
     return timedelta(microseconds=int(total * 1_000_000))
@@ -59,5 +59,5 @@ def parse_time_or_duration(text: str) -> timedelta | datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is neither a duration such as \"720h\" nor an RFC 3339 timestamp") from None
+        raise ValueError(f'{text!r} is neither a duration such as "720h" nor an RFC 3339 timestamp') from None
     return utc(moment)

@@ -42,6 +42,7 @@ from scrip_actor.errors import (
     ScripError,
     ValidationFailed,
 )
+from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.ledger import (
     ActionFailed,
     Changes,
@@ -84,9 +85,8 @@ from scrip_actor.rules import (
     compile_rule,
     evaluate,
 )
-from scrip_actor.verify import VerifyReport, verify_store
-from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.store import Op, Store, Writer, be32, be64, encode, unbe64
+from scrip_actor.verify import VerifyReport, verify_store
 
 __all__ = ["Engine", "EngineStatistics", "open_engine"]
 
@@ -349,10 +349,14 @@ class Engine:
         return state
 
     def _new_participant(self, external_id: str, now: datetime, participant_id: str | None = None) -> ParticipantState:
-        record = ParticipantRecord(id=participant_id or _new_id(), external_id=external_id, created_at=now, updated_at=now)
+        record = ParticipantRecord(
+            id=participant_id or _new_id(), external_id=external_id, created_at=now, updated_at=now
+        )
         return ParticipantState(record, {})
 
-    def _apply_changes(self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+    def _apply_changes(
+        self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None
+    ) -> int:
         """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous."""
         ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
         ops.extend(extra_ops)
@@ -385,10 +389,14 @@ class Engine:
         else:
             external_id = request.external_id  # type: ignore[assignment]
         if not isinstance(external_id, str) or not 1 <= len(external_id) <= limits.external_id_length_max:
-            raise ValidationFailed.field("external_id", "invalid", f"external_id must be 1-{limits.external_id_length_max} characters")
+            raise ValidationFailed.field(
+                "external_id", "invalid", f"external_id must be 1-{limits.external_id_length_max} characters"
+            )
         if not 1 <= len(request.idempotency_key) <= limits.idempotency_key_length_max:
             raise ValidationFailed.field(
-                "idempotency_key", "invalid", f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters"
+                "idempotency_key",
+                "invalid",
+                f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters",
             )
         if not isinstance(request.event_data, dict):
             raise ValidationFailed.field("event_data", "invalid", "event_data must be a JSON object")
@@ -398,11 +406,15 @@ class Engine:
             raise ValidationFailed.field("event_data", "invalid", f"event_data is not JSON: {error}") from None
         if len(data_bytes) > limits.event_data_bytes_max:
             raise ValidationFailed.field(
-                "event_data", "too_large", f"event_data is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
+                "event_data",
+                "too_large",
+                f"event_data is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}",
             )
         cel_data, depth = cel_event_data_and_depth(request.event_data)
         if depth > limits.event_data_depth_max:
-            raise ValidationFailed.field("event_data", "too_deep", f"event_data nests deeper than {limits.event_data_depth_max}")
+            raise ValidationFailed.field(
+                "event_data", "too_deep", f"event_data nests deeper than {limits.event_data_depth_max}"
+            )
         timestamp = None
         if request.event_timestamp is not None:
             try:
@@ -431,7 +443,8 @@ class Engine:
             if raw is not None:
                 sequence, stored_hash = msgspec.json.decode(raw, type=tuple[int, str])
                 existing = self._event_by_sequence(sequence)
-                assert existing is not None and existing.payload_hash == stored_hash
+                assert existing is not None
+                assert existing.payload_hash == stored_hash
         if existing is not None:
             if existing.payload_hash != payload_hash:
                 self._counts["conflicts"] += 1
@@ -587,13 +600,19 @@ class Engine:
         program = self._programs.get(event.program_id)
         failure: str | None = None
         state = self._participant_by_external(event.external_id)
-        pre = LedgerTx(self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=event.program_id)
+        pre = LedgerTx(
+            self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=event.program_id
+        )
         if program is None or program.status != "ACTIVE":
-            failure = f"program {event.program_id} is {program.status if program else 'missing'}; events are not processed"
+            failure = (
+                f"program {event.program_id} is {program.status if program else 'missing'}; events are not processed"
+            )
         elif state is None and program.on_unknown_participant == "REJECT":
             failure = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
         elif state is None:
-            state = pre.adopt_new(self._new_participant(event.external_id, event.created_at, _participant_id_for(event)))
+            state = pre.adopt_new(
+                self._new_participant(event.external_id, event.created_at, _participant_id_for(event))
+            )
         if state is not None and failure is None:
             if event.program_id not in state.program_ids:
                 pre.edit(state).program_ids.append(event.program_id)
@@ -637,7 +656,9 @@ class Engine:
             if found is None:
                 if program.on_unknown_participant == "REJECT":
                     raise ActionFailed(f"target participant {external_id!r} does not exist")
-                found = tx.adopt_new(self._new_participant(external_id, event.created_at, _participant_id_for(event, external_id)))
+                found = tx.adopt_new(
+                    self._new_participant(external_id, event.created_at, _participant_id_for(event, external_id))
+                )
                 found.program_ids.append(program.id)
             elif program.id not in found.program_ids:
                 tx.edit(found).program_ids.append(program.id)
@@ -723,8 +744,14 @@ class Engine:
         """Create a program (status ACTIVE)."""
         request = self._validated(request)
         now = self._clock()
-        program = Program(id=_new_id(), name=request.name, description=request.description,
-                          on_unknown_participant=request.on_unknown_participant, created_at=now, updated_at=now)
+        program = Program(
+            id=_new_id(),
+            name=request.name,
+            description=request.description,
+            on_unknown_participant=request.on_unknown_participant,
+            created_at=now,
+            updated_at=now,
+        )
         self._programs[program.id] = program
         self._compiled[program.id] = []
         await self._durable([("programs", program.id.encode(), encode(program))])
@@ -734,18 +761,25 @@ class Engine:
         """One program."""
         return self._program(program_id)
 
-    async def list_programs(self, *, include_archived: bool = False, status: str | None = None,
-                            limit: int = 50, cursor: str | None = None) -> Page:
+    async def list_programs(
+        self, *, include_archived: bool = False, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
         """Programs, newest first; archived ones only when asked for."""
-        programs = [p for p in self._programs.values()
-                    if (include_archived or p.status != "ARCHIVED" or status == "ARCHIVED") and (status is None or p.status == status)]
+        programs = [
+            p
+            for p in self._programs.values()
+            if (include_archived or p.status != "ARCHIVED" or status == "ARCHIVED")
+            and (status is None or p.status == status)
+        ]
         return _page_in_memory(programs, limit=self._page_size(limit), cursor=cursor)
 
     async def update_program(self, program_id: str, request: ProgramUpdate) -> Program:
         """Change a program's name, description, policy or status."""
         request = self._validated(request)
         program = self._program(program_id)
-        changes = {name: getattr(request, name) for name in request.__struct_fields__ if getattr(request, name) is not None}
+        changes = {
+            name: getattr(request, name) for name in request.__struct_fields__ if getattr(request, name) is not None
+        }
         if not changes:
             raise ValidationFailed("give at least one field to change")
         updated = msgspec.structs.replace(program, **changes, updated_at=self._clock())
@@ -769,23 +803,37 @@ class Engine:
         if request.max_transaction_amount is not None:
             _positive_minor(request.max_transaction_amount, request.scale, "max_transaction_amount")
         now = self._clock()
-        asset = Asset(id=_new_id(), name=request.name, symbol=request.symbol, inventory_mode=request.inventory_mode,
-                      issuance_policy=request.issuance_policy, scale=request.scale,
-                      max_transaction_amount=_normalized(request.max_transaction_amount, request.scale),
-                      program_ids=[request.program_id], created_at=now, updated_at=now)
+        asset = Asset(
+            id=_new_id(),
+            name=request.name,
+            symbol=request.symbol,
+            inventory_mode=request.inventory_mode,
+            issuance_policy=request.issuance_policy,
+            scale=request.scale,
+            max_transaction_amount=_normalized(request.max_transaction_amount, request.scale),
+            program_ids=[request.program_id],
+            created_at=now,
+            updated_at=now,
+        )
         self._world.assets[asset.id] = asset
-        await self._durable([("assets", asset.id.encode(), encode(asset)), ("asset_symbols", symbol_key, asset.id.encode())])
+        await self._durable(
+            [("assets", asset.id.encode(), encode(asset)), ("asset_symbols", symbol_key, asset.id.encode())]
+        )
         return asset
 
     async def get_asset(self, asset_id: str) -> Asset:
         """One asset."""
         return self._asset(asset_id)
 
-    async def list_assets(self, *, program_id: str | None = None, status: str | None = None,
-                          limit: int = 50, cursor: str | None = None) -> Page:
+    async def list_assets(
+        self, *, program_id: str | None = None, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
         """Assets, newest first, optionally those linked to a program."""
-        assets = [a for a in self._world.assets.values()
-                  if (program_id is None or program_id in a.program_ids) and (status is None or a.status == status)]
+        assets = [
+            a
+            for a in self._world.assets.values()
+            if (program_id is None or program_id in a.program_ids) and (status is None or a.status == status)
+        ]
         return _page_in_memory(assets, limit=self._page_size(limit), cursor=cursor)
 
     async def update_asset(self, asset_id: str, request: AssetUpdate) -> Asset:
@@ -832,22 +880,32 @@ class Engine:
         program = self._program(program_id)
         asset = self._asset(asset_id)
         if program_id not in asset.program_ids:
-            raise ValidationFailed.field("asset_id", "not_linked", f"asset {asset.symbol} is not linked to program {program_id}")
+            raise ValidationFailed.field(
+                "asset_id", "not_linked", f"asset {asset.symbol} is not linked to program {program_id}"
+            )
         if asset.issuance_policy != "PREFUNDED":
-            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is UNLIMITED; only PREFUNDED assets have a wallet")
+            raise ValidationFailed.field(
+                "asset_id", "invalid", f"asset {asset.symbol} is UNLIMITED; only PREFUNDED assets have a wallet"
+            )
         if asset.status != "ACTIVE":
             raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is archived")
         return program, asset
 
-    async def fund(self, program_id: str, asset_id: str, amount: str, description: str | None = None) -> WalletOperationResult:
+    async def fund(
+        self, program_id: str, asset_id: str, amount: str, description: str | None = None
+    ) -> WalletOperationResult:
         """Move ``amount`` from SYSTEM_ISSUANCE into the program's wallet of a PREFUNDED asset."""
         return await self._wallet_operation("fund", program_id, asset_id, amount, description)
 
-    async def burn(self, program_id: str, asset_id: str, amount: str, description: str | None = None) -> WalletOperationResult:
+    async def burn(
+        self, program_id: str, asset_id: str, amount: str, description: str | None = None
+    ) -> WalletOperationResult:
         """Move ``amount`` from the program's wallet to SYSTEM_BREAKAGE. Raises InsufficientFunds below zero."""
         return await self._wallet_operation("burn", program_id, asset_id, amount, description)
 
-    async def _wallet_operation(self, kind: str, program_id: str, asset_id: str, amount: str, description: str | None) -> WalletOperationResult:
+    async def _wallet_operation(
+        self, kind: str, program_id: str, asset_id: str, amount: str, description: str | None
+    ) -> WalletOperationResult:
         _, asset = self._wallet_asset(program_id, asset_id)
         if description is not None and len(description) > 500:
             raise ValidationFailed.field("description", "too_long", "description is at most 500 characters")
@@ -864,8 +922,11 @@ class Engine:
         await self._writer.wait_durable(ticket)
         available = self._world.accounts.get(account_key("PROGRAM", program_id, asset.id), 0)
         verb = "Funded" if kind == "fund" else "Burned"
-        return WalletOperationResult(available=format_minor(available, asset.scale), journal_entry_id=entry_id,
-                                     message=f"{verb} {format_minor(amount_minor, asset.scale)} {asset.symbol}")
+        return WalletOperationResult(
+            available=format_minor(available, asset.scale),
+            journal_entry_id=entry_id,
+            message=f"{verb} {format_minor(amount_minor, asset.scale)} {asset.symbol}",
+        )
 
     async def wallet_balances(self, program_id: str, asset_id: str | None = None) -> list[WalletBalance]:
         """The program's wallet balance of each linked PREFUNDED asset."""
@@ -876,10 +937,19 @@ class Engine:
                 continue
             if asset_id is not None and asset.id != asset_id:
                 continue
-            values = [self._world.accounts.get(account_key("PROGRAM", program_id, asset.id, b), 0) for b in ("AVAILABLE", "HELD", "DEFERRED")]
-            balances.append(WalletBalance(asset_id=asset.id, available=format_minor(values[0], asset.scale),
-                                          held=format_minor(values[1], asset.scale), deferred=format_minor(values[2], asset.scale),
-                                          issuance_policy=asset.issuance_policy))
+            values = [
+                self._world.accounts.get(account_key("PROGRAM", program_id, asset.id, b), 0)
+                for b in ("AVAILABLE", "HELD", "DEFERRED")
+            ]
+            balances.append(
+                WalletBalance(
+                    asset_id=asset.id,
+                    available=format_minor(values[0], asset.scale),
+                    held=format_minor(values[1], asset.scale),
+                    deferred=format_minor(values[2], asset.scale),
+                    issuance_policy=asset.issuance_policy,
+                )
+            )
         return balances
 
     # ==========================================================================================================
@@ -903,37 +973,64 @@ class Engine:
         self._check_actions_count(len(request.actions))
         order = request.order if request.order is not None else max((r.order for r in siblings), default=0) + 10
         now = self._clock()
-        rule = Rule(id=_new_id(), program_id=program.id, name=request.name, description=request.description,
-                    condition=request.condition, actions=list(request.actions), order=order,
-                    stop_after_match=request.stop_after_match, active_from=_utc_or_none(request.active_from, "active_from"),
-                    active_to=_utc_or_none(request.active_to, "active_to"), status=request.status, version=1,
-                    created_at=now, updated_at=now)
+        rule = Rule(
+            id=_new_id(),
+            program_id=program.id,
+            name=request.name,
+            description=request.description,
+            condition=request.condition,
+            actions=list(request.actions),
+            order=order,
+            stop_after_match=request.stop_after_match,
+            active_from=_utc_or_none(request.active_from, "active_from"),
+            active_to=_utc_or_none(request.active_to, "active_to"),
+            status=request.status,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
         self._check_rule(rule)
-        version = RuleVersion(rule_id=rule.id, version=1, change_type="created", changes=[], changed_at=now, snapshot=rule)
+        version = RuleVersion(
+            rule_id=rule.id, version=1, change_type="created", changes=[], changed_at=now, snapshot=rule
+        )
         return await self._store_rule(rule, version)
 
     def _check_actions_count(self, count: int) -> None:
         if count > self._limits.actions_per_rule_max:
-            raise ValidationFailed.field("actions", "too_many", f"a rule has at most {self._limits.actions_per_rule_max} actions")
+            raise ValidationFailed.field(
+                "actions", "too_many", f"a rule has at most {self._limits.actions_per_rule_max} actions"
+            )
 
     def _check_rule(self, rule: Rule) -> None:
         if len(rule.condition) > self._limits.condition_length_max:
-            raise ValidationFailed.field("condition", "too_long", f"condition is at most {self._limits.condition_length_max} characters")
+            raise ValidationFailed.field(
+                "condition", "too_long", f"condition is at most {self._limits.condition_length_max} characters"
+            )
         if rule.active_from is not None and rule.active_to is not None and rule.active_to <= rule.active_from:
             raise ValidationFailed.field("active_to", "invalid", "active_to must be after active_from")
         compile_rule(rule, self._world.assets)
         if rule.status == "ACTIVE":
             for other in self._rules.values():
-                if other.id != rule.id and other.program_id == rule.program_id and other.status == "ACTIVE" and other.order == rule.order:
-                    raise Conflict(f"order {rule.order} is taken by active rule {other.name!r}", {"field": "order", "rule_id": other.id})
+                if (
+                    other.id != rule.id
+                    and other.program_id == rule.program_id
+                    and other.status == "ACTIVE"
+                    and other.order == rule.order
+                ):
+                    raise Conflict(
+                        f"order {rule.order} is taken by active rule {other.name!r}",
+                        {"field": "order", "rule_id": other.id},
+                    )
 
     async def _store_rule(self, rule: Rule, version: RuleVersion) -> Rule:
         self._rules[rule.id] = rule
         self._recompile(rule.program_id)
-        await self._durable([
-            ("rules", rule.id.encode(), encode(rule)),
-            ("rule_versions", rule.id.encode() + be32(version.version), encode(version)),
-        ])
+        await self._durable(
+            [
+                ("rules", rule.id.encode(), encode(rule)),
+                ("rule_versions", rule.id.encode() + be32(version.version), encode(version)),
+            ]
+        )
         return rule
 
     async def update_rule(self, rule_id: str, request: RuleUpdate) -> Rule:
@@ -961,10 +1058,21 @@ class Engine:
         now = self._clock()
         updated = msgspec.structs.replace(rule, **changes, version=rule.version + 1, updated_at=now)
         self._check_rule(updated)
-        change_type = {"ARCHIVED": "archived", "SUSPENDED": "suspended", "ACTIVE": "activated"}.get(
-            changes.get("status", ""), "updated") if changes.get("status") != rule.status else "updated"
-        version = RuleVersion(rule_id=rule.id, version=updated.version, change_type=change_type,  # type: ignore[arg-type]
-                              changes=sorted(changes), changed_at=now, snapshot=updated)
+        change_type = (
+            {"ARCHIVED": "archived", "SUSPENDED": "suspended", "ACTIVE": "activated"}.get(
+                changes.get("status", ""), "updated"
+            )
+            if changes.get("status") != rule.status
+            else "updated"
+        )
+        version = RuleVersion(
+            rule_id=rule.id,
+            version=updated.version,
+            change_type=change_type,  # type: ignore[arg-type]
+            changes=sorted(changes),
+            changed_at=now,
+            snapshot=updated,
+        )
         return await self._store_rule(updated, version)
 
     def rule(self, rule_id: str) -> Rule:
@@ -978,19 +1086,35 @@ class Engine:
         """One rule, current version."""
         return self.rule(rule_id)
 
-    async def list_rules(self, *, program_id: str | None = None, status: str | None = None, include_archived: bool = False,
-                         limit: int = 50, cursor: str | None = None) -> Page:
+    async def list_rules(
+        self,
+        *,
+        program_id: str | None = None,
+        status: str | None = None,
+        include_archived: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
         """Rules ordered by ``order`` (then creation)."""
-        rules = sorted((r for r in self._rules.values()
-                        if (program_id is None or r.program_id == program_id) and (status is None or r.status == status)
-                        and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")),
-                       key=lambda r: (r.order, r.created_at, r.id))
+        rules = sorted(
+            (
+                r
+                for r in self._rules.values()
+                if (program_id is None or r.program_id == program_id)
+                and (status is None or r.status == status)
+                and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")
+            ),
+            key=lambda r: (r.order, r.created_at, r.id),
+        )
         return _page_in_memory(rules, limit=self._page_size(limit), cursor=cursor, keep_order=True)
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A rule's versions, newest first."""
         self.rule(rule_id)
-        versions = [msgspec.json.decode(raw, type=RuleVersion) for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)]
+        versions = [
+            msgspec.json.decode(raw, type=RuleVersion)
+            for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
+        ]
         start = int(cursor) if cursor and cursor.isdigit() else None
         if start is not None:
             versions = [v for v in versions if v.version < start]
@@ -1052,9 +1176,13 @@ class Engine:
         if len(state.tags) > limits.tags_per_participant_max:
             raise ValidationFailed.field("tags", "too_many", f"at most {limits.tags_per_participant_max} tags")
         if len(state.attributes) > limits.attributes_per_participant_max:
-            raise ValidationFailed.field("attributes", "too_many", f"at most {limits.attributes_per_participant_max} attributes")
+            raise ValidationFailed.field(
+                "attributes", "too_many", f"at most {limits.attributes_per_participant_max} attributes"
+            )
         if len(state.counters) > limits.counters_per_participant_max:
-            raise ValidationFailed.field("counters", "too_many", f"at most {limits.counters_per_participant_max} counters")
+            raise ValidationFailed.field(
+                "counters", "too_many", f"at most {limits.counters_per_participant_max} counters"
+            )
 
     async def _mutate_participant(self, participant_id: str, change: Callable[[ParticipantState], None]) -> Participant:
         """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable."""
@@ -1080,8 +1208,15 @@ class Engine:
             raise NotFound("participant", external_id)
         return state.public(self._world.assets)
 
-    async def list_participants(self, *, external_id: str | None = None, program_id: str | None = None,
-                                status: str | None = None, limit: int = 50, cursor: str | None = None) -> Page:
+    async def list_participants(
+        self,
+        *,
+        external_id: str | None = None,
+        program_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
         """Participants filtered by external_id, program or status (store order, i.e. by id)."""
         limit = self._page_size(limit)
         if external_id is not None:
@@ -1094,11 +1229,17 @@ class Engine:
             for key, _ in self._store.scan("participants", start=start):
                 state = self._participant(key.decode())
                 assert state is not None
-                if (program_id is None or program_id in state.program_ids) and (status is None or state.status == status):
+                if (program_id is None or program_id in state.program_ids) and (
+                    status is None or state.status == status
+                ):
                     states.append(state)
                     if len(states) > limit:
                         break
-        states = [s for s in states if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)]
+        states = [
+            s
+            for s in states
+            if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)
+        ]
         more = len(states) > limit
         states = states[:limit]
         next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
@@ -1163,7 +1304,9 @@ class Engine:
         for key, value in attributes.items():
             _check_key(key)
             if not isinstance(value, str) or len(value) > 4096:
-                raise ValidationFailed.field(f"attributes.{key}", "invalid", "attribute values are strings of at most 4096 characters")
+                raise ValidationFailed.field(
+                    f"attributes.{key}", "invalid", "attribute values are strings of at most 4096 characters"
+                )
         return await self._mutate_participant(participant_id, lambda s: s.attributes.update(attributes))
 
     async def delete_attribute(self, participant_id: str, key: str) -> Participant:
@@ -1180,9 +1323,14 @@ class Engine:
         self._require_participant(participant_id)
         asset = self._asset(asset_id)
         if asset.inventory_mode != "LOT":
-            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is SIMPLE; only LOT assets have lots")
+            raise ValidationFailed.field(
+                "asset_id", "invalid", f"asset {asset.symbol} is SIMPLE; only LOT assets have lots"
+            )
         await self._caught_up()
-        lots = [msgspec.json.decode(raw, type=Lot) for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())]
+        lots = [
+            msgspec.json.decode(raw, type=Lot)
+            for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())
+        ]
         lots.sort(key=lambda lot: (lot.created_at, lot.number))
         return [lot for lot in lots if status is None or lot.status == status]
 
@@ -1198,7 +1346,8 @@ class Engine:
         if raw is None:
             raise NotFound("journal entry", entry_id)
         entry = _records.decode_entry(raw)
-        assert entry.id == entry_id and entry.sequence == sequence
+        assert entry.id == entry_id
+        assert entry.sequence == sequence
         return entry
 
     async def list_journal_entries(
@@ -1226,7 +1375,10 @@ class Engine:
                 (program_id is None or entry.program_id == program_id)
                 and (event_id is None or entry.event_id == event_id)
                 and (rule_id is None or entry.rule_id == rule_id)
-                and (participant_id is None or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings))
+                and (
+                    participant_id is None
+                    or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings)
+                )
                 and (asset_id is None or any(p.asset_id == asset_id for p in entry.postings))
                 and (created_from is None or entry.created_at >= created_from)
                 and (created_to is None or entry.created_at < created_to)
@@ -1240,15 +1392,19 @@ class Engine:
         else:
             prefix = f"{chosen[0]}\0{chosen[1]}\0".encode()
             source = (
-                (key, self._store.get_raw("journal", key[len(prefix):]) or b"")
-                for key, _ in self._store.scan("journal_index", prefix, start=prefix + start if start else None, reverse=True)
+                (key, self._store.get_raw("journal", key[len(prefix) :]) or b"")
+                for key, _ in self._store.scan(
+                    "journal_index", prefix, start=prefix + start if start else None, reverse=True
+                )
             )
         last_key: bytes | None = None
         for key, raw in source:
             entry = _records.decode_entry(raw)
             if keep(entry):
                 if len(found) == limit:
-                    return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b""))
+                    return Page(
+                        data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b"")
+                    )
                 found.append(entry)
                 last_key = key
         return Page(data=found, has_more=False, next_cursor=None)
@@ -1271,13 +1427,20 @@ class Engine:
         assert self._registry is not None
         writer = self._writer.statistics()
         return EngineStatistics(
-            events_inflight=self._inflight, events_inflight_peak=self._inflight_peak,
-            events_accepted=self._counts["accepted"], events_completed=self._counts["completed"],
-            events_failed=self._counts["failed"], idempotent_replays=self._counts["replays"],
-            idempotency_conflicts=self._counts["conflicts"], participants_cached=len(self._participants),
-            participants_cached_peak=self._cached_peak, passivations=self._counts["passivations"],
-            journal_sequence=self._world.journal_sequence, actors=self._registry.statistics(),
-            writer_records_durable=writer.records_durable, writer_commits=writer.commits,
+            events_inflight=self._inflight,
+            events_inflight_peak=self._inflight_peak,
+            events_accepted=self._counts["accepted"],
+            events_completed=self._counts["completed"],
+            events_failed=self._counts["failed"],
+            idempotent_replays=self._counts["replays"],
+            idempotency_conflicts=self._counts["conflicts"],
+            participants_cached=len(self._participants),
+            participants_cached_peak=self._cached_peak,
+            passivations=self._counts["passivations"],
+            journal_sequence=self._world.journal_sequence,
+            actors=self._registry.statistics(),
+            writer_records_durable=writer.records_durable,
+            writer_commits=writer.commits,
             writer_batch_records_peak=writer.batch_records_peak,
         )
 
@@ -1344,7 +1507,9 @@ def _relaxed_assets(rule: Rule, assets: dict[str, Asset]) -> dict[str, Asset]:
     for action in rule.actions:
         asset_id = getattr(action, "asset_id", None)
         if asset_id in assets and rule.program_id not in assets[asset_id].program_ids:
-            relaxed[asset_id] = msgspec.structs.replace(assets[asset_id], program_ids=[*assets[asset_id].program_ids, rule.program_id])
+            relaxed[asset_id] = msgspec.structs.replace(
+                assets[asset_id], program_ids=[*assets[asset_id].program_ids, rule.program_id]
+            )
     return relaxed
 
 
@@ -1433,7 +1598,9 @@ async def open_engine(
     """
     config = config or Config()
     if data_dir is not None:
-        config = msgspec.structs.replace(config, storage=msgspec.structs.replace(config.storage, data_dir=str(data_dir)))
+        config = msgspec.structs.replace(
+            config, storage=msgspec.structs.replace(config.storage, data_dir=str(data_dir))
+        )
     engine = Engine(config, clock)
     try:
         async with trio.open_nursery() as nursery:

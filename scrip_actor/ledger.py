@@ -592,9 +592,15 @@ class LedgerTx:
             )
             repaid = self._repay_overdraft(participant, asset.id, current.remaining_minor)
             remaining = current.remaining_minor - repaid
-            current = self._replace_lot(participant, current, asset, remaining, "AVAILABLE" if remaining else "CONSUMED")
+            current = self._replace_lot(
+                participant, current, asset, remaining, "AVAILABLE" if remaining else "CONSUMED"
+            )
             written += 1
-        if current.status in ("AVAILABLE", "DEFERRED") and current.expires_at is not None and current.expires_at <= until:
+        if (
+            current.status in ("AVAILABLE", "DEFERRED")
+            and current.expires_at is not None
+            and current.expires_at <= until
+        ):
             bucket = current.status
             self._post(
                 "EXPIRATION",
@@ -617,7 +623,10 @@ class LedgerTx:
     def _replace_lot(self, participant: ParticipantState, lot: Lot, asset: Asset, remaining: int, status: str) -> Lot:
         assert 0 <= remaining <= lot.amount_minor
         changed = msgspec.structs.replace(
-            lot, remaining_minor=remaining, remaining=format_minor(remaining, asset.scale), status=status  # type: ignore[arg-type]
+            lot,
+            remaining_minor=remaining,
+            remaining=format_minor(remaining, asset.scale),
+            status=status,  # type: ignore[arg-type]
         )
         self._lots[changed.id] = changed
         lots = [candidate for candidate in participant.lots[asset.id] if candidate.id != lot.id]

@@ -61,8 +61,17 @@ def compile_condition(text: str, field: str = "condition", compiler: ExpressionC
     except CelCompileError as error:
         raise ValidationFailed(
             f"{field} is not valid CEL: {error.message} (line {error.line}, column {error.column})",
-            {"fields": [{"field": field, "reason": "invalid_cel", "message": error.message,
-                         "line": error.line, "column": error.column}]},
+            {
+                "fields": [
+                    {
+                        "field": field,
+                        "reason": "invalid_cel",
+                        "message": error.message,
+                        "line": error.line,
+                        "column": error.column,
+                    }
+                ]
+            },
         ) from None
 
 
@@ -138,9 +147,13 @@ class CompiledAction:
             self.value = _Value(action.value, f"{field}.value", compiler)
         elif isinstance(action, SetAttributeAction):
             if (action.value is None) == (action.value_expression is None):
-                raise ValidationFailed.field(f"{field}.value", "invalid", "give exactly one of value or value_expression")
+                raise ValidationFailed.field(
+                    f"{field}.value", "invalid", "give exactly one of value or value_expression"
+                )
             if action.value_expression is not None:
-                self.value_expression = compile_condition(action.value_expression, f"{field}.value_expression", compiler)
+                self.value_expression = compile_condition(
+                    action.value_expression, f"{field}.value_expression", compiler
+                )
 
     def _compile_money(
         self,
@@ -154,7 +167,9 @@ class CompiledAction:
         if asset is None:
             raise ValidationFailed.field(f"{field}.asset_id", "not_found", f"asset {action.asset_id!r} does not exist")
         if program_id not in asset.program_ids:
-            raise ValidationFailed.field(f"{field}.asset_id", "not_linked", f"asset {asset.symbol} is not linked to this program")
+            raise ValidationFailed.field(
+                f"{field}.asset_id", "not_linked", f"asset {asset.symbol} is not linked to this program"
+            )
         self.asset = asset
         self.amount = _Value(action.amount, f"{field}.amount", compiler)
         if self.amount.static is not None:
@@ -165,7 +180,9 @@ class CompiledAction:
                 if text is None:
                     continue
                 if asset.inventory_mode != "LOT":
-                    raise ValidationFailed.field(f"{field}.{name}", "invalid", f"{name} needs a LOT asset; {asset.symbol} is SIMPLE")
+                    raise ValidationFailed.field(
+                        f"{field}.{name}", "invalid", f"{name} needs a LOT asset; {asset.symbol} is SIMPLE"
+                    )
                 try:
                     parsed = parse_time_or_duration(text)
                 except ValueError as error:
@@ -174,8 +191,14 @@ class CompiledAction:
 
 
 def _type_of(action: Action) -> str:
-    return {CreditAction: "CREDIT", DebitAction: "DEBIT", TagAction: "TAG", UntagAction: "UNTAG",
-            CounterAction: "COUNTER", SetAttributeAction: "SET_ATTRIBUTE"}[type(action)]
+    return {
+        CreditAction: "CREDIT",
+        DebitAction: "DEBIT",
+        TagAction: "TAG",
+        UntagAction: "UNTAG",
+        CounterAction: "COUNTER",
+        SetAttributeAction: "SET_ATTRIBUTE",
+    }[type(action)]
 
 
 def _check_amount(amount: Decimal, asset: Asset, field: str) -> int:
@@ -187,7 +210,9 @@ def _check_amount(amount: Decimal, asset: Asset, field: str) -> int:
         cap = to_minor(parse_decimal(asset.max_transaction_amount), asset.scale)
         if minor > cap:
             raise ValidationFailed.field(
-                field, "above_max", f"{field} {amount} is above the asset's max_transaction_amount {asset.max_transaction_amount}"
+                field,
+                "above_max",
+                f"{field} {amount} is above the asset's max_transaction_amount {asset.max_transaction_amount}",
             )
     return minor
 
@@ -203,7 +228,9 @@ class CompiledRule:
         self.actions = actions
 
 
-def compile_rule(rule: Rule, assets: dict[str, Asset], compiler: ExpressionCompiler = compile_expression) -> CompiledRule:
+def compile_rule(
+    rule: Rule, assets: dict[str, Asset], compiler: ExpressionCompiler = compile_expression
+) -> CompiledRule:
     """Validate and compile a rule. Raises ValidationFailed with the field and, for CEL, the position."""
     condition = compile_condition(rule.condition, "condition", compiler)
     actions = [
@@ -246,7 +273,9 @@ def cel_event_data(value: Any) -> Any:
     return value
 
 
-def evaluate(rules: list[CompiledRule], variables: dict[str, Any], now: datetime) -> tuple[list[RuleEvaluation], list[CompiledRule]]:
+def evaluate(
+    rules: list[CompiledRule], variables: dict[str, Any], now: datetime
+) -> tuple[list[RuleEvaluation], list[CompiledRule]]:
     """Run the conditions of active ``rules`` (sorted by order) and say which matched.
 
     A condition that errors skips its rule with the reason; it never fails the event.
@@ -261,7 +290,9 @@ def evaluate(rules: list[CompiledRule], variables: dict[str, Any], now: datetime
         if stopped_by is not None:
             record.status, record.stopped_by_rule_id, record.reason = "STOPPED", stopped_by, "STOPPED_BY_PRIOR_RULE"
             continue
-        if (rule.active_from is not None and now < rule.active_from) or (rule.active_to is not None and now >= rule.active_to):
+        if (rule.active_from is not None and now < rule.active_from) or (
+            rule.active_to is not None and now >= rule.active_to
+        ):
             record.status, record.reason = "SKIPPED", "OUTSIDE_TIME_WINDOW"
             continue
         try:
@@ -376,7 +407,14 @@ def _apply_money(
         raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
     amount_minor = resolve_amount(compiled, asset, variables)
     if isinstance(action, DebitAction):
-        tx.debit(state, asset, amount_minor, allow_negative=action.allow_negative, rule_id=rule.id, description=action.description)
+        tx.debit(
+            state,
+            asset,
+            amount_minor,
+            allow_negative=action.allow_negative,
+            rule_id=rule.id,
+            description=action.description,
+        )
         return
     tx.credit(
         state,

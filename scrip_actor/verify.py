@@ -85,7 +85,9 @@ class _Checker:
                 self.problem(f"{where}: posting names unknown asset {posting.asset_id}")
                 continue
             if format_minor(posting.amount_minor, asset.scale) != posting.amount:
-                self.problem(f"{where}: posting amount {posting.amount!r} disagrees with {posting.amount_minor} minor units")
+                self.problem(
+                    f"{where}: posting amount {posting.amount!r} disagrees with {posting.amount_minor} minor units"
+                )
             sums[posting.asset_id] = sums.get(posting.asset_id, 0) + posting.amount_minor
             if posting.entity_type == "PARTICIPANT":
                 key = (posting.entity_id, posting.asset_id, posting.bucket)
@@ -101,7 +103,9 @@ class _Checker:
         stored = {key.decode(): msgspec.json.decode(raw, type=int) for key, raw in self.store.scan("accounts")}
         for account in sorted(set(stored) | set(self.accounts)):
             if stored.get(account, 0) != self.accounts.get(account, 0):
-                self.problem(f"account {account}: cached {stored.get(account, 0)}, journal says {self.accounts.get(account, 0)}")
+                self.problem(
+                    f"account {account}: cached {stored.get(account, 0)}, journal says {self.accounts.get(account, 0)}"
+                )
             if account.startswith("PROGRAM:") and stored.get(account, 0) < 0:
                 self.problem(f"wallet {account} is negative")
 
@@ -118,7 +122,10 @@ class _Checker:
                     key = (record.id, asset_id, bucket)
                     seen.add(key)
                     if self.balances.get(key, 0) != value:
-                        self.problem(f"participant {record.id} {asset_id} {bucket}: cached {value}, journal says {self.balances.get(key, 0)}")
+                        self.problem(
+                            f"participant {record.id} {asset_id} {bucket}: cached {value}, "
+                            f"journal says {self.balances.get(key, 0)}"
+                        )
             lots_seen += self._lots(record)
         for key, value in self.balances.items():
             if key not in seen and value != 0:
@@ -147,9 +154,14 @@ class _Checker:
             lot_available, lot_deferred = sums.get(asset_id, [0, 0])
             overdraft = record.overdraft.get(asset_id, 0)
             if available != lot_available - overdraft:
-                self.problem(f"participant {record.id} {asset.symbol}: available {available} != lots {lot_available} - overdraft {overdraft}")
+                self.problem(
+                    f"participant {record.id} {asset.symbol}: available {available} "
+                    f"!= lots {lot_available} - overdraft {overdraft}"
+                )
             if deferred != lot_deferred:
-                self.problem(f"participant {record.id} {asset.symbol}: deferred {deferred} != deferred lots {lot_deferred}")
+                self.problem(
+                    f"participant {record.id} {asset.symbol}: deferred {deferred} != deferred lots {lot_deferred}"
+                )
         return count
 
     def events(self) -> tuple[int, int]:
@@ -180,8 +192,13 @@ def verify(data_dir: str, config: Config | None = None) -> VerifyReport:
         A :class:`VerifyReport`; ``ok`` is False with one precise line per problem found.
     """
     config = config or Config()
-    store = Store(data_dir, map_size_bytes=config.storage.lmdb_map_size_bytes, sync=False,
-                  max_readers=config.storage.max_readers, readonly=True)
+    store = Store(
+        data_dir,
+        map_size_bytes=config.storage.lmdb_map_size_bytes,
+        sync=False,
+        max_readers=config.storage.max_readers,
+        readonly=True,
+    )
     try:
         return verify_store(store)
     finally:
@@ -195,6 +212,13 @@ def verify_store(store: Store) -> VerifyReport:
     checker.accounts_match()
     participants, lots = checker.participants()
     events, pending = checker.events()
-    return VerifyReport(ok=not checker.problems, problems=checker.problems, journal_entries=checker.entries,
-                        postings=checker.postings, participants=participants, lots=lots, events=events,
-                        events_pending=pending)
+    return VerifyReport(
+        ok=not checker.problems,
+        problems=checker.problems,
+        journal_entries=checker.entries,
+        postings=checker.postings,
+        participants=participants,
+        lots=lots,
+        events=events,
+        events_pending=pending,
+    )

@@ -20,26 +20,53 @@ async def program_with_asset(
 ) -> tuple[Program, Asset]:
     program = await engine.create_program(ProgramCreate(name="Rewards", on_unknown_participant=unknown))  # type: ignore[arg-type]
     asset = await engine.create_asset(
-        AssetCreate(program_id=program.id, name="Points", symbol=symbol, inventory_mode=mode,  # type: ignore[arg-type]
-                    issuance_policy=policy, scale=scale, max_transaction_amount=max_transaction_amount)  # type: ignore[arg-type]
+        AssetCreate(
+            program_id=program.id,
+            name="Points",
+            symbol=symbol,
+            inventory_mode=mode,  # type: ignore[arg-type]
+            issuance_policy=policy,
+            scale=scale,
+            max_transaction_amount=max_transaction_amount,
+        )  # type: ignore[arg-type]
     )
     return program, asset
 
 
 async def rule(engine: Engine, program: Program, condition: str, actions: list[Any], **fields: Any) -> Any:
-    return await engine.create_rule(RuleCreate(program_id=program.id, name=fields.pop("name", condition[:60]),
-                                               condition=condition, actions=actions, **fields))
+    return await engine.create_rule(
+        RuleCreate(
+            program_id=program.id,
+            name=fields.pop("name", condition[:60]),
+            condition=condition,
+            actions=actions,
+            **fields,
+        )
+    )
 
 
 _keys = iter(range(1, 10**9))
 
 
-async def send(engine: Engine, program: Program, external_id: str, data: dict[str, Any],
-               *, key: str | None = None, at: datetime | None = None) -> Event:
+async def send(
+    engine: Engine,
+    program: Program,
+    external_id: str,
+    data: dict[str, Any],
+    *,
+    key: str | None = None,
+    at: datetime | None = None,
+) -> Event:
     """Submit one event and wait until it (and everything before it) is processed; return its outcome."""
-    submitted = await engine.submit(EventSubmit(program_id=program.id, external_id=external_id,
-                                                idempotency_key=key or f"key-{next(_keys)}", event_data=data,
-                                                event_timestamp=at))
+    submitted = await engine.submit(
+        EventSubmit(
+            program_id=program.id,
+            external_id=external_id,
+            idempotency_key=key or f"key-{next(_keys)}",
+            event_data=data,
+            event_timestamp=at,
+        )
+    )
     await engine.wait_idle()
     return await engine.get_event(submitted.id)
 

@@ -24,18 +24,33 @@ async def main(data_dir: str) -> None:
             program_id, start = ids_file.read_text().split()
         else:
             program = await engine.create_program(ProgramCreate(name="crash"))
-            asset = await engine.create_asset(AssetCreate(program_id=program.id, name="P", symbol="P",
-                                                          inventory_mode="SIMPLE", issuance_policy="UNLIMITED", scale=0))
-            await engine.create_rule(RuleCreate(program_id=program.id, name="one", condition="true",
-                                                actions=[CreditAction(asset_id=asset.id, amount="1")]))
+            asset = await engine.create_asset(
+                AssetCreate(
+                    program_id=program.id,
+                    name="P",
+                    symbol="P",
+                    inventory_mode="SIMPLE",
+                    issuance_policy="UNLIMITED",
+                    scale=0,
+                )
+            )
+            await engine.create_rule(
+                RuleCreate(
+                    program_id=program.id,
+                    name="one",
+                    condition="true",
+                    actions=[CreditAction(asset_id=asset.id, amount="1")],
+                )
+            )
             program_id, start = program.id, "0"
             ids_file.write_text(f"{program_id} 0")
         print(f"READY {program_id}", flush=True)
         number = int(start)
 
         async def one(key: str, participant: str) -> None:
-            await engine.submit(EventSubmit(program_id=program_id, external_id=participant, idempotency_key=key,
-                                            event_data={"n": 1}))
+            await engine.submit(
+                EventSubmit(program_id=program_id, external_id=participant, idempotency_key=key, event_data={"n": 1})
+            )
             print(f"ACK {key}", flush=True)
 
         while True:

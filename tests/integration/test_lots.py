@@ -11,10 +11,14 @@ from tests.helpers import program_with_asset, rule, send
 
 async def test_fifo_expiry_and_maturity(engine: Engine, clock: ManualClock) -> None:
     program, asset = await program_with_asset(engine, mode="LOT", scale=0)
-    await rule(engine, program, "event.type == 'expiring'", [CreditAction(asset_id=asset.id, amount="100", expires_at="720h")])
+    await rule(
+        engine, program, "event.type == 'expiring'", [CreditAction(asset_id=asset.id, amount="100", expires_at="720h")]
+    )
     await rule(engine, program, "event.type == 'forever'", [CreditAction(asset_id=asset.id, amount="50")])
     await rule(engine, program, "event.type == 'spend'", [DebitAction(asset_id=asset.id, amount="event.points")])
-    await rule(engine, program, "event.type == 'vesting'", [CreditAction(asset_id=asset.id, amount="7", matures_at="48h")])
+    await rule(
+        engine, program, "event.type == 'vesting'", [CreditAction(asset_id=asset.id, amount="7", matures_at="48h")]
+    )
     t1 = clock.now
     await send(engine, program, "u", {"type": "expiring"}, at=t1)
     clock.advance(timedelta(days=1))
@@ -23,7 +27,10 @@ async def test_fifo_expiry_and_maturity(engine: Engine, clock: ManualClock) -> N
     assert spent.status == "COMPLETED", spent.error_message
     participant = await engine.get_participant_by_external_id("u")
     lots = await engine.lots(participant.id, asset.id)
-    assert [(lot.amount, lot.remaining, lot.status) for lot in lots] == [("100", "70", "AVAILABLE"), ("50", "50", "AVAILABLE")]
+    assert [(lot.amount, lot.remaining, lot.status) for lot in lots] == [
+        ("100", "70", "AVAILABLE"),
+        ("50", "50", "AVAILABLE"),
+    ]
 
     vesting = await send(engine, program, "u", {"type": "vesting"}, at=clock.now)
     assert vesting.status == "COMPLETED"
@@ -31,7 +38,8 @@ async def test_fifo_expiry_and_maturity(engine: Engine, clock: ManualClock) -> N
     assert (balance.available, balance.deferred) == ("120", "7")
     # Deferred value cannot be spent: 120 available, asking 121 fails.
     too_much = await send(engine, program, "u", {"type": "spend", "points": 121}, at=clock.now)
-    assert too_much.status == "FAILED" and "insufficient" in (too_much.error_message or "")
+    assert too_much.status == "FAILED"
+    assert "insufficient" in (too_much.error_message or "")
 
     # Two days later the vesting lot matures on its own (the sweeper runs without any event).
     clock.advance(timedelta(days=2, seconds=1))

@@ -20,13 +20,24 @@ from tests.helpers import program_with_asset, rule, send
 async def test_upsert_on_external_id(engine: Engine) -> None:
     program = await engine.create_program(ProgramCreate(name="p"))
     first, created = await engine.create_participant(
-        ParticipantCreate(external_id="ext-1", program_id=program.id, email="a@example.com", tags=["VIP", "Early"],
-                          attributes={"city": "Lyon"}))
-    assert created and first.tags == ["early", "vip"] and first.program_ids == [program.id]
+        ParticipantCreate(
+            external_id="ext-1",
+            program_id=program.id,
+            email="a@example.com",
+            tags=["VIP", "Early"],
+            attributes={"city": "Lyon"},
+        )
+    )
+    assert created
+    assert first.tags == ["early", "vip"]
+    assert first.program_ids == [program.id]
     again, created_again = await engine.create_participant(
-        ParticipantCreate(external_id="ext-1", first_name="Ada", attributes={"lang": "fr"}))
-    assert not created_again and again.id == first.id
-    assert again.attributes == {"city": "Lyon", "lang": "fr"} and again.first_name == "Ada"
+        ParticipantCreate(external_id="ext-1", first_name="Ada", attributes={"lang": "fr"})
+    )
+    assert not created_again
+    assert again.id == first.id
+    assert again.attributes == {"city": "Lyon", "lang": "fr"}
+    assert again.first_name == "Ada"
     assert again.email == "a@example.com"
     assert (await engine.get_participant_by_external_id("ext-1")).id == first.id
     with pytest.raises(NotFound):
@@ -47,8 +58,9 @@ async def test_state_operations(engine: Engine) -> None:
     assert (await engine.remove_tag(pid, "absent")).tags == ["gold"]
     assert (await engine.replace_tags(pid, ["a", "B"])).tags == ["a", "b"]
     assert (await engine.set_counter(pid, "visits", "3.5")).counters == {"visits": "3.5"}
-    assert (await engine.set_counter(pid, "big", "123456789012345678901234567890.123456789")).counters["big"] == \
-        "123456789012345678901234567890.123456789"
+    assert (await engine.set_counter(pid, "big", "123456789012345678901234567890.123456789")).counters[
+        "big"
+    ] == "123456789012345678901234567890.123456789"
     assert "visits" not in (await engine.delete_counter(pid, "visits")).counters
     with pytest.raises(ValidationFailed):
         await engine.set_counter(pid, "bad", "lots")
@@ -56,8 +68,12 @@ async def test_state_operations(engine: Engine) -> None:
     assert (await engine.delete_attribute(pid, "a")).attributes == {"b": "2"}
     with pytest.raises(ValidationFailed):
         await engine.set_attributes(pid, {"k": 5})  # type: ignore[dict-item]
-    updated = await engine.update_participant(pid, ParticipantUpdate(display_name="Ada", tags=["x"], attributes={"c": "3"}))
-    assert updated.display_name == "Ada" and updated.tags == ["x"] and updated.attributes == {"b": "2", "c": "3"}
+    updated = await engine.update_participant(
+        pid, ParticipantUpdate(display_name="Ada", tags=["x"], attributes={"c": "3"})
+    )
+    assert updated.display_name == "Ada"
+    assert updated.tags == ["x"]
+    assert updated.attributes == {"b": "2", "c": "3"}
     cleared = await engine.update_participant(pid, ParticipantUpdate(display_name=""))
     assert cleared.display_name is None
     with pytest.raises(ValidationFailed):
@@ -95,7 +111,8 @@ async def test_state_limits_apply_to_rules_and_api(tmp_path, clock) -> None:  # 
         program, _ = await program_with_asset(engine)
         await rule(engine, program, "true", [TagAction(tag="c")])
         event = await send(engine, program, "u", {})
-        assert event.status == "FAILED" and "tags" in (event.error_message or "")
+        assert event.status == "FAILED"
+        assert "tags" in (event.error_message or "")
 
 
 async def test_lists_paginate_stably(engine: Engine) -> None:
@@ -113,12 +130,17 @@ async def test_lists_paginate_stably(engine: Engine) -> None:
         page = await engine.list_events(program_id=program.id, limit=3, cursor=page.next_cursor)
     assert len(seen) == 7 == len(set(seen))
     entries = await engine.list_journal_entries(asset_id=asset.id, limit=5)
-    assert len(entries.data) == 5 and entries.has_more
+    assert len(entries.data) == 5
+    assert entries.has_more
     rest = await engine.list_journal_entries(asset_id=asset.id, limit=200, cursor=entries.next_cursor)
-    assert len(rest.data) == 9 - 5 and not rest.has_more  # 7 events + 2 late ones, one entry each
-    assert [e.sequence for e in entries.data + rest.data] == sorted((e.sequence for e in entries.data + rest.data), reverse=True)
+    assert len(rest.data) == 9 - 5
+    assert not rest.has_more
+    assert [e.sequence for e in entries.data + rest.data] == sorted(
+        (e.sequence for e in entries.data + rest.data), reverse=True
+    )
     participants = await engine.list_participants(program_id=program.id, limit=4)
-    assert len(participants.data) == 4 and participants.has_more
+    assert len(participants.data) == 4
+    assert participants.has_more
     more = await engine.list_participants(program_id=program.id, limit=4, cursor=participants.next_cursor)
     assert len({p.id for p in participants.data + more.data}) == 8
     with pytest.raises(ValidationFailed):

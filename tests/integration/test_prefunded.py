@@ -11,16 +11,25 @@ from tests.helpers import available, program_with_asset, rule, send
 async def test_prefunded_wallet_limits_credits(engine: Engine) -> None:
     program, asset = await program_with_asset(engine, policy="PREFUNDED")
     funded = await engine.fund(program.id, asset.id, "15", "initial funding")
-    assert funded.available == "15.00" and funded.journal_entry_id
-    await rule(engine, program, "event.type == 'purchase' && event.amount >= 100.0", [CreditAction(asset_id=asset.id, amount="10")])
+    assert funded.available == "15.00"
+    assert funded.journal_entry_id
+    await rule(
+        engine,
+        program,
+        "event.type == 'purchase' && event.amount >= 100.0",
+        [CreditAction(asset_id=asset.id, amount="10")],
+    )
     first = await send(engine, program, "u1", {"type": "purchase", "amount": 105.0})
     second = await send(engine, program, "u1", {"type": "purchase", "amount": 105.0})
     assert first.status == "COMPLETED"
     assert second.status == "FAILED"
-    assert second.error_message is not None and "wallet" in second.error_message and "5.00" in second.error_message
+    assert second.error_message is not None
+    assert "wallet" in second.error_message
+    assert "5.00" in second.error_message
     assert second.journal_entry_ids == []
     [wallet] = await engine.wallet_balances(program.id)
-    assert wallet.available == "5.00" and wallet.issuance_policy == "PREFUNDED"
+    assert wallet.available == "5.00"
+    assert wallet.issuance_policy == "PREFUNDED"
     assert await available(engine, "u1", asset) == "10.00"
     report = await engine.verify()
     assert report.ok, report.problems

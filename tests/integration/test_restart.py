@@ -23,10 +23,14 @@ async def test_close_without_waiting_then_reopen_processes_each_event_once(tmp_p
     async with open_engine(config=config, clock=clock) as engine:
         program, asset = await program_with_asset(engine)
         await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="1")])
-        results = await engine.submit_batch([
-            EventSubmit(program_id=program.id, external_id=f"user{n % 5}", idempotency_key=f"k{n}", event_data={"n": n})
-            for n in range(count)
-        ])
+        results = await engine.submit_batch(
+            [
+                EventSubmit(
+                    program_id=program.id, external_id=f"user{n % 5}", idempotency_key=f"k{n}", event_data={"n": n}
+                )
+                for n in range(count)
+            ]
+        )
         assert all(not isinstance(r, Exception) for r in results)
         # Leave at once: most events are still waiting in their mailboxes.
     async with open_engine(config=config, clock=clock) as engine:
@@ -44,9 +48,13 @@ async def test_close_without_waiting_then_reopen_processes_each_event_once(tmp_p
 
 
 async def _run_until_killed(data_dir: Path, acks_min: int) -> tuple[str, set[str]]:
-    process = subprocess.Popen(
+    # A plain Popen on purpose: the test reads the worker's stdout line by line from a thread and must SIGKILL it.
+    process = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "tests.integration.crash_worker", str(data_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     acked: set[str] = set()
@@ -73,7 +81,8 @@ async def _run_until_killed(data_dir: Path, acks_min: int) -> tuple[str, set[str
 async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     program_id, acked = await _run_until_killed(data_dir, acks_min=400)
-    assert program_id and len(acked) >= 400
+    assert program_id
+    assert len(acked) >= 400
     config = small_config(data_dir)
     async with open_engine(config=config) as engine:
         await engine.wait_idle()
@@ -96,8 +105,11 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> 
         # Resubmitting an acknowledged event returns the original.
         some_key = sorted(acked)[0]
         original = next(e for e in events if e.idempotency_key == some_key)
-        again = await engine.submit(EventSubmit(program_id=program_id, external_id=original.external_id,
-                                                idempotency_key=some_key, event_data={"n": 1}))
+        again = await engine.submit(
+            EventSubmit(
+                program_id=program_id, external_id=original.external_id, idempotency_key=some_key, event_data={"n": 1}
+            )
+        )
         assert again.id == original.id
     report = verify(str(data_dir), config)
     assert report.ok, report.problems

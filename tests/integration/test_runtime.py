@@ -16,8 +16,10 @@ async def test_passivation_keeps_state_exact(tmp_path: Path, clock: ManualClock)
     async with open_engine(config=config, clock=clock) as engine:
         program, _ = await program_with_asset(engine)
         await rule(engine, program, "true", [CounterAction(key="n", value="1")])
-        requests = [EventSubmit(program_id=program.id, external_id=f"user{n % 40}", idempotency_key=f"k{n}",
-                                event_data={}) for n in range(400)]
+        requests = [
+            EventSubmit(program_id=program.id, external_id=f"user{n % 40}", idempotency_key=f"k{n}", event_data={})
+            for n in range(400)
+        ]
         await engine.submit_batch(requests)
         await engine.wait_idle()
         statistics = engine.statistics()
@@ -33,16 +35,23 @@ async def test_overload_is_refused_not_queued(tmp_path: Path, clock: ManualClock
     config = small_config(tmp_path / "data", inflight_events_max=10)
     async with open_engine(config=config, clock=clock) as engine:
         program, _ = await program_with_asset(engine)
-        results = await engine.submit_batch([
-            EventSubmit(program_id=program.id, external_id="u", idempotency_key=f"k{n}", event_data={}) for n in range(25)
-        ])
+        results = await engine.submit_batch(
+            [
+                EventSubmit(program_id=program.id, external_id="u", idempotency_key=f"k{n}", event_data={})
+                for n in range(25)
+            ]
+        )
         accepted = [r for r in results if not isinstance(r, Exception)]
         refused = [r for r in results if isinstance(r, Overloaded)]
-        assert len(accepted) == 10 and len(refused) == 15
-        assert refused[0].code == "too_many_requests" and refused[0].retry_after_s >= 1
+        assert len(accepted) == 10
+        assert len(refused) == 15
+        assert refused[0].code == "too_many_requests"
+        assert refused[0].retry_after_s >= 1
         await engine.wait_idle()
         # Once drained, new events are accepted again, and refused ones can be resent with their keys.
-        again = await engine.submit(EventSubmit(program_id=program.id, external_id="u", idempotency_key="k24", event_data={}))
+        again = await engine.submit(
+            EventSubmit(program_id=program.id, external_id="u", idempotency_key="k24", event_data={})
+        )
         assert again.status == "RECEIVED"
 
 
@@ -50,10 +59,14 @@ async def test_events_of_one_participant_apply_in_submission_order(tmp_path: Pat
     async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
         program, _ = await program_with_asset(engine)
         await rule(engine, program, "true", [SetAttributeAction(key="last", value_expression="string(int(event.n))")])
-        await engine.submit_batch([
-            EventSubmit(program_id=program.id, external_id=f"user{n % 3}", idempotency_key=f"k{n}", event_data={"n": n})
-            for n in range(300)
-        ])
+        await engine.submit_batch(
+            [
+                EventSubmit(
+                    program_id=program.id, external_id=f"user{n % 3}", idempotency_key=f"k{n}", event_data={"n": n}
+                )
+                for n in range(300)
+            ]
+        )
         await engine.wait_idle()
         for user in range(3):
             participant = await engine.get_participant_by_external_id(f"user{user}")
@@ -74,9 +87,14 @@ async def test_submit_refuses_bad_events(tmp_path: Path, clock: ManualClock) -> 
         ok = {"program_id": program.id, "external_id": "u", "idempotency_key": "k", "event_data": {}}
         with pytest.raises(NotFound):
             await engine.submit(EventSubmit(**{**ok, "program_id": "nope"}))  # type: ignore[arg-type]
-        for bad in ({"idempotency_key": ""}, {"idempotency_key": "k" * 256}, {"external_id": ""},
-                    {"event_data": {"x": "y" * 70000}}, {"event_data": _deep(20)},
-                    {"event_timestamp": datetime(2026, 1, 1)}):
+        for bad in (
+            {"idempotency_key": ""},
+            {"idempotency_key": "k" * 256},
+            {"external_id": ""},
+            {"event_data": {"x": "y" * 70000}},
+            {"event_data": _deep(20)},
+            {"event_timestamp": datetime(2026, 1, 1)},
+        ):
             with pytest.raises(ValidationFailed):
                 await engine.submit(EventSubmit(**{**ok, **bad}))  # type: ignore[arg-type]
 
@@ -95,16 +113,25 @@ async def test_events_by_participant_id(tmp_path: Path, clock: ManualClock) -> N
         program, asset = await program_with_asset(engine)
         await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="1")])
         participant, _ = await engine.create_participant(ParticipantCreate(external_id="known"))
-        event = await engine.submit(EventSubmit(program_id=program.id, participant_id=participant.id,
-                                                idempotency_key="k1", event_data={}))
+        event = await engine.submit(
+            EventSubmit(program_id=program.id, participant_id=participant.id, idempotency_key="k1", event_data={})
+        )
         assert event.external_id == "known"
         await engine.wait_idle()
         assert (await engine.get_participant(participant.id)).balances[0].available == "1.00"
         with pytest.raises(NotFound):
-            await engine.submit(EventSubmit(program_id=program.id, participant_id="missing", idempotency_key="k2",
-                                            event_data={}))
+            await engine.submit(
+                EventSubmit(program_id=program.id, participant_id="missing", idempotency_key="k2", event_data={})
+            )
         with pytest.raises(ValidationFailed):
-            await engine.submit(EventSubmit(program_id=program.id, participant_id=participant.id, external_id="known",
-                                            idempotency_key="k3", event_data={}))
+            await engine.submit(
+                EventSubmit(
+                    program_id=program.id,
+                    participant_id=participant.id,
+                    external_id="known",
+                    idempotency_key="k3",
+                    event_data={},
+                )
+            )
         with pytest.raises(ValidationFailed):
             await engine.submit(EventSubmit(program_id=program.id, idempotency_key="k4", event_data={}))

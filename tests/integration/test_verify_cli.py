@@ -17,8 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _verify_cli(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scrip_actor", "verify", "--data-dir", str(data_dir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "scrip_actor", "verify", "--data-dir", str(data_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 async def _make_store(data_dir: Path, clock: ManualClock) -> None:
@@ -49,7 +55,9 @@ async def test_verify_passes_then_catches_a_tampered_balance(tmp_path: Path, clo
     assert good.returncode == 0, good.stdout + good.stderr
     assert "verify OK: 3 journal entries" in good.stdout
 
-    _edit(data_dir, b"participants", lambda record: record["balances"][next(iter(record["balances"]))].__setitem__(0, 999))
+    _edit(
+        data_dir, b"participants", lambda record: record["balances"][next(iter(record["balances"]))].__setitem__(0, 999)
+    )
     bad = _verify_cli(data_dir)
     assert bad.returncode == 1
     assert "AVAILABLE: cached 999, journal says 750" in bad.stdout
@@ -61,9 +69,11 @@ async def test_verify_catches_a_rewritten_journal_entry(tmp_path: Path, clock: M
     _edit(data_dir, b"journal", lambda record: record.__setitem__("description", "nothing to see"))
     bad = _verify_cli(data_dir)
     assert bad.returncode == 1
-    assert "journal entry #1" in bad.stdout and "entry_hash does not match" in bad.stdout
+    assert "journal entry #1" in bad.stdout
+    assert "entry_hash does not match" in bad.stdout
 
 
 def test_verify_without_a_store_says_so(tmp_path: Path) -> None:
     missing = _verify_cli(tmp_path / "nothing")
-    assert missing.returncode == 2 and "no store" in missing.stderr
+    assert missing.returncode == 2
+    assert "no store" in missing.stderr

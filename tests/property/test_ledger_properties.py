@@ -26,8 +26,12 @@ from tests.helpers import program_with_asset, rule
 PARTICIPANTS = ["p0", "p1", "p2"]
 cents = st.integers(min_value=1, max_value=5000).map(lambda c: Decimal(c) / 100)
 operation = st.one_of(
-    st.tuples(st.just("event"), st.sampled_from(PARTICIPANTS),
-              st.sampled_from(["earn_s", "spend_s", "earn_w", "earn_l", "vest_l", "spend_l", "overdraw_l"]), cents),
+    st.tuples(
+        st.just("event"),
+        st.sampled_from(PARTICIPANTS),
+        st.sampled_from(["earn_s", "spend_s", "earn_w", "earn_l", "vest_l", "spend_l", "overdraw_l"]),
+        cents,
+    ),
     st.tuples(st.just("fund"), cents),
     st.tuples(st.just("burn"), cents),
     st.tuples(st.just("advance"), st.integers(min_value=1, max_value=60)),
@@ -56,8 +60,14 @@ async def _setup(engine: Engine) -> dict[str, Any]:
 def _asset(program_id: str, symbol: str, mode: str, policy: str, scale: int) -> Any:
     from scrip_actor import AssetCreate
 
-    return AssetCreate(program_id=program_id, name=symbol, symbol=symbol, inventory_mode=mode,  # type: ignore[arg-type]
-                       issuance_policy=policy, scale=scale)  # type: ignore[arg-type]
+    return AssetCreate(
+        program_id=program_id,
+        name=symbol,
+        symbol=symbol,
+        inventory_mode=mode,  # type: ignore[arg-type]
+        issuance_policy=policy,
+        scale=scale,
+    )  # type: ignore[arg-type]
 
 
 class Auditor:
@@ -113,8 +123,15 @@ async def test_random_sequences_keep_the_ledger_consistent(operations: list[tupl
             assert program.id
 
 
-async def _run(engine: Engine, world: dict[str, Any], auditor: Auditor, clock: ManualClock,
-               ids: dict[str, str], number: int, op: tuple[Any, ...]) -> None:
+async def _run(
+    engine: Engine,
+    world: dict[str, Any],
+    auditor: Auditor,
+    clock: ManualClock,
+    ids: dict[str, str],
+    number: int,
+    op: tuple[Any, ...],
+) -> None:
     from scrip_actor import EventSubmit, InsufficientFunds, ParticipantCreate
 
     program = world["program"]
@@ -123,8 +140,15 @@ async def _run(engine: Engine, world: dict[str, Any], auditor: Auditor, clock: M
         _, participant, event_type, amount = op
         points = int(amount * 100) % 97 + 1
         data = {"type": event_type, "amount": float(amount), "points": points}
-        submitted = await engine.submit(EventSubmit(program_id=program.id, external_id=participant,
-                                                    idempotency_key=f"e{number}", event_data=data, event_timestamp=clock.now))
+        submitted = await engine.submit(
+            EventSubmit(
+                program_id=program.id,
+                external_id=participant,
+                idempotency_key=f"e{number}",
+                event_data=data,
+                event_timestamp=clock.now,
+            )
+        )
         await engine.wait_idle()
         outcome = await engine.get_event(submitted.id)
         ids[participant] = outcome.participant_id or ids.get(participant, "")
@@ -168,7 +192,8 @@ async def _check(engine: Engine, world: dict[str, Any], auditor: Auditor, ids: d
         assert Decimal(paid.available if paid else "0") == auditor.wallet_asset[participant]
         lot = balances.get(world["lot"].id)
         if lot is not None and participant not in auditor.overdrawn:
-            assert Decimal(lot.available) >= 0 and Decimal(lot.deferred) >= 0
+            assert Decimal(lot.available) >= 0
+            assert Decimal(lot.deferred) >= 0
         if lot is not None:
             lots = await engine.lots(ids[participant], world["lot"].id)
             open_total = sum(Decimal(x.remaining) for x in lots if x.status == "AVAILABLE")

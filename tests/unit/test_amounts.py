@@ -46,8 +46,11 @@ def test_parse_refuses_non_decimals(text: str) -> None:
 
 
 def test_literal_detection() -> None:
-    assert is_decimal_literal("10") and is_decimal_literal("2.50") and is_decimal_literal("-3")
-    assert not is_decimal_literal("event.amount") and not is_decimal_literal("1e3")
+    assert is_decimal_literal("10")
+    assert is_decimal_literal("2.50")
+    assert is_decimal_literal("-3")
+    assert not is_decimal_literal("event.amount")
+    assert not is_decimal_literal("1e3")
 
 
 def test_from_number_reads_doubles_by_their_shortest_repr() -> None:
@@ -59,7 +62,9 @@ def test_from_number_reads_doubles_by_their_shortest_repr() -> None:
             from_number(bad)
 
 
-@pytest.mark.parametrize(("minor", "scale", "text"), [(1000, 2, "10.00"), (-5, 2, "-0.05"), (0, 3, "0.000"), (42, 0, "42")])
+@pytest.mark.parametrize(
+    ("minor", "scale", "text"), [(1000, 2, "10.00"), (-5, 2, "-0.05"), (0, 3, "0.000"), (42, 0, "42")]
+)
 def test_format(minor: int, scale: int, text: str) -> None:
     assert format_minor(minor, scale) == text
 

@@ -16,12 +16,23 @@ def test_shipped_defaults_equal_the_struct_defaults() -> None:
 
 
 def test_environment_overrides_with_types() -> None:
-    config = load_config(None, {"SCRIP_SERVER_PORT": "9090", "SCRIP_STORAGE_SYNC": "false",
-                                "SCRIP_STORAGE_DATA_DIR": "/tmp/x", "SCRIP_API_KEY": "not-a-setting"})
-    assert config.server.port == 9090 and config.storage.sync is False and config.storage.data_dir == "/tmp/x"
+    config = load_config(
+        None,
+        {
+            "SCRIP_SERVER_PORT": "9090",
+            "SCRIP_STORAGE_SYNC": "false",
+            "SCRIP_STORAGE_DATA_DIR": "/tmp/x",
+            "SCRIP_API_KEY": "not-a-setting",
+        },
+    )
+    assert config.server.port == 9090
+    assert config.storage.sync is False
+    assert config.storage.data_dir == "/tmp/x"
 
 
-@pytest.mark.parametrize("environ", [{"SCRIP_SERVER_PROT": "1"}, {"SCRIP_SERVER_PORT": "http"}, {"SCRIP_SERVER_PORT": "70000"}])
+@pytest.mark.parametrize(
+    "environ", [{"SCRIP_SERVER_PROT": "1"}, {"SCRIP_SERVER_PORT": "http"}, {"SCRIP_SERVER_PORT": "70000"}]
+)
 def test_typos_and_bad_values_fail(environ: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="config"):
         load_config(None, environ)

@@ -14,8 +14,14 @@ from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("720h", timedelta(hours=720)), ("1h30m", timedelta(minutes=90)), ("90s", timedelta(seconds=90)),
-     ("1.5h", timedelta(minutes=90)), ("30d", timedelta(days=30)), ("250ms", timedelta(milliseconds=250))],
+    [
+        ("720h", timedelta(hours=720)),
+        ("1h30m", timedelta(minutes=90)),
+        ("90s", timedelta(seconds=90)),
+        ("1.5h", timedelta(minutes=90)),
+        ("30d", timedelta(days=30)),
+        ("250ms", timedelta(milliseconds=250)),
+    ],
 )
 def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
@@ -47,6 +53,8 @@ def test_ids_carry_their_sequence(prefix: int, sequence: int) -> None:
 
 def test_ids_sort_by_sequence_and_refuse_garbage() -> None:
     ids = SequenceIds(12345)
-    assert [ids.make(KIND_EVENT, n) for n in (1, 2, 10, 300)] == sorted(ids.make(KIND_EVENT, n) for n in (1, 2, 10, 300))
+    assert [ids.make(KIND_EVENT, n) for n in (1, 2, 10, 300)] == sorted(
+        ids.make(KIND_EVENT, n) for n in (1, 2, 10, 300)
+    )
     for garbage in ("", "x" * 36, "00000000-0000-0000-0000-000000000000", ids.make(KIND_EVENT, 5).upper() + "0"):
         assert ids.sequence(KIND_EVENT, garbage) is None

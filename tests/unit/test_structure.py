@@ -49,7 +49,13 @@ def test_pure_modules_import_nothing_from_the_runtime() -> None:
         for imported in _imports(tree):
             layer = imported.split(".")[1] if imported.startswith("scrip_actor.") else None
             assert layer not in IMPURE, f"{name} (pure) imports {imported}"
-            assert imported.split(".")[0] not in ("trio", "lmdb", "quart", "quart_trio", "hypercorn"), f"{name} imports {imported}"
+            assert imported.split(".")[0] not in (
+                "trio",
+                "lmdb",
+                "quart",
+                "quart_trio",
+                "hypercorn",
+            ), f"{name} imports {imported}"
 
 
 def test_public_names_exist_and_teach() -> None:
