@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 
 from scrip_actor import CreditAction, DebitAction, Engine, Event
 from scrip_actor.metrics import EngineMetrics
@@ -65,3 +68,27 @@ async def test_statistics_are_read_at_scrape_time(engine: Engine) -> None:
     assert _value(registry, "scrip_engine_actor_activations_total") >= 1
     assert _value(registry, "scrip_engine_writer_commits_total") >= 1
     assert _value(registry, "scrip_events_received_total", program=program.id) == 1
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    registry = CollectorRegistry()
+    metrics = EngineMetrics(registry)
+    for records in (1, 2, 3, 5000, 9000):
+        metrics.commit(records, 0.001)
+    registry.register(_Only(metrics))
+    assert _value(registry, "scrip_commit_batch_records_bucket", le="1.0") == 1  # le is inclusive
+    assert _value(registry, "scrip_commit_batch_records_bucket", le="5.0") == 3
+    assert _value(registry, "scrip_commit_batch_records_bucket", le="5000.0") == 4
+    assert _value(registry, "scrip_commit_batch_records_bucket", le="+Inf") == 5
+    assert _value(registry, "scrip_commit_batch_records_count") == 5
+    assert _value(registry, "scrip_commit_batch_records_sum") == 14006
+
+
+class _Only:
+    """A collector of one EngineMetrics histogram, without an engine."""
+
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._metrics.commit_records.family()
