@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from collections.abc import Iterator
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
