@@ -527,6 +527,34 @@ class Engine:
         assert event.sequence == sequence
         return self._events_live.get(event.id, event)
 
+    async def retry_event(self, event_id: str) -> Event:
+        """Process a FAILED event again, from scratch, against the current state; return once queued durably.
+
+        Processing is deterministic, so a retry only helps once the cause is fixed (a wallet funded, a participant
+        re-activated, a rule corrected). The event keeps its id, sequence and payload; it goes to the back of its
+        participant's mailbox. A FAILED event left no effects, so processing it again cannot apply anything twice.
+
+        Raises:
+            NotFound: no such event. Conflict: the event is not FAILED. Overloaded: the queues are full.
+        """
+        event = await self.get_event(event_id)
+        if event.status != "FAILED":
+            raise Conflict(f"only FAILED events can be retried; this one is {event.status}", {"status": event.status})
+        if self._closing or self._inflight >= self.config.engine.inflight_events_max:
+            raise Overloaded("the engine cannot take more work now; retry shortly")
+        retried = msgspec.structs.replace(
+            event, status="RECEIVED", error_message=None, rule_evaluations=[], journal_entry_ids=[], processed_at=None
+        )
+        sequence_key = be64(retried.sequence)
+        self._events_live[retried.id] = retried
+        self._inflight += 1
+        ticket = self._writer.append([("events", sequence_key, encode(retried)), ("inbox_pending", sequence_key, b"")])
+        assert self._registry is not None
+        snapshot = msgspec.structs.replace(retried)
+        self._registry.deliver(retried.external_id, _Process(retried, cel_event_data(retried.event_data)))
+        await self._writer.wait_durable(ticket)
+        return snapshot
+
     async def get_event(self, event_id: str) -> Event:
         """An event with its outcome (rule evaluations, journal entry ids, error)."""
         live = self._events_live.get(event_id)
@@ -633,6 +661,7 @@ class Engine:
         event.journal_entry_ids = [entry.id for entry in changes.entries] if changes else []
         event.error_message = failure
         event.processed_at = wall_now
+        event.attempts += 1
         final = "FAILED" if failure else "COMPLETED"
         stored = msgspec.structs.replace(event, status=final)
         extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(event.sequence), None)]

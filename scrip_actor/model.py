@@ -420,6 +420,7 @@ class Event(Struct, kw_only=True):
     journal_entry_ids: list[str] = []
     created_at: datetime
     processed_at: datetime | None = None
+    attempts: int = 0  # processing attempts: 1 after the first, +1 per retry of a FAILED event
     payload_hash: str = ""
 
 

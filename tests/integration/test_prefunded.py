@@ -53,3 +53,26 @@ async def test_burn_never_below_zero_and_unlimited_has_no_wallet(engine: Engine)
     entries = await engine.list_journal_entries(program_id=program.id)
     assert [e.action_type for e in entries.data] == ["BURN", "FUND"]
     assert (await engine.verify()).ok
+
+
+async def test_failed_event_can_be_retried_after_the_cause_is_fixed(engine: Engine) -> None:
+    from scrip_actor import Conflict
+
+    program, asset = await program_with_asset(engine, policy="PREFUNDED")
+    await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="10")])
+    failed = await send(engine, program, "u1", {})
+    assert failed.status == "FAILED"
+    assert failed.attempts == 1
+    await engine.fund(program.id, asset.id, "10")
+    retried = await engine.retry_event(failed.id)
+    assert retried.id == failed.id
+    assert retried.status == "RECEIVED"
+    with pytest.raises(Conflict):
+        await engine.retry_event(failed.id)  # already queued again
+    await engine.wait_idle()
+    done = await engine.get_event(failed.id)
+    assert done.status == "COMPLETED"
+    assert done.attempts == 2
+    assert await available(engine, "u1", asset) == "10.00"
+    with pytest.raises(Conflict):
+        await engine.retry_event(failed.id)  # COMPLETED events are never processed twice
