@@ -141,6 +141,11 @@ def decode_body(endpoint: Endpoint, raw: bytes) -> Any:
         raise validation_failed(error) from None
     except msgspec.DecodeError as error:
         raise ValidationFailed(f"malformed JSON: {error}", {"reason": "malformed_json"}) from None
+    except RecursionError:  # msgspec decodes nested arrays/objects recursively
+        raise ValidationFailed("malformed JSON: nested too deeply", {"reason": "too_deep"}) from None
+    except UnicodeDecodeError as error:  # msgspec validates UTF-8 only when it builds a str
+        raise ValidationFailed(f"malformed JSON: body is not valid UTF-8 ({error.reason} at byte {error.start})",
+                               {"reason": "malformed_json"}) from None
 
 
 def decode_query(query_type: Any, args: dict[str, str]) -> Any:
