@@ -108,7 +108,9 @@ def _view(endpoint: Endpoint, engine: Engine, keys: ApiKeys, limits: HttpLimits)
             _authenticate(keys)
         body = None
         if endpoint.body is not None:
-            body = decode_body(endpoint, await read_body(request, body_limit))
+            raw = await read_body(request, body_limit)
+            g.body_read = True
+            body = decode_body(endpoint, raw)
         query = decode_query(endpoint.query, request.args.to_dict()) if endpoint.query is not None else None
         result = await endpoint.handler(Call(engine, path, body, query))
         status, value = (result.status, result.value) if isinstance(result, Reply) else (endpoint.status, result)
@@ -122,6 +124,12 @@ def _view(endpoint: Endpoint, engine: Engine, keys: ApiKeys, limits: HttpLimits)
     return view
 
 
+def _body_left_unread() -> bool:
+    """Whether the request came with a body that no view read to the end."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return ((request.content_length or 0) > 0 or chunked) and not g.get("body_read", False)
+
+
 def _install_hooks(app: QuartTrio, metrics: HttpMetrics, routes: dict[str, str]) -> None:
     """Request ids, latency and per-route counts."""
 
@@ -133,6 +141,10 @@ def _install_hooks(app: QuartTrio, metrics: HttpMetrics, routes: dict[str, str])
     @app.after_request
     async def finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        if _body_left_unread():
+            # Answered before reading the body (401, 404, 405, 413, 415): the rest of it is still on the wire, and
+            # a kept-alive connection would wait behind it forever. Close it after this answer, as nginx does.
+            response.headers["Connection"] = "close"
         rule = request.url_rule
         route = routes.get(rule.endpoint, rule.rule) if rule is not None else "unmatched"
         metrics.observe(route, request.method, response.status_code, time.perf_counter() - g.get("started_s", 0.0))
