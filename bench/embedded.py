@@ -39,7 +39,15 @@ from typing import Any
 
 import trio
 
-from bench._common import LatencyRecorder, Progress, bench_config, peak_rss_mb, percentile_ms, tune_gc
+from bench._common import (
+    LatencyRecorder,
+    Progress,
+    bench_config,
+    peak_rss_mb,
+    percentile_ms,
+    rss_breakdown_mb,
+    tune_gc,
+)
 from scrip_actor import (
     AssetCreate,
     CounterAction,
@@ -296,11 +304,13 @@ async def run_workload(workload: Workload) -> dict[str, Any]:
                 tune_gc()
             phases = await _run_phases(engine, program_id, workload, recorder, label)
             statistics = engine.statistics()
+            breakdown = rss_breakdown_mb()
             report = await engine.verify() if workload.extra.get("verify") else None
     return {
         "cel_backend": workload.cel_backend, "participants": workload.participants,
         "signup_events_per_s": round(workload.participants / signup_s, 1), "phases": phases,
-        "rss_peak_mb": round(peak_rss_mb(), 1), "participants_cached": statistics.participants_cached,
+        "rss_peak_mb": round(peak_rss_mb(), 1),
+        "rss_anon_mb": breakdown.get("anon"), "rss_file_mb": breakdown.get("file"), "participants_cached": statistics.participants_cached,
         "actors_live": statistics.actors.actors_live, "actors_live_peak": statistics.actors.actors_live_peak,
         "writer_commits": statistics.writer_commits, "writer_batch_records_peak": statistics.writer_batch_records_peak,
         "verify_ok": None if report is None else report.ok,
@@ -344,6 +354,7 @@ def summarize(engine: dict[str, Any], baseline: dict[str, Any] | None, headline_
         "baseline_events_per_s": baseline_rate,
         "ratio": round(phase["events_per_s"] / baseline_rate, 1) if baseline_rate else None,
         "p50_ms": phase["p50_ms"], "p99_ms": phase["p99_ms"], "rss_mb": engine["rss_peak_mb"],
+        "rss_anon_mb_at_end": engine["rss_anon_mb"], "rss_file_mb_at_end": engine["rss_file_mb"],
         "headline_mode": phase["mode"],
     }
     for mode, figures in engine["phases"].items():
