@@ -1,0 +1,89 @@
+"""Engine bugs found by the issue-6 hostile-input work, each pinned by a test that fails today.
+
+They are ``xfail(strict=True)``: when the engine is fixed the test passes, strict xfail turns that into a failure,
+and whoever fixed it removes the marker. The engine is not the HTTP layer's to change, hence the split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from scrip_actor import CreditAction, EventSubmit, ParticipantCreate, ScripError, open_engine
+from tests.conftest import ManualClock, small_config
+from tests.helpers import program_with_asset, rule
+from tests.reliability.conftest import Live
+
+AMOUNT_MAX_WHOLE_AT_SCALE_18 = "999999999999999999"  # (10^36 - 1) minor units, whole part
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine: a CREDIT that takes a balance past AMOUNT_MINOR_MAX (here two credits of 999999999999999999 at scale "
+    "18) raises AssertionError in ledger.LedgerTx._post inside the actor step instead of failing the event; the "
+    "exception stops the whole engine (the server exits), and the event stays in inbox_pending, so every restart "
+    "re-delivers it and dies again (a poison pill)"))
+async def test_a_credit_past_the_amount_bound_fails_the_event_not_the_engine(tmp_path: Path,
+                                                                             clock: ManualClock) -> None:
+    async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
+        program, asset = await program_with_asset(engine, scale=18)
+        await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount=AMOUNT_MAX_WHOLE_AT_SCALE_18)])
+        events = [await engine.submit(EventSubmit(program_id=program.id, external_id="rich", idempotency_key=f"k{n}",
+                                                  event_data={})) for n in range(2)]
+        with trio.fail_after(10):
+            await engine.wait_idle()
+        statuses = [(await engine.get_event(event.id)).status for event in events]
+        assert statuses == ["COMPLETED", "FAILED"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine/store: LMDB keys are at most 511 bytes, but the idempotency index key is program_id + NUL + the key, "
+    "and a key of 255 characters may take 1020 bytes of UTF-8; the commit fails with MDB_BAD_VALSIZE, the writer "
+    "fail-stops and one legal request takes the server down (limit keys by UTF-8 bytes, or hash long keys)"))
+async def test_a_255_character_multibyte_idempotency_key_is_stored_or_refused(tmp_path: Path,
+                                                                             clock: ManualClock) -> None:
+    async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        key = "\U0001d518" * 255
+        try:
+            event = await engine.submit(EventSubmit(program_id=program.id, external_id="u", idempotency_key=key,
+                                                    event_data={}))
+        except ScripError:
+            return  # refusing it cleanly is fine too
+        assert event.idempotency_key == key
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine/store: the external_id index has the same 511-byte LMDB key limit; a 255-character external_id of "
+    "4-byte characters fails the commit with MDB_BAD_VALSIZE and stops the engine"))
+async def test_a_255_character_multibyte_external_id_is_stored_or_refused(tmp_path: Path,
+                                                                         clock: ManualClock) -> None:
+    async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
+        external_id = "\U0001d518" * 255
+        try:
+            participant, _ = await engine.create_participant(ParticipantCreate(external_id=external_id))
+        except ScripError:
+            return
+        assert participant.external_id == external_id
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine: fund() that would take the wallet (or SYSTEM_ISSUANCE) past AMOUNT_MINOR_MAX hits a bare assert in "
+    "ledger.LedgerTx.commit (abs(balance) <= AMOUNT_MINOR_MAX) and answers HTTP 500 instead of a 4xx (e.g. funding "
+    "999999999999999999 into a scale-18 wallet that holds the largest amount)"))
+def test_funding_past_the_amount_bound_is_a_4xx(live: Live) -> None:
+    path = f"/v1/programs/{live.program_id}/assets/{live.asset_id}/fund"
+    for amount in (f"{AMOUNT_MAX_WHOLE_AT_SCALE_18}.999999999999999999", AMOUNT_MAX_WHOLE_AT_SCALE_18):
+        response = live.client.post(path, json={"amount": amount})
+        assert response.status_code < 500, response.text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine: an event_timestamp at the edge of the calendar with a UTC offset (0001-01-01T00:00:00+01:00, "
+    "9999-12-31T23:59:59-01:00) overflows in durations.utc (datetime.astimezone raises OverflowError) and the "
+    "request answers 500 instead of 400"))
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_event_timestamp_that_overflows_utc_is_a_400(live: Live, timestamp: str) -> None:
+    response = live.client.post("/v1/events", json=live.event(f"edge{timestamp}", event_timestamp=timestamp))
+    live.error(response, 400)
