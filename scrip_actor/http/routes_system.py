@@ -1,4 +1,9 @@
-"""Operational routes: ``/healthz`` (no key), ``/metrics`` (key required), ``/openapi.json`` and ``/docs``."""
+"""Operational routes: ``/healthz`` (no key), and ``/metrics``, ``/openapi.json`` and ``/docs`` (key required).
+
+Only ``/healthz`` is open, as issue 6 asks: the API description names every route and field, which is a map for an
+attacker and of no use to anyone who cannot call the API anyway. Read the docs with the key:
+``curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/docs > api.html``.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +64,6 @@ def endpoints(metrics: HttpMetrics, document: Callable[[], dict[str, Any]]) -> l
             "OpenAPI 3.1 document",
             "Operations",
             response=dict[str, Any],
-            auth=False,
         ),
         Endpoint(
             "GET",
@@ -68,6 +72,5 @@ def endpoints(metrics: HttpMetrics, document: Callable[[], dict[str, Any]]) -> l
             "HTML API reference",
             "Operations",
             content_type="text/html; charset=utf-8",
-            auth=False,
         ),
     ]

@@ -1,5 +1,5 @@
 """Acceptance 4: ``/openapi.json`` is valid OpenAPI 3.1 and lists exactly the routes the app serves; ``/docs``
-renders every operation without fetching anything."""
+renders every operation without fetching anything. Both need a key (issue 6: only ``/healthz`` is open)."""
 
 from __future__ import annotations
 
@@ -16,21 +16,21 @@ from tests.http.conftest import Api
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
-async def _document(anonymous: httpx.AsyncClient) -> dict[str, Any]:
-    response = await anonymous.get("/openapi.json")
+async def _document(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
     assert response.status_code == 200
     document: dict[str, Any] = response.json()
     return document
 
 
-async def test_document_is_valid_openapi_31(anonymous: httpx.AsyncClient) -> None:
-    document = await _document(anonymous)
+async def test_document_is_valid_openapi_31(api: Api) -> None:
+    document = await _document(api.client)
     assert document["openapi"] == "3.1.0"
     validate(document)
 
 
-async def test_document_lists_every_served_route(api: Api, anonymous: httpx.AsyncClient) -> None:
-    document = await _document(anonymous)
+async def test_document_lists_every_served_route(api: Api) -> None:
+    document = await _document(api.client)
     documented = {(method.upper(), path) for path, methods in document["paths"].items() for method in methods}
     app = create_app(api.engine, ApiKeys.of("k"))
     served = {
@@ -43,8 +43,8 @@ async def test_document_lists_every_served_route(api: Api, anonymous: httpx.Asyn
     assert len(served) == 49  # grows with every new route; update deliberately
 
 
-async def test_schemas_come_from_the_handlers_types(anonymous: httpx.AsyncClient) -> None:
-    document = await _document(anonymous)
+async def test_schemas_come_from_the_handlers_types(api: Api) -> None:
+    document = await _document(api.client)
     schemas = document["components"]["schemas"]
     create = document["paths"]["/v1/programs"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
@@ -58,12 +58,18 @@ async def test_schemas_come_from_the_handlers_types(anonymous: httpx.AsyncClient
     assert "413" in create["responses"] and "401" in create["responses"]
 
 
-async def test_docs_page_is_self_contained(anonymous: httpx.AsyncClient) -> None:
-    document = await _document(anonymous)
-    response = await anonymous.get("/docs")
+async def test_docs_page_is_self_contained(api: Api) -> None:
+    document = await _document(api.client)
+    response = await api.client.get("/docs")
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
     page = response.text
     assert "<script" not in page and "http://" not in page and "https://" not in page
     for path in document["paths"]:
         assert path in page
     assert 'id="schema-ProgramCreate"' in page
+
+
+async def test_the_docs_need_a_key(anonymous: httpx.AsyncClient) -> None:
+    for path in ("/openapi.json", "/docs"):
+        response = await anonymous.get(path)
+        assert response.status_code == 401 and response.json()["code"] == "unauthorized", path
