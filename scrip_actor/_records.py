@@ -54,7 +54,7 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
         sequence_key = be64(entry.sequence)
         ops.append(("journal", sequence_key, stored))
         for kind, key in _index_keys(entry):
-            ops.append(("journal_index", f"{kind}\0{key}\0".encode() + sequence_key, b""))
+            ops.append(("journal_index", _index_prefix(kind, key) + sequence_key, b""))
     for account, balance in changes.accounts.items():
         ops.append(("accounts", account.encode(), encode(balance)))
     for due, lot_id, participant_id in changes.schedule:
@@ -62,6 +62,20 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
     if changes.entries:
         ops.append(("meta", b"journal_head", encode(list(journal_head))))
     return ops
+
+
+_index_prefixes: dict[tuple[str, str], bytes] = {}
+_INDEX_PREFIXES_MAX = 65536
+
+
+def _index_prefix(kind: str, key: str) -> bytes:
+    """``kind NUL id NUL`` as bytes, cached (programs, assets, rules and active participants repeat)."""
+    prefix = _index_prefixes.get((kind, key))
+    if prefix is None:
+        if len(_index_prefixes) >= _INDEX_PREFIXES_MAX:
+            _index_prefixes.clear()
+        prefix = _index_prefixes[(kind, key)] = f"{kind}\0{key}\0".encode()
+    return prefix
 
 
 def _index_keys(entry: JournalEntry) -> set[tuple[str, str]]:

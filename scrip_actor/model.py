@@ -392,8 +392,8 @@ class EventSubmit(Struct, **_request):
     event_timestamp: datetime | None = None
 
 
-class RuleEvaluation(Struct, kw_only=True):
-    """How one rule fared for one event."""
+class RuleEvaluation(Struct, kw_only=True, frozen=True):
+    """How one rule fared for one event (immutable: the common outcomes are shared, not rebuilt per event)."""
 
     rule_id: str
     rule_name: str

@@ -218,14 +218,44 @@ def _check_amount(amount: Decimal, asset: Asset, field: str) -> int:
 
 
 class CompiledRule:
-    """A rule ready to run: its record, compiled condition and actions."""
+    """A rule ready to run: its record, compiled condition and actions, and its common evaluation records.
 
-    __slots__ = ("actions", "condition", "rule")
+    The MATCHED, NOT_MATCHED and OUTSIDE_TIME_WINDOW records of one rule version are the same every time, so
+    they are built once and shared by every event (RuleEvaluation is frozen).
+    """
+
+    __slots__ = ("_stopped", "actions", "condition", "matched", "not_matched", "outside_window", "rule")
 
     def __init__(self, rule: Rule, condition: Any, actions: list[CompiledAction]) -> None:
         self.rule = rule
         self.condition = condition
         self.actions = actions
+        self.matched = self._record("MATCHED")
+        self.not_matched = self._record("NOT_MATCHED")
+        self.outside_window = self._record("SKIPPED", "OUTSIDE_TIME_WINDOW")
+        self._stopped: dict[str, RuleEvaluation] = {}
+
+    def _record(self, status: Any, reason: str | None = None, stopped_by: str | None = None) -> RuleEvaluation:
+        rule = self.rule
+        return RuleEvaluation(
+            rule_id=rule.id,
+            rule_name=rule.name,
+            rule_version=rule.version,
+            status=status,
+            reason=reason,
+            stopped_by_rule_id=stopped_by,
+        )
+
+    def skipped(self, reason: str) -> RuleEvaluation:
+        """A SKIPPED record with its reason (errors differ per event, so this one is built each time)."""
+        return self._record("SKIPPED", reason)
+
+    def stopped_by(self, rule_id: str) -> RuleEvaluation:
+        """The STOPPED record naming the rule that stopped this one (at most one per earlier rule: cached)."""
+        record = self._stopped.get(rule_id)
+        if record is None:
+            record = self._stopped[rule_id] = self._record("STOPPED", "STOPPED_BY_PRIOR_RULE", rule_id)
+        return record
 
 
 def compile_rule(
@@ -282,32 +312,31 @@ def evaluate(
     """
     evaluations: list[RuleEvaluation] = []
     matched: list[CompiledRule] = []
-    stopped_by: str | None = None
+    stopped_by: CompiledRule | None = None
     for compiled in rules:
         rule = compiled.rule
-        record = RuleEvaluation(rule_id=rule.id, rule_name=rule.name, rule_version=rule.version, status="NOT_MATCHED")
-        evaluations.append(record)
         if stopped_by is not None:
-            record.status, record.stopped_by_rule_id, record.reason = "STOPPED", stopped_by, "STOPPED_BY_PRIOR_RULE"
+            evaluations.append(compiled.stopped_by(stopped_by.rule.id))
             continue
         if (rule.active_from is not None and now < rule.active_from) or (
             rule.active_to is not None and now >= rule.active_to
         ):
-            record.status, record.reason = "SKIPPED", "OUTSIDE_TIME_WINDOW"
+            evaluations.append(compiled.outside_window)
             continue
         try:
             result = compiled.condition.evaluate(variables)
         except CelEvaluationError as error:
-            record.status, record.reason = "SKIPPED", f"CONDITION_ERROR: {error}"
+            evaluations.append(compiled.skipped(f"CONDITION_ERROR: {error}"))
             continue
-        if result is not True and result is not False:
-            record.status, record.reason = "SKIPPED", f"CONDITION_NOT_BOOLEAN: returned {type(result).__name__}"
-            continue
-        if result:
-            record.status = "MATCHED"
+        if result is True:
+            evaluations.append(compiled.matched)
             matched.append(compiled)
             if rule.stop_after_match:
-                stopped_by = rule.id
+                stopped_by = compiled
+        elif result is False:
+            evaluations.append(compiled.not_matched)
+        else:
+            evaluations.append(compiled.skipped(f"CONDITION_NOT_BOOLEAN: returned {type(result).__name__}"))
     return evaluations, matched
 
 
