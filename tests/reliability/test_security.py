@@ -31,7 +31,7 @@ def test_every_route_but_healthz_needs_a_key(live: Live) -> None:
     assert len(operations) >= 45 and ("GET", "/openapi.json") in operations and ("GET", "/docs") in operations
     attempts: list[dict[str, str]] = [{}, {"Authorization": f"Bearer {WRONG_KEY}"}, {"X-API-Key": WRONG_KEY}]
     odd: list[dict[str, str]] = [{"Authorization": "Bearer"}, {"Authorization": f"Basic {API_KEY}"},
-                                 {"Authorization": f"Bearer {API_KEY[:-1]}"}, {"X-API-Key": f" {API_KEY[1:]}"}]
+                                 {"Authorization": f"Bearer {API_KEY[:-1]}"}, {"X-API-Key": API_KEY.upper()}]
     with httpx.Client(base_url=live.server.base_url, timeout=10) as anonymous:
         for method, path in operations:
             for headers in attempts + (odd if path in ("/v1/events", "/docs") else []):
