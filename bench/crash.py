@@ -560,8 +560,8 @@ async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: i
     exited = server.process.poll()
     logs = server.logs()
     assert exited is not None, "the server neither stopped nor refused: it is still running with a full map"
-    assert exited != 0, f"a failed commit must stop the server with a non-zero status:\n{logs[-2000:]}"
-    assert "MapFull" in logs or "map full" in logs.lower(), logs[-2000:]
+    assert exited == 3, f"a failed commit must stop the server with status 3, got {exited}:\n{logs[-2000:]}"
+    assert "scrip: stopped: the store could not commit" in logs and "MDB_MAP_FULL" in logs, logs[-2000:]
     assert not ledger.unexpected, ledger.unexpected[:5]
     server = ServerProcess.start(data_dir, log_name="bigger-map")
     try:
@@ -571,7 +571,7 @@ async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: i
         assert server.stop() == 0
     verified, output = run_verify(data_dir)
     assert verified == 0, output
-    message = next((line for line in logs.splitlines() if line.startswith("scrip:") and "stop" in line), "")
+    message = next(line for line in logs.splitlines() if line.startswith("scrip: stopped:"))
     return TrialResult("map_full", len(ledger.acked), len(ledger.uncertain), existing, 0.0,
                        time.monotonic() - started_s, {"exit_status": exited, "message": message})
 

@@ -30,6 +30,7 @@ from scrip_actor.config import Config, load_config
 from scrip_actor.engine import Engine, open_engine
 from scrip_actor.http.app import HttpLimits, create_app
 from scrip_actor.http.auth import KEYS_FILE_NAME, ApiKeys
+from scrip_actor.store import WriterFailed
 
 __all__ = ["run_server", "serve"]
 
@@ -105,7 +106,8 @@ def run_server(host: str | None, port: int | None, data_dir: str | None, config_
     """``scrip serve``: load settings, apply the command line's overrides, serve until Ctrl-C or SIGTERM.
 
     Returns:
-        The process exit status: 0 after a clean shutdown, 2 for unusable settings.
+        The process exit status: 0 after a clean shutdown, 2 for unusable settings, 3 when a commit failed (the
+        engine is fail-stop: a full map or disk stops the server with a one-line reason, after the traceback).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -121,6 +123,35 @@ def run_server(host: str | None, port: int | None, data_dir: str | None, config_
             file=sys.stderr,
             flush=True,
         )
-    trio.run(_main, config, keys)
+    try:
+        trio.run(_main, config, keys)
+    except BaseException as error:
+        failure = _commit_failure(error)
+        if failure is None:
+            raise
+        log.error("the store failed to commit; stopping", exc_info=error)
+        print(
+            f"scrip: stopped: the store could not commit ({failure}). Fail-stop: every request answered with a "
+            f"success is on disk, nothing after the failure was acknowledged. Fix the cause (a full store: raise "
+            f"storage.lmdb_map_size_bytes or free disk space) and start again.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_COMMIT_FAILED
     print("scrip: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+EXIT_COMMIT_FAILED = 3
+
+
+def _commit_failure(error: BaseException) -> WriterFailed | None:
+    """The writer's failure inside ``error`` (possibly nested in exception groups), or None."""
+    if isinstance(error, WriterFailed):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _commit_failure(inner)
+            if found is not None:
+                return found
+    return None

@@ -47,4 +47,5 @@ async def test_sigkill_during_lot_expiry_expires_each_lot_exactly_once(tmp_path:
 async def test_full_store_stops_the_server_with_a_clear_message_and_loses_nothing(tmp_path: Path) -> None:
     result = await map_full_trial(tmp_path, random.Random(6))
     assert result.acknowledged > 0
-    assert result.extra["exit_status"] not in (0, None)
+    assert result.extra["exit_status"] == 3
+    assert "MDB_MAP_FULL" in result.extra["message"] and "lmdb_map_size_bytes" in result.extra["message"]
