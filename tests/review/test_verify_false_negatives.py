@@ -1,0 +1,115 @@
+"""verify must not pass a store the engine itself cannot run on (or that has silently lost work).
+
+Each test builds a healthy store with the engine, closes it, makes one surgical change with LMDB directly, and runs
+``verify``. Today each change passes verify, although the engine then crashes on it or never does the work.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from scrip_actor import CreditAction
+from scrip_actor.model import Lot
+from scrip_actor.store import Store, be64, encode
+from scrip_actor.verify import verify
+from tests.conftest import ManualClock
+from tests.helpers import program_with_asset, rule, send
+from tests.review.conftest import running
+
+
+async def _healthy_store(data_dir: Path, clock: ManualClock) -> dict[str, str]:
+    async with running(data_dir, clock) as engine:
+        program, asset = await program_with_asset(engine, mode="LOT", scale=0)
+        _, other = await program_with_asset(engine, mode="LOT", scale=0, symbol="OTH")
+        await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="10", expires_at="1h")])
+        earned = await send(engine, program, "u", {}, key="earn")
+        assert earned.status == "COMPLETED"
+        assert (await engine.verify()).ok
+        return {"participant": earned.participant_id or "", "asset": asset.id, "other": other.id, "program": program.id}
+
+
+def _write(data_dir: Path, ops: list[tuple[str, bytes, bytes | None]]) -> None:
+    store = Store(data_dir, map_size_bytes=1 << 30, sync=False, max_readers=16)
+    try:
+        store.write([ops])
+    finally:
+        store.close()
+
+
+def _scan(data_dir: Path, db: str) -> list[tuple[bytes, bytes]]:
+    store = Store(data_dir, map_size_bytes=1 << 30, sync=False, max_readers=16)
+    try:
+        return list(store.scan(db))
+    finally:
+        store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="verify.events() never looks at inbox markers without an event record; Engine._start asserts on one",
+)
+async def test_inbox_marker_without_its_event(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    await _healthy_store(data_dir, clock)
+    _write(data_dir, [("inbox_pending", be64(999), b"")])
+    assert not verify(str(data_dir)).ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="verify._lots skips a LOT asset the participant record has no balance for: an open lot of it passes, "
+    "and the engine's _check_lot_balances assert fires on that participant's next commit",
+)
+async def test_open_lot_of_an_asset_with_no_balance(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    ids = await _healthy_store(data_dir, clock)
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    stray = Lot(
+        id="00000000-0000-8000-8000-000000000001",
+        participant_id=ids["participant"],
+        asset_id=ids["other"],
+        program_id=ids["program"],
+        number=1,
+        amount_minor=100,
+        remaining_minor=100,
+        amount="100",
+        remaining="100",
+        status="AVAILABLE",
+        created_at=moment,
+        expires_at=None,
+        matures_at=None,
+        event_id=None,
+    )
+    key = f"{ids['participant']}{ids['other']}".encode() + be64(1)
+    _write(data_dir, [("lots", key, encode(stray))])
+    assert not verify(str(data_dir)).ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="verify never checks the schedule: an open lot with an expires_at but no schedule record passes, and "
+    "that lot then never expires on its own",
+)
+async def test_open_expiring_lot_without_a_schedule_record(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    await _healthy_store(data_dir, clock)
+    [(key, _)] = _scan(data_dir, "schedule")
+    _write(data_dir, [("schedule", key, None)])
+    assert not verify(str(data_dir)).ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="verify never checks idempotency records: one naming a missing event passes, and Engine._accept asserts "
+    "when that key is resubmitted",
+)
+async def test_idempotency_record_naming_a_missing_event(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    ids = await _healthy_store(data_dir, clock)
+    key = f"{ids['program']}\0other-key".encode()
+    _write(data_dir, [("idempotency", key, msgspec.json.encode((999, "0" * 64)))])
+    assert not verify(str(data_dir)).ok
