@@ -7,6 +7,7 @@ expressions are resolved here the same way processing resolves them.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from msgspec import Struct
 
 from scrip_actor.amounts import DECIMAL, format_minor
-from scrip_actor.errors import ScripError
+from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.http.schemas import MockState
 from scrip_actor.ledger import ActionFailed
 from scrip_actor.model import (
@@ -99,7 +100,7 @@ def simulate(
         ValidationFailed: the rule no longer compiles (e.g. an asset it names is gone).
     """
     compiled = compile_rule(rule, assets)
-    counters = {key: float(value) for key, value in state.counters.items()}
+    counters = {key: _counter_value(key, value) for key, value in state.counters.items()}
     participant = {
         "id": "",
         "external_id": "",
@@ -176,3 +177,16 @@ def _describe_tag(action: TagAction | UntagAction, state: MockState, target: str
     return ActionResult(current_tags=current, would_remove=tag in current, description=f"Untag {target} {tag!r}")
 
 
+
+
+def _counter_value(key: str, value: float | int | str) -> float:
+    """A mock counter as CEL sees it (a double); text must be a finite decimal number, else a 400."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or (isinstance(value, str) and not value.strip()):
+        raise ValidationFailed.field(
+            f"participant_state.counters.{key}", "invalid", f"counter {key!r} must be a finite number, got {value!r}"
+        )
+    return number

@@ -209,3 +209,14 @@ def test_timestamps_far_in_the_past_and_future_are_processed(live: Live, timesta
 def test_impossible_timestamps_are_a_400(live: Live, timestamp: str) -> None:
     live.error(live.client.post("/v1/events", json=live.event(f"bad{timestamp}", event_timestamp=timestamp)), 400)
 
+
+
+@pytest.mark.parametrize("value", ["", "abc", "NaN", "1e999", "-inf"])
+def test_simulate_with_a_non_numeric_mock_counter_is_a_400(live: Live, value: str) -> None:
+    """Found by the fuzzer: ``float("")`` in the simulator answered 500."""
+    rules = live.client.get("/v1/rules", params={"program_id": live.program_id}).json()["data"]
+    rule_id = rules[0]["id"] if rules else _rule(live, "true").json()["id"]
+    response = live.client.post(f"/v1/rules/{rule_id}/simulate",
+                                json={"event": {}, "participant_state": {"counters": {"visits": value}}})
+    body = live.error(response, 400, "bad_request")
+    assert body["details"]["fields"][0]["field"] == "participant_state.counters.visits"
