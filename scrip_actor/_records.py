@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -19,7 +19,12 @@ _entry_decoder = msgspec.json.Decoder(JournalEntry)
 
 
 def _ms(moment: datetime) -> int:
-    return max(0, int(moment.timestamp() * 1000))
+    """Milliseconds since the epoch, rounded UP: a key never comes due before its lot does."""
+    delta = moment - _EPOCH
+    return max(0, -(-(delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) // 1000))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def schedule_key(due: datetime, lot_id: str) -> bytes:

@@ -7,7 +7,7 @@ shortest repr of a double coming out of a CEL expression, exactly as a person wo
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal, InvalidOperation, Overflow
+from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow
 
 from scrip_actor.errors import InvalidScale, ValidationFailed
 
@@ -15,6 +15,8 @@ __all__ = [
     "AMOUNT_MINOR_MAX",
     "DECIMAL",
     "SCALE_MAX",
+    "add_counter",
+    "check_counter",
     "format_minor",
     "from_number",
     "is_decimal_literal",
@@ -30,7 +32,11 @@ AMOUNT_MINOR_MAX = 10**36 - 1
 # Every Decimal operation on money or counters uses this context: the default one keeps only 28 significant
 # digits and would round a scale-18 amount silently. 80 digits holds any bounded amount or sum of a few; inexact
 # results never pass silently because the checks below compare with the integral value.
-DECIMAL = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[InvalidOperation, Overflow])
+DECIMAL = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[InvalidOperation, Overflow, Inexact])
+
+# Counters are exact decimals too: at most 36 digits before the point and 18 after.
+COUNTER_ABS_LIMIT = Decimal(10) ** 36
+COUNTER_SCALE_MAX = 18
 
 _DECIMAL_LITERAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
@@ -69,6 +75,27 @@ def from_number(value: object, field: str = "amount") -> Decimal:
     if isinstance(value, Decimal):
         return value
     raise ValidationFailed.field(field, "invalid", f"{field} must be a number, got {type(value).__name__}")
+
+
+def check_counter(value: Decimal, field: str = "value") -> Decimal:
+    """A counter value within bounds (|value| < 10**36, at most 18 decimals), or ValidationFailed."""
+    if not value.is_finite() or abs(value) >= COUNTER_ABS_LIMIT:
+        raise ValidationFailed.field(field, "out_of_range", f"{field} must be finite and below 10**36 in size")
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent < -COUNTER_SCALE_MAX:
+        raise ValidationFailed.field(field, "out_of_range", f"{field} has more than {COUNTER_SCALE_MAX} decimals")
+    return value
+
+
+def add_counter(current: Decimal, delta: Decimal) -> Decimal:
+    """``current + delta``, exactly and within the counter bounds, or ValidationFailed (never a rounded sum)."""
+    check_counter(delta)
+    try:
+        total = DECIMAL.add(current, delta)
+    except DecimalException:
+        raise ValidationFailed.field("value", "out_of_range", "the counter would leave its bounds") from None
+    return check_counter(total)
 
 
 def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:

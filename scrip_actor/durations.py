@@ -47,7 +47,10 @@ def utc(moment: datetime) -> datetime:
     """A timezone-aware datetime converted to UTC. Naive datetimes are refused: their meaning is a guess."""
     if moment.tzinfo is None:
         raise ValueError("timestamp has no time zone; use RFC 3339 with 'Z' or an offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {moment.isoformat()} is outside the years 1-9999 in UTC") from None
 
 
 def parse_time_or_duration(text: str) -> timedelta | datetime:

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import heapq
 import itertools
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -94,6 +95,7 @@ if not __debug__:  # pragma: no cover - guarded at import so it can never run si
     raise RuntimeError("scrip-actor relies on assertions for its invariants; do not run it with python -O")
 
 T = TypeVar("T")
+_log = logging.getLogger("scrip_actor.engine")
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 _event_decoder = msgspec.json.Decoder(Event)
 
@@ -127,10 +129,15 @@ class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Process(msgspec.Struct):
-    """Actor message: process this event; ``cel_data`` is its data as CEL sees it, computed once at admission."""
+    """Actor message: process this event.
+
+    ``cel_data`` is its data as CEL sees it, computed once at admission; ``position`` its key in the inbox (its
+    sequence, or a later position when a FAILED event is retried, so a restart replays it in the same order).
+    """
 
     event: Event
     cel_data: Any
+    position: int
 
 
 class _Sweep(msgspec.Struct):
@@ -212,23 +219,26 @@ class Engine:
             entry = _records.decode_entry(last[1])
             assert entry.sequence == self._world.journal_sequence, "journal head is not the last entry"
             assert entry.entry_hash == self._world.journal_hash, "journal head hash is not the last entry's"
+        # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
-        self._inbox_sequence = unbe64(last_event[0]) if last_event else 0
+        last_position = next(store.scan("inbox_pending", reverse=True), None)
+        self._inbox_sequence = max(unbe64(last[0]) if last else 0 for last in (last_event, last_position))
         self._schedule = _records.load_schedule(store)
 
     def _start(self, nursery: trio.Nursery) -> None:
         """Start actors and the sweeper; re-deliver events accepted before a restart, in their original order."""
         self._registry = ActorRegistry(self._step)
         nursery.start_soon(self._registry.run)
-        for key, _ in self._store.scan("inbox_pending"):
-            event = self._store.get("events", key, Event)
-            assert event is not None, f"pending event #{unbe64(key)} has no record"
-            assert event.sequence == unbe64(key)
+        for key, value in self._store.scan("inbox_pending"):
+            sequence = unbe64(value) if value else unbe64(key)
+            event = self._store.get("events", be64(sequence), Event)
+            assert event is not None, f"pending event #{sequence} has no record"
+            assert event.sequence == sequence
             assert event.status in ("RECEIVED", "PROCESSING")
             event.status = "RECEIVED"
             self._events_live[event.id] = event
             self._inflight += 1
-            self._registry.deliver(event.external_id, _Process(event, cel_event_data(event.event_data)))
+            self._registry.deliver(event.external_id, _Process(event, cel_event_data(event.event_data), unbe64(key)))
         nursery.start_soon(self._sweeper)
 
     async def aclose_workers(self) -> None:
@@ -268,20 +278,20 @@ class Engine:
         return asset
 
     def _recompile(self, program_id: str) -> None:
+        self._compiled[program_id] = self._compiled_rules(program_id, self._world.assets)
+
+    def _compiled_rules(self, program_id: str, assets: dict[str, Asset]) -> list[CompiledRule]:
+        """A program's ACTIVE rules, compiled, by order.
+
+        Stored rules compile leniently: one whose asset changed since it was checked (archived, unlinked, a lower
+        max_transaction_amount) still runs, and its action fails the event with the reason, rather than the rule
+        silently vanishing or the asset change being refused.
+        """
         active = sorted(
             (rule for rule in self._rules.values() if rule.program_id == program_id and rule.status == "ACTIVE"),
             key=lambda rule: rule.order,
         )
-        compiled = []
-        for rule in active:
-            try:
-                compiled.append(compile_rule(rule, self._world.assets, self._cel_compiler))
-            except ValidationFailed:
-                # An asset it names was archived or unlinked since: the rule still runs, its action will fail
-                # the event with the reason, rather than the rule silently vanishing.
-                relaxed = {**self._world.assets, **_relaxed_assets(rule, self._world.assets)}
-                compiled.append(compile_rule(rule, relaxed, self._cel_compiler))
-        self._compiled[program_id] = compiled
+        return [compile_rule(rule, assets, self._cel_compiler, strict=False) for rule in active]
 
     # --- participant cache (virtual actor state) -------------------------------------------------------------
 
@@ -340,7 +350,10 @@ class Engine:
             if raw is None:
                 return None
             participant_id = raw.decode()
-        return self._participant(participant_id)
+        state = self._participant(participant_id)
+        if state is None or state.external_id != external_id:
+            return None  # the index on disk lags a rename that is not durable yet: the old id is free already
+        return state
 
     def _require_participant(self, participant_id: str) -> ParticipantState:
         state = self._participant(participant_id)
@@ -419,7 +432,7 @@ class Engine:
         if request.event_timestamp is not None:
             try:
                 timestamp = utc(request.event_timestamp)
-            except ValueError as error:
+            except (ValueError, OverflowError) as error:
                 raise ValidationFailed.field("event_timestamp", "invalid", str(error)) from None
         self._program(request.program_id)
         canonical = _hash_encoder.encode(
@@ -488,7 +501,7 @@ class Engine:
         assert self._registry is not None
         # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
         # can never reach the disk before the event it belongs to.
-        self._registry.deliver(event.external_id, _Process(event, cel_data))
+        self._registry.deliver(event.external_id, _Process(event, cel_data, event.sequence))
         return event, True
 
     async def submit(self, request: EventSubmit) -> Event:
@@ -545,13 +558,20 @@ class Engine:
         retried = msgspec.structs.replace(
             event, status="RECEIVED", error_message=None, rule_evaluations=[], journal_entry_ids=[], processed_at=None
         )
-        sequence_key = be64(retried.sequence)
+        # A new inbox position, so that after a restart it is replayed behind what was queued before the retry.
+        self._inbox_sequence += 1
+        position = self._inbox_sequence
         self._events_live[retried.id] = retried
         self._inflight += 1
-        ticket = self._writer.append([("events", sequence_key, encode(retried)), ("inbox_pending", sequence_key, b"")])
+        ticket = self._writer.append(
+            [
+                ("events", be64(retried.sequence), encode(retried)),
+                ("inbox_pending", be64(position), be64(retried.sequence)),
+            ]
+        )
         assert self._registry is not None
         snapshot = msgspec.structs.replace(retried)
-        self._registry.deliver(retried.external_id, _Process(retried, cel_event_data(retried.event_data)))
+        self._registry.deliver(retried.external_id, _Process(retried, cel_event_data(retried.event_data), position))
         await self._writer.wait_durable(ticket)
         return snapshot
 
@@ -622,39 +642,17 @@ class Engine:
         if isinstance(message, _Sweep):
             self._step_sweep(message)
         else:
-            self._step_event(message.event, message.cel_data, self._clock())
+            self._step_event(message, self._clock())
 
-    def _step_event(self, event: Event, cel_data: Any, wall_now: datetime) -> None:
+    def _step_event(self, message: _Process, wall_now: datetime) -> None:
+        event = message.event
         program = self._programs.get(event.program_id)
-        failure: str | None = None
-        state = self._participant_by_external(event.external_id)
-        pre = LedgerTx(
-            self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=event.program_id
-        )
-        if program is None or program.status != "ACTIVE":
-            failure = (
-                f"program {event.program_id} is {program.status if program else 'missing'}; events are not processed"
-            )
-        elif state is None and program.on_unknown_participant == "REJECT":
-            failure = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
-        elif state is None:
-            state = pre.adopt_new(
-                self._new_participant(event.external_id, event.created_at, _participant_id_for(event))
-            )
-        if state is not None and failure is None:
-            if event.program_id not in state.program_ids:
-                pre.edit(state).program_ids.append(event.program_id)
-            pre.settle_lots(pre.touched(state.id) or state, wall_now)
-        pre_changes = pre.commit(wall_now) if not pre.is_empty() else None
-        if pre_changes is not None:
-            for changed in pre_changes.participants:
-                changed.commit_ticket = self._writer.next_ticket  # pinned: the record below carries it
-                self._cache_put(changed)
-            state = self._participants[state.id] if state is not None else None
+        state, pre_changes, failure = self._prepare(event, program, wall_now)
         changes: Changes | None = None
         evaluations: list[Any] = []
         if state is not None and failure is None:
-            changes, evaluations, failure = self._run_rules(event, cel_data, program, state, wall_now)  # type: ignore[arg-type]
+            assert program is not None
+            changes, evaluations, failure = self._run_rules(event, message.cel_data, program, state, wall_now)
         event.status = "PROCESSING"
         event.participant_id = state.id if state is not None else None
         event.rule_evaluations = evaluations
@@ -664,11 +662,44 @@ class Engine:
         event.attempts += 1
         final = "FAILED" if failure else "COMPLETED"
         stored = msgspec.structs.replace(event, status=final)
-        extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(event.sequence), None)]
+        extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(message.position), None)]
         self._inflight -= 1
         self._counts["completed" if not failure else "failed"] += 1
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         self._apply_changes(_merge(pre_changes, changes), extra, lambda: self._finish_event(event, final))
+
+    def _prepare(
+        self, event: Event, program: Program | None, wall_now: datetime
+    ) -> tuple[ParticipantState | None, Changes | None, str | None]:
+        """Before the rules: resolve (or create) the participant, enrol it, settle its due lots.
+
+        Returns ``(state, changes, failure)``. These changes stand even if the rules then fail the event.
+        """
+        if program is None or program.status != "ACTIVE":
+            status = program.status if program else "missing"
+            return None, None, f"program {event.program_id} is {status}; events are not processed"
+        state = self._participant_by_external(event.external_id)
+        if state is None and program.on_unknown_participant == "REJECT":
+            reason = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
+            return None, None, reason
+        pre = LedgerTx(self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=program.id)
+        try:
+            if state is None:
+                state = pre.adopt_new(self._participant_created_by(event, event.external_id))
+            if program.id not in state.program_ids:
+                pre.edit(state).program_ids.append(program.id)
+            pre.settle_lots(pre.touched(state.id) or state, wall_now)
+            pre_changes = pre.commit(wall_now) if not pre.is_empty() else None
+        except ActionFailed as error:
+            return self._participant_by_external(event.external_id), None, str(error)
+        except Exception as error:  # a bug; nothing was published, so the ledger stays whole
+            return self._participant_by_external(event.external_id), None, _internal_failure(event, error)
+        if pre_changes is not None:
+            for changed in pre_changes.participants:
+                changed.commit_ticket = self._writer.next_ticket  # pinned: the step's record carries it
+                self._cache_put(changed)
+            state = self._participants[state.id]
+        return state, pre_changes, None
 
     def _run_rules(
         self, event: Event, cel_data: Any, program: Program, state: ParticipantState, wall_now: datetime
@@ -685,9 +716,7 @@ class Engine:
             if found is None:
                 if program.on_unknown_participant == "REJECT":
                     raise ActionFailed(f"target participant {external_id!r} does not exist")
-                found = tx.adopt_new(
-                    self._new_participant(external_id, event.created_at, _participant_id_for(event, external_id))
-                )
+                found = tx.adopt_new(self._participant_created_by(event, external_id))
                 found.program_ids.append(program.id)
             elif program.id not in found.program_ids:
                 tx.edit(found).program_ids.append(program.id)
@@ -697,17 +726,25 @@ class Engine:
         try:
             for compiled in matched:
                 apply_actions(tx, compiled, state, variables, resolve_target, self._world.assets)
-            self._check_state_limits(tx, state)
+            self._check_state_limits(tx)
+            return (None if tx.is_empty() else tx.commit(wall_now)), evaluations, None
         except ActionFailed as error:
             return None, evaluations, str(error)
-        if tx.is_empty():
-            return None, evaluations, None
-        return tx.commit(wall_now), evaluations, None
+        except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
+            return None, evaluations, _internal_failure(event, error)
 
-    def _check_state_limits(self, tx: LedgerTx, state: ParticipantState) -> None:
-        working = tx.touched(state.id)
-        if working is None:
-            return
+    def _participant_created_by(self, event: Event, external_id: str) -> ParticipantState:
+        """A participant an event creates; its id derives from the event (and attempt), so a replay recreates it."""
+        participant_id = _participant_id_for(event, external_id)
+        if self._participant(participant_id) is not None:
+            raise ActionFailed(f"participant id {participant_id} derived for {external_id!r} is already in use")
+        return self._new_participant(external_id, event.created_at, participant_id)
+
+    def _check_state_limits(self, tx: LedgerTx) -> None:
+        for working in tx.participants():
+            self._check_one_state_limits(working)
+
+    def _check_one_state_limits(self, working: ParticipantState) -> None:
         limits = self._limits
         if len(working.tags) > limits.tags_per_participant_max:
             raise ActionFailed(f"participant would have more than {limits.tags_per_participant_max} tags")
@@ -884,8 +921,7 @@ class Engine:
         if not changes:
             raise ValidationFailed("give at least one field to change")
         updated = msgspec.structs.replace(asset, **changes, updated_at=self._clock())
-        self._world.assets[asset_id] = updated
-        self._recompile_all()
+        self._replace_asset(updated)
         await self._durable([("assets", asset_id.encode(), encode(updated))])
         return updated
 
@@ -896,14 +932,16 @@ class Engine:
         if program_id in asset.program_ids:
             raise Conflict(f"asset {asset.symbol} is already linked to program {program_id}")
         updated = msgspec.structs.replace(asset, program_ids=[*asset.program_ids, program_id], updated_at=self._clock())
-        self._world.assets[asset_id] = updated
-        self._recompile_all()
+        self._replace_asset(updated)
         await self._durable([("assets", asset_id.encode(), encode(updated))])
         return updated
 
-    def _recompile_all(self) -> None:
-        for program_id in self._programs:
-            self._recompile(program_id)
+    def _replace_asset(self, asset: Asset) -> None:
+        """Swap in a changed asset and the rules compiled against it, both or neither (no await in between)."""
+        assets = {**self._world.assets, asset.id: asset}
+        compiled = {program_id: self._compiled_rules(program_id, assets) for program_id in self._programs}
+        self._world.assets[asset.id] = asset
+        self._compiled.update(compiled)
 
     def _wallet_asset(self, program_id: str, asset_id: str) -> tuple[Program, Asset]:
         program = self._program(program_id)
@@ -945,7 +983,10 @@ class Engine:
             (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
         except ActionFailed as error:
             raise InsufficientFunds(str(error)) from None
-        changes = tx.commit(now)
+        try:
+            changes = tx.commit(now)
+        except ActionFailed as error:  # a bound would break (nothing was published)
+            raise ValidationFailed.field("amount", "out_of_range", str(error)) from None
         entry_id = changes.entries[0].id
         ticket = self._apply_changes(changes, [])
         await self._writer.wait_durable(ticket)
@@ -1030,14 +1071,15 @@ class Engine:
                 "actions", "too_many", f"a rule has at most {self._limits.actions_per_rule_max} actions"
             )
 
-    def _check_rule(self, rule: Rule) -> None:
+    def _check_rule(self, rule: Rule, *, strict: bool = True) -> None:
+        """Validate a rule; ``strict`` also holds its actions to the assets as they are now (see compile_rule)."""
         if len(rule.condition) > self._limits.condition_length_max:
             raise ValidationFailed.field(
                 "condition", "too_long", f"condition is at most {self._limits.condition_length_max} characters"
             )
         if rule.active_from is not None and rule.active_to is not None and rule.active_to <= rule.active_from:
             raise ValidationFailed.field("active_to", "invalid", "active_to must be after active_from")
-        compile_rule(rule, self._world.assets)
+        compile_rule(rule, self._world.assets, strict=strict)
         if rule.status == "ACTIVE":
             for other in self._rules.values():
                 if (
@@ -1086,7 +1128,9 @@ class Engine:
             self._check_actions_count(len(changes["actions"]))
         now = self._clock()
         updated = msgspec.structs.replace(rule, **changes, version=rule.version + 1, updated_at=now)
-        self._check_rule(updated)
+        # Changing what a rule does re-checks it fully; renaming, reordering or suspending it must stay possible
+        # even when an asset changed under it since.
+        self._check_rule(updated, strict="condition" in changes or "actions" in changes)
         change_type = (
             {"ARCHIVED": "archived", "SUSPENDED": "suspended", "ACTIVE": "activated"}.get(
                 changes.get("status", ""), "updated"
@@ -1294,8 +1338,9 @@ class Engine:
         old = self._require_participant(participant_id)
         old_external = old.external_id
         result = await self._mutate_participant(participant_id, change)
-        if request.external_id is not None and request.external_id != old_external:
-            self._external_ids.pop(old_external, None)
+        renamed = request.external_id is not None and request.external_id != old_external
+        if renamed and self._external_ids.get(old_external) == participant_id:  # unless the old id has a new owner
+            del self._external_ids[old_external]
         return result
 
     async def set_participant_status(self, participant_id: str, status: str) -> Participant:
@@ -1525,21 +1570,19 @@ def _merge(first: Changes | None, second: Changes | None) -> Changes:
     )
 
 
-def _participant_id_for(event: Event, external_id: str | None = None) -> str:
-    """A participant created by an event gets an id derived from the event, so a replay recreates the same id."""
-    return derived_id(f"participant/{event.id}", 0 if external_id is None else 1 + sum(map(ord, external_id)))
+def _participant_id_for(event: Event, external_id: str) -> str:
+    """A participant created by an event gets an id derived from the event, its attempt and the external id.
+
+    So a replay recreates the same id, two participants created by one event differ, and a retried event
+    (another attempt) never collides with a participant its earlier attempt created and a rename moved away.
+    """
+    return derived_id(f"participant/{event.id}/{event.attempts}/{external_id}", 0)
 
 
-def _relaxed_assets(rule: Rule, assets: dict[str, Asset]) -> dict[str, Asset]:
-    """Assets as compile_rule needs them to accept an already-stored rule whose asset changed since."""
-    relaxed = {}
-    for action in rule.actions:
-        asset_id = getattr(action, "asset_id", None)
-        if asset_id in assets and rule.program_id not in assets[asset_id].program_ids:
-            relaxed[asset_id] = msgspec.structs.replace(
-                assets[asset_id], program_ids=[*assets[asset_id].program_ids, rule.program_id]
-            )
-    return relaxed
+def _internal_failure(event: Event, error: Exception) -> str:
+    """Log an unexpected error of a step and say so in the event's error (the event FAILS; the engine goes on)."""
+    _log.error("internal error while processing event %s", event.id, exc_info=error)
+    return f"internal error while processing the event ({type(error).__name__}); it was logged"
 
 
 def _validation_error(error: msgspec.ValidationError) -> ValidationFailed:
@@ -1564,7 +1607,7 @@ def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
         return None
     try:
         return utc(moment)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise ValidationFailed.field(field, "invalid", str(error)) from None
 
 

@@ -381,8 +381,7 @@ class LedgerTx:
             if entity_type == "PARTICIPANT":
                 state = self._participants[entity_id]
                 values = state.balance(asset_id)
-                values[_BUCKETS.index(bucket)] += amount_minor  # type: ignore[arg-type]
-                assert abs(values[_BUCKETS.index(bucket)]) <= AMOUNT_MINOR_MAX  # type: ignore[arg-type]
+                values[_BUCKETS.index(bucket)] += amount_minor  # type: ignore[arg-type]  # bounds: _check()
             else:
                 key = account_key(entity_type, entity_id, asset_id, bucket)
                 self._account_deltas[key] = self._account_deltas.get(key, 0) + amount_minor
@@ -685,17 +684,23 @@ class LedgerTx:
     # --- commit -----------------------------------------------------------------------------------------------
 
     def commit(self, updated_at: datetime) -> Changes:
-        """Make the changes real in memory: chain and number the entries, apply account deltas, return them."""
+        """Make the changes real in memory: chain and number the entries, apply account deltas, return them.
+
+        Everything that can refuse is checked first (:meth:`_check`, raising ActionFailed); only then is the shared
+        world changed, and from there on nothing may fail: a half-applied commit would tear the journal.
+        """
+        accounts = self._check()
         world = self.world
         entries = []
         entry_bytes = []
+        sequence, previous_hash = world.journal_sequence, world.journal_hash
         for entry in self._entries:
-            world.journal_sequence += 1
+            sequence += 1
             numbered = msgspec.structs.replace(
                 entry,
-                id=world.ids.make(KIND_ENTRY, world.journal_sequence),
-                sequence=world.journal_sequence,
-                previous_hash=world.journal_hash,
+                id=world.ids.make(KIND_ENTRY, sequence),
+                sequence=sequence,
+                previous_hash=previous_hash,
             )
             # One encode serves both the hash and the store: entry_hash is the last field, so the stored JSON is
             # the canonical JSON with the empty hash filled in (entry_hash() recomputes it the long way).
@@ -704,21 +709,15 @@ class LedgerTx:
             digest = hashlib.sha256(numbered.previous_hash.encode() + canonical).hexdigest()
             numbered.entry_hash = digest
             check_entry(numbered)
-            world.journal_hash = digest
+            previous_hash = digest
             entries.append(numbered)
             entry_bytes.append(canonical[: -len(_EMPTY_HASH_TAIL)] + b',"entry_hash":"' + digest.encode() + b'"}')
-        accounts = {}
-        for key, delta in self._account_deltas.items():
-            balance = world.accounts.get(key, 0) + delta
-            assert abs(balance) <= AMOUNT_MINOR_MAX
-            if key.startswith("PROGRAM:"):
-                assert balance >= 0, f"wallet {key} would go negative"
-            world.accounts[key] = balance
-            accounts[key] = balance
+        # Publish: from here on nothing can fail.
+        world.journal_sequence, world.journal_hash = sequence, previous_hash
+        world.accounts.update(accounts)
         for state in self._participants.values():
             if state.id in self._originals:
                 state.updated_at = updated_at
-            _check_lot_balances(state)
         return Changes(
             participants=list(self._participants.values()),
             lots=list(self._lots.values()),
@@ -727,6 +726,26 @@ class LedgerTx:
             schedule=list(self._schedule),
             entry_bytes=entry_bytes,
         )
+
+    def _check(self) -> dict[str, int]:
+        """Refuse (ActionFailed) what would break a bound; return the new account balances. Changes nothing."""
+        accounts = {}
+        for key, delta in self._account_deltas.items():
+            balance = self.world.accounts.get(key, 0) + delta
+            if abs(balance) > AMOUNT_MINOR_MAX:
+                raise ActionFailed(f"account {key} would leave the supported range of amounts")
+            assert not key.startswith("PROGRAM:") or balance >= 0, f"wallet {key} would go negative"
+            accounts[key] = balance
+        for state in self._participants.values():
+            for asset_id, values in state.balances.items():
+                if any(abs(value) > AMOUNT_MINOR_MAX for value in values):
+                    raise ActionFailed(f"a balance of asset {asset_id} would leave the supported range of amounts")
+            _check_lot_balances(state)
+        return accounts
+
+    def participants(self) -> list[ParticipantState]:
+        """The working copies this transaction touched (new participants included)."""
+        return list(self._participants.values())
 
 
 def _lot_order(lot: Lot) -> tuple[datetime, int]:

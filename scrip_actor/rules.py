@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from scrip_actor.amounts import DECIMAL, from_number, is_decimal_literal, parse_decimal, to_minor
+from scrip_actor.amounts import add_counter, from_number, is_decimal_literal, parse_decimal, to_minor
 from scrip_actor.cel import CelCompileError, CelEvaluationError, compile_expression
 from scrip_actor.durations import parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
@@ -126,6 +126,7 @@ class CompiledAction:
         assets: dict[str, Asset],
         program_id: str,
         compiler: ExpressionCompiler = compile_expression,
+        strict: bool = True,
     ) -> None:
         self.action = action
         self.index = index
@@ -142,7 +143,7 @@ class CompiledAction:
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if isinstance(action, CreditAction | DebitAction):
-            self._compile_money(action, field, assets, program_id, compiler)
+            self._compile_money(action, field, assets, program_id, compiler, strict)
         elif isinstance(action, CounterAction):
             self.value = _Value(action.value, f"{field}.value", compiler)
         elif isinstance(action, SetAttributeAction):
@@ -162,18 +163,24 @@ class CompiledAction:
         assets: dict[str, Asset],
         program_id: str,
         compiler: ExpressionCompiler,
+        strict: bool,
     ) -> None:
         asset = assets.get(action.asset_id)
         if asset is None:
             raise ValidationFailed.field(f"{field}.asset_id", "not_found", f"asset {action.asset_id!r} does not exist")
-        if program_id not in asset.program_ids:
+        if strict and program_id not in asset.program_ids:
             raise ValidationFailed.field(
                 f"{field}.asset_id", "not_linked", f"asset {asset.symbol} is not linked to this program"
             )
         self.asset = asset
         self.amount = _Value(action.amount, f"{field}.amount", compiler)
         if self.amount.static is not None:
-            self.static_minor = _check_amount(self.amount.static, asset, f"{field}.amount")
+            try:
+                self.static_minor = _check_amount(self.amount.static, asset, f"{field}.amount")
+            except ValidationFailed:
+                if strict:
+                    raise
+                # Checked again when the action runs, which then fails the event with the reason.
         if isinstance(action, CreditAction):
             for name in ("expires_at", "matures_at"):
                 text = getattr(action, name)
@@ -259,12 +266,17 @@ class CompiledRule:
 
 
 def compile_rule(
-    rule: Rule, assets: dict[str, Asset], compiler: ExpressionCompiler = compile_expression
+    rule: Rule, assets: dict[str, Asset], compiler: ExpressionCompiler = compile_expression, *, strict: bool = True
 ) -> CompiledRule:
-    """Validate and compile a rule. Raises ValidationFailed with the field and, for CEL, the position."""
+    """Validate and compile a rule. Raises ValidationFailed with the field and, for CEL, the position.
+
+    ``strict=False`` compiles a rule that was valid when stored but whose asset changed since (archived, unlinked,
+    a lower ``max_transaction_amount``): it still runs, and the action fails the event with the reason, instead of
+    the rule vanishing or an asset change being refused. Its CEL must still compile.
+    """
     condition = compile_condition(rule.condition, "condition", compiler)
     actions = [
-        CompiledAction(action, index, rule.name, assets, rule.program_id, compiler)
+        CompiledAction(action, index, rule.name, assets, rule.program_id, compiler, strict)
         for index, action in enumerate(rule.actions)
     ]
     return CompiledRule(rule, condition, actions)
@@ -392,7 +404,10 @@ def _apply_one(
         state.tags.discard(action.tag.lower())
     elif isinstance(action, CounterAction):
         delta = resolve_counter_delta(compiled, variables)
-        state.counters[action.key] = DECIMAL.add(state.counters.get(action.key, Decimal(0)), delta)
+        try:
+            state.counters[action.key] = add_counter(state.counters.get(action.key, Decimal(0)), delta)
+        except ScripError as error:
+            raise ActionFailed(f"counter {action.key!r}: {error.message}") from None
     elif isinstance(action, SetAttributeAction):
         state.attributes[action.key] = attribute_text(compiled, variables)
     state.invalidate()
@@ -486,5 +501,8 @@ def _moment(spec: timedelta | datetime | None, now: datetime) -> datetime | None
     if spec is None:
         return None
     if isinstance(spec, timedelta):
-        return now + spec
+        try:
+            return now + spec
+        except OverflowError:
+            raise ActionFailed(f"the event time plus {spec} is beyond the year 9999") from None
     return spec

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import msgspec
 
+from scrip_actor._records import schedule_key
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
-from scrip_actor.store import Store, unbe64
+from scrip_actor.store import Store, be64, unbe64
 
 __all__ = ["VerifyReport", "verify", "verify_store"]
 
@@ -142,15 +143,16 @@ class _Checker:
                 self.problem(f"lot {lot.id}: remaining {lot.remaining_minor} outside 0..{lot.amount_minor}")
             if lot.status in ("CONSUMED", "EXPIRED") and lot.remaining_minor != 0:
                 self.problem(f"lot {lot.id}: {lot.status} with {lot.remaining_minor} remaining")
+            self._lot_links(record, lot)
             totals = sums.setdefault(lot.asset_id, [0, 0])
             if lot.status == "AVAILABLE":
                 totals[0] += lot.remaining_minor
             elif lot.status == "DEFERRED":
                 totals[1] += lot.remaining_minor
         for asset_id, asset in self.assets.items():
-            if asset.inventory_mode != "LOT" or asset_id not in record.balances:
+            if asset.inventory_mode != "LOT" or (asset_id not in record.balances and asset_id not in sums):
                 continue
-            available, _, deferred = record.balances[asset_id]
+            available, _, deferred = record.balances.get(asset_id, [0, 0, 0])
             lot_available, lot_deferred = sums.get(asset_id, [0, 0])
             overdraft = record.overdraft.get(asset_id, 0)
             if available != lot_available - overdraft:
@@ -164,8 +166,30 @@ class _Checker:
                 )
         return count
 
+    def _lot_links(self, record: ParticipantRecord, lot: Lot) -> None:
+        """A lot belongs to its participant, to a LOT asset, and (while open) to its schedule records."""
+        if lot.participant_id != record.id:
+            self.problem(f"lot {lot.id}: stored under participant {record.id} but names {lot.participant_id}")
+        asset = self.assets.get(lot.asset_id)
+        if asset is None or asset.inventory_mode != "LOT":
+            self.problem(f"lot {lot.id}: asset {lot.asset_id} is not a LOT asset")
+        if lot.status not in ("AVAILABLE", "DEFERRED"):
+            return
+        due = [lot.expires_at] + ([lot.matures_at] if lot.status == "DEFERRED" else [])
+        for moment in due:
+            if moment is not None and self.store.get_raw("schedule", schedule_key(moment, lot.id)) is None:
+                self.problem(f"lot {lot.id}: open, due {moment.isoformat()}, but not scheduled: it would never settle")
+
+    def orphan_lots(self) -> None:
+        """Lots whose participant record does not exist."""
+        known = {key.decode() for key, _ in self.store.scan("participants")}
+        for _, raw in self.store.scan("lots"):
+            lot = msgspec.json.decode(raw, type=Lot)
+            if lot.participant_id not in known:
+                self.problem(f"lot {lot.id}: its participant {lot.participant_id} does not exist")
+
     def events(self) -> tuple[int, int]:
-        pending = {key for key, _ in self.store.scan("inbox_pending")}
+        pending = {be64(unbe64(value)) if value else key for key, value in self.store.scan("inbox_pending")}
         events = 0
         for key, raw in self.store.scan("events"):
             event = msgspec.json.decode(raw, type=Event)
@@ -182,7 +206,21 @@ class _Checker:
                     self.problem(f"event {event.id}: journal entry {entry_id} is missing")
             if event.status == "FAILED" and event.journal_entry_ids:
                 self.problem(f"event {event.id}: FAILED yet has journal entries")
+        for key, value in self.store.scan("inbox_pending"):
+            sequence = unbe64(value) if value else unbe64(key)
+            if self.store.get_raw("events", be64(sequence)) is None:
+                self.problem(f"inbox position #{unbe64(key)} names event #{sequence}, which does not exist")
+        self._idempotency()
         return events, len(pending)
+
+    def _idempotency(self) -> None:
+        for key, raw in self.store.scan("idempotency"):
+            sequence, payload_hash = msgspec.json.decode(raw, type=tuple[int, str])
+            stored = self.store.get_raw("events", be64(sequence))
+            if stored is None:
+                self.problem(f"idempotency key {key!r} names event #{sequence}, which does not exist")
+            elif msgspec.json.decode(stored, type=Event).payload_hash != payload_hash:
+                self.problem(f"idempotency key {key!r}: its payload hash differs from event #{sequence}'s")
 
 
 def verify(data_dir: str, config: Config | None = None) -> VerifyReport:
@@ -211,6 +249,7 @@ def verify_store(store: Store) -> VerifyReport:
     checker.journal()
     checker.accounts_match()
     participants, lots = checker.participants()
+    checker.orphan_lots()
     events, pending = checker.events()
     return VerifyReport(
         ok=not checker.problems,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 
@@ -15,12 +14,6 @@ from tests.helpers import program_with_asset, rule, send
 from tests.review.conftest import WriteGate, running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_participant_by_external falls back to the store's participant_ext index, which still maps the old id "
-    "until the rename commits, and returns a state whose external_id is no longer that id: an upsert for 'a' "
-    "edits the participant now called 'b'",
-)
 async def test_upsert_of_the_old_external_id_while_a_rename_is_in_flight(tmp_path: Path, clock: ManualClock) -> None:
     async with running(tmp_path / "d", clock) as engine:
         renamed, _ = await engine.create_participant(ParticipantCreate(external_id="a"))
@@ -49,11 +42,6 @@ async def test_upsert_of_the_old_external_id_while_a_rename_is_in_flight(tmp_pat
         assert b.first_name is None, "the upsert for 'a' landed on the participant renamed to 'b'"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="same stale participant_ext read in _step_event: an event for the old external id, processed before "
-    "the rename is durable, is applied to the renamed participant (outcome depends on commit timing)",
-)
 async def test_event_for_the_old_external_id_while_a_rename_is_in_flight(tmp_path: Path, clock: ManualClock) -> None:
     async with running(tmp_path / "d", clock) as engine:
         program, _ = await program_with_asset(engine)
@@ -77,12 +65,6 @@ async def test_event_for_the_old_external_id_while_a_rename_is_in_flight(tmp_pat
         assert "seen" in a.tags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry_event re-runs a FAILED event whose first attempt created its participant; if that participant was "
-    "renamed since, the retry creates a 'new' one with the same derived id (_participant_id_for) and overwrites "
-    "the record: balances, tags and external id lost, ledger inconsistent",
-)
 async def test_retry_after_the_created_participant_was_renamed(tmp_path: Path, clock: ManualClock) -> None:
     async with running(tmp_path / "d", clock) as engine:
         program, asset = await program_with_asset(engine, scale=0)

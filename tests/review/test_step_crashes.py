@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from scrip_actor import CounterAction, CreditAction, ScripError, TagAction
 from scrip_actor.amounts import AMOUNT_MINOR_MAX
 from scrip_actor.model import Target
@@ -21,11 +19,6 @@ from tests.helpers import program_with_asset, rule, send
 from tests.review.conftest import running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SYSTEM_ISSUANCE beyond AMOUNT_MINOR_MAX trips an assert in LedgerTx.commit (after journal_sequence was "
-    "advanced) instead of ActionFailed: the dispatcher dies, and the event is re-delivered forever",
-)
 async def test_issuance_beyond_the_amount_bound_fails_the_event_not_the_engine(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -42,11 +35,6 @@ async def test_issuance_beyond_the_amount_bound_fails_the_event_not_the_engine(
         assert (await engine.verify()).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules._moment: event_timestamp near 9999-12-31 + a relative expires_at raises OverflowError inside the "
-    "step; the engine stops and the event is a poison pill",
-)
 async def test_far_future_event_time_with_relative_expiry(tmp_path: Path, clock: ManualClock) -> None:
     async with running(tmp_path / "d", clock) as engine:
         program, asset = await program_with_asset(engine, mode="LOT", scale=0)
@@ -61,11 +49,6 @@ async def test_far_future_event_time_with_relative_expiry(tmp_path: Path, clock:
         assert after.status == "COMPLETED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine._participant_id_for derives a target's id from sum(map(ord, external_id)): two new targets that "
-    "are anagrams ('ab', 'ba') get the same id and LedgerTx.adopt_new's assert kills the engine",
-)
 async def test_two_new_targets_with_anagram_external_ids(tmp_path: Path, clock: ManualClock) -> None:
     async with running(tmp_path / "d", clock) as engine:
         program, _ = await program_with_asset(engine)
@@ -85,11 +68,6 @@ async def test_two_new_targets_with_anagram_external_ids(tmp_path: Path, clock: 
         assert ab.id != ba.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="set_counter accepts a decimal of any length; a COUNTER action then adds in the DECIMAL context whose "
-    "Overflow trap raises decimal.Overflow (not ActionFailed) inside the step: the engine stops",
-)
 async def test_counter_addition_overflowing_the_decimal_context(tmp_path: Path, clock: ManualClock) -> None:
     async with running(tmp_path / "d", clock) as engine:
         program, _ = await program_with_asset(engine)

@@ -5,20 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from scrip_actor import CreditAction
 from tests.conftest import ManualClock
 from tests.helpers import program_with_asset, rule, send
 from tests.review.conftest import running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedule keys floor due times to the millisecond; a sweep inside that millisecond but before the lot's "
-    "exact expires_at pops the key, settles nothing, and _step_sweep deletes the schedule record anyway: the lot "
-    "never expires on its own",
-)
 async def test_a_sweep_just_before_a_sub_millisecond_due_time_does_not_lose_the_lot(
     tmp_path: Path, clock: ManualClock
 ) -> None:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from scrip_actor import CreditAction
 from scrip_actor.model import Lot
@@ -48,10 +47,6 @@ def _scan(data_dir: Path, db: str) -> list[tuple[bytes, bytes]]:
         store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify.events() never looks at inbox markers without an event record; Engine._start asserts on one",
-)
 async def test_inbox_marker_without_its_event(tmp_path: Path, clock: ManualClock) -> None:
     data_dir = tmp_path / "d"
     await _healthy_store(data_dir, clock)
@@ -59,11 +54,6 @@ async def test_inbox_marker_without_its_event(tmp_path: Path, clock: ManualClock
     assert not verify(str(data_dir)).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify._lots skips a LOT asset the participant record has no balance for: an open lot of it passes, "
-    "and the engine's _check_lot_balances assert fires on that participant's next commit",
-)
 async def test_open_lot_of_an_asset_with_no_balance(tmp_path: Path, clock: ManualClock) -> None:
     data_dir = tmp_path / "d"
     ids = await _healthy_store(data_dir, clock)
@@ -89,11 +79,6 @@ async def test_open_lot_of_an_asset_with_no_balance(tmp_path: Path, clock: Manua
     assert not verify(str(data_dir)).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify never checks the schedule: an open lot with an expires_at but no schedule record passes, and "
-    "that lot then never expires on its own",
-)
 async def test_open_expiring_lot_without_a_schedule_record(tmp_path: Path, clock: ManualClock) -> None:
     data_dir = tmp_path / "d"
     await _healthy_store(data_dir, clock)
@@ -102,11 +87,6 @@ async def test_open_expiring_lot_without_a_schedule_record(tmp_path: Path, clock
     assert not verify(str(data_dir)).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify never checks idempotency records: one naming a missing event passes, and Engine._accept asserts "
-    "when that key is resubmitted",
-)
 async def test_idempotency_record_naming_a_missing_event(tmp_path: Path, clock: ManualClock) -> None:
     data_dir = tmp_path / "d"
     ids = await _healthy_store(data_dir, clock)
