@@ -53,6 +53,7 @@ class ActorRegistry:
         self._activations = 0
         self._processed = 0
         self._depth_peak = 0
+        self.queued = 0  # messages waiting in all mailboxes
 
     def deliver(self, key: str, message: Any) -> None:
         """Queue ``message`` for actor ``key`` (synchronous; mailboxes are bounded by admission control upstream)."""
@@ -67,6 +68,7 @@ class ActorRegistry:
                 self._idle = trio.Event()
             self._wakeup.set()
         mailbox.append(message)
+        self.queued += 1
         if len(mailbox) > self._depth_peak:
             self._depth_peak = len(mailbox)
 
@@ -93,6 +95,7 @@ class ActorRegistry:
             key = ready.popleft()
             mailbox = mailboxes[key]
             step(key, mailbox.popleft())
+            self.queued -= 1
             self._processed += 1
             if mailbox:
                 ready.append(key)
@@ -102,6 +105,11 @@ class ActorRegistry:
             if since_checkpoint >= self._steps_per_checkpoint:
                 since_checkpoint = 0
                 await trio.lowlevel.checkpoint()
+
+    def reset_peaks(self) -> None:
+        """Start a new window for the ``*_peak`` figures."""
+        self._live_peak = len(self._mailboxes)
+        self._depth_peak = max((len(mailbox) for mailbox in self._mailboxes.values()), default=0)
 
     def statistics(self) -> ActorStatistics:
         """A snapshot of the registry's counters."""

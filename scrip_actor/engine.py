@@ -126,6 +126,13 @@ class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
     writer_records_durable: int
     writer_commits: int
     writer_batch_records_peak: int
+    # Added for operators and benchmarks: the writer's backlog and timing, queue depth now, and refusals.
+    writer_records_appended: int = 0
+    writer_commit_seconds_last: float = 0.0
+    writer_commit_seconds_peak: float = 0.0
+    writer_commit_seconds_total: float = 0.0
+    messages_queued: int = 0
+    events_refused_overload: int = 0
 
 
 class _Process(msgspec.Struct):
@@ -178,7 +185,15 @@ class Engine:
         self._inbox_sequence = 0
         self._inflight = 0
         self._inflight_peak = 0
-        self._counts = {"accepted": 0, "completed": 0, "failed": 0, "replays": 0, "conflicts": 0, "passivations": 0}
+        self._counts = {
+            "accepted": 0,
+            "completed": 0,
+            "failed": 0,
+            "replays": 0,
+            "conflicts": 0,
+            "passivations": 0,
+            "overloaded": 0,
+        }
         self._cached_peak = 0
         self._registry: ActorRegistry | None = None
         self._sweeper_wakeup = trio.Event()
@@ -470,6 +485,7 @@ class Engine:
         if self._closing:
             raise Overloaded("the engine is shutting down")
         if self._inflight >= self.config.engine.inflight_events_max:
+            self._counts["overloaded"] += 1
             raise Overloaded(f"{self._inflight} events are waiting to be processed; retry shortly")
         now = self._clock()
         self._inbox_sequence += 1
@@ -1516,7 +1532,21 @@ class Engine:
             writer_records_durable=writer.records_durable,
             writer_commits=writer.commits,
             writer_batch_records_peak=writer.batch_records_peak,
+            writer_records_appended=writer.records_appended,
+            writer_commit_seconds_last=writer.commit_seconds_last,
+            writer_commit_seconds_peak=writer.commit_seconds_peak,
+            writer_commit_seconds_total=writer.commit_seconds_total,
+            messages_queued=self._registry.queued,
+            events_refused_overload=self._counts["overloaded"],
         )
+
+    def reset_peaks(self) -> None:
+        """Start new ``*_peak`` windows (in-flight events, cached participants, actors, mailboxes, commits)."""
+        assert self._registry is not None
+        self._inflight_peak = self._inflight
+        self._cached_peak = len(self._participants)
+        self._registry.reset_peaks()
+        self._writer.reset_peaks()
 
     async def verify(self) -> VerifyReport:
         """Run ``verify`` on this engine's store once everything appended is durable (see scrip_actor.verify)."""

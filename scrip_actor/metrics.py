@@ -44,7 +44,11 @@ COMMIT_SECONDS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 COMMIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 # Journal entry action type -> the amount counter its participant postings feed (and the sign that counts).
-_AMOUNT_KINDS: dict[str, tuple[str, int]] = {"CREDIT": ("issued", 1), "DEBIT": ("redeemed", -1), "EXPIRATION": ("expired", -1)}
+_AMOUNT_KINDS: dict[str, tuple[str, int]] = {
+    "CREDIT": ("issued", 1),
+    "DEBIT": ("redeemed", -1),
+    "EXPIRATION": ("expired", -1),
+}
 
 
 class _StatisticsCollector(Collector):
@@ -68,6 +72,8 @@ class _StatisticsCollector(Collector):
             "actor_messages_processed": (actors.messages_processed, "actor steps run (events and sweeps)"),
             "writer_commits": (stats.writer_commits, "group commits"),
             "writer_records_durable": (stats.writer_records_durable, "records committed to disk"),
+            "events_refused_overload": (stats.events_refused_overload, "submits refused because queues were full"),
+            "writer_commit_seconds": (stats.writer_commit_seconds_total, "time spent in group commits, fsync included"),
         }
         for name, (value, help_text) in counters.items():
             yield CounterMetricFamily(f"scrip_engine_{name}", help_text, value=value)
@@ -82,6 +88,12 @@ class _StatisticsCollector(Collector):
             "participants_cached_peak": (stats.participants_cached_peak, "most participant states resident"),
             "journal_sequence": (stats.journal_sequence, "sequence number of the last journal entry"),
             "writer_batch_records_peak": (stats.writer_batch_records_peak, "largest group commit, in records"),
+            "writer_backlog_records": (
+                stats.writer_records_appended - stats.writer_records_durable,
+                "records waiting for the next group commit",
+            ),
+            "writer_commit_seconds_peak": (stats.writer_commit_seconds_peak, "slowest group commit since start"),
+            "messages_queued": (stats.messages_queued, "messages waiting in all mailboxes (events and sweeps)"),
         }
         for name, (value, help_text) in gauges.items():
             yield GaugeMetricFamily(f"scrip_engine_{name}", help_text, value=value)
@@ -181,7 +193,7 @@ class EngineMetrics:
                 matches[match_key] = matches.get(match_key, 0) + 1
 
     def entries(self, entries: list[JournalEntry]) -> None:
-        """Journal entries reached memory: credits to participants are issued value, debits redeemed, expiries expired."""
+        """Journal entries reached memory: credits to participants are issued, debits redeemed, expiries expired."""
         amounts = self.amounts
         for entry in entries:
             kind = _AMOUNT_KINDS.get(entry.action_type)
@@ -219,7 +231,9 @@ class _Collector(Collector):
             ["program", "outcome"],
             metrics.processed,
         )
-        yield _counter("scrip_rule_matches", "rule matches, by program and rule id", ["program", "rule"], metrics.matches)
+        yield _counter(
+            "scrip_rule_matches", "rule matches, by program and rule id", ["program", "rule"], metrics.matches
+        )
         for kind in ("issued", "redeemed", "expired"):
             values = {asset: value for (name, asset), value in metrics.amounts.items() if name == kind}
             yield _counter(f"scrip_amount_{kind}", f"value {kind}, in asset units, by asset", ["asset"], values)
@@ -248,7 +262,9 @@ def _chain(previous: Callable[[Any], None] | None, hook: Callable[[Any], None]) 
     return both
 
 
-def _chain2(previous: Callable[[int, float], None] | None, hook: Callable[[int, float], None]) -> Callable[[int, float], None]:
+def _chain2(
+    previous: Callable[[int, float], None] | None, hook: Callable[[int, float], None]
+) -> Callable[[int, float], None]:
     """:func:`_chain` for the two-argument ``on_commit`` hook."""
     if previous is None:
         return hook

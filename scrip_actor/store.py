@@ -265,6 +265,7 @@ class WriterStatistics(msgspec.Struct, frozen=True, kw_only=True):
     batch_records_last: int
     commit_seconds_last: float
     commit_seconds_peak: float
+    commit_seconds_total: float
 
 
 class WriterFailed(RuntimeError):
@@ -296,6 +297,7 @@ class Writer:
         self._batch_last = 0
         self._commit_s_last = 0.0
         self._commit_s_peak = 0.0
+        self._commit_s_total = 0.0
         self.on_commit: Callable[[int, float], None] | None = None  # (records, seconds): metrics hook
 
     @property
@@ -358,6 +360,7 @@ class Writer:
             self._batch_peak = max(self._batch_peak, len(batch))
             self._commit_s_last = elapsed_s
             self._commit_s_peak = max(self._commit_s_peak, elapsed_s)
+            self._commit_s_total += elapsed_s
             if self.on_commit is not None:
                 self.on_commit(len(batch), elapsed_s)
             for _, callback in batch:
@@ -381,4 +384,10 @@ class Writer:
             batch_records_last=self._batch_last,
             commit_seconds_last=self._commit_s_last,
             commit_seconds_peak=self._commit_s_peak,
+            commit_seconds_total=self._commit_s_total,
         )
+
+    def reset_peaks(self) -> None:
+        """Start a new window for the ``*_peak`` figures."""
+        self._batch_peak = 0
+        self._commit_s_peak = 0.0

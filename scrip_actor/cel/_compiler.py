@@ -24,8 +24,8 @@ import lark
 from . import _operators as ops
 from ._codegen import Emitter, Fn, Operand, build, build_from_emitter, literal, load_lines
 from ._errors import CelCompileError, CelEvaluationError
-from ._macros import build_macro
 from ._functions import GLOBAL_FUNCTIONS, METHOD_FUNCTIONS, compile_regex
+from ._macros import build_macro
 from ._parser import (
     AST_DEPTH_MAX,
     NESTING_DEPTH_MAX,
@@ -47,8 +47,7 @@ Tree = lark.Tree[lark.Token]
 _NO_CONSTANT: Final = object()
 
 _PASS_THROUGH: Final = frozenset(
-    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary",
-     "member", "primary"}
+    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary", "member", "primary"}
 )
 _RELATIONS: Final[dict[str, tuple[str, Callable[[Any, Any], bool]]]] = {
     "relation_lt": ("<", ops.less),
@@ -163,9 +162,7 @@ class Compiler:
         """Compile a sub-tree that sits inside brackets, enforcing the nesting limit."""
         self._nesting += 1
         if self._nesting > NESTING_DEPTH_MAX:
-            raise CelCompileError(
-                f"expression nests brackets deeper than {NESTING_DEPTH_MAX}", *position_of(tree)
-            )
+            raise CelCompileError(f"expression nests brackets deeper than {NESTING_DEPTH_MAX}", *position_of(tree))
         try:
             return self.compile(tree)
         finally:
@@ -184,7 +181,7 @@ class Compiler:
             value = node.fn({})
         except Exception:
             return node  # keep the run-time error: CEL reports it at evaluation
-        if isinstance(value, (list, tuple, dict)):
+        if isinstance(value, list | tuple | dict):
             return node  # never share a mutable result between evaluations
         return _constant(value)
 
@@ -366,7 +363,8 @@ class Compiler:
         rights: list[Tree] = []
         while tree.data == kind and len(tree.children) == 2:
             left, right = tree.children
-            assert isinstance(left, lark.Tree) and isinstance(right, lark.Tree)
+            assert isinstance(left, lark.Tree)
+            assert isinstance(right, lark.Tree)
             rights.append(right)
             tree = left
         operands = [tree, *reversed(rights)]
@@ -461,9 +459,7 @@ class Compiler:
 
         return _emitted(self._name("binary"), emit)
 
-    def _compare_number(
-        self, operand: _Node, symbol: str, constant: Any, generic: Callable[[Any, Any], bool]
-    ) -> _Node:
+    def _compare_number(self, operand: _Node, symbol: str, constant: Any, generic: Callable[[Any, Any], bool]) -> _Node:
         """``x <op> 100``: an int or float `x` compares natively; anything else goes generic.
 
         When an int meets a double, the int is converted to double first (as cel-go does, and
@@ -546,8 +542,12 @@ class Compiler:
         symbol, generic = _ARITHMETIC[operator_name]
         if symbol in "+-*" and type(right.constant) in (int, float) and not left.is_constant:
             # x * 10 with a double x: the engine's common case (see the promotion deviation).
-            namespace: dict[str, Any] = {"c": right.constant, "cf": float(right.constant),
-                                         "generic": generic, "_float": float}
+            namespace: dict[str, Any] = {
+                "c": right.constant,
+                "cf": float(right.constant),
+                "generic": generic,
+                "_float": float,
+            }
             lines = load_lines(left.operand(), "x", "o", namespace)
             lines += ["if type(x) is _float:", f"    return x {symbol} cf", "return generic(x, c)"]
             return _Node(build(self._name("arithmetic"), lines, namespace))
@@ -672,7 +672,8 @@ class Compiler:
     def _compile_member_dot_arg(self, tree: Tree) -> _Node:
         receiver_tree = tree.children[0]
         name_token = tree.children[1]
-        assert isinstance(name_token, lark.Token) and isinstance(receiver_tree, lark.Tree)
+        assert isinstance(name_token, lark.Token)
+        assert isinstance(receiver_tree, lark.Tree)
         name = str(name_token)
         if name in _MACROS:
             return self._macro(tree, name)
@@ -688,8 +689,9 @@ class Compiler:
             return self._unknown_function(name, [receiver, *arguments])
         function, arities = entry
         if len(arguments) not in arities:
-            raise CelCompileError(f"method {name} takes {'/'.join(map(str, sorted(arities)))} arguments",
-                                  *position_of(name_token))
+            raise CelCompileError(
+                f"method {name} takes {'/'.join(map(str, sorted(arities)))} arguments", *position_of(name_token)
+            )
         if name in ("matches", "contains", "startsWith", "endsWith"):
             return self._string_predicate(name, receiver, arguments[0])
         receiver_fn = receiver.fn
@@ -776,4 +778,3 @@ def ternary_fold(node: _Node, condition: _Node, if_true: _Node, if_false: _Node)
     if condition.constant is False:
         return if_false
     return node
-

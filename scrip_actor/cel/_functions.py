@@ -276,6 +276,13 @@ def round_half_up(value: Any, places: Any) -> float:
         raise CelEvaluationError("round: places must be within -20..20")
     if type(value) is float and not math.isfinite(value):
         return value  # type: ignore[no-any-return]
+    if type(value) is float and places >= 0:
+        # Fast path (measured at 5% of a benchmark's engine time): a double whose shortest repr already has at
+        # most ``places`` decimals is its own rounding. Exponent forms ("1e-07", "1e+16") take the exact path.
+        text = repr(value)
+        point = text.find(".")
+        if "e" not in text and (point < 0 or len(text) - point - 1 <= places):
+            return value  # type: ignore[no-any-return]
     try:
         exact = decimal.Decimal(repr(value) if type(value) is float else int(value))
         quantum = decimal.Decimal(1).scaleb(-places)
