@@ -28,7 +28,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VARIABLES: dict[str, Any] = {
     "event": {

@@ -66,26 +66,66 @@ from scrip_actor import (
 # name -> (condition, actions builder(pts_id, cash_id), stop_after_match). Literals are doubles so cel-python,
 # which refuses some int/double mixes (DESIGN.md §4), gives the same outcomes as our compiler.
 RULES: list[tuple[str, str, Callable[[str, str], list[Any]], bool]] = [
-    ("base points (CEL amount)", "event.type == 'purchase' && event.amount >= 10.0",
-     lambda pts, cash: [CreditAction(asset_id=pts, amount="round(event.amount * 0.05, 2)")], False),
-    ("visit counter", "event.type == 'purchase' || event.type == 'visit'",
-     lambda pts, cash: [CounterAction(key="visits", value="1")], False),
-    ("regular tier (counter threshold)", "get(participant.counters, 'visits', 0.0) >= 5.0 && !('regular' in participant.tags)",
-     lambda pts, cash: [TagAction(tag="regular")], False),
-    ("regular bonus (tag membership)", "'regular' in participant.tags && event.type == 'purchase'",
-     lambda pts, cash: [CreditAction(asset_id=pts, amount="1")], False),
-    ("grocery cashback (LOT, prefunded)", "event.type == 'purchase' && event.mcc in ['5411', '5422', '5499'] && event.amount >= 50.0",
-     lambda pts, cash: [CreditAction(asset_id=cash, amount="round(event.amount * 0.01, 2)", expires_at="90d")], False),
-    ("eco in app (string functions)", "event.type == 'purchase' && event.sku.startsWith('ECO-') && event.channel.endsWith('app')",
-     lambda pts, cash: [CreditAction(asset_id=pts, amount="2")], False),
-    ("review", "event.type == 'review' && size(event.text) >= 40",
-     lambda pts, cash: [CreditAction(asset_id=pts, amount="3"), TagAction(tag="reviewer")], False),
-    ("big basket (stops the chain)", "event.type == 'purchase' && event.amount >= 250.0",
-     lambda pts, cash: [CreditAction(asset_id=cash, amount="2", expires_at="90d")], True),
-    ("medium basket (chain tail)", "event.type == 'purchase' && event.amount >= 100.0",
-     lambda pts, cash: [CreditAction(asset_id=cash, amount="0.50", expires_at="90d")], False),
-    ("refund clawback (sets)", "event.type == 'refund' && sets.intersects(participant.tags, ['regular', 'reviewer'])",
-     lambda pts, cash: [DebitAction(asset_id=pts, amount="round(event.amount * 0.05, 2)", allow_negative=True)], False),
+    (
+        "base points (CEL amount)",
+        "event.type == 'purchase' && event.amount >= 10.0",
+        lambda pts, cash: [CreditAction(asset_id=pts, amount="round(event.amount * 0.05, 2)")],
+        False,
+    ),
+    (
+        "visit counter",
+        "event.type == 'purchase' || event.type == 'visit'",
+        lambda pts, cash: [CounterAction(key="visits", value="1")],
+        False,
+    ),
+    (
+        "regular tier (counter threshold)",
+        "get(participant.counters, 'visits', 0.0) >= 5.0 && !('regular' in participant.tags)",
+        lambda pts, cash: [TagAction(tag="regular")],
+        False,
+    ),
+    (
+        "regular bonus (tag membership)",
+        "'regular' in participant.tags && event.type == 'purchase'",
+        lambda pts, cash: [CreditAction(asset_id=pts, amount="1")],
+        False,
+    ),
+    (
+        "grocery cashback (LOT, prefunded)",
+        "event.type == 'purchase' && event.mcc in ['5411', '5422', '5499'] && event.amount >= 50.0",
+        lambda pts, cash: [CreditAction(asset_id=cash, amount="round(event.amount * 0.01, 2)", expires_at="90d")],
+        False,
+    ),
+    (
+        "eco in app (string functions)",
+        "event.type == 'purchase' && event.sku.startsWith('ECO-') && event.channel.endsWith('app')",
+        lambda pts, cash: [CreditAction(asset_id=pts, amount="2")],
+        False,
+    ),
+    (
+        "review",
+        "event.type == 'review' && size(event.text) >= 40",
+        lambda pts, cash: [CreditAction(asset_id=pts, amount="3"), TagAction(tag="reviewer")],
+        False,
+    ),
+    (
+        "big basket (stops the chain)",
+        "event.type == 'purchase' && event.amount >= 250.0",
+        lambda pts, cash: [CreditAction(asset_id=cash, amount="2", expires_at="90d")],
+        True,
+    ),
+    (
+        "medium basket (chain tail)",
+        "event.type == 'purchase' && event.amount >= 100.0",
+        lambda pts, cash: [CreditAction(asset_id=cash, amount="0.50", expires_at="90d")],
+        False,
+    ),
+    (
+        "refund clawback (sets)",
+        "event.type == 'refund' && sets.intersects(participant.tags, ['regular', 'reviewer'])",
+        lambda pts, cash: [DebitAction(asset_id=pts, amount="round(event.amount * 0.05, 2)", allow_negative=True)],
+        False,
+    ),
 ]
 
 _MCCS = ["5411", "5422", "5499", "5812", "5999", "5311", "4111"]
@@ -124,24 +164,40 @@ def make_event_data(rng: random.Random) -> dict[str, Any]:
     roll = rng.random()
     amount = round(min(2000.0, rng.lognormvariate(3.6, 1.0)), 2)
     if roll < 0.80:
-        return {"type": "purchase", "amount": amount, "currency": "EUR", "mcc": rng.choice(_MCCS),
-                "sku": f"{rng.choice(_SKU_LINES)}-{rng.randrange(10_000):04d}", "channel": rng.choice(_CHANNELS),
-                "store": f"store-{rng.randrange(300):03d}", "items": rng.randrange(1, 12)}
+        return {
+            "type": "purchase",
+            "amount": amount,
+            "currency": "EUR",
+            "mcc": rng.choice(_MCCS),
+            "sku": f"{rng.choice(_SKU_LINES)}-{rng.randrange(10_000):04d}",
+            "channel": rng.choice(_CHANNELS),
+            "store": f"store-{rng.randrange(300):03d}",
+            "items": rng.randrange(1, 12),
+        }
     if roll < 0.88:
         return {"type": "visit", "channel": rng.choice(_CHANNELS), "store": f"store-{rng.randrange(300):03d}"}
     if roll < 0.96:
         text = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(2, 14)))
         return {"type": "review", "rating": float(rng.randrange(1, 6)), "text": text, "channel": rng.choice(_CHANNELS)}
-    return {"type": "refund", "amount": amount, "currency": "EUR", "sku": f"STD-{rng.randrange(10_000):04d}",
-            "channel": rng.choice(_CHANNELS)}
+    return {
+        "type": "refund",
+        "amount": amount,
+        "currency": "EUR",
+        "sku": f"STD-{rng.randrange(10_000):04d}",
+        "channel": rng.choice(_CHANNELS),
+    }
 
 
 def make_events(program_id: str, participants: int, count: int, *, seed: int, key_prefix: str) -> list[EventSubmit]:
     """``count`` events over participants chosen uniformly at random; idempotency keys ``{key_prefix}-{n}``."""
     rng = random.Random(f"{seed}/{key_prefix}")
     return [
-        EventSubmit(program_id=program_id, external_id=external_id(rng.randrange(participants)),
-                    idempotency_key=f"{key_prefix}-{number}", event_data=make_event_data(rng))
+        EventSubmit(
+            program_id=program_id,
+            external_id=external_id(rng.randrange(participants)),
+            idempotency_key=f"{key_prefix}-{number}",
+            event_data=make_event_data(rng),
+        )
         for number in range(count)
     ]
 
@@ -149,10 +205,26 @@ def make_events(program_id: str, participants: int, count: int, *, seed: int, ke
 async def create_program(engine: Engine) -> tuple[str, str, str]:
     """The program, its SIMPLE asset and its funded LOT asset: ``(program_id, pts_id, cash_id)``. No rules yet."""
     program = await engine.create_program(ProgramCreate(name="Bench rewards"))
-    pts = await engine.create_asset(AssetCreate(program_id=program.id, name="Points", symbol="PTS",
-                                                inventory_mode="SIMPLE", issuance_policy="UNLIMITED", scale=2))
-    cash = await engine.create_asset(AssetCreate(program_id=program.id, name="Cashback", symbol="CASH",
-                                                 inventory_mode="LOT", issuance_policy="PREFUNDED", scale=2))
+    pts = await engine.create_asset(
+        AssetCreate(
+            program_id=program.id,
+            name="Points",
+            symbol="PTS",
+            inventory_mode="SIMPLE",
+            issuance_policy="UNLIMITED",
+            scale=2,
+        )
+    )
+    cash = await engine.create_asset(
+        AssetCreate(
+            program_id=program.id,
+            name="Cashback",
+            symbol="CASH",
+            inventory_mode="LOT",
+            issuance_policy="PREFUNDED",
+            scale=2,
+        )
+    )
     await engine.fund(program.id, cash.id, "1000000000", "benchmark funding")
     return program.id, pts.id, cash.id
 
@@ -160,19 +232,36 @@ async def create_program(engine: Engine) -> tuple[str, str, str]:
 async def create_rules(engine: Engine, program_id: str, pts_id: str, cash_id: str) -> None:
     """The 10 rules of :data:`RULES`, in order."""
     for order, (name, condition, actions, stop) in enumerate(RULES, start=1):
-        await engine.create_rule(RuleCreate(program_id=program_id, name=name, condition=condition,
-                                            actions=actions(pts_id, cash_id), order=order, stop_after_match=stop))
+        await engine.create_rule(
+            RuleCreate(
+                program_id=program_id,
+                name=name,
+                condition=condition,
+                actions=actions(pts_id, cash_id),
+                order=order,
+                stop_after_match=stop,
+            )
+        )
 
 
 async def sign_up(engine: Engine, program_id: str, participants: int, *, chunk: int = 1000, tasks: int = 4) -> None:
     """Create ``participants`` participants through one signup event each (batched), and wait until processed."""
-    requests = [EventSubmit(program_id=program_id, external_id=external_id(number), idempotency_key=f"signup-{number}",
-                            event_data={"type": "signup", "channel": "web"}) for number in range(participants)]
+    requests = [
+        EventSubmit(
+            program_id=program_id,
+            external_id=external_id(number),
+            idempotency_key=f"signup-{number}",
+            event_data={"type": "signup", "channel": "web"},
+        )
+        for number in range(participants)
+    ]
     await submit_in_batches(engine, requests, chunk, tasks, LatencyRecorder())
     await engine.wait_idle()
 
 
-async def submit_one_by_one(engine: Engine, requests: list[EventSubmit], concurrency: int, recorder: LatencyRecorder) -> int:
+async def submit_one_by_one(
+    engine: Engine, requests: list[EventSubmit], concurrency: int, recorder: LatencyRecorder
+) -> int:
     """``concurrency`` tasks, each awaiting ``submit`` of the next event until none are left. Returns Overloaded retries."""
     pending = iter(requests)
     retries = 0
@@ -195,8 +284,9 @@ async def submit_one_by_one(engine: Engine, requests: list[EventSubmit], concurr
     return retries
 
 
-async def submit_in_batches(engine: Engine, requests: list[EventSubmit], batch_size: int, tasks: int,
-                            recorder: LatencyRecorder) -> int:
+async def submit_in_batches(
+    engine: Engine, requests: list[EventSubmit], batch_size: int, tasks: int, recorder: LatencyRecorder
+) -> int:
     """``tasks`` tasks, each awaiting ``submit_batch`` of the next ``batch_size`` events. Returns Overloaded retries."""
     chunks = iter([requests[start : start + batch_size] for start in range(0, len(requests), batch_size)])
     retries = 0
@@ -208,8 +298,14 @@ async def submit_in_batches(engine: Engine, requests: list[EventSubmit], batch_s
                 for request in chunk:
                     recorder.start(request.idempotency_key)
                 results = await engine.submit_batch(chunk)
-                rejected = [request for request, result in zip(chunk, results, strict=True) if isinstance(result, Overloaded)]
-                other = [result for result in results if isinstance(result, ScripError) and not isinstance(result, Overloaded)]
+                rejected = [
+                    request for request, result in zip(chunk, results, strict=True) if isinstance(result, Overloaded)
+                ]
+                other = [
+                    result
+                    for result in results
+                    if isinstance(result, ScripError) and not isinstance(result, Overloaded)
+                ]
                 assert not other, f"benchmark events rejected: {other[:3]}"
                 retries += len(rejected)
                 chunk = rejected
@@ -222,7 +318,9 @@ async def submit_in_batches(engine: Engine, requests: list[EventSubmit], batch_s
     return retries
 
 
-async def submit_paced(engine: Engine, requests: list[EventSubmit], rate_per_s: float, recorder: LatencyRecorder) -> int:
+async def submit_paced(
+    engine: Engine, requests: list[EventSubmit], rate_per_s: float, recorder: LatencyRecorder
+) -> int:
     """Single submits started at ``rate_per_s`` (each in its own task, so a slow one never delays the next)."""
     retries = 0
 
@@ -247,8 +345,15 @@ async def submit_paced(engine: Engine, requests: list[EventSubmit], rate_per_s: 
     return retries
 
 
-async def measure_phase(engine: Engine, label: str, requests: list[EventSubmit], workload: Workload,
-                        recorder: LatencyRecorder, mode: str, rate_per_s: float | None = None) -> dict[str, Any]:
+async def measure_phase(
+    engine: Engine,
+    label: str,
+    requests: list[EventSubmit],
+    workload: Workload,
+    recorder: LatencyRecorder,
+    mode: str,
+    rate_per_s: float | None = None,
+) -> dict[str, Any]:
     """Run one way of submitting over ``requests`` until every outcome is durable; return its figures."""
     recorder.reset()
     before = engine.statistics()
@@ -266,18 +371,25 @@ async def measure_phase(engine: Engine, label: str, requests: list[EventSubmit],
     after = engine.statistics()
     commits = after.writer_commits - before.writer_commits
     return {
-        "mode": mode, "events": len(requests), "elapsed_s": round(elapsed_s, 3),
-        "events_per_s": round(len(requests) / elapsed_s, 1), "target_rate_per_s": rate_per_s,
+        "mode": mode,
+        "events": len(requests),
+        "elapsed_s": round(elapsed_s, 3),
+        "events_per_s": round(len(requests) / elapsed_s, 1),
+        "target_rate_per_s": rate_per_s,
         "p50_ms": _rounded(percentile_ms(recorder.latencies_s, 0.50)),
         "p99_ms": _rounded(percentile_ms(recorder.latencies_s, 0.99)),
         "max_ms": _rounded(percentile_ms(recorder.latencies_s, 1.0)),
         "latency_samples": len(recorder.latencies_s),
-        "events_failed": after.events_failed - before.events_failed, "overloaded_retries": retries,
+        "events_failed": after.events_failed - before.events_failed,
+        "overloaded_retries": retries,
         "writer_commits": commits,
-        "commit_batch_records_mean": round((after.writer_records_durable - before.writer_records_durable) / max(1, commits), 1),
+        "commit_batch_records_mean": round(
+            (after.writer_records_durable - before.writer_records_durable) / max(1, commits), 1
+        ),
         "writer_batch_records_peak": after.writer_batch_records_peak,
         "events_inflight_peak": after.events_inflight_peak,
-        "actors_live_peak": after.actors.actors_live_peak, "mailbox_depth_peak": after.actors.mailbox_depth_peak,
+        "actors_live_peak": after.actors.actors_live_peak,
+        "mailbox_depth_peak": after.actors.mailbox_depth_peak,
         "participants_cached": after.participants_cached,
     }
 
@@ -307,18 +419,25 @@ async def run_workload(workload: Workload) -> dict[str, Any]:
             breakdown = rss_breakdown_mb()
             report = await engine.verify() if workload.extra.get("verify") else None
     return {
-        "cel_backend": workload.cel_backend, "participants": workload.participants,
-        "signup_events_per_s": round(workload.participants / signup_s, 1), "phases": phases,
+        "cel_backend": workload.cel_backend,
+        "participants": workload.participants,
+        "signup_events_per_s": round(workload.participants / signup_s, 1),
+        "phases": phases,
         "rss_peak_mb": round(peak_rss_mb(), 1),
-        "rss_anon_mb": breakdown.get("anon"), "rss_file_mb": breakdown.get("file"), "participants_cached": statistics.participants_cached,
-        "actors_live": statistics.actors.actors_live, "actors_live_peak": statistics.actors.actors_live_peak,
-        "writer_commits": statistics.writer_commits, "writer_batch_records_peak": statistics.writer_batch_records_peak,
+        "rss_anon_mb": breakdown.get("anon"),
+        "rss_file_mb": breakdown.get("file"),
+        "participants_cached": statistics.participants_cached,
+        "actors_live": statistics.actors.actors_live,
+        "actors_live_peak": statistics.actors.actors_live_peak,
+        "writer_commits": statistics.writer_commits,
+        "writer_batch_records_peak": statistics.writer_batch_records_peak,
         "verify_ok": None if report is None else report.ok,
     }
 
 
-async def _run_phases(engine: Engine, program_id: str, workload: Workload, recorder: LatencyRecorder,
-                      label: str) -> dict[str, Any]:
+async def _run_phases(
+    engine: Engine, program_id: str, workload: Workload, recorder: LatencyRecorder, label: str
+) -> dict[str, Any]:
     phases: dict[str, Any] = {}
     measured_rate: float | None = None
     for mode in workload.modes:
@@ -332,14 +451,20 @@ async def _run_phases(engine: Engine, program_id: str, workload: Workload, recor
     if rate_per_s:
         count = min(workload.events, max(1000, int(rate_per_s * 10)))  # about 10 s of paced traffic
         requests = make_events(program_id, workload.participants, count, seed=workload.seed, key_prefix="paced")
-        phases["paced"] = await measure_phase(engine, f"{label}/paced", requests, workload, recorder, "paced", rate_per_s)
+        phases["paced"] = await measure_phase(
+            engine, f"{label}/paced", requests, workload, recorder, "paced", rate_per_s
+        )
     return phases
 
 
 def run_in_child(workload: Workload) -> dict[str, Any]:
     """Run :func:`run_workload` in a fresh interpreter (own heap, own GC state, own cel-python parser)."""
-    completed = subprocess.run([sys.executable, "-m", "bench.embedded", "--worker", json.dumps(asdict(workload))],
-                               check=True, stdout=subprocess.PIPE, text=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.embedded", "--worker", json.dumps(asdict(workload))],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
@@ -353,8 +478,11 @@ def summarize(engine: dict[str, Any], baseline: dict[str, Any] | None, headline_
         "events_per_s": phase["events_per_s"],
         "baseline_events_per_s": baseline_rate,
         "ratio": round(phase["events_per_s"] / baseline_rate, 1) if baseline_rate else None,
-        "p50_ms": phase["p50_ms"], "p99_ms": phase["p99_ms"], "rss_mb": engine["rss_peak_mb"],
-        "rss_anon_mb_at_end": engine["rss_anon_mb"], "rss_file_mb_at_end": engine["rss_file_mb"],
+        "p50_ms": phase["p50_ms"],
+        "p99_ms": phase["p99_ms"],
+        "rss_mb": engine["rss_peak_mb"],
+        "rss_anon_mb_at_end": engine["rss_anon_mb"],
+        "rss_file_mb_at_end": engine["rss_file_mb"],
         "headline_mode": phase["mode"],
     }
     for mode, figures in engine["phases"].items():
@@ -364,10 +492,14 @@ def summarize(engine: dict[str, Any], baseline: dict[str, Any] | None, headline_
         if base:
             summary[f"{mode}_ratio"] = round(figures["events_per_s"] / base["events_per_s"], 1)
     summary.update(
-        live_actors=engine["actors_live"], live_actors_peak=engine["actors_live_peak"],
-        participants_cached=engine["participants_cached"], writer_commits=engine["writer_commits"],
+        live_actors=engine["actors_live"],
+        live_actors_peak=engine["actors_live_peak"],
+        participants_cached=engine["participants_cached"],
+        writer_commits=engine["writer_commits"],
         writer_batch_records_peak=engine["writer_batch_records_peak"],
-        python=platform.python_version(), engine=engine, baseline=baseline,
+        python=platform.python_version(),
+        engine=engine,
+        baseline=baseline,
     )
     return summary
 
@@ -381,14 +513,18 @@ def print_report(summary: dict[str, Any]) -> None:
     for name in ("engine", "baseline"):
         result = summary.get(name)
         for mode, phase in (result or {}).get("phases", {}).items():
-            print(f"{result['cel_backend']:<8} {mode:<7} {phase['events']:>8} {phase['events_per_s']:>10,.0f}"  # type: ignore[index]
-                  f" {phase['p50_ms'] or 0:>8.2f} {phase['p99_ms'] or 0:>8.2f} {phase['writer_commits']:>8}"
-                  f" {phase['commit_batch_records_mean']:>10} {phase['events_failed']:>7}")
-    print(f"\nheadline ({summary['headline_mode']}): {summary['events_per_s']:,.0f} events/s, "
-          f"baseline {summary['baseline_events_per_s'] or 0:,.0f} events/s, ratio {summary['ratio']}x; "
-          f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms; peak RSS {summary['rss_mb']} MB; "
-          f"live actors {summary['live_actors']} (peak {summary['live_actors_peak']}), "
-          f"cached participants {summary['participants_cached']}, commit batch peak {summary['writer_batch_records_peak']} records")
+            print(
+                f"{result['cel_backend']:<8} {mode:<7} {phase['events']:>8} {phase['events_per_s']:>10,.0f}"  # type: ignore[index]
+                f" {phase['p50_ms'] or 0:>8.2f} {phase['p99_ms'] or 0:>8.2f} {phase['writer_commits']:>8}"
+                f" {phase['commit_batch_records_mean']:>10} {phase['events_failed']:>7}"
+            )
+    print(
+        f"\nheadline ({summary['headline_mode']}): {summary['events_per_s']:,.0f} events/s, "
+        f"baseline {summary['baseline_events_per_s'] or 0:,.0f} events/s, ratio {summary['ratio']}x; "
+        f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms; peak RSS {summary['rss_mb']} MB; "
+        f"live actors {summary['live_actors']} (peak {summary['live_actors_peak']}), "
+        f"cached participants {summary['participants_cached']}, commit batch peak {summary['writer_batch_records_peak']} records"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -420,16 +556,22 @@ def workloads(arguments: argparse.Namespace) -> tuple[Workload, Workload | None]
     engine = Workload(
         participants=arguments.participants or (10_000 if quick else 100_000),
         events=arguments.events or (10_000 if quick else 200_000),
-        concurrency=arguments.concurrency, batch_size=arguments.batch_size, batch_tasks=arguments.batch_tasks,
-        modes=tuple(mode for mode in arguments.modes.split(",") if mode), sync=not arguments.no_sync,
-        rate_per_s=arguments.rate, half_rate=arguments.half_rate, data_dir=arguments.data_dir,
+        concurrency=arguments.concurrency,
+        batch_size=arguments.batch_size,
+        batch_tasks=arguments.batch_tasks,
+        modes=tuple(mode for mode in arguments.modes.split(",") if mode),
+        sync=not arguments.no_sync,
+        rate_per_s=arguments.rate,
+        half_rate=arguments.half_rate,
+        data_dir=arguments.data_dir,
         extra={"verify": arguments.verify},
     )
     if arguments.baseline == "none":
         return engine, None
     baseline_events = arguments.baseline_events or (400 if quick else 3000)
-    baseline = replace(engine, cel_backend="celpy", events=min(engine.events, baseline_events), rate_per_s=None,
-                       half_rate=False)
+    baseline = replace(
+        engine, cel_backend="celpy", events=min(engine.events, baseline_events), rate_per_s=None, half_rate=False
+    )
     return engine, baseline
 
 

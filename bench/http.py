@@ -84,7 +84,9 @@ class Phase:
 
 
 @contextmanager
-def _process(argv: list[str], env: dict[str, str], log_path: Path, marker: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def _process(
+    argv: list[str], env: dict[str, str], log_path: Path, marker: str
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start ``argv``; yield (process, base URL) once it prints ``marker ... http://host:port``; stop it after."""
     with open(log_path, "w") as log:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -119,14 +121,27 @@ def _setup_program(client: httpx.Client) -> str:
 
     program = post("/v1/programs", {"name": "Bench rewards"})["id"]
     asset = {"program_id": program, "scale": 2}
-    pts = post("/v1/assets", {**asset, "name": "Points", "symbol": "PTS", "inventory_mode": "SIMPLE",
-                              "issuance_policy": "UNLIMITED"})["id"]
-    cash = post("/v1/assets", {**asset, "name": "Cashback", "symbol": "CASH", "inventory_mode": "LOT",
-                               "issuance_policy": "PREFUNDED"})["id"]
+    pts = post(
+        "/v1/assets",
+        {**asset, "name": "Points", "symbol": "PTS", "inventory_mode": "SIMPLE", "issuance_policy": "UNLIMITED"},
+    )["id"]
+    cash = post(
+        "/v1/assets",
+        {**asset, "name": "Cashback", "symbol": "CASH", "inventory_mode": "LOT", "issuance_policy": "PREFUNDED"},
+    )["id"]
     post(f"/v1/programs/{program}/assets/{cash}/fund", {"amount": "1000000000"})
     for order, (name, condition, actions, stop) in enumerate(RULES, start=1):
-        post("/v1/rules", {"program_id": program, "name": name, "condition": condition, "order": order,
-                           "stop_after_match": stop, "actions": msgspec.to_builtins(actions(pts, cash))})
+        post(
+            "/v1/rules",
+            {
+                "program_id": program,
+                "name": name,
+                "condition": condition,
+                "order": order,
+                "stop_after_match": stop,
+                "actions": msgspec.to_builtins(actions(pts, cash)),
+            },
+        )
     return program
 
 
@@ -180,23 +195,68 @@ def _wrk(url: str, name: str, program: str, batch: int, connections: int, settin
     """One phase with wrk: a Lua script builds each body, with a unique idempotency key per event."""
     script = work / f"{name}.lua"
     payloads = ", ".join("[[" + payload + "]]" for payload in _payloads())
-    script.write_text(_WRK_SCRIPT % {"program": program, "run": f"{name}{int(time.time())}", "batch": batch,
-                                      "participants": PARTICIPANTS, "payloads": payloads})
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{int(settings.duration_s)}s", "--timeout", "10s", "-s", str(script),
-            "-H", "Content-Type: application/json", "-H", f"Authorization: Bearer {API_KEY}", url]
+    script.write_text(
+        _WRK_SCRIPT
+        % {
+            "program": program,
+            "run": f"{name}{int(time.time())}",
+            "batch": batch,
+            "participants": PARTICIPANTS,
+            "payloads": payloads,
+        }
+    )
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{int(settings.duration_s)}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        f"Authorization: Bearer {API_KEY}",
+        url,
+    ]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=settings.duration_s + 60, check=True).stdout
     line = next(text for text in output.splitlines() if text.startswith("WRK_JSON "))
     found = json.loads(line.removeprefix("WRK_JSON "))
-    return Phase(name=name, requests_ok=found["requests"] - found["status_errors"], requests_other=found["status_errors"],
-                 errors=found["socket_errors"], duration_s=found["duration_us"] / 1e6,
-                 p50_ms=found["p50_us"] / 1000, p99_ms=found["p99_us"] / 1000)
+    return Phase(
+        name=name,
+        requests_ok=found["requests"] - found["status_errors"],
+        requests_other=found["status_errors"],
+        errors=found["socket_errors"],
+        duration_s=found["duration_us"] / 1e6,
+        p50_ms=found["p50_us"] / 1000,
+        p99_ms=found["p99_us"] / 1000,
+    )
 
 
 def _python_loader(url: str, name: str, program: str, batch: int, connections: int, settings: Settings) -> Phase:
     """One phase with the Python client (``bench.http_load``) in its own process."""
-    argv = [sys.executable, "-m", "bench.http_load", "--url", url, "--program", program, "--batch", str(batch),
-            "--connections", str(connections), "--duration-s", str(settings.duration_s), "--key", API_KEY,
-            "--participants", str(PARTICIPANTS), "--run", f"{name}{int(time.time())}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.http_load",
+        "--url",
+        url,
+        "--program",
+        program,
+        "--batch",
+        str(batch),
+        "--connections",
+        str(connections),
+        "--duration-s",
+        str(settings.duration_s),
+        "--key",
+        API_KEY,
+        "--participants",
+        str(PARTICIPANTS),
+        "--run",
+        f"{name}{int(time.time())}",
+    ]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=settings.duration_s + 60, check=True).stdout
     found = json.loads(output.strip().splitlines()[-1])
     return Phase(name=name, **found)
@@ -219,7 +279,19 @@ def _profiled(pid: int, name: str, settings: Settings) -> Iterator[None]:
         yield
         return
     out = Path(settings.profile_dir) / f"server-{name}.txt"
-    argv = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-d", str(settings.profile_s), "-o", str(out), "--nonblocking"]
+    argv = [
+        "py-spy",
+        "record",
+        "-p",
+        str(pid),
+        "-f",
+        "raw",
+        "-d",
+        str(settings.profile_s),
+        "-o",
+        str(out),
+        "--nonblocking",
+    ]
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -233,8 +305,12 @@ def _profiled(pid: int, name: str, settings: Settings) -> Iterator[None]:
 def _server_counts(client: httpx.Client) -> dict[str, float]:
     """A few engine counters from the server's own /metrics after the run."""
     text = client.get("/metrics").text
-    wanted = ("scrip_engine_events_accepted_total", "scrip_engine_events_completed_total",
-              "scrip_engine_events_failed_total", "scrip_engine_writer_batch_records_peak")
+    wanted = (
+        "scrip_engine_events_accepted_total",
+        "scrip_engine_events_completed_total",
+        "scrip_engine_events_failed_total",
+        "scrip_engine_writer_batch_records_peak",
+    )
     counts = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
@@ -248,12 +324,24 @@ def run(settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="scrip-bench-http-") as temp:
         work = Path(temp)
         env = {**os.environ, "SCRIP_API_KEY": API_KEY, "SCRIP_STORAGE_SYNC": "true"}
-        server_argv = [sys.executable, "-m", "scrip_actor", "serve", "--host", "127.0.0.1", "--port", "0",
-                       "--data-dir", str(work / "data")]
+        server_argv = [
+            sys.executable,
+            "-m",
+            "scrip_actor",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(work / "data"),
+        ]
         bare_argv = [sys.executable, "-m", "bench.http_bare", "--host", "127.0.0.1", "--port", "0"]
-        with _process(server_argv, env, work / "server.log", "listening on") as (server, url), \
-                _process(bare_argv, env, work / "bare.log", "listening on") as (_, bare_url), \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as client:
+        with (
+            _process(server_argv, env, work / "server.log", "listening on") as (server, url),
+            _process(bare_argv, env, work / "bare.log", "listening on") as (_, bare_url),
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as client,
+        ):
             program = _setup_program(client)
             framework = _load(bare_url, "framework", program, 0, settings.connections, settings, work)
             with _profiled(server.pid, "single", settings):
@@ -265,7 +353,9 @@ def run(settings: Settings) -> dict[str, Any]:
     return _result(settings, framework, single, batch, counts)
 
 
-def _result(settings: Settings, framework: Phase, single: Phase, batch: Phase, counts: dict[str, float]) -> dict[str, Any]:
+def _result(
+    settings: Settings, framework: Phase, single: Phase, batch: Phase, counts: dict[str, float]
+) -> dict[str, Any]:
     return {
         "single_rps": round(single.rps, 1),
         "framework_rps": round(framework.rps, 1),
@@ -281,12 +371,18 @@ def _result(settings: Settings, framework: Phase, single: Phase, batch: Phase, c
 
 def _print_human(result: dict[str, Any]) -> None:
     print(f"framework (bare quart-trio, decode only): {result['framework_rps']:>9,.0f} req/s")
-    print(f"single-event POST /v1/events:             {result['single_rps']:>9,.0f} req/s   "
-          f"ratio {result['single_ratio']:.2f} (target >= 0.85)   p99 {result['p99_ms']:.1f} ms")
-    print(f"batch POST /v1/events/batch:              {result['batch_events_per_s']:>9,.0f} events/s (target >= 25,000)")
+    print(
+        f"single-event POST /v1/events:             {result['single_rps']:>9,.0f} req/s   "
+        f"ratio {result['single_ratio']:.2f} (target >= 0.85)   p99 {result['p99_ms']:.1f} ms"
+    )
+    print(
+        f"batch POST /v1/events/batch:              {result['batch_events_per_s']:>9,.0f} events/s (target >= 25,000)"
+    )
     for name, phase in result["phases"].items():
-        print(f"  {name:<9} ok {phase['requests_ok']:>8,}  non-2xx {phase['requests_other']:>6,}  socket errors "
-              f"{phase['errors']:>4}  p50 {phase['p50_ms']:.1f} ms  p99 {phase['p99_ms']:.1f} ms")
+        print(
+            f"  {name:<9} ok {phase['requests_ok']:>8,}  non-2xx {phase['requests_other']:>6,}  socket errors "
+            f"{phase['errors']:>4}  p50 {phase['p50_ms']:.1f} ms  p99 {phase['p99_ms']:.1f} ms"
+        )
     print(f"  server: {result['server']}")
 
 
@@ -303,9 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-dir", default=None, help="write py-spy raw profiles of the server here")
     args = parser.parse_args(argv)
     duration_s = args.duration_s if args.duration_s is not None else (5.0 if args.quick else 15.0)
-    settings = Settings(duration_s=duration_s, connections=args.connections, batch_connections=args.batch_connections,
-                        batch_size=args.batch_size, loader=args.loader, profile_dir=args.profile_dir,
-                        profile_s=max(1, int(duration_s) - 2))
+    settings = Settings(
+        duration_s=duration_s,
+        connections=args.connections,
+        batch_connections=args.batch_connections,
+        batch_size=args.batch_size,
+        loader=args.loader,
+        profile_dir=args.profile_dir,
+        profile_s=max(1, int(duration_s) - 2),
+    )
     result = run(settings)
     if args.json:
         print(json.dumps(result))

@@ -31,8 +31,10 @@ class _Counts:
 
 def _body(args: argparse.Namespace, payloads: list[str], rng: random.Random, number: int) -> bytes:
     def event(index: int) -> str:
-        return (f'{{"program_id":"{args.program}","external_id":"member-{rng.randrange(args.participants)}",'
-                f'"idempotency_key":"{args.run}-{number}-{index}","event_data":{payloads[(number + index) % len(payloads)]}}}')
+        return (
+            f'{{"program_id":"{args.program}","external_id":"member-{rng.randrange(args.participants)}",'
+            f'"idempotency_key":"{args.run}-{number}-{index}","event_data":{payloads[(number + index) % len(payloads)]}}}'
+        )
 
     if args.batch == 0:
         return event(0).encode()
@@ -63,7 +65,9 @@ async def _read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
     return status
 
 
-async def _connection(args: argparse.Namespace, worker: int, payloads: list[str], deadline: float, counts: _Counts) -> None:
+async def _connection(
+    args: argparse.Namespace, worker: int, payloads: list[str], deadline: float, counts: _Counts
+) -> None:
     url = urlsplit(args.url)
     path = "/v1/events" if args.batch == 0 else "/v1/events/batch"
     rng = random.Random(worker)
@@ -73,8 +77,10 @@ async def _connection(args: argparse.Namespace, worker: int, payloads: list[str]
     while time.monotonic() < deadline:
         number += 1
         body = _body(args, payloads, rng, worker * 1_000_000_000 + number)
-        head = (f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
-                f"Authorization: Bearer {args.key}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {args.key}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         started = time.perf_counter()
         try:
             await stream.send_all(head + body)

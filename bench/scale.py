@@ -61,8 +61,12 @@ def signup_chunks(program_id: str, participants: int, chunk_size: int) -> Iterat
     """Signup events for participants 0..participants-1, ``chunk_size`` at a time, built only when needed."""
     for start in range(0, participants, chunk_size):
         yield [
-            EventSubmit(program_id=program_id, external_id=external_id(number), idempotency_key=f"signup-{number}",
-                        event_data={"type": "signup", "channel": "app", "country": "DE", "referrer": None})
+            EventSubmit(
+                program_id=program_id,
+                external_id=external_id(number),
+                idempotency_key=f"signup-{number}",
+                event_data={"type": "signup", "channel": "app", "country": "DE", "referrer": None},
+            )
             for number in range(start, min(participants, start + chunk_size))
         ]
 
@@ -70,10 +74,24 @@ def signup_chunks(program_id: str, participants: int, chunk_size: int) -> Iterat
 async def set_up(engine: Engine) -> str:
     """One program with a points asset and the welcome rule; returns the program id."""
     program = await engine.create_program(ProgramCreate(name="Scale"))
-    points = await engine.create_asset(AssetCreate(program_id=program.id, name="Points", symbol="PTS",
-                                                   inventory_mode="SIMPLE", issuance_policy="UNLIMITED", scale=2))
-    await engine.create_rule(RuleCreate(program_id=program.id, name="welcome", condition="event.type == 'signup'",
-                                        actions=[CreditAction(asset_id=points.id, amount="10"), TagAction(tag="new")]))
+    points = await engine.create_asset(
+        AssetCreate(
+            program_id=program.id,
+            name="Points",
+            symbol="PTS",
+            inventory_mode="SIMPLE",
+            issuance_policy="UNLIMITED",
+            scale=2,
+        )
+    )
+    await engine.create_rule(
+        RuleCreate(
+            program_id=program.id,
+            name="welcome",
+            condition="event.type == 'signup'",
+            actions=[CreditAction(asset_id=points.id, amount="10"), TagAction(tag="new")],
+        )
+    )
     return program.id
 
 
@@ -88,7 +106,9 @@ async def create_participants(engine: Engine, program_id: str, participants: int
         for chunk in chunks:
             while chunk:
                 results = await engine.submit_batch(chunk)
-                chunk = [request for request, result in zip(chunk, results, strict=True) if isinstance(result, Overloaded)]
+                chunk = [
+                    request for request, result in zip(chunk, results, strict=True) if isinstance(result, Overloaded)
+                ]
                 if chunk:
                     await trio.sleep(0.001)
 
@@ -100,7 +120,9 @@ async def create_participants(engine: Engine, program_id: str, participants: int
     return time.perf_counter() - started_s
 
 
-async def build(data_dir: Path, participants: int, chunk_size: int, tasks: int, sync: bool, gc_tuned: bool = True) -> dict[str, Any]:
+async def build(
+    data_dir: Path, participants: int, chunk_size: int, tasks: int, sync: bool, gc_tuned: bool = True
+) -> dict[str, Any]:
     """Create the store with ``participants`` participants; the figures measured while it is open.
 
     ``gc_tuned=False`` leaves the cyclic GC alone (in-process runs such as tests must not freeze their heap).
@@ -114,13 +136,19 @@ async def build(data_dir: Path, participants: int, chunk_size: int, tasks: int, 
         rss_mb = current_rss_mb()
         breakdown = rss_breakdown_mb()
     return {
-        "participants": participants, "create_s": round(elapsed_s, 1),
+        "participants": participants,
+        "create_s": round(elapsed_s, 1),
         "create_events_per_s": round(participants / elapsed_s, 1),
-        "rss_mb": round(rss_mb, 1), "rss_peak_mb": round(peak_rss_mb(), 1),
-        "rss_anon_mb": breakdown.get("anon"), "rss_file_mb": breakdown.get("file"),
-        "participants_cached": statistics.participants_cached, "passivations": statistics.passivations,
-        "events_failed": statistics.events_failed, "journal_entries": statistics.journal_sequence,
-        "writer_commits": statistics.writer_commits, "writer_batch_records_peak": statistics.writer_batch_records_peak,
+        "rss_mb": round(rss_mb, 1),
+        "rss_peak_mb": round(peak_rss_mb(), 1),
+        "rss_anon_mb": breakdown.get("anon"),
+        "rss_file_mb": breakdown.get("file"),
+        "participants_cached": statistics.participants_cached,
+        "passivations": statistics.passivations,
+        "events_failed": statistics.events_failed,
+        "journal_entries": statistics.journal_sequence,
+        "writer_commits": statistics.writer_commits,
+        "writer_batch_records_peak": statistics.writer_batch_records_peak,
         "data_mb": round(directory_size_mb(data_dir), 1),
     }
 
@@ -136,15 +164,23 @@ async def reopen(data_dir: Path, participants: int) -> dict[str, Any]:
         ready_s = time.perf_counter() - started_s
         assert participant.tags == ["new"], participant
         breakdown = rss_breakdown_mb()
-    return {"reopen_s": round(ready_s, 3), "open_engine_s": round(opened_s, 3),
-            "reopen_rss_mb": round(current_rss_mb(), 1), "reopen_rss_anon_mb": breakdown.get("anon"),
-            "reopen_rss_before_open_mb": round(rss_before_mb, 1)}
+    return {
+        "reopen_s": round(ready_s, 3),
+        "open_engine_s": round(opened_s, 3),
+        "reopen_rss_mb": round(current_rss_mb(), 1),
+        "reopen_rss_anon_mb": breakdown.get("anon"),
+        "reopen_rss_before_open_mb": round(rss_before_mb, 1),
+    }
 
 
 def reopen_in_child(data_dir: Path, participants: int) -> dict[str, Any]:
     """:func:`reopen` in a fresh interpreter: cold Python heap, warm OS page cache."""
-    completed = subprocess.run([sys.executable, "-m", "bench.scale", "--reopen-worker", str(data_dir),
-                                "--participants", str(participants)], check=True, stdout=subprocess.PIPE, text=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--reopen-worker", str(data_dir), "--participants", str(participants)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
@@ -172,8 +208,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return None
     with tempfile.TemporaryDirectory(prefix="scrip-scale-") as scratch:
         data_dir = Path(arguments.data_dir or scratch) / "scale"
-        figures = trio.run(build, data_dir, participants, arguments.batch_size, arguments.batch_tasks,
-                           not arguments.no_sync, not arguments.in_process)
+        figures = trio.run(
+            build,
+            data_dir,
+            participants,
+            arguments.batch_size,
+            arguments.batch_tasks,
+            not arguments.no_sync,
+            not arguments.in_process,
+        )
         if arguments.in_process:
             figures.update(trio.run(reopen, data_dir, participants))
         else:

@@ -71,9 +71,7 @@ def add(left: Any, right: Any) -> Any:
     promoted = _promoted(left, right)
     if promoted is not None:
         return promoted[0] + promoted[1]
-    if (left_type is _DATETIME and type(right) is _TIMEDELTA) or (
-        left_type is _TIMEDELTA and type(right) is _DATETIME
-    ):
+    if (left_type is _DATETIME and type(right) is _TIMEDELTA) or (left_type is _TIMEDELTA and type(right) is _DATETIME):
         try:
             return left + right
         except OverflowError:

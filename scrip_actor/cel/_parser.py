@@ -52,8 +52,7 @@ def _keyword_literals(token: lark.Token) -> lark.Token:
 
 
 _RESERVED: Final = frozenset(
-    "as break const continue else for function if import let loop package namespace return var "
-    "void while in".split()
+    "as break const continue else for function if import let loop package namespace return var " "void while in".split()
 )
 
 
@@ -62,9 +61,7 @@ def parse(text: str) -> lark.Tree[lark.Token]:
     if not isinstance(text, str):
         raise CelCompileError("expression must be a string", 1, 1)
     if len(text) > EXPRESSION_LENGTH_MAX:
-        raise CelCompileError(
-            f"expression longer than {EXPRESSION_LENGTH_MAX} characters", 1, EXPRESSION_LENGTH_MAX
-        )
+        raise CelCompileError(f"expression longer than {EXPRESSION_LENGTH_MAX} characters", 1, EXPRESSION_LENGTH_MAX)
     try:
         tree = _parser().parse(text)
     except UnexpectedToken as error:

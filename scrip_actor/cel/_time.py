@@ -15,7 +15,7 @@ from typing import Final
 
 from ._errors import CelEvaluationError
 
-UTC: Final = _dt.timezone.utc
+UTC: Final = _dt.UTC
 EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=UTC)
 DURATION_SECONDS_MAX: Final = 315_576_000_000
 _DURATION_MAX: Final = _dt.timedelta(seconds=DURATION_SECONDS_MAX)
@@ -65,9 +65,7 @@ def parse_timestamp(text: str) -> _dt.datetime:
         delta = _dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
         zone = _dt.timezone(sign * delta)
     try:
-        local = _dt.datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, zone
-        )
+        local = _dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, zone)
         return local.astimezone(UTC)
     except (ValueError, OverflowError):
         raise CelEvaluationError(f"timestamp out of range: {text!r}") from None

@@ -79,8 +79,7 @@ DURATION: Final = CelType("google.protobuf.Duration")
 
 #: Identifiers that denote types when no variable of that name is bound.
 TYPE_NAMES: Final[dict[str, CelType]] = {
-    t.name: t
-    for t in (INT, UINT, DOUBLE, BOOL, STRING, BYTES, LIST, MAP, NULL_TYPE, TYPE, TIMESTAMP, DURATION)
+    t.name: t for t in (INT, UINT, DOUBLE, BOOL, STRING, BYTES, LIST, MAP, NULL_TYPE, TYPE, TIMESTAMP, DURATION)
 }
 
 _TYPE_OF: Final[dict[type, CelType]] = {
@@ -141,7 +140,7 @@ def cel_equal(left: object, right: object) -> bool:
             return False
         return len(left) == len(right) and all(  # type: ignore[arg-type]
             cel_equal(a, b)
-            for a, b in zip(left, right)  # type: ignore[call-overload]
+            for a, b in zip(left, right, strict=False)  # type: ignore[call-overload]
         )
     if left_type is dict:
         if right_type is not dict or len(left) != len(right):  # type: ignore[arg-type]

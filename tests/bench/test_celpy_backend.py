@@ -51,24 +51,53 @@ def test_errors_are_ours() -> None:
 
 async def _outcomes(data_dir: Path, backend: str) -> list[tuple[str, list[str], str]]:
     """Run three rules over a few events; return (status, rule statuses, balance) per event."""
-    config = Config(storage=StorageSettings(data_dir=str(data_dir), sync=False, lmdb_map_size_bytes=1 << 28),
-                    engine=EngineSettings(cel_backend=backend))  # type: ignore[arg-type]
+    config = Config(
+        storage=StorageSettings(data_dir=str(data_dir), sync=False, lmdb_map_size_bytes=1 << 28),
+        engine=EngineSettings(cel_backend=backend),
+    )  # type: ignore[arg-type]
     async with open_engine(config=config) as engine:
         program, asset = await program_with_asset(engine)
-        await rule(engine, program, "event.type == 'purchase' && event.amount >= 10.0",
-                   [CreditAction(asset_id=asset.id, amount="round(event.amount * 0.05, 2)"), CounterAction(key="visits", value="1")])
-        await rule(engine, program, "get(participant.counters, 'visits', 0.0) >= 2.0", [TagAction(tag="regular")],
-                   stop_after_match=True)
-        await rule(engine, program, "sets.contains(participant.tags, ['regular'])", [CreditAction(asset_id=asset.id, amount="1")])
+        await rule(
+            engine,
+            program,
+            "event.type == 'purchase' && event.amount >= 10.0",
+            [
+                CreditAction(asset_id=asset.id, amount="round(event.amount * 0.05, 2)"),
+                CounterAction(key="visits", value="1"),
+            ],
+        )
+        await rule(
+            engine,
+            program,
+            "get(participant.counters, 'visits', 0.0) >= 2.0",
+            [TagAction(tag="regular")],
+            stop_after_match=True,
+        )
+        await rule(
+            engine,
+            program,
+            "sets.contains(participant.tags, ['regular'])",
+            [CreditAction(asset_id=asset.id, amount="1")],
+        )
         outcomes = []
-        for number, data in enumerate([{"type": "purchase", "amount": 105}, {"type": "purchase", "amount": 5.0},
-                                       {"type": "purchase", "amount": 20.5}, {"type": "visit"}, {"type": "purchase"}]):
-            submitted = await engine.submit(EventSubmit(program_id=program.id, external_id="u1",
-                                                        idempotency_key=f"k{number}", event_data=data))
+        for number, data in enumerate(
+            [
+                {"type": "purchase", "amount": 105},
+                {"type": "purchase", "amount": 5.0},
+                {"type": "purchase", "amount": 20.5},
+                {"type": "visit"},
+                {"type": "purchase"},
+            ]
+        ):
+            submitted = await engine.submit(
+                EventSubmit(program_id=program.id, external_id="u1", idempotency_key=f"k{number}", event_data=data)
+            )
             await engine.wait_idle()
             event = await engine.get_event(submitted.id)
             participant = await engine.get_participant_by_external_id("u1")
-            outcomes.append((event.status, [e.status for e in event.rule_evaluations], participant.balances[0].available))
+            outcomes.append(
+                (event.status, [e.status for e in event.rule_evaluations], participant.balances[0].available)
+            )
         return outcomes
 
 

@@ -7,8 +7,26 @@ from bench import embedded
 
 def test_tiny_run_reports_engine_baseline_and_ratio() -> None:
     # A plain (sync) test: main() calls trio.run itself.
-    argv = ["--in-process", "--json", "--no-sync", "--participants", "30", "--events", "120", "--baseline-events", "12",
-            "--concurrency", "16", "--batch-size", "20", "--batch-tasks", "2", "--rate", "2000", "--verify"]
+    argv = [
+        "--in-process",
+        "--json",
+        "--no-sync",
+        "--participants",
+        "30",
+        "--events",
+        "120",
+        "--baseline-events",
+        "12",
+        "--concurrency",
+        "16",
+        "--batch-size",
+        "20",
+        "--batch-tasks",
+        "2",
+        "--rate",
+        "2000",
+        "--verify",
+    ]
     summary = embedded.main(argv)
     assert summary is not None
     for key in ("events_per_s", "baseline_events_per_s", "ratio", "p50_ms", "p99_ms", "rss_mb"):

@@ -15,7 +15,7 @@ from scrip_actor.cel import (
     compile_expression,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 VARIABLES: dict[str, Any] = {
     "event": {

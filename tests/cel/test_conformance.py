@@ -93,7 +93,7 @@ def _any_value(any_message: Message) -> Any:
         nanos = int(payload.get("nanos", ["0"])[0])
         if nanos % 1000:
             raise Unsupported(NANOS)
-        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         return epoch + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
     raise Unsupported(PROTO_MESSAGES)
 
@@ -118,12 +118,10 @@ def to_native(value: Message) -> Any:
     if kind == "list_value":
         return [to_native(item) for item in payload.get("values", [])]
     if kind == "map_value":
-        return {
-            to_native(entry["key"][0]): to_native(entry["value"][0]) for entry in payload.get("entries", [])
-        }
+        return {to_native(entry["key"][0]): to_native(entry["value"][0]) for entry in payload.get("entries", [])}
     if kind == "type_value":
         name = payload.decode("utf-8")
-        if "." in name and not name.startswith("google.protobuf.") or name.endswith(("Value", "Any")):
+        if ("." in name and not name.startswith("google.protobuf.")) or name.endswith(("Value", "Any")):
             raise Unsupported(PROTO_MESSAGES)
         return CelType(name)
     if kind == "object_value":

@@ -29,7 +29,7 @@ CELPY_DEVIATIONS = {
     "scrip-extensions": "get(), round(), sets.* and now() are Scrip extensions celpy lacks",
 }
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _ENVIRONMENT = celpy.Environment()
 
 
@@ -137,8 +137,13 @@ def _event(**overrides: Any) -> dict[str, Any]:
     return event
 
 
-PARTICIPANT = {"tier": "gold", "visits": 12, "joined": dt.datetime(2020, 1, 1, tzinfo=UTC),
-               "segments": ["vip", "newsletter"], "balance": 1500}
+PARTICIPANT = {
+    "tier": "gold",
+    "visits": 12,
+    "joined": dt.datetime(2020, 1, 1, tzinfo=UTC),
+    "segments": ["vip", "newsletter"],
+    "balance": 1500,
+}
 
 ENVIRONMENTS: list[dict[str, Any]] = [
     {"event": _event(), "participant": PARTICIPANT, "now": NOW},
@@ -174,8 +179,11 @@ RULES: list[tuple[str, str | None]] = [
     ("now - participant.joined > duration('8760h')", None),
     ("event.at > timestamp('2024-01-01T00:00:00Z')", None),
     ("event.meta.referrer == 'friend' && event.type == 'purchase'", None),
-    ("event.type == 'purchase' && event.amount >= 100.0 && participant.tier in ['gold', 'platinum']"
-     " && event.channel != 'refund' && !has(event.coupon)", None),
+    (
+        "event.type == 'purchase' && event.amount >= 100.0 && participant.tier in ['gold', 'platinum']"
+        " && event.channel != 'refund' && !has(event.coupon)",
+        None,
+    ),
     ("participant.balance - 500 >= 1000", None),
     ("event.missing == 1 || event.type == 'purchase'", None),
     ("event.missing == 1 && event.type == 'nothing'", None),
@@ -200,8 +208,7 @@ def test_corpus_agrees_with_celpy(text: str, deviation: str | None) -> None:
 
 # -- generated expressions ----------------------------------------------------------------------
 
-GENERATED_VARIABLES: dict[str, Any] = {"i": 7, "j": -3, "s": "gold", "t": "", "b": True,
-                                       "l": [1, 2, 3], "m": {"k": 1}}
+GENERATED_VARIABLES: dict[str, Any] = {"i": 7, "j": -3, "s": "gold", "t": "", "b": True, "l": [1, 2, 3], "m": {"k": 1}}
 
 _small_ints = st.integers(min_value=-20, max_value=20).map(str)
 _big_ints = st.sampled_from(["9223372036854775807", "-9223372036854775807", "4611686018427387904"])

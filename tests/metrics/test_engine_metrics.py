@@ -25,8 +25,12 @@ async def test_events_rules_amounts_and_latency_move(engine: Engine, clock: Manu
     registry = CollectorRegistry()
     metrics = EngineMetrics(registry).attach(engine)
     program, asset = await program_with_asset(engine, mode="LOT", scale=2)
-    earn = await rule(engine, program, "event.type == 'buy'", [CreditAction(asset_id=asset.id, amount="12.50", expires_at="24h")])
-    spend = await rule(engine, program, "event.type == 'spend'", [DebitAction(asset_id=asset.id, amount="event.points")])
+    earn = await rule(
+        engine, program, "event.type == 'buy'", [CreditAction(asset_id=asset.id, amount="12.50", expires_at="24h")]
+    )
+    spend = await rule(
+        engine, program, "event.type == 'spend'", [DebitAction(asset_id=asset.id, amount="event.points")]
+    )
     outcomes: list[Event] = [
         await send(engine, program, "u1", {"type": "buy"}),
         await send(engine, program, "u1", {"type": "buy"}),

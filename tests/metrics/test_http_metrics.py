@@ -30,15 +30,25 @@ async def drive(api: Api) -> dict[str, Any]:
         "POST",
         "/v1/assets",
         201,
-        json={"program_id": program["id"], "name": "Points", "symbol": "PTS", "inventory_mode": "SIMPLE",
-              "issuance_policy": "UNLIMITED", "scale": 2},
+        json={
+            "program_id": program["id"],
+            "name": "Points",
+            "symbol": "PTS",
+            "inventory_mode": "SIMPLE",
+            "issuance_policy": "UNLIMITED",
+            "scale": 2,
+        },
     )
     rule = await api.ok(
         "POST",
         "/v1/rules",
         201,
-        json={"program_id": program["id"], "name": "buy", "condition": "event.type == 'buy'",
-              "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "1.25"}]},
+        json={
+            "program_id": program["id"],
+            "name": "buy",
+            "condition": "event.type == 'buy'",
+            "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "1.25"}],
+        },
     )
     events = [
         {"program_id": program["id"], "external_id": f"u{n}", "idempotency_key": f"k{n}", "event_data": {"type": "buy"}}
@@ -60,16 +70,28 @@ async def test_metrics_parse_and_move(api: Api) -> None:
     families = scrape(response.text)
     program, asset, rule = made["program"]["id"], made["asset"]["id"], made["rule"]["id"]
     assert sample(families, "scrip_events_received", "scrip_events_received_total", program=program) == 5
-    assert sample(families, "scrip_events_processed", "scrip_events_processed_total", program=program, outcome="completed") == 5
+    assert (
+        sample(families, "scrip_events_processed", "scrip_events_processed_total", program=program, outcome="completed")
+        == 5
+    )
     assert sample(families, "scrip_rule_matches", "scrip_rule_matches_total", program=program, rule=rule) == 5
     assert sample(families, "scrip_amount_issued", "scrip_amount_issued_total", asset=asset) == 6.25
     assert sample(families, "scrip_event_processing_seconds", "scrip_event_processing_seconds_count") == 5
     assert sample(families, "scrip_engine_events_accepted", "scrip_engine_events_accepted_total") == 5
     assert sample(families, "scrip_http_requests", "scrip_http_requests_total", route="/v1/events", status="202") == 2
-    assert sample(families, "scrip_http_requests", "scrip_http_requests_total", route="/v1/events/batch", status="202") == 1
-    assert sample(
-        families, "scrip_http_request_duration_seconds", "scrip_http_request_duration_seconds_count", route="/v1/events"
-    ) == 2
+    assert (
+        sample(families, "scrip_http_requests", "scrip_http_requests_total", route="/v1/events/batch", status="202")
+        == 1
+    )
+    assert (
+        sample(
+            families,
+            "scrip_http_request_duration_seconds",
+            "scrip_http_request_duration_seconds_count",
+            route="/v1/events",
+        )
+        == 2
+    )
     assert families["scrip_commit_duration_seconds"].type == "histogram"
     assert sample(families, "process_resident_memory_bytes", "process_resident_memory_bytes") > 0
     assert "python_info" in families
