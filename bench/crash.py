@@ -74,9 +74,23 @@ class ServerProcess:
         stdout_path, stderr_path = logs / f"{log_name}-{stamp}.out", logs / f"{log_name}-{stamp}.err"
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "scrip_actor", "serve", "--host", "127.0.0.1", "--port", "0",
-                 "--data-dir", str(data_dir)],
-                cwd=REPO, env=server_environment(env), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "scrip_actor",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--data-dir",
+                    str(data_dir),
+                ],
+                cwd=REPO,
+                env=server_environment(env),
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
             )
         deadline_s = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline_s:
@@ -125,13 +139,15 @@ class ServerProcess:
 def server_environment(extra: dict[str, str] | None) -> dict[str, str]:
     """The environment of a server: this one without SCRIP_* settings, plus a key, fsync on, a quick sweeper."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SCRIP_")}
-    env.update({
-        "SCRIP_API_KEY": API_KEY,
-        "SCRIP_STORAGE_SYNC": "true",
-        "SCRIP_STORAGE_LMDB_MAP_SIZE_BYTES": str(1 << 30),
-        "SCRIP_ENGINE_SWEEP_INTERVAL_S": "0.05",
-        "SCRIP_SERVER_SHUTDOWN_GRACE_S": "5",
-    })
+    env.update(
+        {
+            "SCRIP_API_KEY": API_KEY,
+            "SCRIP_STORAGE_SYNC": "true",
+            "SCRIP_STORAGE_LMDB_MAP_SIZE_BYTES": str(1 << 30),
+            "SCRIP_ENGINE_SWEEP_INTERVAL_S": "0.05",
+            "SCRIP_SERVER_SHUTDOWN_GRACE_S": "5",
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -151,7 +167,12 @@ def run_verify(data_dir: Path) -> tuple[int, str]:
         return (0 if report.ok else 1), "\n".join(report.problems)
     done = subprocess.run(
         [sys.executable, "-m", "scrip_actor", "verify", "--data-dir", str(data_dir)],
-        cwd=REPO, env=server_environment(None), capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        env=server_environment(None),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     return done.returncode, done.stdout + done.stderr
 
@@ -177,18 +198,40 @@ async def all_pages(client: httpx.AsyncClient, path: str, **params: Any) -> list
     raise AssertionError(f"{path}: more than 10,000 pages")
 
 
-async def setup_program(client: httpx.AsyncClient, *, inventory_mode: str = "SIMPLE", issuance: str = "UNLIMITED",
-                        scale: int = 0, credit: dict[str, Any] | None = None) -> tuple[str, str]:
+async def setup_program(
+    client: httpx.AsyncClient,
+    *,
+    inventory_mode: str = "SIMPLE",
+    issuance: str = "UNLIMITED",
+    scale: int = 0,
+    credit: dict[str, Any] | None = None,
+) -> tuple[str, str]:
     """A program, an asset and (if ``credit`` is given) one rule ``true -> CREDIT``: (program id, asset id)."""
     program = await expect(client, "POST", "/v1/programs", 201, json={"name": "reliability"})
     symbol = f"R{random.randrange(10**9)}"
-    asset = await expect(client, "POST", "/v1/assets", 201, json={
-        "program_id": program["id"], "name": "Points", "symbol": symbol, "inventory_mode": inventory_mode,
-        "issuance_policy": issuance, "scale": scale})
+    asset = await expect(
+        client,
+        "POST",
+        "/v1/assets",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Points",
+            "symbol": symbol,
+            "inventory_mode": inventory_mode,
+            "issuance_policy": issuance,
+            "scale": scale,
+        },
+    )
     if credit is not None:
         action = {"type": "CREDIT", "asset_id": asset["id"], **credit}
-        await expect(client, "POST", "/v1/rules", 201, json={
-            "program_id": program["id"], "name": "one per event", "condition": "true", "actions": [action]})
+        await expect(
+            client,
+            "POST",
+            "/v1/rules",
+            201,
+            json={"program_id": program["id"], "name": "one per event", "condition": "true", "actions": [action]},
+        )
     return program["id"], asset["id"]
 
 
@@ -205,14 +248,25 @@ class AckLedger:
 
     def submission(self, key: str, number: int) -> dict[str, Any]:
         """The body of event ``key`` (remembered, so a resubmission is byte-for-byte the same payload)."""
-        body = {"program_id": self.program_id, "external_id": f"user{number % PARTICIPANTS}",
-                "idempotency_key": key, "event_data": {"n": number, "type": "purchase"}}
+        body = {
+            "program_id": self.program_id,
+            "external_id": f"user{number % PARTICIPANTS}",
+            "idempotency_key": key,
+            "event_data": {"n": number, "type": "purchase"},
+        }
         self.payloads[key] = body
         return body
 
 
-async def drive_events(client: httpx.AsyncClient, ledger: AckLedger, client_index: int, rng: random.Random,
-                       stop: trio.Event, *, pause_s: float = 0.0) -> None:
+async def drive_events(
+    client: httpx.AsyncClient,
+    ledger: AckLedger,
+    client_index: int,
+    rng: random.Random,
+    stop: trio.Event,
+    *,
+    pause_s: float = 0.0,
+) -> None:
     """Send singles and batches (1-25 events) until ``stop`` is set or the server stops answering."""
     number = 0
     while not stop.is_set():
@@ -311,8 +365,9 @@ async def check_resubmission(client: httpx.AsyncClient, ledger: AckLedger, rng: 
         assert again["id"] == ledger.acked[key], (key, again)
     sample = rng.sample(keys, min(20, len(keys)))
     if sample:
-        batch = await expect(client, "POST", "/v1/events/batch", 202,
-                             json={"events": [ledger.payloads[key] for key in sample]})
+        batch = await expect(
+            client, "POST", "/v1/events/batch", 202, json={"events": [ledger.payloads[key] for key in sample]}
+        )
         assert [item["event"]["id"] for item in batch["results"]] == [ledger.acked[key] for key in sample]
 
 
@@ -329,8 +384,9 @@ class TrialResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def _load_and_kill(server: ServerProcess, ledger: AckLedger, rng: random.Random, kill_after_s: float,
-                         clients: int) -> None:
+async def _load_and_kill(
+    server: ServerProcess, ledger: AckLedger, rng: random.Random, kill_after_s: float, clients: int
+) -> None:
     """Run ``clients`` concurrent event clients; SIGKILL the server after ``kill_after_s``."""
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -347,8 +403,9 @@ async def _closing(client: httpx.AsyncClient, work: Any) -> None:
         await work
 
 
-async def event_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3, kill_max_s: float = 1.5,
-                      clients: int = 4) -> TrialResult:
+async def event_trial(
+    workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3, kill_max_s: float = 1.5, clients: int = 4
+) -> TrialResult:
     """One event trial (see the module docstring)."""
     started_s = time.monotonic()
     data_dir = workdir / "data"
@@ -369,20 +426,23 @@ async def event_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 
     assert status == 0, f"clean stop exited {status}: {server.logs()[-2000:]}"
     verified, output = run_verify(data_dir)
     assert verified == 0, output
-    return TrialResult("events", len(ledger.acked), len(ledger.uncertain), existing, kill_after_s,
-                       time.monotonic() - started_s)
+    return TrialResult(
+        "events", len(ledger.acked), len(ledger.uncertain), existing, kill_after_s, time.monotonic() - started_s
+    )
 
 
-async def _fund_burn_loop(client: httpx.AsyncClient, program_id: str, asset_id: str, rng: random.Random,
-                          state: dict[str, Any]) -> None:
+async def _fund_burn_loop(
+    client: httpx.AsyncClient, program_id: str, asset_id: str, rng: random.Random, state: dict[str, Any]
+) -> None:
     """Fund or burn, one call at a time, until the server dies; at most one call is ever unanswered."""
     for _ in range(1_000_000):
         kind = "fund" if rng.random() < 0.6 else "burn"
         amount = rng.randint(1, 100)
         state["pending"] = (kind, amount)
         try:
-            response = await client.post(f"/v1/programs/{program_id}/assets/{asset_id}/{kind}",
-                                         json={"amount": str(amount)})
+            response = await client.post(
+                f"/v1/programs/{program_id}/assets/{asset_id}/{kind}", json={"amount": str(amount)}
+            )
         except httpx.TransportError:
             return
         state["pending"] = None
@@ -395,8 +455,9 @@ async def _fund_burn_loop(client: httpx.AsyncClient, program_id: str, asset_id: 
             state["unexpected"].append(f"{kind} {amount}: {response.status_code} {response.text[:200]}")
 
 
-async def fund_burn_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3,
-                          kill_max_s: float = 1.2) -> TrialResult:
+async def fund_burn_trial(
+    workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3, kill_max_s: float = 1.2
+) -> TrialResult:
     """Kill during a loop of fund/burn calls.
 
     After the restart, ``wallet == Σ acknowledged funds − Σ acknowledged burns + δ``, where δ is 0 or the one
@@ -425,9 +486,15 @@ async def fund_burn_trial(workdir: Path, rng: random.Random, *, kill_min_s: floa
         assert server.stop() == 0
     verified, output = run_verify(data_dir)
     assert verified == 0, output
-    return TrialResult("fund_burn", len(state["entries"]), int(state["pending"] is not None),
-                       len(state["entries"]) + int(delta != 0), kill_after_s, time.monotonic() - started_s,
-                       {"in_flight_committed": delta != 0, "refused": state["refused"]})
+    return TrialResult(
+        "fund_burn",
+        len(state["entries"]),
+        int(state["pending"] is not None),
+        len(state["entries"]) + int(delta != 0),
+        kill_after_s,
+        time.monotonic() - started_s,
+        {"in_flight_committed": delta != 0, "refused": state["refused"]},
+    )
 
 
 async def _check_wallet(client: httpx.AsyncClient, program_id: str, asset_id: str, state: dict[str, Any]) -> int:
@@ -449,8 +516,9 @@ async def _check_wallet(client: httpx.AsyncClient, program_id: str, asset_id: st
     return delta
 
 
-async def expiry_trial(workdir: Path, rng: random.Random, *, kill_min_s: float = 1.2,
-                       kill_max_s: float = 2.2) -> TrialResult:
+async def expiry_trial(
+    workdir: Path, rng: random.Random, *, kill_min_s: float = 1.2, kill_max_s: float = 2.2
+) -> TrialResult:
     """Kill while the sweeper expires lots (LOT asset, every credit expires 1 s after its event).
 
     Events keep arriving during the whole run, so at the kill some lots have expired, some are being expired and
@@ -462,8 +530,9 @@ async def expiry_trial(workdir: Path, rng: random.Random, *, kill_min_s: float =
     data_dir = workdir / "data"
     server = ServerProcess.start(data_dir)
     async with server.client() as client:
-        program_id, asset_id = await setup_program(client, inventory_mode="LOT", credit={"amount": "1",
-                                                                                         "expires_at": "1s"})
+        program_id, asset_id = await setup_program(
+            client, inventory_mode="LOT", credit={"amount": "1", "expires_at": "1s"}
+        )
     ledger = AckLedger(program_id)
     kill_after_s = rng.uniform(kill_min_s, kill_max_s)
     stop = trio.Event()
@@ -482,12 +551,20 @@ async def expiry_trial(workdir: Path, rng: random.Random, *, kill_min_s: float =
         assert server.stop() == 0
     verified, output = run_verify(data_dir)
     assert verified == 0, output
-    return TrialResult("expiry", len(ledger.acked), len(ledger.uncertain), existing, kill_after_s,
-                       time.monotonic() - started_s, {"lots": lots})
+    return TrialResult(
+        "expiry",
+        len(ledger.acked),
+        len(ledger.uncertain),
+        existing,
+        kill_after_s,
+        time.monotonic() - started_s,
+        {"lots": lots},
+    )
 
 
-async def _lots_and_expirations(client: httpx.AsyncClient, program_id: str,
-                                asset_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def _lots_and_expirations(
+    client: httpx.AsyncClient, program_id: str, asset_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     lots: list[dict[str, Any]] = []
     for participant in await all_pages(client, "/v1/participants", program_id=program_id):
         lots += await all_pages(client, f"/v1/participants/{participant['id']}/balances/lots", asset_id=asset_id)
@@ -552,8 +629,7 @@ async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: i
         async with trio.open_nursery() as nursery:
             for index in range(2):
                 http = server.client()
-                nursery.start_soon(_closing, http, drive_events(http, ledger, index, random.Random(rng.random()),
-                                                                stop))
+                nursery.start_soon(_closing, http, drive_events(http, ledger, index, random.Random(rng.random()), stop))
             while server.process.poll() is None:
                 await trio.sleep(0.05)
             stop.set()
@@ -572,12 +648,23 @@ async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: i
     verified, output = run_verify(data_dir)
     assert verified == 0, output
     message = next(line for line in logs.splitlines() if line.startswith("scrip: stopped:"))
-    return TrialResult("map_full", len(ledger.acked), len(ledger.uncertain), existing, 0.0,
-                       time.monotonic() - started_s, {"exit_status": exited, "message": message})
+    return TrialResult(
+        "map_full",
+        len(ledger.acked),
+        len(ledger.uncertain),
+        existing,
+        0.0,
+        time.monotonic() - started_s,
+        {"exit_status": exited, "message": message},
+    )
 
 
-TRIALS: dict[str, Callable[..., Any]] = {"events": event_trial, "fund_burn": fund_burn_trial,
-                                         "expiry": expiry_trial, "map_full": map_full_trial}
+TRIALS: dict[str, Callable[..., Any]] = {
+    "events": event_trial,
+    "fund_burn": fund_burn_trial,
+    "expiry": expiry_trial,
+    "map_full": map_full_trial,
+}
 
 
 async def run_trials(trials: int, seed: int, kinds: list[str]) -> dict[str, Any]:
@@ -593,16 +680,22 @@ async def run_trials(trials: int, seed: int, kinds: list[str]) -> dict[str, Any]
         with tempfile.TemporaryDirectory(prefix=f"scrip-crash-{kind}-") as workdir:
             result = await TRIALS[kind](Path(workdir), random.Random(rng.random()))
         results.append(result)
-        print(f"trial {index + 1}/{len(plan)} {kind}: acked {result.acknowledged}, uncertain {result.uncertain}, "
-              f"existing {result.existing}, killed after {result.killed_after_s:.2f}s, {result.seconds:.1f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"trial {index + 1}/{len(plan)} {kind}: acked {result.acknowledged}, uncertain {result.uncertain}, "
+            f"existing {result.existing}, killed after {result.killed_after_s:.2f}s, {result.seconds:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     by_kind = {kind: [r for r in results if r.kind == kind] for kind in dict.fromkeys(plan)}
     return {
         "trials": {kind: len(items) for kind, items in by_kind.items()},
         "acknowledged": {kind: sum(r.acknowledged for r in items) for kind, items in by_kind.items()},
         "uncertain_at_kill": {kind: sum(r.uncertain for r in items) for kind, items in by_kind.items()},
-        "lost": 0, "applied_twice": 0, "verify_failures": 0,
-        "seconds": round(time.monotonic() - started_s, 1), "seed": seed,
+        "lost": 0,
+        "applied_twice": 0,
+        "verify_failures": 0,
+        "seconds": round(time.monotonic() - started_s, 1),
+        "seed": seed,
     }
 
 

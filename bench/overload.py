@@ -173,14 +173,26 @@ async def _overload(offer: Offer, rate_per_s: float, seconds: float) -> float:
 
 async def overload_run(workdir: Path, *, seconds: float = 2.0, flood_s: float = 1.0) -> OverloadResult:
     """One run (see the module docstring). Raises AssertionError when a promise is broken."""
-    server = ServerProcess.start(workdir / "data", {"SCRIP_ENGINE_INFLIGHT_EVENTS_MAX": str(INFLIGHT_MAX),
-                                                    "SCRIP_STORAGE_SYNC": "true"}, log_name="overload")
+    server = ServerProcess.start(
+        workdir / "data",
+        {"SCRIP_ENGINE_INFLIGHT_EVENTS_MAX": str(INFLIGHT_MAX), "SCRIP_STORAGE_SYNC": "true"},
+        log_name="overload",
+    )
     try:
         async with server.client() as client:
             program_id, asset_id = await setup_program(client)
-            await expect(client, "POST", "/v1/rules", 201, json={
-                "program_id": program_id, "name": "costly", "condition": CONDITION,
-                "actions": [{"type": "CREDIT", "asset_id": asset_id, "amount": "1"}]})
+            await expect(
+                client,
+                "POST",
+                "/v1/rules",
+                201,
+                json={
+                    "program_id": program_id,
+                    "name": "costly",
+                    "condition": CONDITION,
+                    "actions": [{"type": "CREDIT", "asset_id": asset_id, "amount": "1"}],
+                },
+            )
             ledger = AckLedger(program_id)
             offer = Offer(ledger, client)
             rss_start_mb, peak, stop = rss_mb(server.process.pid), [0.0], trio.Event()
@@ -198,8 +210,15 @@ async def overload_run(workdir: Path, *, seconds: float = 2.0, flood_s: float = 
     return result
 
 
-async def _drain_and_check(client: httpx.AsyncClient, ledger: AckLedger, offer: Offer, sustainable: float,
-                           offered_per_s: float, rss_peak_mb: float, rss_start_mb: float) -> OverloadResult:
+async def _drain_and_check(
+    client: httpx.AsyncClient,
+    ledger: AckLedger,
+    offer: Offer,
+    sustainable: float,
+    offered_per_s: float,
+    rss_peak_mb: float,
+    rss_start_mb: float,
+) -> OverloadResult:
     assert not ledger.unexpected, ledger.unexpected[:5]
     inflight_peak = int(await engine_metric(client, "events_inflight_peak"))
     drain_started_s = time.monotonic()
@@ -209,10 +228,17 @@ async def _drain_and_check(client: httpx.AsyncClient, ledger: AckLedger, offer: 
     drain_s = time.monotonic() - drain_started_s
     completed = await check_exactly_once(client, ledger, check_balances=False)
     return OverloadResult(
-        sustainable_per_s=round(sustainable, 1), offered_per_s=round(offered_per_s, 1), offered=offer.offered,
-        accepted=len(ledger.acked), refused=ledger.refused, single_429_with_retry_after=offer.single_429,
-        inflight_peak=inflight_peak, rss_peak_mb=round(rss_peak_mb, 1), rss_start_mb=round(rss_start_mb, 1),
-        drain_s=round(drain_s, 2), completed=completed,
+        sustainable_per_s=round(sustainable, 1),
+        offered_per_s=round(offered_per_s, 1),
+        offered=offer.offered,
+        accepted=len(ledger.acked),
+        refused=ledger.refused,
+        single_429_with_retry_after=offer.single_429,
+        inflight_peak=inflight_peak,
+        rss_peak_mb=round(rss_peak_mb, 1),
+        rss_start_mb=round(rss_start_mb, 1),
+        drain_s=round(drain_s, 2),
+        completed=completed,
     )
 
 

@@ -63,8 +63,10 @@ def _decode_item(raw: msgspec.Raw) -> EventSubmit | ScripError:
     except RecursionError:
         return ValidationFailed("malformed JSON: item nested too deeply", {"reason": "too_deep"})
     except UnicodeDecodeError as error:  # the envelope kept the item raw, so its strings were never checked
-        return ValidationFailed(f"malformed JSON: item is not valid UTF-8 ({error.reason} at byte {error.start})",
-                                {"reason": "malformed_json"})
+        return ValidationFailed(
+            f"malformed JSON: item is not valid UTF-8 ({error.reason} at byte {error.start})",
+            {"reason": "malformed_json"},
+        )
 
 
 async def submit_batch(call: Call, events_max: int) -> BatchResult:

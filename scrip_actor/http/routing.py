@@ -144,8 +144,10 @@ def decode_body(endpoint: Endpoint, raw: bytes) -> Any:
     except RecursionError:  # msgspec decodes nested arrays/objects recursively
         raise ValidationFailed("malformed JSON: nested too deeply", {"reason": "too_deep"}) from None
     except UnicodeDecodeError as error:  # msgspec validates UTF-8 only when it builds a str
-        raise ValidationFailed(f"malformed JSON: body is not valid UTF-8 ({error.reason} at byte {error.start})",
-                               {"reason": "malformed_json"}) from None
+        raise ValidationFailed(
+            f"malformed JSON: body is not valid UTF-8 ({error.reason} at byte {error.start})",
+            {"reason": "malformed_json"},
+        ) from None
 
 
 def decode_query(query_type: Any, args: dict[str, str]) -> Any:

@@ -177,8 +177,6 @@ def _describe_tag(action: TagAction | UntagAction, state: MockState, target: str
     return ActionResult(current_tags=current, would_remove=tag in current, description=f"Untag {target} {tag!r}")
 
 
-
-
 def _counter_value(key: str, value: float | int | str) -> float:
     """A mock counter as CEL sees it (a double); text must be a finite decimal number, else a 400."""
     try:

@@ -40,24 +40,41 @@ class Live:
 
     def event(self, key: str, **fields: Any) -> dict[str, Any]:
         """An event body for the program (``external_id`` "hostile" unless given)."""
-        return {"program_id": self.program_id, "external_id": "hostile", "idempotency_key": key,
-                "event_data": {}, **fields}
+        return {
+            "program_id": self.program_id,
+            "external_id": "hostile",
+            "idempotency_key": key,
+            "event_data": {},
+            **fields,
+        }
 
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data_dir = tmp_path_factory.mktemp("live") / "data"
-    server = ServerProcess.start(data_dir, {
-        "SCRIP_STORAGE_SYNC": "false",
-        "SCRIP_LIMITS_RULES_PER_PROGRAM_MAX": str(RULES_PER_PROGRAM_MAX),
-    }, log_name="live")
+    server = ServerProcess.start(
+        data_dir,
+        {
+            "SCRIP_STORAGE_SYNC": "false",
+            "SCRIP_LIMITS_RULES_PER_PROGRAM_MAX": str(RULES_PER_PROGRAM_MAX),
+        },
+        log_name="live",
+    )
     headers = {"Authorization": f"Bearer {API_KEY}"}
     try:
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
             program = client.post("/v1/programs", json={"name": "hostile"}).json()
-            asset = client.post("/v1/assets", json={
-                "program_id": program["id"], "name": "Fine", "symbol": "FINE", "inventory_mode": "SIMPLE",
-                "issuance_policy": "PREFUNDED", "scale": 18}).json()
+            asset = client.post(
+                "/v1/assets",
+                json={
+                    "program_id": program["id"],
+                    "name": "Fine",
+                    "symbol": "FINE",
+                    "inventory_mode": "SIMPLE",
+                    "issuance_policy": "PREFUNDED",
+                    "scale": 18,
+                },
+            ).json()
             yield Live(server, client, program["id"], asset["id"])
     finally:
         status = server.stop()

@@ -22,41 +22,55 @@ from tests.reliability.conftest import Live
 AMOUNT_MAX_WHOLE_AT_SCALE_18 = "999999999999999999"  # (10^36 - 1) minor units, whole part
 
 
-async def test_a_credit_past_the_amount_bound_fails_the_event_not_the_engine(tmp_path: Path,
-                                                                             clock: ManualClock) -> None:
+async def test_a_credit_past_the_amount_bound_fails_the_event_not_the_engine(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
         program, asset = await program_with_asset(engine, scale=18)
         await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount=AMOUNT_MAX_WHOLE_AT_SCALE_18)])
-        events = [await engine.submit(EventSubmit(program_id=program.id, external_id="rich", idempotency_key=f"k{n}",
-                                                  event_data={})) for n in range(2)]
+        events = [
+            await engine.submit(
+                EventSubmit(program_id=program.id, external_id="rich", idempotency_key=f"k{n}", event_data={})
+            )
+            for n in range(2)
+        ]
         with trio.fail_after(10):
             await engine.wait_idle()
         statuses = [(await engine.get_event(event.id)).status for event in events]
         assert statuses == ["COMPLETED", "FAILED"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/store: LMDB keys are at most 511 bytes, but the idempotency index key is program_id + NUL + the key, "
-    "and a key of 255 characters may take 1020 bytes of UTF-8; the commit fails with MDB_BAD_VALSIZE, the writer "
-    "fail-stops and one legal request takes the server down (limit keys by UTF-8 bytes, or hash long keys)"))
-async def test_a_255_character_multibyte_idempotency_key_is_stored_or_refused(tmp_path: Path,
-                                                                             clock: ManualClock) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine/store: LMDB keys are at most 511 bytes, but the idempotency index key is program_id + NUL + the key, "
+        "and a key of 255 characters may take 1020 bytes of UTF-8; the commit fails with MDB_BAD_VALSIZE, the writer "
+        "fail-stops and one legal request takes the server down (limit keys by UTF-8 bytes, or hash long keys)"
+    ),
+)
+async def test_a_255_character_multibyte_idempotency_key_is_stored_or_refused(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
         program, _ = await program_with_asset(engine)
         key = "\U0001d518" * 255
         try:
-            event = await engine.submit(EventSubmit(program_id=program.id, external_id="u", idempotency_key=key,
-                                                    event_data={}))
+            event = await engine.submit(
+                EventSubmit(program_id=program.id, external_id="u", idempotency_key=key, event_data={})
+            )
         except ScripError:
             return  # refusing it cleanly is fine too
         assert event.idempotency_key == key
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/store: the external_id index has the same 511-byte LMDB key limit; a 255-character external_id of "
-    "4-byte characters fails the commit with MDB_BAD_VALSIZE and stops the engine"))
-async def test_a_255_character_multibyte_external_id_is_stored_or_refused(tmp_path: Path,
-                                                                         clock: ManualClock) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine/store: the external_id index has the same 511-byte LMDB key limit; a 255-character external_id of "
+        "4-byte characters fails the commit with MDB_BAD_VALSIZE and stops the engine"
+    ),
+)
+async def test_a_255_character_multibyte_external_id_is_stored_or_refused(tmp_path: Path, clock: ManualClock) -> None:
     async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
         external_id = "\U0001d518" * 255
         try:
@@ -67,10 +81,15 @@ async def test_a_255_character_multibyte_external_id_is_stored_or_refused(tmp_pa
 
 
 def test_funding_past_the_amount_bound_is_a_4xx(live: Live) -> None:
-    path = f"/v1/programs/{live.program_id}/assets/{live.asset_id}/fund"
-    for amount in (f"{AMOUNT_MAX_WHOLE_AT_SCALE_18}.999999999999999999", AMOUNT_MAX_WHOLE_AT_SCALE_18):
-        response = live.client.post(path, json={"amount": amount})
-        assert response.status_code < 500, response.text
+    program = live.client.post("/v1/programs", json={"name": "bound"}).json()
+    asset = live.client.post("/v1/assets", json={
+        "program_id": program["id"], "name": "Bound", "symbol": "BOUND", "inventory_mode": "SIMPLE",
+        "issuance_policy": "PREFUNDED", "scale": 18}).json()  # fmt: skip
+    path = f"/v1/programs/{program['id']}/assets/{asset['id']}/fund"
+    full = live.client.post(path, json={"amount": f"{AMOUNT_MAX_WHOLE_AT_SCALE_18}.999999999999999999"})
+    assert full.status_code == 200, full.text  # the largest amount fits exactly
+    response = live.client.post(path, json={"amount": "0.000000000000000001"})
+    assert 400 <= response.status_code < 500, response.text
 
 
 @pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
@@ -79,11 +98,22 @@ def test_an_event_timestamp_that_overflows_utc_is_a_400(live: Live, timestamp: s
     live.error(response, 400)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/model: EventSubmit.participant_id has no minimum length; an empty participant_id becomes an empty LMDB "
-    "key in Engine._participant -> store.get_raw, which raises lmdb.BadValsizeError: HTTP 500 instead of 400 "
-    "(found by the schemathesis fuzzer)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine/model: EventSubmit.participant_id has no minimum length; an empty participant_id becomes an empty LMDB "
+        "key in Engine._participant -> store.get_raw, which raises lmdb.BadValsizeError: HTTP 500 instead of 400 "
+        "(found by the schemathesis fuzzer)"
+    ),
+)
 def test_an_empty_participant_id_is_a_400(live: Live) -> None:
-    response = live.client.post("/v1/events", json={"program_id": live.program_id, "participant_id": "",
-                                                    "idempotency_key": "empty-participant", "event_data": {}})
+    response = live.client.post(
+        "/v1/events",
+        json={
+            "program_id": live.program_id,
+            "participant_id": "",
+            "idempotency_key": "empty-participant",
+            "event_data": {},
+        },
+    )
     live.error(response, 400)

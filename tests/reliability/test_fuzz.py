@@ -25,8 +25,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 def _run(live: Live, examples_per_operation: int, requests_min: int, seed: int) -> None:
     ids = real_resources(live.server.base_url, API_KEY)
-    result = fuzz(live.server.base_url, API_KEY, examples_per_operation=examples_per_operation, real_ids=ids,
-                  seed=seed)
+    result = fuzz(live.server.base_url, API_KEY, examples_per_operation=examples_per_operation, real_ids=ids, seed=seed)
     assert not result.failures, "\n".join(result.failures[:10])
     assert result.requests >= requests_min, result
     assert live.client.get("/healthz").status_code == 200

@@ -59,10 +59,10 @@ def test_oversized_bodies_are_refused_while_reading(live: Live) -> None:
 def test_deep_json_nesting_is_a_400(live: Live) -> None:
     for depth in (17, 1000, 100_000):
         nested = "[" * depth + "]" * depth
-        body = ('{"program_id": "%s", "external_id": "d", "idempotency_key": "deep%d", "event_data": {"x": %s}}'
-                % (live.program_id, depth, nested)).encode()
+        body = json.dumps(live.event(f"deep{depth}", external_id="d", event_data={"x": 0})).encode()
+        body = body.replace(b'{"x": 0}', b'{"x": ' + nested.encode() + b"}")
         live.error(_raw(live, "/v1/events", body), 400, "bad_request")
-        batch = ('{"events": [%s]}' % body.decode()).encode()
+        batch = (f'{{"events": [{body.decode()}]}}').encode()
         response = _raw(live, "/v1/events/batch", batch)
         assert response.status_code in (202, 400), response.text[:300]
     live.error(_raw(live, "/v1/programs", b"[" * 100_000 + b"]" * 100_000), 400, "bad_request")
@@ -71,8 +71,9 @@ def test_deep_json_nesting_is_a_400(live: Live) -> None:
 
 @pytest.mark.parametrize("literal", ["1e308", "1e-320", "1" + "0" * 40, "-0", "123456789012345678901234567890.5"])
 def test_extreme_numbers_are_data(live: Live, literal: str) -> None:
-    body = ('{"program_id": "%s", "external_id": "n", "idempotency_key": "num%s", "event_data": {"x": %s}}'
-            % (live.program_id, literal, literal)).encode()
+    body = (
+        f'{{"program_id": "{live.program_id}", "external_id": "n", "idempotency_key": "num{literal}", "event_data": {{"x": {literal}}}}}'
+    ).encode()
     response = _raw(live, "/v1/events", body)
     assert response.status_code == 202, response.text
     assert _completed(live, response.json()["id"])["status"] == "COMPLETED"
@@ -80,8 +81,9 @@ def test_extreme_numbers_are_data(live: Live, literal: str) -> None:
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e309", "-1e309", "0x10", "01", "+1", ".5"])
 def test_non_json_numbers_are_a_400(live: Live, literal: str) -> None:
-    body = ('{"program_id": "%s", "external_id": "n", "idempotency_key": "bad%s", "event_data": {"x": %s}}'
-            % (live.program_id, literal, literal)).encode()
+    body = (
+        f'{{"program_id": "{live.program_id}", "external_id": "n", "idempotency_key": "bad{literal}", "event_data": {{"x": {literal}}}}}'
+    ).encode()
     live.error(_raw(live, "/v1/events", body), 400, "bad_request")
 
 
@@ -100,8 +102,10 @@ def test_invalid_utf8_is_a_400_in_single_and_batch_bodies(live: Live) -> None:
 
 
 def test_duplicate_json_keys_last_one_wins(live: Live) -> None:
-    body = ('{"program_id": "%s", "external_id": "dup", "idempotency_key": "first", "idempotency_key": "second",'
-            ' "event_data": {"x": 1, "x": 2}}' % live.program_id).encode()
+    body = (
+        f'{{"program_id": "{live.program_id}", "external_id": "dup", "idempotency_key": "first", "idempotency_key": "second",'
+        ' "event_data": {"x": 1, "x": 2}}'
+    ).encode()
     response = _raw(live, "/v1/events", body)
     assert response.status_code == 202, response.text
     assert response.json()["idempotency_key"] == "second"
@@ -111,30 +115,47 @@ def test_duplicate_json_keys_last_one_wins(live: Live) -> None:
     assert again.status_code == 202 and again.json()["id"] == event["id"]
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/xml", "json"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "json",
+    ],
+)
 def test_wrong_content_types_are_a_415(live: Live, content_type: str | None) -> None:
     body = json.dumps({"name": "x"}).encode()
     live.error(_raw(live, "/v1/programs", body, content_type), 415, "unsupported_media_type")
 
 
 def _rule(live: Live, condition: str, **fields: Any) -> Any:
-    body = {"program_id": live.program_id, "name": "hostile", "condition": condition,
-            "actions": [{"type": "TAG", "tag": "seen"}], **fields}
+    body = {
+        "program_id": live.program_id,
+        "name": "hostile",
+        "condition": condition,
+        "actions": [{"type": "TAG", "tag": "seen"}],
+        **fields,
+    }
     started_s = time.monotonic()
     response = live.client.post("/v1/rules", json=body)
     assert time.monotonic() - started_s < STALL_S, f"creating a rule took {time.monotonic() - started_s:.2f}s"
     return response
 
 
-@pytest.mark.parametrize("condition", [
-    "x" * 4097,  # over limits.condition_length_max
-    "(" * 33 + "true" + ")" * 33,  # over the compiler's nesting cap
-    "[" * 40 + "]" * 40 + " == []",
-    "event.a." * 500 + "b",
-    "(",
-    "'\\xff' == '\\u00'",
-])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "x" * 4097,  # over limits.condition_length_max
+        "(" * 33 + "true" + ")" * 33,  # over the compiler's nesting cap
+        "[" * 40 + "]" * 40 + " == []",
+        "event.a." * 500 + "b",
+        "(",
+        "'\\xff' == '\\u00'",
+    ],
+)
 def test_giant_or_deeply_nested_cel_is_refused_quickly(live: Live, condition: str) -> None:
     live.error(_rule(live, condition), 400, "bad_request")
     started_s = time.monotonic()
@@ -178,16 +199,19 @@ def test_idempotency_keys_outside_1_to_255_characters_are_a_400(live: Live, key:
     live.error(live.client.post("/v1/events", json=live.event(key)), 400, "bad_request")
 
 
-@pytest.mark.parametrize(("amount", "status", "code"), [
-    ("0.000000000000000001", 200, None),  # the smallest amount at scale 18
-    ("1.0000000000000000001", 400, "invalid_scale"),  # one decimal too many
-    ("1000000000000000000", 400, "bad_request"),  # 10^18 whole units = 10^36 minor units: past AMOUNT_MINOR_MAX
-    ("1e3", 400, "bad_request"),
-    ("-1", 400, "bad_request"),
-    ("0.000000000000000000", 400, "bad_request"),
-    ("NaN", 400, "bad_request"),
-    ("9" * 400, 400, "bad_request"),
-])
+@pytest.mark.parametrize(
+    ("amount", "status", "code"),
+    [
+        ("0.000000000000000001", 200, None),  # the smallest amount at scale 18
+        ("1.0000000000000000001", 400, "invalid_scale"),  # one decimal too many
+        ("1000000000000000000", 400, "bad_request"),  # 10^18 whole units = 10^36 minor units: past AMOUNT_MINOR_MAX
+        ("1e3", 400, "bad_request"),
+        ("-1", 400, "bad_request"),
+        ("0.000000000000000000", 400, "bad_request"),
+        ("NaN", 400, "bad_request"),
+        ("9" * 400, 400, "bad_request"),
+    ],
+)
 def test_amounts_at_and_beyond_the_scale_18_boundary(live: Live, amount: str, status: int, code: str | None) -> None:
     response = live.client.post(f"/v1/programs/{live.program_id}/assets/{live.asset_id}/fund", json={"amount": amount})
     if code is None:
@@ -196,19 +220,36 @@ def test_amounts_at_and_beyond_the_scale_18_boundary(live: Live, amount: str, st
         live.error(response, status, code)
 
 
-@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "1969-07-20T20:17:40Z",
-                                       "1970-01-01T00:00:00Z", "2038-01-19T03:14:08Z", "1900-01-01T00:00:00+01:00"])
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "1969-07-20T20:17:40Z",
+        "1970-01-01T00:00:00Z",
+        "2038-01-19T03:14:08Z",
+        "1900-01-01T00:00:00+01:00",
+    ],
+)
 def test_timestamps_far_in_the_past_and_future_are_processed(live: Live, timestamp: str) -> None:
     response = live.client.post("/v1/events", json=live.event(f"ts{timestamp}", event_timestamp=timestamp))
     assert response.status_code == 202, response.text
     assert _completed(live, response.json()["id"])["status"] == "COMPLETED"
 
 
-@pytest.mark.parametrize("timestamp", ["10000-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "2026-02-30T00:00:00Z",
-                                       "2026-01-01T00:00:00", "2026-01-01T24:00:01Z", "yesterday"])
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "10000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-01-01T00:00:00",
+        "2026-01-01T24:00:01Z",
+        "yesterday",
+    ],
+)
 def test_impossible_timestamps_are_a_400(live: Live, timestamp: str) -> None:
     live.error(live.client.post("/v1/events", json=live.event(f"bad{timestamp}", event_timestamp=timestamp)), 400)
-
 
 
 @pytest.mark.parametrize("value", ["", "abc", "NaN", "1e999", "-inf"])
@@ -216,7 +257,8 @@ def test_simulate_with_a_non_numeric_mock_counter_is_a_400(live: Live, value: st
     """Found by the fuzzer: ``float("")`` in the simulator answered 500."""
     rules = live.client.get("/v1/rules", params={"program_id": live.program_id}).json()["data"]
     rule_id = rules[0]["id"] if rules else _rule(live, "true").json()["id"]
-    response = live.client.post(f"/v1/rules/{rule_id}/simulate",
-                                json={"event": {}, "participant_state": {"counters": {"visits": value}}})
+    response = live.client.post(
+        f"/v1/rules/{rule_id}/simulate", json={"event": {}, "participant_state": {"counters": {"visits": value}}}
+    )
     body = live.error(response, 400, "bad_request")
     assert body["details"]["fields"][0]["field"] == "participant_state.counters.visits"

@@ -15,12 +15,15 @@ from tests.reliability.conftest import Live
 STALL_S = 2.0
 
 
-@pytest.mark.parametrize(("path", "headers", "status"), [
-    ("/v1/programs", {"Content-Type": "application/json", "Authorization": "Bearer wrong"}, 401),
-    ("/v1/programs", {"Content-Type": "text/plain"}, 415),
-    ("/v1/no-such-route", {"Content-Type": "application/json"}, 404),
-    ("/v1/programs", {"Content-Type": "application/json"}, 413),
-])
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/v1/programs", {"Content-Type": "application/json", "Authorization": "Bearer wrong"}, 401),
+        ("/v1/programs", {"Content-Type": "text/plain"}, 415),
+        ("/v1/no-such-route", {"Content-Type": "application/json"}, 404),
+        ("/v1/programs", {"Content-Type": "application/json"}, 413),
+    ],
+)
 def test_an_answer_before_the_body_is_read_does_not_wedge_the_connection(
     live: Live, path: str, headers: dict[str, str], status: int
 ) -> None:

@@ -22,16 +22,21 @@ WRONG_KEY = "sk_wrong_but_secret_looking_key_0123456789"
 
 def _operations(live: Live) -> list[tuple[str, str]]:
     document = live.client.get("/openapi.json").json()
-    return [(method.upper(), re.sub(r"\{[^}]+\}", "x", path))
-            for path, item in document["paths"].items() for method in item]
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "x", path)) for path, item in document["paths"].items() for method in item
+    ]
 
 
 def test_every_route_but_healthz_needs_a_key(live: Live) -> None:
     operations = _operations(live)
     assert len(operations) >= 45 and ("GET", "/openapi.json") in operations and ("GET", "/docs") in operations
     attempts: list[dict[str, str]] = [{}, {"Authorization": f"Bearer {WRONG_KEY}"}, {"X-API-Key": WRONG_KEY}]
-    odd: list[dict[str, str]] = [{"Authorization": "Bearer"}, {"Authorization": f"Basic {API_KEY}"},
-                                 {"Authorization": f"Bearer {API_KEY[:-1]}"}, {"X-API-Key": API_KEY.upper()}]
+    odd: list[dict[str, str]] = [
+        {"Authorization": "Bearer"},
+        {"Authorization": f"Basic {API_KEY}"},
+        {"Authorization": f"Bearer {API_KEY[:-1]}"},
+        {"X-API-Key": API_KEY.upper()},
+    ]
     with httpx.Client(base_url=live.server.base_url, timeout=10) as anonymous:
         for method, path in operations:
             for headers in attempts + (odd if path in ("/v1/events", "/docs") else []):
@@ -85,10 +90,14 @@ def test_no_secret_reaches_the_logs(live: Live) -> None:
 
 def test_request_size_limits(live: Live) -> None:
     single = json.dumps(live.event("size", event_data={"x": "a" * (1024 * 1024)})).encode()
-    live.error(live.client.post("/v1/events", content=single, headers={"Content-Type": "application/json"}),
-               413, "payload_too_large")
-    live.error(live.client.post("/v1/events", json=live.event("data", event_data={"x": "a" * 70_000})),
-               400, "bad_request")
+    live.error(
+        live.client.post("/v1/events", content=single, headers={"Content-Type": "application/json"}),
+        413,
+        "payload_too_large",
+    )
+    live.error(
+        live.client.post("/v1/events", json=live.event("data", event_data={"x": "a" * 70_000})), 400, "bad_request"
+    )
 
 
 def test_batch_size_limit(live: Live) -> None:
@@ -99,8 +108,9 @@ def test_batch_size_limit(live: Live) -> None:
 
 
 def _rule(live: Live, program_id: str, actions: list[dict[str, Any]]) -> httpx.Response:
-    return live.client.post("/v1/rules", json={"program_id": program_id, "name": "limit", "condition": "true",
-                                               "actions": actions})
+    return live.client.post(
+        "/v1/rules", json={"program_id": program_id, "name": "limit", "condition": "true", "actions": actions}
+    )
 
 
 def test_rules_per_program_and_actions_per_rule_limits(live: Live) -> None:
