@@ -24,6 +24,7 @@ from scrip_actor.model import (
     Description,
     EventStatus,
     Expression,
+    ExternalId,
     Key,
     Name,
     OperationDescription,
@@ -85,9 +86,9 @@ class AssetQuery(PageQuery, **_request):
 
 
 class ParticipantQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/participants``; ``external_id`` is an exact match."""
+    """Filters of ``GET /v1/participants``; ``external_id`` is an exact match (1-255 characters, as stored)."""
 
-    external_id: str | None = None
+    external_id: ExternalId | None = None
     program_id: str | None = None
     status: ParticipantStatus | None = None
 

@@ -262,3 +262,9 @@ def test_simulate_with_a_non_numeric_mock_counter_is_a_400(live: Live, value: st
     )
     body = live.error(response, 400, "bad_request")
     assert body["details"]["fields"][0]["field"] == "participant_state.counters.visits"
+
+
+@pytest.mark.parametrize("external_id", ["", "x" * 256])
+def test_listing_participants_by_an_impossible_external_id_is_a_400(live: Live, external_id: str) -> None:
+    """Found by the fuzzer: ``?external_id=`` (empty) reached LMDB as an empty key and answered 500."""
+    live.error(live.client.get("/v1/participants", params={"external_id": external_id}), 400, "bad_request")
