@@ -9,7 +9,7 @@ import msgspec
 
 from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry
 from scrip_actor.model import Event, JournalEntry, Lot
-from scrip_actor.store import Op, Store, be64, encode, unbe64
+from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
 __all__ = ["changes_ops", "event_ops", "load_participant", "schedule_key"]
 
@@ -44,9 +44,9 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
         ops.append(("participants", state.id.encode(), encode(state.to_record())))
         if state.stored_external_id != state.external_id:
             # Only new participants and renamed ones touch the (random-key) external id index.
-            ops.append(("participant_ext", state.external_id.encode(), state.id.encode()))
+            ops.append(("participant_ext", external_id_key(state.external_id), state.id.encode()))
             if state.stored_external_id is not None:
-                ops.append(("participant_ext", state.stored_external_id.encode(), None))
+                ops.append(("participant_ext", external_id_key(state.stored_external_id), None))
             state.stored_external_id = state.external_id
     for lot in changes.lots:
         assert 0 <= lot.remaining_minor <= lot.amount_minor

@@ -86,7 +86,17 @@ from scrip_actor.rules import (
     compile_rule,
     evaluate,
 )
-from scrip_actor.store import Op, Store, Writer, be32, be64, encode, unbe64
+from scrip_actor.store import (
+    Op,
+    Store,
+    Writer,
+    be32,
+    be64,
+    encode,
+    external_id_key,
+    idempotency_key,
+    unbe64,
+)
 from scrip_actor.verify import VerifyReport, verify_store
 
 __all__ = ["Engine", "EngineStatistics", "open_engine"]
@@ -361,7 +371,7 @@ class Engine:
     def _participant_by_external(self, external_id: str) -> ParticipantState | None:
         participant_id = self._external_ids.get(external_id)
         if participant_id is None:
-            raw = self._store.get_raw("participant_ext", external_id.encode())
+            raw = self._store.get_raw("participant_ext", external_id_key(external_id))
             if raw is None:
                 return None
             participant_id = raw.decode()
@@ -410,7 +420,9 @@ class Engine:
         if (request.external_id is None) == (request.participant_id is None):
             raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
         if request.participant_id is not None:
-            known = self._participant(request.participant_id) if isinstance(request.participant_id, str) else None
+            if not isinstance(request.participant_id, str) or not request.participant_id:
+                raise ValidationFailed.field("participant_id", "invalid", "participant_id must be a non-empty id")
+            known = self._participant(request.participant_id)
             if known is None:
                 raise NotFound("participant", str(request.participant_id))
             external_id = known.external_id
@@ -464,7 +476,7 @@ class Engine:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
         external_id, timestamp, canonical, cel_data = self._check_event(request)
         payload_hash = hashlib.sha256(canonical).hexdigest()
-        idem_key = f"{request.program_id}\0{request.idempotency_key}".encode()
+        idem_key = idempotency_key(request.program_id, request.idempotency_key)
         existing = self._idempotency_pending.get(idem_key)
         if existing is None:
             raw = self._store.get_raw("idempotency", idem_key)

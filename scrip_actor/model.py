@@ -388,7 +388,7 @@ class EventSubmit(Struct, **_request):
     idempotency_key: IdempotencyKey
     event_data: dict[str, Any]
     external_id: ExternalId | None = None
-    participant_id: str | None = None
+    participant_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     event_timestamp: datetime | None = None
 
 

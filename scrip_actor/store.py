@@ -12,11 +12,11 @@ asset_symbols      upper-cased symbol                          asset id
 rules              rule id                                     Rule (current version)
 rule_versions      rule id + be32(version)                     RuleVersion
 participants       participant id                              ParticipantRecord
-participant_ext    external id                                 participant id
+participant_ext    sha256(external id)                         participant id
 lots               participant id + asset id + be64(number)    Lot
 events             be64(sequence)                              Event (status and outcome); the id carries the sequence
 inbox_pending      be64(sequence)                              event id; deleted with the outcome's commit
-idempotency        program id + NUL + key                      [event sequence, payload hash]
+idempotency        program id + NUL + sha256(key)              [event sequence, payload hash]
 journal            be64(sequence)                              JournalEntry; the id carries the sequence
 journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/rule/program/asset)
 accounts           account key                                 balance in minor units (JSON int)
@@ -30,6 +30,7 @@ always a prefix of memory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -42,9 +43,10 @@ import trio
 
 from scrip_actor.ids import new_prefix
 
-__all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "unbe64"]
+__all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_key", "idempotency_key", "unbe64"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 DATABASES = (
     "meta",
     "programs",
@@ -86,6 +88,16 @@ def unbe64(data: bytes) -> int:
 def be32(value: int) -> bytes:
     """Big-endian u32."""
     return _BE32.pack(value)
+
+
+def external_id_key(external_id: str) -> bytes:
+    """The ``participant_ext`` key: a digest, because 255 characters of UTF-8 can exceed LMDB's 511-byte keys."""
+    return hashlib.sha256(external_id.encode()).digest()
+
+
+def idempotency_key(program_id: str, key: str) -> bytes:
+    """The ``idempotency`` key of a client's key in a program (a digest, for the same reason)."""
+    return program_id.encode() + b"\0" + hashlib.sha256(key.encode()).digest()
 
 
 def encode(value: Any) -> bytes:
@@ -161,7 +173,12 @@ class Store:
     # --- reads ------------------------------------------------------------------------------------------------
 
     def get_raw(self, db: str, key: bytes) -> bytes | None:
-        """One value, or None, from the cached read transaction (see :meth:`renew_reader`)."""
+        """One value, or None, from the cached read transaction (see :meth:`renew_reader`).
+
+        A key LMDB cannot hold (empty, or longer than its 511-byte limit) is simply absent: ids come from callers.
+        """
+        if not 0 < len(key) <= KEY_BYTES_MAX:
+            return None
         reader = self._reader
         if reader is None:
             reader = self._reader = self.env.begin()
@@ -191,6 +208,8 @@ class Store:
 
         The read transaction stays open while the iterator lives; callers consume it promptly.
         """
+        if len(prefix) > KEY_BYTES_MAX or (start is not None and not 0 < len(start) <= KEY_BYTES_MAX):
+            return  # no stored key can match (see get_raw)
         with self.env.begin(db=self.dbs[db]) as txn:
             cursor = txn.cursor()
             if not reverse:

@@ -16,7 +16,7 @@ from scrip_actor.config import Config
 from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
-from scrip_actor.store import Store, be64, unbe64
+from scrip_actor.store import Store, be64, external_id_key, unbe64
 
 __all__ = ["VerifyReport", "verify", "verify_store"]
 
@@ -116,7 +116,7 @@ class _Checker:
         for _, raw in self.store.scan("participants"):
             record = msgspec.json.decode(raw, type=ParticipantRecord)
             participants += 1
-            if self.store.get_raw("participant_ext", record.external_id.encode()) != record.id.encode():
+            if self.store.get_raw("participant_ext", external_id_key(record.external_id)) != record.id.encode():
                 self.problem(f"participant {record.id}: external id {record.external_id!r} index does not point to it")
             for asset_id, values in record.balances.items():
                 for bucket, value in zip(("AVAILABLE", "HELD", "DEFERRED"), values, strict=True):

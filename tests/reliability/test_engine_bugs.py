@@ -40,14 +40,6 @@ async def test_a_credit_past_the_amount_bound_fails_the_event_not_the_engine(
         assert statuses == ["COMPLETED", "FAILED"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine/store: LMDB keys are at most 511 bytes, but the idempotency index key is program_id + NUL + the key, "
-        "and a key of 255 characters may take 1020 bytes of UTF-8; the commit fails with MDB_BAD_VALSIZE, the writer "
-        "fail-stops and one legal request takes the server down (limit keys by UTF-8 bytes, or hash long keys)"
-    ),
-)
 async def test_a_255_character_multibyte_idempotency_key_is_stored_or_refused(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -63,13 +55,6 @@ async def test_a_255_character_multibyte_idempotency_key_is_stored_or_refused(
         assert event.idempotency_key == key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine/store: the external_id index has the same 511-byte LMDB key limit; a 255-character external_id of "
-        "4-byte characters fails the commit with MDB_BAD_VALSIZE and stops the engine"
-    ),
-)
 async def test_a_255_character_multibyte_external_id_is_stored_or_refused(tmp_path: Path, clock: ManualClock) -> None:
     async with open_engine(config=small_config(tmp_path / "data"), clock=clock) as engine:
         external_id = "\U0001d518" * 255
@@ -98,14 +83,6 @@ def test_an_event_timestamp_that_overflows_utc_is_a_400(live: Live, timestamp: s
     live.error(response, 400)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine/model: EventSubmit.participant_id has no minimum length; an empty participant_id becomes an empty LMDB "
-        "key in Engine._participant -> store.get_raw, which raises lmdb.BadValsizeError: HTTP 500 instead of 400 "
-        "(found by the schemathesis fuzzer)"
-    ),
-)
 def test_an_empty_participant_id_is_a_400(live: Live) -> None:
     response = live.client.post(
         "/v1/events",
