@@ -38,12 +38,13 @@ DECIMAL = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[InvalidOperation, O
 COUNTER_ABS_LIMIT = Decimal(10) ** 36
 COUNTER_SCALE_MAX = 18
 
-_DECIMAL_LITERAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# ASCII digits only (``\d`` would accept "１" and other scripts' digits); no spaces, no exponent.
+_DECIMAL_LITERAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 
 def is_decimal_literal(text: str) -> bool:
     """True when ``text`` is a plain decimal number such as ``"10"`` or ``"2.50"`` (not a CEL expression)."""
-    return _DECIMAL_LITERAL.match(text.strip()) is not None
+    return _DECIMAL_LITERAL.fullmatch(text) is not None
 
 
 def parse_decimal(text: str, field: str = "amount") -> Decimal:
@@ -51,7 +52,7 @@ def parse_decimal(text: str, field: str = "amount") -> Decimal:
     if not isinstance(text, str) or not is_decimal_literal(text):
         raise ValidationFailed.field(field, "invalid", f'{field} must be a decimal string such as "10.50"')
     try:
-        return Decimal(text.strip())
+        return Decimal(text)
     except InvalidOperation:  # pragma: no cover - the regex already excludes these
         raise ValidationFailed.field(field, "invalid", f"{field} is not a decimal number") from None
 

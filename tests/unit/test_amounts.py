@@ -39,7 +39,9 @@ def test_bounds() -> None:
         to_minor(Decimal("1e18"), 18)  # 10**36 minor units: one past the bound
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1e5", "NaN", "Infinity", "1.2.3", " ", "--1", "0x10"])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "1e5", "NaN", "Infinity", "1.2.3", " ", "--1", "0x10", " 1", "1 ", "\uff11", "\u0661", "1_000"]
+)
 def test_parse_refuses_non_decimals(text: str) -> None:
     with pytest.raises(ValidationFailed):
         parse_decimal(text)
