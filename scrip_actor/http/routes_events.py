@@ -24,6 +24,7 @@ from scrip_actor.http.schemas import (
     EventAccepted,
     EventBatch,
     EventQuery,
+    EventRetried,
     ItemError,
     JournalQuery,
     ListOf,
@@ -89,6 +90,23 @@ async def submit_batch(call: Call, events_max: int) -> BatchResult:
             results.append(BatchItem(index=index, status="accepted", event=accepted(outcome)))
     success = sum(1 for result in results if result.status == "accepted")
     return BatchResult(total=len(results), success_count=success, error_count=len(results) - success, results=results)
+
+
+async def retry_event(call: Call) -> EventRetried:
+    """Queue a FAILED event again, once its cause is fixed (a wallet funded, a participant re-activated).
+
+    Only FAILED events can be retried (409 otherwise); a FAILED event left no effects, so nothing applies twice.
+    """
+    event_id = call.path["event_id"]
+    previous = await call.engine.get_event(event_id)
+    retried = await call.engine.retry_event(event_id)
+    return EventRetried(
+        event_id=retried.id,
+        message="event queued for processing again",
+        previous_status="FAILED",
+        previous_error=previous.error_message,
+        status=retried.status,
+    )
 
 
 async def list_events(call: Call) -> ListOf[Any]:
@@ -167,6 +185,15 @@ def endpoints(batch_events_max: int) -> list[Endpoint]:
         ),
         Endpoint("GET", "/v1/events", list_events, "List events", "Events", query=EventQuery, response=ListOf[Event]),
         Endpoint("GET", "/v1/events/{event_id}", get_event, "Get an event and its outcome", "Events", response=Event),
+        Endpoint(
+            "POST",
+            "/v1/events/{event_id}/retry",
+            retry_event,
+            "Retry a FAILED event",
+            "Events",
+            response=EventRetried,
+            status=202,
+        ),
         Endpoint(
             "GET",
             "/v1/journal-entries",

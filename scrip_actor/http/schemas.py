@@ -255,6 +255,16 @@ class EventAccepted(Struct, kw_only=True):
     status: EventStatus
 
 
+class EventRetried(Struct, kw_only=True):
+    """The 202 answer to ``POST /v1/events/{id}/retry``: the FAILED event is queued again."""
+
+    event_id: str
+    message: str
+    previous_status: Literal["FAILED"]
+    previous_error: str | None
+    status: EventStatus
+
+
 class ItemError(Struct, kw_only=True):
     """Why one batch item was not accepted."""
 

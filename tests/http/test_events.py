@@ -141,3 +141,34 @@ async def test_journal_filters(api: Api) -> None:
         listed = await api.ok("GET", "/v1/journal-entries", params=params)
         assert [e["id"] for e in listed["data"]] == event["journal_entry_ids"], params
     assert (await api.ok("GET", "/v1/journal-entries", params={"rule_id": "nope"}))["data"] == []
+
+
+async def test_retry_a_failed_event_after_funding_the_wallet(api: Api) -> None:
+    program = await _program(api)
+    asset = await api.ok(
+        "POST",
+        "/v1/assets",
+        201,
+        json={"program_id": program["id"], "name": "Cash", "symbol": "CASH", "inventory_mode": "SIMPLE",
+              "issuance_policy": "PREFUNDED", "scale": 2},
+    )  # fmt: skip
+    await api.ok(
+        "POST",
+        "/v1/rules",
+        201,
+        json={"program_id": program["id"], "name": "cashback", "condition": "true",
+              "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "5"}]},
+    )  # fmt: skip
+    event = await api.ok("POST", "/v1/events", 202, json=_event(program["id"], "r1"))
+    failed = await api.wait_event(event["id"])
+    assert failed["status"] == "FAILED"
+    await api.ok("POST", f"/v1/programs/{program['id']}/assets/{asset['id']}/fund", json={"amount": "10"})
+    retried = await api.ok("POST", f"/v1/events/{event['id']}/retry", 202)
+    assert retried["event_id"] == event["id"]
+    assert retried["previous_status"] == "FAILED"
+    assert "wallet" in retried["previous_error"]
+    done = await api.wait_event(event["id"])
+    assert done["status"] == "COMPLETED"
+    assert done["attempts"] == 2
+    await api.error("POST", f"/v1/events/{event['id']}/retry", 409, "conflict")
+    await api.error("POST", "/v1/events/not-an-event/retry", 404, "not_found")
