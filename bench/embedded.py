@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -398,8 +399,23 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-async def run_workload(workload: Workload) -> dict[str, Any]:
-    """Set up one engine and run every phase ``workload`` asks for; the figures as a JSON-ready dict."""
+@dataclass
+class PreparedEngine:
+    """An open benchmark engine with its program, participants and rules in place (see :func:`prepared_engine`)."""
+
+    engine: Engine
+    recorder: LatencyRecorder
+    program_id: str
+    signup_s: float
+
+
+@asynccontextmanager
+async def prepared_engine(workload: Workload) -> AsyncIterator[PreparedEngine]:
+    """Open an engine for ``workload`` and set it up (program, assets, signups, the 10 rules, GC tuning if asked).
+
+    Everything :func:`run_workload` does before its measured phases; other benchmarks (``bench.plot``) reuse it to
+    run their own phases on the same set-up. The store lives in a temporary directory unless ``data_dir`` is set.
+    """
     label = "celpy" if workload.cel_backend == "celpy" else "engine"
     with tempfile.TemporaryDirectory(prefix="scrip-bench-") as scratch:
         data_dir = Path(workload.data_dir or scratch) / f"embedded-{label}"
@@ -414,14 +430,22 @@ async def run_workload(workload: Workload) -> dict[str, Any]:
             await create_rules(engine, program_id, pts_id, cash_id)
             if workload.tune_gc:
                 tune_gc()
-            phases = await _run_phases(engine, program_id, workload, recorder, label)
-            statistics = engine.statistics()
-            breakdown = rss_breakdown_mb()
-            report = await engine.verify() if workload.extra.get("verify") else None
+            yield PreparedEngine(engine, recorder, program_id, signup_s)
+
+
+async def run_workload(workload: Workload) -> dict[str, Any]:
+    """Set up one engine and run every phase ``workload`` asks for; the figures as a JSON-ready dict."""
+    label = "celpy" if workload.cel_backend == "celpy" else "engine"
+    async with prepared_engine(workload) as prepared:
+        engine = prepared.engine
+        phases = await _run_phases(engine, prepared.program_id, workload, prepared.recorder, label)
+        statistics = engine.statistics()
+        breakdown = rss_breakdown_mb()
+        report = await engine.verify() if workload.extra.get("verify") else None
     return {
         "cel_backend": workload.cel_backend,
         "participants": workload.participants,
-        "signup_events_per_s": round(workload.participants / signup_s, 1),
+        "signup_events_per_s": round(workload.participants / prepared.signup_s, 1),
         "phases": phases,
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "rss_anon_mb": breakdown.get("anon"),
