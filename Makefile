@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-slow lint fmt verify lock clean
+.PHONY: run test test-slow lint fmt check verify lock clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,8 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scrip_actor tests bench
 	$(VENV)/bin/ruff format --check scrip_actor tests bench
+
+check: lint test
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format scrip_actor tests bench
