@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from scrip_actor import Config, Engine, Event
-from scrip_actor.config import EngineSettings, StorageSettings
+from scrip_actor.config import EngineSettings, load_config
 
 __all__ = [
     "LatencyRecorder",
@@ -53,10 +54,10 @@ def tune_gc() -> None:
 
 def bench_config(data_dir: Path, *, cel_backend: str = "compiled", sync: bool = True, **engine: Any) -> Config:
     """Settings for a benchmark engine: fsync'd group commit by default, a map big enough for a million participants."""
-    return Config(
-        storage=StorageSettings(data_dir=str(data_dir), sync=sync, lmdb_map_size_bytes=32 * 1024**3),
-        engine=EngineSettings(cel_backend=cel_backend, **engine),  # type: ignore[arg-type]
-    )
+    base = load_config()  # SCRIP_* variables still apply, e.g. SCRIP_STORAGE_SYNC=false for an A/B run
+    storage = msgspec.structs.replace(base.storage, data_dir=str(data_dir), sync=sync, lmdb_map_size_bytes=32 * 1024**3)
+    settings = {**msgspec.structs.asdict(base.engine), "cel_backend": cel_backend, **engine}
+    return Config(server=base.server, storage=storage, engine=EngineSettings(**settings), limits=base.limits)
 
 
 class LatencyRecorder:
