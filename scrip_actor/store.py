@@ -47,6 +47,8 @@ __all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_ke
 
 SCHEMA_VERSION = 3
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
+# Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
+_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending"})
 DATABASES = (
     "meta",
     "programs",
@@ -262,6 +264,12 @@ class Store:
                 for db, key, value in ops:
                     if value is None:
                         delete(key, db=dbs[db])
+                    elif db in _APPEND_DATABASES:
+                        # Keys only grow here, so append: LMDB then fills pages instead of splitting them in half
+                        # (measured: see docs/benchmarks.md, Scale). An update of an existing key is not an append;
+                        # LMDB refuses it without writing (returns False) and the normal put below does it.
+                        if not put(key, value, db=dbs[db], append=True):
+                            put(key, value, db=dbs[db])
                     else:
                         put(key, value, db=dbs[db])
 
