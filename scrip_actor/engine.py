@@ -633,10 +633,17 @@ class Engine:
         participant_id: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        event_from: datetime | None = None,
+        event_to: datetime | None = None,
+        rule_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Events, newest first, filtered; ``cursor`` from the previous page."""
+        """Events, newest first, filtered; ``cursor`` from the previous page.
+
+        ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
+        (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
+        """
         limit = self._page_size(limit)
         start = _decode_cursor(cursor)
 
@@ -648,6 +655,12 @@ class Engine:
                 and (participant_id is None or event.participant_id == participant_id)
                 and (created_from is None or event.created_at >= created_from)
                 and (created_to is None or event.created_at < created_to)
+                and (event_from is None or event.event_timestamp >= event_from)
+                and (event_to is None or event.event_timestamp < event_to)
+                and (
+                    rule_id is None
+                    or any(e.rule_id == rule_id and e.status == "MATCHED" for e in event.rule_evaluations)
+                )
             )
 
         await self._caught_up()

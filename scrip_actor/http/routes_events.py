@@ -120,6 +120,9 @@ async def list_events(call: Call) -> ListOf[Any]:
             participant_id=query.participant_id,
             created_from=query.created_from,
             created_to=query.created_to,
+            event_from=query.event_from,
+            event_to=query.event_to,
+            rule_id=query.rule_id,
             limit=query.limit,
             cursor=query.cursor,
         )

@@ -122,14 +122,18 @@ class HistoryQuery(Struct, **_request):
 
 
 class EventQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/events``; ``from``/``to`` bound ``created_at`` (from inclusive, to exclusive)."""
+    """Filters of ``GET /v1/events``: ``from``/``to`` bound ``created_at``, ``event_from``/``event_to`` the event
+    time (from inclusive, to exclusive); ``rule_id`` keeps events where that rule matched."""
 
     program_id: str | None = None
     status: EventStatus | None = None
     external_id: str | None = None
     participant_id: str | None = None
+    rule_id: str | None = None
     created_from: datetime | None = field(default=None, name="from")
     created_to: datetime | None = field(default=None, name="to")
+    event_from: datetime | None = None
+    event_to: datetime | None = None
 
 
 class JournalQuery(PageQuery, **_request):

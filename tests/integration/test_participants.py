@@ -149,3 +149,19 @@ async def test_lists_paginate_stably(engine: Engine) -> None:
         await engine.list_events(limit=201)
     failed = await engine.list_events(status="FAILED")
     assert failed.data == []
+
+
+async def test_event_filters_by_rule_and_event_time(engine: Engine) -> None:
+    from datetime import timedelta
+
+    program, asset = await program_with_asset(engine)
+    big = await rule(engine, program, "event.amount >= 100.0", [CreditAction(asset_id=asset.id, amount="1")])
+    start = engine._clock()
+    small_event = await send(engine, program, "u", {"amount": 5}, at=start)
+    big_event = await send(engine, program, "u", {"amount": 500}, at=start + timedelta(days=2))
+    matched = await engine.list_events(rule_id=big.id)
+    assert [e.id for e in matched.data] == [big_event.id]
+    early = await engine.list_events(event_to=start + timedelta(days=1))
+    assert [e.id for e in early.data] == [small_event.id]
+    late = await engine.list_events(event_from=start + timedelta(days=1))
+    assert [e.id for e in late.data] == [big_event.id]
