@@ -18,6 +18,7 @@ import hashlib
 import heapq
 import itertools
 import logging
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -81,7 +82,6 @@ from scrip_actor.rules import (
     CompiledRule,
     apply_actions,
     cel_event_data,
-    cel_event_data_and_depth,
     compile_condition,
     compile_rule,
     evaluate,
@@ -438,23 +438,7 @@ class Engine:
                 "invalid",
                 f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters",
             )
-        if not isinstance(request.event_data, dict):
-            raise ValidationFailed.field("event_data", "invalid", "event_data must be a JSON object")
-        try:
-            data_bytes = msgspec.json.encode(request.event_data)
-        except (TypeError, OverflowError) as error:
-            raise ValidationFailed.field("event_data", "invalid", f"event_data is not JSON: {error}") from None
-        if len(data_bytes) > limits.event_data_bytes_max:
-            raise ValidationFailed.field(
-                "event_data",
-                "too_large",
-                f"event_data is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}",
-            )
-        cel_data, depth = cel_event_data_and_depth(request.event_data)
-        if depth > limits.event_data_depth_max:
-            raise ValidationFailed.field(
-                "event_data", "too_deep", f"event_data nests deeper than {limits.event_data_depth_max}"
-            )
+        cel_data = self.event_data_for_cel(request.event_data)
         timestamp = None
         if request.event_timestamp is not None:
             try:
@@ -471,6 +455,27 @@ class Engine:
             }
         )
         return external_id, timestamp, canonical, cel_data
+
+    def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
+        """Check event data against the limits (a JSON object, size, depth) and return it as CEL sees it.
+
+        Raises:
+            ValidationFailed: not an object, not JSON, too large, or nested too deeply.
+        """
+        limits = self._limits
+        if not isinstance(event_data, dict):
+            raise ValidationFailed.field(field, "invalid", f"{field} must be a JSON object")
+        if _depth_exceeds(event_data, limits.event_data_depth_max):  # first, and without recursion
+            raise ValidationFailed.field(field, "too_deep", f"{field} nests deeper than {limits.event_data_depth_max}")
+        try:
+            data_bytes = msgspec.json.encode(event_data)
+        except (TypeError, OverflowError) as error:
+            raise ValidationFailed.field(field, "invalid", f"{field} is not JSON: {error}") from None
+        if len(data_bytes) > limits.event_data_bytes_max:
+            raise ValidationFailed.field(
+                field, "too_large", f"{field} is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
+            )
+        return cel_event_data(event_data)
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
@@ -1220,7 +1225,7 @@ class Engine:
             ),
             key=lambda r: (r.order, r.created_at, r.id),
         )
-        return _page_in_memory(rules, limit=self._page_size(limit), cursor=cursor, keep_order=True)
+        return _page_in_memory(rules, limit=self._page_size(limit), cursor=cursor, key=_by_order, descending=False)
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A rule's versions, newest first."""
@@ -1229,9 +1234,10 @@ class Engine:
             msgspec.json.decode(raw, type=RuleVersion)
             for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
         ]
-        start = int(cursor) if cursor and cursor.isdigit() else None
-        if start is not None:
-            versions = [v for v in versions if v.version < start]
+        if cursor:
+            if not re.fullmatch(r"[0-9]{1,10}", cursor):
+                raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued")
+            versions = [v for v in versions if v.version < int(cursor)]
         limit = self._page_size(limit)
         page, more = versions[:limit], len(versions) > limit
         return Page(data=page, has_more=more, next_cursor=str(page[-1].version) if more else None)
@@ -1605,6 +1611,20 @@ def _expression_compiler(backend: str) -> Any:
     return compile_expression
 
 
+def _depth_exceeds(value: Any, depth_max: int) -> bool:
+    """Whether JSON-like ``value`` nests deeper than ``depth_max`` (iterative: hostile depth cannot blow the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > depth_max:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def _merge(first: Changes | None, second: Changes | None) -> Changes:
     """Two consecutive transactions' changes as one record (the later state of a participant or lot wins)."""
     if first is None and second is not None:
@@ -1693,17 +1713,48 @@ def _decode_cursor(cursor: str | None) -> bytes | None:
         raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued") from None
 
 
-def _page_in_memory(items: list[Any], *, limit: int, cursor: str | None, keep_order: bool = False) -> Page:
-    """Paginate a small in-memory list: newest first (or the given order), cursor = the last item's id."""
-    ordered = items if keep_order else sorted(items, key=lambda item: (item.created_at, item.id), reverse=True)
+def _newest_first(item: Any) -> tuple[Any, ...]:
+    return (item.created_at.isoformat(), item.id)
+
+
+def _by_order(item: Any) -> tuple[Any, ...]:
+    return (item.order, item.created_at.isoformat(), item.id)
+
+
+def _page_in_memory(
+    items: list[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    key: Callable[[Any], tuple[Any, ...]] = _newest_first,
+    descending: bool = True,
+) -> Page:
+    """Paginate a small in-memory list sorted by ``key``; the cursor is the last item's key, not its position.
+
+    So a page resumes strictly after that key whatever happened in between: the cursor item archived, filtered
+    out or reordered, or items inserted before it. Nothing is skipped or repeated that kept its key.
+    """
+    ordered = sorted(items, key=key, reverse=descending)
     if cursor:
-        ids = [item.id for item in ordered]
-        if cursor not in ids:
-            raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued")
-        ordered = ordered[ids.index(cursor) + 1 :]
+        after = decode_key_cursor(cursor)
+        ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
     page = ordered[:limit]
     more = len(ordered) > limit
-    return Page(data=page, has_more=more, next_cursor=page[-1].id if more else None)
+    return Page(data=page, has_more=more, next_cursor=encode_key_cursor(key(page[-1])) if more else None)
+
+
+def encode_key_cursor(key: tuple[Any, ...]) -> str:
+    """An opaque cursor carrying a sort key (strings and integers)."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(list(key))).decode()
+
+
+def decode_key_cursor(cursor: str) -> tuple[Any, ...]:
+    """The sort key inside a cursor from :func:`encode_key_cursor`; anything else is a 400."""
+    try:
+        values = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()), type=list[str | int])
+    except (ValueError, TypeError, msgspec.DecodeError):
+        raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued") from None
+    return tuple(values)
 
 
 @asynccontextmanager

@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from quart import Response, g, request
+import trio
+from quart import Response, current_app, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from scrip_actor.engine import Engine
-from scrip_actor.errors import Overloaded, ScripError
+from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
 from scrip_actor.http import (
     routes_assets,
     routes_events,
@@ -38,13 +39,22 @@ from scrip_actor.http.errors import (
     ErrorBody,
     MethodNotAllowed,
     PayloadTooLarge,
+    RequestTimeout,
     RouteNotFound,
     Unauthorized,
     error_body,
     status_of,
 )
 from scrip_actor.http.metrics import HttpMetrics
-from scrip_actor.http.routing import Call, Endpoint, Reply, decode_body, decode_query, read_body
+from scrip_actor.http.routing import (
+    Call,
+    Endpoint,
+    Reply,
+    batch_items_exceed,
+    decode_body,
+    decode_query,
+    read_body,
+)
 
 __all__ = ["HttpLimits", "create_app"]
 
@@ -53,18 +63,25 @@ _encoder = msgspec.json.Encoder()
 _JSON = "application/json"
 
 
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Bounds the HTTP layer enforces before the engine sees anything (see docs/http.md).
 
     Attributes:
         body_bytes_max: largest body of a single-resource request.
-        batch_body_bytes_max: largest body of ``POST /v1/events/batch`` (also Quart's buffering cap).
+        batch_body_bytes_max: largest body of ``POST /v1/events/batch`` (also Quart's buffering cap). It also
+            bounds the work of decoding a batch's item list *before* its length can be checked (msgspec builds
+            the list first): 2 MiB of ``0,0,0,...`` is at most ~1M tiny items, about 70 MB transiently.
         batch_events_max: most events in one batch.
+        body_read_timeout_s: a body must arrive within this; a stalled one is answered 408 and closed.
     """
 
     body_bytes_max: int = 1024 * 1024
-    batch_body_bytes_max: int = 8 * 1024 * 1024
+    batch_body_bytes_max: int = 2 * 1024 * 1024
     batch_events_max: int = 1000
+    body_read_timeout_s: float = 30.0
 
 
 def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[], dict[str, Any]]) -> list[Endpoint]:
@@ -86,6 +103,10 @@ def _json(status: int, value: Any, headers: dict[str, str] | None = None) -> Res
 
 def _error(error: ScripError) -> Response:
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, Overloaded) else {}
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="scrip"'
+    if isinstance(error, RequestTimeout):
+        headers["Connection"] = "close"
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.details.get("allowed", []))
     return _json(status_of(error), error_body(error, g.get("request_id")), headers)
@@ -108,10 +129,28 @@ def _view(endpoint: Endpoint, engine: Engine, keys: ApiKeys, limits: HttpLimits)
             _authenticate(keys)
         body = None
         if endpoint.body is not None:
-            raw = await read_body(request, body_limit)
+            timeout_s = float(current_app.config["BODY_TIMEOUT"])  # set from HttpLimits.body_read_timeout_s
+            with trio.move_on_after(timeout_s) as timeout:
+                raw = await read_body(request, body_limit)
+            if timeout.cancelled_caught:
+                raise RequestTimeout(f"the request body did not arrive within {timeout_s} s")
             g.body_read = True
+            if endpoint.batch and batch_items_exceed(raw, limits.batch_events_max):
+                raise ValidationFailed.field(
+                    "events", "too_many", f"a batch holds 1-{limits.batch_events_max} events, got more"
+                )
             body = decode_body(endpoint, raw)
-        query = decode_query(endpoint.query, request.args.to_dict()) if endpoint.query is not None else None
+        if endpoint.query is not None:
+            query = decode_query(endpoint.query, request.args.to_dict())
+        elif request.args:
+            # A typo'd parameter must never pass silently, on routes without parameters too.
+            names = sorted(request.args)
+            raise ValidationFailed(
+                f"this route takes no query parameters; got {', '.join(names)}",
+                {"fields": [{"field": f"query.{name}", "reason": "unknown", "message": "unknown"} for name in names]},
+            )
+        else:
+            query = None
         result = await endpoint.handler(Call(engine, path, body, query))
         status, value = (result.status, result.value) if isinstance(result, Reply) else (endpoint.status, result)
         if status == 204:
@@ -147,7 +186,9 @@ def _install_hooks(app: QuartTrio, metrics: HttpMetrics, routes: dict[str, str])
             response.headers["Connection"] = "close"
         rule = request.url_rule
         route = routes.get(rule.endpoint, rule.rule) if rule is not None else "unmatched"
-        metrics.observe(route, request.method, response.status_code, time.perf_counter() - g.get("started_s", 0.0))
+        # Bounded labels: a made-up method must not mint a new series (anyone can send one, even without a key).
+        method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+        metrics.observe(route, method, response.status_code, time.perf_counter() - g.get("started_s", 0.0))
         return response
 
 
@@ -190,7 +231,10 @@ def create_app(engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None) 
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.http")
     app.config["MAX_CONTENT_LENGTH"] = limits.batch_body_bytes_max
+    app.config["BODY_TIMEOUT"] = limits.body_read_timeout_s
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    # "//" in a path must be a JSON 404 like any unknown path, not an HTML redirect built from the Host header.
+    app.url_map.merge_slashes = False
     metrics = HttpMetrics(engine)
     document: dict[str, Any] = {}
     endpoints = all_endpoints(metrics, limits, lambda: document)

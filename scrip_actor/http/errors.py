@@ -32,6 +32,7 @@ __all__ = [
     "ErrorBody",
     "MethodNotAllowed",
     "PayloadTooLarge",
+    "RequestTimeout",
     "RouteNotFound",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -51,6 +52,12 @@ class PayloadTooLarge(ScripError):
     """The request body is bigger than this route accepts (HTTP 413); checked while reading, before decoding."""
 
     code = "payload_too_large"
+
+
+class RequestTimeout(ScripError):
+    """The request body did not arrive in time (HTTP 408); the connection is closed."""
+
+    code = "request_timeout"
 
 
 class UnsupportedMediaType(ScripError):
@@ -83,6 +90,7 @@ _STATUS_BY_CLASS: dict[type[ScripError], int] = {
     Conflict: 409,
     IdempotencyConflict: 409,
     PayloadTooLarge: 413,
+    RequestTimeout: 408,
     UnsupportedMediaType: 415,
     InsufficientFunds: 422,
     Overloaded: 429,

@@ -88,7 +88,8 @@ async def simulate_rule(call: Call) -> Simulation:
             with contextlib.suppress(NotFound):  # compile_rule then names the missing asset in its 400
                 assets[asset_id] = await call.engine.get_asset(asset_id)
     now = body.event_timestamp or datetime.now(UTC)
-    return simulate(rule, assets, body.event, body.participant_state, now)
+    event = call.engine.event_data_for_cel(body.event, "event")  # the limits of a real event apply
+    return simulate(rule, assets, event, body.participant_state, now)
 
 
 async def rule_history(call: Call) -> ListOf[Any]:

@@ -12,6 +12,7 @@ built when the endpoint is declared and reused for every request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 from quart import Request
 
-from scrip_actor.engine import Engine
+from scrip_actor.engine import Engine, decode_key_cursor, encode_key_cursor
 from scrip_actor.errors import ValidationFailed
 from scrip_actor.http.errors import PayloadTooLarge, UnsupportedMediaType, validation_failed
 from scrip_actor.http.schemas import ListOf, Pagination
@@ -132,6 +133,32 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_STRUCTURE = re.compile(rb"[\[\]{},]")
+
+
+def batch_items_exceed(raw: bytes, items_max: int) -> bool:
+    """Whether the array in a ``{"events": [...]}`` body holds more than ``items_max`` items, without decoding it.
+
+    msgspec builds a whole list before any length check, so 2 MiB of ``0,0,0,...`` would cost a million objects.
+    Strings are blanked first (one regex pass in C), then commas at the array's depth are counted until the limit
+    is passed. Malformed JSON is left for the decoder to refuse.
+    """
+    depth = 0
+    separators = 0
+    for match in _JSON_STRUCTURE.finditer(_JSON_STRING.sub(b'""', raw)):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+        elif token in (b"]", b"}"):
+            depth -= 1
+        elif depth == 2:
+            separators += 1
+            if separators >= items_max:
+                return True
+    return False
+
+
 def decode_body(endpoint: Endpoint, raw: bytes) -> Any:
     """Decode and validate a body with the endpoint's decoder; malformed JSON and wrong shapes are 400s."""
     assert endpoint.body_decoder is not None
@@ -168,14 +195,17 @@ def whole(items: list[T]) -> ListOf[T]:
     return ListOf(data=items, pagination=Pagination(has_more=False, next_cursor=None))
 
 
-def page_of(items: list[T], limit: int, cursor: str | None, key: Any) -> ListOf[T]:
-    """Paginate a list the engine returns whole: ``cursor`` is ``key(item)`` of the previous page's last item."""
-    start = 0
+def page_of(items: list[T], limit: int, cursor: str | None, key: Callable[[T], tuple[Any, ...]]) -> ListOf[T]:
+    """Paginate a list the engine returns whole, in ascending ``key`` order; the cursor carries the last key.
+
+    A page resumes strictly after that key, so an item that left the filtered set in between (a lot that expired,
+    say) cannot invalidate the cursor or shift the pages.
+    """
+    ordered = sorted(items, key=key)
     if cursor:
-        keys = [key(item) for item in items]
-        if cursor not in keys:
-            raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued")
-        start = keys.index(cursor) + 1
-    chunk = items[start : start + limit]
-    more = start + limit < len(items)
-    return ListOf(data=chunk, pagination=Pagination(has_more=more, next_cursor=key(chunk[-1]) if more else None))
+        after = decode_key_cursor(cursor)
+        ordered = [item for item in ordered if key(item) > after]
+    chunk = ordered[:limit]
+    more = len(ordered) > limit
+    next_cursor = encode_key_cursor(key(chunk[-1])) if more else None
+    return ListOf(data=chunk, pagination=Pagination(has_more=more, next_cursor=next_cursor))

@@ -41,6 +41,10 @@ PageLimit = Annotated[int, Meta(ge=1, le=200, description="page size, 1-200")]
 # --- envelopes ------------------------------------------------------------------------------------------------
 
 
+# Timestamps from clients must say their time zone: comparing a naive one with stored UTC times is meaningless.
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+
+
 class Pagination(Struct, kw_only=True):
     """Where the next page starts: pass ``next_cursor`` as ``cursor``; None on the last page."""
 
@@ -130,10 +134,10 @@ class EventQuery(PageQuery, **_request):
     external_id: str | None = None
     participant_id: str | None = None
     rule_id: str | None = None
-    created_from: datetime | None = field(default=None, name="from")
-    created_to: datetime | None = field(default=None, name="to")
-    event_from: datetime | None = None
-    event_to: datetime | None = None
+    created_from: AwareDatetime | None = field(default=None, name="from")
+    created_to: AwareDatetime | None = field(default=None, name="to")
+    event_from: AwareDatetime | None = None
+    event_to: AwareDatetime | None = None
 
 
 class JournalQuery(PageQuery, **_request):
@@ -144,8 +148,8 @@ class JournalQuery(PageQuery, **_request):
     rule_id: str | None = None
     participant_id: str | None = None
     asset_id: str | None = None
-    created_from: datetime | None = field(default=None, name="from")
-    created_to: datetime | None = field(default=None, name="to")
+    created_from: AwareDatetime | None = field(default=None, name="from")
+    created_to: AwareDatetime | None = field(default=None, name="to")
 
 
 # --- request bodies -------------------------------------------------------------------------------------------
@@ -211,8 +215,8 @@ class RulePatch(Struct, **_request):
     actions: Annotated[list[Action], Meta(min_length=1)] | UnsetType = UNSET
     order: Annotated[int, Meta(ge=1, le=2**31 - 1)] | UnsetType = UNSET
     stop_after_match: bool | UnsetType = UNSET
-    active_from: datetime | None | UnsetType = UNSET
-    active_to: datetime | None | UnsetType = UNSET
+    active_from: AwareDatetime | None | UnsetType = UNSET
+    active_to: AwareDatetime | None | UnsetType = UNSET
     status: RuleStatus | UnsetType = UNSET
 
 
@@ -235,7 +239,7 @@ class SimulateRequest(Struct, **_request):
 
     event: dict[str, Any]
     participant_state: MockState = MockState()
-    event_timestamp: datetime | None = None
+    event_timestamp: AwareDatetime | None = None
 
 
 class EventBatch(Struct, **_request):

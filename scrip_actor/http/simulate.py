@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from msgspec import Struct
 
-from scrip_actor.amounts import DECIMAL, format_minor
+from scrip_actor.amounts import add_counter, check_counter, format_minor
 from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.http.schemas import MockState
 from scrip_actor.ledger import ActionFailed
@@ -32,7 +32,6 @@ from scrip_actor.model import (
 from scrip_actor.rules import (
     CompiledAction,
     attribute_text,
-    cel_event_data,
     compile_rule,
     evaluate,
     resolve_amount,
@@ -94,7 +93,8 @@ class Simulation(Struct, kw_only=True):
 def simulate(
     rule: Rule, assets: dict[str, Asset], event: dict[str, Any], state: MockState, now: datetime
 ) -> Simulation:
-    """Evaluate ``rule`` for ``event`` as if the participant had ``state``, at time ``now``.
+    """Evaluate ``rule`` for ``event`` (data as CEL sees it: ``Engine.event_data_for_cel``) as if the participant
+    had ``state``, at time ``now``.
 
     Raises:
         ValidationFailed: the rule no longer compiles (e.g. an asset it names is gone).
@@ -110,7 +110,7 @@ def simulate(
         "attributes": dict(state.attributes),
         "program_ids": [rule.program_id],
     }
-    variables = {"event": cel_event_data(event), "participant": participant, "now": now}
+    variables = {"event": event, "participant": participant, "now": now}
     [record], matched = evaluate([compiled], variables, now)
     summary = RuleSummary(
         id=rule.id, name=rule.name, condition=rule.condition, order=rule.order, stop_after_match=rule.stop_after_match
@@ -146,11 +146,12 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
             )
         if isinstance(action, CounterAction):
             delta = resolve_counter_delta(compiled, variables)
-            current = Decimal(str(state.counters.get(action.key, 0)))
+            current = _mock_counter(state.counters.get(action.key, 0))
+            projected = add_counter(current, delta)  # the bounds and exactness processing applies
             return ActionResult(
                 current_value=str(current),
                 value=str(delta),
-                projected_value=str(DECIMAL.add(current, delta)),
+                projected_value=str(projected),
                 description=f"Add {delta} to counter {action.key!r} of {target}",
             )
         if isinstance(action, TagAction | UntagAction):
@@ -167,6 +168,14 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
     except (ActionFailed, ScripError) as error:
         message = error.message if isinstance(error, ScripError) else str(error)
         return ActionResult(description=f"{compiled.label} would fail", error=message)
+
+
+def _mock_counter(value: Any) -> Decimal:
+    """A mock counter as the decimal a stored counter would be (bounded like one)."""
+    try:
+        return check_counter(Decimal(str(value)), "participant_state.counters")
+    except InvalidOperation:
+        raise ValidationFailed.field("participant_state.counters", "invalid", "counters are numbers") from None
 
 
 def _describe_tag(action: TagAction | UntagAction, state: MockState, target: str) -> ActionResult:
