@@ -86,7 +86,7 @@ def check_counter(value: Decimal, field: str = "value") -> Decimal:
     assert isinstance(exponent, int)
     if exponent < -COUNTER_SCALE_MAX:
         raise ValidationFailed.field(field, "out_of_range", f"{field} has more than {COUNTER_SCALE_MAX} decimals")
-    return value
+    return value.copy_abs() if value.is_zero() else value  # "-0" is stored as "0"
 
 
 def add_counter(current: Decimal, delta: Decimal) -> Decimal:

@@ -66,9 +66,15 @@ class ApiKeys:
             return cls(_read_digests(path)), None
         new_key = "sk_" + secrets.token_urlsafe(32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written to a private temporary file, flushed, then renamed into place: a crash leaves either no keys
+        # file (the next start generates a key again) or a complete one, never an empty file that blocks starts.
+        temporary = path.with_name(f".{KEYS_FILE_NAME}.{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:
             json.dump([_digest(new_key).hex()], file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
         return cls.of(new_key), new_key
 
     def accepts(self, presented: str | None) -> bool:

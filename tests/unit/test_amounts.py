@@ -74,3 +74,10 @@ def test_format(minor: int, scale: int, text: str) -> None:
 @given(st.integers(min_value=-AMOUNT_MINOR_MAX, max_value=AMOUNT_MINOR_MAX), st.integers(min_value=0, max_value=18))
 def test_format_then_parse_round_trips(minor: int, scale: int) -> None:
     assert to_minor(parse_decimal(format_minor(minor, scale)), scale) == minor
+
+
+def test_counters_never_store_negative_zero() -> None:
+    from scrip_actor.amounts import add_counter, check_counter
+
+    assert str(check_counter(Decimal("-0"))) == "0"
+    assert str(add_counter(Decimal("1.5"), Decimal("-1.5"))) == "0.0"
