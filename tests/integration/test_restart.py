@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from scrip_actor import CreditAction, EventSubmit, open_engine, verify
+from scrip_actor import CreditAction, EventSubmit, SetAttributeAction, open_engine, verify
 from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset, rule
 
@@ -113,3 +113,49 @@ async def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -> 
         assert again.id == original.id
     report = verify(str(data_dir), config)
     assert report.ok, report.problems
+
+
+async def test_a_retry_queued_at_shutdown_is_processed_once_after_reopening(tmp_path: Path, clock: ManualClock) -> None:
+    config = small_config(tmp_path / "data")
+    async with open_engine(config=config, clock=clock) as engine:
+        program, asset = await program_with_asset(engine, policy="PREFUNDED")
+        await rule(
+            engine,
+            program,
+            "true",
+            [CreditAction(asset_id=asset.id, amount="1"), SetAttributeAction(key="last", value_expression="event.n")],
+        )
+        first = await engine.submit(
+            EventSubmit(program_id=program.id, external_id="u", idempotency_key="k1", event_data={"n": "retry"})
+        )
+        await engine.wait_idle()
+        assert (await engine.get_event(first.id)).status == "FAILED"  # the wallet was empty
+        await engine.fund(program.id, asset.id, "50")
+        # From here on nothing reaches a mailbox: the records become durable, but processing never starts, as if
+        # the process died right after acknowledging them.
+        engine._registry.deliver = lambda key, message: None  # type: ignore[union-attr, method-assign]
+        ahead = [
+            await engine.submit(
+                EventSubmit(
+                    program_id=program.id, external_id="u", idempotency_key=f"ahead{n}", event_data={"n": f"ahead{n}"}
+                )
+            )
+            for n in range(5)
+        ]
+        await engine.retry_event(first.id)
+    async with open_engine(config=config, clock=clock) as engine:
+        assert engine.statistics().events_inflight == 6  # the five and the retry, re-delivered from the inbox
+        await engine.wait_idle()
+        retried = await engine.get_event(first.id)
+        assert retried.status == "COMPLETED"
+        assert retried.attempts == 2
+        processed = [await engine.get_event(event.id) for event in ahead]
+        assert [event.status for event in processed] == ["COMPLETED"] * 5
+        participant = await engine.get_participant_by_external_id("u")
+        assert participant.attributes == {"last": "retry"}  # replayed in inbox order: the retry came last
+        assert participant.balances[0].available == "6.00"  # each event credited exactly once
+        [wallet] = await engine.wallet_balances(program.id)
+        assert wallet.available == "44.00"
+        report = await engine.verify()
+        assert report.ok, report.problems
+        assert report.events_pending == 0
