@@ -34,6 +34,7 @@ from celpy.evaluation import CELEvalError
 
 from ._errors import CelCompileError, CelEvaluationError
 from ._functions import get, round_half_up, sets_contains, sets_intersects
+from ._values import CelUint
 
 __all__ = ["CelpyExpression", "compile_expression_celpy"]
 
@@ -58,6 +59,8 @@ def to_python(value: Any) -> Any:
         return None
     if isinstance(value, celtypes.BoolType):
         return bool(value)
+    if isinstance(value, celtypes.UintType):
+        return CelUint(int(value))  # as our compiler returns uints
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
