@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry
+from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry, check_lot_balances
 from scrip_actor.model import Event, JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
@@ -120,6 +120,7 @@ def load_participant(store: Store, participant_id: str) -> ParticipantState | No
         lots.setdefault(asset_id, [])
     state = ParticipantState(record, lots)
     state.stored_external_id = record.external_id
+    check_lot_balances(state)  # the pair of the check LedgerTx makes before writing
     return state
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "ParticipantState",
     "World",
     "account_key",
+    "check_entry",
+    "check_lot_balances",
     "entry_hash",
 ]
 
@@ -740,7 +742,7 @@ class LedgerTx:
             for asset_id, values in state.balances.items():
                 if any(abs(value) > AMOUNT_MINOR_MAX for value in values):
                     raise ActionFailed(f"a balance of asset {asset_id} would leave the supported range of amounts")
-            _check_lot_balances(state)
+            check_lot_balances(state)
         return accounts
 
     def participants(self) -> list[ParticipantState]:
@@ -753,7 +755,7 @@ def _lot_order(lot: Lot) -> tuple[datetime, int]:
     return (lot.created_at, lot.number)
 
 
-def _check_lot_balances(state: ParticipantState) -> None:
+def check_lot_balances(state: ParticipantState) -> None:
     """Assert the lot/balance invariant of every LOT asset the participant holds."""
     for asset_id, lots in state.lots.items():
         values = state.balance(asset_id)
