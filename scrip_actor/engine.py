@@ -1107,7 +1107,13 @@ class Engine:
         )
         self._check_rule(rule)
         version = RuleVersion(
-            rule_id=rule.id, version=1, change_type="created", changes=[], changed_at=now, snapshot=rule
+            rule_id=rule.id,
+            version=1,
+            change_type="created",
+            changes=[],
+            changed_at=now,
+            snapshot=rule,
+            applies_from_sequence=self._inbox_sequence + 1,
         )
         return await self._store_rule(rule, version)
 
@@ -1191,6 +1197,7 @@ class Engine:
             changes=sorted(changes),
             changed_at=now,
             snapshot=updated,
+            applies_from_sequence=self._inbox_sequence + 1,
         )
         return await self._store_rule(updated, version)
 

@@ -372,6 +372,9 @@ class RuleVersion(Struct, kw_only=True):
     changes: list[str]
     changed_at: datetime
     snapshot: Rule
+    # The version applies to events from this inbox sequence on (those admitted after the change); recorded so a
+    # replay of the inbox can apply each change at the same point (DESIGN.md section 6).
+    applies_from_sequence: int = 0
 
 
 # --- events ---------------------------------------------------------------------------------------------------

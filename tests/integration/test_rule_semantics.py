@@ -311,3 +311,16 @@ async def test_counters_and_attributes_from_expressions(engine: Engine) -> None:
     participant = await engine.get_participant_by_external_id("u")
     assert participant.counters == {"lifetime_spend": "14.25", "purchase_count": "2"}
     assert participant.attributes == {"last_store": "paris"}
+
+
+async def test_rule_versions_record_the_inbox_position_they_apply_from(engine: Engine) -> None:
+    program, asset = await program_with_asset(engine)
+    created = await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="1")])
+    before = await send(engine, program, "u", {})
+    await engine.update_rule(created.id, RuleUpdate(condition="false"))
+    after = await send(engine, program, "u", {})
+    history = await engine.rule_history(created.id)
+    second, first = history.data
+    assert first.applies_from_sequence <= before.sequence < second.applies_from_sequence <= after.sequence
+    assert [e.status for e in before.rule_evaluations] == ["MATCHED"]
+    assert [e.status for e in after.rule_evaluations] == ["NOT_MATCHED"]
