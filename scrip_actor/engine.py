@@ -266,10 +266,6 @@ class Engine:
             self._registry.deliver(event.external_id, _Process(event, cel_event_data(event.event_data), unbe64(key)))
         nursery.start_soon(self._sweeper)
 
-    async def aclose_workers(self) -> None:
-        """Stop accepting new events (used on shutdown)."""
-        self._closing = True
-
     # ==========================================================================================================
     # helpers
     # ==========================================================================================================
