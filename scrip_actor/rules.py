@@ -37,7 +37,6 @@ __all__ = [
     "apply_actions",
     "attribute_text",
     "cel_event_data",
-    "cel_event_data_and_depth",
     "compile_condition",
     "compile_rule",
     "evaluate",
@@ -280,26 +279,6 @@ def compile_rule(
         for index, action in enumerate(rule.actions)
     ]
     return CompiledRule(rule, condition, actions)
-
-
-def cel_event_data_and_depth(value: Any, depth: int = 1) -> tuple[Any, int]:
-    """:func:`cel_event_data` and the nesting depth, in one walk (admission needs both)."""
-    if isinstance(value, dict):
-        converted = {}
-        deepest = depth
-        for key, item in value.items():
-            converted[key], item_depth = cel_event_data_and_depth(item, depth + 1)
-            deepest = max(deepest, item_depth)
-        return converted, deepest
-    if isinstance(value, list):
-        items = []
-        deepest = depth
-        for item in value:
-            converted_item, item_depth = cel_event_data_and_depth(item, depth + 1)
-            items.append(converted_item)
-            deepest = max(deepest, item_depth)
-        return items, deepest
-    return cel_event_data(value), depth
 
 
 def cel_event_data(value: Any) -> Any:
