@@ -33,6 +33,9 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 
     data_dir: str = "./data"
     lmdb_map_size_bytes: _Positive = 16 * 1024**3
+    # Above this much file-backed resident memory (MiB), drop this process's mapping of LMDB's pages; 0: never.
+    # They stay in the page cache; only the process's RSS is bounded (see scrip_actor/_residency.py).
+    lmdb_map_resident_max_mb: Annotated[int, Meta(ge=0)] = 256
     sync: bool = True
     max_readers: _Positive = 256
 

@@ -25,12 +25,14 @@ schedule           be64(due_ms) + lot id                       participant id (l
 
 Values are msgspec JSON: unlike msgpack it stores Python ints of any size exactly (amounts at scale 18 exceed
 64 bits). The writer owns every write transaction: records go in the order the engine produced them, so the disk is
-always a prefix of memory.
+always a prefix of memory. It also keeps the process's resident share of LMDB's memory map bounded
+(``storage.lmdb_map_resident_max_mb``; see scrip_actor._residency).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -41,6 +43,7 @@ import lmdb
 import msgspec
 import trio
 
+from scrip_actor._residency import MapResidency
 from scrip_actor.ids import new_prefix
 
 __all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_key", "idempotency_key", "unbe64"]
@@ -293,6 +296,9 @@ class WriterStatistics(msgspec.Struct, frozen=True, kw_only=True):
     commit_seconds_last: float
     commit_seconds_peak: float
     commit_seconds_total: float
+    # LMDB map residency (see scrip_actor._residency): times the map was dropped from this process's page tables.
+    map_trims: int = 0
+    map_trim_seconds_total: float = 0.0
 
 
 class WriterFailed(RuntimeError):
@@ -306,12 +312,18 @@ class Writer:
     writer task drains everything appended so far into one LMDB transaction, commits it on a worker thread, then
     runs the records' ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is
     the order of :meth:`append` calls.
+
+    After each commit, and every second while idle, it checks the process's file-backed resident memory and, over
+    ``map_resident_max_mb`` (0: never), drops its mapping of LMDB's pages (they stay in the page cache).
     """
 
-    def __init__(self, store: Store, *, batch_records_max: int) -> None:
+    def __init__(self, store: Store, *, batch_records_max: int, map_resident_max_mb: int = 256) -> None:
+        # map_resident_max_mb: storage.lmdb_map_resident_max_mb (the default is the setting's; a test checks it).
         assert batch_records_max >= 1
+        assert map_resident_max_mb >= 0
         self._store = store
         self._batch_records_max = batch_records_max
+        self._residency = MapResidency(store.env, resident_max_bytes=map_resident_max_mb * 1024**2)
         self._pending: list[tuple[list[Op], Callable[[], None] | None]] = []
         self._appended = 0
         self._durable = 0
@@ -361,13 +373,18 @@ class Writer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer loop. Returns after :meth:`close` once everything appended is durable."""
+        residency = self._residency
+        residency.maybe_trim(trio.current_time())  # the engine's recovery read through the map before we started
+        idle_wait_s = residency.check_interval_s if residency.enabled else math.inf
         task_status.started()
         while True:
+            residency.maybe_trim(trio.current_time())  # cheap: a clock comparison, a statm read once a second
             if not self._pending:
                 if self._closing:
                     return
                 self._wakeup = trio.Event()
-                await self._wakeup.wait()
+                with trio.move_on_after(idle_wait_s):  # idle: reads still map pages, so look again
+                    await self._wakeup.wait()
                 continue
             batch = self._pending[: self._batch_records_max]
             del self._pending[: len(batch)]
@@ -403,6 +420,7 @@ class Writer:
 
     def statistics(self) -> WriterStatistics:
         """A snapshot of the writer's counters."""
+        residency = self._residency.statistics()
         return WriterStatistics(
             records_appended=self._appended,
             records_durable=self._durable,
@@ -412,6 +430,8 @@ class Writer:
             commit_seconds_last=self._commit_s_last,
             commit_seconds_peak=self._commit_s_peak,
             commit_seconds_total=self._commit_s_total,
+            map_trims=residency.trims,
+            map_trim_seconds_total=residency.trim_seconds_total,
         )
 
     def reset_peaks(self) -> None:
