@@ -7,8 +7,10 @@ Run ``python -m bench.scale`` (1M participants; ``--quick`` for 50k; ``--partici
    participant has an account, a balance, a tag and a journal entry, as after a real onboarding.
 2. Creates the participants through signup events, ``submit_batch`` chunks of ``--batch-size`` from
    ``--batch-tasks`` concurrent tasks (events are generated chunk by chunk, so the generator holds no memory).
-3. Reports the process's RSS (now and peak), the cached participants (bounded by
-   ``engine.actors_resident_max``), the data size on disk (allocated blocks, LMDB files are sparse).
+3. Reports the process's RSS (now and peak; now also split into anonymous memory and file-backed pages, which
+   are mostly LMDB's map), how often the writer dropped that map from this process's RSS
+   (``storage.lmdb_map_resident_max_mb``), the cached participants (bounded by ``engine.actors_resident_max``),
+   the data size on disk (allocated blocks, LMDB files are sparse).
 4. Closes the engine and reopens the store in a *fresh process*, timing ``open_engine`` until it is ready plus
    one participant lookup, and that process's RSS. The OS page cache is warm (the store was just written): this
    is a restart, not a cold boot.
@@ -133,6 +135,7 @@ async def build(
             tune_gc()
         elapsed_s = await create_participants(engine, program_id, participants, chunk_size, tasks)
         statistics = engine.statistics()
+        writer = engine._writer.statistics()  # map trims are not in EngineStatistics (yet)
         rss_mb = current_rss_mb()
         breakdown = rss_breakdown_mb()
     return {
@@ -143,6 +146,8 @@ async def build(
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "rss_anon_mb": breakdown.get("anon"),
         "rss_file_mb": breakdown.get("file"),
+        "map_trims": writer.map_trims,
+        "map_trim_s_total": round(writer.map_trim_seconds_total, 3),
         "participants_cached": statistics.participants_cached,
         "passivations": statistics.passivations,
         "events_failed": statistics.events_failed,
@@ -169,6 +174,7 @@ async def reopen(data_dir: Path, participants: int) -> dict[str, Any]:
         "open_engine_s": round(opened_s, 3),
         "reopen_rss_mb": round(current_rss_mb(), 1),
         "reopen_rss_anon_mb": breakdown.get("anon"),
+        "reopen_rss_file_mb": breakdown.get("file"),
         "reopen_rss_before_open_mb": round(rss_before_mb, 1),
     }
 

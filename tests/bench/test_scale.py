@@ -12,6 +12,7 @@ def test_tiny_scale_run_reports_memory_disk_and_reopen() -> None:
     assert figures["participants_cached"] == 300
     for key in ("rss_mb", "rss_peak_mb", "data_mb", "reopen_s", "create_events_per_s"):
         assert figures[key] > 0, key
+    assert figures["map_trims"] >= 0
 
 
 def test_signup_chunks_cover_every_participant_once() -> None:
