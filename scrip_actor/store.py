@@ -50,6 +50,7 @@ __all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_ke
 
 SCHEMA_VERSION = 3
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
+_RESIDENCY_IDLE_CHECK_S = 1.0  # an idle writer still looks at the map's residency this often (reads map pages too)
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending"})
 DATABASES = (
@@ -313,8 +314,9 @@ class Writer:
     runs the records' ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is
     the order of :meth:`append` calls.
 
-    After each commit, and every second while idle, it checks the process's file-backed resident memory and, over
-    ``map_resident_max_mb`` (0: never), drops its mapping of LMDB's pages (they stay in the page cache).
+    After commits (at most ten times a second) and every second while idle, it checks the process's file-backed
+    resident memory and, over ``map_resident_max_mb`` (0: never), drops its mapping of LMDB's pages (they stay in
+    the page cache).
     """
 
     def __init__(self, store: Store, *, batch_records_max: int, map_resident_max_mb: int = 256) -> None:
@@ -375,10 +377,10 @@ class Writer:
         """The writer loop. Returns after :meth:`close` once everything appended is durable."""
         residency = self._residency
         residency.maybe_trim(trio.current_time())  # the engine's recovery read through the map before we started
-        idle_wait_s = residency.check_interval_s if residency.enabled else math.inf
+        idle_wait_s = _RESIDENCY_IDLE_CHECK_S if residency.enabled else math.inf
         task_status.started()
         while True:
-            residency.maybe_trim(trio.current_time())  # cheap: a clock comparison, a statm read once a second
+            residency.maybe_trim(trio.current_time())  # cheap: a clock comparison; a statm read every 0.1 s
             if not self._pending:
                 if self._closing:
                     return
