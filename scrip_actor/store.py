@@ -32,10 +32,9 @@ always a prefix of memory. It also keeps the process's resident share of LMDB's 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -314,9 +313,9 @@ class Writer:
     runs the records' ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is
     the order of :meth:`append` calls.
 
-    After commits (at most ten times a second) and every second while idle, it checks the process's file-backed
-    resident memory and, over ``map_resident_max_mb`` (0: never), drops its mapping of LMDB's pages (they stay in
-    the page cache).
+    Beside the loop, a task checks the process's file-backed resident memory every 0.1 s while records are in
+    flight (also during a commit: its puts map pages) and every second otherwise, and over ``map_resident_max_mb``
+    (0: never) drops this process's mapping of LMDB's pages (they stay in the page cache).
     """
 
     def __init__(self, store: Store, *, batch_records_max: int, map_resident_max_mb: int = 256) -> None:
@@ -375,18 +374,17 @@ class Writer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer loop. Returns after :meth:`close` once everything appended is durable."""
-        residency = self._residency
-        residency.maybe_trim(trio.current_time())  # the engine's recovery read through the map before we started
-        idle_wait_s = _RESIDENCY_IDLE_CHECK_S if residency.enabled else math.inf
+        self._residency.maybe_trim(trio.current_time())  # the engine's recovery read through the map before we started
+        await self._with_map_residency(self._commit_loop(task_status))
+
+    async def _commit_loop(self, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
         while True:
-            residency.maybe_trim(trio.current_time())  # cheap: a clock comparison; a statm read every 0.1 s
             if not self._pending:
                 if self._closing:
                     return
                 self._wakeup = trio.Event()
-                with trio.move_on_after(idle_wait_s):  # idle: reads still map pages, so look again
-                    await self._wakeup.wait()
+                await self._wakeup.wait()
                 continue
             batch = self._pending[: self._batch_records_max]
             del self._pending[: len(batch)]
@@ -414,6 +412,30 @@ class Writer:
                     callback()
             event, self._durable_event = self._durable_event, trio.Event()
             event.set()
+
+    async def _with_map_residency(self, loop: Coroutine[Any, Any, None]) -> None:
+        """Run ``loop`` with :meth:`_bound_map_residency` beside it; ``loop``'s exception is raised as it is."""
+        failure: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            if self._residency.enabled:
+                nursery.start_soon(self._bound_map_residency)
+            try:
+                await loop
+            except BaseException as error:  # raised below, outside the nursery: not wrapped in an ExceptionGroup
+                failure = error
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _bound_map_residency(self) -> None:
+        """Check the map's residency on the engine's thread (see scrip_actor._residency for why there)."""
+        residency = self._residency
+        commits = -1
+        while True:
+            busy = commits != self._commits or self._durable != self._appended
+            commits = self._commits
+            await trio.sleep(residency.check_interval_s if busy else _RESIDENCY_IDLE_CHECK_S)
+            residency.maybe_trim(trio.current_time())
 
     def close(self) -> None:
         """Ask :meth:`run` to return once everything appended so far is durable."""

@@ -17,7 +17,7 @@ import trio
 from scrip_actor import open_engine
 from scrip_actor._residency import MapResidency, file_resident_bytes
 from scrip_actor.config import StorageSettings, load_config
-from scrip_actor.store import Store, Writer, be64
+from scrip_actor.store import Store, Writer, WriterFailed, be64
 from tests.conftest import small_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
@@ -121,6 +121,43 @@ async def test_the_writer_trims_when_over_budget_and_commits_still_land(tmp_path
         assert _file_mb() < read_mb - STORE_MB * 0.5
         assert store.get_raw("journal", be64(entries)) == b"after the trim"
         assert store.get_raw("journal", be64(7)) == (7).to_bytes(4, "big") * (VALUE_BYTES // 4)
+    finally:
+        store.close()
+
+
+async def test_the_writer_trims_between_commits_too(tmp_path: Path) -> None:
+    """Reads (and a long commit's puts) map pages while no commit ends: the writer's residency task still trims."""
+    store = _filled_store(tmp_path / "data")
+    try:
+        writer = Writer(store, batch_records_max=100, map_resident_max_mb=1)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            trims = writer.statistics().map_trims
+            _read_all(store)
+            read_mb = _file_mb()
+            for _ in range(150):  # it looks every 0.1 s after activity, every second otherwise
+                if writer.statistics().map_trims > trims:
+                    break
+                await trio.sleep(0.02)
+            assert writer.statistics().map_trims > trims
+            assert _file_mb() < read_mb - STORE_MB * 0.5
+            writer.close()
+    finally:
+        store.close()
+
+
+async def test_the_writer_stops_cleanly_when_cancelled_and_fails_unwrapped(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data", map_size_bytes=1 << 20, sync=False, max_readers=16)
+    try:
+        writer = Writer(store, batch_records_max=100, map_resident_max_mb=1)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            await trio.sleep(0.15)  # the residency task has run at least once
+            nursery.cancel_scope.cancel()
+        writer = Writer(store, batch_records_max=100, map_resident_max_mb=1)
+        writer.append([("journal", be64(1), b"x" * (2 << 20))])  # more than the 1 MiB map holds
+        with pytest.raises(WriterFailed):  # as it is, not inside an ExceptionGroup from the residency task's nursery
+            await writer.run()
     finally:
         store.close()
 
