@@ -172,3 +172,13 @@ async def test_retry_a_failed_event_after_funding_the_wallet(api: Api) -> None:
     assert done["attempts"] == 2
     await api.error("POST", f"/v1/events/{event['id']}/retry", 409, "conflict")
     await api.error("POST", "/v1/events/not-an-event/retry", 404, "not_found")
+
+
+async def test_numbers_beyond_a_double_are_refused_not_a_500(api: Api) -> None:
+    # CEL sees JSON numbers as doubles; 10**400 has none, at the top level or nested.
+    program = await _program(api)
+    huge = 10**400
+    await api.error("POST", "/v1/events", 400, "bad_request", json=_event(program["id"], "h1", amount=huge))
+    await api.error("POST", "/v1/events", 400, "bad_request", json=_event(program["id"], "h2", items=[{"n": huge}]))
+    accepted = await api.ok("POST", "/v1/events", 202, json=_event(program["id"], "h3", amount=10**300))
+    assert accepted["status"] == "RECEIVED"
