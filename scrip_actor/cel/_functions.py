@@ -277,12 +277,21 @@ def round_half_up(value: Any, places: Any) -> float:
     if type(value) is float and not math.isfinite(value):
         return value  # type: ignore[no-any-return]
     if type(value) is float and places >= 0:
-        # Fast path (measured at 5% of a benchmark's engine time): a double whose shortest repr already has at
-        # most ``places`` decimals is its own rounding. Exponent forms ("1e-07", "1e+16") take the exact path.
+        # Fast path (the Decimal path below measured 5 % of a benchmark's engine time): round the digits of the
+        # shortest repr as an integer. ``q / 10**places`` is exact-then-rounded-once (int true division is
+        # correctly rounded), so it equals ``float(Decimal(...).quantize(...))``. Exponent forms ("1e-07",
+        # "1e+16") take the exact path.
         text = repr(value)
-        point = text.find(".")
-        if "e" not in text and (point < 0 or len(text) - point - 1 <= places):
-            return value  # type: ignore[no-any-return]
+        if "e" not in text:
+            whole, _, fraction = text.partition(".")
+            if len(fraction) <= places:
+                return value  # type: ignore[no-any-return]
+            negative = whole.startswith("-")
+            magnitude = int((whole[1:] if negative else whole) + fraction[:places])
+            if fraction[places] >= "5":  # half up: away from zero
+                magnitude += 1
+            rounded = magnitude / 10**places
+            return -rounded if negative else rounded
     try:
         exact = decimal.Decimal(repr(value) if type(value) is float else int(value))
         quantum = decimal.Decimal(1).scaleb(-places)
