@@ -43,6 +43,7 @@ import msgspec
 import trio
 
 from scrip_actor._residency import MapResidency
+from scrip_actor._write_thread import WriteThread
 from scrip_actor.ids import new_prefix
 
 __all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_key", "idempotency_key", "unbe64"]
@@ -260,21 +261,38 @@ class Store:
 
     def write(self, records: list[list[Op]]) -> None:
         """Apply every record's ops, in order, in one write transaction and commit it (fsync when ``sync``)."""
+        txn = self.begin_write()
+        try:
+            self.fill(txn, records)
+        except BaseException:
+            txn.abort()
+            raise
+        self.commit_write(txn)
+
+    def begin_write(self) -> Any:
+        """A new write transaction (LMDB: begin, fill and commit it on one thread)."""
+        return self.env.begin(write=True)
+
+    def commit_write(self, txn: Any) -> None:
+        """Commit a write transaction: this is where the fsync happens (when ``sync``)."""
+        txn.commit()
+
+    def fill(self, txn: Any, records: list[list[Op]]) -> None:
+        """Apply every record's ops, in order, inside ``txn`` (no commit)."""
         dbs = self.dbs
-        with self.env.begin(write=True) as txn:
-            put, delete = txn.put, txn.delete
-            for ops in records:
-                for db, key, value in ops:
-                    if value is None:
-                        delete(key, db=dbs[db])
-                    elif db in _APPEND_DATABASES:
-                        # Keys only grow here, so append: LMDB then fills pages instead of splitting them in half
-                        # (measured: see docs/benchmarks.md, Scale). An update of an existing key is not an append;
-                        # LMDB refuses it without writing (returns False) and the normal put below does it.
-                        if not put(key, value, db=dbs[db], append=True):
-                            put(key, value, db=dbs[db])
-                    else:
+        put, delete = txn.put, txn.delete
+        for ops in records:
+            for db, key, value in ops:
+                if value is None:
+                    delete(key, db=dbs[db])
+                elif db in _APPEND_DATABASES:
+                    # Keys only grow here, so append: LMDB then fills pages instead of splitting them in half
+                    # (measured: see docs/benchmarks.md, Scale). An update of an existing key is not an append;
+                    # LMDB refuses it without writing (returns False) and the normal put below does it.
+                    if not put(key, value, db=dbs[db], append=True):
                         put(key, value, db=dbs[db])
+                else:
+                    put(key, value, db=dbs[db])
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -309,9 +327,10 @@ class Writer:
     """The one group-commit writer.
 
     Producers call :meth:`append` synchronously (it never awaits, so it is safe inside the atomic event step); the
-    writer task drains everything appended so far into one LMDB transaction, commits it on a worker thread, then
-    runs the records' ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is
-    the order of :meth:`append` calls.
+    writer task drains everything appended so far into one LMDB transaction, filled and committed on its own thread
+    (see scrip_actor._write_thread for why the trio thread waits during the puts), then runs the records'
+    ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is the order of
+    :meth:`append` calls.
 
     Beside the loop, a task checks the process's file-backed resident memory every 0.1 s while records are in
     flight (also during a commit: its puts map pages) and every second otherwise, and over ``map_resident_max_mb``
@@ -375,9 +394,19 @@ class Writer:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer loop. Returns after :meth:`close` once everything appended is durable."""
         self._residency.maybe_trim(trio.current_time())  # the engine's recovery read through the map before we started
-        await self._with_map_residency(self._commit_loop(task_status))
+        store = self._store
+        # Looked up per batch, so tests can hold a commit (see tests/review/conftest.py WriteGate).
+        thread = WriteThread(
+            lambda: store.begin_write(),
+            lambda txn, records: store.fill(txn, records),
+            lambda txn: store.commit_write(txn),
+        )
+        try:
+            await self._with_map_residency(self._commit_loop(thread, task_status))
+        finally:
+            thread.stop()
 
-    async def _commit_loop(self, task_status: trio.TaskStatus[None]) -> None:
+    async def _commit_loop(self, thread: WriteThread, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
         while True:
             if not self._pending:
@@ -391,7 +420,7 @@ class Writer:
             records = [record_ops for record_ops, _ in batch]
             started = trio.current_time()
             try:
-                await trio.to_thread.run_sync(self._store.write, records, abandon_on_cancel=False)
+                await thread.write(records)
             except BaseException as error:
                 self._failure = error
                 self._durable_event.set()

@@ -31,13 +31,13 @@ class WriteGate:
         self._open = threading.Event()
         self._open.set()
         store = engine._store
-        original: Callable[[Any], None] = store.write
+        original: Callable[[Any], None] = store.commit_write
 
-        def gated(records: Any) -> None:
+        def gated(txn: Any) -> None:
             self._open.wait(timeout=30)
-            original(records)
+            original(txn)
 
-        store.write = gated  # type: ignore[method-assign]
+        store.commit_write = gated  # type: ignore[method-assign]
 
     def close(self) -> None:
         self._open.clear()
