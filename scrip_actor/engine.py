@@ -178,7 +178,11 @@ class Engine:
             sync=storage.sync,
             max_readers=storage.max_readers,
         )
-        self._writer = Writer(self._store, batch_records_max=config.engine.commit_batch_records_max)
+        self._writer = Writer(
+            self._store,
+            batch_records_max=config.engine.commit_batch_records_max,
+            map_resident_max_mb=config.storage.lmdb_map_resident_max_mb,
+        )
         self._writer.on_commit = self._after_commit
         self.on_commit: Callable[[int, float], None] | None = None  # metrics hook: (records, seconds)
         self._ids = SequenceIds(self._store.id_prefix)

@@ -184,10 +184,6 @@ def test_the_setting_refuses_negatives_and_its_default_is_the_writers() -> None:
     assert default == StorageSettings().lmdb_map_resident_max_mb
 
 
-@pytest.mark.xfail(
-    reason="engine.py does not pass storage.lmdb_map_resident_max_mb to Writer yet, so the default always applies",
-    strict=True,
-)
 async def test_the_engine_applies_the_setting(tmp_path: Path) -> None:
     trims = {}
     for budget_mb in (1, 0):
