@@ -16,33 +16,32 @@ while a read transaction or the writer thread is using the pages: they simply fa
 
 When it would NOT be safe, and the guards. On a private mapping, or on anonymous memory, ``MADV_DONTNEED`` discards
 the contents (later reads see zeros or the original file). So: :class:`MapResidency` refuses an environment opened
-with ``writemap`` (assert), and it advises only mappings that ``/proc/self/maps`` shows as ``r--s`` (readable, not
-writable, shared) of our data file (same path and inode), looked up again just before each trim. LMDB 0.9 does not
-report where its map is (``Environment.info()["map_addr"]`` is 0 unless the map is at a fixed address), hence
-the lookup. Environments are opened and closed only on the engine's trio thread, and a trim runs there too, without
-an ``await`` between the lookup and the ``madvise``, so the mapping cannot be unmapped and its address reused in
-between.
+with ``writemap`` (assert); when it is created, right after the environment is opened, it records the one mapping
+``/proc/self/maps`` shows as ``r--s`` (readable, not writable, shared) of our data file (same path and inode, offset
+0), and it advises only that range, after checking it is still listed the same way. LMDB 0.9 does not report where
+its map is (``Environment.info()["map_addr"]`` is 0 unless the map is at a fixed address), hence the lookup. Its
+thread runs only between :meth:`MapResidency.start` and :meth:`MapResidency.stop`, which the writer calls at the
+start and end of its run, and the store is closed only after that: the map cannot be unmapped (and its addresses
+reused by other memory) while a trim runs.
 
-What it costs (measured on the 2-core dev machine, 200 MB resident): reading ``/proc/self/statm`` ~30 µs, the
-``/proc/self/maps`` lookup ~0.3 ms, ``madvise`` ~2-3 ms for 200 MB (it is proportional to the pages resident, not
-to the map's size: 1.7 ms on a 32 GiB map with 200 MB resident). So the size is checked at most once per
-``check_interval_s`` (0.1 s: 0.3 ms of CPU a second at most), and a trim happens only when the process's
-file-backed resident memory exceeds the budget; the hot pages (branch pages, the current leaves) fault back in
-within the next few transactions, at ~1-2 µs a fault.
+Why a thread, and how often. Linux maps up to 16 neighbouring pages already in the page cache on every read fault
+of a file mapping ("fault-around", 64 KiB; ``MADV_RANDOM``, i.e. LMDB's ``readahead=False``, does not change it).
+So after a trim each random B-tree leaf a lookup or a put touches maps ~50 KB, not 4 KiB (measured: 50 KB per
+random ``get`` on a 128 MB store), and at 1M participants the map grew back at 0.5-1 GB/s, with bursts of 350 MB
+in 50 ms while the engine's thread admitted a batch of 1000 events. Measured at 1M participants with a 256 MB
+budget: checking when a commit ends (~0.6 s apart there) left RSS peaking at 1.10 GB; a trio task every 0.1 s,
+at 0.997 GB (it cannot run while the engine's thread is busy). So the check runs on its own thread, every
+``check_interval_s`` (20 ms) while the writer has work and every ``idle_check_interval_s`` (1 s) otherwise.
 
-How fast it grows back. Linux maps up to 16 neighbouring pages already in the page cache on every read fault of
-a file mapping ("fault-around", 64 KiB; ``MADV_RANDOM``, i.e. LMDB's ``readahead=False``, does not change it). So
-after a trim each random B-tree leaf a lookup or a put touches maps ~50 KB, not 4 KiB (measured: 50 KB per
-random ``get`` on a 128 MB store). At 1M participants the engine touches enough random leaves to map several
-hundred MB a second: checking only when a commit ends (commits take up to seconds there) let the file-backed RSS
-reach 740 MB over a 256 MB budget. Hence the writer's separate task that checks every 0.1 s, also while a commit
-runs. The steady state is a saw-tooth between near zero and the budget plus a tenth of a second's growth; the
-CPU it costs is proportional to the pages unmapped and faulted back, not to the budget.
+What it costs (2-core dev machine): reading ``/proc/self/statm`` ~30 µs (50 a second: ~0.2 % of a core, plus
+taking the GIL that often); a trim ~0.3 ms to read ``/proc/self/maps`` plus ``madvise``, proportional to the
+pages resident (~2-3 ms for 200 MB; 1.7 ms on a 32 GiB map with 200 MB resident, so not to the map's size). The
+pages then fault back at ~1-2 µs each. Both grow with the rate the map is touched, not with the budget.
 
 What it does not do. It does not shrink the page cache (the kernel owns it; it is reclaimable and, in a cgroup,
-accounted as page cache, not as this process's RSS), and it bounds *this process's* file-backed RSS only between
-checks: in between, reads can map a check interval's worth of pages more. The measure is statm's ``shared`` field
-(resident file-backed and shmem pages of the whole process), so the Python binary and libraries (~10-40 MB) count
+charged as page cache, not as this process's RSS), and it bounds *this process's* file-backed RSS only at each
+check: in between, reads can map a check interval's worth of pages more. The measure is statm's ``shared`` field
+(resident file-backed and shmem pages of the whole process), so the Python binary and libraries (~15-40 MB) count
 against the budget too.
 """
 
@@ -53,8 +52,10 @@ import logging
 import mmap
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 import msgspec
@@ -126,15 +127,23 @@ def _shared_read_only_mappings(data_file: str, inode: int) -> list[tuple[int, in
 class MapResidency:
     """Bounds this process's file-backed resident memory by dropping its mapping of LMDB's map when over budget.
 
-    Call :meth:`maybe_trim` often (the writer does every ``check_interval_s``): it does nothing until that long
-    has passed since the last check, then reads the resident size and trims when it exceeds ``resident_max_bytes``.
-    ``resident_max_bytes=0`` disables it. Call it only on the thread that opens and closes environments (see the
-    module docstring for why).
+    :meth:`start` runs the checks on a thread until :meth:`stop`; :meth:`maybe_trim` is one check (it does nothing
+    until ``check_interval_s`` has passed since the last one, then reads the resident size and trims when it
+    exceeds ``resident_max_bytes``). ``resident_max_bytes=0`` disables it. Create it right after opening ``env``,
+    and stop it before closing ``env`` (see the module docstring for why).
     """
 
-    def __init__(self, env: Any, *, resident_max_bytes: int, check_interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        env: Any,
+        *,
+        resident_max_bytes: int,
+        check_interval_s: float = 0.02,
+        idle_check_interval_s: float = 1.0,
+    ) -> None:
         assert resident_max_bytes >= 0
         assert check_interval_s >= 0
+        assert idle_check_interval_s >= 0
         flags = env.flags()
         # A writable shared mapping is where LMDB writes with writemap: never advise it (see the module docstring).
         assert not flags["writemap"], "MADV_DONTNEED is only safe on LMDB's read-only map (writemap=False)"
@@ -143,34 +152,55 @@ class MapResidency:
         self._inode = os.stat(self._data_file).st_ino
         self._resident_max_bytes = resident_max_bytes
         self._check_interval_s = check_interval_s
+        self._idle_check_interval_s = idle_check_interval_s
         self._next_check_s = float("-inf")
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._checks = 0
         self._trims = 0
         self._trim_s_total = 0.0
         self._resident_last = 0
         self._madvise: Any = None
+        self._mapping = (0, 0)
         if resident_max_bytes:
             madvise = _madvise()
+            mappings = [] if isinstance(madvise, str) else _shared_read_only_mappings(self._data_file, self._inode)
             if isinstance(madvise, str):
                 _log.info("LMDB map residency is not bounded: %s", madvise)
+            elif len(mappings) != 1:
+                _log.warning("LMDB map residency is not bounded: %d r--s maps of %s", len(mappings), self._data_file)
             else:
-                self._madvise = madvise
+                self._madvise, self._mapping = madvise, mappings[0]
 
     @property
     def enabled(self) -> bool:
         """True when a budget is set and ``madvise`` is available."""
         return self._madvise is not None
 
-    @property
-    def check_interval_s(self) -> float:
-        """Seconds between two checks of the resident size."""
-        return self._check_interval_s
+    def start(self, busy: Callable[[], bool]) -> None:
+        """Check on a thread from now on: every ``check_interval_s`` while ``busy()``, else every idle interval."""
+        assert self._thread is None, "started twice"
+        if self._madvise is None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, args=(busy,), name="scrip-map-residency", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (waits for a trim in progress: a few milliseconds). Idempotent."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping.set()
+            thread.join()
+
+    def _run(self, busy: Callable[[], bool]) -> None:
+        while not self._stopping.wait(self._check_interval_s if busy() else self._idle_check_interval_s):
+            self.maybe_trim(monotonic())
 
     def maybe_trim(self, now_s: float) -> bool:
         """Check the resident size if ``check_interval_s`` has passed since the last check; trim when over budget.
 
-        ``now_s`` is any monotonic clock in seconds (the writer passes ``trio.current_time()``). Returns True when
-        it trimmed.
+        ``now_s`` is ``time.monotonic()`` (the thread's clock). One caller at a time. Returns True when it trimmed.
         """
         if self._madvise is None or now_s < self._next_check_s:
             return False
@@ -190,19 +220,18 @@ class MapResidency:
         assert self._madvise is not None, "trim() needs a budget and madvise (see enabled)"
         started_s = perf_counter()
         size = os.stat(self._data_file).st_size
-        mappings = _shared_read_only_mappings(self._data_file, self._inode)
-        if not mappings:
-            # E.g. a file system whose /proc/self/maps paths differ from ours: say so once, stop trying.
-            _log.warning("LMDB map residency is not bounded: no r--s mapping of %s found", self._data_file)
+        start, end = self._mapping
+        if self._mapping not in _shared_read_only_mappings(self._data_file, self._inode):
+            # Only if the environment was closed or remapped under us: a bug. Never advise a range we cannot vouch for.
+            _log.warning("LMDB map residency stopped: the map of %s is no longer where it was", self._data_file)
             self._madvise = None
             return
-        for start, end in mappings:
-            assert start % _PAGE_BYTES == 0, start  # madvise needs a page-aligned address
-            assert end % _PAGE_BYTES == 0, end
-            # Pages past the end of the file cannot be resident: advise only the file's part of the map.
-            length = min(end - start, -(-size // _PAGE_BYTES) * _PAGE_BYTES)
-            if self._madvise(start, length, mmap.MADV_DONTNEED) != 0:
-                _log.warning("madvise(MADV_DONTNEED) on the LMDB map failed: %s", os.strerror(ctypes.get_errno()))
+        assert start % _PAGE_BYTES == 0, start  # madvise needs a page-aligned address
+        assert end % _PAGE_BYTES == 0, end
+        # Pages past the end of the file cannot be resident: advise only the file's part of the map.
+        length = min(end - start, -(-size // _PAGE_BYTES) * _PAGE_BYTES)
+        if self._madvise(start, length, mmap.MADV_DONTNEED) != 0:
+            _log.warning("madvise(MADV_DONTNEED) on the LMDB map failed: %s", os.strerror(ctypes.get_errno()))
         self._trims += 1
         self._trim_s_total += perf_counter() - started_s
 

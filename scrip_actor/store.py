@@ -34,8 +34,9 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from time import monotonic
 from typing import Any, TypeVar
 
 import lmdb
@@ -50,7 +51,6 @@ __all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_ke
 
 SCHEMA_VERSION = 3
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
-_RESIDENCY_IDLE_CHECK_S = 1.0  # an idle writer still looks at the map's residency this often (reads map pages too)
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending"})
 DATABASES = (
@@ -332,9 +332,9 @@ class Writer:
     ``on_durable`` callbacks and wakes :meth:`wait_durable` callers. Order of records on disk is the order of
     :meth:`append` calls.
 
-    Beside the loop, a task checks the process's file-backed resident memory every 0.1 s while records are in
-    flight (also during a commit: its puts map pages) and every second otherwise, and over ``map_resident_max_mb``
-    (0: never) drops this process's mapping of LMDB's pages (they stay in the page cache).
+    While it runs, a thread checks the process's file-backed resident memory every 20 ms while records are in
+    flight and every second otherwise, and over ``map_resident_max_mb`` (0: never) drops this process's mapping of
+    LMDB's pages (they stay in the page cache; see scrip_actor._residency).
     """
 
     def __init__(self, store: Store, *, batch_records_max: int, map_resident_max_mb: int = 256) -> None:
@@ -357,6 +357,7 @@ class Writer:
         self._commit_s_last = 0.0
         self._commit_s_peak = 0.0
         self._commit_s_total = 0.0
+        self._commits_seen_by_residency = -1  # so its first wait is the short one
         self.on_commit: Callable[[int, float], None] | None = None  # (records, seconds): metrics hook
 
     @property
@@ -393,7 +394,8 @@ class Writer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer loop. Returns after :meth:`close` once everything appended is durable."""
-        self._residency.maybe_trim(trio.current_time())  # the engine's recovery read through the map before we started
+        residency = self._residency
+        residency.maybe_trim(monotonic())  # the engine's recovery read through the map before we started
         store = self._store
         # Looked up per batch, so tests can hold a commit (see tests/review/conftest.py WriteGate).
         thread = WriteThread(
@@ -401,10 +403,12 @@ class Writer:
             lambda txn, records: store.fill(txn, records),
             lambda txn: store.commit_write(txn),
         )
+        residency.start(self._busy)
         try:
-            await self._with_map_residency(self._commit_loop(thread, task_status))
+            await self._commit_loop(thread, task_status)
         finally:
             thread.stop()
+            residency.stop()  # before the store can be closed: a trim must not outlive the map
 
     async def _commit_loop(self, thread: WriteThread, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
@@ -442,29 +446,10 @@ class Writer:
             event, self._durable_event = self._durable_event, trio.Event()
             event.set()
 
-    async def _with_map_residency(self, loop: Coroutine[Any, Any, None]) -> None:
-        """Run ``loop`` with :meth:`_bound_map_residency` beside it; ``loop``'s exception is raised as it is."""
-        failure: BaseException | None = None
-        async with trio.open_nursery() as nursery:
-            if self._residency.enabled:
-                nursery.start_soon(self._bound_map_residency)
-            try:
-                await loop
-            except BaseException as error:  # raised below, outside the nursery: not wrapped in an ExceptionGroup
-                failure = error
-            nursery.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-
-    async def _bound_map_residency(self) -> None:
-        """Check the map's residency on the engine's thread (see scrip_actor._residency for why there)."""
-        residency = self._residency
-        commits = -1
-        while True:
-            busy = commits != self._commits or self._durable != self._appended
-            commits = self._commits
-            await trio.sleep(residency.check_interval_s if busy else _RESIDENCY_IDLE_CHECK_S)
-            residency.maybe_trim(trio.current_time())
+    def _busy(self) -> bool:
+        """For the residency thread: records in flight, or a commit since it last asked (ints: safe under the GIL)."""
+        commits, self._commits_seen_by_residency = self._commits_seen_by_residency, self._commits
+        return commits != self._commits or self._durable != self._appended
 
     def close(self) -> None:
         """Ask :meth:`run` to return once everything appended so far is durable."""

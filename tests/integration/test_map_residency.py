@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import threading
 from pathlib import Path
 
 import lmdb
@@ -41,6 +42,10 @@ def _read_all(store: Store) -> int:
         assert value == key[4:] * (VALUE_BYTES // 4)
         count += 1
     return count
+
+
+def _residency_threads() -> int:
+    return sum(thread.name == "scrip-map-residency" for thread in threading.enumerate())
 
 
 def _file_mb() -> float:
@@ -126,7 +131,7 @@ async def test_the_writer_trims_when_over_budget_and_commits_still_land(tmp_path
 
 
 async def test_the_writer_trims_between_commits_too(tmp_path: Path) -> None:
-    """Reads (and a long commit's puts) map pages while no commit ends: the writer's residency task still trims."""
+    """Reads map pages while no commit ends (so do a long commit's puts): the residency thread still trims."""
     store = _filled_store(tmp_path / "data")
     try:
         writer = Writer(store, batch_records_max=100, map_resident_max_mb=1)
@@ -152,12 +157,15 @@ async def test_the_writer_stops_cleanly_when_cancelled_and_fails_unwrapped(tmp_p
         writer = Writer(store, batch_records_max=100, map_resident_max_mb=1)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
-            await trio.sleep(0.15)  # the residency task has run at least once
+            await trio.sleep(0.15)  # the residency thread has checked a few times
+            assert _residency_threads() == 1
             nursery.cancel_scope.cancel()
+        assert _residency_threads() == 0  # stopped before run() returned, so before the store can close
         writer = Writer(store, batch_records_max=100, map_resident_max_mb=1)
         writer.append([("journal", be64(1), b"x" * (2 << 20))])  # more than the 1 MiB map holds
-        with pytest.raises(WriterFailed):  # as it is, not inside an ExceptionGroup from the residency task's nursery
+        with pytest.raises(WriterFailed):
             await writer.run()
+        assert _residency_threads() == 0
     finally:
         store.close()
 
