@@ -29,14 +29,17 @@ of a file mapping ("fault-around", 64 KiB; ``MADV_RANDOM``, i.e. LMDB's ``readah
 So after a trim each random B-tree leaf a lookup or a put touches maps ~50 KB, not 4 KiB (measured: 50 KB per
 random ``get`` on a 128 MB store), and at 1M participants the map grew back at 0.5-1 GB/s, with bursts of 350 MB
 in 50 ms while the engine's thread admitted a batch of 1000 events. Measured at 1M participants with a 256 MB
-budget: checking when a commit ends (~0.6 s apart there) left RSS peaking at 1.10 GB; a trio task every 0.1 s,
-at 0.997 GB (it cannot run while the engine's thread is busy). So the check runs on its own thread, every
-``check_interval_s`` (20 ms) while the writer has work and every ``idle_check_interval_s`` (1 s) otherwise.
+budget, the file-backed RSS reached ~790 MB when checked as each commit ended (~0.6 s apart there), ~580 MB
+with a trio task every 0.1 s (it cannot run while the engine's thread is busy), ~315 MB with this thread (2 s
+samples). So the check runs on its own thread, every ``check_interval_s`` (20 ms) while the writer has work and
+every ``idle_check_interval_s`` (1 s) otherwise.
 
 What it costs (2-core dev machine): reading ``/proc/self/statm`` ~30 µs (50 a second: ~0.2 % of a core, plus
 taking the GIL that often); a trim ~0.3 ms to read ``/proc/self/maps`` plus ``madvise``, proportional to the
 pages resident (~2-3 ms for 200 MB; 1.7 ms on a 32 GiB map with 200 MB resident, so not to the map's size). The
-pages then fault back at ~1-2 µs each. Both grow with the rate the map is touched, not with the budget.
+real cost is after it: the pages fault back at ~2 µs each, and when the store is much larger than the budget
+almost every random B-tree access faults. Measured on 2 shared cores against ``0``: −13 % ± 10 % events/s at
+200k participants, −36 % at 1M (docs/operations.md). A larger budget keeps more hot pages mapped: fewer faults.
 
 What it does not do. It does not shrink the page cache (the kernel owns it; it is reclaimable and, in a cgroup,
 charged as page cache, not as this process's RSS), and it bounds *this process's* file-backed RSS only at each
