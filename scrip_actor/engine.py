@@ -571,7 +571,10 @@ class Engine:
                 event, _ = self._accept(request)
                 results.append(msgspec.structs.replace(event))
             except ScripError as error:
-                results.append(error)
+                # Without its traceback: the traceback's frame holds ``results``, which holds the error, a cycle
+                # only the cyclic GC frees. Measured: an overloaded 200k-event run left ~240k such objects and
+                # ~200 MB of RSS behind (bench.scale, tuned GC).
+                results.append(error.with_traceback(None))
         await self._caught_up()
         return results
 
