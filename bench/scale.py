@@ -135,7 +135,6 @@ async def build(
             tune_gc()
         elapsed_s = await create_participants(engine, program_id, participants, chunk_size, tasks)
         statistics = engine.statistics()
-        writer = engine._writer.statistics()  # map trims are not in EngineStatistics (yet)
         rss_mb = current_rss_mb()
         breakdown = rss_breakdown_mb()
     return {
@@ -146,8 +145,8 @@ async def build(
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "rss_anon_mb": breakdown.get("anon"),
         "rss_file_mb": breakdown.get("file"),
-        "map_trims": writer.map_trims,
-        "map_trim_s_total": round(writer.map_trim_seconds_total, 3),
+        "map_trims": statistics.writer_map_trims,
+        "map_trim_s_total": round(statistics.writer_map_trim_seconds_total, 3),
         "participants_cached": statistics.participants_cached,
         "passivations": statistics.passivations,
         "events_failed": statistics.events_failed,

@@ -143,6 +143,8 @@ class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
     writer_commit_seconds_total: float = 0.0
     messages_queued: int = 0
     events_refused_overload: int = 0
+    writer_map_trims: int = 0  # times LMDB's map was dropped from this process's RSS (storage.lmdb_map_resident_max_mb)
+    writer_map_trim_seconds_total: float = 0.0
 
 
 class _Process(msgspec.Struct):
@@ -1588,6 +1590,8 @@ class Engine:
             writer_commit_seconds_total=writer.commit_seconds_total,
             messages_queued=self._registry.queued,
             events_refused_overload=self._counts["overloaded"],
+            writer_map_trims=writer.map_trims,
+            writer_map_trim_seconds_total=writer.map_trim_seconds_total,
         )
 
     def reset_peaks(self) -> None:

@@ -74,6 +74,8 @@ class _StatisticsCollector(Collector):
             "writer_records_durable": (stats.writer_records_durable, "records committed to disk"),
             "events_refused_overload": (stats.events_refused_overload, "submits refused because queues were full"),
             "writer_commit_seconds": (stats.writer_commit_seconds_total, "time spent in group commits, fsync included"),
+            "writer_map_trims": (stats.writer_map_trims, "times LMDB's map was dropped from this process's RSS"),
+            "writer_map_trim_seconds": (stats.writer_map_trim_seconds_total, "time spent dropping LMDB's map from RSS"),
         }
         for name, (value, help_text) in counters.items():
             yield CounterMetricFamily(f"scrip_engine_{name}", help_text, value=value)

@@ -70,6 +70,7 @@ async def test_statistics_are_read_at_scrape_time(engine: Engine) -> None:
     assert _value(registry, "scrip_engine_events_inflight") == 0
     assert _value(registry, "scrip_engine_actor_activations_total") >= 1
     assert _value(registry, "scrip_engine_writer_commits_total") >= 1
+    assert _value(registry, "scrip_engine_writer_map_trims_total") == engine.statistics().writer_map_trims
     assert _value(registry, "scrip_events_received_total", program=program.id) == 1
 
 
