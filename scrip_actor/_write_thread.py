@@ -80,11 +80,18 @@ class WriteThread:
         finally:
             self._busy = False
 
-    def stop(self) -> None:
-        """Let the thread end (after the batch in hand, if any). Idempotent."""
+    def stop(self, *, join_timeout_s: float = 60.0) -> None:
+        """End the thread after the batch in hand, if any, and wait for it (bounded). Idempotent.
+
+        Waiting matters: the store is closed next, and LMDB must not lose its environment under a transaction
+        still being committed (possible when the writer task was interrupted, e.g. by KeyboardInterrupt, while
+        the thread was mid-batch).
+        """
         if not self._stopping:
             self._stopping = True
             self._job_ready.release()
+        self._thread.join(timeout=join_timeout_s)
+        assert not self._thread.is_alive(), "the LMDB writer thread did not stop"
 
     def _run(self) -> None:
         while True:

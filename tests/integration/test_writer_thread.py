@@ -27,6 +27,8 @@ async def test_records_are_durable_in_append_order(tmp_path: Path) -> None:
             await writer.wait_durable(tickets[-1])
             writer.close()
         assert writer.durable == 50
+        # The thread is gone before run() returns, so the store can be closed right after.
+        assert "scrip-lmdb-writer" not in {thread.name for thread in threading.enumerate()}
         assert writer.statistics().commits >= 50 // 7
         assert [key for key, _ in store.scan("events")] == [be64(n) for n in range(1, 51)]
     finally:
