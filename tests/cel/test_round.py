@@ -27,6 +27,7 @@ def test_fast_path_equals_exact_decimal_rounding(value: float, places: int) -> N
 def test_halves_go_away_from_zero_as_written() -> None:
     assert round_half_up(2.675, 2) == 2.68  # the double is 2.67499999..., the written number is 2.675
     assert round_half_up(-2.675, 2) == -2.68
+    assert round_half_up(5.25, 2) == 5.25  # already short: returned as it is
     assert round_half_up(0.5, 0) == 1.0
     assert round_half_up(-0.5, 0) == -1.0
     assert round_half_up(1.005, 2) == 1.01
