@@ -31,6 +31,7 @@ import msgspec
 import trio
 
 from scrip_actor import _records
+from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.config import Config
@@ -151,12 +152,16 @@ class _Process(msgspec.Struct):
     """Actor message: process this event.
 
     ``cel_data`` is its data as CEL sees it, computed once at admission; ``position`` its key in the inbox (its
-    sequence, or a later position when a FAILED event is retried, so a restart replays it in the same order).
+    sequence, or a later position when a FAILED event is retried, so a restart replays it in the same order);
+    ``rules`` the program's compiled rules in force at that position, chosen when the message is delivered, so a
+    rule changed while the event waits in its mailbox applies only to events admitted after the change — live and
+    on replay alike (``_rule_sets``).
     """
 
     event: Event
     cel_data: Any
     position: int
+    rules: list[CompiledRule]
 
 
 class _Sweep(msgspec.Struct):
@@ -260,8 +265,10 @@ class Engine:
         """Start actors and the sweeper; re-deliver events accepted before a restart, in their original order."""
         self._registry = ActorRegistry(self._step)
         nursery.start_soon(self._registry.run)
+        history: HistoricalRuleSets | None = None
         for key, value in self._store.scan("inbox_pending"):
             sequence = unbe64(value) if value else unbe64(key)
+            position = unbe64(key)
             event = self._store.get("events", be64(sequence), Event)
             assert event is not None, f"pending event #{sequence} has no record"
             assert event.sequence == sequence
@@ -269,7 +276,16 @@ class Engine:
             event.status = "RECEIVED"
             self._events_live[event.id] = event
             self._inflight += 1
-            self._registry.deliver(event.external_id, _Process(event, cel_event_data(event.event_data), unbe64(key)))
+            if history is None:  # only a store with queued events pays for reading the rule history
+                history = self._rule_history()
+            rules = (
+                self._compiled.get(event.program_id, [])
+                if history.is_current(event.program_id, position)
+                else history.at(event.program_id, position)
+            )
+            self._registry.deliver(
+                event.external_id, _Process(event, cel_event_data(event.event_data), position, rules)
+            )
         nursery.start_soon(self._sweeper)
 
     # ==========================================================================================================
@@ -306,6 +322,14 @@ class Engine:
 
     def _recompile(self, program_id: str) -> None:
         self._compiled[program_id] = self._compiled_rules(program_id, self._world.assets)
+
+    def _rule_history(self) -> HistoricalRuleSets:
+        """Every stored rule version, to find the rules in force at a re-delivered event's position."""
+        versions = (msgspec.json.decode(raw, type=RuleVersion) for _, raw in self._store.scan("rule_versions"))
+        assets = self._world.assets
+        return HistoricalRuleSets(
+            versions, lambda rules: [compile_rule(rule, assets, self._cel_compiler, strict=False) for rule in rules]
+        )
 
     def _compiled_rules(self, program_id: str, assets: dict[str, Asset]) -> list[CompiledRule]:
         """A program's ACTIVE rules, compiled, by order.
@@ -416,8 +440,9 @@ class Engine:
     # events
     # ==========================================================================================================
 
-    def _check_event(self, request: EventSubmit) -> tuple[str, datetime | None, bytes, Any]:
-        """Validate an event; returns (external id it routes to, timestamp, canonical payload, CEL data)."""
+    def _check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any]:
+        """Validate an event; returns (external id it routes to, participant id it names, timestamp, canonical
+        payload, CEL data)."""
         limits = self._limits
         if (request.external_id is None) == (request.participant_id is None):
             raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
@@ -427,9 +452,9 @@ class Engine:
             known = self._participant(request.participant_id)
             if known is None:
                 raise NotFound("participant", str(request.participant_id))
-            external_id = known.external_id
+            external_id, named_id = known.external_id, known.id
         else:
-            external_id = request.external_id  # type: ignore[assignment]
+            external_id, named_id = request.external_id, None  # type: ignore[assignment]
         if not isinstance(external_id, str) or not 1 <= len(external_id) <= limits.external_id_length_max:
             raise ValidationFailed.field(
                 "external_id", "invalid", f"external_id must be 1-{limits.external_id_length_max} characters"
@@ -456,7 +481,7 @@ class Engine:
                 "event_data": cel_data,
             }
         )
-        return external_id, timestamp, canonical, cel_data
+        return external_id, named_id, timestamp, canonical, cel_data
 
     def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
         """Check event data against the limits (a JSON object, size, depth) and return it as CEL sees it.
@@ -490,7 +515,7 @@ class Engine:
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        external_id, timestamp, canonical, cel_data = self._check_event(request)
+        external_id, named_id, timestamp, canonical, cel_data = self._check_event(request)
         payload_hash = hashlib.sha256(canonical).hexdigest()
         idem_key = idempotency_key(request.program_id, request.idempotency_key)
         existing = self._idempotency_pending.get(idem_key)
@@ -527,6 +552,9 @@ class Engine:
             event_data=request.event_data,
             created_at=now,
             payload_hash=payload_hash,
+            # An event that names its participant by id is bound to it now: renaming the participant while the
+            # event waits must not send it (or its points) to whoever holds the old external_id by then.
+            participant_id=named_id,
         )
         sequence_key = be64(event.sequence)
         ops: list[Op] = [
@@ -545,7 +573,8 @@ class Engine:
         assert self._registry is not None
         # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
         # can never reach the disk before the event it belongs to.
-        self._registry.deliver(event.external_id, _Process(event, cel_data, event.sequence))
+        rules = self._compiled.get(event.program_id, [])
+        self._registry.deliver(event.external_id, _Process(event, cel_data, event.sequence, rules))
         return event, True
 
     async def submit(self, request: EventSubmit) -> Event:
@@ -618,7 +647,10 @@ class Engine:
         )
         assert self._registry is not None
         snapshot = msgspec.structs.replace(retried)
-        self._registry.deliver(retried.external_id, _Process(retried, cel_event_data(retried.event_data), position))
+        rules = self._compiled.get(retried.program_id, [])  # the retry is admitted anew: today's rules apply
+        self._registry.deliver(
+            retried.external_id, _Process(retried, cel_event_data(retried.event_data), position, rules)
+        )
         await self._writer.wait_durable(ticket)
         return snapshot
 
@@ -712,7 +744,7 @@ class Engine:
         evaluations: list[Any] = []
         if state is not None and failure is None:
             assert program is not None
-            changes, evaluations, failure = self._run_rules(event, message.cel_data, program, state, wall_now)
+            changes, evaluations, failure = self._run_rules(message, program, state, wall_now)
         event.status = "PROCESSING"
         event.participant_id = state.id if state is not None else None
         event.rule_evaluations = evaluations
@@ -738,7 +770,12 @@ class Engine:
         if program is None or program.status != "ACTIVE":
             status = program.status if program else "missing"
             return None, None, f"program {event.program_id} is {status}; events are not processed"
-        state = self._participant_by_external(event.external_id)
+        if event.participant_id is not None:  # bound at admission (or by an earlier attempt): by id, never by name
+            state = self._participant(event.participant_id)
+            if state is None:  # pragma: no cover - participants are never deleted
+                return None, None, f"participant {event.participant_id} does not exist"
+        else:
+            state = self._participant_by_external(event.external_id)
         if state is None and program.on_unknown_participant == "REJECT":
             reason = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
             return None, None, reason
@@ -751,9 +788,9 @@ class Engine:
             pre.settle_lots(pre.touched(state.id) or state, wall_now)
             pre_changes = pre.commit(wall_now) if not pre.is_empty() else None
         except ActionFailed as error:
-            return self._participant_by_external(event.external_id), None, str(error)
+            return self._bound_participant(event), None, str(error)
         except Exception as error:  # a bug; nothing was published, so the ledger stays whole
-            return self._participant_by_external(event.external_id), None, _internal_failure(event, error)
+            return self._bound_participant(event), None, _internal_failure(event, error)
         if pre_changes is not None:
             for changed in pre_changes.participants:
                 changed.commit_ticket = self._writer.next_ticket  # pinned: the step's record carries it
@@ -761,12 +798,18 @@ class Engine:
             state = self._participants[state.id]
         return state, pre_changes, None
 
+    def _bound_participant(self, event: Event) -> ParticipantState | None:
+        """The participant an event is for: by the id it is bound to, else by its external id."""
+        if event.participant_id is not None:
+            return self._participant(event.participant_id)
+        return self._participant_by_external(event.external_id)
+
     def _run_rules(
-        self, event: Event, cel_data: Any, program: Program, state: ParticipantState, wall_now: datetime
+        self, message: _Process, program: Program, state: ParticipantState, wall_now: datetime
     ) -> tuple[Changes | None, list[Any], str | None]:
-        rules = self._compiled.get(program.id, [])
-        variables = {"event": cel_data, "participant": state.cel_view(), "now": event.event_timestamp}
-        evaluations, matched = evaluate(rules, variables, event.event_timestamp)
+        event = message.event
+        variables = {"event": message.cel_data, "participant": state.cel_view(), "now": event.event_timestamp}
+        evaluations, matched = evaluate(message.rules, variables, event.event_timestamp)
         tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
         tx.event_id = event.id
         by_external: dict[str, ParticipantState] = {state.external_id: state}
