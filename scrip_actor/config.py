@@ -45,6 +45,8 @@ class EngineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
     actors_resident_max: _Positive = 100_000
     inflight_events_max: _Positive = 50_000
+    # The event_data bytes (as JSON) of those events: large events hit this before the count (docs/limits.md).
+    inflight_event_bytes_max: _Positive = 128 * 1024**2
     commit_batch_records_max: _Positive = 2000
     sweep_interval_s: Annotated[float, Meta(gt=0)] = 1.0
     # "compiled" (ours) runs the rules; "celpy" runs them on cel-python, only as a benchmark baseline.

@@ -146,6 +146,7 @@ class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
     events_refused_overload: int = 0
     writer_map_trims: int = 0  # times LMDB's map was dropped from this process's RSS (storage.lmdb_map_resident_max_mb)
     writer_map_trim_seconds_total: float = 0.0
+    events_inflight_bytes: int = 0  # event_data bytes of the events in flight (engine.inflight_event_bytes_max)
 
 
 class _Process(msgspec.Struct):
@@ -162,6 +163,7 @@ class _Process(msgspec.Struct):
     cel_data: Any
     position: int
     rules: list[CompiledRule]
+    data_bytes: int  # its event_data's JSON size, counted against engine.inflight_event_bytes_max until processed
 
 
 class _Sweep(msgspec.Struct):
@@ -206,6 +208,7 @@ class Engine:
         self._inbox_sequence = 0
         self._inflight = 0
         self._inflight_peak = 0
+        self._inflight_bytes = 0  # event_data bytes of the events counted in _inflight
         self._counts = {
             "accepted": 0,
             "completed": 0,
@@ -275,7 +278,9 @@ class Engine:
             assert event.status in ("RECEIVED", "PROCESSING")
             event.status = "RECEIVED"
             self._events_live[event.id] = event
+            data_bytes = len(msgspec.json.encode(event.event_data))
             self._inflight += 1
+            self._inflight_bytes += data_bytes
             if history is None:  # only a store with queued events pays for reading the rule history
                 history = self._rule_history()
             rules = (
@@ -284,7 +289,7 @@ class Engine:
                 else history.at(event.program_id, position)
             )
             self._registry.deliver(
-                event.external_id, _Process(event, cel_event_data(event.event_data), position, rules)
+                event.external_id, _Process(event, cel_event_data(event.event_data), position, rules, data_bytes)
             )
         nursery.start_soon(self._sweeper)
 
@@ -440,9 +445,9 @@ class Engine:
     # events
     # ==========================================================================================================
 
-    def _check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any]:
+    def _check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any, int]:
         """Validate an event; returns (external id it routes to, participant id it names, timestamp, canonical
-        payload, CEL data)."""
+        payload, CEL data, event_data's JSON size in bytes)."""
         limits = self._limits
         if (request.external_id is None) == (request.participant_id is None):
             raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
@@ -465,7 +470,7 @@ class Engine:
                 "invalid",
                 f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters",
             )
-        cel_data = self.event_data_for_cel(request.event_data)
+        cel_data, data_bytes = self._event_data_checked(request.event_data, "event_data")
         timestamp = None
         if request.event_timestamp is not None:
             try:
@@ -481,7 +486,7 @@ class Engine:
                 "event_data": cel_data,
             }
         )
-        return external_id, named_id, timestamp, canonical, cel_data
+        return external_id, named_id, timestamp, canonical, cel_data, data_bytes
 
     def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
         """Check event data against the limits (a JSON object, size, depth) and return it as CEL sees it.
@@ -489,6 +494,10 @@ class Engine:
         Raises:
             ValidationFailed: not an object, not JSON, too large, or nested too deeply.
         """
+        return self._event_data_checked(event_data, field)[0]
+
+    def _event_data_checked(self, event_data: Any, field: str) -> tuple[Any, int]:
+        """:meth:`event_data_for_cel`, and the data's size as JSON in bytes."""
         limits = self._limits
         if not isinstance(event_data, dict):
             raise ValidationFailed.field(field, "invalid", f"{field} must be a JSON object")
@@ -507,15 +516,15 @@ class Engine:
                 field, "too_large", f"{field} is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
             )
         if flat is not None:
-            return flat
+            return flat, len(data_bytes)
         try:
-            return cel_event_data(event_data)
+            return cel_event_data(event_data), len(data_bytes)
         except OverflowError:
             raise ValidationFailed.field(field, "invalid", _beyond_double(field)) from None
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        external_id, named_id, timestamp, canonical, cel_data = self._check_event(request)
+        external_id, named_id, timestamp, canonical, cel_data, data_bytes = self._check_event(request)
         payload_hash = hashlib.sha256(canonical).hexdigest()
         idem_key = idempotency_key(request.program_id, request.idempotency_key)
         existing = self._idempotency_pending.get(idem_key)
@@ -537,9 +546,7 @@ class Engine:
             return existing, False
         if self._closing:
             raise Overloaded("the engine is shutting down")
-        if self._inflight >= self.config.engine.inflight_events_max:
-            self._counts["overloaded"] += 1
-            raise Overloaded(f"{self._inflight} events are waiting to be processed; retry shortly")
+        self._check_inflight(data_bytes)
         now = self._clock()
         self._inbox_sequence += 1
         event = Event(
@@ -566,6 +573,7 @@ class Engine:
         self._events_live[event.id] = event
         self._writer.append(ops, lambda: self._idempotency_pending.pop(idem_key, None))
         self._inflight += 1
+        self._inflight_bytes += data_bytes
         self._inflight_peak = max(self._inflight_peak, self._inflight)
         self._counts["accepted"] += 1
         if self.on_event_accepted is not None:
@@ -574,8 +582,19 @@ class Engine:
         # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
         # can never reach the disk before the event it belongs to.
         rules = self._compiled.get(event.program_id, [])
-        self._registry.deliver(event.external_id, _Process(event, cel_data, event.sequence, rules))
+        self._registry.deliver(event.external_id, _Process(event, cel_data, event.sequence, rules, data_bytes))
         return event, True
+
+    def _check_inflight(self, data_bytes: int) -> None:
+        """Refuse new work (Overloaded, HTTP 429) beyond the in-flight bounds: events, and their bytes."""
+        settings = self.config.engine
+        if self._inflight >= settings.inflight_events_max:
+            self._counts["overloaded"] += 1
+            raise Overloaded(f"{self._inflight} events are waiting to be processed; retry shortly")
+        # One event alone may always enter an empty queue, so an event under the size limit is never refused forever.
+        if self._inflight and self._inflight_bytes + data_bytes > settings.inflight_event_bytes_max:
+            self._counts["overloaded"] += 1
+            raise Overloaded(f"{self._inflight_bytes} bytes of events are waiting to be processed; retry shortly")
 
     async def submit(self, request: EventSubmit) -> Event:
         """Accept an event; return once it is durable. Processing continues in the background.
@@ -629,8 +648,10 @@ class Engine:
         event = await self.get_event(event_id)
         if event.status != "FAILED":
             raise Conflict(f"only FAILED events can be retried; this one is {event.status}", {"status": event.status})
-        if self._closing or self._inflight >= self.config.engine.inflight_events_max:
-            raise Overloaded("the engine cannot take more work now; retry shortly")
+        if self._closing:
+            raise Overloaded("the engine is shutting down")
+        data_bytes = len(msgspec.json.encode(event.event_data))
+        self._check_inflight(data_bytes)
         retried = msgspec.structs.replace(
             event, status="RECEIVED", error_message=None, rule_evaluations=[], journal_entry_ids=[], processed_at=None
         )
@@ -639,6 +660,7 @@ class Engine:
         position = self._inbox_sequence
         self._events_live[retried.id] = retried
         self._inflight += 1
+        self._inflight_bytes += data_bytes
         ticket = self._writer.append(
             [
                 ("events", be64(retried.sequence), encode(retried)),
@@ -649,7 +671,7 @@ class Engine:
         snapshot = msgspec.structs.replace(retried)
         rules = self._compiled.get(retried.program_id, [])  # the retry is admitted anew: today's rules apply
         self._registry.deliver(
-            retried.external_id, _Process(retried, cel_event_data(retried.event_data), position, rules)
+            retried.external_id, _Process(retried, cel_event_data(retried.event_data), position, rules, data_bytes)
         )
         await self._writer.wait_durable(ticket)
         return snapshot
@@ -756,6 +778,9 @@ class Engine:
         stored = msgspec.structs.replace(event, status=final)
         extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(message.position), None)]
         self._inflight -= 1
+        self._inflight_bytes -= message.data_bytes
+        assert self._inflight >= 0
+        assert self._inflight_bytes >= 0
         self._counts["completed" if not failure else "failed"] += 1
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         self._apply_changes(_merge(pre_changes, changes), extra, lambda: self._finish_event(event, final))
@@ -1614,6 +1639,7 @@ class Engine:
         return EngineStatistics(
             events_inflight=self._inflight,
             events_inflight_peak=self._inflight_peak,
+            events_inflight_bytes=self._inflight_bytes,
             events_accepted=self._counts["accepted"],
             events_completed=self._counts["completed"],
             events_failed=self._counts["failed"],

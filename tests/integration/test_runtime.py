@@ -138,3 +138,40 @@ async def test_events_by_participant_id(tmp_path: Path, clock: ManualClock) -> N
             )
         with pytest.raises(ValidationFailed):
             await engine.submit(EventSubmit(program_id=program.id, idempotency_key="k4", event_data={}))
+
+
+async def test_overload_counts_the_bytes_in_flight_not_only_the_events(tmp_path: Path, clock: ManualClock) -> None:
+    config = small_config(tmp_path / "data", inflight_event_bytes_max=100_000)
+    async with open_engine(config=config, clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        big = {"blob": "x" * 30_000}  # ~30 KB each: the fourth one would pass 100 KB in flight
+        results = await engine.submit_batch(
+            [
+                EventSubmit(program_id=program.id, external_id="u", idempotency_key=f"k{n}", event_data=big)
+                for n in range(10)
+            ]
+        )
+        accepted = [r for r in results if not isinstance(r, Exception)]
+        refused = [r for r in results if isinstance(r, Overloaded)]
+        assert len(accepted) == 3
+        assert len(refused) == 7
+        assert "bytes" in str(refused[0])
+        assert engine.statistics().events_inflight_bytes <= 100_000
+        await engine.wait_idle()
+        assert engine.statistics().events_inflight_bytes == 0  # released as the events are processed
+        again = await engine.submit(
+            EventSubmit(program_id=program.id, external_id="u", idempotency_key="k9", event_data=big)
+        )
+        assert again.status == "RECEIVED"  # a refused event is accepted once the queue drained
+
+
+async def test_one_event_larger_than_the_byte_bound_still_enters_an_empty_queue(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = small_config(tmp_path / "data", inflight_event_bytes_max=1_000)
+    async with open_engine(config=config, clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        lone = await engine.submit(
+            EventSubmit(program_id=program.id, external_id="u", idempotency_key="k", event_data={"b": "y" * 5_000})
+        )
+        assert lone.status == "RECEIVED"
