@@ -36,6 +36,7 @@ DECIMAL = Context(prec=80, Emax=10**6, Emin=-(10**6), traps=[InvalidOperation, O
 
 # Counters are exact decimals too: at most 36 digits before the point and 18 after.
 COUNTER_ABS_LIMIT = Decimal(10) ** 36
+COUNTER_DIGITS_MAX = 36  # |value| < 10**36 <=> its leading digit's exponent is below 36
 COUNTER_SCALE_MAX = 18
 
 # ASCII digits only (``\d`` would accept "１" and other scripts' digits); no spaces, no exponent.
@@ -80,7 +81,8 @@ def from_number(value: object, field: str = "amount") -> Decimal:
 
 def check_counter(value: Decimal, field: str = "value") -> Decimal:
     """A counter value within bounds (|value| < 10**36, at most 18 decimals), or ValidationFailed."""
-    if not value.is_finite() or abs(value) >= COUNTER_ABS_LIMIT:
+    # adjusted() is the exponent of the leading digit, read without arithmetic (abs() could overflow a context).
+    if not value.is_finite() or (not value.is_zero() and value.adjusted() >= COUNTER_DIGITS_MAX):
         raise ValidationFailed.field(field, "out_of_range", f"{field} must be finite and below 10**36 in size")
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
@@ -99,13 +101,25 @@ def add_counter(current: Decimal, delta: Decimal) -> Decimal:
     return check_counter(total)
 
 
+# Whole-unit digits of the largest amount (10**36 minor units at scale 0): anything with more is out of range.
+_AMOUNT_DIGITS_MAX = 36
+
+
 def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
     """Exact conversion to minor units; more decimals than ``scale`` is an :class:`InvalidScale` error."""
     assert 0 <= scale <= SCALE_MAX
     if not amount.is_finite():
         raise ValidationFailed.field(field, "invalid", f"{field} is not a finite number")
-    scaled = amount.scaleb(scale, context=DECIMAL)
-    if scaled != scaled.to_integral_value(context=DECIMAL):
+    if amount.adjusted() >= _AMOUNT_DIGITS_MAX:  # caught before any arithmetic: 80-digit context would trap
+        raise ValidationFailed.field(field, "out_of_range", f"{field} {amount} is beyond the supported range")
+    try:
+        scaled = amount.scaleb(scale, context=DECIMAL)
+        integral = scaled.to_integral_value(context=DECIMAL)
+    except DecimalException:  # more significant digits than the context holds: far beyond any bounded amount
+        raise ValidationFailed.field(
+            field, "out_of_range", f"{field} has more significant digits than any supported amount"
+        ) from None
+    if scaled != integral:
         raise InvalidScale(
             f"{field} {amount} exceeds asset scale {scale}",
             {"fields": [{"field": field, "reason": "invalid_scale", "message": f"at most {scale} decimal places"}]},

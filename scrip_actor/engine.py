@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from scrip_actor import _records
+from scrip_actor import _records, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
@@ -459,11 +459,7 @@ class Engine:
                 raise NotFound("participant", str(request.participant_id))
             external_id, named_id = known.external_id, known.id
         else:
-            external_id, named_id = request.external_id, None  # type: ignore[assignment]
-        if not isinstance(external_id, str) or not 1 <= len(external_id) <= limits.external_id_length_max:
-            raise ValidationFailed.field(
-                "external_id", "invalid", f"external_id must be 1-{limits.external_id_length_max} characters"
-            )
+            external_id, named_id = values.external_id(request.external_id, limits.external_id_length_max), None
         if not 1 <= len(request.idempotency_key) <= limits.idempotency_key_length_max:
             raise ValidationFailed.field(
                 "idempotency_key",
@@ -480,7 +476,7 @@ class Engine:
         self._program(request.program_id)
         canonical = _hash_encoder.encode(
             {
-                "external_id": request.external_id,
+                "external_id": None if named_id else external_id,  # NFC: both spellings are one participant
                 "participant_id": request.participant_id,
                 "event_timestamp": timestamp.isoformat() if timestamp else None,
                 "event_data": cel_data,
@@ -839,7 +835,9 @@ class Engine:
         tx.event_id = event.id
         by_external: dict[str, ParticipantState] = {state.external_id: state}
 
-        def resolve_target(external_id: str) -> ParticipantState:
+        def resolve_target(computed_id: str) -> ParticipantState:
+            # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
+            external_id = values.external_id(computed_id, self._limits.external_id_length_max, "target.external_id")
             found = by_external.get(external_id) or self._participant_by_external(external_id)
             if found is None:
                 if program.on_unknown_participant == "REJECT":
@@ -1346,6 +1344,7 @@ class Engine:
     async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
         """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
         request = self._validated(request)
+        request = msgspec.structs.replace(request, **self._canonical_profile(request))
         if request.program_id is not None:
             self._program(request.program_id)
         existing = self._participant_by_external(request.external_id)
@@ -1360,7 +1359,7 @@ class Engine:
             state.status = request.status
         self._apply_profile(state, request)
         if request.tags is not None:
-            state.tags = {tag.lower() for tag in request.tags}
+            state.tags = set(request.tags)
         if request.attributes is not None:
             state.attributes.update(request.attributes)
         if request.program_id is not None and request.program_id not in state.program_ids:
@@ -1369,6 +1368,17 @@ class Engine:
         ticket = self._apply_changes(tx.commit(now), [])
         await self._writer.wait_durable(ticket)
         return state.public(self._world.assets), created
+
+    def _canonical_profile(self, request: ParticipantCreate | ParticipantUpdate) -> dict[str, Any]:
+        """The request's external id, tags and attribute keys in canonical form (``values``): fields to replace."""
+        canonical: dict[str, Any] = {}
+        if request.external_id is not None:
+            canonical["external_id"] = values.external_id(request.external_id, self._limits.external_id_length_max)
+        if request.tags is not None:
+            canonical["tags"] = _clean_tags(request.tags)
+        if request.attributes is not None:
+            canonical["attributes"] = _clean_attributes(request.attributes)
+        return canonical
 
     def _apply_profile(self, state: ParticipantState, request: ParticipantCreate | ParticipantUpdate) -> None:
         for name in ("email", "phone", "first_name", "last_name", "display_name"):
@@ -1411,8 +1421,8 @@ class Engine:
         return self._require_participant(participant_id).public(self._world.assets)
 
     async def get_participant_by_external_id(self, external_id: str) -> Participant:
-        """A participant by the client's own id."""
-        state = self._participant_by_external(external_id)
+        """A participant by the client's own id (NFC-normalised, like every external id)."""
+        state = self._participant_by_external(values.normalized_text(external_id))
         if state is None:
             raise NotFound("participant", external_id)
         return state.public(self._world.assets)
@@ -1429,7 +1439,7 @@ class Engine:
         """Participants filtered by external_id, program or status (store order, i.e. by id)."""
         limit = self._page_size(limit)
         if external_id is not None:
-            state = self._participant_by_external(external_id)
+            state = self._participant_by_external(values.normalized_text(external_id))
             states = [state] if state is not None else []
         else:
             await self._caught_up()
@@ -1457,6 +1467,7 @@ class Engine:
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
         request = self._validated(request)
+        request = msgspec.structs.replace(request, **self._canonical_profile(request))
         if request.external_id is not None:
             owner = self._participant_by_external(request.external_id)
             if owner is not None and owner.id != participant_id:
@@ -1467,7 +1478,7 @@ class Engine:
                 state.external_id = request.external_id
             self._apply_profile(state, request)
             if request.tags is not None:
-                state.tags = {tag.lower() for tag in request.tags}
+                state.tags = set(request.tags)
             if request.attributes is not None:
                 state.attributes.update(request.attributes)
 
@@ -1492,7 +1503,8 @@ class Engine:
 
     async def remove_tag(self, participant_id: str, tag: str) -> Participant:
         """Remove a tag; absent is fine."""
-        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(tag.lower()))
+        clean = values.tag(tag, "tag")
+        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(clean))
 
     async def replace_tags(self, participant_id: str, tags: list[str]) -> Participant:
         """Replace all tags."""
@@ -1501,26 +1513,23 @@ class Engine:
 
     async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
         """Set a counter to an exact decimal value (creating it)."""
-        _check_key(key)
-        amount = parse_decimal(value, "value")
+        key = values.key(key)
+        amount = values.counter_value(parse_decimal(value, "value"))
         return await self._mutate_participant(participant_id, lambda s: s.counters.__setitem__(key, amount))
 
     async def delete_counter(self, participant_id: str, key: str) -> Participant:
         """Delete a counter; absent is fine."""
+        key = values.key(key)
         return await self._mutate_participant(participant_id, lambda s: s.counters.pop(key, None))
 
     async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
         """Merge attributes (string to string)."""
-        for key, value in attributes.items():
-            _check_key(key)
-            if not isinstance(value, str) or len(value) > 4096:
-                raise ValidationFailed.field(
-                    f"attributes.{key}", "invalid", "attribute values are strings of at most 4096 characters"
-                )
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(attributes))
+        clean = _clean_attributes(attributes)
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(clean))
 
     async def delete_attribute(self, participant_id: str, key: str) -> Participant:
         """Delete an attribute; absent is fine."""
+        key = values.key(key)
         return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None))
 
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
@@ -1805,17 +1814,16 @@ def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
 
 
 def _clean_tags(tags: list[str]) -> list[str]:
-    clean = []
-    for tag in tags:
-        if not isinstance(tag, str) or not 1 <= len(tag) <= 255:
-            raise ValidationFailed.field("tags", "invalid", "tags are strings of 1-255 characters")
-        clean.append(tag.lower())
-    return clean
+    return [values.tag(tag) for tag in tags]
 
 
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not 1 <= len(key) <= 255:
-        raise ValidationFailed.field("key", "invalid", "keys are strings of 1-255 characters")
+def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    if not isinstance(attributes, dict):
+        raise ValidationFailed.field("attributes", "invalid", "attributes are an object of strings")
+    return {
+        values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
+        for key, value in attributes.items()
+    }
 
 
 def _encode_cursor(key: bytes | None) -> str | None:

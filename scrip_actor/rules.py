@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from scrip_actor import values
 from scrip_actor.amounts import add_counter, from_number, is_decimal_literal, parse_decimal, to_minor
 from scrip_actor.cel import CelCompileError, CelEvaluationError, compile_expression
 from scrip_actor.durations import parse_time_or_duration
@@ -109,9 +110,11 @@ class CompiledAction:
         "asset",
         "expires",
         "index",
+        "key",
         "label",
         "matures",
         "static_minor",
+        "tag",
         "target",
         "value",
         "value_expression",
@@ -139,13 +142,21 @@ class CompiledAction:
         self.matures: timedelta | datetime | None = None
         self.target: Any = None
         self.static_minor: int | None = None  # a static amount, checked once against ``self.asset``
+        self.tag: str | None = None  # TAG / UNTAG: canonical (values.tag)
+        self.key: str | None = None  # COUNTER / SET_ATTRIBUTE: canonical (values.key)
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if isinstance(action, CreditAction | DebitAction):
             self._compile_money(action, field, assets, program_id, compiler, strict)
+        elif isinstance(action, TagAction | UntagAction):
+            self.tag = values.tag(action.tag, f"{field}.tag")
         elif isinstance(action, CounterAction):
+            self.key = values.key(action.key, f"{field}.key")
             self.value = _Value(action.value, f"{field}.value", compiler)
+            if self.value.static is not None and strict:  # the same bounds as the API's PUT of a counter
+                values.counter_value(self.value.static, f"{field}.value")
         elif isinstance(action, SetAttributeAction):
+            self.key = values.key(action.key, f"{field}.key")
             if (action.value is None) == (action.value_expression is None):
                 raise ValidationFailed.field(
                     f"{field}.value", "invalid", "give exactly one of value or value_expression"
@@ -378,17 +389,21 @@ def _apply_one(
     if isinstance(action, CreditAction | DebitAction):
         _apply_money(tx, rule, compiled, state, variables, assets)
     elif isinstance(action, TagAction):
-        state.tags.add(action.tag.lower())
+        assert compiled.tag is not None
+        state.tags.add(compiled.tag)
     elif isinstance(action, UntagAction):
-        state.tags.discard(action.tag.lower())
+        assert compiled.tag is not None
+        state.tags.discard(compiled.tag)
     elif isinstance(action, CounterAction):
+        assert compiled.key is not None
         delta = resolve_counter_delta(compiled, variables)
         try:
-            state.counters[action.key] = add_counter(state.counters.get(action.key, Decimal(0)), delta)
+            state.counters[compiled.key] = add_counter(state.counters.get(compiled.key, Decimal(0)), delta)
         except ScripError as error:
             raise ActionFailed(f"counter {action.key!r}: {error.message}") from None
     elif isinstance(action, SetAttributeAction):
-        state.attributes[action.key] = attribute_text(compiled, variables)
+        assert compiled.key is not None
+        state.attributes[compiled.key] = attribute_text(compiled, variables)
     state.invalidate()
 
 
@@ -404,12 +419,17 @@ def attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:
     except CelEvaluationError as error:
         raise ActionFailed(f"value expression failed: {error}") from None
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise ActionFailed(f"value expression must give a string or number, got {type(value).__name__}")
+        text = "true" if value else "false"
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    elif isinstance(value, str | int | float):
+        text = str(value)
+    else:
+        raise ActionFailed(f"value expression must give a string or number, got {type(value).__name__}")
+    try:
+        return values.attribute_value(text)  # the bound the API holds attribute values to
+    except ScripError as error:
+        raise ActionFailed(f"value expression: {error.message}") from None
 
 
 def _apply_money(
