@@ -21,7 +21,7 @@ import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +94,8 @@ from scrip_actor.store import (
     be32,
     be64,
     encode,
+    events_by_external_key,
+    events_by_rule_key,
     external_id_key,
     idempotency_key,
     unbe64,
@@ -564,6 +566,7 @@ class Engine:
             ("events", sequence_key, encode(event)),
             ("inbox_pending", sequence_key, b""),
             ("idempotency", idem_key, encode((event.sequence, payload_hash))),
+            ("events_by_external", events_by_external_key(external_id, event.sequence), b""),
         ]
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
@@ -661,6 +664,7 @@ class Engine:
             [
                 ("events", be64(retried.sequence), encode(retried)),
                 ("inbox_pending", be64(position), be64(retried.sequence)),
+                ("events_failed", be64(retried.sequence), None),
             ]
         )
         assert self._registry is not None
@@ -712,9 +716,16 @@ class Engine:
 
         ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
         (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
+
+        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``RECEIVED``/``PROCESSING`` from
+        memory; every other filter is checked on the candidates. One call looks at most at ``_EVENT_SCAN_MAX``
+        candidates, so no query holds the loop for long whatever the store's size: a page can then come back
+        short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
         """
         limit = self._page_size(limit)
-        start = _decode_cursor(cursor)
+        after = _decode_cursor(cursor)
+        if external_id is not None:
+            external_id = values.normalized_text(external_id)
 
         def keep(event: Event) -> bool:
             return (
@@ -734,16 +745,52 @@ class Engine:
 
         await self._caught_up()
         found: list[Event] = []
-        last_key = None
-        for key, value in self._store.scan("events", start=start, reverse=True):
-            event = _event_decoder.decode(value)
-            event = self._events_live.get(event.id, event)
-            if keep(event):
-                if len(found) == limit:
-                    return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
-                found.append(msgspec.structs.replace(event))
-                last_key = key
+        last_found: bytes | None = None
+        last_key = after
+        looked_at = 0
+        for key, event in self._event_candidates(status, external_id, rule_id, after):
+            if looked_at == _EVENT_SCAN_MAX:  # the work bound: say where to go on from
+                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
+            looked_at += 1
+            last_key = key
+            if event is None or not keep(event):
+                continue
+            if len(found) == limit:
+                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
+            found.append(msgspec.structs.replace(event))
+            last_found = key
         return Page(data=found, has_more=False, next_cursor=None)
+
+    def _event_candidates(
+        self, status: str | None, external_id: str | None, rule_id: str | None, after: bytes | None
+    ) -> Iterator[tuple[bytes, Event | None]]:
+        """``(be64(sequence), event)`` newest first, older than ``after``, from the most selective source."""
+        if status in ("RECEIVED", "PROCESSING"):  # every such event is live (recovery re-delivers the rest)
+            live = sorted(self._events_live.values(), key=lambda event: event.sequence, reverse=True)
+            for event in live:
+                key = be64(event.sequence)
+                if after is None or key < after:
+                    yield key, event
+            return
+        if external_id is not None:
+            index, prefix = "events_by_external", external_id_key(external_id)
+        elif rule_id is not None:
+            index, prefix = "events_by_rule", rule_id.encode() + b"\0"
+        elif status == "FAILED":
+            index, prefix = "events_failed", b""
+        else:
+            for key, raw in self._store.scan("events", start=after, reverse=True):
+                event = _event_decoder.decode(raw)
+                yield key, self._events_live.get(event.id, event)
+            return
+        start = prefix + after if after is not None else None
+        for index_key, _ in self._store.scan(index, prefix, start=start, reverse=True):
+            key = index_key[-8:]
+            raw = self._store.get_raw("events", key)
+            if raw is None:  # pragma: no cover - an index entry is written with or after its event
+                continue
+            event = _event_decoder.decode(raw)
+            yield key, self._events_live.get(event.id, event)
 
     # --- the step ---------------------------------------------------------------------------------------------
 
@@ -773,6 +820,13 @@ class Engine:
         final = "FAILED" if failure else "COMPLETED"
         stored = msgspec.structs.replace(event, status=final)
         extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(message.position), None)]
+        extra.extend(  # the list filter's indexes (see list_events)
+            ("events_by_rule", events_by_rule_key(e.rule_id, event.sequence), b"")
+            for e in evaluations
+            if e.status == "MATCHED"
+        )
+        if failure:
+            extra.append(("events_failed", be64(event.sequence), b""))
         self._inflight -= 1
         self._inflight_bytes -= message.data_bytes
         assert self._inflight >= 0
@@ -1824,6 +1878,10 @@ def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
         values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
         for key, value in attributes.items()
     }
+
+
+# How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
+_EVENT_SCAN_MAX = 2_000
 
 
 def _encode_cursor(key: bytes | None) -> str | None:

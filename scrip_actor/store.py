@@ -15,6 +15,9 @@ participants       participant id                              ParticipantRecord
 participant_ext    sha256(external id)                         participant id
 lots               participant id + asset id + be64(number)    Lot
 events             be64(sequence)                              Event (status and outcome); the id carries the sequence
+events_by_external sha256(external id) + be64(sequence)        b"" (written at admission; the list filter's index)
+events_by_rule     rule id + NUL + be64(sequence)              b"" (the rule MATCHED; written with the outcome)
+events_failed      be64(sequence)                              b"" (FAILED; deleted when the event is retried)
 inbox_pending      be64(sequence)                              event id; deleted with the outcome's commit
 idempotency        program id + NUL + sha256(key)              [event sequence, payload hash]
 journal            be64(sequence)                              JournalEntry; the id carries the sequence
@@ -47,12 +50,25 @@ from scrip_actor._residency import MapResidency
 from scrip_actor._write_thread import WriteThread
 from scrip_actor.ids import new_prefix
 
-__all__ = ["DATABASES", "Op", "Store", "Writer", "be32", "be64", "external_id_key", "idempotency_key", "unbe64"]
+__all__ = [
+    "DATABASES",
+    "Op",
+    "Store",
+    "Writer",
+    "be32",
+    "be64",
+    "events_by_external_key",
+    "events_by_rule_key",
+    "external_id_key",
+    "idempotency_key",
+    "unbe64",
+]
 
-SCHEMA_VERSION = 3
+# 4: the events_by_external / events_by_rule / events_failed indexes (a v3 store is migrated on open).
+SCHEMA_VERSION = 4
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
-_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending"})
+_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed"})
 DATABASES = (
     "meta",
     "programs",
@@ -64,6 +80,9 @@ DATABASES = (
     "participant_ext",
     "lots",
     "events",
+    "events_by_external",
+    "events_by_rule",
+    "events_failed",
     "inbox_pending",
     "idempotency",
     "journal",
@@ -99,6 +118,16 @@ def be32(value: int) -> bytes:
 def external_id_key(external_id: str) -> bytes:
     """The ``participant_ext`` key: a digest, because 255 characters of UTF-8 can exceed LMDB's 511-byte keys."""
     return hashlib.sha256(external_id.encode()).digest()
+
+
+def events_by_external_key(external_id: str, sequence: int) -> bytes:
+    """The ``events_by_external`` key: the external id's digest, then the event's sequence (newest last)."""
+    return external_id_key(external_id) + _BE64.pack(sequence)
+
+
+def events_by_rule_key(rule_id: str, sequence: int) -> bytes:
+    """The ``events_by_rule`` key: the rule id, NUL, then the event's sequence."""
+    return rule_id.encode() + b"\0" + _BE64.pack(sequence)
 
 
 def idempotency_key(program_id: str, key: str) -> bytes:
@@ -158,6 +187,11 @@ class Store:
                     txn.put(b"id_prefix", encode(new_prefix()), db=self.dbs["meta"])
                 schema = txn.get(b"schema", db=self.dbs["meta"])
                 if schema is None:
+                    txn.put(b"schema", encode(SCHEMA_VERSION), db=self.dbs["meta"])
+                elif msgspec.json.decode(schema) == 3:
+                    from scrip_actor._migrations import migrate_3_to_4
+
+                    migrate_3_to_4(txn, self.dbs)
                     txn.put(b"schema", encode(SCHEMA_VERSION), db=self.dbs["meta"])
                 elif msgspec.json.decode(schema) != SCHEMA_VERSION:
                     raise RuntimeError(f"store schema {schema!r} is not {SCHEMA_VERSION}; no migration exists")
