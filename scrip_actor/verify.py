@@ -16,7 +16,7 @@ from scrip_actor.config import Config
 from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
-from scrip_actor.store import Store, be64, external_id_key, unbe64
+from scrip_actor.store import Store, be64, events_by_external_key, events_by_rule_key, external_id_key, unbe64
 
 __all__ = ["VerifyReport", "verify", "verify_store"]
 
@@ -206,12 +206,27 @@ class _Checker:
                     self.problem(f"event {event.id}: journal entry {entry_id} is missing")
             if event.status == "FAILED" and event.journal_entry_ids:
                 self.problem(f"event {event.id}: FAILED yet has journal entries")
+            self._event_indexes(key, event)
         for key, value in self.store.scan("inbox_pending"):
             sequence = unbe64(value) if value else unbe64(key)
             if self.store.get_raw("events", be64(sequence)) is None:
                 self.problem(f"inbox position #{unbe64(key)} names event #{sequence}, which does not exist")
         self._idempotency()
         return events, len(pending)
+
+    def _event_indexes(self, key: bytes, event: Event) -> None:
+        """The list filters' indexes hold this event wherever it belongs (stale rule entries are allowed: the
+        filter re-checks the event, and a retried event may no longer match a rule its failed attempt matched)."""
+        if self.store.get_raw("events_by_external", events_by_external_key(event.external_id, event.sequence)) is None:
+            self.problem(f"event {event.id}: missing from the external-id index")
+        if (self.store.get_raw("events_failed", key) is not None) != (event.status == "FAILED"):
+            self.problem(f"event {event.id}: the FAILED index disagrees with its status {event.status}")
+        if event.status not in ("COMPLETED", "FAILED"):
+            return
+        for evaluation in event.rule_evaluations:
+            rule_key = events_by_rule_key(evaluation.rule_id, event.sequence)
+            if evaluation.status == "MATCHED" and self.store.get_raw("events_by_rule", rule_key) is None:
+                self.problem(f"event {event.id}: missing from the index of rule {evaluation.rule_id}")
 
     def _idempotency(self) -> None:
         for key, raw in self.store.scan("idempotency"):

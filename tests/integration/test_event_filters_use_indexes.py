@@ -11,7 +11,7 @@ from typing import Any
 import lmdb
 import msgspec
 
-from scrip_actor import CreditAction, DebitAction, Engine, EventSubmit, open_engine
+from scrip_actor import CreditAction, DebitAction, Engine, EventSubmit, open_engine, verify
 from scrip_actor.engine import _EVENT_SCAN_MAX
 from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset, rule
@@ -121,3 +121,22 @@ async def test_a_schema_3_store_gets_its_indexes_on_open(tmp_path: Path, clock: 
         assert len(expected) == 10
         report = await engine.verify()
         assert report.ok, report.problems
+
+
+async def test_verify_finds_an_event_missing_from_its_indexes(tmp_path: Path, clock: ManualClock) -> None:
+    config = small_config(tmp_path / "data")
+    async with open_engine(config=config, clock=clock) as engine:
+        program, asset = await program_with_asset(engine)
+        await rule(engine, program, "true", [DebitAction(asset_id=asset.id, amount="5")])
+        [result] = await _submit(engine, program.id, [("u", {})])
+        assert (await engine.verify()).ok
+    env = lmdb.open(str(tmp_path / "data" / "ledger.lmdb"), max_dbs=64, subdir=True)
+    with env.begin(write=True) as txn:
+        for name in (b"events_by_external", b"events_failed"):
+            db = env.open_db(name, txn=txn)
+            txn.drop(db, delete=False)  # empty it, keep it
+    env.close()
+    report = verify(str(tmp_path / "data"), config)
+    assert not report.ok
+    assert any("external-id index" in problem for problem in report.problems)
+    assert any("FAILED index" in problem and result.id in problem for problem in report.problems)
