@@ -1881,7 +1881,7 @@ def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
 
 
 # How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
-_EVENT_SCAN_MAX = 2_000
+_EVENT_SCAN_MAX = 1_000
 
 
 def _encode_cursor(key: bytes | None) -> str | None:
