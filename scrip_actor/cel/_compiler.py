@@ -31,6 +31,7 @@ from ._parser import (
     NESTING_DEPTH_MAX,
     check_identifier,
     decode_string_literal,
+    integer_literal_value,
     position_of,
 )
 from ._values import (
@@ -193,15 +194,12 @@ class Compiler:
         text = str(token)
         kind = token.type
         if kind == "INT_LIT":
-            value = int(text, 0) if "x" not in text else int(text.replace("0x", "").replace("0X", ""), 16)
+            value = integer_literal_value(token, text)
             if not INT64_MIN <= value <= INT64_MAX:
                 raise CelCompileError(f"integer literal out of range: {text}", *position_of(token))
             return _constant(value)
         if kind == "UINT_LIT":
-            body = text[:-1]
-            value = int(body, 16) if body.lower().lstrip("-").startswith("0x") else int(body)
-            if body.startswith("-0x") or body.startswith("-0X"):
-                value = -int(body[3:], 16)
+            value = integer_literal_value(token, text[:-1])
             if value < 0:
                 return _Node(_raiser(CelEvaluationError("no such overload: -_(uint)")))
             if value > UINT64_MAX:

@@ -197,3 +197,25 @@ def decode_string_literal(token: lark.Token) -> str | bytes:
     except UnicodeEncodeError:
         raise fail("not valid UTF-8") from None
     return text
+
+
+def integer_literal_value(token: lark.Token, text: str) -> int:
+    """The value of an INT_LIT (or a UINT_LIT without its ``u``): decimal, or hex after ``0x``.
+
+    CEL's grammar is ``-? DIGIT+ | -? 0x HEXDIGIT+`` and cel-go parses the digits in base 10, so
+    ``010`` is ten: leading zeros do not mean octal (Python's ``int(text, 0)`` refuses them).
+    Range checks are the caller's (int64 and uint64 differ).
+    """
+    negative = text.startswith("-")
+    digits = text[1:] if negative else text
+    base = 10
+    if digits[:2] in ("0x", "0X"):
+        base = 16
+        digits = digits[2:]
+    if not digits or not digits.isascii() or not digits.isalnum():
+        raise CelCompileError(f"invalid integer literal: {text}", *position_of(token))
+    try:
+        magnitude = int(digits, base)
+    except ValueError:
+        raise CelCompileError(f"invalid integer literal: {text}", *position_of(token)) from None
+    return -magnitude if negative else magnitude
