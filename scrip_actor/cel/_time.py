@@ -25,16 +25,20 @@ _UNIX_MAX: Final = 253_402_300_799  # 9999-12-31T23:59:59Z
 _TIMESTAMP_RE: Final = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
-_DURATION_PART_RE: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
-_UNIT_MICROS: Final = {
-    "h": 3_600_000_000,
-    "m": 60_000_000,
-    "s": 1_000_000,
-    "ms": 1_000,
-    "us": 1,
-    "µs": 1,
-    "ns": 0.001,
+_DURATION_PART_RE: Final = re.compile(r"([0-9]*)(?:\.([0-9]*))?(h|ms|us|\u00b5s|\u03bcs|ns|m|s)")
+#: Nanoseconds per unit, as Go's time.ParseDuration accepts them (micro: ``us``, U+00B5 ``µs``, U+03BC ``μs``).
+_UNIT_NANOS: Final = {
+    "h": 3_600_000_000_000,
+    "m": 60_000_000_000,
+    "s": 1_000_000_000,
+    "ms": 1_000_000,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ns": 1,
 }
+#: Longest duration text accepted; a limit on the digits the exact arithmetic below must carry.
+DURATION_TEXT_LENGTH_MAX: Final = 256
 
 
 def check_duration(value: _dt.timedelta) -> _dt.timedelta:
@@ -81,40 +85,52 @@ def timestamp_from_unix(seconds: int) -> _dt.datetime:
 def format_timestamp(value: _dt.datetime) -> str:
     """RFC 3339 in UTC with ``Z``, fractional digits only when present (as cel-go prints)."""
     utc = value.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: its %Y drops the zero padding of years before 1000 on glibc ("1-01-01T...").
+    text = f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
 
 
 def parse_duration(text: str) -> _dt.timedelta:
-    """Parse a Go-style duration: ``"1h30m"``, ``"-1.5s"``, ``"100ms"``, ``"0"``."""
+    """Parse a Go-style duration: ``"1h30m"``, ``"-1.5s"``, ``"100ms"``, ``"0"``.
+
+    Exact integer arithmetic, no float: every part is ``digits / 10**k`` of a unit, summed over the
+    common denominator ``10**k_max`` and truncated toward zero to microseconds once, at the end, so
+    ``"4.1s"`` is 4 100 000 µs exactly (a float sum made it 4 099 999).
+    """
+    if len(text) > DURATION_TEXT_LENGTH_MAX:
+        raise CelEvaluationError(f"duration parse error: longer than {DURATION_TEXT_LENGTH_MAX} characters")
     body = text
-    sign = 1
+    negative = body[:1] == "-"
     if body[:1] in ("-", "+"):
-        sign = -1 if body[0] == "-" else 1
         body = body[1:]
     if body == "0":
         return _dt.timedelta(0)
+    if not body:
+        raise CelEvaluationError(f"duration parse error: {text!r}")
+    scale_digits = 0
+    total_scaled_nanos = 0  # nanoseconds * 10**scale_digits, exact
     position = 0
-    micros = 0.0
-    exact_micros = 0
     while position < len(body):
         match = _DURATION_PART_RE.match(body, position)
         if match is None:
             raise CelEvaluationError(f"duration parse error: {text!r}")
-        number, unit = match.groups()
-        if unit == "ns" or "." in number:
-            micros += float(number) * _UNIT_MICROS[unit]
+        whole, fraction, unit = match.groups()
+        if fraction:
+            if len(fraction) > scale_digits:
+                total_scaled_nanos *= 10 ** (len(fraction) - scale_digits)
+                scale_digits = len(fraction)
+            total_scaled_nanos += int(whole + fraction.ljust(scale_digits, "0")) * _UNIT_NANOS[unit]
+        elif whole:
+            total_scaled_nanos += int(whole) * _UNIT_NANOS[unit] * 10**scale_digits
         else:
-            exact_micros += int(number) * int(_UNIT_MICROS[unit])
+            raise CelEvaluationError(f"duration parse error: {text!r}")  # "." or "" before the unit
         position = match.end()
-    if not body:
-        raise CelEvaluationError(f"duration parse error: {text!r}")
-    total = exact_micros + int(micros)
-    if abs(total) > DURATION_SECONDS_MAX * 1_000_000:
+    micros = total_scaled_nanos // (1_000 * 10**scale_digits)
+    if micros > DURATION_SECONDS_MAX * 1_000_000:
         raise CelEvaluationError("duration out of range")
-    return _dt.timedelta(microseconds=sign * total)
+    return _dt.timedelta(microseconds=-micros if negative else micros)
 
 
 def format_duration(value: _dt.timedelta) -> str:
