@@ -263,6 +263,13 @@ def get(mapping: Any, key: Any, default: Any) -> Any:
     return value if found else default
 
 
+#: From 2**52 up, a double has no fractional bits: rounding to ``places >= 0`` leaves it unchanged.
+_FLOAT_INTEGRAL_MIN: Final = float(2**52)
+#: Digits the exact path may need: 309 before the point (doubles reach 1.8e308) plus 20 places after it.
+#: (A 60-digit context made ``round(1e59, 2)`` fail: the quantized coefficient had 62 digits.)
+_ROUND_DIGITS_MAX: Final = 309 + 20
+
+
 def round_half_up(value: Any, places: Any) -> float:
     """Scrip extension ``round(x, places)`` -> double, rounding halves away from zero.
 
@@ -292,10 +299,12 @@ def round_half_up(value: Any, places: Any) -> float:
                 magnitude += 1
             rounded = magnitude / 10**places
             return -rounded if negative else rounded
+    if type(value) is float and places >= 0 and abs(value) >= _FLOAT_INTEGRAL_MIN:
+        return value  # type: ignore[no-any-return]  # every double this large is a whole number already
     try:
         exact = decimal.Decimal(repr(value) if type(value) is float else int(value))
         quantum = decimal.Decimal(1).scaleb(-places)
-        with decimal.localcontext(prec=60):
+        with decimal.localcontext(prec=_ROUND_DIGITS_MAX):
             return float(exact.quantize(quantum, rounding=decimal.ROUND_HALF_UP))
     except decimal.DecimalException:
         raise CelEvaluationError("round: result out of range") from None
