@@ -13,12 +13,10 @@ durable, and the event is then processed in the background, strictly in submissi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import heapq
 import itertools
 import logging
-import re
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,7 +28,7 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from scrip_actor import _records, values
+from scrip_actor import _records, cursors, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
@@ -1366,7 +1364,14 @@ class Engine:
             ),
             key=lambda r: (r.order, r.created_at, r.id),
         )
-        return _page_in_memory(rules, limit=self._page_size(limit), cursor=cursor, key=_by_order, descending=False)
+        return _page_in_memory(
+            rules,
+            limit=self._page_size(limit),
+            cursor=cursor,
+            key=_by_order,
+            shape=tuple[int, str, str],
+            descending=False,
+        )
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A rule's versions, newest first."""
@@ -1376,12 +1381,11 @@ class Engine:
             for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
         ]
         if cursor:
-            if not re.fullmatch(r"[0-9]{1,10}", cursor):
-                raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued")
-            versions = [v for v in versions if v.version < int(cursor)]
+            (before,) = decode_key_cursor(cursor, tuple[int])
+            versions = [v for v in versions if v.version < before]
         limit = self._page_size(limit)
         page, more = versions[:limit], len(versions) > limit
-        return Page(data=page, has_more=more, next_cursor=str(page[-1].version) if more else None)
+        return Page(data=page, has_more=more, next_cursor=encode_key_cursor((page[-1].version,)) if more else None)
 
     def validate_condition(self, condition: str) -> dict[str, Any]:
         """Check a CEL condition's syntax: ``{valid, message, details}``."""
@@ -1492,13 +1496,13 @@ class Engine:
     ) -> Page:
         """Participants filtered by external_id, program or status (store order, i.e. by id)."""
         limit = self._page_size(limit)
+        start = _decode_cursor(cursor)  # checked even when a filter makes it moot: a bad cursor is always a 400
         if external_id is not None:
             state = self._participant_by_external(values.normalized_text(external_id))
             states = [state] if state is not None else []
         else:
             await self._caught_up()
             states = []
-            start = _decode_cursor(cursor)
             for key, _ in self._store.scan("participants", start=start):
                 state = self._participant(key.decode())
                 assert state is not None
@@ -1885,16 +1889,16 @@ _EVENT_SCAN_MAX = 1_000
 
 
 def _encode_cursor(key: bytes | None) -> str | None:
-    return None if key is None else base64.urlsafe_b64encode(key).decode()
+    return None if key is None else cursors.encode((key,))
 
 
 def _decode_cursor(cursor: str | None) -> bytes | None:
     if not cursor:
         return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode())
-    except (ValueError, TypeError):
-        raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued") from None
+    (key,) = cursors.decode(cursor, tuple[bytes])
+    if not key:  # every store key this server issues a cursor for has bytes in it
+        raise cursors.invalid_cursor()
+    return key
 
 
 def _newest_first(item: Any) -> tuple[Any, ...]:
@@ -1911,6 +1915,7 @@ def _page_in_memory(
     limit: int,
     cursor: str | None,
     key: Callable[[Any], tuple[Any, ...]] = _newest_first,
+    shape: Any = tuple[str, str],
     descending: bool = True,
 ) -> Page:
     """Paginate a small in-memory list sorted by ``key``; the cursor is the last item's key, not its position.
@@ -1920,7 +1925,7 @@ def _page_in_memory(
     """
     ordered = sorted(items, key=key, reverse=descending)
     if cursor:
-        after = decode_key_cursor(cursor)
+        after = decode_key_cursor(cursor, shape)
         ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
     page = ordered[:limit]
     more = len(ordered) > limit
@@ -1929,16 +1934,12 @@ def _page_in_memory(
 
 def encode_key_cursor(key: tuple[Any, ...]) -> str:
     """An opaque cursor carrying a sort key (strings and integers)."""
-    return base64.urlsafe_b64encode(msgspec.json.encode(list(key))).decode()
+    return cursors.encode(key)
 
 
-def decode_key_cursor(cursor: str) -> tuple[Any, ...]:
-    """The sort key inside a cursor from :func:`encode_key_cursor`; anything else is a 400."""
-    try:
-        values = msgspec.json.decode(base64.urlsafe_b64decode(cursor.encode()), type=list[str | int])
-    except (ValueError, TypeError, msgspec.DecodeError):
-        raise ValidationFailed.field("cursor", "invalid", "cursor is not one this server issued") from None
-    return tuple(values)
+def decode_key_cursor(cursor: str, shape: Any) -> tuple[Any, ...]:
+    """The sort key of type ``shape`` (e.g. ``tuple[str, str]``) inside a cursor; anything else is a 400."""
+    return cursors.decode(cursor, shape)
 
 
 @asynccontextmanager

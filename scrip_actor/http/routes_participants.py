@@ -59,7 +59,9 @@ async def participant_lots(call: Call) -> ListOf[Lot]:
     """Lots of one LOT asset, oldest first (spending order), with their status."""
     query: LotQuery = call.query
     lots = await call.engine.lots(call.path["participant_id"], query.asset_id, status=query.status)
-    return page_of(lots, query.limit, query.cursor, key=lambda lot: (lot.created_at.isoformat(), lot.number))
+    return page_of(
+        lots, query.limit, query.cursor, key=lambda lot: (lot.created_at.isoformat(), lot.number), shape=tuple[str, int]
+    )
 
 
 ENDPOINTS = [

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import msgspec
 from quart import Request
 
-from scrip_actor.engine import Engine, decode_key_cursor, encode_key_cursor
+from scrip_actor import cursors
+from scrip_actor.engine import Engine
 from scrip_actor.errors import ValidationFailed
 from scrip_actor.http.errors import PayloadTooLarge, UnsupportedMediaType, validation_failed
 from scrip_actor.http.schemas import ListOf, Pagination
@@ -195,17 +196,21 @@ def whole(items: list[T]) -> ListOf[T]:
     return ListOf(data=items, pagination=Pagination(has_more=False, next_cursor=None))
 
 
-def page_of(items: list[T], limit: int, cursor: str | None, key: Callable[[T], tuple[Any, ...]]) -> ListOf[T]:
+def page_of(
+    items: list[T], limit: int, cursor: str | None, key: Callable[[T], tuple[Any, ...]], shape: Any
+) -> ListOf[T]:
     """Paginate a list the engine returns whole, in ascending ``key`` order; the cursor carries the last key.
+
+    ``shape`` is the type of ``key``'s tuple (``tuple[str, int]``): a cursor of any other shape is a 400.
 
     A page resumes strictly after that key, so an item that left the filtered set in between (a lot that expired,
     say) cannot invalidate the cursor or shift the pages.
     """
     ordered = sorted(items, key=key)
     if cursor:
-        after = decode_key_cursor(cursor)
+        after = cursors.decode(cursor, shape)
         ordered = [item for item in ordered if key(item) > after]
     chunk = ordered[:limit]
     more = len(ordered) > limit
-    next_cursor = encode_key_cursor(key(chunk[-1])) if more else None
+    next_cursor = cursors.encode(key(chunk[-1])) if more else None
     return ListOf(data=chunk, pagination=Pagination(has_more=more, next_cursor=next_cursor))
