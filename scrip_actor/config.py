@@ -67,6 +67,8 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     attributes_per_participant_max: _Positive = 1000
     counters_per_participant_max: _Positive = 1000
     page_size_max: _Positive = 200
+    #: CEL work per event, all rules together, in cost units (scrip_actor/cel/_cost.py): ~3 ms at worst.
+    cel_cost_per_event_max: _Positive = 20_000
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -15,7 +15,14 @@ from typing import Any
 
 from scrip_actor import values
 from scrip_actor.amounts import add_counter, from_number, is_decimal_literal, parse_decimal, to_minor
-from scrip_actor.cel import CelCompileError, CelEvaluationError, compile_expression
+from scrip_actor.cel import (
+    COST_KEY,
+    CelCompileError,
+    CelCostExceeded,
+    CelEvaluationError,
+    CostBudget,
+    compile_expression,
+)
 from scrip_actor.durations import parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState
@@ -41,6 +48,7 @@ __all__ = [
     "compile_condition",
     "compile_rule",
     "evaluate",
+    "event_variables",
     "resolve_amount",
     "resolve_counter_delta",
 ]
@@ -305,12 +313,21 @@ def cel_event_data(value: Any) -> Any:
     return value
 
 
+def event_variables(event_data: Any, participant: Any, now: datetime, cel_cost_max: int) -> dict[Any, Any]:
+    """The CEL variables of one event, with the cost budget that all its conditions and action expressions share.
+
+    One budget per event, not per expression: 1,000 rules cannot each spend a whole budget (docs/limits.md).
+    """
+    return {"event": event_data, "participant": participant, "now": now, COST_KEY: CostBudget(cel_cost_max)}
+
+
 def evaluate(
     rules: list[CompiledRule], variables: dict[str, Any], now: datetime
 ) -> tuple[list[RuleEvaluation], list[CompiledRule]]:
     """Run the conditions of active ``rules`` (sorted by order) and say which matched.
 
-    A condition that errors skips its rule with the reason; it never fails the event.
+    A condition that errors skips its rule with the reason; it never fails the event. One that runs out of the
+    event's CEL cost budget is skipped with ``CONDITION_COST_EXCEEDED``.
     """
     evaluations: list[RuleEvaluation] = []
     matched: list[CompiledRule] = []
@@ -327,6 +344,9 @@ def evaluate(
             continue
         try:
             result = compiled.condition.evaluate(variables)
+        except CelCostExceeded as error:
+            evaluations.append(compiled.skipped(f"CONDITION_COST_EXCEEDED: {error}"))
+            continue
         except CelEvaluationError as error:
             evaluations.append(compiled.skipped(f"CONDITION_ERROR: {error}"))
             continue

@@ -10,12 +10,18 @@ Usage::
     except CelEvaluationError as error:
         matched = False  # the engine skips the rule and records error.message
 
+The work of evaluation is bounded by a `CostBudget` passed under `COST_KEY` in the variables,
+shared by every expression of one event (see ``_cost``); running out raises `CelCostExceeded`.
+
 cel-python parses; this package compiles the parse tree once into closures that evaluate in
 well under a microsecond for typical rules. Semantics follow the CEL spec, with the deliberate
 deviations listed in ``docs/cel.md`` (int/double promotion in arithmetic, microsecond time).
 """
 
+from ._cost import COST_KEY as COST_KEY
+from ._cost import CostBudget as CostBudget
 from ._errors import CelCompileError as CelCompileError
+from ._errors import CelCostExceeded as CelCostExceeded
 from ._errors import CelError as CelError
 from ._errors import CelEvaluationError as CelEvaluationError
 from ._expression import CompiledExpression as CompiledExpression
@@ -24,11 +30,14 @@ from ._values import CelType as CelType
 from ._values import CelUint as CelUint
 
 __all__ = [
+    "COST_KEY",
     "CelCompileError",
+    "CelCostExceeded",
     "CelError",
     "CelEvaluationError",
     "CelType",
     "CelUint",
     "CompiledExpression",
+    "CostBudget",
     "compile_expression",
 ]

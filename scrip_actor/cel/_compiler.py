@@ -23,7 +23,23 @@ import lark
 
 from . import _operators as ops
 from ._codegen import Emitter, Fn, Operand, build, build_from_emitter, literal, load_lines
-from ._errors import CelCompileError, CelEvaluationError
+from ._cost import (
+    ACCESSOR_UNITS,
+    ACCESSOR_ZONE_UNITS,
+    CHARGED_OPERATORS,
+    CONSTANT_TIME_FUNCTIONS,
+    ERROR_UNITS,
+    FUNCTION_UNITS,
+    TEXT_CHARS_PER_UNIT,
+    TEXT_FREE_CHARS_MAX,
+    call_charged,
+    call_one_charged,
+    charge,
+    contained_in_charged,
+    duration_charged,
+    regex_units,
+)
+from ._errors import CelCompileError, CelCostExceeded, CelEvaluationError
 from ._functions import GLOBAL_FUNCTIONS, METHOD_FUNCTIONS, compile_regex
 from ._macros import build_macro
 from ._parser import (
@@ -137,7 +153,13 @@ class Compiler:
         self._ast_depth = 0
         self._nesting = 0
         self._counter = 0
-        self.uses_budget = False
+        self._nodes = 0  # nodes compiled so far: a comprehension's body size is its per-iteration cost
+        self.uses_budget = False  # some node charges the cost budget (see _cost)
+
+    @property
+    def nodes(self) -> int:
+        """Nodes compiled: the expression's static size, in cost units."""
+        return self._nodes
 
     # -- entry and dispatch -------------------------------------------------------------------
 
@@ -148,6 +170,7 @@ class Compiler:
                 break
             tree = child
         self._ast_depth += 1
+        self._nodes += 1
         if self._ast_depth > AST_DEPTH_MAX:
             raise CelCompileError("expression nested too deeply", *position_of(tree))
         try:
@@ -385,6 +408,9 @@ class Compiler:
 
         def body(namespace: dict[str, Any]) -> list[str]:
             namespace["_not_bool"] = _not_bool
+            namespace["_CostExceeded"] = CelCostExceeded
+            namespace["_charge"] = charge
+            namespace["_error_units"] = ERROR_UNITS
             lines = ["error = None"]
             for position, source in enumerate(sources):
                 lines += ["try:", *("    " + line for line in load_lines(source, "x", f"o{position}", namespace))]
@@ -444,16 +470,19 @@ class Compiler:
         """``function(left, right)`` with both operands loaded inline (paths, constants, code)."""
         left_source, right_source = left.operand(), right.operand()
         left_constant, right_constant = left.constant, right.constant
+        charged = CHARGED_OPERATORS.get(function)  # work that grows with the operands is charged
+        self.uses_budget |= charged is not None
+        arguments = "v, " if charged is not None else ""
 
         def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
-            namespace[f"{slot}_f"] = function
+            namespace[f"{slot}_f"] = charged or function
             lines = []
             for side, source, constant in (("l", left_source, left_constant), ("r", right_source, right_constant)):
                 if constant is not _NO_CONSTANT:
                     namespace[f"{slot}_{side}"] = constant
                 else:
                     lines += load_lines(source, f"{slot}_{side}", f"{slot}{side}", namespace)
-            return [*lines, f"{target} = {slot}_f({slot}_l, {slot}_r)"]
+            return [*lines, f"{target} = {slot}_f({arguments}{slot}_l, {slot}_r)"]
 
         return _emitted(self._name("binary"), emit)
 
@@ -512,8 +541,8 @@ class Compiler:
 
             return _emitted(self._name("in_strings"), emit)
         element_fn, container_fn = element.fn, container.fn
-        contained_in = ops.contained_in
-        return _Node(lambda v: contained_in(element_fn(v), container_fn(v)))
+        self.uses_budget = True
+        return _Node(lambda v: contained_in_charged(v, element_fn(v), container_fn(v)))
 
     def _compile_addition(self, tree: Tree) -> _Node:
         return self._arithmetic_chain(tree)
@@ -614,6 +643,8 @@ class Compiler:
         if name in ("matches", "contains", "startsWith", "endsWith"):
             return self._string_predicate(name, arguments[0], arguments[1])
         fns = [argument.fn for argument in arguments]
+        if name not in CONSTANT_TIME_FUNCTIONS:
+            return self._weighed(name, self._fold(self._charged_call(name, function, fns), arguments))
         if len(fns) == 1:
             only = fns[0]
             node = _Node(lambda v: function(only(v)))
@@ -622,7 +653,23 @@ class Compiler:
             node = _Node(lambda v: function(first(v), second(v)))
         else:
             node = _Node(lambda v: function(*[fn(v) for fn in fns]))
-        return self._fold(node, arguments)
+        return self._weighed(name, self._fold(node, arguments))
+
+    def _weighed(self, name: str, node: _Node, units: int | None = None) -> _Node:
+        """Count a slow call's static weight (`FUNCTION_UNITS`) into the expression's size, unless it was folded."""
+        if not node.is_constant:
+            self._nodes += FUNCTION_UNITS.get(name, 0) if units is None else units
+        return node
+
+    def _charged_call(self, name: str, function: Callable[..., Any], fns: list[Fn]) -> _Node:
+        """A library call whose work grows with its arguments (conversions, ``sets.*``): charged first."""
+        self.uses_budget = True
+        if len(fns) == 1:  # conversions: only a text argument can be long (int(), timestamp(), bytes()...)
+            only = fns[0]
+            if function is GLOBAL_FUNCTIONS["duration"][0]:
+                return _Node(lambda v: duration_charged(v, function, only(v)))
+            return _Node(lambda v: call_one_charged(v, function, only(v)))
+        return _Node(lambda v: call_charged(v, name, function, [fn(v) for fn in fns]))
 
     @staticmethod
     def _unknown_function(name: str, arguments: list[_Node]) -> _Node:
@@ -698,14 +745,15 @@ class Compiler:
         else:
             argument_fn = arguments[0].fn
             node = _Node(lambda v: function(receiver_fn(v), argument_fn(v)))
-        return self._fold(node, [receiver, *arguments])
+        units = 0 if name == "size" else ACCESSOR_ZONE_UNITS if arguments else ACCESSOR_UNITS
+        return self._weighed(name, self._fold(node, [receiver, *arguments]), units)
 
     def _string_predicate(self, name: str, receiver: _Node, argument: _Node) -> _Node:
         """``s.startsWith('x')`` / ``s.matches('re')`` with a literal argument, specialised."""
         function = METHOD_FUNCTIONS[name][0]
         if not (argument.is_constant and type(argument.constant) is str) or receiver.is_constant:
-            receiver_fn, argument_fn = receiver.fn, argument.fn
-            return self._fold(_Node(lambda v: function(receiver_fn(v), argument_fn(v))), [receiver, argument])
+            node = self._charged_call(name, function, [receiver.fn, argument.fn])
+            return self._fold(node, [receiver, argument])
         constant = argument.constant
         pattern = None
         if name == "matches":
@@ -715,10 +763,17 @@ class Compiler:
                 raise CelCompileError(error.message, 1, 1) from None
         source = receiver.operand()
 
+        # contains and matches scan the whole receiver: a long one is charged (startsWith/endsWith compare
+        # only len(constant) characters). A short one costs one len() on this hot path, nothing more.
+        scans = name in ("matches", "contains")
+        self.uses_budget |= scans
+
         def emit(target: str, slot: str, namespace: dict[str, Any]) -> list[str]:
             namespace[f"{slot}_c"] = constant
             namespace[f"{slot}_g"] = function
             namespace[f"{slot}_re"] = pattern
+            namespace[f"{slot}_charge"] = charge
+            namespace[f"{slot}_units"] = _scan_units(name, constant)
             x = f"{slot}_x"
             if name == "matches":
                 test = f"{slot}_re.search({x}) is not None"
@@ -726,9 +781,14 @@ class Compiler:
                 test = f"{slot}_c in {x}"
             else:
                 test = f"{x}.{_STRING_METHODS[name]}({slot}_c)"
+            if name == "matches":  # RE2 time grows with the pattern too: always charged
+                charging = [f"    {slot}_charge(v, {slot}_units({x}))"]
+            else:
+                charging = [f"    if len({x}) > {TEXT_FREE_CHARS_MAX}:", f"        {slot}_charge(v, {slot}_units({x}))"]
             return [
                 *load_lines(source, x, f"{slot}o", namespace),
                 f"if type({x}) is _str:",
+                *(charging if scans else []),
                 f"    {target} = {test}",
                 "else:",
                 f"    {target} = {slot}_g({x}, {slot}_c)",
@@ -748,8 +808,10 @@ class Compiler:
             raise CelCompileError(f"{name}: first argument must be a variable name", *position_of(tree))
         self.uses_budget = True
         range_node = self.compile(tree.children[0])  # type: ignore[arg-type]
+        nodes_before = self._nodes
         bodies = [self._nested(argument) for argument in arguments[1:]]  # type: ignore[arg-type]
-        return _Node(build_macro(name, str(variable_tree), range_node.fn, [b.fn for b in bodies]))
+        weight = 1 + self._nodes - nodes_before  # the iteration itself, and each node of the body
+        return _Node(build_macro(name, str(variable_tree), range_node.fn, [b.fn for b in bodies], weight))
 
 
 def _logical_tail(decisive: str, absorbing: bool) -> list[str]:
@@ -759,10 +821,20 @@ def _logical_tail(decisive: str, absorbing: bool) -> list[str]:
         f"        return {decisive}",
         f"    if x is not {'False' if absorbing else 'True'} and error is None:",
         "        error = _not_bool(x)",
+        "except _CostExceeded:",  # never absorbed: the evaluation was cut short
+        "    raise",
         "except Exception as caught:",
+        "    _charge(v, _error_units)",  # raising costs microseconds: an absorbed error is not free
         "    if error is None:",
         "        error = caught",
     ]
+
+
+def _scan_units(name: str, constant: str) -> Callable[[str], int]:
+    """The charge for scanning a text with ``contains(constant)`` or ``matches(constant)``, as cel-go counts it."""
+    if name == "matches":
+        return lambda text: regex_units(text, constant)
+    return lambda text: len(text) // TEXT_CHARS_PER_UNIT + 1
 
 
 def _swap(function: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:

@@ -10,7 +10,7 @@ with a reason", never a crashed actor.
 
 from __future__ import annotations
 
-__all__ = ["CelCompileError", "CelError", "CelEvaluationError"]
+__all__ = ["CelCompileError", "CelCostExceeded", "CelError", "CelEvaluationError"]
 
 
 class CelError(Exception):
@@ -43,3 +43,11 @@ class CelEvaluationError(CelError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+class CelCostExceeded(CelEvaluationError):
+    """The evaluation ran out of its cost budget (see `scrip_actor.cel.CostBudget`).
+
+    Unlike other evaluation errors, ``||``, ``&&`` and the quantifier macros never absorb it: the work is cut
+    short, so the result would be a guess.
+    """

@@ -7,14 +7,14 @@ from typing import Any, Final, final
 
 from ._codegen import build
 from ._compiler import Compiler
+from ._cost import COST_KEY, COST_UNITS_DEFAULT, STATIC_FREE_NODES_MAX, CostBudget, charge
 from ._errors import CelEvaluationError
-from ._macros import BUDGET_KEY, COMPREHENSION_ITERATIONS_MAX
 from ._parser import parse
 
 _UNEXPECTED: Final = "internal error while evaluating"
 
 
-def _evaluator(root: Any, uses_budget: bool) -> Callable[[Mapping[str, Any]], Any]:
+def _evaluator(root: Any, uses_budget: bool, nodes: int) -> Callable[[Mapping[str, Any]], Any]:
     """Generate ``evaluate(v)``: the root's code inlined inside the error conversion.
 
     One generated function per expression means ``expression.evaluate(v)`` is a single Python
@@ -24,17 +24,22 @@ def _evaluator(root: Any, uses_budget: bool) -> Callable[[Mapping[str, Any]], An
     namespace: dict[str, Any] = {
         "_root": root.fn,
         "_Error": CelEvaluationError,
-        "_budget_key": BUDGET_KEY,
-        "_budget_max": COMPREHENSION_ITERATIONS_MAX,
+        "_cost_key": COST_KEY,
+        "_cost_default": COST_UNITS_DEFAULT,
+        "_Budget": CostBudget,
+        "_charge": charge,
         "_internal": _internal_error,
     }
     body = root.body(namespace) if root.body is not None else ["return _root(v)"]
-    lines = ["v = {**v, _budget_key: [_budget_max]}"] if uses_budget else []
+    # The caller's budget (one per event) if it passed one; else this evaluation gets its own.
+    lines = ["if _cost_key not in v:", "    v = {**v, _cost_key: _Budget(_cost_default)}"] if uses_budget else []
+    if nodes > STATIC_FREE_NODES_MAX:  # a large expression pays for its own size (small ones are free: hot path)
+        lines += [f"_charge(v, {int(nodes)})"]
     lines += [
         "try:",
         *("    " + line for line in body),
         "except _Error as error:",
-        "    raise _Error(error.message) from None",  # fresh: no internal frames or context
+        "    raise error.__class__(error.message) from None",  # fresh: no internal frames or context
         "except Exception as error:",
         "    raise _internal(error) from None",
     ]
@@ -61,10 +66,12 @@ class CompiledExpression:
         text: the original CEL source.
         evaluate: ``evaluate(variables) -> value``. `variables` maps identifiers to native
             Python values, e.g. ``{"event": {...}, "participant": {...}, "now": datetime}``,
-            and is never mutated. Returns the CEL result as a native value (``bool`` for a rule
-            condition). Raises `CelEvaluationError` for every failure (missing key, wrong
-            types, overflow, division by zero, comprehension budget exhausted, data nested too
-            deeply); no other exception type escapes.
+            and is never mutated. Under the key `COST_KEY` it may hold the `CostBudget` that every
+            expression of one event draws on; without one, the evaluation gets its own default
+            budget. Returns the CEL result as a native value (``bool`` for a rule condition).
+            Raises `CelEvaluationError` for every failure (missing key, wrong types, overflow,
+            division by zero, data nested too deeply); `CelCostExceeded`, its subclass, when the
+            cost budget runs out; no other exception type escapes.
 
     Example:
         >>> compile_expression("event.amount >= 100").evaluate({"event": {"amount": 105.0}})
@@ -73,9 +80,10 @@ class CompiledExpression:
 
     __slots__ = ("evaluate", "text")
 
-    def __init__(self, text: str, root: Any, uses_budget: bool) -> None:
+    def __init__(self, text: str, root: Any, uses_budget: bool, nodes: int = 1) -> None:
         self.text = text
-        self.evaluate: Callable[[Mapping[str, Any]], Any] = _evaluator(root, uses_budget)
+        uses_budget = uses_budget or nodes > STATIC_FREE_NODES_MAX
+        self.evaluate: Callable[[Mapping[str, Any]], Any] = _evaluator(root, uses_budget, nodes)
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.text!r})"
@@ -108,4 +116,4 @@ def compile_expression(text: str) -> CompiledExpression:
         from ._errors import CelCompileError
 
         raise CelCompileError("expression nested too deeply", 1, 1) from None
-    return CompiledExpression(text, node, compiler.uses_budget)
+    return CompiledExpression(text, node, compiler.uses_budget, compiler.nodes)

@@ -1,31 +1,22 @@
 """The comprehension macros: ``all``, ``exists``, ``exists_one``, ``map`` (2 and 3 arguments), ``filter``.
 
 Each macro binds its iteration variable in a copy of the variables dict (so shadowing an outer
-name is correct and the caller's dict is never mutated) and charges its range length against the
-evaluation's comprehension budget *before* iterating, so a hostile nested comprehension such as
-``l.all(a, l.all(b, l.all(c, true)))`` stops with an error instead of running for minutes.
+name is correct and the caller's dict is never mutated) and charges the event's cost budget
+(`_cost`) *before* iterating: ``(len(range) + 1) * weight``, where the weight is 1 plus the static
+size of the body in nodes. So a hostile nested comprehension such as ``l.all(a, l.all(b, l.all(c, true)))``
+stops with `CelCostExceeded` instead of running for minutes. ``all``/``exists`` may stop early: they
+refund what they did not use, and when the whole range does not fit in what is left they charge
+as they go, so a quantifier that would decide in time is not refused up front.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from ._codegen import Fn
-from ._errors import CelEvaluationError
+from ._cost import COST_KEY, ERROR_UNITS, CostBudget, charge, exceeded
+from ._errors import CelCostExceeded
 from ._values import no_overload
-
-#: Iterations all comprehensions of one evaluation may perform together.
-COMPREHENSION_ITERATIONS_MAX: Final = 100_000
-
-
-class _Budget:
-    """Key under which an evaluation's remaining comprehension budget travels in `variables`.
-
-    Not a string, so it can never collide with a CEL identifier.
-    """
-
-
-BUDGET_KEY: Final = _Budget()
 
 
 def _range_items(value: Any) -> list[Any] | tuple[Any, ...]:
@@ -36,46 +27,68 @@ def _range_items(value: Any) -> list[Any] | tuple[Any, ...]:
     raise no_overload("comprehension range", value)
 
 
-def _charge(variables: dict[Any, Any], count: int) -> None:
-    budget: list[int] | None = variables.get(BUDGET_KEY)
+def _quantifier(name: str, variable: str, range_fn: Fn, body: Fn, weight: int) -> Fn:
+    """``all`` / ``exists``: errors are absorbed if another element decides, and the loop may stop early."""
+    decisive = name == "exists"  # exists stops at the first true, all at the first false
+
+    def quantifier(v: dict[str, Any]) -> bool:
+        items = _range_items(range_fn(v))
+        prepaid = _prepay(v, (len(items) + 1) * weight)
+        budget: CostBudget = v[COST_KEY] if not prepaid else None  # type: ignore[assignment]
+        scope = dict(v)
+        error: Exception | None = None
+        for position, item in enumerate(items):
+            if not prepaid:
+                budget.units_remaining -= weight
+                if budget.units_remaining < 0:
+                    raise exceeded(budget)
+            scope[variable] = item
+            try:
+                result = body(scope)
+            except CelCostExceeded:
+                raise
+            except Exception as caught:
+                charge(v, ERROR_UNITS)  # raising costs microseconds: an absorbed error is not free
+                error = error or caught
+                continue
+            if result is decisive:
+                if prepaid:
+                    charge(v, -(len(items) - position - 1) * weight)  # refund the items not visited
+                return decisive
+            if result is not (not decisive):
+                error = error or no_overload(name, result)
+        if error is not None:
+            raise error
+        return not decisive
+
+    return quantifier
+
+
+def _prepay(v: dict[Any, Any], units: int) -> bool:
+    """Charge `units` if the budget holds them (True); else charge nothing (False): the caller pays per item."""
+    budget: CostBudget | None = v.get(COST_KEY)
     if budget is None:
-        raise CelEvaluationError("comprehension used outside a budgeted evaluation")
-    budget[0] -= count
-    if budget[0] < 0:
-        raise CelEvaluationError("comprehension iteration limit exceeded")
+        return True
+    if budget.units_remaining >= units:
+        budget.units_remaining -= units
+        return True
+    return False
 
 
-def build_macro(name: str, variable: str, range_fn: Fn, bodies: list[Fn]) -> Fn:
-    """Return the closure for macro `name` over `range_fn`, binding `variable` for `bodies`."""
+def build_macro(name: str, variable: str, range_fn: Fn, bodies: list[Fn], weight: int) -> Fn:
+    """Return the closure for macro `name` over `range_fn`, binding `variable` for `bodies`.
+
+    `weight` is the cost of one iteration: 1 plus the number of nodes in the bodies.
+    """
+    assert weight >= 1
     body = bodies[0]
+    if name == "all" or name == "exists":
+        return _quantifier(name, variable, range_fn, body, weight)
 
     def prepared(v: dict[str, Any]) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any]]:
         items = _range_items(range_fn(v))
-        _charge(v, len(items) + 1)
+        charge(v, (len(items) + 1) * weight)
         return items, dict(v)
-
-    if name == "all" or name == "exists":
-        decisive = name == "exists"  # exists stops at the first true, all at the first false
-
-        def quantifier(v: dict[str, Any]) -> bool:
-            items, scope = prepared(v)
-            error: Exception | None = None
-            for item in items:
-                scope[variable] = item
-                try:
-                    result = body(scope)
-                except Exception as caught:
-                    error = error or caught
-                    continue
-                if result is decisive:
-                    return decisive
-                if result is not (not decisive):
-                    error = error or no_overload(name, result)
-            if error is not None:
-                raise error
-            return not decisive
-
-        return quantifier
 
     if name == "exists_one":
 

@@ -129,7 +129,8 @@ class CelpyExpression:
             CelEvaluationError: cel-python returned or raised an error (missing key, no such overload, ...).
         """
         try:
-            activation = {name: celpy.json_to_cel(value) for name, value in variables.items()}
+            # Non-str keys (the cost budget, COST_KEY) are not CEL variables; this baseline enforces no budget.
+            activation = {name: celpy.json_to_cel(value) for name, value in variables.items() if type(name) is str}
             result = self._program.evaluate(activation)
         except CELEvalError as error:
             raise CelEvaluationError(_message(error)) from None

@@ -9,6 +9,7 @@ import pytest
 
 from scrip_actor.cel import (
     CelCompileError,
+    CelCostExceeded,
     CelError,
     CelEvaluationError,
     CelUint,
@@ -163,7 +164,7 @@ def test_limits_refuse_hostile_expressions() -> None:
         compile_expression("[" * 40 + "]" * 40)
     compile_expression("(" * 32 + "1" + ")" * 32)
     hostile = compile_expression("l.all(a, l.all(b, l.all(c, true)))")
-    with pytest.raises(CelEvaluationError, match="iteration limit"):
+    with pytest.raises(CelCostExceeded, match="evaluation cost limit exceeded"):
         hostile.evaluate({"l": list(range(100))})
     nested: Any = []
     for _ in range(5000):
