@@ -84,6 +84,7 @@ from scrip_actor.rules import (
     compile_condition,
     compile_rule,
     evaluate,
+    event_variables,
 )
 from scrip_actor.store import (
     Op,
@@ -881,7 +882,8 @@ class Engine:
         self, message: _Process, program: Program, state: ParticipantState, wall_now: datetime
     ) -> tuple[Changes | None, list[Any], str | None]:
         event = message.event
-        variables = {"event": message.cel_data, "participant": state.cel_view(), "now": event.event_timestamp}
+        cost_max = self._limits.cel_cost_per_event_max  # one CEL work budget for all the event's rules
+        variables = event_variables(message.cel_data, state.cel_view(), event.event_timestamp, cost_max)
         evaluations, matched = evaluate(message.rules, variables, event.event_timestamp)
         tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
         tx.event_id = event.id
