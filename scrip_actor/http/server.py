@@ -28,6 +28,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from scrip_actor.config import Config, load_config
 from scrip_actor.engine import Engine, open_engine
+from scrip_actor.http import protocol_errors
 from scrip_actor.http.app import HttpLimits, create_app
 from scrip_actor.http.auth import KEYS_FILE_NAME, ApiKeys
 from scrip_actor.store import WriterFailed
@@ -61,6 +62,7 @@ async def serve(
     Binds ``config.server.host:port`` (port 0 picks a free one) and reports the bound port through
     ``task_status.started(port)``, so a test can write ``port = await nursery.start(serve, engine, config, keys)``.
     """
+    protocol_errors.install()  # Hypercorn's own 400/431/501 answers in the API's error shape (docs/http.md)
     app = create_app(engine, keys, limits)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
