@@ -1,8 +1,10 @@
-"""Operational routes: ``/healthz`` (no key), and ``/metrics``, ``/openapi.json`` and ``/docs`` (key required).
+"""Operational routes: ``/healthz``, ``/openapi.json`` and ``/docs`` (no key), and ``/metrics`` (key required).
 
-Only ``/healthz`` is open, as issue 6 asks: the API description names every route and field, which is a map for an
-attacker and of no use to anyone who cannot call the API anyway. Read the docs with the key:
-``curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/docs > api.html``.
+The API description is open so a browser can read it: its address bar sends no ``Authorization`` header, so a
+keyed ``/docs`` could only be read through curl (issue 10). Issue 6 had kept it behind the key as "a map for an
+attacker"; but it is a static, non-secret text (the same as the published source and docs/http.md), it carries no
+data, and every route it describes still needs the key, so opening it weakens nothing an attacker could use.
+``/metrics`` stays keyed: its figures are about this deployment's traffic and data.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def endpoints(metrics: HttpMetrics, document: Callable[[], dict[str, Any]]) -> l
             "OpenAPI 3.1 document",
             "Operations",
             response=dict[str, Any],
+            auth=False,
         ),
         Endpoint(
             "GET",
@@ -72,5 +75,6 @@ def endpoints(metrics: HttpMetrics, document: Callable[[], dict[str, Any]]) -> l
             "HTML API reference",
             "Operations",
             content_type="text/html; charset=utf-8",
+            auth=False,
         ),
     ]

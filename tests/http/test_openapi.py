@@ -69,7 +69,25 @@ async def test_docs_page_is_self_contained(api: Api) -> None:
     assert 'id="schema-ProgramCreate"' in page
 
 
-async def test_the_docs_need_a_key(anonymous: httpx.AsyncClient) -> None:
-    for path in ("/openapi.json", "/docs"):
+async def test_a_browser_opens_the_docs_without_a_key_but_not_the_api(anonymous: httpx.AsyncClient) -> None:
+    """A browser's address bar sends no Authorization header: the description is open, every route it lists is not."""
+    docs = await anonymous.get("/docs")
+    assert docs.status_code == 200 and docs.headers["Content-Type"].startswith("text/html")
+    document = await anonymous.get("/openapi.json")
+    assert document.status_code == 200
+    keyed = [
+        (path, method)
+        for path, methods in document.json()["paths"].items()
+        for method, operation in methods.items()
+        if operation["security"]
+    ]
+    assert {path for path, _ in keyed} >= {"/v1/programs", "/v1/events", "/metrics"}
+    assert not any(
+        path.startswith("/v1")
+        for path, methods in document.json()["paths"].items()
+        for m in methods
+        if (path, m) not in keyed
+    ), "every /v1 route is documented as keyed"
+    for path in ("/v1/programs", "/v1/events", "/v1/participants", "/metrics"):
         response = await anonymous.get(path)
         assert response.status_code == 401 and response.json()["code"] == "unauthorized", path
