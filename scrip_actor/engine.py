@@ -1701,6 +1701,10 @@ class Engine:
     # introspection
     # ==========================================================================================================
 
+    def asset_ids(self) -> list[str]:
+        """Every asset's id, created or recovered; synchronous, for observers such as the metrics collector."""
+        return list(self._world.assets)
+
     def statistics(self) -> EngineStatistics:
         """A snapshot of the engine's counters."""
         assert self._registry is not None

@@ -17,6 +17,8 @@ Two kinds of series, told apart by their names:
   - ``scrip_amount_issued_total{asset}``, ``scrip_amount_redeemed_total{asset}``,
     ``scrip_amount_expired_total{asset}``: in asset units (the decimal amount as a float, which is exact enough
     for a dashboard but not for accounting: the journal is the record).
+    Every asset the engine knows (created, or recovered at start-up) has its three series from the start, at 0,
+    so a dashboard's redeemed and expired panels read 0 rather than "no data" before the first redemption.
 
 Participant ids, external ids and event ids are never labels. The hooks run synchronously on the engine's thread
 and must not raise; they do nothing but dict look-ups, additions and ``bisect``.
@@ -222,6 +224,7 @@ class _Collector(Collector):
 
     def __init__(self, metrics: EngineMetrics, engine: Engine) -> None:
         self._metrics = metrics
+        self._engine = engine
         self._statistics = _StatisticsCollector(engine)
 
     def collect(self) -> Iterator[Metric]:
@@ -236,8 +239,10 @@ class _Collector(Collector):
         yield _counter(
             "scrip_rule_matches", "rule matches, by program and rule id", ["program", "rule"], metrics.matches
         )
+        known = self._engine.asset_ids()  # one dict entry per asset, at scrape time: nothing on the hot path
         for kind in ("issued", "redeemed", "expired"):
-            values = {asset: value for (name, asset), value in metrics.amounts.items() if name == kind}
+            values = dict.fromkeys(known, 0.0)
+            values.update((asset, value) for (name, asset), value in metrics.amounts.items() if name == kind)
             yield _counter(f"scrip_amount_{kind}", f"value {kind}, in asset units, by asset", ["asset"], values)
         yield metrics.processing_s.family()
         yield metrics.commit_records.family()
