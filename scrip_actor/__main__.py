@@ -1,14 +1,19 @@
 """The ``scrip`` command: ``scrip serve`` runs the HTTP server, ``scrip verify`` checks a store.
 
-Also runnable as ``python -m scrip_actor ...``.
+Also runnable as ``python -m scrip_actor ...``. Exit statuses are :class:`scrip_actor.errors.ExitCode` (the table is
+in docs/operations.md). A store that cannot be opened as it is (in use, not a directory, a damaged data file, a map
+too small, another schema) is one line on stderr and its own status, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import msgspec
+
+from scrip_actor.errors import ExitCode, StoreUnusable
 
 __all__ = ["main"]
 
@@ -21,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="LMDB data directory (default ./data)")
     serve.add_argument("--config", help="TOML settings file (default: built-in defaults, see config/default.toml)")
-    verify = commands.add_parser("verify", help="replay the journal and check sums, balances, lots and the hash chain")
+    verify = commands.add_parser(
+        "verify",
+        help="replay the journal and check sums, balances, lots and the hash chain (safe beside a running server)",
+    )
     verify.add_argument("--data-dir", default=None, help="LMDB data directory (default ./data)")
     verify.add_argument("--config", help="TOML settings file")
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -29,17 +37,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from scrip_actor.config import load_config
     from scrip_actor.verify import verify
 
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except (ValueError, OSError) as error:
+        print(f"scrip verify: {error}", file=sys.stderr)
+        return ExitCode.BAD_SETTINGS
     data_dir = args.data_dir or config.storage.data_dir
-    if not (Path(data_dir) / "ledger.lmdb").exists():
+    path = Path(data_dir)
+    if not path.exists() or (path.is_dir() and not (path / "ledger.lmdb").exists()):
         print(f"scrip verify: no store at {data_dir}", file=sys.stderr)
-        return 2
-    report = verify(data_dir, config)
+        return ExitCode.BAD_SETTINGS
+    try:
+        report = verify(data_dir, config)
+    except StoreUnusable as unusable:
+        print(f"scrip verify: {unusable.message}", file=sys.stderr)
+        return unusable.exit_code
     if args.json:
         print(msgspec.json.encode(report).decode())
     else:
@@ -49,15 +64,67 @@ def _verify(args: argparse.Namespace) -> int:
         print(
             f"verify {status}: {report.journal_entries} journal entries, {report.postings} postings, "
             f"{report.participants} participants, {report.lots} lots, {report.events} events "
-            f"({report.events_pending} waiting to be processed)"
+            f"({report.events_pending} waiting to be processed); as of LMDB transaction {report.snapshot_txn_id}"
         )
-    return 0 if report.ok else 1
+    if not report.schema_ok:
+        print(f"scrip verify: {report.problems[0]}", file=sys.stderr)
+        return ExitCode.SCHEMA_MISMATCH
+    return ExitCode.OK if report.ok else ExitCode.VERIFY_FAILED
 
 
 def _serve(args: argparse.Namespace) -> int:
     from scrip_actor.http.server import run_server
 
-    return run_server(host=args.host, port=args.port, data_dir=args.data_dir, config_path=args.config)
+    refused = _refuse_unusable_store(args)
+    if refused is not None:
+        return refused
+    try:
+        return run_server(host=args.host, port=args.port, data_dir=args.data_dir, config_path=args.config)
+    except BaseException as error:
+        # The check above can race a second server starting at the same moment: the engine's own open refuses it.
+        unusable = _store_unusable(error)
+        if unusable is None:
+            raise
+        print(f"scrip: {unusable.message}", file=sys.stderr, flush=True)
+        return unusable.exit_code
+
+
+def _refuse_unusable_store(args: argparse.Namespace) -> int | None:
+    """Open and close the store once before serving: a refusal then comes before anything (API keys) is written.
+
+    Returns the exit status of a refusal, or None to go on (unusable settings are left to run_server to report).
+    """
+    from scrip_actor.config import load_config
+    from scrip_actor.store import Store
+
+    try:
+        config = load_config(args.config)
+    except (ValueError, OSError):
+        return None
+    storage = config.storage
+    try:
+        Store(
+            args.data_dir or storage.data_dir,
+            map_size_bytes=storage.lmdb_map_size_bytes,
+            sync=storage.sync,
+            max_readers=storage.max_readers,
+        ).close()
+    except StoreUnusable as unusable:
+        print(f"scrip: {unusable.message}", file=sys.stderr, flush=True)
+        return unusable.exit_code
+    return None
+
+
+def _store_unusable(error: BaseException) -> StoreUnusable | None:
+    """The refusal inside ``error`` (trio nurseries wrap it in exception groups), or None."""
+    if isinstance(error, StoreUnusable):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _store_unusable(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

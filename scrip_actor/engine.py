@@ -228,7 +228,11 @@ class Engine:
         self.on_event_accepted: Callable[[Event], None] | None = None  # a new event was admitted
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None  # entries committed to memory
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            self._store.close()  # give the data directory up: open_engine never got an engine to close
+            raise
 
     # ==========================================================================================================
     # lifecycle

@@ -46,8 +46,17 @@ import lmdb
 import msgspec
 import trio
 
+from scrip_actor._data_dir import (
+    DATA_FILE_NAME,
+    ENV_DIR_NAME,
+    DataDirLock,
+    check_data_file,
+    held_in_this_process,
+    prepare_data_dir,
+)
 from scrip_actor._residency import MapResidency
 from scrip_actor._write_thread import WriteThread
+from scrip_actor.errors import DataDirInUse, DataFileDamaged, SchemaMismatch
 from scrip_actor.ids import new_prefix
 
 __all__ = [
@@ -66,6 +75,7 @@ __all__ = [
 
 # 4: the events_by_external / events_by_rule / events_failed indexes (a v3 store is migrated on open).
 SCHEMA_VERSION = 4
+_MIGRATABLE_VERSION = 3  # the one older schema a writable open migrates (scrip_actor._migrations)
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed"})
@@ -156,45 +166,67 @@ class Store:
         readonly: bool = False,
     ) -> None:
         path = Path(data_dir)
-        if not readonly:
-            path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.env = lmdb.open(
-            str(path / "ledger.lmdb"),
-            map_size=map_size_bytes,
-            max_dbs=len(DATABASES) + 2,
-            max_readers=max_readers,
-            sync=sync,
-            metasync=sync,
-            writemap=False,
-            map_async=False,
-            readonly=readonly,
-            lock=True,
-            subdir=True,
-            create=not readonly,
-        )
         self.dbs: dict[str, Any] = {}
         self._reader: Any = None
+        self._lock: DataDirLock | None = None
+        # Refusals come before LMDB maps anything: a bad directory, another owner, a file that would SIGBUS.
+        prepare_data_dir(path, create=not readonly)
+        if readonly:
+            if held_in_this_process(path):
+                # A second LMDB environment on one file in one process breaks LMDB's POSIX locks when it closes.
+                raise DataDirInUse(f"data directory {path} is open in this process: use Engine.verify()")
+            map_size_bytes = _readonly_map_size(path, map_size_bytes)
+        else:
+            self._lock = DataDirLock(path)  # held until close(): this process owns the directory
+        try:
+            if not readonly:
+                check_data_file(path, map_size_bytes=map_size_bytes)
+            self.env = _open_environment(path, map_size_bytes, sync=sync, max_readers=max_readers, readonly=readonly)
+            try:
+                self._open_databases(readonly)
+            except BaseException:
+                self.env.close()
+                raise
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _open_databases(self, readonly: bool) -> None:
+        """Open every named database; refuse a store of another schema before writing anything to it."""
         if readonly:
             # Handles must outlive one transaction: let py-lmdb open them in its own committed read transaction.
+            try:
+                meta = self.env.open_db(b"meta", create=False)
+            except lmdb.NotFoundError:
+                raise SchemaMismatch(schema_problem(self.path, None)) from None
+            with self.env.begin() as txn:
+                problem = schema_problem(self.path, txn.get(b"schema", db=meta))
+            if problem is not None:
+                raise SchemaMismatch(problem)
             for name in DATABASES:
                 self.dbs[name] = self.env.open_db(name.encode(), create=False)
-        else:
-            with self.env.begin(write=True) as txn:
-                for name in DATABASES:
-                    self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
-                if txn.get(b"id_prefix", db=self.dbs["meta"]) is None:
-                    txn.put(b"id_prefix", encode(new_prefix()), db=self.dbs["meta"])
-                schema = txn.get(b"schema", db=self.dbs["meta"])
-                if schema is None:
-                    txn.put(b"schema", encode(SCHEMA_VERSION), db=self.dbs["meta"])
-                elif msgspec.json.decode(schema) == 3:
-                    from scrip_actor._migrations import migrate_3_to_4
+            return
+        fresh = self.env.stat()["entries"] == 0  # no named database yet: nothing was ever written here
+        with self.env.begin(write=True) as txn:
+            for name in DATABASES:
+                self.dbs[name] = self.env.open_db(name.encode(), txn=txn, create=True)
+            meta = self.dbs["meta"]
+            schema = txn.get(b"schema", db=meta)
+            if fresh:
+                txn.put(b"schema", encode(SCHEMA_VERSION), db=meta)
+            elif schema is not None and schema == encode(_MIGRATABLE_VERSION):
+                from scrip_actor._migrations import migrate_3_to_4
 
-                    migrate_3_to_4(txn, self.dbs)
-                    txn.put(b"schema", encode(SCHEMA_VERSION), db=self.dbs["meta"])
-                elif msgspec.json.decode(schema) != SCHEMA_VERSION:
-                    raise RuntimeError(f"store schema {schema!r} is not {SCHEMA_VERSION}; no migration exists")
+                migrate_3_to_4(txn, self.dbs)
+                txn.put(b"schema", encode(SCHEMA_VERSION), db=meta)
+            else:
+                problem = schema_problem(self.path, schema)
+                if problem is not None:
+                    raise SchemaMismatch(problem)  # the transaction aborts: the old store is left as it was
+            if txn.get(b"id_prefix", db=meta) is None:
+                txn.put(b"id_prefix", encode(new_prefix()), db=meta)
 
     @property
     def id_prefix(self) -> int:
@@ -204,11 +236,13 @@ class Store:
         return prefix
 
     def close(self) -> None:
-        """Close the environment (idempotent)."""
+        """Close the environment, then give up the data directory (idempotent)."""
         if self._reader is not None:
             self._reader.abort()
             self._reader = None
         self.env.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # --- reads ------------------------------------------------------------------------------------------------
 
@@ -327,6 +361,51 @@ class Store:
                         put(key, value, db=dbs[db])
                 else:
                     put(key, value, db=dbs[db])
+
+
+def schema_problem(path: Path, raw: bytes | None) -> str | None:
+    """Why a store whose ``meta`` schema record is ``raw`` cannot be used by this version (None: it can)."""
+    try:
+        version = None if raw is None else msgspec.json.decode(raw, type=int)
+    except msgspec.DecodeError:
+        return f"store {path} has an unreadable schema record {bytes(raw or b'')[:40]!r}; restore it from a backup"
+    if version == SCHEMA_VERSION:
+        return None
+    found = "records no schema version" if version is None else f"schema v{version}"
+    needs = f"store {found}, this version needs v{SCHEMA_VERSION}"
+    if version is not None and version > SCHEMA_VERSION:
+        return f"{needs}: it was written by a newer scrip; run that one"
+    if version == _MIGRATABLE_VERSION:
+        return f"{needs}: run `scrip serve` once to migrate it (the migration runs when the server opens the store)"
+    return f"{needs}, and no migration from it exists (there is no `scrip migrate`); run the version that wrote it"
+
+
+def _readonly_map_size(path: Path, map_size_bytes: int) -> int:
+    """A read-only map covering the stored data and the writer's map (so a live writer's growth stays mapped)."""
+    facts = check_data_file(path, map_size_bytes=None)
+    if facts is None:
+        raise DataFileDamaged(f"no store at {path} ({path / ENV_DIR_NAME / DATA_FILE_NAME} does not exist)")
+    return max(map_size_bytes, facts.used_bytes, facts.map_size_bytes)
+
+
+def _open_environment(path: Path, map_size_bytes: int, *, sync: bool, max_readers: int, readonly: bool) -> Any:
+    try:
+        return lmdb.open(
+            str(path / ENV_DIR_NAME),
+            map_size=map_size_bytes,
+            max_dbs=len(DATABASES) + 2,
+            max_readers=max_readers,
+            sync=sync,
+            metasync=sync,
+            writemap=False,
+            map_async=False,
+            readonly=readonly,
+            lock=True,
+            subdir=True,
+            create=not readonly,
+        )
+    except lmdb.Error as error:
+        raise DataFileDamaged(f"LMDB cannot open {path / ENV_DIR_NAME}: {error}") from None
 
 
 def _prefix_upper_bound(prefix: bytes) -> bytes | None:

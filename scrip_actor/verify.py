@@ -2,21 +2,40 @@
 
 It recomputes every balance from the postings alone and compares it with what the engine cached, walks the hash
 chain, checks each lot against its participant's balances, and checks that every acknowledged event is either
-waiting in the inbox or has its outcome. It only reads; it can run beside a live engine (LMDB readers do not block
-the writer), and it reports every problem it finds rather than stopping at the first.
+waiting in the inbox or has its outcome. It only reads, and it reports every problem it finds rather than stopping
+at the first.
+
+Beside a running server (another process) it is safe and exact: it takes no lock and writes nothing, and every check
+reads one LMDB read transaction, so it judges one committed state, whole, however much the server commits
+meanwhile. The report names that state (``snapshot_txn_id``, ``journal_head``). The cost of a live check is that the
+server cannot reuse pages freed while verify runs, so the data file may grow by what the server writes meanwhile.
+In the process that has the engine open, use ``Engine.verify()``: a second LMDB environment on one file in one
+process would break LMDB's locks (``verify()`` refuses).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import msgspec
 
 from scrip_actor._records import schedule_key
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
+from scrip_actor.errors import SchemaMismatch
 from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
 from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
-from scrip_actor.store import Store, be64, events_by_external_key, events_by_rule_key, external_id_key, unbe64
+from scrip_actor.store import (
+    KEY_BYTES_MAX,
+    Store,
+    be64,
+    events_by_external_key,
+    events_by_rule_key,
+    external_id_key,
+    unbe64,
+)
 
 __all__ = ["VerifyReport", "verify", "verify_store"]
 
@@ -34,10 +53,56 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     lots: int
     events: int
     events_pending: int
+    snapshot_txn_id: int = 0  # the LMDB transaction whose committed state was checked (0: none was opened)
+    journal_head: int = 0  # the last journal sequence in that state
+    schema_ok: bool = True  # False: the store is of another schema version and nothing else was checked
+
+
+T = TypeVar("T")
+
+
+class _Snapshot:
+    """The store's reads, all through one read transaction: every check sees the same committed state."""
+
+    def __init__(self, store: Store, txn: Any) -> None:
+        self._dbs = store.dbs
+        self._txn = txn
+
+    @property
+    def txn_id(self) -> int:
+        return int(self._txn.id())
+
+    @property
+    def id_prefix(self) -> int:
+        prefix = self.get("meta", b"id_prefix", int)
+        assert prefix is not None, "store has no id prefix"
+        return prefix
+
+    def get_raw(self, db: str, key: bytes) -> bytes | None:
+        if not 0 < len(key) <= KEY_BYTES_MAX:
+            return None  # LMDB cannot hold such a key: absent (see Store.get_raw)
+        value = self._txn.get(key, db=self._dbs[db])
+        return None if value is None else bytes(value)
+
+    def get(self, db: str, key: bytes, type_: type[T]) -> T | None:
+        raw = self.get_raw(db, key)
+        return None if raw is None else msgspec.json.decode(raw, type=type_)
+
+    def scan(self, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` of every key starting with ``prefix``, in key order."""
+        assert len(prefix) <= KEY_BYTES_MAX
+        cursor = self._txn.cursor(db=self._dbs[db])
+        positioned = cursor.set_range(prefix) if prefix else cursor.first()
+        while positioned:
+            key = bytes(cursor.key())
+            if not key.startswith(prefix):
+                return
+            yield key, bytes(cursor.value())
+            positioned = cursor.next()
 
 
 class _Checker:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: _Snapshot) -> None:
         self.store = store
         self.problems: list[str] = []
         self.assets = {a.id: a for a in (msgspec.json.decode(raw, type=Asset) for _, raw in store.scan("assets"))}
@@ -239,40 +304,64 @@ class _Checker:
 
 
 def verify(data_dir: str, config: Config | None = None) -> VerifyReport:
-    """Check a closed store's ledger from scratch. Never writes. (On an open engine use ``Engine.verify()``.)
+    """Check a store's ledger from scratch, from another process than the one serving it, or with none. Never writes.
 
-    Returns:
-        A :class:`VerifyReport`; ``ok`` is False with one precise line per problem found.
+    A store of another schema version is not OK: its one problem says which version it is and what to do.
+    (In the process that has the engine open, use ``Engine.verify()``.)
+
+    Raises:
+        StoreUnusable: no store, a damaged data file, or the store is open in this process.
     """
     config = config or Config()
-    store = Store(
-        data_dir,
-        map_size_bytes=config.storage.lmdb_map_size_bytes,
-        sync=False,
-        max_readers=config.storage.max_readers,
-        readonly=True,
-    )
+    try:
+        store = Store(
+            data_dir,
+            map_size_bytes=config.storage.lmdb_map_size_bytes,
+            sync=False,
+            max_readers=config.storage.max_readers,
+            readonly=True,
+        )
+    except SchemaMismatch as mismatch:
+        return _not_checked(mismatch.message)
     try:
         return verify_store(store)
     finally:
         store.close()
 
 
-def verify_store(store: Store) -> VerifyReport:
-    """Check an open store (read transactions only)."""
-    checker = _Checker(store)
-    checker.journal()
-    checker.accounts_match()
-    participants, lots = checker.participants()
-    checker.orphan_lots()
-    events, pending = checker.events()
+def _not_checked(problem: str) -> VerifyReport:
     return VerifyReport(
-        ok=not checker.problems,
-        problems=checker.problems,
-        journal_entries=checker.entries,
-        postings=checker.postings,
-        participants=participants,
-        lots=lots,
-        events=events,
-        events_pending=pending,
+        ok=False,
+        schema_ok=False,
+        problems=[problem],
+        journal_entries=0,
+        postings=0,
+        participants=0,
+        lots=0,
+        events=0,
+        events_pending=0,
     )
+
+
+def verify_store(store: Store) -> VerifyReport:
+    """Check an open store, all in one read transaction (one committed state, even beside a live writer)."""
+    with store.env.begin() as txn:
+        snapshot = _Snapshot(store, txn)
+        checker = _Checker(snapshot)
+        checker.journal()
+        checker.accounts_match()
+        participants, lots = checker.participants()
+        checker.orphan_lots()
+        events, pending = checker.events()
+        return VerifyReport(
+            ok=not checker.problems,
+            problems=checker.problems,
+            journal_entries=checker.entries,
+            postings=checker.postings,
+            participants=participants,
+            lots=lots,
+            events=events,
+            events_pending=pending,
+            snapshot_txn_id=snapshot.txn_id,
+            journal_head=checker.entries,
+        )

@@ -1,0 +1,178 @@
+"""Owning a data directory, and the checks that run before LMDB maps a byte of it.
+
+Two things go wrong at start-up without these:
+
+* Two processes open one store for writing. LMDB's own lock serialises their write transactions but not their
+  memory: each engine trusts its in-memory journal head and inbox, so each overwrites the other's records (lost
+  acknowledged events, a wallet paid out twice). :class:`DataDirLock` makes the data directory belong to one
+  process: an exclusive ``flock`` on ``<data dir>/scrip.lock``, held open for the life of the store. It is a
+  separate file on purpose: LMDB's ``lock.mdb`` uses POSIX record locks, which one process's second ``close()`` of
+  the file would silently drop, so the second opener must be refused before it ever opens the environment. The
+  kernel releases a ``flock`` when its holder exits, however it exits (SIGKILL included), so there is nothing stale
+  to clean up.
+* LMDB maps ``data.mdb`` and trusts its meta pages. A file shorter than the last page its newest meta names ends in
+  SIGBUS on the first read past the end of the file; a map smaller than the data already stored lets the server
+  start and then fail its first commit. :func:`check_data_file` reads the two meta pages with plain ``read()``
+  calls (never through a mapping) and refuses both with one line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import weakref
+from pathlib import Path
+
+from scrip_actor.errors import DataDirInUse, DataDirUnusable, DataFileDamaged, MapTooSmall
+
+__all__ = ["DataDirLock", "DataFileFacts", "check_data_file", "held_in_this_process", "prepare_data_dir"]
+
+LOCK_FILE_NAME = "scrip.lock"
+ENV_DIR_NAME = "ledger.lmdb"
+DATA_FILE_NAME = "data.mdb"
+
+# LMDB 0.9 on a 64-bit build (py-lmdb bundles it): a 16-byte page header, then MDB_meta. Offsets within a meta page.
+_META_MAGIC = 0xBEEFC0DE
+_META_VERSION = 1
+_META_MAGIC_AT = 16  # mm_magic, mm_version: two u32
+_META_MAPSIZE_AT = 32  # mm_mapsize: size_t
+_META_PAGE_SIZE_AT = 40  # mm_dbs[FREE_DBI].md_pad holds the page size: u32
+_META_LAST_PAGE_AT = 136  # mm_last_pg, mm_txnid: two u64
+_META_BYTES = 152
+_PAGE_SIZE_MIN = 512
+_PAGE_SIZE_MAX = 65536
+_PID_BYTES_MAX = 32
+
+# Data directories this process holds the lock of (real paths): a second open here must not even open LMDB.
+_held: set[str] = set()
+
+
+def held_in_this_process(data_dir: Path) -> bool:
+    """Whether this process already owns ``data_dir`` (an open engine or writable store)."""
+    return os.path.realpath(data_dir) in _held
+
+
+def prepare_data_dir(data_dir: Path, *, create: bool) -> None:
+    """Refuse a data directory that is not a directory (or cannot be created); create it when ``create``."""
+    for path in (data_dir, data_dir / ENV_DIR_NAME):
+        if path.exists() and not path.is_dir():
+            raise DataDirUnusable(f"{path} is not a directory")
+    if not create:
+        return
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a parent is a file, no permission, read-only file system
+        raise DataDirUnusable(f"cannot create data directory {data_dir}: {error.strerror or error}") from None
+
+
+class DataDirLock:
+    """An exclusive, non-blocking ``flock`` on ``<data_dir>/scrip.lock`` (see the module docstring)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        """Take the lock, or raise :class:`DataDirInUse` naming the holder's pid.
+
+        The pid written into the file is only for that message: the lock is the flock, never the file's content.
+        """
+        self.path = data_dir / LOCK_FILE_NAME
+        self._real = os.path.realpath(data_dir)
+        if self._real in _held:
+            raise DataDirInUse(f"data directory {data_dir} is already open in this process")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise DataDirUnusable(f"cannot open {self.path}: {error.strerror or error}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, _PID_BYTES_MAX, 0).decode(errors="replace").strip()
+            os.close(fd)
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise DataDirInUse(f"data directory {data_dir} is in use by {who}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held.add(self._real)
+        # Released by release(), or when this object is collected: a store dropped without close() (an exception
+        # part-way through opening an engine) must not keep the directory locked for the rest of the process.
+        self._release = weakref.finalize(self, _unlock, fd, self._real)
+
+    def release(self) -> None:
+        """Give the directory up (idempotent). The file stays: unlinking it would let two holders lock two inodes."""
+        self._release()
+
+
+def _unlock(fd: int, real_path: str) -> None:
+    _held.discard(real_path)
+    os.ftruncate(fd, 0)  # no stale pid for the next reader of the file
+    os.close(fd)  # closing the last descriptor releases the flock
+
+
+class DataFileFacts:
+    """What the newest meta page of an existing ``data.mdb`` says."""
+
+    def __init__(self, *, file_bytes: int, used_bytes: int, map_size_bytes: int) -> None:
+        assert 0 < used_bytes <= file_bytes
+        self.file_bytes = file_bytes
+        self.used_bytes = used_bytes  # (last page + 1) * page size: what the newest commit needs mapped
+        self.map_size_bytes = map_size_bytes  # the map size the last writer recorded
+
+
+def check_data_file(data_dir: Path, *, map_size_bytes: int | None) -> DataFileFacts | None:
+    """Refuse a ``data.mdb`` LMDB could not map safely; None when there is none yet (a new store).
+
+    Args:
+        map_size_bytes: the map the caller will open with; None to skip that check (read-only use maps at least
+            what is stored).
+
+    Raises:
+        DataFileDamaged: the file is not LMDB's, or shorter than its newest commit (mapping it would SIGBUS).
+        MapTooSmall: the data already stored does not fit in ``map_size_bytes``.
+    """
+    path = data_dir / ENV_DIR_NAME / DATA_FILE_NAME
+    try:
+        with path.open("rb") as file:
+            file_bytes = os.fstat(file.fileno()).st_size
+            first = file.read(_PAGE_SIZE_MAX + _META_BYTES)
+            facts = _newest_meta(path, first, file_bytes)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise DataFileDamaged(f"cannot read {path}: {error.strerror or error}") from None
+    if map_size_bytes is not None and map_size_bytes < facts.used_bytes:
+        raise MapTooSmall(
+            f"storage.lmdb_map_size_bytes is {map_size_bytes} but {path} already holds {facts.used_bytes} bytes: "
+            f"raise it to at least {facts.used_bytes} (the stored map size was {facts.map_size_bytes})"
+        )
+    return facts
+
+
+def _newest_meta(path: Path, first: bytes, file_bytes: int) -> DataFileFacts:
+    """Parse both meta pages (page 0 and page 1) and describe the one with the larger transaction id."""
+    damaged = f"{path} is damaged ({file_bytes} bytes)"
+    if len(first) < _META_BYTES:
+        raise DataFileDamaged(f"{damaged}: shorter than an LMDB meta page; restore it from a backup")
+    magic, version = struct.unpack_from("<II", first, _META_MAGIC_AT)
+    (page_size,) = struct.unpack_from("<I", first, _META_PAGE_SIZE_AT)
+    if magic != _META_MAGIC or version != _META_VERSION:
+        raise DataFileDamaged(f"{damaged}: not an LMDB data file (magic {magic:#x}, version {version})")
+    if not _PAGE_SIZE_MIN <= page_size <= _PAGE_SIZE_MAX or page_size & (page_size - 1):
+        raise DataFileDamaged(f"{damaged}: impossible page size {page_size}")
+    if len(first) < page_size + _META_BYTES:
+        raise DataFileDamaged(f"{damaged}: truncated inside its second meta page; restore it from a backup")
+    metas = []
+    for base in (0, page_size):
+        magic, _ = struct.unpack_from("<II", first, base + _META_MAGIC_AT)
+        if magic == _META_MAGIC:
+            (mapsize,) = struct.unpack_from("<Q", first, base + _META_MAPSIZE_AT)
+            last_page, txn_id = struct.unpack_from("<QQ", first, base + _META_LAST_PAGE_AT)
+            metas.append((txn_id, last_page, mapsize))
+    _, last_page, mapsize = max(metas)
+    used_bytes = (last_page + 1) * page_size
+    if used_bytes > file_bytes:
+        raise DataFileDamaged(
+            f"{damaged}: truncated, its last commit needs {used_bytes} bytes; restore it from a backup"
+        )
+    return DataFileFacts(file_bytes=file_bytes, used_bytes=used_bytes, map_size_bytes=mapsize)
