@@ -62,7 +62,6 @@ class CostBudget:
     __slots__ = ("units_max", "units_remaining")
 
     def __init__(self, units_max: int) -> None:
-        assert type(units_max) is int
         assert units_max > 0
         self.units_max = units_max
         self.units_remaining = units_max
@@ -173,8 +172,8 @@ def add_charged(v: dict[Any, Any], left: Any, right: Any) -> Any:
     """CEL ``+``: a string, bytes or list result charges its size (we copy both operands into it)."""
     result = add(left, right)
     kind = type(result)
-    if kind is str or kind is bytes or kind is list:
-        charge(v, size_units(result) + 1)
+    if (kind is str or kind is bytes or kind is list) and len(result) > TEXT_FREE_CHARS_MAX:
+        charge(v, size_units(result))  # short results are free: bounded per node, like a comparison
     return result
 
 

@@ -33,12 +33,16 @@ def _quantifier(name: str, variable: str, range_fn: Fn, body: Fn, weight: int) -
 
     def quantifier(v: dict[str, Any]) -> bool:
         items = _range_items(range_fn(v))
-        prepaid = _prepay(v, (len(items) + 1) * weight)
-        budget: CostBudget = v[COST_KEY] if not prepaid else None  # type: ignore[assignment]
+        units = (len(items) + 1) * weight
+        budget: CostBudget | None = v.get(COST_KEY)
+        prepaid = budget is None or budget.units_remaining >= units
+        if budget is not None and prepaid:  # the whole range fits: pay now, refund on an early exit
+            budget.units_remaining -= units
         scope = dict(v)
         error: Exception | None = None
         for position, item in enumerate(items):
-            if not prepaid:
+            if not prepaid:  # it does not fit: pay as we go, so an early decision still succeeds
+                assert budget is not None
                 budget.units_remaining -= weight
                 if budget.units_remaining < 0:
                     raise exceeded(budget)
@@ -64,17 +68,6 @@ def _quantifier(name: str, variable: str, range_fn: Fn, body: Fn, weight: int) -
     return quantifier
 
 
-def _prepay(v: dict[Any, Any], units: int) -> bool:
-    """Charge `units` if the budget holds them (True); else charge nothing (False): the caller pays per item."""
-    budget: CostBudget | None = v.get(COST_KEY)
-    if budget is None:
-        return True
-    if budget.units_remaining >= units:
-        budget.units_remaining -= units
-        return True
-    return False
-
-
 def build_macro(name: str, variable: str, range_fn: Fn, bodies: list[Fn], weight: int) -> Fn:
     """Return the closure for macro `name` over `range_fn`, binding `variable` for `bodies`.
 
@@ -87,7 +80,11 @@ def build_macro(name: str, variable: str, range_fn: Fn, bodies: list[Fn], weight
 
     def prepared(v: dict[str, Any]) -> tuple[list[Any] | tuple[Any, ...], dict[str, Any]]:
         items = _range_items(range_fn(v))
-        charge(v, (len(items) + 1) * weight)
+        budget: CostBudget | None = v.get(COST_KEY)  # `charge`, inlined: this runs for every comprehension
+        if budget is not None:
+            budget.units_remaining -= (len(items) + 1) * weight
+            if budget.units_remaining < 0:
+                raise exceeded(budget)
         return items, dict(v)
 
     if name == "exists_one":
