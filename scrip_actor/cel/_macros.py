@@ -56,8 +56,8 @@ def _quantifier(name: str, variable: str, range_fn: Fn, body: Fn, weight: int) -
                 error = error or caught
                 continue
             if result is decisive:
-                if prepaid:
-                    charge(v, -(len(items) - position - 1) * weight)  # refund the items not visited
+                if prepaid and budget is not None:  # refund the items not visited
+                    budget.units_remaining += (len(items) - position - 1) * weight
                 return decisive
             if result is not (not decisive):
                 error = error or no_overload(name, result)
