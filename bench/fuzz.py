@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import tempfile
 import time
@@ -164,7 +165,7 @@ def real_resources(base_url: str, key: str) -> dict[str, str]:
             json={
                 "program_id": program["id"],
                 "name": "F",
-                "symbol": "FZ",
+                "symbol": f"FZ{secrets.token_hex(4).upper()}",  # unique: a second call on one server must not 409
                 "inventory_mode": "LOT",
                 "issuance_policy": "UNLIMITED",
                 "scale": 2,
