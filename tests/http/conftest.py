@@ -52,6 +52,24 @@ class Api:
         assert body["request_id"] == response.headers["X-Request-Id"]
         return body
 
+    async def program_and_asset(self, name: str = "Rewards") -> tuple[dict[str, Any], dict[str, Any]]:
+        """A new program with a SIMPLE, UNLIMITED, scale-2 asset ``PTS`` linked to it."""
+        program = await self.ok("POST", "/v1/programs", 201, json={"name": name})
+        asset = await self.ok(
+            "POST",
+            "/v1/assets",
+            201,
+            json={
+                "program_id": program["id"],
+                "name": "Points",
+                "symbol": "PTS",
+                "inventory_mode": "SIMPLE",
+                "issuance_policy": "UNLIMITED",
+                "scale": 2,
+            },
+        )
+        return program, asset
+
     async def wait_event(self, event_id: str) -> dict[str, Any]:
         """Poll an event until it is COMPLETED or FAILED."""
         with trio.fail_after(10):

@@ -15,21 +15,7 @@ DIGITS_81 = "1" * 81
 
 
 async def _program_and_asset(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
-    program = await api.ok("POST", "/v1/programs", 201, json={"name": "Bounds"})
-    asset = await api.ok(
-        "POST",
-        "/v1/assets",
-        201,
-        json={
-            "program_id": program["id"],
-            "name": "Points",
-            "symbol": "PTS",
-            "inventory_mode": "SIMPLE",
-            "issuance_policy": "UNLIMITED",
-            "scale": 2,
-        },
-    )
-    return program, asset
+    return await api.program_and_asset("Bounds")
 
 
 async def _rule(api: Api, program: dict[str, Any], actions: list[dict[str, Any]], status: int = 201) -> Any:

@@ -11,20 +11,7 @@ HOSTILE = "[event.s]" + ".map(a, a + a)" * 20 + ".size() == 1"  # doubling: 50 K
 
 
 async def test_hostile_rule_is_skipped_and_the_event_completes(api: Api) -> None:
-    program = await api.ok("POST", "/v1/programs", 201, json={"name": "Costly"})
-    asset = await api.ok(
-        "POST",
-        "/v1/assets",
-        201,
-        json={
-            "program_id": program["id"],
-            "name": "Points",
-            "symbol": "PTS",
-            "inventory_mode": "SIMPLE",
-            "issuance_policy": "UNLIMITED",
-            "scale": 2,
-        },
-    )
+    program, asset = await api.program_and_asset("Costly")
     credit = [{"type": "CREDIT", "asset_id": asset["id"], "amount": "10"}]
     for order, condition in ((1, HOSTILE), (2, "event.type == 'purchase'")):
         body = {"program_id": program["id"], "name": f"r{order}", "condition": condition, "actions": credit}
