@@ -12,7 +12,6 @@ What lives here is what every benchmark measures the same way:
 
 from __future__ import annotations
 
-import gc
 import os
 import resource
 import sys
@@ -25,6 +24,7 @@ import msgspec
 import trio
 
 from scrip_actor import Config, Engine, Event
+from scrip_actor._gc import tune_for_long_lived_heap
 from scrip_actor.config import EngineSettings, load_config
 
 __all__ = [
@@ -47,9 +47,7 @@ def tune_gc() -> None:
     scanned again, and a generation-0 threshold of 50k allocations instead of 700 stops the collector from
     walking the young event objects thousands of times a second. Measured on the prototype: 8.5k → 13k ev/s.
     """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    tune_for_long_lived_heap()  # the same settings `scrip serve` applies after recovery
 
 
 def bench_config(data_dir: Path, *, cel_backend: str = "compiled", sync: bool = True, **engine: Any) -> Config:

@@ -26,6 +26,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
     shutdown_grace_s: Annotated[float, Meta(ge=0)] = 10.0
+    # After recovery, freeze the heap out of the cyclic GC and make young collections rare (scrip_actor/_gc.py).
+    gc_tuned: bool = True
 
 
 class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

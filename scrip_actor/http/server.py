@@ -26,6 +26,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from scrip_actor._gc import tune_for_long_lived_heap
 from scrip_actor.config import Config, load_config
 from scrip_actor.engine import Engine, open_engine
 from scrip_actor.http import protocol_errors
@@ -86,6 +87,8 @@ async def _main(config: Config, keys: ApiKeys) -> None:
     async with trio.open_nursery() as signals:
         await signals.start(_signalled, stop)
         async with open_engine(config=config) as engine, trio.open_nursery() as nursery:
+            if config.server.gc_tuned:  # the recovered heap lives as long as the process: out of the GC's scans
+                tune_for_long_lived_heap()
             port = await nursery.start(partial(serve, engine, config, keys, shutdown_trigger=stop.wait))
             host = config.server.host
             print(f"scrip: listening on http://{f'[{host}]' if ':' in host else host}:{port}", flush=True)
