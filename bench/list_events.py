@@ -3,7 +3,7 @@
 Run ``python -m bench.list_events`` (1M events; ``--quick`` for 100k; ``--events N``; ``--json``).
 
 1. Fills a temporary store (fsync off: only the read side is measured) with ``--events`` events for
-   ``--participants`` participants, one program, one SIMPLE asset and two rules: ``event.amount >= 100`` credits
+   ``--participants`` participants, bench.embedded's program and assets, and two rules: ``event.amount >= 100`` credits
    (so that rule's index holds about a third of the events) and ``event.amount == 7`` debits more than anyone has
    (so about a third of the events FAIL). One participant, ``rare``, gets only 3 events, at the very start.
 2. Times each list call a user would make (first page, limit 50) ``--repeats`` times and prints the median and the
@@ -28,13 +28,12 @@ from typing import Any
 import trio
 
 from bench._common import Progress, bench_config, tune_gc
+from bench.embedded import create_program
 from scrip_actor import (
-    AssetCreate,
     CreditAction,
     DebitAction,
     Engine,
     EventSubmit,
-    ProgramCreate,
     RuleCreate,
     open_engine,
 )
@@ -43,35 +42,25 @@ _AMOUNTS = (5, 7, 150)
 
 
 async def _fill(engine: Engine, events: int, participants: int, batch: int) -> tuple[str, str]:
-    program = await engine.create_program(ProgramCreate(name="List bench"))
-    asset = await engine.create_asset(
-        AssetCreate(
-            program_id=program.id,
-            name="Points",
-            symbol="PTS",
-            inventory_mode="SIMPLE",
-            issuance_policy="UNLIMITED",
-            scale=0,
-        )
-    )
+    program_id, asset_id, _ = await create_program(engine)  # bench.embedded's program and assets
     earn = await engine.create_rule(
         RuleCreate(
-            program_id=program.id,
+            program_id=program_id,
             name="earn",
             condition="event.amount >= 100",
-            actions=[CreditAction(asset_id=asset.id, amount="1")],
+            actions=[CreditAction(asset_id=asset_id, amount="1")],
         )
     )
     await engine.create_rule(
         RuleCreate(
-            program_id=program.id,
+            program_id=program_id,
             name="overspend",
             condition="event.amount == 7",
-            actions=[DebitAction(asset_id=asset.id, amount="1000000")],
+            actions=[DebitAction(asset_id=asset_id, amount="1000000")],
         )
     )
     rare = [
-        EventSubmit(program_id=program.id, external_id="rare", idempotency_key=f"rare{n}", event_data={"amount": 5})
+        EventSubmit(program_id=program_id, external_id="rare", idempotency_key=f"rare{n}", event_data={"amount": 5})
         for n in range(3)
     ]
     await engine.submit_batch(rare)
@@ -80,7 +69,7 @@ async def _fill(engine: Engine, events: int, participants: int, batch: int) -> t
         for start in range(0, events, batch):
             requests = [
                 EventSubmit(
-                    program_id=program.id,
+                    program_id=program_id,
                     external_id=f"member-{n % participants:07d}",
                     idempotency_key=f"k{n}",
                     event_data={"amount": _AMOUNTS[n % 3]},
@@ -96,7 +85,7 @@ async def _fill(engine: Engine, events: int, participants: int, batch: int) -> t
                 await engine.wait_idle()
             filled[0] = min(events, start + batch)
         await engine.wait_idle()
-    return program.id, earn.id
+    return program_id, earn.id
 
 
 async def _time_ms(engine: Engine, repeats: int, **filters: Any) -> dict[str, Any]:
