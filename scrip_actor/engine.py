@@ -727,6 +727,8 @@ class Engine:
         """
         limit = self._page_size(limit)
         after = _decode_cursor(cursor)
+        if after is not None and len(after) != 8:  # an events cursor is a be64 sequence; any other is foreign
+            raise cursors.invalid_cursor()
         if external_id is not None:
             external_id = values.normalized_text(external_id)
 

@@ -118,6 +118,7 @@ class CompiledAction:
         "asset",
         "expires",
         "index",
+        "invalid",
         "key",
         "label",
         "matures",
@@ -152,19 +153,20 @@ class CompiledAction:
         self.static_minor: int | None = None  # a static amount, checked once against ``self.asset``
         self.tag: str | None = None  # TAG / UNTAG: canonical (values.tag)
         self.key: str | None = None  # COUNTER / SET_ATTRIBUTE: canonical (values.key)
+        self.invalid: str | None = None  # lenient compile of a stored value today's bounds refuse: fails when run
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if isinstance(action, CreditAction | DebitAction):
             self._compile_money(action, field, assets, program_id, compiler, strict)
         elif isinstance(action, TagAction | UntagAction):
-            self.tag = values.tag(action.tag, f"{field}.tag")
+            self.tag = self._canonical(values.tag, action.tag, f"{field}.tag", strict)
         elif isinstance(action, CounterAction):
-            self.key = values.key(action.key, f"{field}.key")
+            self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             self.value = _Value(action.value, f"{field}.value", compiler)
             if self.value.static is not None and strict:  # the same bounds as the API's PUT of a counter
                 values.counter_value(self.value.static, f"{field}.value")
         elif isinstance(action, SetAttributeAction):
-            self.key = values.key(action.key, f"{field}.key")
+            self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             if (action.value is None) == (action.value_expression is None):
                 raise ValidationFailed.field(
                     f"{field}.value", "invalid", "give exactly one of value or value_expression"
@@ -173,6 +175,17 @@ class CompiledAction:
                 self.value_expression = compile_condition(
                     action.value_expression, f"{field}.value_expression", compiler
                 )
+
+    def _canonical(self, check: Callable[[str, str], str], raw: str, field: str, strict: bool) -> str:
+        """``check(raw)``; leniently (a rule stored under older bounds, being recovered), a refusal does not stop
+        the engine from opening: the action keeps its raw value and fails each event it runs for, with the reason."""
+        try:
+            return check(raw, field)
+        except ValidationFailed as error:
+            if strict:
+                raise
+            self.invalid = error.message
+            return raw
 
     def _compile_money(
         self,
@@ -394,6 +407,8 @@ def _apply_one(
     assets: dict[str, Asset],
 ) -> None:
     action = compiled.action
+    if compiled.invalid is not None:
+        raise ActionFailed(compiled.invalid)
     target = tx.touched(participant.id) or participant
     if compiled.target is not None:
         try:
