@@ -1,0 +1,23 @@
+"""The embedded engine, one public face over its stages.
+
+Use it through :func:`open_engine`::
+
+    async with open_engine("./data") as engine:
+        program = await engine.create_program(ProgramCreate(name="Rewards"))
+        ...
+
+Every method that changes something returns only once the change is durable (committed to LMDB, fsync'd when
+``storage.sync`` is on). Events are the exception by design: :meth:`Engine.submit` returns once the event itself is
+durable, and the event is then processed in the background, strictly in submission order per participant.
+
+The package's private modules are the stages an event passes through, in one direction: admission, the
+participant's mailbox, the step, the publish sink that turns a step's result into store records, the writer, and
+the durability callbacks that finish the event. :class:`Engine` only validates, calls one stage and awaits.
+"""
+
+from scrip_actor.engine._engine import _EVENT_SCAN_MAX as _EVENT_SCAN_MAX
+from scrip_actor.engine._engine import Engine as Engine
+from scrip_actor.engine._engine import EngineStatistics as EngineStatistics
+from scrip_actor.engine._engine import open_engine as open_engine
+
+__all__ = ["Engine", "EngineStatistics", "open_engine"]
