@@ -683,6 +683,46 @@ class LedgerTx:
         """True when nothing was changed."""
         return not self._participants and not self._entries
 
+    # --- savepoints -------------------------------------------------------------------------------------------
+
+    def savepoint(self) -> _Savepoint | None:
+        """Mark what the transaction holds now, so :meth:`rollback` can undo everything after it.
+
+        One step is one transaction: an event's settlement and enrolment stand even when its rules then fail, so
+        the step takes a savepoint between the two. Cheap in the common case (nothing before it: None); otherwise
+        the working copies are cloned once, which only a step that settled a lot or enrolled a participant pays.
+        """
+        if self.is_empty() and not self._account_deltas:
+            return None
+        return _Savepoint(
+            counter=self._counter,
+            participants={key: state.clone() for key, state in self._participants.items()},
+            originals=dict(self._originals),
+            account_deltas=dict(self._account_deltas),
+            entries=len(self._entries),
+            lots=dict(self._lots),
+            schedule=len(self._schedule),
+        )
+
+    def rollback(self, savepoint: _Savepoint | None) -> None:
+        """Undo everything done since ``savepoint`` (None: since the transaction began)."""
+        if savepoint is None:
+            self._counter = 0
+            self._participants, self._originals, self._account_deltas = {}, {}, {}
+            self._entries, self._lots, self._schedule = [], {}, []
+            return
+        self._counter = savepoint.counter
+        self._participants = {key: state.clone() for key, state in savepoint.participants.items()}
+        self._originals = dict(savepoint.originals)
+        self._account_deltas = dict(savepoint.account_deltas)
+        del self._entries[savepoint.entries :]
+        self._lots = dict(savepoint.lots)
+        del self._schedule[savepoint.schedule :]
+
+    def check(self) -> None:
+        """Raise ActionFailed now if :meth:`commit` would refuse (a bound would break). Changes nothing."""
+        self._check()
+
     # --- commit -----------------------------------------------------------------------------------------------
 
     def commit(self, updated_at: datetime) -> Changes:
@@ -748,6 +788,18 @@ class LedgerTx:
     def participants(self) -> list[ParticipantState]:
         """The working copies this transaction touched (new participants included)."""
         return list(self._participants.values())
+
+
+class _Savepoint(msgspec.Struct, kw_only=True):
+    """What a :class:`LedgerTx` held at :meth:`LedgerTx.savepoint` (working copies as clones, counts of the rest)."""
+
+    counter: int
+    participants: dict[str, ParticipantState]
+    originals: dict[str, ParticipantState]
+    account_deltas: dict[str, int]
+    entries: int
+    lots: dict[str, Lot]
+    schedule: int
 
 
 def _lot_order(lot: Lot) -> tuple[datetime, int]:

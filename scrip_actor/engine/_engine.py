@@ -809,16 +809,17 @@ class Engine:
     def _step_event(self, message: _Process, wall_now: datetime) -> None:
         event = message.event
         program = self._programs.get(event.program_id)
-        state, pre_changes, failure = self._prepare(event, program, wall_now)
+        tx, state, failure = self._prepare(event, program, wall_now)
         changes: Changes | None = None
         evaluations: list[Any] = []
-        if state is not None and failure is None:
+        if tx is not None:
             assert program is not None
-            changes, evaluations, failure = self._run_rules(message, program, state, wall_now)
+            assert state is not None
+            changes, evaluations, failure = self._run_rules(message, program, tx, state, wall_now)
         event.status = "PROCESSING"
         event.participant_id = state.id if state is not None else None
         event.rule_evaluations = evaluations
-        event.journal_entry_ids = [entry.id for entry in changes.entries] if changes else []
+        event.journal_entry_ids = [entry.id for entry in changes.entries if entry.event_id] if changes else []
         event.error_message = failure
         event.processed_at = wall_now
         event.attempts += 1
@@ -838,14 +839,18 @@ class Engine:
         assert self._inflight_bytes >= 0
         self._counts["completed" if not failure else "failed"] += 1
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
-        self._apply_changes(_merge(pre_changes, changes), extra, lambda: self._finish_event(event, final))
+        if changes is None:
+            changes = _NO_CHANGES
+        self._apply_changes(changes, extra, lambda: self._finish_event(event, final))
 
     def _prepare(
         self, event: Event, program: Program | None, wall_now: datetime
-    ) -> tuple[ParticipantState | None, Changes | None, str | None]:
+    ) -> tuple[LedgerTx | None, ParticipantState | None, str | None]:
         """Before the rules: resolve (or create) the participant, enrol it, settle its due lots.
 
-        Returns ``(state, changes, failure)``. These changes stand even if the rules then fail the event.
+        Returns ``(tx, state, failure)``: the step's one transaction holding those changes (None when the event
+        cannot be processed, with the failure), and the participant as cached (its working copy, if any, is in
+        ``tx``). These changes stand even if the rules then fail the event (see :meth:`LedgerTx.savepoint`).
         """
         if program is None or program.status != "ACTIVE":
             status = program.status if program else "missing"
@@ -859,24 +864,21 @@ class Engine:
         if state is None and program.on_unknown_participant == "REJECT":
             reason = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
             return None, None, reason
-        pre = LedgerTx(self._world, now=event.event_timestamp, id_seed=f"{event.id}/settle", program_id=program.id)
+        tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
         try:
             if state is None:
-                state = pre.adopt_new(self._participant_created_by(event, event.external_id))
+                state = tx.adopt_new(self._participant_created_by(event, event.external_id))
             if program.id not in state.program_ids:
-                pre.edit(state).program_ids.append(program.id)
-            pre.settle_lots(pre.touched(state.id) or state, wall_now)
-            pre_changes = pre.commit(wall_now) if not pre.is_empty() else None
+                tx.edit(state).program_ids.append(program.id)
+            tx.settle_lots(tx.touched(state.id) or state, wall_now)
+            if not tx.is_empty():
+                tx.check()  # settlement that cannot commit fails the event before any rule runs
         except ActionFailed as error:
-            return self._bound_participant(event), None, str(error)
+            return None, self._bound_participant(event), str(error)
         except Exception as error:  # a bug; nothing was published, so the ledger stays whole
-            return self._bound_participant(event), None, _internal_failure(event, error)
-        if pre_changes is not None:
-            for changed in pre_changes.participants:
-                changed.commit_ticket = self._writer.next_ticket  # pinned: the step's record carries it
-                self._cache_put(changed)
-            state = self._participants[state.id]
-        return state, pre_changes, None
+            return None, self._bound_participant(event), _internal_failure(event, error)
+        tx.event_id = event.id  # settlement entries are the lots' own; what the rules post is the event's
+        return tx, state, None
 
     def _bound_participant(self, event: Event) -> ParticipantState | None:
         """The participant an event is for: by the id it is bound to, else by its external id."""
@@ -885,14 +887,16 @@ class Engine:
         return self._participant_by_external(event.external_id)
 
     def _run_rules(
-        self, message: _Process, program: Program, state: ParticipantState, wall_now: datetime
+        self, message: _Process, program: Program, tx: LedgerTx, state: ParticipantState, wall_now: datetime
     ) -> tuple[Changes | None, list[Any], str | None]:
+        """Evaluate the rules and apply the matched ones inside ``tx``; commit it. Returns (changes, evaluations,
+        failure): on failure the rules' effects are rolled back and only the settlement before them commits."""
         event = message.event
         cost_max = self._limits.cel_cost_per_event_max  # one CEL work budget for all the event's rules
-        variables = event_variables(message.cel_data, state.cel_view(), event.event_timestamp, cost_max)
+        viewed = tx.touched(state.id) or state
+        variables = event_variables(message.cel_data, viewed.cel_view(), event.event_timestamp, cost_max)
         evaluations, matched = evaluate(message.rules, variables, event.event_timestamp)
-        tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
-        tx.event_id = event.id
+        savepoint = tx.savepoint()
         by_external: dict[str, ParticipantState] = {state.external_id: state}
 
         def resolve_target(computed_id: str) -> ParticipantState:
@@ -915,9 +919,11 @@ class Engine:
             self._check_state_limits(tx)
             return (None if tx.is_empty() else tx.commit(wall_now)), evaluations, None
         except ActionFailed as error:
-            return None, evaluations, str(error)
+            failure = str(error)
         except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
-            return None, evaluations, _internal_failure(event, error)
+            failure = _internal_failure(event, error)
+        tx.rollback(savepoint)  # the settlement before the rules stands (it was checked in _prepare)
+        return (None if tx.is_empty() else tx.commit(wall_now)), evaluations, failure
 
     def _participant_created_by(self, event: Event, external_id: str) -> ParticipantState:
         """A participant an event creates; its id derives from the event (and attempt), so a replay recreates it."""
@@ -1822,26 +1828,6 @@ def _depth_exceeds(value: Any, depth_max: int) -> bool:
     return False
 
 
-def _merge(first: Changes | None, second: Changes | None) -> Changes:
-    """Two consecutive transactions' changes as one record (the later state of a participant or lot wins)."""
-    if first is None and second is not None:
-        return second  # the common case: nothing was settled before the rules ran
-    parts = [changes for changes in (first, second) if changes is not None]
-    participants: dict[str, ParticipantState] = {}
-    lots: dict[str, Lot] = {}
-    for changes in parts:
-        participants.update((state.id, state) for state in changes.participants)
-        lots.update((lot.id, lot) for lot in changes.lots)
-    return Changes(
-        participants=list(participants.values()),
-        lots=list(lots.values()),
-        entries=[entry for changes in parts for entry in changes.entries],
-        entry_bytes=[stored for changes in parts for stored in changes.entry_bytes],
-        accounts={key: value for changes in parts for key, value in changes.accounts.items()},
-        schedule=[item for changes in parts for item in changes.schedule],
-    )
-
-
 def _participant_id_for(event: Event, external_id: str) -> str:
     """A participant created by an event gets an id derived from the event, its attempt and the external id.
 
@@ -1898,6 +1884,8 @@ def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
 
 # How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
 _EVENT_SCAN_MAX = 1_000
+# The changes of a step that changed nothing but the event's outcome.
+_NO_CHANGES = Changes(participants=[], lots=[], entries=[], accounts={}, schedule=[])
 
 
 def _encode_cursor(key: bytes | None) -> str | None:
