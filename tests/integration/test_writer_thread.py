@@ -94,3 +94,23 @@ async def test_a_failed_batch_fails_the_writer_and_its_waiters(tmp_path: Path, s
         assert list(reopened.scan("events")) == []  # nothing of the failed batch reached the disk
     finally:
         reopened.close()
+
+
+async def test_a_batch_puts_the_last_value_of_a_key_written_by_many_records(tmp_path: Path) -> None:
+    """Whole-value databases (accounts, participants, meta) coalesce within a batch; the last record wins."""
+    store = _store(tmp_path)
+    try:
+        writer = Writer(store, batch_records_max=100)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            for n in range(1, 21):
+                writer.append([("accounts", b"SYSTEM:ISSUANCE", str(n).encode()), ("events", be64(n), b"e")])
+            ticket = writer.append([("meta", b"journal_head", b"[20]"), ("accounts", b"other", b"7")])
+            await writer.wait_durable(ticket)
+            writer.close()
+        assert store.get_raw("accounts", b"SYSTEM:ISSUANCE") == b"20"
+        assert store.get_raw("accounts", b"other") == b"7"
+        assert store.get_raw("meta", b"journal_head") == b"[20]"
+        assert len(list(store.scan("events"))) == 20
+    finally:
+        store.close()
