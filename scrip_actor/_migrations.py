@@ -7,13 +7,14 @@ the new version in the same transaction, so a crash mid-migration leaves the old
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from scrip_actor.model import Event
 
-__all__ = ["migrate_3_to_4"]
+__all__ = ["migrate", "migrate_3_to_4", "migrate_4_to_5"]
 
 _log = logging.getLogger(__name__)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -45,3 +46,101 @@ def migrate_3_to_4(txn: Any, dbs: dict[str, Any]) -> int:
             _log.warning("migrating the store to schema 4: %d events indexed", count)
     _log.warning("migrated the store to schema 4: %d events indexed", count)
     return count
+
+
+def migrate(txn: Any, dbs: dict[str, Any], from_version: int, to_version: int) -> None:
+    """Bring a store from ``from_version`` to ``to_version``, one step after another, in ``txn``."""
+    steps = {3: migrate_3_to_4, 4: migrate_4_to_5}
+    version = from_version
+    while version < to_version:
+        steps[version](txn, dbs)
+        version += 1
+    assert version == to_version
+
+
+class _ParticipantRecordV4(msgspec.Struct, kw_only=True):
+    """A participant as schema 4 stored it: a JSON object (schema 5 stores the same fields as an array)."""
+
+    id: str
+    external_id: str
+    status: str = "ACTIVE"
+    profile: dict[str, str] = {}
+    tags: list[str] = []
+    counters: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    program_ids: list[str] = []
+    balances: dict[str, list[int]] = {}
+    overdraft: dict[str, int] = {}
+    lot_numbers: dict[str, int] = {}
+    created_at: datetime
+    updated_at: datetime
+
+
+def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
+    """Split each event into its admitted record and its outcome, number the rule sets its evaluations name, and
+    store participants and idempotency records in their compact forms. Returns the events migrated.
+
+    Everything is re-read and checked on the way (the outcome must decode back to the same Event), so a store
+    this cannot migrate exactly stays at schema 4 (the open's transaction aborts).
+    """
+    from scrip_actor._event_records import decode_event, encode_event, encode_outcome
+    from scrip_actor.ids import KIND_ENTRY, SequenceIds
+    from scrip_actor.ledger import ParticipantRecord
+    from scrip_actor.store import be32, be64, encode
+
+    ids = SequenceIds(msgspec.json.decode(txn.get(b"id_prefix", db=dbs["meta"]), type=int))
+    rule_sets: dict[tuple[tuple[str, int], ...], int] = {}
+    members_by_number: dict[int, list[tuple[str, int, str]]] = {}
+    count = 0
+    for key, value in list(txn.cursor(db=dbs["events"]).iternext()):
+        event = _event_decoder.decode(value)
+        assert be64(event.sequence) == bytes(key), "an event is stored under another sequence"
+        pending_first_attempt = event.attempts == 0 and event.status in ("RECEIVED", "PROCESSING")
+        named = event.participant_id if pending_first_attempt else None  # afterwards, the outcome carries it
+        admitted = msgspec.structs.replace(event, participant_id=named)
+        txn.put(bytes(key), encode_event(admitted, msgspec.json.encode(event.event_data)), db=dbs["events"])
+        outcome = None
+        if not pending_first_attempt:
+            if event.status == "PROCESSING":  # processing never reached the disk: it is RECEIVED again
+                event.status = "RECEIVED"
+            number = _rule_set_number(event, rule_sets, members_by_number, txn, dbs, be32, encode)
+            entries = [ids.sequence(KIND_ENTRY, entry_id) for entry_id in event.journal_entry_ids]
+            assert None not in entries, f"event {event.id} names a journal entry of another store"
+            outcome = encode_outcome(event, number, entries)  # type: ignore[arg-type]
+            txn.put(bytes(key), outcome, db=dbs["event_outcomes"])
+        migrated = decode_event(event.sequence, txn.get(bytes(key), db=dbs["events"]), outcome, ids, members_by_number)
+        if not pending_first_attempt:
+            assert migrated == event, f"event {event.id} would not read back the same after migration"
+        count += 1
+        if count % _PROGRESS_EVERY == 0:
+            _log.warning("migrating the store to schema 5: %d events", count)
+    for key, value in list(txn.cursor(db=dbs["idempotency"]).iternext()):
+        sequence, _payload_hash = msgspec.json.decode(value, type=tuple[int, str])
+        txn.put(bytes(key), be64(sequence), db=dbs["idempotency"])
+    for key, value in list(txn.cursor(db=dbs["participants"]).iternext()):
+        old = msgspec.json.decode(value, type=_ParticipantRecordV4)
+        txn.put(bytes(key), encode(ParticipantRecord(**msgspec.structs.asdict(old))), db=dbs["participants"])
+    _log.warning("migrated the store to schema 5: %d events, %d rule sets", count, len(rule_sets))
+    return count
+
+
+def _rule_set_number(
+    event: Event,
+    rule_sets: dict[tuple[tuple[str, int], ...], int],
+    members_by_number: dict[int, list[tuple[str, int, str]]],
+    txn: Any,
+    dbs: dict[str, Any],
+    be32: Any,
+    encode: Any,
+) -> int:
+    """The rule set number of an event's evaluations, storing the set when it is new (0: no evaluations)."""
+    if not event.rule_evaluations:
+        return 0
+    members = [(e.rule_id, e.rule_version, e.rule_name) for e in event.rule_evaluations]
+    key = tuple((rule_id, version) for rule_id, version, _ in members)
+    number = rule_sets.get(key)
+    if number is None:
+        number = rule_sets[key] = len(rule_sets) + 1
+        members_by_number[number] = members
+        txn.put(be32(number), encode(members), db=dbs["rule_sets"])
+    return number

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import msgspec
 
 from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry, check_lot_balances
-from scrip_actor.model import Event, JournalEntry, Lot
+from scrip_actor.model import JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
-__all__ = ["changes_ops", "event_ops", "load_participant", "schedule_key"]
+__all__ = ["changes_ops", "load_participant", "schedule_key"]
 
 _lot_decoder = msgspec.json.Decoder(Lot)
 _record_decoder = msgspec.json.Decoder(ParticipantRecord)
@@ -94,11 +94,6 @@ def _index_keys(entry: JournalEntry) -> set[tuple[str, str]]:
         if posting.entity_type == "PARTICIPANT":
             keys.add(("participant", posting.entity_id))
     return keys
-
-
-def event_ops(event: Event) -> list[Op]:
-    """Write an event record (status and outcome included) under its sequence."""
-    return [("events", be64(event.sequence), encode(event))]
 
 
 def load_participant(store: Store, participant_id: str) -> ParticipantState | None:

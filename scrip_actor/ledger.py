@@ -78,8 +78,8 @@ def account_key(entity_type: str, entity_id: str, asset_id: str, bucket: str = "
     return f"{entity_type}:{entity_id}:{asset_id}:{bucket}"
 
 
-class ParticipantRecord(msgspec.Struct, kw_only=True):
-    """A participant as stored (lots live in their own database)."""
+class ParticipantRecord(msgspec.Struct, kw_only=True, array_like=True):
+    """A participant as stored (lots live in their own database): a JSON array, so names are not repeated."""
 
     id: str
     external_id: str

@@ -14,12 +14,14 @@ rule_versions      rule id + be32(version)                     RuleVersion
 participants       participant id                              ParticipantRecord
 participant_ext    sha256(external id)                         participant id
 lots               participant id + asset id + be64(number)    Lot
-events             be64(sequence)                              Event (status and outcome); the id carries the sequence
+events             be64(sequence)                              StoredEvent, written once at admission (_event_records)
+event_outcomes     be64(sequence)                              StoredOutcome: status, attempts, entries, evaluations
+rule_sets          be32(number)                                [[rule id, version, name], ...] an outcome's rules
 events_by_external sha256(external id) + be64(sequence)        b"" (written at admission; the list filter's index)
 events_by_rule     rule id + NUL + be64(sequence)              b"" (the rule MATCHED; written with the outcome)
 events_failed      be64(sequence)                              b"" (FAILED; deleted when the event is retried)
 inbox_pending      be64(sequence)                              event id; deleted with the outcome's commit
-idempotency        program id + NUL + sha256(key)              [event sequence, payload hash]
+idempotency        program id + NUL + sha256(key)              be64(event sequence)
 journal            be64(sequence)                              JournalEntry; the id carries the sequence
 journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/rule/program/asset)
 accounts           account key                                 balance in minor units (JSON int)
@@ -70,17 +72,20 @@ __all__ = [
     "events_by_rule_key",
     "external_id_key",
     "idempotency_key",
+    "unbe32",
     "unbe64",
 ]
 
-# 4: the events_by_external / events_by_rule / events_failed indexes (a v3 store is migrated on open).
-SCHEMA_VERSION = 4
-_MIGRATABLE_VERSION = 3  # the one older schema a writable open migrates (scrip_actor._migrations)
+# 4: the events_by_external / events_by_rule / events_failed indexes.
+# 5: events written once, outcomes beside them with evaluations against numbered rule sets, compact participants,
+#    idempotency records without the payload hash (the event carries it). v3 and v4 stores are migrated on open.
+SCHEMA_VERSION = 5
+_MIGRATABLE_VERSIONS = (3, 4)  # older schemas a writable open migrates, step by step (scrip_actor._migrations)
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
-_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed"})
+_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets"})
 # Databases whose records each carry a key's whole new value: within one batch only the last one is put (fill).
-_LAST_VALUE_DATABASES = frozenset({"meta", "accounts", "participants"})
+_LAST_VALUE_DATABASES = frozenset({"meta", "accounts", "participants", "event_outcomes"})
 DATABASES = (
     "meta",
     "programs",
@@ -92,6 +97,8 @@ DATABASES = (
     "participant_ext",
     "lots",
     "events",
+    "event_outcomes",
+    "rule_sets",
     "events_by_external",
     "events_by_rule",
     "events_failed",
@@ -125,6 +132,11 @@ def unbe64(data: bytes) -> int:
 def be32(value: int) -> bytes:
     """Big-endian u32."""
     return _BE32.pack(value)
+
+
+def unbe32(data: bytes) -> int:
+    """Inverse of :func:`be32`."""
+    return int(_BE32.unpack(data)[0])
 
 
 def external_id_key(external_id: str) -> bytes:
@@ -218,10 +230,10 @@ class Store:
             schema = txn.get(b"schema", db=meta)
             if fresh:
                 txn.put(b"schema", encode(SCHEMA_VERSION), db=meta)
-            elif schema is not None and schema == encode(_MIGRATABLE_VERSION):
-                from scrip_actor._migrations import migrate_3_to_4
+            elif schema is not None and _stored_version(schema) in _MIGRATABLE_VERSIONS:
+                from scrip_actor._migrations import migrate
 
-                migrate_3_to_4(txn, self.dbs)
+                migrate(txn, self.dbs, _stored_version(schema), SCHEMA_VERSION)
                 txn.put(b"schema", encode(SCHEMA_VERSION), db=meta)
             else:
                 problem = schema_problem(self.path, schema)
@@ -390,9 +402,16 @@ def schema_problem(path: Path, raw: bytes | None) -> str | None:
     needs = f"store {found}, this version needs v{SCHEMA_VERSION}"
     if version is not None and version > SCHEMA_VERSION:
         return f"{needs}: it was written by a newer scrip; run that one"
-    if version == _MIGRATABLE_VERSION:
+    if version in _MIGRATABLE_VERSIONS:
         return f"{needs}: run `scrip serve` once to migrate it (the migration runs when the server opens the store)"
     return f"{needs}, and no migration from it exists (there is no `scrip migrate`); run the version that wrote it"
+
+
+def _stored_version(raw: bytes) -> int | None:
+    try:
+        return msgspec.json.decode(raw, type=int)
+    except msgspec.DecodeError:
+        return None
 
 
 def _readonly_map_size(path: Path, map_size_bytes: int) -> int:

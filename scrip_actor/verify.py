@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from scrip_actor._event_records import RuleSetMembers, decode_event, decode_stored_event
 from scrip_actor._records import schedule_key
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
-from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
+from scrip_actor.ids import KIND_ENTRY, SequenceIds
 from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
 from scrip_actor.store import (
@@ -34,6 +35,8 @@ from scrip_actor.store import (
     events_by_external_key,
     events_by_rule_key,
     external_id_key,
+    idempotency_key,
+    unbe32,
     unbe64,
 )
 
@@ -255,12 +258,17 @@ class _Checker:
 
     def events(self) -> tuple[int, int]:
         pending = {be64(unbe64(value)) if value else key for key, value in self.store.scan("inbox_pending")}
+        rule_sets = self._rule_sets()
         events = 0
         for key, raw in self.store.scan("events"):
-            event = msgspec.json.decode(raw, type=Event)
             events += 1
-            if self.ids.sequence(KIND_EVENT, event.id) != event.sequence or unbe64(key) != event.sequence:
-                self.problem(f"event {event.id}: stored under #{unbe64(key)} but carries #{event.sequence}")
+            sequence = unbe64(key)
+            outcome = self.store.get_raw("event_outcomes", key)
+            try:
+                event = decode_event(sequence, raw, outcome, self.ids, rule_sets)
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError, AssertionError) as error:
+                self.problem(f"event #{sequence}: its records do not decode ({error})")
+                continue
             waiting = key in pending
             if waiting and event.status in ("COMPLETED", "FAILED"):
                 self.problem(f"event {event.id}: {event.status} but still in the inbox")
@@ -272,12 +280,25 @@ class _Checker:
             if event.status == "FAILED" and event.journal_entry_ids:
                 self.problem(f"event {event.id}: FAILED yet has journal entries")
             self._event_indexes(key, event)
+        for key, _ in self.store.scan("event_outcomes"):
+            if self.store.get_raw("events", key) is None:
+                self.problem(f"an outcome is stored for event #{unbe64(key)}, which does not exist")
         for key, value in self.store.scan("inbox_pending"):
             sequence = unbe64(value) if value else unbe64(key)
             if self.store.get_raw("events", be64(sequence)) is None:
                 self.problem(f"inbox position #{unbe64(key)} names event #{sequence}, which does not exist")
         self._idempotency()
         return events, len(pending)
+
+    def _rule_sets(self) -> dict[int, RuleSetMembers]:
+        """The numbered rule sets outcomes refer to (numbered 1, 2, 3... without gaps)."""
+        sets: dict[int, RuleSetMembers] = {}
+        for key, raw in self.store.scan("rule_sets"):
+            number = unbe32(key)
+            if number != len(sets) + 1:
+                self.problem(f"rule set {number} follows rule set {len(sets)}: the numbering has a gap")
+            sets[number] = [tuple(member) for member in msgspec.json.decode(raw, type=list[tuple[str, int, str]])]  # type: ignore[misc]
+        return sets
 
     def _event_indexes(self, key: bytes, event: Event) -> None:
         """The list filters' indexes hold this event wherever it belongs (stale rule entries are allowed: the
@@ -295,12 +316,17 @@ class _Checker:
 
     def _idempotency(self) -> None:
         for key, raw in self.store.scan("idempotency"):
-            sequence, payload_hash = msgspec.json.decode(raw, type=tuple[int, str])
+            if len(raw) != 8:
+                self.problem(f"idempotency key {key!r}: its record is not an event sequence")
+                continue
+            sequence = unbe64(raw)
             stored = self.store.get_raw("events", be64(sequence))
             if stored is None:
                 self.problem(f"idempotency key {key!r} names event #{sequence}, which does not exist")
-            elif msgspec.json.decode(stored, type=Event).payload_hash != payload_hash:
-                self.problem(f"idempotency key {key!r}: its payload hash differs from event #{sequence}'s")
+                continue
+            event = decode_stored_event(stored)
+            if idempotency_key(event.program_id, event.idempotency_key) != key:
+                self.problem(f"idempotency key {key!r} names event #{sequence}, whose own key differs")
 
 
 def verify(data_dir: str, config: Config | None = None) -> VerifyReport:

@@ -28,12 +28,13 @@ from typing import Any, TypeVar
 import msgspec
 import trio
 
-from scrip_actor import _records, cursors, values
+from scrip_actor import _event_records, _records, cursors, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.config import Config
 from scrip_actor.durations import utc
+from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.errors import (
     Conflict,
     IdempotencyConflict,
@@ -109,7 +110,6 @@ if not __debug__:  # pragma: no cover - guarded at import so it can never run si
 T = TypeVar("T")
 _log = logging.getLogger("scrip_actor.engine")
 _hash_encoder = msgspec.json.Encoder(order="sorted")
-_event_decoder = msgspec.json.Decoder(Event)
 
 
 def _now_utc() -> datetime:
@@ -206,6 +206,7 @@ class Engine:
         self._events_live: dict[str, Event] = {}
         self._idempotency_pending: dict[bytes, Event] = {}
         self._schedule: list[tuple[int, str, bytes]] = []
+        self._rule_sets = RuleSetRegistry()
         self._inbox_sequence = 0
         self._inflight = 0
         self._inflight_peak = 0
@@ -268,6 +269,7 @@ class Engine:
         last_position = next(store.scan("inbox_pending", reverse=True), None)
         self._inbox_sequence = max(unbe64(last[0]) if last else 0 for last in (last_event, last_position))
         self._schedule = _records.load_schedule(store)
+        self._rule_sets.load(store)
 
     def _start(self, nursery: trio.Nursery) -> None:
         """Start actors and the sweeper; re-deliver events accepted before a restart, in their original order."""
@@ -277,11 +279,10 @@ class Engine:
         for key, value in self._store.scan("inbox_pending"):
             sequence = unbe64(value) if value else unbe64(key)
             position = unbe64(key)
-            event = self._store.get("events", be64(sequence), Event)
+            event = self._stored_event(sequence)
             assert event is not None, f"pending event #{sequence} has no record"
             assert event.sequence == sequence
-            assert event.status in ("RECEIVED", "PROCESSING")
-            event.status = "RECEIVED"
+            assert event.status == "RECEIVED", f"pending event #{sequence} is {event.status}"
             self._events_live[event.id] = event
             data_bytes = len(msgspec.json.encode(event.event_data))
             self._inflight += 1
@@ -450,9 +451,9 @@ class Engine:
     # events
     # ==========================================================================================================
 
-    def _check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any, int]:
+    def _check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any, bytes]:
         """Validate an event; returns (external id it routes to, participant id it names, timestamp, canonical
-        payload, CEL data, event_data's JSON size in bytes)."""
+        payload, CEL data, event_data as JSON: encoded here once, stored as it is)."""
         limits = self._limits
         if (request.external_id is None) == (request.participant_id is None):
             raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
@@ -471,7 +472,7 @@ class Engine:
                 "invalid",
                 f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters",
             )
-        cel_data, data_bytes = self._event_data_checked(request.event_data, "event_data")
+        cel_data, data_json = self._event_data_checked(request.event_data, "event_data")
         timestamp = None
         if request.event_timestamp is not None:
             try:
@@ -487,7 +488,7 @@ class Engine:
                 "event_data": cel_data,
             }
         )
-        return external_id, named_id, timestamp, canonical, cel_data, data_bytes
+        return external_id, named_id, timestamp, canonical, cel_data, data_json
 
     def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
         """Check event data against the limits (a JSON object, size, depth) and return it as CEL sees it.
@@ -497,8 +498,8 @@ class Engine:
         """
         return self._event_data_checked(event_data, field)[0]
 
-    def _event_data_checked(self, event_data: Any, field: str) -> tuple[Any, int]:
-        """:meth:`event_data_for_cel`, and the data's size as JSON in bytes."""
+    def _event_data_checked(self, event_data: Any, field: str) -> tuple[Any, bytes]:
+        """:meth:`event_data_for_cel`, and the data as JSON."""
         limits = self._limits
         if not isinstance(event_data, dict):
             raise ValidationFailed.field(field, "invalid", f"{field} must be a JSON object")
@@ -517,25 +518,25 @@ class Engine:
                 field, "too_large", f"{field} is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
             )
         if flat is not None:
-            return flat, len(data_bytes)
+            return flat, data_bytes
         try:
-            return cel_event_data(event_data), len(data_bytes)
+            return cel_event_data(event_data), data_bytes
         except OverflowError:
             raise ValidationFailed.field(field, "invalid", _beyond_double(field)) from None
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        external_id, named_id, timestamp, canonical, cel_data, data_bytes = self._check_event(request)
+        external_id, named_id, timestamp, canonical, cel_data, data_json = self._check_event(request)
+        data_bytes = len(data_json)
         payload_hash = hashlib.sha256(canonical).hexdigest()
         idem_key = idempotency_key(request.program_id, request.idempotency_key)
         existing = self._idempotency_pending.get(idem_key)
         if existing is None:
             raw = self._store.get_raw("idempotency", idem_key)
             if raw is not None:
-                sequence, stored_hash = msgspec.json.decode(raw, type=tuple[int, str])
-                existing = self._event_by_sequence(sequence)
+                existing = self._event_by_sequence(unbe64(raw))
                 assert existing is not None
-                assert existing.payload_hash == stored_hash
+                assert existing.idempotency_key == request.idempotency_key
         if existing is not None:
             if existing.payload_hash != payload_hash:
                 self._counts["conflicts"] += 1
@@ -566,9 +567,9 @@ class Engine:
         )
         sequence_key = be64(event.sequence)
         ops: list[Op] = [
-            ("events", sequence_key, encode(event)),
+            ("events", sequence_key, _event_records.encode_event(event, data_json)),
             ("inbox_pending", sequence_key, b""),
-            ("idempotency", idem_key, encode((event.sequence, payload_hash))),
+            ("idempotency", idem_key, sequence_key),
             ("events_by_external", events_by_external_key(external_id, event.sequence), b""),
         ]
         self._idempotency_pending[idem_key] = event
@@ -631,11 +632,20 @@ class Engine:
         return results
 
     def _event_by_sequence(self, sequence: int) -> Event | None:
-        event = self._store.get("events", be64(sequence), Event)
+        event = self._stored_event(sequence)
         if event is None:
             return None
         assert event.sequence == sequence
         return self._events_live.get(event.id, event)
+
+    def _stored_event(self, sequence: int, raw: bytes | None = None) -> Event | None:
+        """An event as the store has it: its admitted record and its outcome, if any (``raw``: the first, read)."""
+        key = be64(sequence)
+        raw = raw if raw is not None else self._store.get_raw("events", key)
+        if raw is None:
+            return None
+        outcome = self._store.get_raw("event_outcomes", key)
+        return _event_records.decode_event(sequence, raw, outcome, self._ids, self._rule_sets.members)
 
     async def retry_event(self, event_id: str) -> Event:
         """Process a FAILED event again, from scratch, against the current state; return once queued durably.
@@ -665,7 +675,7 @@ class Engine:
         self._inflight_bytes += data_bytes
         ticket = self._writer.append(
             [
-                ("events", be64(retried.sequence), encode(retried)),
+                ("event_outcomes", be64(retried.sequence), _event_records.encode_outcome(retried, 0, [])),
                 ("inbox_pending", be64(position), be64(retried.sequence)),
                 ("events_failed", be64(retried.sequence), None),
             ]
@@ -785,16 +795,16 @@ class Engine:
             index, prefix = "events_failed", b""
         else:
             for key, raw in self._store.scan("events", start=after, reverse=True):
-                event = _event_decoder.decode(raw)
+                event = self._stored_event(unbe64(key), raw)
+                assert event is not None
                 yield key, self._events_live.get(event.id, event)
             return
         start = prefix + after if after is not None else None
         for index_key, _ in self._store.scan(index, prefix, start=start, reverse=True):
             key = index_key[-8:]
-            raw = self._store.get_raw("events", key)
-            if raw is None:  # pragma: no cover - an index entry is written with or after its event
+            event = self._stored_event(unbe64(key))
+            if event is None:  # pragma: no cover - an index entry is written with or after its event
                 continue
-            event = _event_decoder.decode(raw)
             yield key, self._events_live.get(event.id, event)
 
     # --- the step ---------------------------------------------------------------------------------------------
@@ -825,7 +835,14 @@ class Engine:
         event.attempts += 1
         final = "FAILED" if failure else "COMPLETED"
         stored = msgspec.structs.replace(event, status=final)
-        extra: list[Op] = [*_records.event_ops(stored), ("inbox_pending", be64(message.position), None)]
+        rule_set, new_rule_set = self._rule_sets.number_of(message.rules) if evaluations else (0, None)
+        entries = [entry.sequence for entry in changes.entries if entry.event_id] if changes else []
+        extra: list[Op] = [
+            ("event_outcomes", be64(event.sequence), _event_records.encode_outcome(stored, rule_set, entries)),
+            ("inbox_pending", be64(message.position), None),
+        ]
+        if new_rule_set is not None:
+            extra.append(new_rule_set)
         extra.extend(  # the list filter's indexes (see list_events)
             ("events_by_rule", events_by_rule_key(e.rule_id, event.sequence), b"")
             for e in evaluations

@@ -1,6 +1,6 @@
 """Filtered event lists are served from indexes (external id, matched rule, FAILED) or from memory (RECEIVED,
 PROCESSING), and any other filter looks at a bounded number of events per call, so no query's cost grows with
-the store. A store written before the indexes existed (schema 3) gets them on open."""
+the store. (A store written before the indexes existed gets them on open: tests/integration/test_store_migrations.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
-import msgspec
 
 from scrip_actor import CreditAction, DebitAction, Engine, EventSubmit, open_engine, verify
 from scrip_actor.engine import _EVENT_SCAN_MAX
@@ -100,27 +99,6 @@ async def test_an_unindexed_filter_looks_at_a_bounded_number_of_events_per_call(
     assert calls == 3
     everything, _ = await _all_pages(engine, program_id=program.id, limit=200)
     assert len(everything) == count
-
-
-async def test_a_schema_3_store_gets_its_indexes_on_open(tmp_path: Path, clock: ManualClock) -> None:
-    config = small_config(tmp_path / "data")
-    async with open_engine(config=config, clock=clock) as engine:
-        program, asset = await program_with_asset(engine)
-        await rule(engine, program, "event.n % 2 == 0", [CreditAction(asset_id=asset.id, amount="1")])
-        await _submit(engine, program.id, [(f"u{n % 3}", {"n": n}) for n in range(30)])
-        expected = [e.sequence for e in (await engine.list_events(external_id="u1", limit=200)).data]
-    # Make it the store an older version wrote: no indexes, schema 3.
-    env = lmdb.open(str(tmp_path / "data" / "ledger.lmdb"), max_dbs=64, subdir=True)
-    with env.begin(write=True) as txn:
-        for name in (b"events_by_external", b"events_by_rule", b"events_failed"):
-            txn.drop(env.open_db(name, txn=txn), delete=True)
-        txn.put(b"schema", msgspec.json.encode(3), db=env.open_db(b"meta", txn=txn))
-    env.close()
-    async with open_engine(config=config, clock=clock) as engine:
-        assert [e.sequence for e in (await engine.list_events(external_id="u1", limit=200)).data] == expected
-        assert len(expected) == 10
-        report = await engine.verify()
-        assert report.ok, report.problems
 
 
 async def test_verify_finds_an_event_missing_from_its_indexes(tmp_path: Path, clock: ManualClock) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import lmdb
 import msgspec
 
 from scrip_actor import CreditAction, open_engine
+from scrip_actor.ledger import ParticipantRecord
 from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset, rule, send
 
@@ -48,6 +50,20 @@ def _edit(data_dir: Path, db_name: bytes, change: object) -> None:
         env.close()
 
 
+def _edit_participant(data_dir: Path, change: Callable[[ParticipantRecord], None]) -> None:
+    """Change the first participant record as stored (a typed array: schema 5)."""
+    env = lmdb.open(str(data_dir / "ledger.lmdb"), max_dbs=32, subdir=True)
+    try:
+        db = env.open_db(b"participants")
+        with env.begin(write=True, db=db) as txn:
+            key, value = next(iter(txn.cursor()))
+            record = msgspec.json.decode(value, type=ParticipantRecord)
+            change(record)
+            txn.put(key, msgspec.json.encode(record))
+    finally:
+        env.close()
+
+
 async def test_verify_passes_then_catches_a_tampered_balance(tmp_path: Path, clock: ManualClock) -> None:
     data_dir = tmp_path / "data"
     await _make_store(data_dir, clock)
@@ -55,9 +71,7 @@ async def test_verify_passes_then_catches_a_tampered_balance(tmp_path: Path, clo
     assert good.returncode == 0, good.stdout + good.stderr
     assert "verify OK: 3 journal entries" in good.stdout
 
-    _edit(
-        data_dir, b"participants", lambda record: record["balances"][next(iter(record["balances"]))].__setitem__(0, 999)
-    )
+    _edit_participant(data_dir, lambda record: next(iter(record.balances.values())).__setitem__(0, 999))
     bad = _verify_cli(data_dir)
     assert bad.returncode == 1
     assert "AVAILABLE: cached 999, journal says 750" in bad.stdout

@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
-
 from scrip_actor import CreditAction
 from scrip_actor.model import Lot
 from scrip_actor.store import Store, be64, encode
@@ -91,5 +89,5 @@ async def test_idempotency_record_naming_a_missing_event(tmp_path: Path, clock: 
     data_dir = tmp_path / "d"
     ids = await _healthy_store(data_dir, clock)
     key = f"{ids['program']}\0other-key".encode()
-    _write(data_dir, [("idempotency", key, msgspec.json.encode((999, "0" * 64)))])
+    _write(data_dir, [("idempotency", key, be64(999))])
     assert not verify(str(data_dir)).ok
