@@ -17,13 +17,12 @@ import hashlib
 import heapq
 import itertools
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import trio
@@ -34,6 +33,11 @@ from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.config import Config
 from scrip_actor.durations import utc
+from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
+from scrip_actor.engine._queries import _EVENT_SCAN_MAX, _decode_cursor, _encode_cursor, page_size
+from scrip_actor.engine._validation import new_id as _new_id
+from scrip_actor.engine._validation import validated
 from scrip_actor.errors import (
     Conflict,
     IdempotencyConflict,
@@ -73,7 +77,6 @@ from scrip_actor.model import (
     Rule,
     RuleCreate,
     RuleUpdate,
-    RuleVersion,
     WalletBalance,
     WalletOperationResult,
 )
@@ -81,8 +84,6 @@ from scrip_actor.rules import (
     CompiledRule,
     apply_actions,
     cel_event_data,
-    compile_condition,
-    compile_rule,
     evaluate,
     event_variables,
 )
@@ -90,7 +91,6 @@ from scrip_actor.store import (
     Op,
     Store,
     Writer,
-    be32,
     be64,
     encode,
     events_by_external_key,
@@ -106,7 +106,6 @@ __all__ = ["Engine", "EngineStatistics", "open_engine"]
 if not __debug__:  # pragma: no cover - guarded at import so it can never run silently
     raise RuntimeError("scrip-actor relies on assertions for its invariants; do not run it with python -O")
 
-T = TypeVar("T")
 _log = logging.getLogger("scrip_actor.engine")
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 _event_decoder = msgspec.json.Decoder(Event)
@@ -114,10 +113,6 @@ _event_decoder = msgspec.json.Decoder(Event)
 
 def _now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -223,6 +218,7 @@ class Engine:
         self._registry: ActorRegistry | None = None
         self._sweeper_wakeup = trio.Event()
         self._closing = False
+        self._build_stages()  # the stages off the hot path: programs, assets, rules, wallets, participants, reads
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_accepted: Callable[[Event], None] | None = None  # a new event was admitted
@@ -302,13 +298,6 @@ class Engine:
     # helpers
     # ==========================================================================================================
 
-    def _validated(self, request: T) -> T:
-        """Re-check a request's declared constraints (a Struct built in Python skips decode-time validation)."""
-        try:
-            return msgspec.convert(msgspec.to_builtins(request), type(request))
-        except msgspec.ValidationError as error:
-            raise _validation_error(error) from None
-
     async def _durable(self, ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
         ticket = self._writer.append(ops, on_durable)
         await self._writer.wait_durable(ticket)
@@ -318,28 +307,39 @@ class Engine:
         """Wait until everything appended so far is on disk (read-your-writes for store queries)."""
         await self._writer.wait_durable(self._writer.statistics().records_appended)
 
+    def _build_stages(self) -> None:
+        """Build the stages off the hot path, each given exactly its collaborators (never the engine itself).
+
+        The hot path reads the catalog's objects under their old names (``_programs``, ``_rules``, ``_compiled``,
+        ``_cel_compiler``): these are rebound to the very same objects, not copies, and the empty dicts
+        ``__init__`` made first are dropped unused.
+        """
+        self._catalog = Catalog(
+            store=self._store,
+            writer=self._writer,
+            world=self._world,
+            limits=self._limits,
+            clock=self._clock,
+            cel_backend=self.config.engine.cel_backend,
+            inbox_sequence=lambda: self._inbox_sequence,
+        )
+        self._programs = self._catalog.programs
+        self._rules = self._catalog.rules
+        self._compiled = self._catalog.compiled
+        self._cel_compiler = self._catalog.cel_compiler
+
     def _program(self, program_id: str) -> Program:
-        program = self._programs.get(program_id)
-        if program is None:
-            raise NotFound("program", program_id)
-        return program
+        return self._catalog.program(program_id)
 
     def _asset(self, asset_id: str) -> Asset:
-        asset = self._world.assets.get(asset_id)
-        if asset is None:
-            raise NotFound("asset", asset_id)
-        return asset
+        return self._catalog.asset(asset_id)
 
     def _recompile(self, program_id: str) -> None:
-        self._compiled[program_id] = self._compiled_rules(program_id, self._world.assets)
+        self._catalog.recompile(program_id)
 
     def _rule_history(self) -> HistoricalRuleSets:
         """Every stored rule version, to find the rules in force at a re-delivered event's position."""
-        versions = (msgspec.json.decode(raw, type=RuleVersion) for _, raw in self._store.scan("rule_versions"))
-        assets = self._world.assets
-        return HistoricalRuleSets(
-            versions, lambda rules: [compile_rule(rule, assets, self._cel_compiler, strict=False) for rule in rules]
-        )
+        return self._catalog.rule_history_sets()
 
     def _compiled_rules(self, program_id: str, assets: dict[str, Asset]) -> list[CompiledRule]:
         """A program's ACTIVE rules, compiled, by order.
@@ -348,11 +348,7 @@ class Engine:
         max_transaction_amount) still runs, and its action fails the event with the reason, rather than the rule
         silently vanishing or the asset change being refused.
         """
-        active = sorted(
-            (rule for rule in self._rules.values() if rule.program_id == program_id and rule.status == "ACTIVE"),
-            key=lambda rule: rule.order,
-        )
-        return [compile_rule(rule, assets, self._cel_compiler, strict=False) for rule in active]
+        return self._catalog.compiled_rules(program_id, assets)
 
     # --- participant cache (virtual actor state) -------------------------------------------------------------
 
@@ -994,50 +990,21 @@ class Engine:
 
     async def create_program(self, request: ProgramCreate) -> Program:
         """Create a program (status ACTIVE)."""
-        request = self._validated(request)
-        now = self._clock()
-        program = Program(
-            id=_new_id(),
-            name=request.name,
-            description=request.description,
-            on_unknown_participant=request.on_unknown_participant,
-            created_at=now,
-            updated_at=now,
-        )
-        self._programs[program.id] = program
-        self._compiled[program.id] = []
-        await self._durable([("programs", program.id.encode(), encode(program))])
-        return program
+        return await self._catalog.create_program(request)
 
     async def get_program(self, program_id: str) -> Program:
         """One program."""
-        return self._program(program_id)
+        return self._catalog.program(program_id)
 
     async def list_programs(
         self, *, include_archived: bool = False, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page:
         """Programs, newest first; archived ones only when asked for."""
-        programs = [
-            p
-            for p in self._programs.values()
-            if (include_archived or p.status != "ARCHIVED" or status == "ARCHIVED")
-            and (status is None or p.status == status)
-        ]
-        return _page_in_memory(programs, limit=self._page_size(limit), cursor=cursor)
+        return self._catalog.list_programs(include_archived=include_archived, status=status, limit=limit, cursor=cursor)
 
     async def update_program(self, program_id: str, request: ProgramUpdate) -> Program:
         """Change a program's name, description, policy or status."""
-        request = self._validated(request)
-        program = self._program(program_id)
-        changes = {
-            name: getattr(request, name) for name in request.__struct_fields__ if getattr(request, name) is not None
-        }
-        if not changes:
-            raise ValidationFailed("give at least one field to change")
-        updated = msgspec.structs.replace(program, **changes, updated_at=self._clock())
-        self._programs[program_id] = updated
-        await self._durable([("programs", program_id.encode(), encode(updated))])
-        return updated
+        return await self._catalog.update_program(program_id, request)
 
     # ==========================================================================================================
     # assets and wallets
@@ -1045,89 +1012,25 @@ class Engine:
 
     async def create_asset(self, request: AssetCreate) -> Asset:
         """Create an asset and link it to ``program_id``. Symbols are unique (case-insensitive)."""
-        request = self._validated(request)
-        self._program(request.program_id)
-        symbol_key = request.symbol.upper().encode()
-        if self._store.get_raw("asset_symbols", symbol_key) is not None or any(
-            a.symbol.upper() == request.symbol.upper() for a in self._world.assets.values()
-        ):
-            raise Conflict(f"an asset with symbol {request.symbol!r} already exists", {"field": "symbol"})
-        if request.max_transaction_amount is not None:
-            _positive_minor(request.max_transaction_amount, request.scale, "max_transaction_amount")
-        now = self._clock()
-        asset = Asset(
-            id=_new_id(),
-            name=request.name,
-            symbol=request.symbol,
-            inventory_mode=request.inventory_mode,
-            issuance_policy=request.issuance_policy,
-            scale=request.scale,
-            max_transaction_amount=_normalized(request.max_transaction_amount, request.scale),
-            program_ids=[request.program_id],
-            created_at=now,
-            updated_at=now,
-        )
-        self._world.assets[asset.id] = asset
-        await self._durable(
-            [("assets", asset.id.encode(), encode(asset)), ("asset_symbols", symbol_key, asset.id.encode())]
-        )
-        return asset
+        return await self._catalog.create_asset(request)
 
     async def get_asset(self, asset_id: str) -> Asset:
         """One asset."""
-        return self._asset(asset_id)
+        return self._catalog.asset(asset_id)
 
     async def list_assets(
         self, *, program_id: str | None = None, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page:
         """Assets, newest first, optionally those linked to a program."""
-        assets = [
-            a
-            for a in self._world.assets.values()
-            if (program_id is None or program_id in a.program_ids) and (status is None or a.status == status)
-        ]
-        return _page_in_memory(assets, limit=self._page_size(limit), cursor=cursor)
+        return self._catalog.list_assets(program_id=program_id, status=status, limit=limit, cursor=cursor)
 
     async def update_asset(self, asset_id: str, request: AssetUpdate) -> Asset:
         """Change name, status (ARCHIVED is one-way) or max_transaction_amount."""
-        request = self._validated(request)
-        asset = self._asset(asset_id)
-        changes: dict[str, Any] = {}
-        if request.name is not None:
-            changes["name"] = request.name
-        if request.status is not None:
-            if asset.status == "ARCHIVED" and request.status != "ARCHIVED":
-                raise Conflict("an archived asset cannot be re-activated")
-            changes["status"] = request.status
-        if request.clear_max_transaction_amount:
-            changes["max_transaction_amount"] = None
-        elif request.max_transaction_amount is not None:
-            _positive_minor(request.max_transaction_amount, asset.scale, "max_transaction_amount")
-            changes["max_transaction_amount"] = _normalized(request.max_transaction_amount, asset.scale)
-        if not changes:
-            raise ValidationFailed("give at least one field to change")
-        updated = msgspec.structs.replace(asset, **changes, updated_at=self._clock())
-        self._replace_asset(updated)
-        await self._durable([("assets", asset_id.encode(), encode(updated))])
-        return updated
+        return await self._catalog.update_asset(asset_id, request)
 
     async def link_asset(self, program_id: str, asset_id: str) -> Asset:
         """Link an existing asset to another program. Linking twice is a Conflict."""
-        self._program(program_id)
-        asset = self._asset(asset_id)
-        if program_id in asset.program_ids:
-            raise Conflict(f"asset {asset.symbol} is already linked to program {program_id}")
-        updated = msgspec.structs.replace(asset, program_ids=[*asset.program_ids, program_id], updated_at=self._clock())
-        self._replace_asset(updated)
-        await self._durable([("assets", asset_id.encode(), encode(updated))])
-        return updated
-
-    def _replace_asset(self, asset: Asset) -> None:
-        """Swap in a changed asset and the rules compiled against it, both or neither (no await in between)."""
-        assets = {**self._world.assets, asset.id: asset}
-        compiled = {program_id: self._compiled_rules(program_id, assets) for program_id in self._programs}
-        self._world.assets[asset.id] = asset
-        self._compiled.update(compiled)
+        return await self._catalog.link_asset(program_id, asset_id)
 
     def _wallet_asset(self, program_id: str, asset_id: str) -> tuple[Program, Asset]:
         program = self._program(program_id)
@@ -1219,138 +1122,19 @@ class Engine:
             ValidationFailed: invalid CEL (with line and column), unknown or unlinked asset, bad amount.
             Conflict: ``order`` already taken by an ACTIVE rule of the program.
         """
-        request = self._validated(request)
-        program = self._program(request.program_id)
-        if program.status == "ARCHIVED":
-            raise Conflict("rules of an archived program cannot be created or changed")
-        siblings = [r for r in self._rules.values() if r.program_id == program.id and r.status != "ARCHIVED"]
-        if len(siblings) >= self._limits.rules_per_program_max:
-            raise ValidationFailed(f"a program has at most {self._limits.rules_per_program_max} rules")
-        self._check_actions_count(len(request.actions))
-        order = request.order if request.order is not None else max((r.order for r in siblings), default=0) + 10
-        now = self._clock()
-        rule = Rule(
-            id=_new_id(),
-            program_id=program.id,
-            name=request.name,
-            description=request.description,
-            condition=request.condition,
-            actions=list(request.actions),
-            order=order,
-            stop_after_match=request.stop_after_match,
-            active_from=_utc_or_none(request.active_from, "active_from"),
-            active_to=_utc_or_none(request.active_to, "active_to"),
-            status=request.status,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        self._check_rule(rule)
-        version = RuleVersion(
-            rule_id=rule.id,
-            version=1,
-            change_type="created",
-            changes=[],
-            changed_at=now,
-            snapshot=rule,
-            applies_from_sequence=self._inbox_sequence + 1,
-        )
-        return await self._store_rule(rule, version)
-
-    def _check_actions_count(self, count: int) -> None:
-        if count > self._limits.actions_per_rule_max:
-            raise ValidationFailed.field(
-                "actions", "too_many", f"a rule has at most {self._limits.actions_per_rule_max} actions"
-            )
-
-    def _check_rule(self, rule: Rule, *, strict: bool = True) -> None:
-        """Validate a rule; ``strict`` also holds its actions to the assets as they are now (see compile_rule)."""
-        if len(rule.condition) > self._limits.condition_length_max:
-            raise ValidationFailed.field(
-                "condition", "too_long", f"condition is at most {self._limits.condition_length_max} characters"
-            )
-        if rule.active_from is not None and rule.active_to is not None and rule.active_to <= rule.active_from:
-            raise ValidationFailed.field("active_to", "invalid", "active_to must be after active_from")
-        compile_rule(rule, self._world.assets, strict=strict)
-        if rule.status == "ACTIVE":
-            for other in self._rules.values():
-                if (
-                    other.id != rule.id
-                    and other.program_id == rule.program_id
-                    and other.status == "ACTIVE"
-                    and other.order == rule.order
-                ):
-                    raise Conflict(
-                        f"order {rule.order} is taken by active rule {other.name!r}",
-                        {"field": "order", "rule_id": other.id},
-                    )
-
-    async def _store_rule(self, rule: Rule, version: RuleVersion) -> Rule:
-        self._rules[rule.id] = rule
-        self._recompile(rule.program_id)
-        await self._durable(
-            [
-                ("rules", rule.id.encode(), encode(rule)),
-                ("rule_versions", rule.id.encode() + be32(version.version), encode(version)),
-            ]
-        )
-        return rule
+        return await self._catalog.create_rule(request)
 
     async def update_rule(self, rule_id: str, request: RuleUpdate) -> Rule:
         """Change a rule; a new version is written to its history. Archived rules cannot change."""
-        request = self._validated(request)
-        rule = self.rule(rule_id)
-        if rule.status == "ARCHIVED":
-            raise Conflict("an archived rule cannot be modified")
-        if self._program(rule.program_id).status == "ARCHIVED":
-            raise Conflict("rules of an archived program cannot be changed")
-        changes: dict[str, Any] = {}
-        for name in ("name", "description", "condition", "actions", "order", "stop_after_match", "status"):
-            value = getattr(request, name)
-            if value is not None:
-                changes[name] = list(value) if name == "actions" else value
-        for name in ("active_from", "active_to"):
-            if getattr(request, f"clear_{name}"):
-                changes[name] = None
-            elif getattr(request, name) is not None:
-                changes[name] = _utc_or_none(getattr(request, name), name)
-        if not changes:
-            raise ValidationFailed("give at least one field to change")
-        if "actions" in changes:
-            self._check_actions_count(len(changes["actions"]))
-        now = self._clock()
-        updated = msgspec.structs.replace(rule, **changes, version=rule.version + 1, updated_at=now)
-        # Changing what a rule does re-checks it fully; renaming, reordering or suspending it must stay possible
-        # even when an asset changed under it since.
-        self._check_rule(updated, strict="condition" in changes or "actions" in changes)
-        change_type = (
-            {"ARCHIVED": "archived", "SUSPENDED": "suspended", "ACTIVE": "activated"}.get(
-                changes.get("status", ""), "updated"
-            )
-            if changes.get("status") != rule.status
-            else "updated"
-        )
-        version = RuleVersion(
-            rule_id=rule.id,
-            version=updated.version,
-            change_type=change_type,  # type: ignore[arg-type]
-            changes=sorted(changes),
-            changed_at=now,
-            snapshot=updated,
-            applies_from_sequence=self._inbox_sequence + 1,
-        )
-        return await self._store_rule(updated, version)
+        return await self._catalog.update_rule(rule_id, request)
 
     def rule(self, rule_id: str) -> Rule:
         """One rule (synchronous lookup)."""
-        rule = self._rules.get(rule_id)
-        if rule is None:
-            raise NotFound("rule", rule_id)
-        return rule
+        return self._catalog.rule(rule_id)
 
     async def get_rule(self, rule_id: str) -> Rule:
         """One rule, current version."""
-        return self.rule(rule_id)
+        return self._catalog.rule(rule_id)
 
     async def list_rules(
         self,
@@ -1362,46 +1146,17 @@ class Engine:
         cursor: str | None = None,
     ) -> Page:
         """Rules ordered by ``order`` (then creation)."""
-        rules = sorted(
-            (
-                r
-                for r in self._rules.values()
-                if (program_id is None or r.program_id == program_id)
-                and (status is None or r.status == status)
-                and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")
-            ),
-            key=lambda r: (r.order, r.created_at, r.id),
-        )
-        return _page_in_memory(
-            rules,
-            limit=self._page_size(limit),
-            cursor=cursor,
-            key=_by_order,
-            shape=tuple[int, str, str],
-            descending=False,
+        return self._catalog.list_rules(
+            program_id=program_id, status=status, include_archived=include_archived, limit=limit, cursor=cursor
         )
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A rule's versions, newest first."""
-        self.rule(rule_id)
-        versions = [
-            msgspec.json.decode(raw, type=RuleVersion)
-            for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
-        ]
-        if cursor:
-            (before,) = decode_key_cursor(cursor, tuple[int])
-            versions = [v for v in versions if v.version < before]
-        limit = self._page_size(limit)
-        page, more = versions[:limit], len(versions) > limit
-        return Page(data=page, has_more=more, next_cursor=encode_key_cursor((page[-1].version,)) if more else None)
+        return self._catalog.rule_history(rule_id, limit=limit, cursor=cursor)
 
     def validate_condition(self, condition: str) -> dict[str, Any]:
         """Check a CEL condition's syntax: ``{valid, message, details}``."""
-        try:
-            compile_condition(condition)
-        except ValidationFailed as error:
-            return {"valid": False, "message": error.message, "details": error.details}
-        return {"valid": True, "message": "condition is valid", "details": {}}
+        return self._catalog.validate_condition(condition)
 
     # ==========================================================================================================
     # participants
@@ -1409,7 +1164,7 @@ class Engine:
 
     async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
         """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
-        request = self._validated(request)
+        request = validated(request)
         request = msgspec.structs.replace(request, **self._canonical_profile(request))
         if request.program_id is not None:
             self._program(request.program_id)
@@ -1532,7 +1287,7 @@ class Engine:
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
-        request = self._validated(request)
+        request = validated(request)
         request = msgspec.structs.replace(request, **self._canonical_profile(request))
         if request.external_id is not None:
             owner = self._participant_by_external(request.external_id)
@@ -1761,25 +1516,12 @@ class Engine:
         return self._store.path
 
     def _page_size(self, limit: int) -> int:
-        if not 1 <= limit <= self._limits.page_size_max:
-            raise ValidationFailed.field("limit", "invalid", f"limit must be 1-{self._limits.page_size_max}")
-        return limit
+        return page_size(limit, self._limits)
 
 
 # ==============================================================================================================
 # module helpers
 # ==============================================================================================================
-
-
-def _expression_compiler(backend: str) -> Any:
-    """The CEL compiler the running rules use: ours, or cel-python as a benchmark baseline."""
-    if backend == "celpy":
-        from scrip_actor.cel.celpy_backend import compile_expression_celpy
-
-        return compile_expression_celpy
-    from scrip_actor.cel import compile_expression
-
-    return compile_expression
 
 
 _SCALAR_TYPES = frozenset((str, float, bool, type(None)))
@@ -1857,30 +1599,11 @@ def _internal_failure(event: Event, error: Exception) -> str:
     return f"internal error while processing the event ({type(error).__name__}); it was logged"
 
 
-def _validation_error(error: msgspec.ValidationError) -> ValidationFailed:
-    message = str(error)
-    field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else "$"
-    return ValidationFailed(message, {"fields": [{"field": field, "reason": "invalid", "message": message}]})
-
-
 def _positive_minor(amount: str, scale: int, field: str) -> int:
     value = parse_decimal(amount, field)
     if value <= 0:
         raise ValidationFailed.field(field, "invalid", f"{field} must be positive")
     return to_minor(value, scale, field)
-
-
-def _normalized(amount: str | None, scale: int) -> str | None:
-    return None if amount is None else format_minor(to_minor(parse_decimal(amount), scale), scale)
-
-
-def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
-    if moment is None:
-        return None
-    try:
-        return utc(moment)
-    except (ValueError, OverflowError) as error:
-        raise ValidationFailed.field(field, "invalid", str(error)) from None
 
 
 def _clean_tags(tags: list[str]) -> list[str]:
@@ -1894,64 +1617,6 @@ def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
         values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
         for key, value in attributes.items()
     }
-
-
-# How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
-_EVENT_SCAN_MAX = 1_000
-
-
-def _encode_cursor(key: bytes | None) -> str | None:
-    return None if key is None else cursors.encode((key,))
-
-
-def _decode_cursor(cursor: str | None) -> bytes | None:
-    if not cursor:
-        return None
-    (key,) = cursors.decode(cursor, tuple[bytes])
-    if not key:  # every store key this server issues a cursor for has bytes in it
-        raise cursors.invalid_cursor()
-    return key
-
-
-def _newest_first(item: Any) -> tuple[Any, ...]:
-    return (item.created_at.isoformat(), item.id)
-
-
-def _by_order(item: Any) -> tuple[Any, ...]:
-    return (item.order, item.created_at.isoformat(), item.id)
-
-
-def _page_in_memory(
-    items: list[Any],
-    *,
-    limit: int,
-    cursor: str | None,
-    key: Callable[[Any], tuple[Any, ...]] = _newest_first,
-    shape: Any = tuple[str, str],
-    descending: bool = True,
-) -> Page:
-    """Paginate a small in-memory list sorted by ``key``; the cursor is the last item's key, not its position.
-
-    So a page resumes strictly after that key whatever happened in between: the cursor item archived, filtered
-    out or reordered, or items inserted before it. Nothing is skipped or repeated that kept its key.
-    """
-    ordered = sorted(items, key=key, reverse=descending)
-    if cursor:
-        after = decode_key_cursor(cursor, shape)
-        ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
-    page = ordered[:limit]
-    more = len(ordered) > limit
-    return Page(data=page, has_more=more, next_cursor=encode_key_cursor(key(page[-1])) if more else None)
-
-
-def encode_key_cursor(key: tuple[Any, ...]) -> str:
-    """An opaque cursor carrying a sort key (strings and integers)."""
-    return cursors.encode(key)
-
-
-def decode_key_cursor(cursor: str, shape: Any) -> tuple[Any, ...]:
-    """The sort key of type ``shape`` (e.g. ``tuple[str, str]``) inside a cursor; anything else is a 400."""
-    return cursors.decode(cursor, shape)
 
 
 @asynccontextmanager
