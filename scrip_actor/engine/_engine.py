@@ -30,7 +30,7 @@ import trio
 from scrip_actor import _records, cursors, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
-from scrip_actor.amounts import format_minor, parse_decimal, to_minor
+from scrip_actor.amounts import parse_decimal
 from scrip_actor.config import Config
 from scrip_actor.durations import utc
 from scrip_actor.engine._catalog import Catalog
@@ -38,10 +38,10 @@ from scrip_actor.engine._catalog import expression_compiler as _expression_compi
 from scrip_actor.engine._queries import _EVENT_SCAN_MAX, _decode_cursor, _encode_cursor, page_size
 from scrip_actor.engine._validation import new_id as _new_id
 from scrip_actor.engine._validation import validated
+from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
     Conflict,
     IdempotencyConflict,
-    InsufficientFunds,
     NotFound,
     Overloaded,
     ScripError,
@@ -55,7 +55,6 @@ from scrip_actor.ledger import (
     ParticipantRecord,
     ParticipantState,
     World,
-    account_key,
     derived_id,
 )
 from scrip_actor.model import (
@@ -327,6 +326,13 @@ class Engine:
         self._rules = self._catalog.rules
         self._compiled = self._catalog.compiled
         self._cel_compiler = self._catalog.cel_compiler
+        self._wallets = Wallets(
+            catalog=self._catalog,
+            world=self._world,
+            clock=self._clock,
+            writer=self._writer,
+            publish=self._apply_changes,
+        )
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)
@@ -1032,84 +1038,21 @@ class Engine:
         """Link an existing asset to another program. Linking twice is a Conflict."""
         return await self._catalog.link_asset(program_id, asset_id)
 
-    def _wallet_asset(self, program_id: str, asset_id: str) -> tuple[Program, Asset]:
-        program = self._program(program_id)
-        asset = self._asset(asset_id)
-        if program_id not in asset.program_ids:
-            raise ValidationFailed.field(
-                "asset_id", "not_linked", f"asset {asset.symbol} is not linked to program {program_id}"
-            )
-        if asset.issuance_policy != "PREFUNDED":
-            raise ValidationFailed.field(
-                "asset_id", "invalid", f"asset {asset.symbol} is UNLIMITED; only PREFUNDED assets have a wallet"
-            )
-        if asset.status != "ACTIVE":
-            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is archived")
-        return program, asset
-
     async def fund(
         self, program_id: str, asset_id: str, amount: str, description: str | None = None
     ) -> WalletOperationResult:
         """Move ``amount`` from SYSTEM_ISSUANCE into the program's wallet of a PREFUNDED asset."""
-        return await self._wallet_operation("fund", program_id, asset_id, amount, description)
+        return await self._wallets.fund(program_id, asset_id, amount, description)
 
     async def burn(
         self, program_id: str, asset_id: str, amount: str, description: str | None = None
     ) -> WalletOperationResult:
         """Move ``amount`` from the program's wallet to SYSTEM_BREAKAGE. Raises InsufficientFunds below zero."""
-        return await self._wallet_operation("burn", program_id, asset_id, amount, description)
-
-    async def _wallet_operation(
-        self, kind: str, program_id: str, asset_id: str, amount: str, description: str | None
-    ) -> WalletOperationResult:
-        _, asset = self._wallet_asset(program_id, asset_id)
-        if description is not None and len(description) > 500:
-            raise ValidationFailed.field("description", "too_long", "description is at most 500 characters")
-        amount_minor = _positive_minor(amount, asset.scale, "amount")
-        now = self._clock()
-        tx = LedgerTx(self._world, now=now, id_seed=f"{kind}/{_new_id()}", program_id=program_id)
-        try:
-            (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
-        except ActionFailed as error:
-            raise InsufficientFunds(str(error)) from None
-        try:
-            changes = tx.commit(now)
-        except ActionFailed as error:  # a bound would break (nothing was published)
-            raise ValidationFailed.field("amount", "out_of_range", str(error)) from None
-        entry_id = changes.entries[0].id
-        ticket = self._apply_changes(changes, [])
-        await self._writer.wait_durable(ticket)
-        available = self._world.accounts.get(account_key("PROGRAM", program_id, asset.id), 0)
-        verb = "Funded" if kind == "fund" else "Burned"
-        return WalletOperationResult(
-            available=format_minor(available, asset.scale),
-            journal_entry_id=entry_id,
-            message=f"{verb} {format_minor(amount_minor, asset.scale)} {asset.symbol}",
-        )
+        return await self._wallets.burn(program_id, asset_id, amount, description)
 
     async def wallet_balances(self, program_id: str, asset_id: str | None = None) -> list[WalletBalance]:
         """The program's wallet balance of each linked PREFUNDED asset."""
-        self._program(program_id)
-        balances = []
-        for asset in sorted(self._world.assets.values(), key=lambda a: a.created_at):
-            if program_id not in asset.program_ids or asset.issuance_policy != "PREFUNDED":
-                continue
-            if asset_id is not None and asset.id != asset_id:
-                continue
-            values = [
-                self._world.accounts.get(account_key("PROGRAM", program_id, asset.id, b), 0)
-                for b in ("AVAILABLE", "HELD", "DEFERRED")
-            ]
-            balances.append(
-                WalletBalance(
-                    asset_id=asset.id,
-                    available=format_minor(values[0], asset.scale),
-                    held=format_minor(values[1], asset.scale),
-                    deferred=format_minor(values[2], asset.scale),
-                    issuance_policy=asset.issuance_policy,
-                )
-            )
-        return balances
+        return self._wallets.wallet_balances(program_id, asset_id)
 
     # ==========================================================================================================
     # rules
@@ -1597,13 +1540,6 @@ def _internal_failure(event: Event, error: Exception) -> str:
     """Log an unexpected error of a step and say so in the event's error (the event FAILS; the engine goes on)."""
     _log.error("internal error while processing event %s", event.id, exc_info=error)
     return f"internal error while processing the event ({type(error).__name__}); it was logged"
-
-
-def _positive_minor(amount: str, scale: int, field: str) -> int:
-    value = parse_decimal(amount, field)
-    if value <= 0:
-        raise ValidationFailed.field(field, "invalid", f"{field} must be positive")
-    return to_minor(value, scale, field)
 
 
 def _clean_tags(tags: list[str]) -> list[str]:
