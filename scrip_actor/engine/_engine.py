@@ -30,14 +30,13 @@ import trio
 from scrip_actor import _records, cursors, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
-from scrip_actor.amounts import parse_decimal
 from scrip_actor.config import Config
 from scrip_actor.durations import utc
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
+from scrip_actor.engine._participant_admin import ParticipantAdmin
 from scrip_actor.engine._queries import _EVENT_SCAN_MAX, _decode_cursor, _encode_cursor, page_size
 from scrip_actor.engine._validation import new_id as _new_id
-from scrip_actor.engine._validation import validated
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
     Conflict,
@@ -331,6 +330,18 @@ class Engine:
             world=self._world,
             clock=self._clock,
             writer=self._writer,
+            publish=self._apply_changes,
+        )
+        self._participant_admin = ParticipantAdmin(
+            world=self._world,
+            limits=self._limits,
+            clock=self._clock,
+            writer=self._writer,
+            catalog=self._catalog,
+            participant=self._participant,
+            participant_by_external=self._participant_by_external,
+            new_participant=self._new_participant,
+            external_ids=self._external_ids,
             publish=self._apply_changes,
         )
 
@@ -1107,78 +1118,7 @@ class Engine:
 
     async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
         """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
-        request = validated(request)
-        request = msgspec.structs.replace(request, **self._canonical_profile(request))
-        if request.program_id is not None:
-            self._program(request.program_id)
-        existing = self._participant_by_external(request.external_id)
-        now = self._clock()
-        created = existing is None
-        tx = LedgerTx(self._world, now=now, id_seed=_new_id(), program_id=request.program_id)
-        if existing is None:
-            state = tx.adopt_new(self._new_participant(request.external_id, now))
-        else:
-            state = tx.edit(existing)
-        if request.status is not None:
-            state.status = request.status
-        self._apply_profile(state, request)
-        if request.tags is not None:
-            state.tags = set(request.tags)
-        if request.attributes is not None:
-            state.attributes.update(request.attributes)
-        if request.program_id is not None and request.program_id not in state.program_ids:
-            state.program_ids.append(request.program_id)
-        self._check_participant_limits(state)
-        ticket = self._apply_changes(tx.commit(now), [])
-        await self._writer.wait_durable(ticket)
-        return state.public(self._world.assets), created
-
-    def _canonical_profile(self, request: ParticipantCreate | ParticipantUpdate) -> dict[str, Any]:
-        """The request's external id, tags and attribute keys in canonical form (``values``): fields to replace."""
-        canonical: dict[str, Any] = {}
-        if request.external_id is not None:
-            canonical["external_id"] = values.external_id(request.external_id, self._limits.external_id_length_max)
-        if request.tags is not None:
-            canonical["tags"] = _clean_tags(request.tags)
-        if request.attributes is not None:
-            canonical["attributes"] = _clean_attributes(request.attributes)
-        return canonical
-
-    def _apply_profile(self, state: ParticipantState, request: ParticipantCreate | ParticipantUpdate) -> None:
-        for name in ("email", "phone", "first_name", "last_name", "display_name"):
-            value = getattr(request, name)
-            if value is None:
-                continue
-            if value == "":
-                state.profile.pop(name, None)
-            else:
-                state.profile[name] = value
-
-    def _check_participant_limits(self, state: ParticipantState) -> None:
-        limits = self._limits
-        if len(state.tags) > limits.tags_per_participant_max:
-            raise ValidationFailed.field("tags", "too_many", f"at most {limits.tags_per_participant_max} tags")
-        if len(state.attributes) > limits.attributes_per_participant_max:
-            raise ValidationFailed.field(
-                "attributes", "too_many", f"at most {limits.attributes_per_participant_max} attributes"
-            )
-        if len(state.counters) > limits.counters_per_participant_max:
-            raise ValidationFailed.field(
-                "counters", "too_many", f"at most {limits.counters_per_participant_max} counters"
-            )
-
-    async def _mutate_participant(self, participant_id: str, change: Callable[[ParticipantState], None]) -> Participant:
-        """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable."""
-        state = self._require_participant(participant_id)
-        now = self._clock()
-        tx = LedgerTx(self._world, now=now, id_seed=_new_id(), program_id=None)
-        working = tx.edit(state)
-        change(working)
-        working.invalidate()
-        self._check_participant_limits(working)
-        ticket = self._apply_changes(tx.commit(now), [])
-        await self._writer.wait_durable(ticket)
-        return working.public(self._world.assets)
+        return await self._participant_admin.create_participant(request)
 
     async def get_participant(self, participant_id: str) -> Participant:
         """A participant with balances, tags, counters and attributes."""
@@ -1230,71 +1170,39 @@ class Engine:
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
-        request = validated(request)
-        request = msgspec.structs.replace(request, **self._canonical_profile(request))
-        if request.external_id is not None:
-            owner = self._participant_by_external(request.external_id)
-            if owner is not None and owner.id != participant_id:
-                raise Conflict(f"external_id {request.external_id!r} belongs to another participant")
-
-        def change(state: ParticipantState) -> None:
-            if request.external_id is not None:
-                state.external_id = request.external_id
-            self._apply_profile(state, request)
-            if request.tags is not None:
-                state.tags = set(request.tags)
-            if request.attributes is not None:
-                state.attributes.update(request.attributes)
-
-        old = self._require_participant(participant_id)
-        old_external = old.external_id
-        result = await self._mutate_participant(participant_id, change)
-        renamed = request.external_id is not None and request.external_id != old_external
-        if renamed and self._external_ids.get(old_external) == participant_id:  # unless the old id has a new owner
-            del self._external_ids[old_external]
-        return result
+        return await self._participant_admin.update_participant(participant_id, request)
 
     async def set_participant_status(self, participant_id: str, status: str) -> Participant:
         """ACTIVE, SUSPENDED or CLOSED. SUSPENDED and CLOSED block CREDIT, DEBIT and COUNTER."""
-        if status not in ("ACTIVE", "SUSPENDED", "CLOSED"):
-            raise ValidationFailed.field("status", "invalid", "status is ACTIVE, SUSPENDED or CLOSED")
-        return await self._mutate_participant(participant_id, lambda s: setattr(s, "status", status))
+        return await self._participant_admin.set_participant_status(participant_id, status)
 
     async def add_tags(self, participant_id: str, tags: list[str]) -> Participant:
         """Add tags (lowercased); existing ones are kept."""
-        clean = _clean_tags(tags)
-        return await self._mutate_participant(participant_id, lambda s: s.tags.update(clean))
+        return await self._participant_admin.add_tags(participant_id, tags)
 
     async def remove_tag(self, participant_id: str, tag: str) -> Participant:
         """Remove a tag; absent is fine."""
-        clean = values.tag(tag, "tag")
-        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(clean))
+        return await self._participant_admin.remove_tag(participant_id, tag)
 
     async def replace_tags(self, participant_id: str, tags: list[str]) -> Participant:
         """Replace all tags."""
-        clean = _clean_tags(tags)
-        return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)))
+        return await self._participant_admin.replace_tags(participant_id, tags)
 
     async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
         """Set a counter to an exact decimal value (creating it)."""
-        key = values.key(key)
-        amount = values.counter_value(parse_decimal(value, "value"))
-        return await self._mutate_participant(participant_id, lambda s: s.counters.__setitem__(key, amount))
+        return await self._participant_admin.set_counter(participant_id, key, value)
 
     async def delete_counter(self, participant_id: str, key: str) -> Participant:
         """Delete a counter; absent is fine."""
-        key = values.key(key)
-        return await self._mutate_participant(participant_id, lambda s: s.counters.pop(key, None))
+        return await self._participant_admin.delete_counter(participant_id, key)
 
     async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
         """Merge attributes (string to string)."""
-        clean = _clean_attributes(attributes)
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(clean))
+        return await self._participant_admin.set_attributes(participant_id, attributes)
 
     async def delete_attribute(self, participant_id: str, key: str) -> Participant:
         """Delete an attribute; absent is fine."""
-        key = values.key(key)
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None))
+        return await self._participant_admin.delete_attribute(participant_id, key)
 
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
         """Balances per asset: available, held, deferred."""
@@ -1540,19 +1448,6 @@ def _internal_failure(event: Event, error: Exception) -> str:
     """Log an unexpected error of a step and say so in the event's error (the event FAILS; the engine goes on)."""
     _log.error("internal error while processing event %s", event.id, exc_info=error)
     return f"internal error while processing the event ({type(error).__name__}); it was logged"
-
-
-def _clean_tags(tags: list[str]) -> list[str]:
-    return [values.tag(tag) for tag in tags]
-
-
-def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
-    if not isinstance(attributes, dict):
-        raise ValidationFailed.field("attributes", "invalid", "attributes are an object of strings")
-    return {
-        values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
-        for key, value in attributes.items()
-    }
 
 
 @asynccontextmanager
