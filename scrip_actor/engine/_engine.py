@@ -9,6 +9,11 @@ Use it through :func:`open_engine`::
 Every method that changes something returns only once the change is durable (committed to LMDB, fsync'd when
 ``storage.sync`` is on). Events are the exception by design: :meth:`Engine.submit` returns once the event itself is
 durable, and the event is then processed in the background, strictly in submission order per participant.
+
+What is not the hot path lives in stages of its own, each built by :meth:`Engine._build_stages` with exactly its
+collaborators: the catalog of programs, assets and rules (``_catalog``), program wallets (``_wallets``), operators'
+participant edits (``_participant_admin``) and the read side (``_queries``). The engine's public methods for them
+are one-line delegations; the stages never hold the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import heapq
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +32,7 @@ from typing import Any
 import msgspec
 import trio
 
-from scrip_actor import _records, cursors, values
+from scrip_actor import _records, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.config import Config
@@ -35,7 +40,7 @@ from scrip_actor.durations import utc
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
 from scrip_actor.engine._participant_admin import ParticipantAdmin
-from scrip_actor.engine._queries import _EVENT_SCAN_MAX, _decode_cursor, _encode_cursor, page_size
+from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._validation import new_id as _new_id
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
@@ -46,7 +51,7 @@ from scrip_actor.errors import (
     ScripError,
     ValidationFailed,
 )
-from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
+from scrip_actor.ids import KIND_EVENT, SequenceIds
 from scrip_actor.ledger import (
     ActionFailed,
     Changes,
@@ -106,7 +111,6 @@ if not __debug__:  # pragma: no cover - guarded at import so it can never run si
 
 _log = logging.getLogger("scrip_actor.engine")
 _hash_encoder = msgspec.json.Encoder(order="sorted")
-_event_decoder = msgspec.json.Decoder(Event)
 
 
 def _now_utc() -> datetime:
@@ -344,6 +348,17 @@ class Engine:
             external_ids=self._external_ids,
             publish=self._apply_changes,
         )
+        self._queries = Queries(
+            store=self._store,
+            world=self._world,
+            limits=self._limits,
+            catalog=self._catalog,
+            events_live=self._events_live,
+            event_by_sequence=self._event_by_sequence,
+            participant=self._participant,
+            participant_by_external=self._participant_by_external,
+            caught_up=self._caught_up,
+        )
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)
@@ -359,12 +374,7 @@ class Engine:
         return self._catalog.rule_history_sets()
 
     def _compiled_rules(self, program_id: str, assets: dict[str, Asset]) -> list[CompiledRule]:
-        """A program's ACTIVE rules, compiled, by order.
-
-        Stored rules compile leniently: one whose asset changed since it was checked (archived, unlinked, a lower
-        max_transaction_amount) still runs, and its action fails the event with the reason, rather than the rule
-        silently vanishing or the asset change being refused.
-        """
+        """A program's ACTIVE rules, compiled leniently, by order (see :meth:`Catalog.compiled_rules`)."""
         return self._catalog.compiled_rules(program_id, assets)
 
     # --- participant cache (virtual actor state) -------------------------------------------------------------
@@ -694,14 +704,7 @@ class Engine:
 
     async def get_event(self, event_id: str) -> Event:
         """An event with its outcome (rule evaluations, journal entry ids, error)."""
-        live = self._events_live.get(event_id)
-        if live is not None:
-            return msgspec.structs.replace(live)
-        sequence = self._ids.sequence(KIND_EVENT, event_id)
-        event = self._event_by_sequence(sequence) if sequence is not None else None
-        if event is None:
-            raise NotFound("event", event_id)
-        return event
+        return await self._queries.get_event(event_id)
 
     async def wait_idle(self) -> None:
         """Wait until every accepted event is processed and every change is durable."""
@@ -738,77 +741,19 @@ class Engine:
         candidates, so no query holds the loop for long whatever the store's size: a page can then come back
         short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
         """
-        limit = self._page_size(limit)
-        after = _decode_cursor(cursor)
-        if after is not None and len(after) != 8:  # an events cursor is a be64 sequence; any other is foreign
-            raise cursors.invalid_cursor()
-        if external_id is not None:
-            external_id = values.normalized_text(external_id)
-
-        def keep(event: Event) -> bool:
-            return (
-                (program_id is None or event.program_id == program_id)
-                and (status is None or event.status == status)
-                and (external_id is None or event.external_id == external_id)
-                and (participant_id is None or event.participant_id == participant_id)
-                and (created_from is None or event.created_at >= created_from)
-                and (created_to is None or event.created_at < created_to)
-                and (event_from is None or event.event_timestamp >= event_from)
-                and (event_to is None or event.event_timestamp < event_to)
-                and (
-                    rule_id is None
-                    or any(e.rule_id == rule_id and e.status == "MATCHED" for e in event.rule_evaluations)
-                )
-            )
-
-        await self._caught_up()
-        found: list[Event] = []
-        last_found: bytes | None = None
-        last_key = after
-        looked_at = 0
-        for key, event in self._event_candidates(status, external_id, rule_id, after):
-            if looked_at == _EVENT_SCAN_MAX:  # the work bound: say where to go on from
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
-            looked_at += 1
-            last_key = key
-            if event is None or not keep(event):
-                continue
-            if len(found) == limit:
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
-            found.append(msgspec.structs.replace(event))
-            last_found = key
-        return Page(data=found, has_more=False, next_cursor=None)
-
-    def _event_candidates(
-        self, status: str | None, external_id: str | None, rule_id: str | None, after: bytes | None
-    ) -> Iterator[tuple[bytes, Event | None]]:
-        """``(be64(sequence), event)`` newest first, older than ``after``, from the most selective source."""
-        if status in ("RECEIVED", "PROCESSING"):  # every such event is live (recovery re-delivers the rest)
-            live = sorted(self._events_live.values(), key=lambda event: event.sequence, reverse=True)
-            for event in live:
-                key = be64(event.sequence)
-                if after is None or key < after:
-                    yield key, event
-            return
-        if external_id is not None:
-            index, prefix = "events_by_external", external_id_key(external_id)
-        elif rule_id is not None:
-            index, prefix = "events_by_rule", rule_id.encode() + b"\0"
-        elif status == "FAILED":
-            index, prefix = "events_failed", b""
-        else:
-            for key, raw in self._store.scan("events", start=after, reverse=True):
-                event = _event_decoder.decode(raw)
-                yield key, self._events_live.get(event.id, event)
-            return
-        start = prefix + after if after is not None else None
-        for index_key, _ in self._store.scan(index, prefix, start=start, reverse=True):
-            key = index_key[-8:]
-            raw = self._store.get_raw("events", key)
-            if raw is None:  # pragma: no cover - an index entry is written with or after its event
-                continue
-            event = _event_decoder.decode(raw)
-            yield key, self._events_live.get(event.id, event)
+        return await self._queries.list_events(
+            program_id=program_id,
+            status=status,
+            external_id=external_id,
+            participant_id=participant_id,
+            created_from=created_from,
+            created_to=created_to,
+            event_from=event_from,
+            event_to=event_to,
+            rule_id=rule_id,
+            limit=limit,
+            cursor=cursor,
+        )
 
     # --- the step ---------------------------------------------------------------------------------------------
 
@@ -1122,14 +1067,11 @@ class Engine:
 
     async def get_participant(self, participant_id: str) -> Participant:
         """A participant with balances, tags, counters and attributes."""
-        return self._require_participant(participant_id).public(self._world.assets)
+        return await self._queries.get_participant(participant_id)
 
     async def get_participant_by_external_id(self, external_id: str) -> Participant:
         """A participant by the client's own id (NFC-normalised, like every external id)."""
-        state = self._participant_by_external(values.normalized_text(external_id))
-        if state is None:
-            raise NotFound("participant", external_id)
-        return state.public(self._world.assets)
+        return await self._queries.get_participant_by_external_id(external_id)
 
     async def list_participants(
         self,
@@ -1141,32 +1083,9 @@ class Engine:
         cursor: str | None = None,
     ) -> Page:
         """Participants filtered by external_id, program or status (store order, i.e. by id)."""
-        limit = self._page_size(limit)
-        start = _decode_cursor(cursor)  # checked even when a filter makes it moot: a bad cursor is always a 400
-        if external_id is not None:
-            state = self._participant_by_external(values.normalized_text(external_id))
-            states = [state] if state is not None else []
-        else:
-            await self._caught_up()
-            states = []
-            for key, _ in self._store.scan("participants", start=start):
-                state = self._participant(key.decode())
-                assert state is not None
-                if (program_id is None or program_id in state.program_ids) and (
-                    status is None or state.status == status
-                ):
-                    states.append(state)
-                    if len(states) > limit:
-                        break
-        states = [
-            s
-            for s in states
-            if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)
-        ]
-        more = len(states) > limit
-        states = states[:limit]
-        next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
-        return Page(data=[s.public(self._world.assets) for s in states], has_more=more, next_cursor=next_cursor)
+        return await self._queries.list_participants(
+            external_id=external_id, program_id=program_id, status=status, limit=limit, cursor=cursor
+        )
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
@@ -1206,24 +1125,11 @@ class Engine:
 
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
         """Balances per asset: available, held, deferred."""
-        participant = await self.get_participant(participant_id)
-        return [b for b in participant.balances if asset_id is None or b.asset_id == asset_id]
+        return await self._queries.balances(participant_id, asset_id)
 
     async def lots(self, participant_id: str, asset_id: str, *, status: str | None = None) -> list[Lot]:
         """A participant's lots of a LOT asset, oldest first, with status (open and closed)."""
-        self._require_participant(participant_id)
-        asset = self._asset(asset_id)
-        if asset.inventory_mode != "LOT":
-            raise ValidationFailed.field(
-                "asset_id", "invalid", f"asset {asset.symbol} is SIMPLE; only LOT assets have lots"
-            )
-        await self._caught_up()
-        lots = [
-            msgspec.json.decode(raw, type=Lot)
-            for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())
-        ]
-        lots.sort(key=lambda lot: (lot.created_at, lot.number))
-        return [lot for lot in lots if status is None or lot.status == status]
+        return await self._queries.lots(participant_id, asset_id, status=status)
 
     # ==========================================================================================================
     # journal
@@ -1231,15 +1137,7 @@ class Engine:
 
     async def get_journal_entry(self, entry_id: str) -> JournalEntry:
         """One journal entry with its postings and hash."""
-        await self._caught_up()
-        sequence = self._ids.sequence(KIND_ENTRY, entry_id)
-        raw = self._store.get_raw("journal", be64(sequence)) if sequence is not None else None
-        if raw is None:
-            raise NotFound("journal entry", entry_id)
-        entry = _records.decode_entry(raw)
-        assert entry.id == entry_id
-        assert entry.sequence == sequence
-        return entry
+        return await self._queries.get_journal_entry(entry_id)
 
     async def list_journal_entries(
         self,
@@ -1255,59 +1153,17 @@ class Engine:
         cursor: str | None = None,
     ) -> Page:
         """Journal entries, newest first, filtered (all filters together)."""
-        limit = self._page_size(limit)
-        await self._caught_up()
-        filters = [("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
-        chosen = next(((kind, value) for kind, value in filters if value is not None), None)
-        start = _decode_cursor(cursor)
-
-        def keep(entry: JournalEntry) -> bool:
-            return (
-                (program_id is None or entry.program_id == program_id)
-                and (event_id is None or entry.event_id == event_id)
-                and (rule_id is None or entry.rule_id == rule_id)
-                and (
-                    participant_id is None
-                    or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings)
-                )
-                and (asset_id is None or any(p.asset_id == asset_id for p in entry.postings))
-                and (created_from is None or entry.created_at >= created_from)
-                and (created_to is None or entry.created_at < created_to)
-            )
-
-        if event_id is not None:
-            return await self._event_entries(event_id, keep)
-        found: list[JournalEntry] = []
-        if chosen is None:
-            source = ((key, raw) for key, raw in self._store.scan("journal", start=start, reverse=True))
-        else:
-            prefix = f"{chosen[0]}\0{chosen[1]}\0".encode()
-            source = (
-                (key, self._store.get_raw("journal", key[len(prefix) :]) or b"")
-                for key, _ in self._store.scan(
-                    "journal_index", prefix, start=prefix + start if start else None, reverse=True
-                )
-            )
-        last_key: bytes | None = None
-        for key, raw in source:
-            entry = _records.decode_entry(raw)
-            if keep(entry):
-                if len(found) == limit:
-                    return Page(
-                        data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b"")
-                    )
-                found.append(entry)
-                last_key = key
-        return Page(data=found, has_more=False, next_cursor=None)
-
-    async def _event_entries(self, event_id: str, keep: Callable[[JournalEntry], bool]) -> Page:
-        """An event's entries (at most a few per event), newest first, via the ids the event records."""
-        try:
-            event = await self.get_event(event_id)
-        except NotFound:
-            return Page(data=[], has_more=False, next_cursor=None)
-        entries = [await self.get_journal_entry(entry_id) for entry_id in reversed(event.journal_entry_ids)]
-        return Page(data=[entry for entry in entries if keep(entry)], has_more=False, next_cursor=None)
+        return await self._queries.list_journal_entries(
+            program_id=program_id,
+            event_id=event_id,
+            rule_id=rule_id,
+            participant_id=participant_id,
+            asset_id=asset_id,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            cursor=cursor,
+        )
 
     # ==========================================================================================================
     # introspection
@@ -1365,9 +1221,6 @@ class Engine:
     def data_dir(self) -> Path:
         """Where the store lives."""
         return self._store.path
-
-    def _page_size(self, limit: int) -> int:
-        return page_size(limit, self._limits)
 
 
 # ==============================================================================================================
