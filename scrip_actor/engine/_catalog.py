@@ -82,7 +82,7 @@ class Catalog:
     async def _durable(self, ops: list[Op]) -> None:
         await self._writer.wait_durable(self._writer.append(ops))
 
-    # --- lookups and the compiled rules ----------------------------------------------------------------------
+    # --- lookups and the compiled rules ------------------------------------------------------------------------
 
     def program(self, program_id: str) -> Program:
         """One program; NotFound if there is none."""
@@ -130,7 +130,7 @@ class Catalog:
         )
         return [compile_rule(rule, assets, self.cel_compiler, strict=False) for rule in active]
 
-    # --- programs --------------------------------------------------------------------------------------------
+    # --- programs ----------------------------------------------------------------------------------------------
 
     async def create_program(self, request: ProgramCreate) -> Program:
         """Create a program (status ACTIVE)."""
@@ -173,7 +173,7 @@ class Catalog:
         await self._durable([("programs", program_id.encode(), encode(updated))])
         return updated
 
-    # --- assets ----------------------------------------------------------------------------------------------
+    # --- assets ------------------------------------------------------------------------------------------------
 
     async def create_asset(self, request: AssetCreate) -> Asset:
         """Create an asset and link it to ``program_id``. Symbols are unique (case-insensitive)."""
@@ -255,7 +255,7 @@ class Catalog:
         self._world.assets[asset.id] = asset
         self.compiled.update(compiled)
 
-    # --- rules -----------------------------------------------------------------------------------------------
+    # --- rules -------------------------------------------------------------------------------------------------
 
     async def create_rule(self, request: RuleCreate) -> Rule:
         """Create a rule, validated and compiled now; it applies from the next event admitted."""
