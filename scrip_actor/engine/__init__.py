@@ -15,9 +15,9 @@ participant's mailbox, the step, the publish sink that turns a step's result int
 the durability callbacks that finish the event. :class:`Engine` only validates, calls one stage and awaits.
 """
 
-from scrip_actor.engine._engine import _EVENT_SCAN_MAX as _EVENT_SCAN_MAX
 from scrip_actor.engine._engine import Engine as Engine
 from scrip_actor.engine._engine import EngineStatistics as EngineStatistics
 from scrip_actor.engine._engine import open_engine as open_engine
+from scrip_actor.engine._queries import _EVENT_SCAN_MAX as _EVENT_SCAN_MAX
 
 __all__ = ["Engine", "EngineStatistics", "open_engine"]

@@ -9,6 +9,11 @@ Use it through :func:`open_engine`::
 Every method that changes something returns only once the change is durable (committed to LMDB, fsync'd when
 ``storage.sync`` is on). Events are the exception by design: :meth:`Engine.submit` returns once the event itself is
 durable, and the event is then processed in the background, strictly in submission order per participant.
+
+What is not the hot path lives in stages of its own, each built by :meth:`Engine._build_stages` with exactly its
+collaborators: the catalog of programs, assets and rules (``_catalog``), program wallets (``_wallets``), operators'
+participant edits (``_participant_admin``) and the read side (``_queries``). The engine's public methods for them
+are one-line delegations; the stages never hold the engine.
 """
 
 from __future__ import annotations
@@ -17,34 +22,37 @@ import hashlib
 import heapq
 import itertools
 import logging
-import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import trio
 
-from scrip_actor import _event_records, _records, cursors, values
+from scrip_actor import _event_records, _records, values
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
-from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.config import Config
 from scrip_actor.durations import utc
+from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
+from scrip_actor.engine._participant_admin import ParticipantAdmin
+from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
+from scrip_actor.engine._validation import new_id as _new_id
+from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
     Conflict,
     IdempotencyConflict,
-    InsufficientFunds,
     NotFound,
     Overloaded,
     ScripError,
     ValidationFailed,
 )
-from scrip_actor.ids import KIND_ENTRY, KIND_EVENT, SequenceIds
+from scrip_actor.ids import KIND_EVENT, SequenceIds
 from scrip_actor.ledger import (
     ActionFailed,
     Changes,
@@ -52,7 +60,6 @@ from scrip_actor.ledger import (
     ParticipantRecord,
     ParticipantState,
     World,
-    account_key,
     derived_id,
 )
 from scrip_actor.model import (
@@ -74,7 +81,6 @@ from scrip_actor.model import (
     Rule,
     RuleCreate,
     RuleUpdate,
-    RuleVersion,
     WalletBalance,
     WalletOperationResult,
 )
@@ -82,8 +88,6 @@ from scrip_actor.rules import (
     CompiledRule,
     apply_actions,
     cel_event_data,
-    compile_condition,
-    compile_rule,
     evaluate,
     event_variables,
 )
@@ -91,9 +95,7 @@ from scrip_actor.store import (
     Op,
     Store,
     Writer,
-    be32,
     be64,
-    encode,
     events_by_external_key,
     events_by_rule_key,
     external_id_key,
@@ -107,17 +109,12 @@ __all__ = ["Engine", "EngineStatistics", "open_engine"]
 if not __debug__:  # pragma: no cover - guarded at import so it can never run silently
     raise RuntimeError("scrip-actor relies on assertions for its invariants; do not run it with python -O")
 
-T = TypeVar("T")
 _log = logging.getLogger("scrip_actor.engine")
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
 
 def _now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,6 +221,7 @@ class Engine:
         self._registry: ActorRegistry | None = None
         self._sweeper_wakeup = trio.Event()
         self._closing = False
+        self._build_stages()  # the stages off the hot path: programs, assets, rules, wallets, participants, reads
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_accepted: Callable[[Event], None] | None = None  # a new event was admitted
@@ -303,13 +301,6 @@ class Engine:
     # helpers
     # ==========================================================================================================
 
-    def _validated(self, request: T) -> T:
-        """Re-check a request's declared constraints (a Struct built in Python skips decode-time validation)."""
-        try:
-            return msgspec.convert(msgspec.to_builtins(request), type(request))
-        except msgspec.ValidationError as error:
-            raise _validation_error(error) from None
-
     async def _durable(self, ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
         ticket = self._writer.append(ops, on_durable)
         await self._writer.wait_durable(ticket)
@@ -319,41 +310,73 @@ class Engine:
         """Wait until everything appended so far is on disk (read-your-writes for store queries)."""
         await self._writer.wait_durable(self._writer.statistics().records_appended)
 
+    def _build_stages(self) -> None:
+        """Build the stages off the hot path, each given exactly its collaborators (never the engine itself).
+
+        The hot path reads the catalog's objects under their old names (``_programs``, ``_rules``, ``_compiled``,
+        ``_cel_compiler``): these are rebound to the very same objects, not copies, and the empty dicts
+        ``__init__`` made first are dropped unused.
+        """
+        self._catalog = Catalog(
+            store=self._store,
+            writer=self._writer,
+            world=self._world,
+            limits=self._limits,
+            clock=self._clock,
+            cel_backend=self.config.engine.cel_backend,
+            inbox_sequence=lambda: self._inbox_sequence,
+        )
+        self._programs = self._catalog.programs
+        self._rules = self._catalog.rules
+        self._compiled = self._catalog.compiled
+        self._cel_compiler = self._catalog.cel_compiler
+        self._wallets = Wallets(
+            catalog=self._catalog,
+            world=self._world,
+            clock=self._clock,
+            writer=self._writer,
+            publish=self._apply_changes,
+        )
+        self._participant_admin = ParticipantAdmin(
+            world=self._world,
+            limits=self._limits,
+            clock=self._clock,
+            writer=self._writer,
+            catalog=self._catalog,
+            participant=self._participant,
+            participant_by_external=self._participant_by_external,
+            new_participant=self._new_participant,
+            external_ids=self._external_ids,
+            publish=self._apply_changes,
+        )
+        self._queries = Queries(
+            store=self._store,
+            world=self._world,
+            limits=self._limits,
+            catalog=self._catalog,
+            events_live=self._events_live,
+            event_by_sequence=self._event_by_sequence,
+            participant=self._participant,
+            participant_by_external=self._participant_by_external,
+            caught_up=self._caught_up,
+        )
+
     def _program(self, program_id: str) -> Program:
-        program = self._programs.get(program_id)
-        if program is None:
-            raise NotFound("program", program_id)
-        return program
+        return self._catalog.program(program_id)
 
     def _asset(self, asset_id: str) -> Asset:
-        asset = self._world.assets.get(asset_id)
-        if asset is None:
-            raise NotFound("asset", asset_id)
-        return asset
+        return self._catalog.asset(asset_id)
 
     def _recompile(self, program_id: str) -> None:
-        self._compiled[program_id] = self._compiled_rules(program_id, self._world.assets)
+        self._catalog.recompile(program_id)
 
     def _rule_history(self) -> HistoricalRuleSets:
         """Every stored rule version, to find the rules in force at a re-delivered event's position."""
-        versions = (msgspec.json.decode(raw, type=RuleVersion) for _, raw in self._store.scan("rule_versions"))
-        assets = self._world.assets
-        return HistoricalRuleSets(
-            versions, lambda rules: [compile_rule(rule, assets, self._cel_compiler, strict=False) for rule in rules]
-        )
+        return self._catalog.rule_history_sets()
 
     def _compiled_rules(self, program_id: str, assets: dict[str, Asset]) -> list[CompiledRule]:
-        """A program's ACTIVE rules, compiled, by order.
-
-        Stored rules compile leniently: one whose asset changed since it was checked (archived, unlinked, a lower
-        max_transaction_amount) still runs, and its action fails the event with the reason, rather than the rule
-        silently vanishing or the asset change being refused.
-        """
-        active = sorted(
-            (rule for rule in self._rules.values() if rule.program_id == program_id and rule.status == "ACTIVE"),
-            key=lambda rule: rule.order,
-        )
-        return [compile_rule(rule, assets, self._cel_compiler, strict=False) for rule in active]
+        """A program's ACTIVE rules, compiled leniently, by order (see :meth:`Catalog.compiled_rules`)."""
+        return self._catalog.compiled_rules(program_id, assets)
 
     # --- participant cache (virtual actor state) -------------------------------------------------------------
 
@@ -691,14 +714,7 @@ class Engine:
 
     async def get_event(self, event_id: str) -> Event:
         """An event with its outcome (rule evaluations, journal entry ids, error)."""
-        live = self._events_live.get(event_id)
-        if live is not None:
-            return msgspec.structs.replace(live)
-        sequence = self._ids.sequence(KIND_EVENT, event_id)
-        event = self._event_by_sequence(sequence) if sequence is not None else None
-        if event is None:
-            raise NotFound("event", event_id)
-        return event
+        return await self._queries.get_event(event_id)
 
     async def wait_idle(self) -> None:
         """Wait until every accepted event is processed and every change is durable."""
@@ -735,77 +751,19 @@ class Engine:
         candidates, so no query holds the loop for long whatever the store's size: a page can then come back
         short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
         """
-        limit = self._page_size(limit)
-        after = _decode_cursor(cursor)
-        if after is not None and len(after) != 8:  # an events cursor is a be64 sequence; any other is foreign
-            raise cursors.invalid_cursor()
-        if external_id is not None:
-            external_id = values.normalized_text(external_id)
-
-        def keep(event: Event) -> bool:
-            return (
-                (program_id is None or event.program_id == program_id)
-                and (status is None or event.status == status)
-                and (external_id is None or event.external_id == external_id)
-                and (participant_id is None or event.participant_id == participant_id)
-                and (created_from is None or event.created_at >= created_from)
-                and (created_to is None or event.created_at < created_to)
-                and (event_from is None or event.event_timestamp >= event_from)
-                and (event_to is None or event.event_timestamp < event_to)
-                and (
-                    rule_id is None
-                    or any(e.rule_id == rule_id and e.status == "MATCHED" for e in event.rule_evaluations)
-                )
-            )
-
-        await self._caught_up()
-        found: list[Event] = []
-        last_found: bytes | None = None
-        last_key = after
-        looked_at = 0
-        for key, event in self._event_candidates(status, external_id, rule_id, after):
-            if looked_at == _EVENT_SCAN_MAX:  # the work bound: say where to go on from
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
-            looked_at += 1
-            last_key = key
-            if event is None or not keep(event):
-                continue
-            if len(found) == limit:
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
-            found.append(msgspec.structs.replace(event))
-            last_found = key
-        return Page(data=found, has_more=False, next_cursor=None)
-
-    def _event_candidates(
-        self, status: str | None, external_id: str | None, rule_id: str | None, after: bytes | None
-    ) -> Iterator[tuple[bytes, Event | None]]:
-        """``(be64(sequence), event)`` newest first, older than ``after``, from the most selective source."""
-        if status in ("RECEIVED", "PROCESSING"):  # every such event is live (recovery re-delivers the rest)
-            live = sorted(self._events_live.values(), key=lambda event: event.sequence, reverse=True)
-            for event in live:
-                key = be64(event.sequence)
-                if after is None or key < after:
-                    yield key, event
-            return
-        if external_id is not None:
-            index, prefix = "events_by_external", external_id_key(external_id)
-        elif rule_id is not None:
-            index, prefix = "events_by_rule", rule_id.encode() + b"\0"
-        elif status == "FAILED":
-            index, prefix = "events_failed", b""
-        else:
-            for key, raw in self._store.scan("events", start=after, reverse=True):
-                event = self._stored_event(unbe64(key), raw)
-                assert event is not None
-                yield key, self._events_live.get(event.id, event)
-            return
-        start = prefix + after if after is not None else None
-        for index_key, _ in self._store.scan(index, prefix, start=start, reverse=True):
-            key = index_key[-8:]
-            event = self._stored_event(unbe64(key))
-            if event is None:  # pragma: no cover - an index entry is written with or after its event
-                continue
-            yield key, self._events_live.get(event.id, event)
+        return await self._queries.list_events(
+            program_id=program_id,
+            status=status,
+            external_id=external_id,
+            participant_id=participant_id,
+            created_from=created_from,
+            created_to=created_to,
+            event_from=event_from,
+            event_to=event_to,
+            rule_id=rule_id,
+            limit=limit,
+            cursor=cursor,
+        )
 
     # --- the step ---------------------------------------------------------------------------------------------
 
@@ -1017,50 +975,21 @@ class Engine:
 
     async def create_program(self, request: ProgramCreate) -> Program:
         """Create a program (status ACTIVE)."""
-        request = self._validated(request)
-        now = self._clock()
-        program = Program(
-            id=_new_id(),
-            name=request.name,
-            description=request.description,
-            on_unknown_participant=request.on_unknown_participant,
-            created_at=now,
-            updated_at=now,
-        )
-        self._programs[program.id] = program
-        self._compiled[program.id] = []
-        await self._durable([("programs", program.id.encode(), encode(program))])
-        return program
+        return await self._catalog.create_program(request)
 
     async def get_program(self, program_id: str) -> Program:
         """One program."""
-        return self._program(program_id)
+        return self._catalog.program(program_id)
 
     async def list_programs(
         self, *, include_archived: bool = False, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page:
         """Programs, newest first; archived ones only when asked for."""
-        programs = [
-            p
-            for p in self._programs.values()
-            if (include_archived or p.status != "ARCHIVED" or status == "ARCHIVED")
-            and (status is None or p.status == status)
-        ]
-        return _page_in_memory(programs, limit=self._page_size(limit), cursor=cursor)
+        return self._catalog.list_programs(include_archived=include_archived, status=status, limit=limit, cursor=cursor)
 
     async def update_program(self, program_id: str, request: ProgramUpdate) -> Program:
         """Change a program's name, description, policy or status."""
-        request = self._validated(request)
-        program = self._program(program_id)
-        changes = {
-            name: getattr(request, name) for name in request.__struct_fields__ if getattr(request, name) is not None
-        }
-        if not changes:
-            raise ValidationFailed("give at least one field to change")
-        updated = msgspec.structs.replace(program, **changes, updated_at=self._clock())
-        self._programs[program_id] = updated
-        await self._durable([("programs", program_id.encode(), encode(updated))])
-        return updated
+        return await self._catalog.update_program(program_id, request)
 
     # ==========================================================================================================
     # assets and wallets
@@ -1068,168 +997,41 @@ class Engine:
 
     async def create_asset(self, request: AssetCreate) -> Asset:
         """Create an asset and link it to ``program_id``. Symbols are unique (case-insensitive)."""
-        request = self._validated(request)
-        self._program(request.program_id)
-        symbol_key = request.symbol.upper().encode()
-        if self._store.get_raw("asset_symbols", symbol_key) is not None or any(
-            a.symbol.upper() == request.symbol.upper() for a in self._world.assets.values()
-        ):
-            raise Conflict(f"an asset with symbol {request.symbol!r} already exists", {"field": "symbol"})
-        if request.max_transaction_amount is not None:
-            _positive_minor(request.max_transaction_amount, request.scale, "max_transaction_amount")
-        now = self._clock()
-        asset = Asset(
-            id=_new_id(),
-            name=request.name,
-            symbol=request.symbol,
-            inventory_mode=request.inventory_mode,
-            issuance_policy=request.issuance_policy,
-            scale=request.scale,
-            max_transaction_amount=_normalized(request.max_transaction_amount, request.scale),
-            program_ids=[request.program_id],
-            created_at=now,
-            updated_at=now,
-        )
-        self._world.assets[asset.id] = asset
-        await self._durable(
-            [("assets", asset.id.encode(), encode(asset)), ("asset_symbols", symbol_key, asset.id.encode())]
-        )
-        return asset
+        return await self._catalog.create_asset(request)
 
     async def get_asset(self, asset_id: str) -> Asset:
         """One asset."""
-        return self._asset(asset_id)
+        return self._catalog.asset(asset_id)
 
     async def list_assets(
         self, *, program_id: str | None = None, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page:
         """Assets, newest first, optionally those linked to a program."""
-        assets = [
-            a
-            for a in self._world.assets.values()
-            if (program_id is None or program_id in a.program_ids) and (status is None or a.status == status)
-        ]
-        return _page_in_memory(assets, limit=self._page_size(limit), cursor=cursor)
+        return self._catalog.list_assets(program_id=program_id, status=status, limit=limit, cursor=cursor)
 
     async def update_asset(self, asset_id: str, request: AssetUpdate) -> Asset:
         """Change name, status (ARCHIVED is one-way) or max_transaction_amount."""
-        request = self._validated(request)
-        asset = self._asset(asset_id)
-        changes: dict[str, Any] = {}
-        if request.name is not None:
-            changes["name"] = request.name
-        if request.status is not None:
-            if asset.status == "ARCHIVED" and request.status != "ARCHIVED":
-                raise Conflict("an archived asset cannot be re-activated")
-            changes["status"] = request.status
-        if request.clear_max_transaction_amount:
-            changes["max_transaction_amount"] = None
-        elif request.max_transaction_amount is not None:
-            _positive_minor(request.max_transaction_amount, asset.scale, "max_transaction_amount")
-            changes["max_transaction_amount"] = _normalized(request.max_transaction_amount, asset.scale)
-        if not changes:
-            raise ValidationFailed("give at least one field to change")
-        updated = msgspec.structs.replace(asset, **changes, updated_at=self._clock())
-        self._replace_asset(updated)
-        await self._durable([("assets", asset_id.encode(), encode(updated))])
-        return updated
+        return await self._catalog.update_asset(asset_id, request)
 
     async def link_asset(self, program_id: str, asset_id: str) -> Asset:
         """Link an existing asset to another program. Linking twice is a Conflict."""
-        self._program(program_id)
-        asset = self._asset(asset_id)
-        if program_id in asset.program_ids:
-            raise Conflict(f"asset {asset.symbol} is already linked to program {program_id}")
-        updated = msgspec.structs.replace(asset, program_ids=[*asset.program_ids, program_id], updated_at=self._clock())
-        self._replace_asset(updated)
-        await self._durable([("assets", asset_id.encode(), encode(updated))])
-        return updated
-
-    def _replace_asset(self, asset: Asset) -> None:
-        """Swap in a changed asset and the rules compiled against it, both or neither (no await in between)."""
-        assets = {**self._world.assets, asset.id: asset}
-        compiled = {program_id: self._compiled_rules(program_id, assets) for program_id in self._programs}
-        self._world.assets[asset.id] = asset
-        self._compiled.update(compiled)
-
-    def _wallet_asset(self, program_id: str, asset_id: str) -> tuple[Program, Asset]:
-        program = self._program(program_id)
-        asset = self._asset(asset_id)
-        if program_id not in asset.program_ids:
-            raise ValidationFailed.field(
-                "asset_id", "not_linked", f"asset {asset.symbol} is not linked to program {program_id}"
-            )
-        if asset.issuance_policy != "PREFUNDED":
-            raise ValidationFailed.field(
-                "asset_id", "invalid", f"asset {asset.symbol} is UNLIMITED; only PREFUNDED assets have a wallet"
-            )
-        if asset.status != "ACTIVE":
-            raise ValidationFailed.field("asset_id", "invalid", f"asset {asset.symbol} is archived")
-        return program, asset
+        return await self._catalog.link_asset(program_id, asset_id)
 
     async def fund(
         self, program_id: str, asset_id: str, amount: str, description: str | None = None
     ) -> WalletOperationResult:
         """Move ``amount`` from SYSTEM_ISSUANCE into the program's wallet of a PREFUNDED asset."""
-        return await self._wallet_operation("fund", program_id, asset_id, amount, description)
+        return await self._wallets.fund(program_id, asset_id, amount, description)
 
     async def burn(
         self, program_id: str, asset_id: str, amount: str, description: str | None = None
     ) -> WalletOperationResult:
         """Move ``amount`` from the program's wallet to SYSTEM_BREAKAGE. Raises InsufficientFunds below zero."""
-        return await self._wallet_operation("burn", program_id, asset_id, amount, description)
-
-    async def _wallet_operation(
-        self, kind: str, program_id: str, asset_id: str, amount: str, description: str | None
-    ) -> WalletOperationResult:
-        _, asset = self._wallet_asset(program_id, asset_id)
-        if description is not None and len(description) > 500:
-            raise ValidationFailed.field("description", "too_long", "description is at most 500 characters")
-        amount_minor = _positive_minor(amount, asset.scale, "amount")
-        now = self._clock()
-        tx = LedgerTx(self._world, now=now, id_seed=f"{kind}/{_new_id()}", program_id=program_id)
-        try:
-            (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
-        except ActionFailed as error:
-            raise InsufficientFunds(str(error)) from None
-        try:
-            changes = tx.commit(now)
-        except ActionFailed as error:  # a bound would break (nothing was published)
-            raise ValidationFailed.field("amount", "out_of_range", str(error)) from None
-        entry_id = changes.entries[0].id
-        ticket = self._apply_changes(changes, [])
-        await self._writer.wait_durable(ticket)
-        available = self._world.accounts.get(account_key("PROGRAM", program_id, asset.id), 0)
-        verb = "Funded" if kind == "fund" else "Burned"
-        return WalletOperationResult(
-            available=format_minor(available, asset.scale),
-            journal_entry_id=entry_id,
-            message=f"{verb} {format_minor(amount_minor, asset.scale)} {asset.symbol}",
-        )
+        return await self._wallets.burn(program_id, asset_id, amount, description)
 
     async def wallet_balances(self, program_id: str, asset_id: str | None = None) -> list[WalletBalance]:
         """The program's wallet balance of each linked PREFUNDED asset."""
-        self._program(program_id)
-        balances = []
-        for asset in sorted(self._world.assets.values(), key=lambda a: a.created_at):
-            if program_id not in asset.program_ids or asset.issuance_policy != "PREFUNDED":
-                continue
-            if asset_id is not None and asset.id != asset_id:
-                continue
-            values = [
-                self._world.accounts.get(account_key("PROGRAM", program_id, asset.id, b), 0)
-                for b in ("AVAILABLE", "HELD", "DEFERRED")
-            ]
-            balances.append(
-                WalletBalance(
-                    asset_id=asset.id,
-                    available=format_minor(values[0], asset.scale),
-                    held=format_minor(values[1], asset.scale),
-                    deferred=format_minor(values[2], asset.scale),
-                    issuance_policy=asset.issuance_policy,
-                )
-            )
-        return balances
+        return self._wallets.wallet_balances(program_id, asset_id)
 
     # ==========================================================================================================
     # rules
@@ -1242,138 +1044,19 @@ class Engine:
             ValidationFailed: invalid CEL (with line and column), unknown or unlinked asset, bad amount.
             Conflict: ``order`` already taken by an ACTIVE rule of the program.
         """
-        request = self._validated(request)
-        program = self._program(request.program_id)
-        if program.status == "ARCHIVED":
-            raise Conflict("rules of an archived program cannot be created or changed")
-        siblings = [r for r in self._rules.values() if r.program_id == program.id and r.status != "ARCHIVED"]
-        if len(siblings) >= self._limits.rules_per_program_max:
-            raise ValidationFailed(f"a program has at most {self._limits.rules_per_program_max} rules")
-        self._check_actions_count(len(request.actions))
-        order = request.order if request.order is not None else max((r.order for r in siblings), default=0) + 10
-        now = self._clock()
-        rule = Rule(
-            id=_new_id(),
-            program_id=program.id,
-            name=request.name,
-            description=request.description,
-            condition=request.condition,
-            actions=list(request.actions),
-            order=order,
-            stop_after_match=request.stop_after_match,
-            active_from=_utc_or_none(request.active_from, "active_from"),
-            active_to=_utc_or_none(request.active_to, "active_to"),
-            status=request.status,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        self._check_rule(rule)
-        version = RuleVersion(
-            rule_id=rule.id,
-            version=1,
-            change_type="created",
-            changes=[],
-            changed_at=now,
-            snapshot=rule,
-            applies_from_sequence=self._inbox_sequence + 1,
-        )
-        return await self._store_rule(rule, version)
-
-    def _check_actions_count(self, count: int) -> None:
-        if count > self._limits.actions_per_rule_max:
-            raise ValidationFailed.field(
-                "actions", "too_many", f"a rule has at most {self._limits.actions_per_rule_max} actions"
-            )
-
-    def _check_rule(self, rule: Rule, *, strict: bool = True) -> None:
-        """Validate a rule; ``strict`` also holds its actions to the assets as they are now (see compile_rule)."""
-        if len(rule.condition) > self._limits.condition_length_max:
-            raise ValidationFailed.field(
-                "condition", "too_long", f"condition is at most {self._limits.condition_length_max} characters"
-            )
-        if rule.active_from is not None and rule.active_to is not None and rule.active_to <= rule.active_from:
-            raise ValidationFailed.field("active_to", "invalid", "active_to must be after active_from")
-        compile_rule(rule, self._world.assets, strict=strict)
-        if rule.status == "ACTIVE":
-            for other in self._rules.values():
-                if (
-                    other.id != rule.id
-                    and other.program_id == rule.program_id
-                    and other.status == "ACTIVE"
-                    and other.order == rule.order
-                ):
-                    raise Conflict(
-                        f"order {rule.order} is taken by active rule {other.name!r}",
-                        {"field": "order", "rule_id": other.id},
-                    )
-
-    async def _store_rule(self, rule: Rule, version: RuleVersion) -> Rule:
-        self._rules[rule.id] = rule
-        self._recompile(rule.program_id)
-        await self._durable(
-            [
-                ("rules", rule.id.encode(), encode(rule)),
-                ("rule_versions", rule.id.encode() + be32(version.version), encode(version)),
-            ]
-        )
-        return rule
+        return await self._catalog.create_rule(request)
 
     async def update_rule(self, rule_id: str, request: RuleUpdate) -> Rule:
         """Change a rule; a new version is written to its history. Archived rules cannot change."""
-        request = self._validated(request)
-        rule = self.rule(rule_id)
-        if rule.status == "ARCHIVED":
-            raise Conflict("an archived rule cannot be modified")
-        if self._program(rule.program_id).status == "ARCHIVED":
-            raise Conflict("rules of an archived program cannot be changed")
-        changes: dict[str, Any] = {}
-        for name in ("name", "description", "condition", "actions", "order", "stop_after_match", "status"):
-            value = getattr(request, name)
-            if value is not None:
-                changes[name] = list(value) if name == "actions" else value
-        for name in ("active_from", "active_to"):
-            if getattr(request, f"clear_{name}"):
-                changes[name] = None
-            elif getattr(request, name) is not None:
-                changes[name] = _utc_or_none(getattr(request, name), name)
-        if not changes:
-            raise ValidationFailed("give at least one field to change")
-        if "actions" in changes:
-            self._check_actions_count(len(changes["actions"]))
-        now = self._clock()
-        updated = msgspec.structs.replace(rule, **changes, version=rule.version + 1, updated_at=now)
-        # Changing what a rule does re-checks it fully; renaming, reordering or suspending it must stay possible
-        # even when an asset changed under it since.
-        self._check_rule(updated, strict="condition" in changes or "actions" in changes)
-        change_type = (
-            {"ARCHIVED": "archived", "SUSPENDED": "suspended", "ACTIVE": "activated"}.get(
-                changes.get("status", ""), "updated"
-            )
-            if changes.get("status") != rule.status
-            else "updated"
-        )
-        version = RuleVersion(
-            rule_id=rule.id,
-            version=updated.version,
-            change_type=change_type,  # type: ignore[arg-type]
-            changes=sorted(changes),
-            changed_at=now,
-            snapshot=updated,
-            applies_from_sequence=self._inbox_sequence + 1,
-        )
-        return await self._store_rule(updated, version)
+        return await self._catalog.update_rule(rule_id, request)
 
     def rule(self, rule_id: str) -> Rule:
         """One rule (synchronous lookup)."""
-        rule = self._rules.get(rule_id)
-        if rule is None:
-            raise NotFound("rule", rule_id)
-        return rule
+        return self._catalog.rule(rule_id)
 
     async def get_rule(self, rule_id: str) -> Rule:
         """One rule, current version."""
-        return self.rule(rule_id)
+        return self._catalog.rule(rule_id)
 
     async def list_rules(
         self,
@@ -1385,46 +1068,17 @@ class Engine:
         cursor: str | None = None,
     ) -> Page:
         """Rules ordered by ``order`` (then creation)."""
-        rules = sorted(
-            (
-                r
-                for r in self._rules.values()
-                if (program_id is None or r.program_id == program_id)
-                and (status is None or r.status == status)
-                and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")
-            ),
-            key=lambda r: (r.order, r.created_at, r.id),
-        )
-        return _page_in_memory(
-            rules,
-            limit=self._page_size(limit),
-            cursor=cursor,
-            key=_by_order,
-            shape=tuple[int, str, str],
-            descending=False,
+        return self._catalog.list_rules(
+            program_id=program_id, status=status, include_archived=include_archived, limit=limit, cursor=cursor
         )
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A rule's versions, newest first."""
-        self.rule(rule_id)
-        versions = [
-            msgspec.json.decode(raw, type=RuleVersion)
-            for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
-        ]
-        if cursor:
-            (before,) = decode_key_cursor(cursor, tuple[int])
-            versions = [v for v in versions if v.version < before]
-        limit = self._page_size(limit)
-        page, more = versions[:limit], len(versions) > limit
-        return Page(data=page, has_more=more, next_cursor=encode_key_cursor((page[-1].version,)) if more else None)
+        return self._catalog.rule_history(rule_id, limit=limit, cursor=cursor)
 
     def validate_condition(self, condition: str) -> dict[str, Any]:
         """Check a CEL condition's syntax: ``{valid, message, details}``."""
-        try:
-            compile_condition(condition)
-        except ValidationFailed as error:
-            return {"valid": False, "message": error.message, "details": error.details}
-        return {"valid": True, "message": "condition is valid", "details": {}}
+        return self._catalog.validate_condition(condition)
 
     # ==========================================================================================================
     # participants
@@ -1432,89 +1086,15 @@ class Engine:
 
     async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
         """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
-        request = self._validated(request)
-        request = msgspec.structs.replace(request, **self._canonical_profile(request))
-        if request.program_id is not None:
-            self._program(request.program_id)
-        existing = self._participant_by_external(request.external_id)
-        now = self._clock()
-        created = existing is None
-        tx = LedgerTx(self._world, now=now, id_seed=_new_id(), program_id=request.program_id)
-        if existing is None:
-            state = tx.adopt_new(self._new_participant(request.external_id, now))
-        else:
-            state = tx.edit(existing)
-        if request.status is not None:
-            state.status = request.status
-        self._apply_profile(state, request)
-        if request.tags is not None:
-            state.tags = set(request.tags)
-        if request.attributes is not None:
-            state.attributes.update(request.attributes)
-        if request.program_id is not None and request.program_id not in state.program_ids:
-            state.program_ids.append(request.program_id)
-        self._check_participant_limits(state)
-        ticket = self._apply_changes(tx.commit(now), [])
-        await self._writer.wait_durable(ticket)
-        return state.public(self._world.assets), created
-
-    def _canonical_profile(self, request: ParticipantCreate | ParticipantUpdate) -> dict[str, Any]:
-        """The request's external id, tags and attribute keys in canonical form (``values``): fields to replace."""
-        canonical: dict[str, Any] = {}
-        if request.external_id is not None:
-            canonical["external_id"] = values.external_id(request.external_id, self._limits.external_id_length_max)
-        if request.tags is not None:
-            canonical["tags"] = _clean_tags(request.tags)
-        if request.attributes is not None:
-            canonical["attributes"] = _clean_attributes(request.attributes)
-        return canonical
-
-    def _apply_profile(self, state: ParticipantState, request: ParticipantCreate | ParticipantUpdate) -> None:
-        for name in ("email", "phone", "first_name", "last_name", "display_name"):
-            value = getattr(request, name)
-            if value is None:
-                continue
-            if value == "":
-                state.profile.pop(name, None)
-            else:
-                state.profile[name] = value
-
-    def _check_participant_limits(self, state: ParticipantState) -> None:
-        limits = self._limits
-        if len(state.tags) > limits.tags_per_participant_max:
-            raise ValidationFailed.field("tags", "too_many", f"at most {limits.tags_per_participant_max} tags")
-        if len(state.attributes) > limits.attributes_per_participant_max:
-            raise ValidationFailed.field(
-                "attributes", "too_many", f"at most {limits.attributes_per_participant_max} attributes"
-            )
-        if len(state.counters) > limits.counters_per_participant_max:
-            raise ValidationFailed.field(
-                "counters", "too_many", f"at most {limits.counters_per_participant_max} counters"
-            )
-
-    async def _mutate_participant(self, participant_id: str, change: Callable[[ParticipantState], None]) -> Participant:
-        """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable."""
-        state = self._require_participant(participant_id)
-        now = self._clock()
-        tx = LedgerTx(self._world, now=now, id_seed=_new_id(), program_id=None)
-        working = tx.edit(state)
-        change(working)
-        working.invalidate()
-        self._check_participant_limits(working)
-        ticket = self._apply_changes(tx.commit(now), [])
-        await self._writer.wait_durable(ticket)
-        return working.public(self._world.assets)
+        return await self._participant_admin.create_participant(request)
 
     async def get_participant(self, participant_id: str) -> Participant:
         """A participant with balances, tags, counters and attributes."""
-        return self._require_participant(participant_id).public(self._world.assets)
+        return await self._queries.get_participant(participant_id)
 
     async def get_participant_by_external_id(self, external_id: str) -> Participant:
         """A participant by the client's own id (NFC-normalised, like every external id)."""
-        state = self._participant_by_external(values.normalized_text(external_id))
-        if state is None:
-            raise NotFound("participant", external_id)
-        return state.public(self._world.assets)
+        return await self._queries.get_participant_by_external_id(external_id)
 
     async def list_participants(
         self,
@@ -1526,121 +1106,53 @@ class Engine:
         cursor: str | None = None,
     ) -> Page:
         """Participants filtered by external_id, program or status (store order, i.e. by id)."""
-        limit = self._page_size(limit)
-        start = _decode_cursor(cursor)  # checked even when a filter makes it moot: a bad cursor is always a 400
-        if external_id is not None:
-            state = self._participant_by_external(values.normalized_text(external_id))
-            states = [state] if state is not None else []
-        else:
-            await self._caught_up()
-            states = []
-            for key, _ in self._store.scan("participants", start=start):
-                state = self._participant(key.decode())
-                assert state is not None
-                if (program_id is None or program_id in state.program_ids) and (
-                    status is None or state.status == status
-                ):
-                    states.append(state)
-                    if len(states) > limit:
-                        break
-        states = [
-            s
-            for s in states
-            if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)
-        ]
-        more = len(states) > limit
-        states = states[:limit]
-        next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
-        return Page(data=[s.public(self._world.assets) for s in states], has_more=more, next_cursor=next_cursor)
+        return await self._queries.list_participants(
+            external_id=external_id, program_id=program_id, status=status, limit=limit, cursor=cursor
+        )
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
-        request = self._validated(request)
-        request = msgspec.structs.replace(request, **self._canonical_profile(request))
-        if request.external_id is not None:
-            owner = self._participant_by_external(request.external_id)
-            if owner is not None and owner.id != participant_id:
-                raise Conflict(f"external_id {request.external_id!r} belongs to another participant")
-
-        def change(state: ParticipantState) -> None:
-            if request.external_id is not None:
-                state.external_id = request.external_id
-            self._apply_profile(state, request)
-            if request.tags is not None:
-                state.tags = set(request.tags)
-            if request.attributes is not None:
-                state.attributes.update(request.attributes)
-
-        old = self._require_participant(participant_id)
-        old_external = old.external_id
-        result = await self._mutate_participant(participant_id, change)
-        renamed = request.external_id is not None and request.external_id != old_external
-        if renamed and self._external_ids.get(old_external) == participant_id:  # unless the old id has a new owner
-            del self._external_ids[old_external]
-        return result
+        return await self._participant_admin.update_participant(participant_id, request)
 
     async def set_participant_status(self, participant_id: str, status: str) -> Participant:
         """ACTIVE, SUSPENDED or CLOSED. SUSPENDED and CLOSED block CREDIT, DEBIT and COUNTER."""
-        if status not in ("ACTIVE", "SUSPENDED", "CLOSED"):
-            raise ValidationFailed.field("status", "invalid", "status is ACTIVE, SUSPENDED or CLOSED")
-        return await self._mutate_participant(participant_id, lambda s: setattr(s, "status", status))
+        return await self._participant_admin.set_participant_status(participant_id, status)
 
     async def add_tags(self, participant_id: str, tags: list[str]) -> Participant:
         """Add tags (lowercased); existing ones are kept."""
-        clean = _clean_tags(tags)
-        return await self._mutate_participant(participant_id, lambda s: s.tags.update(clean))
+        return await self._participant_admin.add_tags(participant_id, tags)
 
     async def remove_tag(self, participant_id: str, tag: str) -> Participant:
         """Remove a tag; absent is fine."""
-        clean = values.tag(tag, "tag")
-        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(clean))
+        return await self._participant_admin.remove_tag(participant_id, tag)
 
     async def replace_tags(self, participant_id: str, tags: list[str]) -> Participant:
         """Replace all tags."""
-        clean = _clean_tags(tags)
-        return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)))
+        return await self._participant_admin.replace_tags(participant_id, tags)
 
     async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
         """Set a counter to an exact decimal value (creating it)."""
-        key = values.key(key)
-        amount = values.counter_value(parse_decimal(value, "value"))
-        return await self._mutate_participant(participant_id, lambda s: s.counters.__setitem__(key, amount))
+        return await self._participant_admin.set_counter(participant_id, key, value)
 
     async def delete_counter(self, participant_id: str, key: str) -> Participant:
         """Delete a counter; absent is fine."""
-        key = values.key(key)
-        return await self._mutate_participant(participant_id, lambda s: s.counters.pop(key, None))
+        return await self._participant_admin.delete_counter(participant_id, key)
 
     async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
         """Merge attributes (string to string)."""
-        clean = _clean_attributes(attributes)
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(clean))
+        return await self._participant_admin.set_attributes(participant_id, attributes)
 
     async def delete_attribute(self, participant_id: str, key: str) -> Participant:
         """Delete an attribute; absent is fine."""
-        key = values.key(key)
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None))
+        return await self._participant_admin.delete_attribute(participant_id, key)
 
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
         """Balances per asset: available, held, deferred."""
-        participant = await self.get_participant(participant_id)
-        return [b for b in participant.balances if asset_id is None or b.asset_id == asset_id]
+        return await self._queries.balances(participant_id, asset_id)
 
     async def lots(self, participant_id: str, asset_id: str, *, status: str | None = None) -> list[Lot]:
         """A participant's lots of a LOT asset, oldest first, with status (open and closed)."""
-        self._require_participant(participant_id)
-        asset = self._asset(asset_id)
-        if asset.inventory_mode != "LOT":
-            raise ValidationFailed.field(
-                "asset_id", "invalid", f"asset {asset.symbol} is SIMPLE; only LOT assets have lots"
-            )
-        await self._caught_up()
-        lots = [
-            msgspec.json.decode(raw, type=Lot)
-            for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())
-        ]
-        lots.sort(key=lambda lot: (lot.created_at, lot.number))
-        return [lot for lot in lots if status is None or lot.status == status]
+        return await self._queries.lots(participant_id, asset_id, status=status)
 
     # ==========================================================================================================
     # journal
@@ -1648,15 +1160,7 @@ class Engine:
 
     async def get_journal_entry(self, entry_id: str) -> JournalEntry:
         """One journal entry with its postings and hash."""
-        await self._caught_up()
-        sequence = self._ids.sequence(KIND_ENTRY, entry_id)
-        raw = self._store.get_raw("journal", be64(sequence)) if sequence is not None else None
-        if raw is None:
-            raise NotFound("journal entry", entry_id)
-        entry = _records.decode_entry(raw)
-        assert entry.id == entry_id
-        assert entry.sequence == sequence
-        return entry
+        return await self._queries.get_journal_entry(entry_id)
 
     async def list_journal_entries(
         self,
@@ -1672,59 +1176,17 @@ class Engine:
         cursor: str | None = None,
     ) -> Page:
         """Journal entries, newest first, filtered (all filters together)."""
-        limit = self._page_size(limit)
-        await self._caught_up()
-        filters = [("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
-        chosen = next(((kind, value) for kind, value in filters if value is not None), None)
-        start = _decode_cursor(cursor)
-
-        def keep(entry: JournalEntry) -> bool:
-            return (
-                (program_id is None or entry.program_id == program_id)
-                and (event_id is None or entry.event_id == event_id)
-                and (rule_id is None or entry.rule_id == rule_id)
-                and (
-                    participant_id is None
-                    or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings)
-                )
-                and (asset_id is None or any(p.asset_id == asset_id for p in entry.postings))
-                and (created_from is None or entry.created_at >= created_from)
-                and (created_to is None or entry.created_at < created_to)
-            )
-
-        if event_id is not None:
-            return await self._event_entries(event_id, keep)
-        found: list[JournalEntry] = []
-        if chosen is None:
-            source = ((key, raw) for key, raw in self._store.scan("journal", start=start, reverse=True))
-        else:
-            prefix = f"{chosen[0]}\0{chosen[1]}\0".encode()
-            source = (
-                (key, self._store.get_raw("journal", key[len(prefix) :]) or b"")
-                for key, _ in self._store.scan(
-                    "journal_index", prefix, start=prefix + start if start else None, reverse=True
-                )
-            )
-        last_key: bytes | None = None
-        for key, raw in source:
-            entry = _records.decode_entry(raw)
-            if keep(entry):
-                if len(found) == limit:
-                    return Page(
-                        data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b"")
-                    )
-                found.append(entry)
-                last_key = key
-        return Page(data=found, has_more=False, next_cursor=None)
-
-    async def _event_entries(self, event_id: str, keep: Callable[[JournalEntry], bool]) -> Page:
-        """An event's entries (at most a few per event), newest first, via the ids the event records."""
-        try:
-            event = await self.get_event(event_id)
-        except NotFound:
-            return Page(data=[], has_more=False, next_cursor=None)
-        entries = [await self.get_journal_entry(entry_id) for entry_id in reversed(event.journal_entry_ids)]
-        return Page(data=[entry for entry in entries if keep(entry)], has_more=False, next_cursor=None)
+        return await self._queries.list_journal_entries(
+            program_id=program_id,
+            event_id=event_id,
+            rule_id=rule_id,
+            participant_id=participant_id,
+            asset_id=asset_id,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            cursor=cursor,
+        )
 
     # ==========================================================================================================
     # introspection
@@ -1783,26 +1245,10 @@ class Engine:
         """Where the store lives."""
         return self._store.path
 
-    def _page_size(self, limit: int) -> int:
-        if not 1 <= limit <= self._limits.page_size_max:
-            raise ValidationFailed.field("limit", "invalid", f"limit must be 1-{self._limits.page_size_max}")
-        return limit
-
 
 # ==============================================================================================================
 # module helpers
 # ==============================================================================================================
-
-
-def _expression_compiler(backend: str) -> Any:
-    """The CEL compiler the running rules use: ours, or cel-python as a benchmark baseline."""
-    if backend == "celpy":
-        from scrip_actor.cel.celpy_backend import compile_expression_celpy
-
-        return compile_expression_celpy
-    from scrip_actor.cel import compile_expression
-
-    return compile_expression
 
 
 _SCALAR_TYPES = frozenset((str, float, bool, type(None)))
@@ -1860,103 +1306,8 @@ def _internal_failure(event: Event, error: Exception) -> str:
     return f"internal error while processing the event ({type(error).__name__}); it was logged"
 
 
-def _validation_error(error: msgspec.ValidationError) -> ValidationFailed:
-    message = str(error)
-    field = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else "$"
-    return ValidationFailed(message, {"fields": [{"field": field, "reason": "invalid", "message": message}]})
-
-
-def _positive_minor(amount: str, scale: int, field: str) -> int:
-    value = parse_decimal(amount, field)
-    if value <= 0:
-        raise ValidationFailed.field(field, "invalid", f"{field} must be positive")
-    return to_minor(value, scale, field)
-
-
-def _normalized(amount: str | None, scale: int) -> str | None:
-    return None if amount is None else format_minor(to_minor(parse_decimal(amount), scale), scale)
-
-
-def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
-    if moment is None:
-        return None
-    try:
-        return utc(moment)
-    except (ValueError, OverflowError) as error:
-        raise ValidationFailed.field(field, "invalid", str(error)) from None
-
-
-def _clean_tags(tags: list[str]) -> list[str]:
-    return [values.tag(tag) for tag in tags]
-
-
-def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
-    if not isinstance(attributes, dict):
-        raise ValidationFailed.field("attributes", "invalid", "attributes are an object of strings")
-    return {
-        values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
-        for key, value in attributes.items()
-    }
-
-
-# How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
-_EVENT_SCAN_MAX = 1_000
 # The changes of a step that changed nothing but the event's outcome.
 _NO_CHANGES = Changes(participants=[], lots=[], entries=[], accounts={}, schedule=[])
-
-
-def _encode_cursor(key: bytes | None) -> str | None:
-    return None if key is None else cursors.encode((key,))
-
-
-def _decode_cursor(cursor: str | None) -> bytes | None:
-    if not cursor:
-        return None
-    (key,) = cursors.decode(cursor, tuple[bytes])
-    if not key:  # every store key this server issues a cursor for has bytes in it
-        raise cursors.invalid_cursor()
-    return key
-
-
-def _newest_first(item: Any) -> tuple[Any, ...]:
-    return (item.created_at.isoformat(), item.id)
-
-
-def _by_order(item: Any) -> tuple[Any, ...]:
-    return (item.order, item.created_at.isoformat(), item.id)
-
-
-def _page_in_memory(
-    items: list[Any],
-    *,
-    limit: int,
-    cursor: str | None,
-    key: Callable[[Any], tuple[Any, ...]] = _newest_first,
-    shape: Any = tuple[str, str],
-    descending: bool = True,
-) -> Page:
-    """Paginate a small in-memory list sorted by ``key``; the cursor is the last item's key, not its position.
-
-    So a page resumes strictly after that key whatever happened in between: the cursor item archived, filtered
-    out or reordered, or items inserted before it. Nothing is skipped or repeated that kept its key.
-    """
-    ordered = sorted(items, key=key, reverse=descending)
-    if cursor:
-        after = decode_key_cursor(cursor, shape)
-        ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
-    page = ordered[:limit]
-    more = len(ordered) > limit
-    return Page(data=page, has_more=more, next_cursor=encode_key_cursor(key(page[-1])) if more else None)
-
-
-def encode_key_cursor(key: tuple[Any, ...]) -> str:
-    """An opaque cursor carrying a sort key (strings and integers)."""
-    return cursors.encode(key)
-
-
-def decode_key_cursor(cursor: str, shape: Any) -> tuple[Any, ...]:
-    """The sort key of type ``shape`` (e.g. ``tuple[str, str]``) inside a cursor; anything else is a 400."""
-    return cursors.decode(cursor, shape)
 
 
 @asynccontextmanager

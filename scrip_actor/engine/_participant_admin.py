@@ -1,0 +1,239 @@
+"""Participant administration: the changes an operator makes to a participant, outside any event.
+
+Creating a participant, editing its profile, status, tags, counters and attributes all go the way an event's
+effects go: a ledger transaction edits a working copy of the participant's state, the limits are checked on that
+copy, and the committed changes are published through the engine's sink, which swaps the new state into the
+participant cache. So an operator's edit and an event's step never see each other half-done, and the edit
+returns only once it is durable.
+
+Input is put in canonical form first (``scrip_actor.values``: NFC external ids, lowercased tags, checked keys),
+so ``"Jose\\u0301"`` and ``"José"`` are one participant and the limits count what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from scrip_actor import values
+from scrip_actor.amounts import parse_decimal
+from scrip_actor.config import Limits
+from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._validation import new_id, validated
+from scrip_actor.errors import Conflict, NotFound, ValidationFailed
+from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World
+from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
+from scrip_actor.store import Op, Writer
+
+_PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "display_name")
+
+
+class ParticipantAdmin:
+    """Create and edit participants; every method returns the participant once the change is durable.
+
+    Args:
+        world: the ledger's shared state (a transaction's base; assets for the public view).
+        limits: the input bounds (tags, counters and attributes per participant, external id length).
+        clock: wall-clock source for ``updated_at`` and the entry's time.
+        writer: to wait until a change is durable.
+        catalog: resolves the program a participant is enrolled in (NotFound otherwise).
+        participant: the participant with this id, cached or loaded, or None.
+        participant_by_external: the participant with this (canonical) external id, or None.
+        new_participant: a fresh state for ``(external_id, now)``, as the engine builds every new participant.
+        external_ids: the participant cache's index by external id; a rename unhooks the old name from it.
+        publish: appends a committed transaction's changes (the engine's sink) and returns its ticket.
+    """
+
+    def __init__(
+        self,
+        *,
+        world: World,
+        limits: Limits,
+        clock: Callable[[], datetime],
+        writer: Writer,
+        catalog: Catalog,
+        participant: Callable[[str], ParticipantState | None],
+        participant_by_external: Callable[[str], ParticipantState | None],
+        new_participant: Callable[[str, datetime], ParticipantState],
+        external_ids: dict[str, str],
+        publish: Callable[[Changes, list[Op]], int],
+    ) -> None:
+        self._world = world
+        self._limits = limits
+        self._clock = clock
+        self._writer = writer
+        self._catalog = catalog
+        self._participant = participant
+        self._participant_by_external = participant_by_external
+        self._new_participant = new_participant
+        self._external_ids = external_ids
+        self._publish = publish
+
+    def _require(self, participant_id: str) -> ParticipantState:
+        state = self._participant(participant_id)
+        if state is None:
+            raise NotFound("participant", participant_id)
+        return state
+
+    async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
+        """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
+        request = validated(request)
+        request = msgspec.structs.replace(request, **self._canonical_profile(request))
+        if request.program_id is not None:
+            self._catalog.program(request.program_id)
+        existing = self._participant_by_external(request.external_id)
+        now = self._clock()
+        created = existing is None
+        tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=request.program_id)
+        if existing is None:
+            state = tx.adopt_new(self._new_participant(request.external_id, now))
+        else:
+            state = tx.edit(existing)
+        if request.status is not None:
+            state.status = request.status
+        _apply_profile(state, request)
+        if request.tags is not None:
+            state.tags = set(request.tags)
+        if request.attributes is not None:
+            state.attributes.update(request.attributes)
+        if request.program_id is not None and request.program_id not in state.program_ids:
+            state.program_ids.append(request.program_id)
+        self._check_participant_limits(state)
+        ticket = self._publish(tx.commit(now), [])
+        await self._writer.wait_durable(ticket)
+        return state.public(self._world.assets), created
+
+    def _canonical_profile(self, request: ParticipantCreate | ParticipantUpdate) -> dict[str, Any]:
+        """The request's external id, tags and attribute keys in canonical form (``values``): fields to replace."""
+        canonical: dict[str, Any] = {}
+        if request.external_id is not None:
+            canonical["external_id"] = values.external_id(request.external_id, self._limits.external_id_length_max)
+        if request.tags is not None:
+            canonical["tags"] = _clean_tags(request.tags)
+        if request.attributes is not None:
+            canonical["attributes"] = _clean_attributes(request.attributes)
+        return canonical
+
+    def _check_participant_limits(self, state: ParticipantState) -> None:
+        limits = self._limits
+        if len(state.tags) > limits.tags_per_participant_max:
+            raise ValidationFailed.field("tags", "too_many", f"at most {limits.tags_per_participant_max} tags")
+        if len(state.attributes) > limits.attributes_per_participant_max:
+            raise ValidationFailed.field(
+                "attributes", "too_many", f"at most {limits.attributes_per_participant_max} attributes"
+            )
+        if len(state.counters) > limits.counters_per_participant_max:
+            raise ValidationFailed.field(
+                "counters", "too_many", f"at most {limits.counters_per_participant_max} counters"
+            )
+
+    async def _mutate_participant(
+        self, participant_id: str, change: Callable[[ParticipantState], object]
+    ) -> Participant:
+        """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable."""
+        state = self._require(participant_id)
+        now = self._clock()
+        tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=None)
+        working = tx.edit(state)
+        change(working)
+        working.invalidate()
+        self._check_participant_limits(working)
+        ticket = self._publish(tx.commit(now), [])
+        await self._writer.wait_durable(ticket)
+        return working.public(self._world.assets)
+
+    async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
+        """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
+        request = validated(request)
+        request = msgspec.structs.replace(request, **self._canonical_profile(request))
+        if request.external_id is not None:
+            owner = self._participant_by_external(request.external_id)
+            if owner is not None and owner.id != participant_id:
+                raise Conflict(f"external_id {request.external_id!r} belongs to another participant")
+
+        def change(state: ParticipantState) -> None:
+            if request.external_id is not None:
+                state.external_id = request.external_id
+            _apply_profile(state, request)
+            if request.tags is not None:
+                state.tags = set(request.tags)
+            if request.attributes is not None:
+                state.attributes.update(request.attributes)
+
+        old = self._require(participant_id)
+        old_external = old.external_id
+        result = await self._mutate_participant(participant_id, change)
+        renamed = request.external_id is not None and request.external_id != old_external
+        if renamed and self._external_ids.get(old_external) == participant_id:  # unless the old id has a new owner
+            del self._external_ids[old_external]
+        return result
+
+    async def set_participant_status(self, participant_id: str, status: str) -> Participant:
+        """ACTIVE, SUSPENDED or CLOSED. SUSPENDED and CLOSED block CREDIT, DEBIT and COUNTER."""
+        if status not in ("ACTIVE", "SUSPENDED", "CLOSED"):
+            raise ValidationFailed.field("status", "invalid", "status is ACTIVE, SUSPENDED or CLOSED")
+        return await self._mutate_participant(participant_id, lambda s: setattr(s, "status", status))
+
+    async def add_tags(self, participant_id: str, tags: list[str]) -> Participant:
+        """Add tags (lowercased); existing ones are kept."""
+        clean = _clean_tags(tags)
+        return await self._mutate_participant(participant_id, lambda s: s.tags.update(clean))
+
+    async def remove_tag(self, participant_id: str, tag: str) -> Participant:
+        """Remove a tag; absent is fine."""
+        clean = values.tag(tag, "tag")
+        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(clean))
+
+    async def replace_tags(self, participant_id: str, tags: list[str]) -> Participant:
+        """Replace all tags."""
+        clean = _clean_tags(tags)
+        return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)))
+
+    async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
+        """Set a counter to an exact decimal value (creating it)."""
+        key = values.key(key)
+        amount = values.counter_value(parse_decimal(value, "value"))
+        return await self._mutate_participant(participant_id, lambda s: s.counters.__setitem__(key, amount))
+
+    async def delete_counter(self, participant_id: str, key: str) -> Participant:
+        """Delete a counter; absent is fine."""
+        key = values.key(key)
+        return await self._mutate_participant(participant_id, lambda s: s.counters.pop(key, None))
+
+    async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
+        """Merge attributes (string to string)."""
+        clean = _clean_attributes(attributes)
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(clean))
+
+    async def delete_attribute(self, participant_id: str, key: str) -> Participant:
+        """Delete an attribute; absent is fine."""
+        key = values.key(key)
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None))
+
+
+def _apply_profile(state: ParticipantState, request: ParticipantCreate | ParticipantUpdate) -> None:
+    """Copy the profile fields the request gives onto ``state``; an empty string clears one."""
+    for name in _PROFILE_FIELDS:
+        value = getattr(request, name)
+        if value is None:
+            continue
+        if value == "":
+            state.profile.pop(name, None)
+        else:
+            state.profile[name] = value
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    return [values.tag(tag) for tag in tags]
+
+
+def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    if not isinstance(attributes, dict):
+        raise ValidationFailed.field("attributes", "invalid", "attributes are an object of strings")
+    return {
+        values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
+        for key, value in attributes.items()
+    }

@@ -1,0 +1,404 @@
+"""The read side: events, participants, balances, lots and the journal, and how every list pages.
+
+Nothing here changes anything. A query that reads the store first waits until everything appended so far is
+durable (``caught_up``): the writer commits in the background, and a client must read its own writes. Events
+still in flight are read from memory (``events_live``), where their status moves before the store's does.
+
+A page's cursor is the sort key of the last item it returned, never a position (``scrip_actor.cursors`` encodes
+it), so a page resumes strictly after that key whatever was inserted, archived or filtered out in between. Small
+collections (programs, assets, rules) page in memory with :func:`page_in_memory`; store-backed ones (events,
+participants, journal entries) resume a scan at the store key the cursor carries. Every scan is bounded: a list
+call looks at no more than ``_EVENT_SCAN_MAX`` candidate events or ``limit + 1`` matches, so no query holds the
+loop for long whatever the store's size (docs/limits.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from scrip_actor import _records, cursors, values
+from scrip_actor.config import Limits
+from scrip_actor.errors import NotFound, ValidationFailed
+from scrip_actor.ids import KIND_ENTRY, KIND_EVENT
+from scrip_actor.ledger import ParticipantState, World
+from scrip_actor.model import Balance, Event, JournalEntry, Lot, Page, Participant
+from scrip_actor.store import Store, be64, external_id_key, unbe64
+
+if TYPE_CHECKING:
+    from scrip_actor.engine._catalog import Catalog
+
+# How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
+_EVENT_SCAN_MAX = 1_000
+
+
+class Queries:
+    """Every read of the public API that is not the catalog's: one call, one bounded look, no change.
+
+    Args:
+        store: where events, participants, lots and journal entries are read.
+        world: the ledger's shared state: assets (a participant's public view) and the id codec.
+        limits: the input bounds (page size).
+        catalog: resolves an asset (NotFound otherwise).
+        events_live: the events accepted and not yet finished, by id; fresher than their stored record.
+        event_by_sequence: the event with this sequence (its live copy when in flight, else its stored records),
+            or None.
+        participant: the participant with this id, cached or loaded, or None.
+        participant_by_external: the participant with this (canonical) external id, or None.
+        caught_up: waits until everything appended so far is durable (read-your-writes).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        world: World,
+        limits: Limits,
+        catalog: Catalog,
+        events_live: dict[str, Event],
+        event_by_sequence: Callable[[int], Event | None],
+        participant: Callable[[str], ParticipantState | None],
+        participant_by_external: Callable[[str], ParticipantState | None],
+        caught_up: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._world = world
+        self._limits = limits
+        self._catalog = catalog
+        self._events_live = events_live
+        self._event_by_sequence = event_by_sequence
+        self._participant = participant
+        self._participant_by_external = participant_by_external
+        self._caught_up = caught_up
+
+    def _require(self, participant_id: str) -> ParticipantState:
+        state = self._participant(participant_id)
+        if state is None:
+            raise NotFound("participant", participant_id)
+        return state
+
+    # --- events ------------------------------------------------------------------------------------------------
+
+    async def get_event(self, event_id: str) -> Event:
+        """An event with its outcome (rule evaluations, journal entry ids, error)."""
+        live = self._events_live.get(event_id)
+        if live is not None:
+            return msgspec.structs.replace(live)
+        sequence = self._world.ids.sequence(KIND_EVENT, event_id)
+        event = self._event_by_sequence(sequence) if sequence is not None else None
+        if event is None:
+            raise NotFound("event", event_id)
+        return event
+
+    async def list_events(
+        self,
+        *,
+        program_id: str | None = None,
+        status: str | None = None,
+        external_id: str | None = None,
+        participant_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        event_from: datetime | None = None,
+        event_to: datetime | None = None,
+        rule_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Events, newest first, filtered; ``cursor`` from the previous page.
+
+        ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
+        (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
+
+        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``RECEIVED``/``PROCESSING`` from
+        memory; every other filter is checked on the candidates. One call looks at most at ``_EVENT_SCAN_MAX``
+        candidates, so no query holds the loop for long whatever the store's size: a page can then come back
+        short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
+        """
+        limit = page_size(limit, self._limits)
+        after = _decode_cursor(cursor)
+        if after is not None and len(after) != 8:  # an events cursor is a be64 sequence; any other is foreign
+            raise cursors.invalid_cursor()
+        if external_id is not None:
+            external_id = values.normalized_text(external_id)
+
+        def keep(event: Event) -> bool:
+            return (
+                (program_id is None or event.program_id == program_id)
+                and (status is None or event.status == status)
+                and (external_id is None or event.external_id == external_id)
+                and (participant_id is None or event.participant_id == participant_id)
+                and (created_from is None or event.created_at >= created_from)
+                and (created_to is None or event.created_at < created_to)
+                and (event_from is None or event.event_timestamp >= event_from)
+                and (event_to is None or event.event_timestamp < event_to)
+                and (
+                    rule_id is None
+                    or any(e.rule_id == rule_id and e.status == "MATCHED" for e in event.rule_evaluations)
+                )
+            )
+
+        await self._caught_up()
+        found: list[Event] = []
+        last_found: bytes | None = None
+        last_key = after
+        looked_at = 0
+        for key, event in self._event_candidates(status, external_id, rule_id, after):
+            if looked_at == _EVENT_SCAN_MAX:  # the work bound: say where to go on from
+                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
+            looked_at += 1
+            last_key = key
+            if event is None or not keep(event):
+                continue
+            if len(found) == limit:
+                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
+            found.append(msgspec.structs.replace(event))
+            last_found = key
+        return Page(data=found, has_more=False, next_cursor=None)
+
+    def _event_candidates(
+        self, status: str | None, external_id: str | None, rule_id: str | None, after: bytes | None
+    ) -> Iterator[tuple[bytes, Event | None]]:
+        """``(be64(sequence), event)`` newest first, older than ``after``, from the most selective source."""
+        if status in ("RECEIVED", "PROCESSING"):  # every such event is live (recovery re-delivers the rest)
+            live = sorted(self._events_live.values(), key=lambda event: event.sequence, reverse=True)
+            for event in live:
+                key = be64(event.sequence)
+                if after is None or key < after:
+                    yield key, event
+            return
+        if external_id is not None:
+            index, prefix = "events_by_external", external_id_key(external_id)
+        elif rule_id is not None:
+            index, prefix = "events_by_rule", rule_id.encode() + b"\0"
+        elif status == "FAILED":
+            index, prefix = "events_failed", b""
+        else:
+            for key, _ in self._store.scan("events", start=after, reverse=True):
+                yield key, self._event_by_sequence(unbe64(key))
+            return
+        start = prefix + after if after is not None else None
+        for index_key, _ in self._store.scan(index, prefix, start=start, reverse=True):
+            key = index_key[-8:]
+            event = self._event_by_sequence(unbe64(key))
+            if event is None:  # pragma: no cover - an index entry is written with or after its event
+                continue
+            yield key, event
+
+    # --- participants, balances and lots -----------------------------------------------------------------------
+
+    async def get_participant(self, participant_id: str) -> Participant:
+        """A participant with balances, tags, counters and attributes."""
+        return self._require(participant_id).public(self._world.assets)
+
+    async def get_participant_by_external_id(self, external_id: str) -> Participant:
+        """A participant by the client's own id (NFC-normalised, like every external id)."""
+        state = self._participant_by_external(values.normalized_text(external_id))
+        if state is None:
+            raise NotFound("participant", external_id)
+        return state.public(self._world.assets)
+
+    async def list_participants(
+        self,
+        *,
+        external_id: str | None = None,
+        program_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Participants filtered by external_id, program or status (store order, i.e. by id)."""
+        limit = page_size(limit, self._limits)
+        start = _decode_cursor(cursor)  # checked even when a filter makes it moot: a bad cursor is always a 400
+        if external_id is not None:
+            state = self._participant_by_external(values.normalized_text(external_id))
+            states = [state] if state is not None else []
+        else:
+            await self._caught_up()
+            states = []
+            for key, _ in self._store.scan("participants", start=start):
+                state = self._participant(key.decode())
+                assert state is not None
+                if (program_id is None or program_id in state.program_ids) and (
+                    status is None or state.status == status
+                ):
+                    states.append(state)
+                    if len(states) > limit:
+                        break
+        states = [
+            s
+            for s in states
+            if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)
+        ]
+        more = len(states) > limit
+        states = states[:limit]
+        next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
+        return Page(data=[s.public(self._world.assets) for s in states], has_more=more, next_cursor=next_cursor)
+
+    async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
+        """Balances per asset: available, held, deferred."""
+        participant = await self.get_participant(participant_id)
+        return [b for b in participant.balances if asset_id is None or b.asset_id == asset_id]
+
+    async def lots(self, participant_id: str, asset_id: str, *, status: str | None = None) -> list[Lot]:
+        """A participant's lots of a LOT asset, oldest first, with status (open and closed)."""
+        self._require(participant_id)
+        asset = self._catalog.asset(asset_id)
+        if asset.inventory_mode != "LOT":
+            raise ValidationFailed.field(
+                "asset_id", "invalid", f"asset {asset.symbol} is SIMPLE; only LOT assets have lots"
+            )
+        await self._caught_up()
+        lots = [
+            msgspec.json.decode(raw, type=Lot)
+            for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())
+        ]
+        lots.sort(key=lambda lot: (lot.created_at, lot.number))
+        return [lot for lot in lots if status is None or lot.status == status]
+
+    # --- the journal -------------------------------------------------------------------------------------------
+
+    async def get_journal_entry(self, entry_id: str) -> JournalEntry:
+        """One journal entry with its postings and hash."""
+        await self._caught_up()
+        sequence = self._world.ids.sequence(KIND_ENTRY, entry_id)
+        raw = self._store.get_raw("journal", be64(sequence)) if sequence is not None else None
+        if raw is None:
+            raise NotFound("journal entry", entry_id)
+        entry = _records.decode_entry(raw)
+        assert entry.id == entry_id
+        assert entry.sequence == sequence
+        return entry
+
+    async def list_journal_entries(
+        self,
+        *,
+        program_id: str | None = None,
+        event_id: str | None = None,
+        rule_id: str | None = None,
+        participant_id: str | None = None,
+        asset_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Journal entries, newest first, filtered (all filters together)."""
+        limit = page_size(limit, self._limits)
+        await self._caught_up()
+        filters = [("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
+        chosen = next(((kind, value) for kind, value in filters if value is not None), None)
+        start = _decode_cursor(cursor)
+
+        def keep(entry: JournalEntry) -> bool:
+            return (
+                (program_id is None or entry.program_id == program_id)
+                and (event_id is None or entry.event_id == event_id)
+                and (rule_id is None or entry.rule_id == rule_id)
+                and (
+                    participant_id is None
+                    or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings)
+                )
+                and (asset_id is None or any(p.asset_id == asset_id for p in entry.postings))
+                and (created_from is None or entry.created_at >= created_from)
+                and (created_to is None or entry.created_at < created_to)
+            )
+
+        if event_id is not None:
+            return await self._event_entries(event_id, keep)
+        found: list[JournalEntry] = []
+        if chosen is None:
+            source = ((key, raw) for key, raw in self._store.scan("journal", start=start, reverse=True))
+        else:
+            prefix = f"{chosen[0]}\0{chosen[1]}\0".encode()
+            source = (
+                (key, self._store.get_raw("journal", key[len(prefix) :]) or b"")
+                for key, _ in self._store.scan(
+                    "journal_index", prefix, start=prefix + start if start else None, reverse=True
+                )
+            )
+        last_key: bytes | None = None
+        for key, raw in source:
+            entry = _records.decode_entry(raw)
+            if keep(entry):
+                if len(found) == limit:
+                    return Page(
+                        data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b"")
+                    )
+                found.append(entry)
+                last_key = key
+        return Page(data=found, has_more=False, next_cursor=None)
+
+    async def _event_entries(self, event_id: str, keep: Callable[[JournalEntry], bool]) -> Page:
+        """An event's entries (at most a few per event), newest first, via the ids the event records."""
+        try:
+            event = await self.get_event(event_id)
+        except NotFound:
+            return Page(data=[], has_more=False, next_cursor=None)
+        entries = [await self.get_journal_entry(entry_id) for entry_id in reversed(event.journal_entry_ids)]
+        return Page(data=[entry for entry in entries if keep(entry)], has_more=False, next_cursor=None)
+
+
+def page_size(limit: int, limits: Limits) -> int:
+    """``limit`` if it is a page size the limits allow (1 to ``page_size_max``); else a 400 on ``limit``."""
+    if not 1 <= limit <= limits.page_size_max:
+        raise ValidationFailed.field("limit", "invalid", f"limit must be 1-{limits.page_size_max}")
+    return limit
+
+
+def _encode_cursor(key: bytes | None) -> str | None:
+    return None if key is None else cursors.encode((key,))
+
+
+def _decode_cursor(cursor: str | None) -> bytes | None:
+    if not cursor:
+        return None
+    (key,) = cursors.decode(cursor, tuple[bytes])
+    if not key:  # every store key this server issues a cursor for has bytes in it
+        raise cursors.invalid_cursor()
+    return key
+
+
+def _newest_first(item: Any) -> tuple[Any, ...]:
+    return (item.created_at.isoformat(), item.id)
+
+
+def by_order(item: Any) -> tuple[Any, ...]:
+    """The sort key of a rule in its program's list: its order, then creation."""
+    return (item.order, item.created_at.isoformat(), item.id)
+
+
+def page_in_memory(
+    items: list[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    key: Callable[[Any], tuple[Any, ...]] = _newest_first,
+    shape: Any = tuple[str, str],
+    descending: bool = True,
+) -> Page:
+    """Paginate a small in-memory list sorted by ``key``; the cursor is the last item's key, not its position.
+
+    So a page resumes strictly after that key whatever happened in between: the cursor item archived, filtered
+    out or reordered, or items inserted before it. Nothing is skipped or repeated that kept its key.
+    """
+    ordered = sorted(items, key=key, reverse=descending)
+    if cursor:
+        after = decode_key_cursor(cursor, shape)
+        ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    return Page(data=page, has_more=more, next_cursor=encode_key_cursor(key(page[-1])) if more else None)
+
+
+def encode_key_cursor(key: tuple[Any, ...]) -> str:
+    """An opaque cursor carrying a sort key (strings and integers)."""
+    return cursors.encode(key)
+
+
+def decode_key_cursor(cursor: str, shape: Any) -> tuple[Any, ...]:
+    """The sort key of type ``shape`` (e.g. ``tuple[str, str]``) inside a cursor; anything else is a 400."""
+    return cursors.decode(cursor, shape)
