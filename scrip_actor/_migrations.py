@@ -77,8 +77,9 @@ class _ParticipantRecordV4(msgspec.Struct, kw_only=True):
 
 
 def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
-    """Split each event into its admitted record and its outcome, number the rule sets its evaluations name, and
-    store participants and idempotency records in their compact forms. Returns the events migrated.
+    """Split each event into its admitted record and its outcome, number the rule sets its evaluations name,
+    store participants and idempotency records in their compact forms, and drop the journal index's program and
+    asset keys (schema 5 serves those filters with a bounded scan). Returns the events migrated.
 
     Everything is re-read and checked on the way (the outcome must decode back to the same Event), so a store
     this cannot migrate exactly stays at schema 4 (the open's transaction aborts).
@@ -120,6 +121,11 @@ def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
     for key, value in list(txn.cursor(db=dbs["participants"]).iternext()):
         old = msgspec.json.decode(value, type=_ParticipantRecordV4)
         txn.put(bytes(key), encode(ParticipantRecord(**msgspec.structs.asdict(old))), db=dbs["participants"])
+    index = dbs["journal_index"]
+    for prefix in (b"program\0", b"asset\0"):  # schema 5 indexes entries by participant and rule only
+        cursor = txn.cursor(db=index)
+        while cursor.set_range(prefix) and bytes(cursor.key()).startswith(prefix):
+            cursor.delete()
     _log.warning("migrated the store to schema 5: %d events, %d rule sets", count, len(rule_sets))
     return count
 

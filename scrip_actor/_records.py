@@ -11,7 +11,7 @@ from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, che
 from scrip_actor.model import JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
-__all__ = ["changes_ops", "load_participant", "schedule_key"]
+__all__ = ["changes_ops", "journal_index_prefix", "journal_index_prefixes", "load_participant", "schedule_key"]
 
 _lot_decoder = msgspec.json.Decoder(Lot)
 _record_decoder = msgspec.json.Decoder(ParticipantRecord)
@@ -58,8 +58,7 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
         assert entry.sequence > 0
         sequence_key = be64(entry.sequence)
         ops.append(("journal", sequence_key, stored))
-        for kind, key in _index_keys(entry):
-            ops.append(("journal_index", _index_prefix(kind, key) + sequence_key, b""))
+        ops.extend(("journal_index", prefix + sequence_key, b"") for prefix in journal_index_prefixes(entry))
     for account, balance in changes.accounts.items():
         ops.append(("accounts", account.encode(), encode(balance)))
     for due, lot_id, participant_id in changes.schedule:
@@ -73,8 +72,9 @@ _index_prefixes: dict[tuple[str, str], bytes] = {}
 _INDEX_PREFIXES_MAX = 65536
 
 
-def _index_prefix(kind: str, key: str) -> bytes:
-    """``kind NUL id NUL`` as bytes, cached (programs, assets, rules and active participants repeat)."""
+def journal_index_prefix(kind: str, key: str) -> bytes:
+    """``kind NUL id NUL`` as bytes, the ``journal_index`` prefix of a participant's or a rule's entries (cached:
+    rules and active participants repeat)."""
     prefix = _index_prefixes.get((kind, key))
     if prefix is None:
         if len(_index_prefixes) >= _INDEX_PREFIXES_MAX:
@@ -83,17 +83,21 @@ def _index_prefix(kind: str, key: str) -> bytes:
     return prefix
 
 
-def _index_keys(entry: JournalEntry) -> set[tuple[str, str]]:
-    keys: set[tuple[str, str]] = set()
+def journal_index_prefixes(entry: JournalEntry) -> list[bytes]:
+    """The index prefixes an entry is listed under: its rule and each participant it posts to.
+
+    Only what a query cannot find otherwise: programs and assets are few, so a journal scan bounded per call
+    serves those filters (schema 5 dropped their index keys: two puts less per entry).
+    """
+    prefixes = []
     if entry.rule_id:
-        keys.add(("rule", entry.rule_id))
-    if entry.program_id:
-        keys.add(("program", entry.program_id))
+        prefixes.append(journal_index_prefix("rule", entry.rule_id))
     for posting in entry.postings:
-        keys.add(("asset", posting.asset_id))
         if posting.entity_type == "PARTICIPANT":
-            keys.add(("participant", posting.entity_id))
-    return keys
+            prefix = journal_index_prefix("participant", posting.entity_id)
+            if prefix not in prefixes:
+                prefixes.append(prefix)
+    return prefixes
 
 
 def load_participant(store: Store, participant_id: str) -> ParticipantState | None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from scrip_actor._event_records import RuleSetMembers, decode_event, decode_stored_event
-from scrip_actor._records import schedule_key
+from scrip_actor._records import journal_index_prefixes, schedule_key
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
@@ -139,6 +139,9 @@ class _Checker:
             if self.ids.sequence(KIND_ENTRY, entry.id) != entry.sequence:
                 self.problem(f"{where}: its id does not carry its sequence")
             self._postings(entry, where)
+            for prefix in journal_index_prefixes(entry):
+                if self.store.get_raw("journal_index", prefix + key) is None:
+                    self.problem(f"{where}: missing from the journal index under {prefix!r}")
         head = self.store.get("meta", b"journal_head", list[object])
         if self.entries and (head is None or head[0] != expected_sequence - 1 or head[1] != previous_hash):
             self.problem(f"journal head {head} is not the last entry (#{expected_sequence - 1})")

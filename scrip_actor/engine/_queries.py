@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # How many candidate events one list call looks at, at most (~5 µs each: a few ms on the loop per call).
 _EVENT_SCAN_MAX = 1_000
+# The same bound for journal entries filtered on what no index holds (program, asset, time).
+_JOURNAL_SCAN_MAX = 1_000
 
 
 class Queries:
@@ -286,12 +288,18 @@ class Queries:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Journal entries, newest first, filtered (all filters together)."""
+        """Journal entries, newest first, filtered (all filters together).
+
+        ``event_id`` is served from the event's own list, ``participant_id`` and ``rule_id`` from the journal
+        index; ``program_id``, ``asset_id`` and the time range are checked on the candidates. Like the events
+        list, one call looks at most at ``_JOURNAL_SCAN_MAX`` candidates: a page may come back short (even empty)
+        with ``has_more`` and a cursor to go on from (docs/limits.md).
+        """
         limit = page_size(limit, self._limits)
         await self._caught_up()
-        filters = [("participant", participant_id), ("rule", rule_id), ("program", program_id), ("asset", asset_id)]
-        chosen = next(((kind, value) for kind, value in filters if value is not None), None)
-        start = _decode_cursor(cursor)
+        after = _decode_cursor(cursor)
+        if after is not None and len(after) != 8:  # a journal cursor is a be64 sequence; any other is foreign
+            raise cursors.invalid_cursor()
 
         def keep(entry: JournalEntry) -> bool:
             return (
@@ -310,27 +318,39 @@ class Queries:
         if event_id is not None:
             return await self._event_entries(event_id, keep)
         found: list[JournalEntry] = []
-        if chosen is None:
-            source = ((key, raw) for key, raw in self._store.scan("journal", start=start, reverse=True))
-        else:
-            prefix = f"{chosen[0]}\0{chosen[1]}\0".encode()
-            source = (
-                (key, self._store.get_raw("journal", key[len(prefix) :]) or b"")
-                for key, _ in self._store.scan(
-                    "journal_index", prefix, start=prefix + start if start else None, reverse=True
-                )
-            )
-        last_key: bytes | None = None
-        for key, raw in source:
+        last_found: bytes | None = None
+        last_key = after
+        looked_at = 0
+        for key, raw in self._journal_candidates(participant_id, rule_id, after):
+            if looked_at == _JOURNAL_SCAN_MAX:  # the work bound: say where to go on from
+                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
+            looked_at += 1
+            last_key = key
             entry = _records.decode_entry(raw)
-            if keep(entry):
-                if len(found) == limit:
-                    return Page(
-                        data=found, has_more=True, next_cursor=_encode_cursor(last_key[-8:] if last_key else b"")
-                    )
-                found.append(entry)
-                last_key = key
+            if not keep(entry):
+                continue
+            if len(found) == limit:
+                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
+            found.append(entry)
+            last_found = key
         return Page(data=found, has_more=False, next_cursor=None)
+
+    def _journal_candidates(
+        self, participant_id: str | None, rule_id: str | None, after: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(be64(sequence), stored entry)`` newest first, older than ``after``, from the most selective source."""
+        if participant_id is None and rule_id is None:
+            yield from self._store.scan("journal", start=after, reverse=True)
+            return
+        prefix = _records.journal_index_prefix(
+            "participant" if participant_id is not None else "rule", participant_id or rule_id or ""
+        )
+        start = prefix + after if after is not None else None
+        for index_key, _ in self._store.scan("journal_index", prefix, start=start, reverse=True):
+            key = index_key[-8:]
+            raw = self._store.get_raw("journal", key)
+            assert raw is not None, "a journal index entry names an entry that does not exist"
+            yield key, raw
 
     async def _event_entries(self, event_id: str, keep: Callable[[JournalEntry], bool]) -> Page:
         """An event's entries (at most a few per event), newest first, via the ids the event records."""
