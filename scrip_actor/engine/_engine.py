@@ -19,10 +19,7 @@ are one-line delegations; the stages never hold the engine.
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -39,9 +36,13 @@ from scrip_actor.config import Config
 from scrip_actor.durations import utc
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
+from scrip_actor.engine._lot_schedule import LotSchedule
 from scrip_actor.engine._participant_admin import ParticipantAdmin
+from scrip_actor.engine._participant_cache import ParticipantCache
+from scrip_actor.engine._publish import Publisher
 from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
+from scrip_actor.engine._step import StepLimits, new_participant, step_event, step_sweep
 from scrip_actor.engine._validation import new_id as _new_id
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
@@ -54,13 +55,9 @@ from scrip_actor.errors import (
 )
 from scrip_actor.ids import KIND_EVENT, SequenceIds
 from scrip_actor.ledger import (
-    ActionFailed,
     Changes,
-    LedgerTx,
-    ParticipantRecord,
     ParticipantState,
     World,
-    derived_id,
 )
 from scrip_actor.model import (
     Asset,
@@ -86,10 +83,7 @@ from scrip_actor.model import (
 )
 from scrip_actor.rules import (
     CompiledRule,
-    apply_actions,
     cel_event_data,
-    evaluate,
-    event_variables,
 )
 from scrip_actor.store import (
     Op,
@@ -97,8 +91,6 @@ from scrip_actor.store import (
     Writer,
     be64,
     events_by_external_key,
-    events_by_rule_key,
-    external_id_key,
     idempotency_key,
     unbe64,
 )
@@ -198,12 +190,28 @@ class Engine:
         self._programs: dict[str, Program] = {}
         self._rules: dict[str, Rule] = {}
         self._compiled: dict[str, list[CompiledRule]] = {}  # program id -> active rules by order
-        self._participants: OrderedDict[str, ParticipantState] = OrderedDict()
-        self._external_ids: dict[str, str] = {}  # external id -> participant id, for cached participants
+        self._registry: ActorRegistry | None = None
+        self._cache = ParticipantCache(
+            self._store,
+            self._writer,
+            config.engine.actors_resident_max,
+            lambda key: self._registry is not None and self._registry.is_busy(key),
+        )
+        self._participants = self._cache.states
+        self._external_ids = self._cache.external_ids
         self._events_live: dict[str, Event] = {}
         self._idempotency_pending: dict[bytes, Event] = {}
-        self._schedule: list[tuple[int, str, bytes]] = []
+        self._schedule = LotSchedule()
         self._rule_sets = RuleSetRegistry()
+        self._publisher = Publisher(self._writer, self._world, self._cache, self._schedule, self._rule_sets)
+        limits = config.limits
+        self._step_limits = StepLimits(
+            cel_cost_per_event_max=limits.cel_cost_per_event_max,
+            external_id_length_max=limits.external_id_length_max,
+            tags_per_participant_max=limits.tags_per_participant_max,
+            counters_per_participant_max=limits.counters_per_participant_max,
+            attributes_per_participant_max=limits.attributes_per_participant_max,
+        )
         self._inbox_sequence = 0
         self._inflight = 0
         self._inflight_peak = 0
@@ -214,19 +222,14 @@ class Engine:
             "failed": 0,
             "replays": 0,
             "conflicts": 0,
-            "passivations": 0,
             "overloaded": 0,
         }
-        self._cached_peak = 0
-        self._registry: ActorRegistry | None = None
-        self._sweeper_wakeup = trio.Event()
         self._closing = False
         self._build_stages()  # the stages off the hot path: programs, assets, rules, wallets, participants, reads
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_accepted: Callable[[Event], None] | None = None  # a new event was admitted
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
-        self.on_entries: Callable[[list[JournalEntry]], None] | None = None  # entries committed to memory
         try:
             self._recover()
         except BaseException:
@@ -266,7 +269,7 @@ class Engine:
         last_event = next(store.scan("events", reverse=True), None)
         last_position = next(store.scan("inbox_pending", reverse=True), None)
         self._inbox_sequence = max(unbe64(last[0]) if last else 0 for last in (last_event, last_position))
-        self._schedule = _records.load_schedule(store)
+        self._schedule.load(store)
         self._rule_sets.load(store)
 
     def _start(self, nursery: trio.Nursery) -> None:
@@ -295,7 +298,7 @@ class Engine:
             self._registry.deliver(
                 event.external_id, _Process(event, cel_event_data(event.event_data), position, rules, data_bytes)
             )
-        nursery.start_soon(self._sweeper)
+        nursery.start_soon(self._schedule.run, self.sweep_due, self.config.engine.sweep_interval_s)
 
     # ==========================================================================================================
     # helpers
@@ -378,97 +381,37 @@ class Engine:
         """A program's ACTIVE rules, compiled leniently, by order (see :meth:`Catalog.compiled_rules`)."""
         return self._catalog.compiled_rules(program_id, assets)
 
-    # --- participant cache (virtual actor state) -------------------------------------------------------------
+    # --- participant cache and the publish sink ---------------------------------------------------------------
+
+    @property
+    def on_entries(self) -> Callable[[list[JournalEntry]], None] | None:
+        """Observation hook (metrics): journal entries just committed to memory. Cheap, and must not raise."""
+        return self._publisher.on_entries
+
+    @on_entries.setter
+    def on_entries(self, hook: Callable[[list[JournalEntry]], None] | None) -> None:
+        self._publisher.on_entries = hook
 
     def _after_commit(self, records: int, elapsed_s: float) -> None:
         """After each group commit: states just made durable may now be passivated."""
-        if len(self._participants) > self.config.engine.actors_resident_max:
-            self._passivate()
+        self._cache.passivate()
         if self.on_commit is not None:
             self.on_commit(records, elapsed_s)
 
-    def _cache_put(self, state: ParticipantState) -> None:
-        previous = self._participants.get(state.id)
-        if previous is not None and previous.external_id != state.external_id:
-            self._external_ids.pop(previous.external_id, None)
-        self._participants[state.id] = state
-        self._participants.move_to_end(state.id)
-        self._external_ids[state.external_id] = state.id
-        if len(self._participants) > self._cached_peak:
-            self._cached_peak = len(self._participants)
-        if len(self._participants) > self.config.engine.actors_resident_max:
-            self._passivate()
-
-    def _passivate(self) -> None:
-        """Drop idle, fully durable states beyond the cap, oldest first (a bounded scan per call)."""
-        durable = self._writer.durable
-        registry = self._registry
-        excess = len(self._participants) - self.config.engine.actors_resident_max
-        if excess <= 0:
-            return
-        # Oldest first, a bounded look: busy or not-yet-durable states are skipped and retried after a commit.
-        for participant_id in list(itertools.islice(self._participants, excess + 64)):
-            if excess <= 0:
-                return
-            state = self._participants[participant_id]
-            if state.commit_ticket > durable or (registry is not None and registry.is_busy(state.external_id)):
-                continue
-            del self._participants[participant_id]
-            self._external_ids.pop(state.external_id, None)
-            self._counts["passivations"] += 1
-            excess -= 1
-
     def _participant(self, participant_id: str) -> ParticipantState | None:
-        state = self._participants.get(participant_id)
-        if state is not None:
-            self._participants.move_to_end(participant_id)
-            return state
-        state = _records.load_participant(self._store, participant_id)
-        if state is not None:
-            self._cache_put(state)
-        return state
+        return self._cache.get(participant_id)
 
     def _participant_by_external(self, external_id: str) -> ParticipantState | None:
-        participant_id = self._external_ids.get(external_id)
-        if participant_id is None:
-            raw = self._store.get_raw("participant_ext", external_id_key(external_id))
-            if raw is None:
-                return None
-            participant_id = raw.decode()
-        state = self._participant(participant_id)
-        if state is None or state.external_id != external_id:
-            return None  # the index on disk lags a rename that is not durable yet: the old id is free already
-        return state
-
-    def _require_participant(self, participant_id: str) -> ParticipantState:
-        state = self._participant(participant_id)
-        if state is None:
-            raise NotFound("participant", participant_id)
-        return state
+        return self._cache.by_external(external_id)
 
     def _new_participant(self, external_id: str, now: datetime, participant_id: str | None = None) -> ParticipantState:
-        record = ParticipantRecord(
-            id=participant_id or _new_id(), external_id=external_id, created_at=now, updated_at=now
-        )
-        return ParticipantState(record, {})
+        return new_participant(external_id, now, participant_id or _new_id())
 
     def _apply_changes(
         self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None
     ) -> int:
-        """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous."""
-        ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
-        ops.extend(extra_ops)
-        if changes.entries and self.on_entries is not None:
-            self.on_entries(changes.entries)
-        ticket = self._writer.append(ops, on_durable)
-        for state in changes.participants:
-            state.commit_ticket = ticket
-            self._cache_put(state)
-        for due, lot_id, participant_id in changes.schedule:
-            key = _records.schedule_key(due, lot_id)
-            heapq.heappush(self._schedule, (int.from_bytes(key[:8], "big"), participant_id, key))
-            self._sweeper_wakeup.set()
-        return ticket
+        """Publish ``changes`` with ``extra_ops`` as one record (see :meth:`Publisher.publish`)."""
+        return self._publisher.publish(changes, extra_ops, on_durable)
 
     # ==========================================================================================================
     # events
@@ -768,157 +711,47 @@ class Engine:
     # --- the step ---------------------------------------------------------------------------------------------
 
     def _step(self, external_id: str, message: Any) -> None:
-        """One synchronous, await-free step of a participant actor."""
+        """One synchronous, await-free step of a participant actor: the pure step, then publish its result."""
         if isinstance(message, _Sweep):
             self._step_sweep(message)
-        else:
-            self._step_event(message, self._clock())
-
-    def _step_event(self, message: _Process, wall_now: datetime) -> None:
+            return
         event = message.event
-        program = self._programs.get(event.program_id)
-        tx, state, failure = self._prepare(event, program, wall_now)
-        changes: Changes | None = None
-        evaluations: list[Any] = []
-        if tx is not None:
-            assert program is not None
-            assert state is not None
-            changes, evaluations, failure = self._run_rules(message, program, tx, state, wall_now)
+        wall_now = self._clock()
+        if event.participant_id is not None:  # bound at admission (or by an earlier attempt): by id, never by name
+            state = self._cache.get(event.participant_id)
+        else:
+            state = self._cache.by_external(event.external_id)
+        result = step_event(
+            event,
+            message.cel_data,
+            message.rules,
+            self._programs.get(event.program_id),
+            state,
+            world=self._world,
+            limits=self._step_limits,
+            lookups=self._cache,
+            wall_now=wall_now,
+        )
+        if result.internal_error is not None:
+            _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)
+        failure = result.failure
         event.status = "PROCESSING"
-        event.participant_id = state.id if state is not None else None
-        event.rule_evaluations = evaluations
+        event.participant_id = result.state.id if result.state is not None else None
+        event.rule_evaluations = result.evaluations
+        changes = result.changes
         event.journal_entry_ids = [entry.id for entry in changes.entries if entry.event_id] if changes else []
         event.error_message = failure
         event.processed_at = wall_now
         event.attempts += 1
         final = "FAILED" if failure else "COMPLETED"
-        stored = msgspec.structs.replace(event, status=final)
-        rule_set, new_rule_set = self._rule_sets.number_of(message.rules) if evaluations else (0, None)
-        entries = [entry.sequence for entry in changes.entries if entry.event_id] if changes else []
-        extra: list[Op] = [
-            ("event_outcomes", be64(event.sequence), _event_records.encode_outcome(stored, rule_set, entries)),
-            ("inbox_pending", be64(message.position), None),
-        ]
-        if new_rule_set is not None:
-            extra.append(new_rule_set)
-        extra.extend(  # the list filter's indexes (see list_events)
-            ("events_by_rule", events_by_rule_key(e.rule_id, event.sequence), b"")
-            for e in evaluations
-            if e.status == "MATCHED"
-        )
-        if failure:
-            extra.append(("events_failed", be64(event.sequence), b""))
         self._inflight -= 1
         self._inflight_bytes -= message.data_bytes
         assert self._inflight >= 0
         assert self._inflight_bytes >= 0
         self._counts["completed" if not failure else "failed"] += 1
-        # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
-        if changes is None:
-            changes = _NO_CHANGES
-        self._apply_changes(changes, extra, lambda: self._finish_event(event, final))
-
-    def _prepare(
-        self, event: Event, program: Program | None, wall_now: datetime
-    ) -> tuple[LedgerTx | None, ParticipantState | None, str | None]:
-        """Before the rules: resolve (or create) the participant, enrol it, settle its due lots.
-
-        Returns ``(tx, state, failure)``: the step's one transaction holding those changes (None when the event
-        cannot be processed, with the failure), and the participant as cached (its working copy, if any, is in
-        ``tx``). These changes stand even if the rules then fail the event (see :meth:`LedgerTx.savepoint`).
-        """
-        if program is None or program.status != "ACTIVE":
-            status = program.status if program else "missing"
-            return None, None, f"program {event.program_id} is {status}; events are not processed"
-        if event.participant_id is not None:  # bound at admission (or by an earlier attempt): by id, never by name
-            state = self._participant(event.participant_id)
-            if state is None:  # pragma: no cover - participants are never deleted
-                return None, None, f"participant {event.participant_id} does not exist"
-        else:
-            state = self._participant_by_external(event.external_id)
-        if state is None and program.on_unknown_participant == "REJECT":
-            reason = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
-            return None, None, reason
-        tx = LedgerTx(self._world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
-        try:
-            if state is None:
-                state = tx.adopt_new(self._participant_created_by(event, event.external_id))
-            if program.id not in state.program_ids:
-                tx.edit(state).program_ids.append(program.id)
-            tx.settle_lots(tx.touched(state.id) or state, wall_now)
-            if not tx.is_empty():
-                tx.check()  # settlement that cannot commit fails the event before any rule runs
-        except ActionFailed as error:
-            return None, self._bound_participant(event), str(error)
-        except Exception as error:  # a bug; nothing was published, so the ledger stays whole
-            return None, self._bound_participant(event), _internal_failure(event, error)
-        tx.event_id = event.id  # settlement entries are the lots' own; what the rules post is the event's
-        return tx, state, None
-
-    def _bound_participant(self, event: Event) -> ParticipantState | None:
-        """The participant an event is for: by the id it is bound to, else by its external id."""
-        if event.participant_id is not None:
-            return self._participant(event.participant_id)
-        return self._participant_by_external(event.external_id)
-
-    def _run_rules(
-        self, message: _Process, program: Program, tx: LedgerTx, state: ParticipantState, wall_now: datetime
-    ) -> tuple[Changes | None, list[Any], str | None]:
-        """Evaluate the rules and apply the matched ones inside ``tx``; commit it. Returns (changes, evaluations,
-        failure): on failure the rules' effects are rolled back and only the settlement before them commits."""
-        event = message.event
-        cost_max = self._limits.cel_cost_per_event_max  # one CEL work budget for all the event's rules
-        viewed = tx.touched(state.id) or state
-        variables = event_variables(message.cel_data, viewed.cel_view(), event.event_timestamp, cost_max)
-        evaluations, matched = evaluate(message.rules, variables, event.event_timestamp)
-        savepoint = tx.savepoint()
-        by_external: dict[str, ParticipantState] = {state.external_id: state}
-
-        def resolve_target(computed_id: str) -> ParticipantState:
-            # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
-            external_id = values.external_id(computed_id, self._limits.external_id_length_max, "target.external_id")
-            found = by_external.get(external_id) or self._participant_by_external(external_id)
-            if found is None:
-                if program.on_unknown_participant == "REJECT":
-                    raise ActionFailed(f"target participant {external_id!r} does not exist")
-                found = tx.adopt_new(self._participant_created_by(event, external_id))
-                found.program_ids.append(program.id)
-            elif program.id not in found.program_ids:
-                tx.edit(found).program_ids.append(program.id)
-            by_external[external_id] = found
-            return tx.touched(found.id) or found
-
-        try:
-            for compiled in matched:
-                apply_actions(tx, compiled, state, variables, resolve_target, self._world.assets)
-            self._check_state_limits(tx)
-            return (None if tx.is_empty() else tx.commit(wall_now)), evaluations, None
-        except ActionFailed as error:
-            failure = str(error)
-        except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
-            failure = _internal_failure(event, error)
-        tx.rollback(savepoint)  # the settlement before the rules stands (it was checked in _prepare)
-        return (None if tx.is_empty() else tx.commit(wall_now)), evaluations, failure
-
-    def _participant_created_by(self, event: Event, external_id: str) -> ParticipantState:
-        """A participant an event creates; its id derives from the event (and attempt), so a replay recreates it."""
-        participant_id = _participant_id_for(event, external_id)
-        if self._participant(participant_id) is not None:
-            raise ActionFailed(f"participant id {participant_id} derived for {external_id!r} is already in use")
-        return self._new_participant(external_id, event.created_at, participant_id)
-
-    def _check_state_limits(self, tx: LedgerTx) -> None:
-        for working in tx.participants():
-            self._check_one_state_limits(working)
-
-    def _check_one_state_limits(self, working: ParticipantState) -> None:
-        limits = self._limits
-        if len(working.tags) > limits.tags_per_participant_max:
-            raise ActionFailed(f"participant would have more than {limits.tags_per_participant_max} tags")
-        if len(working.counters) > limits.counters_per_participant_max:
-            raise ActionFailed(f"participant would have more than {limits.counters_per_participant_max} counters")
-        if len(working.attributes) > limits.attributes_per_participant_max:
-            raise ActionFailed(f"participant would have more than {limits.attributes_per_participant_max} attributes")
+        self._publisher.publish_outcome(
+            event, message.position, result, message.rules, lambda: self._finish_event(event, final)
+        )
 
     def _finish_event(self, event: Event, final: str) -> None:
         event.status = final  # type: ignore[assignment]
@@ -930,14 +763,6 @@ class Engine:
     # lots: maturity and expiry on their own
     # ==========================================================================================================
 
-    async def _sweeper(self) -> None:
-        interval_s = self.config.engine.sweep_interval_s
-        while True:
-            self.sweep_due()
-            self._sweeper_wakeup = trio.Event()
-            with trio.move_on_after(interval_s):
-                await self._sweeper_wakeup.wait()
-
     def sweep_due(self) -> int:
         """Send every participant with a lot due by now a sweep message. Returns how many were sent.
 
@@ -945,29 +770,23 @@ class Engine:
         then :meth:`wait_idle`.
         """
         assert self._registry is not None
-        now_ms = int(self._clock().timestamp() * 1000)
-        due: dict[str, list[bytes]] = {}
-        while self._schedule and self._schedule[0][0] <= now_ms:
-            _, participant_id, key = heapq.heappop(self._schedule)
-            due.setdefault(participant_id, []).append(key)
+        due = self._schedule.pop_due(int(self._clock().timestamp() * 1000))
         for participant_id, keys in due.items():
-            state = self._participant(participant_id)
+            state = self._cache.get(participant_id)
             if state is None:  # pragma: no cover - a schedule entry always has its participant
                 continue
             self._registry.deliver(state.external_id, _Sweep(participant_id, keys))
         return len(due)
 
     def _step_sweep(self, message: _Sweep) -> None:
-        state = self._participant(message.participant_id)
+        state = self._cache.get(message.participant_id)
         assert state is not None
-        now = self._clock()
-        tx = LedgerTx(self._world, now=now, id_seed=f"sweep/{state.id}/{self._world.journal_sequence}", program_id=None)
-        tx.settle_lots(state, now)
+        changes = step_sweep(state, self._world, self._clock())
         deletes: list[Op] = [("schedule", key, None) for key in message.keys]
-        if tx.is_empty():
+        if changes is None:
             self._writer.append(deletes)
-            return
-        self._apply_changes(tx.commit(now), deletes)
+        else:
+            self._publisher.publish(changes, deletes)
 
     # ==========================================================================================================
     # programs
@@ -1210,8 +1029,8 @@ class Engine:
             idempotent_replays=self._counts["replays"],
             idempotency_conflicts=self._counts["conflicts"],
             participants_cached=len(self._participants),
-            participants_cached_peak=self._cached_peak,
-            passivations=self._counts["passivations"],
+            participants_cached_peak=self._cache.peak,
+            passivations=self._cache.passivations,
             journal_sequence=self._world.journal_sequence,
             actors=self._registry.statistics(),
             writer_records_durable=writer.records_durable,
@@ -1231,7 +1050,7 @@ class Engine:
         """Start new ``*_peak`` windows (in-flight events, cached participants, actors, mailboxes, commits)."""
         assert self._registry is not None
         self._inflight_peak = self._inflight
-        self._cached_peak = len(self._participants)
+        self._cache.reset_peak()
         self._registry.reset_peaks()
         self._writer.reset_peaks()
 
@@ -1289,25 +1108,6 @@ def _depth_exceeds(value: Any, depth_max: int) -> bool:
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
     return False
-
-
-def _participant_id_for(event: Event, external_id: str) -> str:
-    """A participant created by an event gets an id derived from the event, its attempt and the external id.
-
-    So a replay recreates the same id, two participants created by one event differ, and a retried event
-    (another attempt) never collides with a participant its earlier attempt created and a rename moved away.
-    """
-    return derived_id(f"participant/{event.id}/{event.attempts}/{external_id}", 0)
-
-
-def _internal_failure(event: Event, error: Exception) -> str:
-    """Log an unexpected error of a step and say so in the event's error (the event FAILS; the engine goes on)."""
-    _log.error("internal error while processing event %s", event.id, exc_info=error)
-    return f"internal error while processing the event ({type(error).__name__}); it was logged"
-
-
-# The changes of a step that changed nothing but the event's outcome.
-_NO_CHANGES = Changes(participants=[], lots=[], entries=[], accounts={}, schedule=[])
 
 
 @asynccontextmanager

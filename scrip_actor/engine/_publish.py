@@ -1,0 +1,96 @@
+"""The publish sink: the one way from memory to the writer.
+
+Every change of state — an event's step, a sweep, an operator's edit of a participant, a wallet operation —
+reaches the store through :meth:`Publisher.publish`, which turns the committed
+:class:`~scrip_actor.ledger.Changes` into store ops (scrip_actor._records), appends them to the writer as one
+record, and swaps the new participant states into the cache with the record's ticket (so none can be passivated
+before it is durable). An event's outcome is one more part of the same record (:meth:`publish_outcome`), so the
+event's effects and its outcome reach the disk together or not at all.
+
+Nothing here calls back up: the durability callback a caller passes runs when the writer has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scrip_actor import _event_records, _records
+from scrip_actor.engine._lot_schedule import LotSchedule
+from scrip_actor.engine._participant_cache import ParticipantCache
+from scrip_actor.engine._rule_set_registry import RuleSetRegistry
+from scrip_actor.engine._step import StepResult
+from scrip_actor.ledger import Changes, World
+from scrip_actor.model import Event, JournalEntry
+from scrip_actor.rules import CompiledRule
+from scrip_actor.store import Op, Writer, be64, events_by_rule_key
+
+__all__ = ["Publisher"]
+
+# The changes of a step that changed nothing but the event's outcome.
+_NO_CHANGES = Changes(participants=[], lots=[], entries=[], accounts={}, schedule=[])
+
+
+class Publisher:
+    """Turns committed changes into one writer record each (see the module docstring)."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        world: World,
+        cache: ParticipantCache,
+        schedule: LotSchedule,
+        rule_sets: RuleSetRegistry,
+    ) -> None:
+        self._writer = writer
+        self._world = world
+        self._cache = cache
+        self._schedule = schedule
+        self._rule_sets = rule_sets
+        # Observation hook (metrics): entries committed to memory. Cheap, and it must not raise.
+        self.on_entries: Callable[[list[JournalEntry]], None] | None = None
+
+    def publish(self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+        """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous.
+
+        Returns the record's ticket (for :meth:`Writer.wait_durable`).
+        """
+        ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
+        ops.extend(extra_ops)
+        if changes.entries and self.on_entries is not None:
+            self.on_entries(changes.entries)
+        ticket = self._writer.append(ops, on_durable)
+        cache = self._cache
+        for state in changes.participants:
+            state.commit_ticket = ticket
+            cache.put(state)
+        for due, lot_id, participant_id in changes.schedule:
+            self._schedule.add(due, lot_id, participant_id)
+        return ticket
+
+    def publish_outcome(
+        self,
+        event: Event,
+        position: int,
+        result: StepResult,
+        rules: list[CompiledRule],
+        on_durable: Callable[[], None],
+    ) -> int:
+        """Publish a step's changes with the event's outcome (``event`` carries it, status still PROCESSING)."""
+        failed = result.failure is not None
+        changes = result.changes or _NO_CHANGES
+        sequence_key = be64(event.sequence)
+        rule_set, new_rule_set = self._rule_sets.number_of(rules) if result.evaluations else (0, None)
+        entries = [entry.sequence for entry in changes.entries if entry.event_id]
+        outcome = _event_records.encode_outcome(event, rule_set, entries, "FAILED" if failed else "COMPLETED")
+        ops: list[Op] = [("event_outcomes", sequence_key, outcome), ("inbox_pending", be64(position), None)]
+        if new_rule_set is not None:
+            ops.append(new_rule_set)
+        ops.extend(  # the list filter's index (see Queries.list_events)
+            ("events_by_rule", events_by_rule_key(evaluation.rule_id, event.sequence), b"")
+            for evaluation in result.evaluations
+            if evaluation.status == "MATCHED"
+        )
+        if failed:
+            ops.append(("events_failed", sequence_key, b""))
+        # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
+        return self.publish(changes, ops, on_durable)

@@ -1,0 +1,223 @@
+"""The step: what one event (or one sweep) does to a participant, as a pure function.
+
+:func:`step_event` takes the event, its data as CEL sees it, the compiled rules in force for it, the program, and
+the participant as cached, and returns a :class:`StepResult`: the evaluations, the committed ledger changes (or
+None) and the failure, if any. It never awaits, reads no clock (``wall_now`` is given), writes nothing and
+touches no cache: the engine publishes the result (scrip_actor.engine._publish). So it can be driven and tested
+without trio, a store or a writer (tests/unit/test_step_is_a_pure_function.py).
+
+Its only reach outside its arguments is :class:`Lookups`, to find the participants a rule's action targets by
+external id, and the shared :class:`~scrip_actor.ledger.World` that :meth:`LedgerTx.commit` advances (the journal
+head, account balances) once the step has decided — the one mutation of shared state, and the last thing done.
+
+One step is one ledger transaction: settlement of the participant's due lots and enrolment in the program, a
+savepoint, then the rules. A failing rule rolls back to the savepoint, so the settlement stands (it happened,
+whatever the rules say) and the rules' effects do not (the event failed).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from scrip_actor import values
+from scrip_actor.ledger import (
+    ActionFailed,
+    Changes,
+    LedgerTx,
+    ParticipantRecord,
+    ParticipantState,
+    World,
+    derived_id,
+)
+from scrip_actor.model import Event, Program, RuleEvaluation
+from scrip_actor.rules import CompiledRule, apply_actions, evaluate, event_variables
+
+__all__ = ["Lookups", "StepLimits", "StepResult", "new_participant", "step_event", "step_sweep"]
+
+
+class Lookups(Protocol):
+    """How the step finds participants it did not get as an argument (a rule's action target)."""
+
+    def participant(self, participant_id: str) -> ParticipantState | None:
+        """The participant with this id, or None."""
+
+    def participant_by_external(self, external_id: str) -> ParticipantState | None:
+        """The participant with this (canonical) external id, or None."""
+
+
+class StepLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The bounds the step holds a participant's state and an event's work to (from ``config.limits``)."""
+
+    cel_cost_per_event_max: int
+    external_id_length_max: int
+    tags_per_participant_max: int
+    counters_per_participant_max: int
+    attributes_per_participant_max: int
+
+
+class StepResult(msgspec.Struct, kw_only=True):
+    """What processing an event decided.
+
+    ``state`` is the participant as it was found or created (None when the event could not reach one);
+    ``changes`` what the step committed to memory, for the store (None: nothing but the outcome);
+    ``failure`` why the event FAILED (None: it COMPLETED); ``internal_error`` the exception behind a failure that
+    is a bug rather than a refusal, for the caller to log (the step does no I/O).
+    """
+
+    state: ParticipantState | None
+    changes: Changes | None
+    evaluations: list[RuleEvaluation]
+    failure: str | None
+    internal_error: Exception | None = None
+
+
+def step_event(
+    event: Event,
+    cel_data: Any,
+    rules: list[CompiledRule],
+    program: Program | None,
+    state: ParticipantState | None,
+    *,
+    world: World,
+    limits: StepLimits,
+    lookups: Lookups,
+    wall_now: datetime,
+) -> StepResult:
+    """Process one event against ``state`` (the participant it is bound to or named by, None if unknown)."""
+    tx, state, failure = _prepare(event, program, state, world, lookups, wall_now)
+    if tx is None:
+        return StepResult(state=state, changes=None, evaluations=[], failure=failure[0], internal_error=failure[1])
+    assert program is not None
+    assert state is not None
+    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now)
+
+
+def _prepare(
+    event: Event,
+    program: Program | None,
+    state: ParticipantState | None,
+    world: World,
+    lookups: Lookups,
+    wall_now: datetime,
+) -> tuple[LedgerTx | None, ParticipantState | None, tuple[str | None, Exception | None]]:
+    """Before the rules: enrol (or create) the participant and settle its due lots, in the step's transaction.
+
+    Returns ``(tx, state, (failure, internal error))``; no transaction when the event cannot be processed.
+    """
+    if program is None or program.status != "ACTIVE":
+        status = program.status if program else "missing"
+        return None, None, (f"program {event.program_id} is {status}; events are not processed", None)
+    if state is None and event.participant_id is not None:  # pragma: no cover - participants are never deleted
+        return None, None, (f"participant {event.participant_id} does not exist", None)
+    if state is None and program.on_unknown_participant == "REJECT":
+        reason = f"participant {event.external_id!r} does not exist and the program rejects unknown participants"
+        return None, None, (reason, None)
+    found = state
+    tx = LedgerTx(world, now=event.event_timestamp, id_seed=event.id, program_id=program.id)
+    try:
+        if state is None:
+            state = tx.adopt_new(_created_by(event, event.external_id, lookups))
+        if program.id not in state.program_ids:
+            tx.edit(state).program_ids.append(program.id)
+        tx.settle_lots(tx.touched(state.id) or state, wall_now)
+        if not tx.is_empty():
+            tx.check()  # settlement that cannot commit fails the event before any rule runs
+    except ActionFailed as error:
+        return None, found, (str(error), None)
+    except Exception as error:  # a bug; nothing was published, so the ledger stays whole
+        return None, found, (_internal(error), error)
+    tx.event_id = event.id  # settlement entries are the lots' own; what the rules post is the event's
+    return tx, state, (None, None)
+
+
+def _run_rules(
+    event: Event,
+    cel_data: Any,
+    rules: list[CompiledRule],
+    program: Program,
+    tx: LedgerTx,
+    state: ParticipantState,
+    limits: StepLimits,
+    lookups: Lookups,
+    wall_now: datetime,
+) -> StepResult:
+    """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
+    on failure, so only the settlement before the rules commits)."""
+    viewed = tx.touched(state.id) or state
+    variables = event_variables(cel_data, viewed.cel_view(), event.event_timestamp, limits.cel_cost_per_event_max)
+    evaluations, matched = evaluate(rules, variables, event.event_timestamp)
+    savepoint = tx.savepoint()
+    by_external: dict[str, ParticipantState] = {state.external_id: state}
+
+    def resolve_target(computed_id: str) -> ParticipantState:
+        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
+        external_id = values.external_id(computed_id, limits.external_id_length_max, "target.external_id")
+        found = by_external.get(external_id) or lookups.participant_by_external(external_id)
+        if found is None:
+            if program.on_unknown_participant == "REJECT":
+                raise ActionFailed(f"target participant {external_id!r} does not exist")
+            found = tx.adopt_new(_created_by(event, external_id, lookups))
+            found.program_ids.append(program.id)
+        elif program.id not in found.program_ids:
+            tx.edit(found).program_ids.append(program.id)
+        by_external[external_id] = found
+        return tx.touched(found.id) or found
+
+    internal_error: Exception | None = None
+    try:
+        for compiled in matched:
+            apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+        _check_state_limits(tx, limits)
+        changes = None if tx.is_empty() else tx.commit(wall_now)
+        return StepResult(state=state, changes=changes, evaluations=evaluations, failure=None)
+    except ActionFailed as error:
+        failure = str(error)
+    except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
+        failure, internal_error = _internal(error), error
+    tx.rollback(savepoint)  # the settlement before the rules stands (it was checked in _prepare)
+    changes = None if tx.is_empty() else tx.commit(wall_now)
+    return StepResult(
+        state=state, changes=changes, evaluations=evaluations, failure=failure, internal_error=internal_error
+    )
+
+
+def step_sweep(state: ParticipantState, world: World, wall_now: datetime) -> Changes | None:
+    """Mature and expire ``state``'s lots due by ``wall_now``; the committed changes, or None if none was due."""
+    tx = LedgerTx(world, now=wall_now, id_seed=f"sweep/{state.id}/{world.journal_sequence}", program_id=None)
+    tx.settle_lots(state, wall_now)
+    return None if tx.is_empty() else tx.commit(wall_now)
+
+
+def new_participant(external_id: str, now: datetime, participant_id: str) -> ParticipantState:
+    """A participant with nothing yet (created by an event, or by the API)."""
+    record = ParticipantRecord(id=participant_id, external_id=external_id, created_at=now, updated_at=now)
+    return ParticipantState(record, {})
+
+
+def _created_by(event: Event, external_id: str, lookups: Lookups) -> ParticipantState:
+    """A participant an event creates; its id derives from the event, its attempt and the external id.
+
+    So a replay recreates the same id, two participants created by one event differ, and a retried event
+    (another attempt) never collides with a participant its earlier attempt created and a rename moved away.
+    """
+    participant_id = derived_id(f"participant/{event.id}/{event.attempts}/{external_id}", 0)
+    if lookups.participant(participant_id) is not None:
+        raise ActionFailed(f"participant id {participant_id} derived for {external_id!r} is already in use")
+    return new_participant(external_id, event.created_at, participant_id)
+
+
+def _check_state_limits(tx: LedgerTx, limits: StepLimits) -> None:
+    for working in tx.participants():
+        if len(working.tags) > limits.tags_per_participant_max:
+            raise ActionFailed(f"participant would have more than {limits.tags_per_participant_max} tags")
+        if len(working.counters) > limits.counters_per_participant_max:
+            raise ActionFailed(f"participant would have more than {limits.counters_per_participant_max} counters")
+        if len(working.attributes) > limits.attributes_per_participant_max:
+            raise ActionFailed(f"participant would have more than {limits.attributes_per_participant_max} attributes")
+
+
+def _internal(error: Exception) -> str:
+    return f"internal error while processing the event ({type(error).__name__}); it was logged"
