@@ -109,13 +109,13 @@ def evaluation_codes(evaluations: list[RuleEvaluation]) -> tuple[str, list[tuple
     return "".join(codes), reasons
 
 
-def encode_outcome(event: Event, rule_set: int, entry_sequences: list[int]) -> bytes:
-    """The ``event_outcomes`` record of a processed (or retried) event."""
+def encode_outcome(event: Event, rule_set: int, entry_sequences: list[int], status: str | None = None) -> bytes:
+    """The ``event_outcomes`` record of a processed (or retried) event; ``status`` overrides the event's."""
     codes, reasons = evaluation_codes(event.rule_evaluations)
     assert (rule_set == 0) == (not codes), "evaluations come with the rule set they were made against"
     return _event_encoder.encode(
         StoredOutcome(
-            event.status,
+            status or event.status,
             event.attempts,
             event.processed_at,
             event.participant_id,
