@@ -15,6 +15,7 @@ Invariants, asserted when an entry is built and again by ``verify`` after readin
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from datetime import datetime
 from decimal import Decimal
@@ -41,6 +42,7 @@ __all__ = [
     "check_entry",
     "check_lot_balances",
     "entry_hash",
+    "recount_lots",
 ]
 
 SYSTEM_ISSUANCE = "SYSTEM_ISSUANCE"
@@ -109,7 +111,9 @@ class ParticipantState:
         "external_id",
         "id",
         "lot_numbers",
+        "lot_sums",
         "lots",
+        "lots_due_from",
         "overdraft",
         "profile",
         "program_ids",
@@ -135,6 +139,12 @@ class ParticipantState:
         self.updated_at = record.updated_at
         # Open lots only (AVAILABLE or DEFERRED with something remaining), oldest first.
         self.lots = lots
+        # Kept with every change of ``lots``, so an event costs O(1) however many lots are open (recount_lots):
+        # per asset, [remaining of AVAILABLE lots, remaining of DEFERRED lots]; and a time no open lot is due
+        # before (a lower bound: settlement looks at the lots only once it has passed; None: none is due, ever).
+        self.lot_sums: dict[str, list[int]] = {}
+        self.lots_due_from: datetime | None = None
+        recount_lots(self)
         self.commit_ticket = 0
         self.stored_external_id: str | None = None  # what the store's external id index says (None: not stored)
         self._cel_view: dict[str, object] | None = None
@@ -156,6 +166,8 @@ class ParticipantState:
         copy.created_at = self.created_at
         copy.updated_at = self.updated_at
         copy.lots = {asset: list(lots) for asset, lots in self.lots.items()}
+        copy.lot_sums = {asset: list(sums) for asset, sums in self.lot_sums.items()}
+        copy.lots_due_from = self.lots_due_from
         copy.commit_ticket = self.commit_ticket
         copy.stored_external_id = self.stored_external_id
         copy._cel_view = None
@@ -478,8 +490,7 @@ class LedgerTx:
         )
         self._lots[lot.id] = lot
         if lot.status in ("AVAILABLE", "DEFERRED"):
-            participant.lots.setdefault(asset.id, []).append(lot)
-            participant.lots[asset.id].sort(key=_lot_order)
+            _add_open_lot(participant, lot)
             for due in (expires_at, matures_at if deferred else None):
                 if due is not None:
                     self._schedule.append((due, lot.id, participant.id))
@@ -546,6 +557,7 @@ class LedgerTx:
                 continue
             taken = min(needed, lot.remaining_minor)
             needed -= taken
+            participant.lot_sums[asset.id][AVAILABLE] -= taken
             remaining = lot.remaining_minor - taken
             assert 0 <= remaining <= lot.amount_minor
             changed = msgspec.structs.replace(
@@ -569,10 +581,13 @@ class LedgerTx:
         (EXPIRATION entry). Each entry is dated at the lot's own due time, so the journal does not depend on when
         the sweep happened to run.
         """
+        if state.lots_due_from is None or state.lots_due_from > until:
+            return 0  # the common case, in O(1) however many lots are open
         written = 0
         for asset_id in sorted(state.lots):
             for lot in list(state.lots[asset_id]):
                 written += self._settle_lot(state, lot, until)
+        recount_lots(self.touched(state.id) or state)  # the bound moves on (a cache: the original may take it)
         return written
 
     def _settle_lot(self, state: ParticipantState, lot: Lot, until: datetime) -> int:
@@ -639,11 +654,11 @@ class LedgerTx:
             status=status,  # type: ignore[arg-type]
         )
         self._lots[changed.id] = changed
-        lots = [candidate for candidate in participant.lots[asset.id] if candidate.id != lot.id]
+        participant.lots[asset.id] = [candidate for candidate in participant.lots[asset.id] if candidate.id != lot.id]
+        if lot.status in ("AVAILABLE", "DEFERRED"):
+            participant.lot_sums[asset.id][_BUCKETS.index(lot.status)] -= lot.remaining_minor
         if status in ("AVAILABLE", "DEFERRED"):
-            lots.append(changed)
-            lots.sort(key=_lot_order)
-        participant.lots[asset.id] = lots
+            _add_open_lot(participant, changed)
         return changed
 
     def fund(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> None:
@@ -808,10 +823,50 @@ def _lot_order(lot: Lot) -> tuple[datetime, int]:
 
 
 def check_lot_balances(state: ParticipantState) -> None:
-    """Assert the lot/balance invariant of every LOT asset the participant holds."""
-    for asset_id, lots in state.lots.items():
+    """Assert the lot/balance invariant of every LOT asset the participant holds, from the running sums: O(assets).
+
+    Its pair is :func:`recount_lots` on every load (scrip_actor._records.load_participant), which rebuilds the sums
+    from the lots themselves before this check runs, and ``verify``, which recomputes everything from the journal.
+    """
+    for asset_id in state.lots:
         values = state.balance(asset_id)
-        available = sum(lot.remaining_minor for lot in lots if lot.status == "AVAILABLE")
-        deferred = sum(lot.remaining_minor for lot in lots if lot.status == "DEFERRED")
-        assert values[AVAILABLE] == available - state.overdraft.get(asset_id, 0), f"lots vs available of {asset_id}"
-        assert values[DEFERRED] == deferred, f"lots vs deferred of {asset_id}"
+        sums = state.lot_sums.get(asset_id) or [0, 0, 0]
+        owed = state.overdraft.get(asset_id, 0)
+        assert values[AVAILABLE] == sums[AVAILABLE] - owed, f"lots vs available of {asset_id}"
+        assert values[DEFERRED] == sums[DEFERRED], f"lots vs deferred of {asset_id}"
+
+
+def recount_lots(state: ParticipantState) -> None:
+    """Rebuild ``state``'s running lot sums and due bound from its open lots (O(lots): on load, after a settle)."""
+    sums: dict[str, list[int]] = {}
+    due_from: datetime | None = None
+    for asset_id, lots in state.lots.items():
+        totals = sums[asset_id] = [0, 0, 0]
+        for lot in lots:
+            totals[_BUCKETS.index(lot.status)] += lot.remaining_minor
+            due = _lot_due(lot)
+            if due is not None and (due_from is None or due < due_from):
+                due_from = due
+    state.lot_sums = sums
+    state.lots_due_from = due_from
+
+
+def _lot_due(lot: Lot) -> datetime | None:
+    """When an open lot next needs settling: its maturity while DEFERRED, its expiry, whichever comes first."""
+    due = lot.expires_at
+    if lot.status == "DEFERRED" and lot.matures_at is not None and (due is None or lot.matures_at < due):
+        due = lot.matures_at
+    return due
+
+
+def _add_open_lot(participant: ParticipantState, lot: Lot) -> None:
+    """Insert an open lot in FIFO order, and count it in the running sums and the due bound."""
+    lots = participant.lots.setdefault(lot.asset_id, [])
+    if lots and _lot_order(lots[-1]) > _lot_order(lot):
+        bisect.insort(lots, lot, key=_lot_order)  # a back-dated credit: its place among the older lots
+    else:
+        lots.append(lot)  # the common case: the newest lot goes last
+    participant.lot_sums.setdefault(lot.asset_id, [0, 0, 0])[_BUCKETS.index(lot.status)] += lot.remaining_minor
+    due = _lot_due(lot)
+    if due is not None and (participant.lots_due_from is None or due < participant.lots_due_from):
+        participant.lots_due_from = due
