@@ -751,19 +751,21 @@ class LedgerTx:
         entries = []
         entry_bytes = []
         sequence, previous_hash = world.journal_sequence, world.journal_hash
-        for entry in self._entries:
+        make_id = world.ids.make
+        for numbered in self._entries:
+            # Numbered in place: the entries are this transaction's own until it returns them.
             sequence += 1
-            numbered = msgspec.structs.replace(
-                entry,
-                id=world.ids.make(KIND_ENTRY, sequence),
-                sequence=sequence,
-                previous_hash=previous_hash,
-            )
+            numbered.id = make_id(KIND_ENTRY, sequence)
+            numbered.sequence = sequence
+            numbered.previous_hash = previous_hash
+            numbered.entry_hash = ""
             # One encode serves both the hash and the store: entry_hash is the last field, so the stored JSON is
             # the canonical JSON with the empty hash filled in (entry_hash() recomputes it the long way).
             canonical = _entry_encoder.encode(numbered)
             assert canonical.endswith(_EMPTY_HASH_TAIL)
-            digest = hashlib.sha256(numbered.previous_hash.encode() + canonical).hexdigest()
+            hasher = hashlib.sha256(previous_hash.encode())
+            hasher.update(canonical)
+            digest = hasher.hexdigest()
             numbered.entry_hash = digest
             check_entry(numbered)
             previous_hash = digest
@@ -795,7 +797,7 @@ class LedgerTx:
             accounts[key] = balance
         for state in self._participants.values():
             for asset_id, values in state.balances.items():
-                if any(abs(value) > AMOUNT_MINOR_MAX for value in values):
+                if max(values) > AMOUNT_MINOR_MAX or min(values) < -AMOUNT_MINOR_MAX:
                     raise ActionFailed(f"a balance of asset {asset_id} would leave the supported range of amounts")
             check_lot_balances(state)
         return accounts

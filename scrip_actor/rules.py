@@ -14,7 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 from scrip_actor import values
-from scrip_actor.amounts import add_counter, from_number, is_decimal_literal, parse_decimal, to_minor
+from scrip_actor.amounts import (
+    AMOUNT_MINOR_MAX,
+    SCALE_MAX,
+    add_counter,
+    from_number,
+    is_decimal_literal,
+    parse_decimal,
+    to_minor,
+)
 from scrip_actor.cel import (
     COST_KEY,
     CelCompileError,
@@ -515,9 +523,64 @@ def resolve_amount(compiled: CompiledAction, asset: Asset, variables: dict[str, 
     assert compiled.amount is not None
     if compiled.static_minor is not None and asset is compiled.asset:
         return compiled.static_minor  # checked at compile time against this very asset record
-    amount = compiled.amount.resolve(variables, "amount")
+    value = compiled.amount
+    if value.expression is None:
+        amount = value.resolve(variables, "amount")
+    else:
+        try:
+            result = value.expression.evaluate(variables)
+        except CelEvaluationError as error:
+            raise ActionFailed(f"amount expression failed: {error}") from None
+        minor = _plain_positive_minor(result, asset)
+        if minor is not None:
+            return minor
+        amount = _from_result(result)
     try:
         return _check_amount(amount, asset, "amount")
+    except ScripError as error:
+        raise ActionFailed(error.message) from None
+
+
+def _plain_positive_minor(result: object, asset: Asset) -> int | None:
+    """The minor units of a CEL amount that is a plain, positive double within the asset's scale and bounds (the
+    common case: ``round(event.amount * 0.05, 2)``), read from its shortest repr as :func:`from_number` does;
+    None for anything else, which takes the exact Decimal path (and its precise error messages)."""
+    if type(result) is not float or not result > 0.0:
+        return None
+    text = repr(result)
+    if "e" in text or "n" in text:  # exponent forms, inf and nan: the exact path
+        return None
+    whole, _, fraction = text.partition(".")
+    scale = asset.scale
+    if len(fraction) > scale:
+        return None
+    minor = int(whole + fraction) * _POWERS_OF_TEN[scale - len(fraction)]
+    if minor > AMOUNT_MINOR_MAX or (asset.max_transaction_amount is not None and minor > _cap_minor(asset)):
+        return None
+    return minor
+
+
+_POWERS_OF_TEN = [10**power for power in range(SCALE_MAX + 1)]
+
+
+def _cap_minor(asset: Asset) -> int:
+    """An asset's max_transaction_amount in minor units (cached: the asset record is immutable)."""
+    assert asset.max_transaction_amount is not None
+    key = (asset.max_transaction_amount, asset.scale)
+    cap = _caps.get(key)
+    if cap is None:
+        if len(_caps) >= 1024:
+            _caps.clear()
+        cap = _caps[key] = to_minor(parse_decimal(asset.max_transaction_amount), asset.scale)
+    return cap
+
+
+_caps: dict[tuple[str, int], int] = {}
+
+
+def _from_result(result: object) -> Decimal:
+    try:
+        return from_number(result, "amount")
     except ScripError as error:
         raise ActionFailed(error.message) from None
 

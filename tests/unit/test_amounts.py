@@ -81,3 +81,36 @@ def test_counters_never_store_negative_zero() -> None:
 
     assert str(check_counter(Decimal("-0"))) == "0"
     assert str(add_counter(Decimal("1.5"), Decimal("-1.5"))) == "0.0"
+
+
+@given(
+    value=st.floats(min_value=1e-30, max_value=1e40, allow_nan=False, allow_infinity=False)
+    | st.decimals(min_value=0, max_value=10**12, places=4).map(float),
+    scale=st.integers(min_value=0, max_value=18),
+    cap=st.none() | st.sampled_from(["1", "100", "12345.678"]),
+)
+def test_the_fast_path_of_a_cel_amount_agrees_with_the_exact_one(value: float, scale: int, cap: str | None) -> None:
+    """A double amount read from its repr as integers gives the very minor units the Decimal path gives, or
+    declines (None) and leaves the case to the exact path: it never gives a different answer."""
+    from datetime import UTC, datetime
+
+    from scrip_actor.errors import ScripError
+    from scrip_actor.model import Asset
+    from scrip_actor.rules import _check_amount, _plain_positive_minor
+
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    asset = Asset(
+        id="a", name="A", symbol="A", inventory_mode="SIMPLE", issuance_policy="UNLIMITED", scale=scale,
+        max_transaction_amount=cap,
+        created_at=moment, updated_at=moment,
+    )  # fmt: skip
+    fast = _plain_positive_minor(value, asset)
+    try:
+        exact: int | None = _check_amount(from_number(value), asset, "amount")
+    except ScripError:
+        exact = None
+    if fast is not None:
+        assert fast == exact
+    if scale == 2 and cap is None:
+        assert _plain_positive_minor(2.23, asset) == 223  # the common case does take the fast path
+        assert _plain_positive_minor(0.1 * 3, asset) is None  # 0.30000000000000004: the exact path refuses it
