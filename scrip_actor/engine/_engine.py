@@ -18,7 +18,6 @@ are one-line delegations; the stages never hold the engine.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,14 +28,15 @@ from typing import Any
 import msgspec
 import trio
 
-from scrip_actor import _event_records, _records, values
+from scrip_actor import _event_records, _records
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.config import Config
-from scrip_actor.durations import utc
+from scrip_actor.engine._admission import Admission
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
 from scrip_actor.engine._lot_schedule import LotSchedule
+from scrip_actor.engine._messages import Sweep
 from scrip_actor.engine._participant_admin import ParticipantAdmin
 from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
@@ -47,13 +47,9 @@ from scrip_actor.engine._validation import new_id as _new_id
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
     Conflict,
-    IdempotencyConflict,
-    NotFound,
-    Overloaded,
     ScripError,
-    ValidationFailed,
 )
-from scrip_actor.ids import KIND_EVENT, SequenceIds
+from scrip_actor.ids import SequenceIds
 from scrip_actor.ledger import (
     Changes,
     ParticipantState,
@@ -83,15 +79,12 @@ from scrip_actor.model import (
 )
 from scrip_actor.rules import (
     CompiledRule,
-    cel_event_data,
 )
 from scrip_actor.store import (
     Op,
     Store,
     Writer,
     be64,
-    events_by_external_key,
-    idempotency_key,
     unbe64,
 )
 from scrip_actor.verify import VerifyReport, verify_store
@@ -102,7 +95,6 @@ if not __debug__:  # pragma: no cover - guarded at import so it can never run si
     raise RuntimeError("scrip-actor relies on assertions for its invariants; do not run it with python -O")
 
 _log = logging.getLogger("scrip_actor.engine")
-_hash_encoder = msgspec.json.Encoder(order="sorted")
 
 
 def _now_utc() -> datetime:
@@ -137,30 +129,6 @@ class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
     writer_map_trims: int = 0  # times LMDB's map was dropped from this process's RSS (storage.lmdb_map_resident_max_mb)
     writer_map_trim_seconds_total: float = 0.0
     events_inflight_bytes: int = 0  # event_data bytes of the events in flight (engine.inflight_event_bytes_max)
-
-
-class _Process(msgspec.Struct):
-    """Actor message: process this event.
-
-    ``cel_data`` is its data as CEL sees it, computed once at admission; ``position`` its key in the inbox (its
-    sequence, or a later position when a FAILED event is retried, so a restart replays it in the same order);
-    ``rules`` the program's compiled rules in force at that position, chosen when the message is delivered, so a
-    rule changed while the event waits in its mailbox applies only to events admitted after the change — live and
-    on replay alike (``_rule_sets``).
-    """
-
-    event: Event
-    cel_data: Any
-    position: int
-    rules: list[CompiledRule]
-    data_bytes: int  # its event_data's JSON size, counted against engine.inflight_event_bytes_max until processed
-
-
-class _Sweep(msgspec.Struct):
-    """Actor message: mature and expire this participant's lots that are due."""
-
-    participant_id: str
-    keys: list[bytes]
 
 
 class Engine:
@@ -200,7 +168,6 @@ class Engine:
         self._participants = self._cache.states
         self._external_ids = self._cache.external_ids
         self._events_live: dict[str, Event] = {}
-        self._idempotency_pending: dict[bytes, Event] = {}
         self._schedule = LotSchedule()
         self._rule_sets = RuleSetRegistry()
         self._publisher = Publisher(self._writer, self._world, self._cache, self._schedule, self._rule_sets)
@@ -212,23 +179,10 @@ class Engine:
             counters_per_participant_max=limits.counters_per_participant_max,
             attributes_per_participant_max=limits.attributes_per_participant_max,
         )
-        self._inbox_sequence = 0
-        self._inflight = 0
-        self._inflight_peak = 0
-        self._inflight_bytes = 0  # event_data bytes of the events counted in _inflight
-        self._counts = {
-            "accepted": 0,
-            "completed": 0,
-            "failed": 0,
-            "replays": 0,
-            "conflicts": 0,
-            "overloaded": 0,
-        }
-        self._closing = False
+        self._counts = {"completed": 0, "failed": 0}
         self._build_stages()  # the stages off the hot path: programs, assets, rules, wallets, participants, reads
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
-        self.on_event_accepted: Callable[[Event], None] | None = None  # a new event was admitted
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
         try:
             self._recover()
@@ -268,7 +222,7 @@ class Engine:
         # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
         last_position = next(store.scan("inbox_pending", reverse=True), None)
-        self._inbox_sequence = max(unbe64(last[0]) if last else 0 for last in (last_event, last_position))
+        self._admission.inbox_sequence = max(unbe64(last[0]) if last else 0 for last in (last_event, last_position))
         self._schedule.load(store)
         self._rule_sets.load(store)
 
@@ -284,10 +238,6 @@ class Engine:
             assert event is not None, f"pending event #{sequence} has no record"
             assert event.sequence == sequence
             assert event.status == "RECEIVED", f"pending event #{sequence} is {event.status}"
-            self._events_live[event.id] = event
-            data_bytes = len(msgspec.json.encode(event.event_data))
-            self._inflight += 1
-            self._inflight_bytes += data_bytes
             if history is None:  # only a store with queued events pays for reading the rule history
                 history = self._rule_history()
             rules = (
@@ -295,9 +245,7 @@ class Engine:
                 if history.is_current(event.program_id, position)
                 else history.at(event.program_id, position)
             )
-            self._registry.deliver(
-                event.external_id, _Process(event, cel_event_data(event.event_data), position, rules, data_bytes)
-            )
+            self._admission.redeliver(event, position, rules)
         nursery.start_soon(self._schedule.run, self.sweep_due, self.config.engine.sweep_interval_s)
 
     # ==========================================================================================================
@@ -327,7 +275,7 @@ class Engine:
             limits=self._limits,
             clock=self._clock,
             cel_backend=self.config.engine.cel_backend,
-            inbox_sequence=lambda: self._inbox_sequence,
+            inbox_sequence=lambda: self._admission.inbox_sequence,
         )
         self._programs = self._catalog.programs
         self._rules = self._catalog.rules
@@ -351,6 +299,19 @@ class Engine:
             new_participant=self._new_participant,
             external_ids=self._external_ids,
             publish=self._apply_changes,
+        )
+        self._admission = Admission(
+            store=self._store,
+            writer=self._writer,
+            ids=self._ids,
+            clock=self._clock,
+            limits=self._limits,
+            settings=self.config.engine,
+            catalog=self._catalog,
+            cache=self._cache,
+            events_live=self._events_live,
+            event_by_sequence=self._event_by_sequence,
+            deliver=self._deliver,
         )
         self._queries = Queries(
             store=self._store,
@@ -398,6 +359,11 @@ class Engine:
         if self.on_commit is not None:
             self.on_commit(records, elapsed_s)
 
+    def _deliver(self, external_id: str, message: Any) -> None:
+        """Put ``message`` in the mailbox of the actor ``external_id`` (the registry exists once started)."""
+        assert self._registry is not None, "events are admitted only once the engine has started"
+        self._registry.deliver(external_id, message)
+
     def _participant(self, participant_id: str) -> ParticipantState | None:
         return self._cache.get(participant_id)
 
@@ -417,153 +383,26 @@ class Engine:
     # events
     # ==========================================================================================================
 
-    def _check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any, bytes]:
-        """Validate an event; returns (external id it routes to, participant id it names, timestamp, canonical
-        payload, CEL data, event_data as JSON: encoded here once, stored as it is)."""
-        limits = self._limits
-        if (request.external_id is None) == (request.participant_id is None):
-            raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
-        if request.participant_id is not None:
-            if not isinstance(request.participant_id, str) or not request.participant_id:
-                raise ValidationFailed.field("participant_id", "invalid", "participant_id must be a non-empty id")
-            known = self._participant(request.participant_id)
-            if known is None:
-                raise NotFound("participant", str(request.participant_id))
-            external_id, named_id = known.external_id, known.id
-        else:
-            external_id, named_id = values.external_id(request.external_id, limits.external_id_length_max), None
-        if not 1 <= len(request.idempotency_key) <= limits.idempotency_key_length_max:
-            raise ValidationFailed.field(
-                "idempotency_key",
-                "invalid",
-                f"idempotency_key must be 1-{limits.idempotency_key_length_max} characters",
-            )
-        cel_data, data_json = self._event_data_checked(request.event_data, "event_data")
-        timestamp = None
-        if request.event_timestamp is not None:
-            try:
-                timestamp = utc(request.event_timestamp)
-            except (ValueError, OverflowError) as error:
-                raise ValidationFailed.field("event_timestamp", "invalid", str(error)) from None
-        self._program(request.program_id)
-        canonical = _hash_encoder.encode(
-            {
-                "external_id": None if named_id else external_id,  # NFC: both spellings are one participant
-                "participant_id": request.participant_id,
-                "event_timestamp": timestamp.isoformat() if timestamp else None,
-                "event_data": cel_data,
-            }
-        )
-        return external_id, named_id, timestamp, canonical, cel_data, data_json
-
     def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
         """Check event data against the limits (a JSON object, size, depth) and return it as CEL sees it.
 
         Raises:
             ValidationFailed: not an object, not JSON, too large, or nested too deeply.
         """
-        return self._event_data_checked(event_data, field)[0]
-
-    def _event_data_checked(self, event_data: Any, field: str) -> tuple[Any, bytes]:
-        """:meth:`event_data_for_cel`, and the data as JSON."""
-        limits = self._limits
-        if not isinstance(event_data, dict):
-            raise ValidationFailed.field(field, "invalid", f"{field} must be a JSON object")
-        try:
-            flat = _flat_cel_data(event_data)
-        except OverflowError:
-            raise ValidationFailed.field(field, "invalid", _beyond_double(field)) from None
-        if flat is None and _depth_exceeds(event_data, limits.event_data_depth_max):  # first, without recursion
-            raise ValidationFailed.field(field, "too_deep", f"{field} nests deeper than {limits.event_data_depth_max}")
-        try:
-            data_bytes = msgspec.json.encode(event_data)
-        except (TypeError, OverflowError) as error:
-            raise ValidationFailed.field(field, "invalid", f"{field} is not JSON: {error}") from None
-        if len(data_bytes) > limits.event_data_bytes_max:
-            raise ValidationFailed.field(
-                field, "too_large", f"{field} is {len(data_bytes)} bytes; the limit is {limits.event_data_bytes_max}"
-            )
-        if flat is not None:
-            return flat, data_bytes
-        try:
-            return cel_event_data(event_data), data_bytes
-        except OverflowError:
-            raise ValidationFailed.field(field, "invalid", _beyond_double(field)) from None
+        return self._admission.event_data_for_cel(event_data, field)
 
     def _accept(self, request: EventSubmit) -> tuple[Event, bool]:
-        """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        external_id, named_id, timestamp, canonical, cel_data, data_json = self._check_event(request)
-        data_bytes = len(data_json)
-        payload_hash = hashlib.sha256(canonical).hexdigest()
-        idem_key = idempotency_key(request.program_id, request.idempotency_key)
-        existing = self._idempotency_pending.get(idem_key)
-        if existing is None:
-            raw = self._store.get_raw("idempotency", idem_key)
-            if raw is not None:
-                existing = self._event_by_sequence(unbe64(raw))
-                assert existing is not None
-                assert existing.idempotency_key == request.idempotency_key
-        if existing is not None:
-            if existing.payload_hash != payload_hash:
-                self._counts["conflicts"] += 1
-                raise IdempotencyConflict(
-                    f"idempotency_key {request.idempotency_key!r} was used with a different payload",
-                    {"event_id": existing.id},
-                )
-            self._counts["replays"] += 1
-            return existing, False
-        if self._closing:
-            raise Overloaded("the engine is shutting down")
-        self._check_inflight(data_bytes)
-        now = self._clock()
-        self._inbox_sequence += 1
-        event = Event(
-            id=self._ids.make(KIND_EVENT, self._inbox_sequence),
-            sequence=self._inbox_sequence,
-            program_id=request.program_id,
-            external_id=external_id,
-            idempotency_key=request.idempotency_key,
-            event_timestamp=timestamp or now,
-            event_data=request.event_data,
-            created_at=now,
-            payload_hash=payload_hash,
-            # An event that names its participant by id is bound to it now: renaming the participant while the
-            # event waits must not send it (or its points) to whoever holds the old external_id by then.
-            participant_id=named_id,
-        )
-        sequence_key = be64(event.sequence)
-        ops: list[Op] = [
-            ("events", sequence_key, _event_records.encode_event(event, data_json)),
-            ("inbox_pending", sequence_key, b""),
-            ("idempotency", idem_key, sequence_key),
-            ("events_by_external", events_by_external_key(external_id, event.sequence), b""),
-        ]
-        self._idempotency_pending[idem_key] = event
-        self._events_live[event.id] = event
-        self._writer.append(ops, lambda: self._idempotency_pending.pop(idem_key, None))
-        self._inflight += 1
-        self._inflight_bytes += data_bytes
-        self._inflight_peak = max(self._inflight_peak, self._inflight)
-        self._counts["accepted"] += 1
-        if self.on_event_accepted is not None:
-            self.on_event_accepted(event)
-        assert self._registry is not None
-        # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
-        # can never reach the disk before the event it belongs to.
-        rules = self._compiled.get(event.program_id, [])
-        self._registry.deliver(event.external_id, _Process(event, cel_data, event.sequence, rules, data_bytes))
-        return event, True
+        """Admit one event synchronously: (event, is_new); see :meth:`Admission.accept`."""
+        return self._admission.accept(request)
 
-    def _check_inflight(self, data_bytes: int) -> None:
-        """Refuse new work (Overloaded, HTTP 429) beyond the in-flight bounds: events, and their bytes."""
-        settings = self.config.engine
-        if self._inflight >= settings.inflight_events_max:
-            self._counts["overloaded"] += 1
-            raise Overloaded(f"{self._inflight} events are waiting to be processed; retry shortly")
-        # One event alone may always enter an empty queue, so an event under the size limit is never refused forever.
-        if self._inflight and self._inflight_bytes + data_bytes > settings.inflight_event_bytes_max:
-            self._counts["overloaded"] += 1
-            raise Overloaded(f"{self._inflight_bytes} bytes of events are waiting to be processed; retry shortly")
+    @property
+    def on_event_accepted(self) -> Callable[[Event], None] | None:
+        """Observation hook (metrics): a new event was admitted. Cheap, and must not raise."""
+        return self._admission.on_event_accepted
+
+    @on_event_accepted.setter
+    def on_event_accepted(self, hook: Callable[[Event], None] | None) -> None:
+        self._admission.on_event_accepted = hook
 
     async def submit(self, request: EventSubmit) -> Event:
         """Accept an event; return once it is durable. Processing continues in the background.
@@ -626,32 +465,7 @@ class Engine:
         event = await self.get_event(event_id)
         if event.status != "FAILED":
             raise Conflict(f"only FAILED events can be retried; this one is {event.status}", {"status": event.status})
-        if self._closing:
-            raise Overloaded("the engine is shutting down")
-        data_bytes = len(msgspec.json.encode(event.event_data))
-        self._check_inflight(data_bytes)
-        retried = msgspec.structs.replace(
-            event, status="RECEIVED", error_message=None, rule_evaluations=[], journal_entry_ids=[], processed_at=None
-        )
-        # A new inbox position, so that after a restart it is replayed behind what was queued before the retry.
-        self._inbox_sequence += 1
-        position = self._inbox_sequence
-        self._events_live[retried.id] = retried
-        self._inflight += 1
-        self._inflight_bytes += data_bytes
-        ticket = self._writer.append(
-            [
-                ("event_outcomes", be64(retried.sequence), _event_records.encode_outcome(retried, 0, [])),
-                ("inbox_pending", be64(position), be64(retried.sequence)),
-                ("events_failed", be64(retried.sequence), None),
-            ]
-        )
-        assert self._registry is not None
-        snapshot = msgspec.structs.replace(retried)
-        rules = self._compiled.get(retried.program_id, [])  # the retry is admitted anew: today's rules apply
-        self._registry.deliver(
-            retried.external_id, _Process(retried, cel_event_data(retried.event_data), position, rules, data_bytes)
-        )
+        snapshot, ticket = self._admission.readmit(event)
         await self._writer.wait_durable(ticket)
         return snapshot
 
@@ -712,7 +526,7 @@ class Engine:
 
     def _step(self, external_id: str, message: Any) -> None:
         """One synchronous, await-free step of a participant actor: the pure step, then publish its result."""
-        if isinstance(message, _Sweep):
+        if isinstance(message, Sweep):
             self._step_sweep(message)
             return
         event = message.event
@@ -744,10 +558,7 @@ class Engine:
         event.processed_at = wall_now
         event.attempts += 1
         final = "FAILED" if failure else "COMPLETED"
-        self._inflight -= 1
-        self._inflight_bytes -= message.data_bytes
-        assert self._inflight >= 0
-        assert self._inflight_bytes >= 0
+        self._admission.release(message.data_bytes)
         self._counts["completed" if not failure else "failed"] += 1
         self._publisher.publish_outcome(
             event, message.position, result, message.rules, lambda: self._finish_event(event, final)
@@ -775,10 +586,10 @@ class Engine:
             state = self._cache.get(participant_id)
             if state is None:  # pragma: no cover - a schedule entry always has its participant
                 continue
-            self._registry.deliver(state.external_id, _Sweep(participant_id, keys))
+            self._registry.deliver(state.external_id, Sweep(participant_id, keys))
         return len(due)
 
-    def _step_sweep(self, message: _Sweep) -> None:
+    def _step_sweep(self, message: Sweep) -> None:
         state = self._cache.get(message.participant_id)
         assert state is not None
         changes = step_sweep(state, self._world, self._clock())
@@ -1019,15 +830,16 @@ class Engine:
         """A snapshot of the engine's counters."""
         assert self._registry is not None
         writer = self._writer.statistics()
+        admission = self._admission
         return EngineStatistics(
-            events_inflight=self._inflight,
-            events_inflight_peak=self._inflight_peak,
-            events_inflight_bytes=self._inflight_bytes,
-            events_accepted=self._counts["accepted"],
+            events_inflight=admission.inflight,
+            events_inflight_peak=admission.inflight_peak,
+            events_inflight_bytes=admission.inflight_bytes,
+            events_accepted=admission.counts["accepted"],
             events_completed=self._counts["completed"],
             events_failed=self._counts["failed"],
-            idempotent_replays=self._counts["replays"],
-            idempotency_conflicts=self._counts["conflicts"],
+            idempotent_replays=admission.counts["replays"],
+            idempotency_conflicts=admission.counts["conflicts"],
             participants_cached=len(self._participants),
             participants_cached_peak=self._cache.peak,
             passivations=self._cache.passivations,
@@ -1041,7 +853,7 @@ class Engine:
             writer_commit_seconds_peak=writer.commit_seconds_peak,
             writer_commit_seconds_total=writer.commit_seconds_total,
             messages_queued=self._registry.queued,
-            events_refused_overload=self._counts["overloaded"],
+            events_refused_overload=admission.counts["overloaded"],
             writer_map_trims=writer.map_trims,
             writer_map_trim_seconds_total=writer.map_trim_seconds_total,
         )
@@ -1049,7 +861,7 @@ class Engine:
     def reset_peaks(self) -> None:
         """Start new ``*_peak`` windows (in-flight events, cached participants, actors, mailboxes, commits)."""
         assert self._registry is not None
-        self._inflight_peak = self._inflight
+        self._admission.inflight_peak = self._admission.inflight
         self._cache.reset_peak()
         self._registry.reset_peaks()
         self._writer.reset_peaks()
@@ -1068,46 +880,6 @@ class Engine:
 # ==============================================================================================================
 # module helpers
 # ==============================================================================================================
-
-
-_SCALAR_TYPES = frozenset((str, float, bool, type(None)))
-
-
-def _beyond_double(field: str) -> str:
-    return f"a number in {field} is beyond the range of a double (CEL reads JSON numbers as doubles)"
-
-
-def _flat_cel_data(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The CEL view of an object with only scalar values (most events), or None to take the general path.
-
-    Same result as ``cel_event_data`` (ints become doubles), in one pass and without the depth walk: a flat
-    object has depth 1. Measured: the depth walk and the recursive conversion were 25 % of admission.
-    """
-    converted = {}
-    scalar_types = _SCALAR_TYPES
-    for key, item in data.items():
-        kind = type(item)
-        if kind is int:
-            converted[key] = float(item)
-        elif kind in scalar_types:
-            converted[key] = item
-        else:
-            return None
-    return converted
-
-
-def _depth_exceeds(value: Any, depth_max: int) -> bool:
-    """Whether JSON-like ``value`` nests deeper than ``depth_max`` (iterative: hostile depth cannot blow the stack)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > depth_max:
-            return True
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return False
 
 
 @asynccontextmanager
@@ -1141,7 +913,7 @@ async def open_engine(
                 try:
                     yield engine
                 finally:
-                    engine._closing = True
+                    engine._admission.closing = True
                     workers.cancel_scope.cancel()
             engine._writer.close()
     finally:

@@ -84,7 +84,7 @@ CLASS_LINES_MAX = 500
 LONG_CLASSES: dict[str, int] = {
     "scrip_actor.cel._compiler.Compiler": 666,
     # Being split into the stages of scrip_actor/engine/ right now: lower this number as it shrinks.
-    "scrip_actor.engine._engine.Engine": 900,
+    "scrip_actor.engine._engine.Engine": 744,
 }
 # How far below its recorded number an entry may fall before the test asks for the number to be lowered, so that a
 # class (or function) that shrank cannot quietly grow back.

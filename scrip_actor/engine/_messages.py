@@ -1,0 +1,36 @@
+"""The messages an actor's mailbox carries: an event to process, or a sweep of the lots that came due."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from scrip_actor.model import Event
+from scrip_actor.rules import CompiledRule
+
+__all__ = ["Process", "Sweep"]
+
+
+class Process(msgspec.Struct):
+    """Process this event.
+
+    ``cel_data`` is its data as CEL sees it, computed once at admission; ``position`` its key in the inbox (its
+    sequence, or a later position when a FAILED event is retried, so a restart replays it in the same order);
+    ``rules`` the program's compiled rules in force at that position, chosen when the message is delivered, so a
+    rule changed while the event waits in its mailbox applies only to events admitted after the change — live and
+    on replay alike (``scrip_actor._rule_sets``).
+    """
+
+    event: Event
+    cel_data: Any
+    position: int
+    rules: list[CompiledRule]
+    data_bytes: int  # its event_data's JSON size, counted against engine.inflight_event_bytes_max until processed
+
+
+class Sweep(msgspec.Struct):
+    """Mature and expire this participant's lots that are due."""
+
+    participant_id: str
+    keys: list[bytes]
