@@ -33,7 +33,7 @@ from scrip_actor.ledger import (
     derived_id,
 )
 from scrip_actor.model import Event, Program, RuleEvaluation
-from scrip_actor.rules import CompiledRule, apply_actions, evaluate, event_variables
+from scrip_actor.rules import CompiledRule, apply_actions, event_variables, fused_evaluate
 
 __all__ = ["Lookups", "StepLimits", "StepResult", "new_participant", "step_event", "step_sweep"]
 
@@ -148,7 +148,7 @@ def _run_rules(
     on failure, so only the settlement before the rules commits)."""
     viewed = tx.touched(state.id) or state
     variables = event_variables(cel_data, viewed.cel_view(), event.event_timestamp, limits.cel_cost_per_event_max)
-    evaluations, matched = evaluate(rules, variables, event.event_timestamp)
+    evaluations, matched = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
     by_external: dict[str, ParticipantState] = {state.external_id: state}
 
