@@ -109,9 +109,17 @@ def evaluation_codes(evaluations: list[RuleEvaluation]) -> tuple[str, list[tuple
     return "".join(codes), reasons
 
 
-def encode_outcome(event: Event, rule_set: int, entry_sequences: list[int], status: str | None = None) -> bytes:
-    """The ``event_outcomes`` record of a processed (or retried) event; ``status`` overrides the event's."""
-    codes, reasons = evaluation_codes(event.rule_evaluations)
+def encode_outcome(
+    event: Event,
+    rule_set: int,
+    entry_sequences: list[int],
+    status: str | None = None,
+    coded: tuple[str, list[tuple[int, str]]] | None = None,
+) -> bytes:
+    """The ``event_outcomes`` record of a processed (or retried) event; ``status`` overrides the event's, and
+    ``coded`` gives its evaluations' letters and reasons when the evaluation already wrote them."""
+    codes, reasons = coded if coded is not None else evaluation_codes(event.rule_evaluations)
+    assert len(codes) == len(event.rule_evaluations), "one letter per evaluation"
     assert (rule_set == 0) == (not codes), "evaluations come with the rule set they were made against"
     return _event_encoder.encode(
         StoredOutcome(

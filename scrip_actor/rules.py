@@ -386,8 +386,12 @@ def evaluate(
 
 def fused_evaluate(
     rules: list[CompiledRule], variables: dict[str, Any], now: datetime
-) -> tuple[list[RuleEvaluation], list[CompiledRule]]:
+) -> tuple[list[RuleEvaluation], list[CompiledRule], str, list[tuple[int, str]]]:
     """:func:`evaluate`, by one generated function per rule list: the same results, without the loop.
+
+    Returns evaluate's two lists and, for the stored outcome (scrip_actor._event_records), one letter per rule —
+    ``M`` matched, ``N`` not, ``O`` outside its window, ``S`` skipped, ``T`` stopped — with the skipped rules'
+    ``(index, reason)``, written as the code goes instead of re-read from the records afterwards.
 
     The engine's rule lists live as long as the rules do (a program's compiled rules, replaced whole on a change),
     so each is turned once into straight-line Python that calls every condition in order and appends the shared
@@ -403,14 +407,22 @@ def fused_evaluate(
     return cached[1](variables, now)  # type: ignore[no-any-return]
 
 
-_fused: dict[int, tuple[tuple[CompiledRule, ...], Callable[[dict[str, Any], datetime], Any]]] = {}
+_fused: dict[int, tuple[tuple[CompiledRule, ...], Callable[[dict[str, Any], datetime], Any]]] = {}  # by id(list)
 _FUSED_MAX = 4096
 
 
 def _fuse(rules: list[CompiledRule]) -> Callable[[dict[str, Any], datetime], Any]:
     """Generate the straight-line evaluator of ``rules`` (only compiler-built names reach ``exec``)."""
     namespace: dict[str, Any] = {"_CostExceeded": CelCostExceeded, "_EvalError": CelEvaluationError, "_stop": _stop}
-    lines = ["def evaluate_rules(v, now):", "    evaluations = []", "    matched = []", "    add = evaluations.append"]
+    lines = [
+        "def evaluate_rules(v, now):",
+        "    evaluations = []",
+        "    matched = []",
+        "    codes = []",
+        "    reasons = []",
+        "    add = evaluations.append",
+        "    code = codes.append",
+    ]
     for index, compiled in enumerate(rules):
         rule = compiled.rule
         namespace.update(
@@ -424,22 +436,34 @@ def _fuse(rules: list[CompiledRule]) -> Callable[[dict[str, Any], datetime], Any
                 f"at{index}": rule.active_to,
             }
         )
+        stop = [f"        return _stop(evaluations, matched, codes, reasons, _rules, {index})"]
         body = [
             "try:",
             f"    r = cond{index}(v)",
             "except _CostExceeded as error:",
-            f'    add(c{index}.skipped(f"CONDITION_COST_EXCEEDED: {{error}}"))',
+            '    reason = f"CONDITION_COST_EXCEEDED: {error}"',
+            f"    add(c{index}.skipped(reason))",
+            '    code("S")',
+            f"    reasons.append(({index}, reason))",
             "except _EvalError as error:",
-            f'    add(c{index}.skipped(f"CONDITION_ERROR: {{error}}"))',
+            '    reason = f"CONDITION_ERROR: {error}"',
+            f"    add(c{index}.skipped(reason))",
+            '    code("S")',
+            f"    reasons.append(({index}, reason))",
             "else:",
             "    if r is True:",
             f"        add(yes{index})",
+            '        code("M")',
             f"        matched.append(c{index})",
-            *([f"        return _stop(evaluations, matched, _rules, {index})"] if rule.stop_after_match else []),
+            *(stop if rule.stop_after_match else []),
             "    elif r is False:",
             f"        add(no{index})",
+            '        code("N")',
             "    else:",
-            f'        add(c{index}.skipped("CONDITION_NOT_BOOLEAN: returned " + type(r).__name__))',
+            '        reason = "CONDITION_NOT_BOOLEAN: returned " + type(r).__name__',
+            f"        add(c{index}.skipped(reason))",
+            '        code("S")',
+            f"        reasons.append(({index}, reason))",
         ]
         window = []
         if rule.active_from is not None:
@@ -447,11 +471,11 @@ def _fuse(rules: list[CompiledRule]) -> Callable[[dict[str, Any], datetime], Any
         if rule.active_to is not None:
             window.append(f"now >= at{index}")
         if window:
-            lines += [f"    if {' or '.join(window)}:", f"        add(out{index})", "    else:"]
+            lines += [f"    if {' or '.join(window)}:", f"        add(out{index})", '        code("O")', "    else:"]
             lines += ["        " + line for line in body]
         else:
             lines += ["    " + line for line in body]
-    lines.append("    return evaluations, matched")
+    lines.append('    return evaluations, matched, "".join(codes), reasons')
     namespace["_rules"] = list(rules)  # its own copy: the cache key is checked, the code must not drift
     exec(compile("\n".join(lines) + "\n", "<rules:fused>", "exec"), namespace)
     evaluate_rules: Callable[[dict[str, Any], datetime], Any] = namespace["evaluate_rules"]
@@ -459,12 +483,19 @@ def _fuse(rules: list[CompiledRule]) -> Callable[[dict[str, Any], datetime], Any
 
 
 def _stop(
-    evaluations: list[RuleEvaluation], matched: list[CompiledRule], rules: list[CompiledRule], index: int
-) -> tuple[list[RuleEvaluation], list[CompiledRule]]:
+    evaluations: list[RuleEvaluation],
+    matched: list[CompiledRule],
+    codes: list[str],
+    reasons: list[tuple[int, str]],
+    rules: list[CompiledRule],
+    index: int,
+) -> tuple[list[RuleEvaluation], list[CompiledRule], str, list[tuple[int, str]]]:
     """After rule ``index`` matched with ``stop_after_match``: every later rule is STOPPED by it, as in evaluate."""
     stopper_id = rules[index].rule.id
-    evaluations.extend(compiled.stopped_by(stopper_id) for compiled in rules[index + 1 :])
-    return evaluations, matched
+    later = rules[index + 1 :]
+    evaluations.extend(compiled.stopped_by(stopper_id) for compiled in later)
+    codes.append("T" * len(later))
+    return evaluations, matched, "".join(codes), reasons
 
 
 def apply_actions(

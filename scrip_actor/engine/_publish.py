@@ -81,14 +81,13 @@ class Publisher:
         sequence_key = be64(event.sequence)
         rule_set, new_rule_set = self._rule_sets.number_of(rules) if result.evaluations else (0, None)
         entries = [entry.sequence for entry in changes.entries if entry.event_id]
-        outcome = _event_records.encode_outcome(event, rule_set, entries, "FAILED" if failed else "COMPLETED")
+        coded = (result.codes, result.reasons) if result.evaluations else None
+        outcome = _event_records.encode_outcome(event, rule_set, entries, "FAILED" if failed else "COMPLETED", coded)
         ops: list[Op] = [("event_outcomes", sequence_key, outcome), ("inbox_pending", be64(position), None)]
         if new_rule_set is not None:
             ops.append(new_rule_set)
         ops.extend(  # the list filter's index (see Queries.list_events)
-            ("events_by_rule", events_by_rule_key(evaluation.rule_id, event.sequence), b"")
-            for evaluation in result.evaluations
-            if evaluation.status == "MATCHED"
+            ("events_by_rule", events_by_rule_key(rule_id, event.sequence), b"") for rule_id in result.matched_rule_ids
         )
         if failed:
             ops.append(("events_failed", sequence_key, b""))

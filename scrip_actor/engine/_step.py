@@ -72,6 +72,9 @@ class StepResult(msgspec.Struct, kw_only=True):
     evaluations: list[RuleEvaluation]
     failure: str | None
     internal_error: Exception | None = None
+    codes: str = ""  # the evaluations as the stored outcome's letters, and the skipped rules' reasons
+    reasons: list[tuple[int, str]] = []
+    matched_rule_ids: list[str] = []
 
 
 def step_event(
@@ -148,7 +151,7 @@ def _run_rules(
     on failure, so only the settlement before the rules commits)."""
     viewed = tx.touched(state.id) or state
     variables = event_variables(cel_data, viewed.cel_view(), event.event_timestamp, limits.cel_cost_per_event_max)
-    evaluations, matched = fused_evaluate(rules, variables, event.event_timestamp)
+    evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
     by_external: dict[str, ParticipantState] = {state.external_id: state}
 
@@ -172,7 +175,15 @@ def _run_rules(
             apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
-        return StepResult(state=state, changes=changes, evaluations=evaluations, failure=None)
+        return StepResult(
+            state=state,
+            changes=changes,
+            evaluations=evaluations,
+            failure=None,
+            codes=codes,
+            reasons=reasons,
+            matched_rule_ids=[compiled.rule.id for compiled in matched],
+        )
     except ActionFailed as error:
         failure = str(error)
     except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
@@ -180,7 +191,14 @@ def _run_rules(
     tx.rollback(savepoint)  # the settlement before the rules stands (it was checked in _prepare)
     changes = None if tx.is_empty() else tx.commit(wall_now)
     return StepResult(
-        state=state, changes=changes, evaluations=evaluations, failure=failure, internal_error=internal_error
+        state=state,
+        changes=changes,
+        evaluations=evaluations,
+        failure=failure,
+        internal_error=internal_error,
+        codes=codes,
+        reasons=reasons,
+        matched_rule_ids=[compiled.rule.id for compiled in matched],
     )
 
 

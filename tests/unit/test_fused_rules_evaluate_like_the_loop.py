@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scrip_actor._event_records import evaluation_codes
 from scrip_actor.model import Rule, TagAction
 from scrip_actor.rules import CompiledRule, compile_rule, evaluate, event_variables, fused_evaluate
 
@@ -80,6 +81,7 @@ def test_the_fused_function_gives_what_the_loop_gives(
     got = fused_evaluate(rules, _variables(data, cost_max), T0)
     assert got[0] == expected[0]
     assert got[1] == expected[1]
+    assert (got[2], got[3]) == evaluation_codes(expected[0])  # the letters the stored outcome would have had
 
 
 def test_a_list_changed_in_place_is_fused_again() -> None:
