@@ -564,44 +564,65 @@ async def expiry_trial(
 
 async def _lots_and_expirations(
     client: httpx.AsyncClient, program_id: str, asset_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The EXPIRATION entries, then the lots, then the entries again.
+
+    The sweeper runs while this reads, and the API has no snapshot across calls; a lot only moves forward
+    (AVAILABLE to EXPIRED, with its entry in the same commit). So a lot read as not expired has no entry in the
+    read before it, and a lot read as EXPIRED has its entry in the read after it: the checks use each read
+    where it is exact.
+    """
+
+    async def expirations() -> list[dict[str, Any]]:
+        entries = await all_pages(client, "/v1/journal-entries", asset_id=asset_id)
+        return [entry for entry in entries if entry["action_type"] == "EXPIRATION"]
+
+    before = await expirations()
     lots: list[dict[str, Any]] = []
     for participant in await all_pages(client, "/v1/participants", program_id=program_id):
         lots += await all_pages(client, f"/v1/participants/{participant['id']}/balances/lots", asset_id=asset_id)
-    entries = await all_pages(client, "/v1/journal-entries", asset_id=asset_id)
-    return lots, [entry for entry in entries if entry["action_type"] == "EXPIRATION"]
+    return lots, before, await expirations()
 
 
 async def _check_lots(client: httpx.AsyncClient, program_id: str, asset_id: str, events: int) -> int:
     """The lot invariants after a restart (see :func:`expiry_trial`); returns the number of lots."""
     restarted_at = time.time()
-    lots, expirations = await _lots_and_expirations(client, program_id, asset_id)
+    lots, before, after = await _lots_and_expirations(client, program_id, asset_id)
     assert len(lots) == events, f"{len(lots)} lots for {events} events"
-    _check_expired_lots(lots, expirations, restarted_at)
+    _check_expired_lots(lots, before, after, restarted_at)
     with trio.fail_after(30):
         while any(lot["status"] != "EXPIRED" for lot in lots):
             await trio.sleep(0.1)
-            lots, expirations = await _lots_and_expirations(client, program_id, asset_id)
-    _check_expired_lots(lots, expirations, restarted_at)
+            lots, before, after = await _lots_and_expirations(client, program_id, asset_id)
+    _check_expired_lots(lots, before, after, restarted_at)
     for participant in await all_pages(client, "/v1/participants", program_id=program_id):
         balances = await expect(client, "GET", f"/v1/participants/{participant['id']}/balances", 200)
         assert all(int(balance["available"]) == 0 for balance in balances["data"]), balances
     return len(lots)
 
 
-def _check_expired_lots(lots: list[dict[str, Any]], expirations: list[dict[str, Any]], restarted_at: float) -> None:
-    by_lot: dict[str, int] = {}
-    for entry in expirations:
-        by_lot[entry["reference_id"]] = by_lot.get(entry["reference_id"], 0) + 1
-    assert all(count == 1 for count in by_lot.values()), "a lot expired twice"
-    assert set(by_lot) <= {lot["id"] for lot in lots}, "an EXPIRATION entry names no lot"
+def _check_expired_lots(
+    lots: list[dict[str, Any]], before: list[dict[str, Any]], after: list[dict[str, Any]], restarted_at: float
+) -> None:
+    """Each lot expired at most once; an EXPIRED lot has its entry (read after it), a live one none (read before)."""
+    counts = _count_by_lot(after)
+    assert all(count == 1 for count in counts.values()), "a lot expired twice"
+    assert set(counts) <= {lot["id"] for lot in lots}, "an EXPIRATION entry names no lot"
+    expired_before = _count_by_lot(before)
     for lot in lots:
         if lot["status"] == "EXPIRED":
-            assert by_lot.get(lot["id"]) == 1 and int(lot["remaining"]) == 0, lot
+            assert counts.get(lot["id"]) == 1 and int(lot["remaining"]) == 0, lot
         else:
-            assert lot["id"] not in by_lot, f"lot has an EXPIRATION entry but is {lot['status']}"
+            assert lot["id"] not in expired_before, f"lot has an EXPIRATION entry but is {lot['status']}"
             expires_s = _epoch_s(lot["expires_at"])
             assert expires_s > restarted_at - 60, lot  # due after the restart, or swept soon after it
+
+
+def _count_by_lot(entries: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry["reference_id"]] = counts.get(entry["reference_id"], 0) + 1
+    return counts
 
 
 def _epoch_s(timestamp: str) -> float:

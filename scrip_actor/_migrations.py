@@ -78,8 +78,9 @@ class _ParticipantRecordV4(msgspec.Struct, kw_only=True):
 
 def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
     """Split each event into its admitted record and its outcome, number the rule sets its evaluations name,
-    store participants and idempotency records in their compact forms, and drop the journal index's program and
-    asset keys (schema 5 serves those filters with a bounded scan). Returns the events migrated.
+    store participants and idempotency records in their compact forms, drop the journal index's program and
+    asset keys (schema 5 serves those filters with a bounded scan), and replace the first attempts' inbox
+    records by the processed-below mark. Returns the events migrated.
 
     Everything is re-read and checked on the way (the outcome must decode back to the same Event), so a store
     this cannot migrate exactly stays at schema 4 (the open's transaction aborts).
@@ -87,7 +88,7 @@ def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
     from scrip_actor._event_records import decode_event, encode_event, encode_outcome
     from scrip_actor.ids import KIND_ENTRY, SequenceIds
     from scrip_actor.ledger import ParticipantRecord
-    from scrip_actor.store import be32, be64, encode
+    from scrip_actor.store import PROCESSED_BELOW_KEY, be32, be64, encode, unbe64
 
     ids = SequenceIds(msgspec.json.decode(txn.get(b"id_prefix", db=dbs["meta"]), type=int))
     rule_sets: dict[tuple[tuple[str, int], ...], int] = {}
@@ -115,6 +116,13 @@ def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
         count += 1
         if count % _PROGRESS_EVERY == 0:
             _log.warning("migrating the store to schema 5: %d events", count)
+    # First attempts still to process lose their inbox records: the open finds them from the processed-below mark.
+    waiting = [bytes(key) for key, value in txn.cursor(db=dbs["inbox_pending"]).iternext() if not value]
+    for key in waiting:
+        txn.delete(key, db=dbs["inbox_pending"])
+    last_event = txn.cursor(db=dbs["events"])
+    mark = unbe64(min(waiting)) if waiting else (unbe64(last_event.key()) + 1 if last_event.last() else 1)
+    txn.put(PROCESSED_BELOW_KEY, be64(mark), db=dbs["meta"])
     for key, value in list(txn.cursor(db=dbs["idempotency"]).iternext()):
         sequence, _payload_hash = msgspec.json.decode(value, type=tuple[int, str])
         txn.put(bytes(key), be64(sequence), db=dbs["idempotency"])

@@ -5,7 +5,7 @@ Layout (named databases; big-endian integer keys where order matters):
 =================  ==========================================  ==============================================
 database           key                                         value
 =================  ==========================================  ==============================================
-meta               b"schema", b"journal_head", b"id_prefix"    JSON
+meta               b"schema", b"journal_head", b"id_prefix"    JSON; b"processed_below": be64 (see Admission)
 programs           program id                                  Program
 assets             asset id                                    Asset
 asset_symbols      upper-cased symbol                          asset id
@@ -20,7 +20,7 @@ rule_sets          be32(number)                                [[rule id, versio
 events_by_external sha256(external id) + be64(sequence)        b"" (written at admission; the list filter's index)
 events_by_rule     rule id + NUL + be64(sequence)              b"" (the rule MATCHED; written with the outcome)
 events_failed      be64(sequence)                              b"" (FAILED; deleted when the event is retried)
-inbox_pending      be64(sequence)                              event id; deleted with the outcome's commit
+inbox_pending      be64(position)                              be64(sequence) of a retried event, until its outcome
 idempotency        program id + NUL + sha256(key)              be64(event sequence)
 journal            be64(sequence)                              JournalEntry; the id carries the sequence
 journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/rule/program/asset)
@@ -63,6 +63,7 @@ from scrip_actor.ids import new_prefix
 
 __all__ = [
     "DATABASES",
+    "PROCESSED_BELOW_KEY",
     "Op",
     "Store",
     "Writer",
@@ -111,6 +112,8 @@ DATABASES = (
 )
 
 T = TypeVar("T")
+# meta key: every event below this sequence has its first attempt's outcome stored (absent: scan from the first).
+PROCESSED_BELOW_KEY = b"processed_below"
 # One write: (database, key, value); value None deletes the key.
 Op = tuple[str, bytes, bytes | None]
 

@@ -30,6 +30,7 @@ from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, ent
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
 from scrip_actor.store import (
     KEY_BYTES_MAX,
+    PROCESSED_BELOW_KEY,
     Store,
     be64,
     events_by_external_key,
@@ -260,9 +261,17 @@ class _Checker:
                 self.problem(f"lot {lot.id}: its participant {lot.participant_id} does not exist")
 
     def events(self) -> tuple[int, int]:
-        pending = {be64(unbe64(value)) if value else key for key, value in self.store.scan("inbox_pending")}
+        """Every event decodes, sits where it will be processed (or is final), and its entries and indexes exist.
+
+        A first attempt still to process has no outcome and a sequence at or above the processed-below mark (the
+        open scans from there); a retry still to process has an outcome RECEIVED and an inbox record.
+        """
+        queued = {be64(unbe64(value)) if value else key for key, value in self.store.scan("inbox_pending")}
+        raw_mark = self.store.get_raw("meta", PROCESSED_BELOW_KEY)
+        mark = unbe64(raw_mark) if raw_mark is not None else 0
         rule_sets = self._rule_sets()
         events = 0
+        waiting_count = 0
         for key, raw in self.store.scan("events"):
             events += 1
             sequence = unbe64(key)
@@ -272,11 +281,14 @@ class _Checker:
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError, AssertionError) as error:
                 self.problem(f"event #{sequence}: its records do not decode ({error})")
                 continue
-            waiting = key in pending
-            if waiting and event.status in ("COMPLETED", "FAILED"):
+            final = event.status in ("COMPLETED", "FAILED")
+            if final and key in queued:
                 self.problem(f"event {event.id}: {event.status} but still in the inbox")
-            if not waiting and event.status not in ("COMPLETED", "FAILED"):
+            if outcome is None and sequence < mark:
+                self.problem(f"event {event.id}: not processed, below the processed-below mark {mark}: never found")
+            if outcome is not None and not final and key not in queued:
                 self.problem(f"event {event.id}: {event.status} but not in the inbox: it would never be processed")
+            waiting_count += not final
             for entry_id in event.journal_entry_ids:
                 if entry_id not in self.entry_ids:
                     self.problem(f"event {event.id}: journal entry {entry_id} is missing")
@@ -291,7 +303,7 @@ class _Checker:
             if self.store.get_raw("events", be64(sequence)) is None:
                 self.problem(f"inbox position #{unbe64(key)} names event #{sequence}, which does not exist")
         self._idempotency()
-        return events, len(pending)
+        return events, waiting_count
 
     def _rule_sets(self) -> dict[int, RuleSetMembers]:
         """The numbered rule sets outcomes refer to (numbered 1, 2, 3... without gaps)."""

@@ -10,6 +10,7 @@ participant's mailbox with the rules in force now. It owns the in-flight counter
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,11 +27,22 @@ from scrip_actor.errors import IdempotencyConflict, NotFound, Overloaded, Valida
 from scrip_actor.ids import KIND_EVENT, SequenceIds
 from scrip_actor.model import Event, EventSubmit
 from scrip_actor.rules import cel_event_data
-from scrip_actor.store import Op, Store, Writer, be64, events_by_external_key, idempotency_key, unbe64
+from scrip_actor.store import (
+    PROCESSED_BELOW_KEY,
+    Op,
+    Store,
+    Writer,
+    be64,
+    events_by_external_key,
+    idempotency_key,
+    unbe64,
+)
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "pending_positions"]
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
+# How far the processed-below mark moves before it is written again (a lagging mark only lengthens the open's scan).
+_MARK_STEP_EVENTS = 256
 
 
 class Admission:
@@ -83,6 +95,11 @@ class Admission:
         self.counts = {"accepted": 0, "replays": 0, "conflicts": 0, "overloaded": 0}
         self.closing = False
         self.on_event_accepted: Callable[[Event], None] | None = None  # observation hook: a new event was admitted
+        # First attempts in flight, as a heap of sequences, and those finished out of order: the lowest still in
+        # flight is the store's processed-below mark (see processed_below).
+        self._first_attempts: list[int] = []
+        self._finished_early: set[int] = set()
+        self.processed_below_written = 0  # the mark last put in a record (0: none yet)
 
     def check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any, bytes]:
         """Validate an event; returns (external id it routes to, participant id it names, timestamp, canonical
@@ -201,12 +218,12 @@ class Admission:
         sequence_key = be64(event.sequence)
         ops: list[Op] = [
             ("events", sequence_key, _event_records.encode_event(event, data_json)),
-            ("inbox_pending", sequence_key, b""),
             ("idempotency", idem_key, sequence_key),
             ("events_by_external", events_by_external_key(external_id, event.sequence), b""),
         ]
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
+        heapq.heappush(self._first_attempts, event.sequence)
         self._writer.append(ops, lambda: self._idempotency_pending.pop(idem_key, None))
         self.inflight += 1
         self.inflight_bytes += data_bytes
@@ -238,9 +255,35 @@ class Admission:
         assert self.inflight >= 0
         assert self.inflight_bytes >= 0
 
+    def processed_below(self, finished_sequence: int) -> int | None:
+        """A first attempt finished (its outcome is in the record being built): the new processed-below mark to
+        put in that record, or None when it moved too little to be worth a put.
+
+        The mark is a sequence below which every event's first attempt has an outcome in the store, so an open
+        finds the events still to process by scanning from it instead of reading an inbox marker that each event
+        would put at admission and delete with its outcome (two store operations per event). A retried event
+        keeps its inbox record (it needs its new position). A mark that lags is always safe — the open only scans
+        a little further — so it is written when it has moved by ``_MARK_STEP_EVENTS`` or caught up completely.
+        """
+        heap = self._first_attempts
+        if heap and heap[0] == finished_sequence:
+            heapq.heappop(heap)
+            while heap and heap[0] in self._finished_early:
+                self._finished_early.remove(heapq.heappop(heap))
+        else:
+            self._finished_early.add(finished_sequence)
+        mark = heap[0] if heap else self.inbox_sequence + 1
+        assert mark >= self.processed_below_written, "the processed-below mark never moves back"
+        if mark == self.processed_below_written or (heap and mark - self.processed_below_written < _MARK_STEP_EVENTS):
+            return None
+        self.processed_below_written = mark
+        return mark
+
     def redeliver(self, event: Event, position: int, rules: list[Any]) -> None:
         """Deliver an event found pending at open (counted in flight again, not admitted again)."""
         data_bytes = len(msgspec.json.encode(event.event_data))
+        if position == event.sequence:  # a first attempt: the mark stays below it until it is processed
+            heapq.heappush(self._first_attempts, event.sequence)
         self._events_live[event.id] = event
         self.inflight += 1
         self.inflight_bytes += data_bytes
@@ -318,3 +361,24 @@ def _depth_exceeds(value: Any, depth_max: int) -> bool:
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
     return False
+
+
+def pending_positions(store: Store) -> tuple[int, list[tuple[int, int]]]:
+    """The stored processed-below mark (0: none) and ``(inbox position, sequence)`` of every event still to
+    process, in position order (at open).
+
+    First attempts have no inbox record: they are the events at or above the mark without an outcome. Retries
+    have one (their new position). A first-attempt record of an older schema-5 store (an empty value) is read as
+    such; one whose event has an outcome is stale and skipped.
+    """
+    raw_mark = store.get_raw("meta", PROCESSED_BELOW_KEY)
+    mark = unbe64(raw_mark) if raw_mark is not None else 0
+    pending: dict[int, int] = {}  # sequence -> position
+    for key, _ in store.scan("events", start=be64(mark - 1) if mark > 1 else None):
+        if store.get_raw("event_outcomes", key) is None:
+            pending[unbe64(key)] = unbe64(key)
+    for key, value in store.scan("inbox_pending"):
+        sequence = unbe64(value) if value else unbe64(key)
+        if value or store.get_raw("event_outcomes", be64(sequence)) is None:  # a retry, or a legacy first attempt
+            pending[sequence] = unbe64(key)
+    return mark, sorted((position, sequence) for sequence, position in pending.items())

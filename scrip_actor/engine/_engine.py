@@ -32,7 +32,7 @@ from scrip_actor import _event_records, _records
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.config import Config
-from scrip_actor.engine._admission import Admission
+from scrip_actor.engine._admission import Admission, pending_positions
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
 from scrip_actor.engine._lot_schedule import LotSchedule
@@ -231,9 +231,8 @@ class Engine:
         self._registry = ActorRegistry(self._step)
         nursery.start_soon(self._registry.run)
         history: HistoricalRuleSets | None = None
-        for key, value in self._store.scan("inbox_pending"):
-            sequence = unbe64(value) if value else unbe64(key)
-            position = unbe64(key)
+        self._admission.processed_below_written, pending = pending_positions(self._store)
+        for position, sequence in pending:
             event = self._stored_event(sequence)
             assert event is not None, f"pending event #{sequence} has no record"
             assert event.sequence == sequence
@@ -560,8 +559,9 @@ class Engine:
         final = "FAILED" if failure else "COMPLETED"
         self._admission.release(message.data_bytes)
         self._counts["completed" if not failure else "failed"] += 1
+        mark = self._admission.processed_below(event.sequence) if message.position == event.sequence else None
         self._publisher.publish_outcome(
-            event, message.position, result, message.rules, lambda: self._finish_event(event, final)
+            event, message.position, result, message.rules, lambda: self._finish_event(event, final), mark
         )
 
     def _finish_event(self, event: Event, final: str) -> None:

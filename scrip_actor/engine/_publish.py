@@ -22,7 +22,7 @@ from scrip_actor.engine._step import StepResult
 from scrip_actor.ledger import Changes, World
 from scrip_actor.model import Event, JournalEntry
 from scrip_actor.rules import CompiledRule
-from scrip_actor.store import Op, Writer, be64, events_by_rule_key
+from scrip_actor.store import PROCESSED_BELOW_KEY, Op, Writer, be64, events_by_rule_key
 
 __all__ = ["Publisher"]
 
@@ -74,8 +74,13 @@ class Publisher:
         result: StepResult,
         rules: list[CompiledRule],
         on_durable: Callable[[], None],
+        processed_below: int | None,
     ) -> int:
-        """Publish a step's changes with the event's outcome (``event`` carries it, status still PROCESSING)."""
+        """Publish a step's changes with the event's outcome (``event`` carries it, status still PROCESSING).
+
+        A first attempt (``position`` is its sequence) may move the store's processed-below mark
+        (:meth:`Admission.processed_below`); a retry removes its inbox record.
+        """
         failed = result.failure is not None
         changes = result.changes or _NO_CHANGES
         sequence_key = be64(event.sequence)
@@ -83,7 +88,11 @@ class Publisher:
         entries = [entry.sequence for entry in changes.entries if entry.event_id]
         coded = (result.codes, result.reasons) if result.evaluations else None
         outcome = _event_records.encode_outcome(event, rule_set, entries, "FAILED" if failed else "COMPLETED", coded)
-        ops: list[Op] = [("event_outcomes", sequence_key, outcome), ("inbox_pending", be64(position), None)]
+        ops: list[Op] = [("event_outcomes", sequence_key, outcome)]
+        if position != event.sequence:
+            ops.append(("inbox_pending", be64(position), None))
+        if processed_below is not None:
+            ops.append(("meta", PROCESSED_BELOW_KEY, be64(processed_below)))
         if new_rule_set is not None:
             ops.append(new_rule_set)
         ops.extend(  # the list filter's index (see Queries.list_events)

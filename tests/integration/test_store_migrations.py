@@ -18,7 +18,8 @@ import msgspec
 import pytest
 
 from scrip_actor import EventSubmit, IdempotencyConflict, open_engine, verify
-from scrip_actor.store import SCHEMA_VERSION
+from scrip_actor.ids import KIND_EVENT, SequenceIds
+from scrip_actor.store import SCHEMA_VERSION, be64, events_by_external_key, idempotency_key, unbe64
 from tests.conftest import ManualClock, small_config
 
 FIXTURE = Path(__file__).parent / "stores" / "store_v4.tar.gz"
@@ -128,3 +129,56 @@ def test_verify_reads_an_unmigrated_store_as_another_schema_not_as_damage(tmp_pa
         f"store schema v4, this version needs v{SCHEMA_VERSION}: run `scrip serve` once to migrate it "
         "(the migration runs when the server opens the store)"
     ]
+
+
+async def test_events_waiting_in_an_older_store_are_processed_once_after_the_migration(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A schema-4 store closed (or killed) with events still in its inbox: after the migration they have no inbox
+    record (schema 5 finds first attempts from the processed-below mark), and they are processed exactly once."""
+    data_dir, expected = _unpack(tmp_path)
+    template = expected["events"][0]
+    env = lmdb.open(str(data_dir / "ledger.lmdb"), max_dbs=64, subdir=True)
+    with env.begin(write=True) as txn:
+        events = env.open_db(b"events", txn=txn)
+        last = unbe64(next(iter(txn.cursor(db=events).iterprev(values=False))))
+        prefix = msgspec.json.decode(txn.get(b"id_prefix", db=env.open_db(b"meta", txn=txn)), type=int)
+        ids = SequenceIds(prefix)
+        for n in (1, 2):  # two events admitted by the old code and not yet processed when it stopped
+            sequence = last + n
+            event = {
+                **template,
+                "id": ids.make(KIND_EVENT, sequence),
+                "sequence": sequence,
+                "external_id": "waiting",
+                "idempotency_key": f"waiting-{n}",
+                "status": "RECEIVED",
+                "participant_id": None,
+                "error_message": None,
+                "rule_evaluations": [],
+                "journal_entry_ids": [],
+                "processed_at": None,
+                "attempts": 0,
+            }
+            txn.put(be64(sequence), msgspec.json.encode(event), db=events)
+            txn.put(be64(sequence), b"", db=env.open_db(b"inbox_pending", txn=txn))
+            txn.put(events_by_external_key("waiting", sequence), b"", db=env.open_db(b"events_by_external", txn=txn))
+            key = idempotency_key(template["program_id"], f"waiting-{n}")
+            txn.put(
+                key, msgspec.json.encode((sequence, event["payload_hash"])), db=env.open_db(b"idempotency", txn=txn)
+            )
+    env.close()
+    config = small_config(data_dir)
+    async with open_engine(config=config, clock=clock) as engine:
+        await engine.wait_idle()
+        waiting = (await engine.list_events(external_id="waiting")).data
+        assert all(event.status in ("COMPLETED", "FAILED") for event in waiting), [e.error_message for e in waiting]
+        # The wallet the fixture funded covers one more cash credit, not two: the second, newer one fails on it.
+        assert [event.error_message is None for event in waiting] == [False, True]
+        assert "program wallet" in (waiting[0].error_message or "")
+        assert [event.attempts for event in waiting] == [1, 1]
+        assert (await engine.verify()).ok
+    async with open_engine(config=config, clock=clock) as engine:  # and not again on the next open
+        await engine.wait_idle()
+        assert [event.attempts for event in (await engine.list_events(external_id="waiting")).data] == [1, 1]
+    assert verify(str(data_dir), config).ok

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from scrip_actor import CreditAction
 from scrip_actor.model import Lot
-from scrip_actor.store import Store, be64, encode
+from scrip_actor.store import PROCESSED_BELOW_KEY, Store, be64, encode, unbe64
 from scrip_actor.verify import verify
 from tests.conftest import ManualClock
 from tests.helpers import program_with_asset, rule, send
@@ -91,3 +91,16 @@ async def test_idempotency_record_naming_a_missing_event(tmp_path: Path, clock: 
     key = f"{ids['program']}\0other-key".encode()
     _write(data_dir, [("idempotency", key, be64(999))])
     assert not verify(str(data_dir)).ok
+
+
+async def test_an_unprocessed_event_below_the_processed_below_mark(tmp_path: Path, clock: ManualClock) -> None:
+    """An event with no outcome below the mark would never be found by the open's scan: verify must say so."""
+    data_dir = tmp_path / "d"
+    await _healthy_store(data_dir, clock)
+    [(key, _)] = _scan(data_dir, "event_outcomes")
+    [(_, mark)] = [(k, v) for k, v in _scan(data_dir, "meta") if k == PROCESSED_BELOW_KEY]
+    assert unbe64(mark) > unbe64(key)  # the engine moved the mark past the event once it was processed
+    _write(data_dir, [("event_outcomes", key, None)])  # its outcome lost: it looks unprocessed, but below the mark
+    report = verify(str(data_dir))
+    assert not report.ok
+    assert any("below the processed-below mark" in problem for problem in report.problems), report.problems
