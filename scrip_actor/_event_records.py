@@ -171,11 +171,6 @@ def decode_event(
     return event
 
 
-def decode_outcome(raw_outcome: bytes) -> StoredOutcome:
-    """An outcome record alone (verify, migrations)."""
-    return _outcome_decoder.decode(raw_outcome)
-
-
 def decode_stored_event(raw_event: bytes) -> StoredEvent:
     """An event record alone (verify, recovery)."""
     return _event_decoder.decode(raw_event)

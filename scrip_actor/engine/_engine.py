@@ -251,11 +251,6 @@ class Engine:
     # helpers
     # ==========================================================================================================
 
-    async def _durable(self, ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
-        ticket = self._writer.append(ops, on_durable)
-        await self._writer.wait_durable(ticket)
-        return ticket
-
     async def _caught_up(self) -> None:
         """Wait until everything appended so far is on disk (read-your-writes for store queries)."""
         await self._writer.wait_durable(self._writer.statistics().records_appended)
