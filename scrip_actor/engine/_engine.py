@@ -42,8 +42,7 @@ from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
 from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
-from scrip_actor.engine._step import StepLimits, new_participant, step_event, step_sweep
-from scrip_actor.engine._validation import new_id as _new_id
+from scrip_actor.engine._step import StepLimits, step_event, step_sweep
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
     Conflict,
@@ -51,7 +50,6 @@ from scrip_actor.errors import (
 )
 from scrip_actor.ids import SequenceIds
 from scrip_actor.ledger import (
-    Changes,
     ParticipantState,
     World,
 )
@@ -280,7 +278,7 @@ class Engine:
             world=self._world,
             clock=self._clock,
             writer=self._writer,
-            publish=self._apply_changes,
+            publish=self._publisher.publish,
         )
         self._participant_admin = ParticipantAdmin(
             world=self._world,
@@ -290,9 +288,8 @@ class Engine:
             catalog=self._catalog,
             participant=self._participant,
             participant_by_external=self._participant_by_external,
-            new_participant=self._new_participant,
             external_ids=self._external_ids,
-            publish=self._apply_changes,
+            publish=self._publisher.publish,
         )
         self._admission = Admission(
             store=self._store,
@@ -363,15 +360,6 @@ class Engine:
 
     def _participant_by_external(self, external_id: str) -> ParticipantState | None:
         return self._cache.by_external(external_id)
-
-    def _new_participant(self, external_id: str, now: datetime, participant_id: str | None = None) -> ParticipantState:
-        return new_participant(external_id, now, participant_id or _new_id())
-
-    def _apply_changes(
-        self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None
-    ) -> int:
-        """Publish ``changes`` with ``extra_ops`` as one record (see :meth:`Publisher.publish`)."""
-        return self._publisher.publish(changes, extra_ops, on_durable)
 
     # ==========================================================================================================
     # events

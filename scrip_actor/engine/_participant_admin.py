@@ -22,6 +22,7 @@ from scrip_actor import values
 from scrip_actor.amounts import parse_decimal
 from scrip_actor.config import Limits
 from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._step import new_participant
 from scrip_actor.engine._validation import new_id, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
 from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World
@@ -42,7 +43,6 @@ class ParticipantAdmin:
         catalog: resolves the program a participant is enrolled in (NotFound otherwise).
         participant: the participant with this id, cached or loaded, or None.
         participant_by_external: the participant with this (canonical) external id, or None.
-        new_participant: a fresh state for ``(external_id, now)``, as the engine builds every new participant.
         external_ids: the participant cache's index by external id; a rename unhooks the old name from it.
         publish: appends a committed transaction's changes (the engine's sink) and returns its ticket.
     """
@@ -57,7 +57,6 @@ class ParticipantAdmin:
         catalog: Catalog,
         participant: Callable[[str], ParticipantState | None],
         participant_by_external: Callable[[str], ParticipantState | None],
-        new_participant: Callable[[str, datetime], ParticipantState],
         external_ids: dict[str, str],
         publish: Callable[[Changes, list[Op]], int],
     ) -> None:
@@ -68,7 +67,6 @@ class ParticipantAdmin:
         self._catalog = catalog
         self._participant = participant
         self._participant_by_external = participant_by_external
-        self._new_participant = new_participant
         self._external_ids = external_ids
         self._publish = publish
 
@@ -89,7 +87,7 @@ class ParticipantAdmin:
         created = existing is None
         tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=request.program_id)
         if existing is None:
-            state = tx.adopt_new(self._new_participant(request.external_id, now))
+            state = tx.adopt_new(new_participant(request.external_id, now, new_id()))
         else:
             state = tx.edit(existing)
         if request.status is not None:
