@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from scrip_actor.amounts import check_counter
 from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry, check_lot_balances
 from scrip_actor.model import JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
@@ -120,6 +121,8 @@ def load_participant(store: Store, participant_id: str) -> ParticipantState | No
     state = ParticipantState(record, lots)
     state.stored_external_id = record.external_id
     check_lot_balances(state)  # the pair of the check LedgerTx makes before writing
+    for value in state.counters.values():
+        check_counter(value)  # the pair of the bounds every write holds a counter to (add_checked_counters)
     return state
 
 

@@ -52,6 +52,7 @@ GENESIS_HASH = "0" * 64
 
 AVAILABLE, HELD, DEFERRED = 0, 1, 2
 _BUCKETS: tuple[Literal["AVAILABLE", "HELD", "DEFERRED"], ...] = ("AVAILABLE", "HELD", "DEFERRED")
+_BUCKET_INDEX = {bucket: index for index, bucket in enumerate(_BUCKETS)}
 
 
 class ActionFailed(Exception):
@@ -170,7 +171,9 @@ class ParticipantState:
         copy.lots_due_from = self.lots_due_from
         copy.commit_ticket = self.commit_ticket
         copy.stored_external_id = self.stored_external_id
-        copy._cel_view = None
+        # The view is never changed in place (a new one is built after invalidate()), so the copy may share it
+        # until it changes what the view shows: a credit or a lot does not, so most events reuse it.
+        copy._cel_view = self._cel_view
         return copy
 
     def to_record(self) -> ParticipantRecord:
@@ -193,20 +196,32 @@ class ParticipantState:
         )
 
     def cel_view(self) -> dict[str, object]:
-        """The participant as CEL sees it (cached until the state changes): counters are doubles."""
+        """The participant as CEL sees it: counters are doubles.
+
+        Cached until :meth:`invalidate`, which every change of a field shown here must call (balances and lots
+        are not shown, so the ledger's operations keep it). One call in ``_VIEW_CHECK_EVERY`` compares the cache
+        with a fresh view, so a change that forgot to invalidate is caught by the tests rather than misread.
+        """
+        global _views_served
         view = self._cel_view
         if view is None:
-            view = {
-                "id": self.id,
-                "external_id": self.external_id,
-                "status": self.status,
-                "tags": sorted(self.tags),
-                "counters": {key: float(value) for key, value in self.counters.items()},
-                "attributes": dict(self.attributes),
-                "program_ids": list(self.program_ids),
-            }
-            self._cel_view = view
+            view = self._cel_view = self._fresh_view()
+        else:
+            _views_served += 1
+            if _views_served % _VIEW_CHECK_EVERY == 0:
+                assert view == self._fresh_view(), f"participant {self.id} changed without invalidate()"
         return view
+
+    def _fresh_view(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "status": self.status,
+            "tags": sorted(self.tags),
+            "counters": {key: float(value) for key, value in self.counters.items()},
+            "attributes": dict(self.attributes),
+            "program_ids": list(self.program_ids),
+        }
 
     def balance(self, asset_id: str) -> list[int]:
         """The mutable ``[available, held, deferred]`` triple of an asset (created at zero)."""
@@ -249,6 +264,10 @@ class ParticipantState:
     def invalidate(self) -> None:
         """Forget the cached CEL view after a change."""
         self._cel_view = None
+
+
+_VIEW_CHECK_EVERY = 64
+_views_served = 0
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -395,7 +414,7 @@ class LedgerTx:
             if entity_type == "PARTICIPANT":
                 state = self._participants[entity_id]
                 values = state.balance(asset_id)
-                values[_BUCKETS.index(bucket)] += amount_minor  # type: ignore[arg-type]  # bounds: _check()
+                values[_BUCKET_INDEX[bucket]] += amount_minor  # bounds: _check()
             else:
                 key = account_key(entity_type, entity_id, asset_id, bucket)
                 self._account_deltas[key] = self._account_deltas.get(key, 0) + amount_minor
@@ -455,7 +474,7 @@ class LedgerTx:
         )
         if asset.inventory_mode == "LOT":
             self._open_lot(participant, asset, amount_minor, program_id, expires_at, matures_at, deferred)
-        participant.invalidate()
+        # No invalidate(): balances and lots are not part of the CEL view (ParticipantState.cel_view).
 
     def _open_lot(
         self,
@@ -536,7 +555,6 @@ class LedgerTx:
             rule_id=rule_id,
             description=description,
         )
-        participant.invalidate()
 
     def spendable_lot_value(self, participant: ParticipantState, asset_id: str) -> int:
         """Value that may be spent now: AVAILABLE lots not yet expired at ``now``, less any overdraft."""
@@ -641,8 +659,6 @@ class LedgerTx:
             )
             self._replace_lot(participant, current, asset, 0, "EXPIRED")
             written += 1
-        if written:
-            participant.invalidate()
         return written
 
     def _replace_lot(self, participant: ParticipantState, lot: Lot, asset: Asset, remaining: int, status: str) -> Lot:
@@ -770,7 +786,7 @@ class LedgerTx:
             check_entry(numbered)
             previous_hash = digest
             entries.append(numbered)
-            entry_bytes.append(canonical[: -len(_EMPTY_HASH_TAIL)] + b',"entry_hash":"' + digest.encode() + b'"}')
+            entry_bytes.append(b"".join((canonical[:-2], digest.encode(), b'"}')))  # fill in the empty ""
         # Publish: from here on nothing can fail.
         world.journal_sequence, world.journal_hash = sequence, previous_hash
         world.accounts.update(accounts)

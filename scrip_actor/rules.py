@@ -17,6 +17,7 @@ from scrip_actor import values
 from scrip_actor.amounts import (
     AMOUNT_MINOR_MAX,
     SCALE_MAX,
+    add_checked_counters,
     add_counter,
     from_number,
     is_decimal_literal,
@@ -65,6 +66,17 @@ __all__ = [
 _FINANCIAL = (CreditAction, DebitAction, CounterAction)
 # Resolves an external id named by an action's target to a participant state (creating it if the program allows).
 TargetResolver = Callable[[str], ParticipantState]
+
+# CompiledAction.kind: one small int per action type (the money kinds first, so ``kind <= _DEBIT`` selects them).
+_CREDIT, _DEBIT, _TAG, _UNTAG, _COUNTER, _SET_ATTRIBUTE = range(6)
+_KINDS: dict[type, int] = {
+    CreditAction: _CREDIT,
+    DebitAction: _DEBIT,
+    TagAction: _TAG,
+    UntagAction: _UNTAG,
+    CounterAction: _COUNTER,
+    SetAttributeAction: _SET_ATTRIBUTE,
+}
 
 
 # Compiles CEL text into an object with ``evaluate(variables)``; the engine may swap it (benchmark baseline).
@@ -125,10 +137,13 @@ class CompiledAction:
         "action",
         "amount",
         "asset",
+        "checked_delta",
         "expires",
+        "financial",
         "index",
         "invalid",
         "key",
+        "kind",
         "label",
         "matures",
         "static_minor",
@@ -163,6 +178,10 @@ class CompiledAction:
         self.tag: str | None = None  # TAG / UNTAG: canonical (values.tag)
         self.key: str | None = None  # COUNTER / SET_ATTRIBUTE: canonical (values.key)
         self.invalid: str | None = None  # lenient compile of a stored value today's bounds refuse: fails when run
+        # What _apply_one dispatches on, decided here once instead of by isinstance chains for every event.
+        self.kind = _KINDS[type(action)]
+        self.financial = isinstance(action, _FINANCIAL)  # refused for a participant that is not ACTIVE
+        self.checked_delta: Decimal | None = None  # COUNTER: a static delta that passed the API's bounds
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if isinstance(action, CreditAction | DebitAction):
@@ -173,7 +192,7 @@ class CompiledAction:
             self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             self.value = _Value(action.value, f"{field}.value", compiler)
             if self.value.static is not None and strict:  # the same bounds as the API's PUT of a counter
-                values.counter_value(self.value.static, f"{field}.value")
+                self.checked_delta = values.counter_value(self.value.static, f"{field}.value")
         elif isinstance(action, SetAttributeAction):
             self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             if (action.value is None) == (action.value_expression is None):
@@ -529,40 +548,53 @@ def _apply_one(
     resolve_target: TargetResolver,
     assets: dict[str, Asset],
 ) -> None:
-    action = compiled.action
     if compiled.invalid is not None:
         raise ActionFailed(compiled.invalid)
-    target = tx.touched(participant.id) or participant
-    if compiled.target is not None:
+    if compiled.target is None:
+        state = tx.edit(participant)  # the working copy made by an earlier action, or a new one
+    else:
         try:
             external_id = compiled.target.evaluate(variables)
         except CelEvaluationError as error:
             raise ActionFailed(f"target expression failed: {error}") from None
         if not isinstance(external_id, str) or not external_id:
             raise ActionFailed("target expression must give a non-empty string external_id")
-        target = resolve_target(external_id)
-    state = tx.edit(target)
-    if isinstance(action, _FINANCIAL) and state.status != "ACTIVE":
+        state = tx.edit(resolve_target(external_id))
+    if compiled.financial and state.status != "ACTIVE":
         raise ActionFailed(f"participant {state.external_id!r} is {state.status}")
-    if isinstance(action, CreditAction | DebitAction):
+    kind = compiled.kind
+    if kind <= _DEBIT:
         _apply_money(tx, rule, compiled, state, variables, assets)
-    elif isinstance(action, TagAction):
+        return  # balances and lots are not part of the CEL view: it stays valid
+    if kind == _TAG:
         assert compiled.tag is not None
         state.tags.add(compiled.tag)
-    elif isinstance(action, UntagAction):
+    elif kind == _UNTAG:
         assert compiled.tag is not None
         state.tags.discard(compiled.tag)
-    elif isinstance(action, CounterAction):
-        assert compiled.key is not None
-        delta = resolve_counter_delta(compiled, variables)
-        try:
-            state.counters[compiled.key] = add_counter(state.counters.get(compiled.key, Decimal(0)), delta)
-        except ScripError as error:
-            raise ActionFailed(f"counter {action.key!r}: {error.message}") from None
-    elif isinstance(action, SetAttributeAction):
+    elif kind == _COUNTER:
+        _apply_counter(compiled, state, variables)
+    else:
+        assert kind == _SET_ATTRIBUTE
         assert compiled.key is not None
         state.attributes[compiled.key] = attribute_text(compiled, variables)
     state.invalidate()
+
+
+def _apply_counter(compiled: CompiledAction, state: ParticipantState, variables: dict[str, Any]) -> None:
+    key = compiled.key
+    assert key is not None
+    current = state.counters.get(key, _ZERO)
+    try:
+        if compiled.checked_delta is not None:
+            state.counters[key] = add_checked_counters(current, compiled.checked_delta)
+        else:
+            state.counters[key] = add_counter(current, resolve_counter_delta(compiled, variables))
+    except ScripError as error:
+        raise ActionFailed(f"counter {compiled.action.key!r}: {error.message}") from None  # type: ignore[union-attr]
+
+
+_ZERO = Decimal(0)
 
 
 def attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:

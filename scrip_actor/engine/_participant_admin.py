@@ -99,6 +99,7 @@ class ParticipantAdmin:
             state.attributes.update(request.attributes)
         if request.program_id is not None and request.program_id not in state.program_ids:
             state.program_ids.append(request.program_id)
+        state.invalidate()
         self._check_participant_limits(state)
         ticket = self._publish(tx.commit(now), [])
         await self._writer.wait_durable(ticket)

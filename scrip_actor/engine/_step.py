@@ -124,7 +124,9 @@ def _prepare(
         if state is None:
             state = tx.adopt_new(_created_by(event, event.external_id, lookups))
         if program.id not in state.program_ids:
-            tx.edit(state).program_ids.append(program.id)
+            enrolled = tx.edit(state)
+            enrolled.program_ids.append(program.id)
+            enrolled.invalidate()
         tx.settle_lots(tx.touched(state.id) or state, wall_now)
         if not tx.is_empty():
             tx.check()  # settlement that cannot commit fails the event before any rule runs
@@ -164,8 +166,11 @@ def _run_rules(
                 raise ActionFailed(f"target participant {external_id!r} does not exist")
             found = tx.adopt_new(_created_by(event, external_id, lookups))
             found.program_ids.append(program.id)
+            found.invalidate()
         elif program.id not in found.program_ids:
-            tx.edit(found).program_ids.append(program.id)
+            enrolled = tx.edit(found)
+            enrolled.program_ids.append(program.id)
+            enrolled.invalidate()
         by_external[external_id] = found
         return tx.touched(found.id) or found
 
