@@ -104,6 +104,7 @@ class ParticipantState:
 
     __slots__ = (
         "_cel_view",
+        "_lots_shared",
         "attributes",
         "balances",
         "commit_ticket",
@@ -149,6 +150,7 @@ class ParticipantState:
         self.commit_ticket = 0
         self.stored_external_id: str | None = None  # what the store's external id index says (None: not stored)
         self._cel_view: dict[str, object] | None = None
+        self._lots_shared = False  # see clone() and own_lots()
 
     def clone(self) -> ParticipantState:
         """A copy whose containers can change without touching this one (lots are copied on write)."""
@@ -162,12 +164,15 @@ class ParticipantState:
         copy.attributes = dict(self.attributes)
         copy.program_ids = list(self.program_ids)
         copy.balances = {asset: list(values) for asset, values in self.balances.items()}
-        copy.overdraft = dict(self.overdraft)
-        copy.lot_numbers = dict(self.lot_numbers)
         copy.created_at = self.created_at
         copy.updated_at = self.updated_at
-        copy.lots = {asset: list(lots) for asset, lots in self.lots.items()}
-        copy.lot_sums = {asset: list(sums) for asset, sums in self.lot_sums.items()}
+        # Copied on write: most events change no lot, and copying them was the largest part of a clone. Both
+        # sides are marked shared, so whichever changes them first makes its own (own_lots).
+        copy.overdraft = self.overdraft
+        copy.lot_numbers = self.lot_numbers
+        copy.lots = self.lots
+        copy.lot_sums = self.lot_sums
+        copy._lots_shared = self._lots_shared = True
         copy.lots_due_from = self.lots_due_from
         copy.commit_ticket = self.commit_ticket
         copy.stored_external_id = self.stored_external_id
@@ -175,6 +180,17 @@ class ParticipantState:
         # until it changes what the view shows: a credit or a lot does not, so most events reuse it.
         copy._cel_view = self._cel_view
         return copy
+
+    def own_lots(self) -> None:
+        """Make ``lots``, ``lot_sums``, ``lot_numbers`` and ``overdraft`` this state's own before changing any of
+        them in place (a clone shares them with its original until then). Every such change in ledger.py calls
+        this first; nothing outside this module changes them."""
+        if self._lots_shared:
+            self.lots = {asset: list(lots) for asset, lots in self.lots.items()}
+            self.lot_sums = {asset: list(sums) for asset, sums in self.lot_sums.items()}
+            self.lot_numbers = dict(self.lot_numbers)
+            self.overdraft = dict(self.overdraft)
+            self._lots_shared = False
 
     def to_record(self) -> ParticipantRecord:
         """The storable form."""
@@ -264,6 +280,15 @@ class ParticipantState:
     def invalidate(self) -> None:
         """Forget the cached CEL view after a change."""
         self._cel_view = None
+
+    def counters_changed(self) -> None:
+        """:meth:`invalidate` after a change of counters only: the view gets new counters and keeps the rest (a
+        counter action is the commonest change; tags need sorting, attributes and program ids copying)."""
+        view = self._cel_view
+        if view is not None:
+            view = dict(view)  # a new view: the old one may be shared with the original (see clone)
+            view["counters"] = {key: float(value) for key, value in self.counters.items()}
+            self._cel_view = view
 
 
 _VIEW_CHECK_EVERY = 64
@@ -486,6 +511,7 @@ class LedgerTx:
         matures_at: datetime | None,
         deferred: bool,
     ) -> None:
+        participant.own_lots()
         number = participant.lot_numbers.get(asset.id, 0) + 1
         participant.lot_numbers[asset.id] = number
         remaining = amount_minor
@@ -519,6 +545,7 @@ class LedgerTx:
         owed = participant.overdraft.get(asset_id, 0)
         repaid = min(owed, amount_minor)
         if repaid:
+            participant.own_lots()
             participant.overdraft[asset_id] = owed - repaid
         return repaid
 
@@ -565,6 +592,7 @@ class LedgerTx:
         return total - participant.overdraft.get(asset_id, 0)
 
     def _consume_lots(self, participant: ParticipantState, asset: Asset, amount_minor: int) -> None:
+        participant.own_lots()
         needed = amount_minor
         lots = participant.lots.get(asset.id, [])
         kept: list[Lot] = []
@@ -662,6 +690,7 @@ class LedgerTx:
         return written
 
     def _replace_lot(self, participant: ParticipantState, lot: Lot, asset: Asset, remaining: int, status: str) -> Lot:
+        participant.own_lots()
         assert 0 <= remaining <= lot.amount_minor
         changed = msgspec.structs.replace(
             lot,
@@ -879,6 +908,7 @@ def _lot_due(lot: Lot) -> datetime | None:
 
 def _add_open_lot(participant: ParticipantState, lot: Lot) -> None:
     """Insert an open lot in FIFO order, and count it in the running sums and the due bound."""
+    participant.own_lots()
     lots = participant.lots.setdefault(lot.asset_id, [])
     if lots and _lot_order(lots[-1]) > _lot_order(lot):
         bisect.insort(lots, lot, key=_lot_order)  # a back-dated credit: its place among the older lots

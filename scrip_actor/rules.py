@@ -191,8 +191,13 @@ class CompiledAction:
         elif isinstance(action, CounterAction):
             self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             self.value = _Value(action.value, f"{field}.value", compiler)
-            if self.value.static is not None and strict:  # the same bounds as the API's PUT of a counter
-                self.checked_delta = values.counter_value(self.value.static, f"{field}.value")
+            if self.value.static is not None:  # the same bounds as the API's PUT of a counter
+                try:
+                    self.checked_delta = values.counter_value(self.value.static, f"{field}.value")
+                except ValidationFailed:
+                    if strict:
+                        raise
+                    # Lenient (a stored rule): add_counter refuses it again, failing each event with the reason.
         elif isinstance(action, SetAttributeAction):
             self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             if (action.value is None) == (action.value_expression is None):
@@ -574,6 +579,8 @@ def _apply_one(
         state.tags.discard(compiled.tag)
     elif kind == _COUNTER:
         _apply_counter(compiled, state, variables)
+        state.counters_changed()
+        return
     else:
         assert kind == _SET_ATTRIBUTE
         assert compiled.key is not None
