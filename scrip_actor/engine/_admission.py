@@ -9,10 +9,10 @@ participant's mailbox with the rules in force now. It owns the in-flight counter
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Callable
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 
 import msgspec
@@ -41,6 +41,9 @@ from scrip_actor.store import (
 __all__ = ["Admission", "pending_positions"]
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
+# The canonical payload's buffer starts this big; it keeps the size of the largest one hashed, which validation
+# bounds (limits.event_data_bytes_max, and a few bytes more per number: CEL's 105.0 for a JSON 105).
+_CANONICAL_BUFFER_BYTES = 1024
 # How far the processed-below mark moves before it is written again (a lagging mark only lengthens the open's scan).
 _MARK_STEP_EVENTS = 256
 
@@ -88,6 +91,7 @@ class Admission:
         self._event_by_sequence = event_by_sequence
         self._deliver = deliver
         self._idempotency_pending: dict[bytes, Event] = {}
+        self._canonical_buffer = bytearray(_CANONICAL_BUFFER_BYTES)  # see check_event
         self.inbox_sequence = 0  # the last sequence or inbox position given out (a retry takes a new position)
         self.inflight = 0
         self.inflight_peak = 0
@@ -101,9 +105,9 @@ class Admission:
         self._finished_early: set[int] = set()
         self.processed_below_written = 0  # the mark last put in a record (0: none yet)
 
-    def check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, bytes, Any, bytes]:
-        """Validate an event; returns (external id it routes to, participant id it names, timestamp, canonical
-        payload, CEL data, event_data as JSON: encoded here once, stored as it is)."""
+    def check_event(self, request: EventSubmit) -> tuple[str, str | None, datetime | None, str, Any, bytes]:
+        """Validate an event; returns (external id it routes to, participant id it names, timestamp, payload hash,
+        CEL data, event_data as JSON: encoded here once, stored as it is)."""
         limits = self._limits
         if (request.external_id is None) == (request.participant_id is None):
             raise ValidationFailed.field("external_id", "required", "give exactly one of external_id or participant_id")
@@ -130,15 +134,19 @@ class Admission:
             except (ValueError, OverflowError) as error:
                 raise ValidationFailed.field("event_timestamp", "invalid", str(error)) from None
         self._catalog.program(request.program_id)
-        canonical = _hash_encoder.encode(
+        # The canonical payload is only ever hashed, so it is encoded into a reused buffer: no bytes object, and
+        # no growing of a fresh one, per event. Its form is the stored hashes' form: it must never change.
+        canonical = self._canonical_buffer
+        _hash_encoder.encode_into(
             {
                 "external_id": None if named_id else external_id,  # NFC: both spellings are one participant
                 "participant_id": request.participant_id,
                 "event_timestamp": timestamp.isoformat() if timestamp else None,
                 "event_data": cel_data,
-            }
+            },
+            canonical,
         )
-        return external_id, named_id, timestamp, canonical, cel_data, data_json
+        return external_id, named_id, timestamp, sha256(canonical).hexdigest(), cel_data, data_json
 
     def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
         """Check event data against the limits (a JSON object, size, depth) and return it as CEL sees it.
@@ -176,9 +184,8 @@ class Admission:
 
     def accept(self, request: EventSubmit) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
-        external_id, named_id, timestamp, canonical, cel_data, data_json = self.check_event(request)
+        external_id, named_id, timestamp, payload_hash, cel_data, data_json = self.check_event(request)
         data_bytes = len(data_json)
-        payload_hash = hashlib.sha256(canonical).hexdigest()
         idem_key = idempotency_key(request.program_id, request.idempotency_key)
         existing = self._idempotency_pending.get(idem_key)
         if existing is None:
