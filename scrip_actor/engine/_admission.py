@@ -10,6 +10,7 @@ participant's mailbox with the rules in force now. It owns the in-flight counter
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from hashlib import sha256
@@ -91,6 +92,10 @@ class Admission:
         self._event_by_sequence = event_by_sequence
         self._deliver = deliver
         self._idempotency_pending: dict[bytes, Event] = {}
+        # Their keys, oldest first: the writer makes records durable in the order they were appended, so one bound
+        # method forgets the oldest, instead of a closure (and its cells) made per event for its own key.
+        self._idempotency_keys_pending: deque[bytes] = deque()
+        self._forget_oldest_pending = self._forget_oldest_pending_key
         self._canonical_buffer = bytearray(_CANONICAL_BUFFER_BYTES)  # see check_event
         self.inbox_sequence = 0  # the last sequence or inbox position given out (a retry takes a new position)
         self.inflight = 0
@@ -231,7 +236,8 @@ class Admission:
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
         heapq.heappush(self._first_attempts, event.sequence)
-        self._writer.append(ops, lambda: self._idempotency_pending.pop(idem_key, None))
+        self._idempotency_keys_pending.append(idem_key)
+        self._writer.append(ops, self._forget_oldest_pending)
         self.inflight += 1
         self.inflight_bytes += data_bytes
         self.inflight_peak = max(self.inflight_peak, self.inflight)
@@ -243,6 +249,11 @@ class Admission:
         rules = self._catalog.compiled.get(event.program_id, [])
         self._deliver(event.external_id, Process(event, cel_data, event.sequence, rules, data_bytes))
         return event, True
+
+    def _forget_oldest_pending_key(self) -> None:
+        """The oldest admitted event's record is durable: its idempotency key is found in the store from now on."""
+        # No default: a key missing here would mean the pairing with the writer's order broke.
+        self._idempotency_pending.pop(self._idempotency_keys_pending.popleft())
 
     def check_inflight(self, data_bytes: int) -> None:
         """Refuse new work (Overloaded, HTTP 429) beyond the in-flight bounds: events, and their bytes."""
