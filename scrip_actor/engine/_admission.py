@@ -169,19 +169,16 @@ class Admission:
             raise ValidationFailed.field(field, "invalid", f"{field} must be a JSON object")
         # The CEL view of an object with only scalar values (most events) is made here, in one pass and without
         # the depth walk (a flat object has depth 1): the same result as cel_event_data, ints become doubles.
-        # Measured: the depth walk and the recursive conversion were 25 % of admission.
-        converted: dict[str, Any] = {}
+        # Measured: the depth walk and the recursive conversion were 25 % of admission. The view starts as a
+        # copy (one C call, sized once), so only the ints are written again.
+        converted: dict[str, Any] = dict(event_data)
         flat: dict[str, Any] | None = converted
         try:
             for key, item in event_data.items():
                 kind = type(item)
-                if kind is str or kind is float:
-                    converted[key] = item
-                elif kind is int:
+                if kind is int:
                     converted[key] = float(item)
-                elif kind is bool or item is None:
-                    converted[key] = item
-                else:
+                elif not (kind is str or kind is float or kind is bool or item is None):
                     flat = None  # nested: checked for depth and converted below
                     break
         except OverflowError:
@@ -228,10 +225,10 @@ class Admission:
             raise Overloaded("the engine is shutting down")
         self.check_inflight(data_bytes)
         now = self._clock()
-        self.inbox_sequence += 1
+        sequence = self.inbox_sequence = self.inbox_sequence + 1
         event = Event(
-            id=self._ids.make(KIND_EVENT, self.inbox_sequence),
-            sequence=self.inbox_sequence,
+            id=self._ids.make(KIND_EVENT, sequence),
+            sequence=sequence,
             program_id=request.program_id,
             external_id=external_id,
             idempotency_key=request.idempotency_key,
@@ -243,27 +240,28 @@ class Admission:
             # event waits must not send it (or its points) to whoever holds the old external_id by then.
             participant_id=named_id,
         )
-        sequence_key = be64(event.sequence)
+        sequence_key = be64(sequence)
         ops: list[Op] = [
             ("events", sequence_key, _event_records.encode_event(event, data_json)),
             ("idempotency", idem_key, sequence_key),
-            ("events_by_external", events_by_external_key(external_id, event.sequence), b""),
+            ("events_by_external", events_by_external_key(external_id, sequence), b""),
         ]
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
-        heapq.heappush(self._first_attempts, event.sequence)
+        heapq.heappush(self._first_attempts, sequence)
         self._idempotency_keys_pending.append(idem_key)
         self._writer.append(ops, self._forget_oldest_pending)
-        self.inflight += 1
+        inflight = self.inflight = self.inflight + 1
         self.inflight_bytes += data_bytes
-        self.inflight_peak = max(self.inflight_peak, self.inflight)
+        if inflight > self.inflight_peak:
+            self.inflight_peak = inflight
         self.counts["accepted"] += 1
         if self.on_event_accepted is not None:
             self.on_event_accepted(event)
         # Processing may start before the inbox record is durable: the writer commits in order, so the outcome
         # can never reach the disk before the event it belongs to.
-        rules = self._catalog.compiled.get(event.program_id, [])
-        self._deliver(event.external_id, Process(event, cel_data, event.sequence, rules, data_bytes))
+        rules = self._catalog.compiled.get(request.program_id, [])
+        self._deliver(external_id, Process(event, cel_data, sequence, rules, data_bytes))
         return event, True
 
     def _forget_oldest_pending_key(self) -> None:
