@@ -70,6 +70,18 @@ class StoredOutcome(msgspec.Struct, array_like=True, frozen=True):
     reasons: list[tuple[int, str]]  # (index, reason) of each S
 
 
+# encode_event writes a StoredEvent as a tuple of these fields, in this order.
+assert StoredEvent.__struct_fields__ == (
+    "program_id",
+    "external_id",
+    "participant_id",
+    "idempotency_key",
+    "event_timestamp",
+    "created_at",
+    "payload_hash",
+    "event_data",
+), "StoredEvent's fields changed: change encode_event with them"
+
 _event_encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(StoredEvent)
 _outcome_decoder = msgspec.json.Decoder(StoredOutcome)
@@ -77,9 +89,13 @@ _data_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def encode_event(event: Event, data_json: bytes) -> bytes:
-    """The ``events`` record of a newly admitted event; ``data_json`` is its event_data as admission encoded it."""
+    """The ``events`` record of a newly admitted event; ``data_json`` is its event_data as admission encoded it.
+
+    The fields go out as a tuple in :class:`StoredEvent`'s order: the same JSON array the Struct encodes to
+    (it is array-like), without building one per admitted event.
+    """
     return _event_encoder.encode(
-        StoredEvent(
+        (
             event.program_id,
             event.external_id,
             event.participant_id,
