@@ -143,15 +143,18 @@ class Admission:
         # The canonical payload is only ever hashed, so it is encoded into a reused buffer: no bytes object, and
         # no growing of a fresh one, per event. Its form is the stored hashes' form: it must never change.
         canonical = self._canonical_buffer
-        _hash_encoder.encode_into(
-            {
-                "external_id": None if named_id else external_id,  # NFC: both spellings are one participant
-                "participant_id": request.participant_id,
-                "event_timestamp": timestamp.isoformat() if timestamp else None,
-                "event_data": cel_data,
-            },
-            canonical,
-        )
+        try:
+            _hash_encoder.encode_into(
+                {
+                    "external_id": None if named_id else external_id,  # NFC: both spellings are one participant
+                    "participant_id": request.participant_id,
+                    "event_timestamp": timestamp.isoformat() if timestamp else None,
+                    "event_data": cel_data,
+                },
+                canonical,
+            )
+        except TypeError:  # only the embedded API can pass a non-text key (JSON keys are text): sorting refuses it
+            raise ValidationFailed.field("event_data", "invalid", "event_data keys must be strings") from None
         return external_id, named_id, timestamp, sha256(canonical).hexdigest(), cel_data, data_json
 
     def event_data_for_cel(self, event_data: Any, field: str = "event_data") -> Any:
