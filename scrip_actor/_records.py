@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import msgspec
 
 from scrip_actor.amounts import check_counter
-from scrip_actor.ledger import Changes, ParticipantRecord, ParticipantState, check_entry, check_lot_balances
+from scrip_actor.ledger import (
+    OPEN_LOT_STATUSES,
+    Changes,
+    ParticipantRecord,
+    ParticipantState,
+    check_entry,
+    check_lot_balances,
+)
 from scrip_actor.model import JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
@@ -112,7 +119,7 @@ def load_participant(store: Store, participant_id: str) -> ParticipantState | No
     for _, value in store.scan("lots", participant_id.encode()):
         lot = _lot_decoder.decode(value)
         assert 0 <= lot.remaining_minor <= lot.amount_minor
-        if lot.status in ("AVAILABLE", "DEFERRED"):
+        if lot.status in OPEN_LOT_STATUSES:
             lots.setdefault(lot.asset_id, []).append(lot)
     for asset_id in lots:
         lots[asset_id].sort(key=lambda lot: (lot.created_at, lot.number))

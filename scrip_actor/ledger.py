@@ -29,6 +29,7 @@ from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Po
 
 __all__ = [
     "GENESIS_HASH",
+    "OPEN_LOT_STATUSES",
     "SYSTEM_BREAKAGE",
     "SYSTEM_ISSUANCE",
     "SYSTEM_REDEMPTION",
@@ -53,6 +54,8 @@ GENESIS_HASH = "0" * 64
 AVAILABLE, HELD, DEFERRED = 0, 1, 2
 _BUCKETS: tuple[Literal["AVAILABLE", "HELD", "DEFERRED"], ...] = ("AVAILABLE", "HELD", "DEFERRED")
 _BUCKET_INDEX = {bucket: index for index, bucket in enumerate(_BUCKETS)}
+# A lot with value left in one of the participant's buckets (its status names the bucket); the others are closed.
+OPEN_LOT_STATUSES = ("AVAILABLE", "HELD", "DEFERRED")
 
 
 class ActionFailed(Exception):
@@ -139,7 +142,7 @@ class ParticipantState:
         self.lot_numbers = dict(record.lot_numbers)
         self.created_at = record.created_at
         self.updated_at = record.updated_at
-        # Open lots only (AVAILABLE or DEFERRED with something remaining), oldest first.
+        # Open lots only (AVAILABLE, HELD or DEFERRED with something remaining), oldest first.
         self.lots = lots
         # Kept with every change of ``lots``, so an event costs O(1) however many lots are open (recount_lots):
         # per asset, [remaining of AVAILABLE lots, remaining of DEFERRED lots]; and a time no open lot is due
@@ -411,7 +414,7 @@ class LedgerTx:
 
     # --- postings ---------------------------------------------------------------------------------------------
 
-    def _post(
+    def post(
         self,
         action_type: str,
         legs: list[tuple[str, str, str, str, int]],
@@ -458,7 +461,7 @@ class LedgerTx:
         )
         self._entries.append(entry)
 
-    def _source_leg(self, asset: Asset, program_id: str, amount_minor: int) -> tuple[str, str, str, str, int]:
+    def source_leg(self, asset: Asset, program_id: str, amount_minor: int) -> tuple[str, str, str, str, int]:
         """Where a credit's value comes from: SYSTEM_ISSUANCE, or the program wallet (which must cover it)."""
         if asset.issuance_policy == "UNLIMITED":
             return ("SYSTEM", SYSTEM_ISSUANCE, asset.id, "AVAILABLE", -amount_minor)
@@ -488,20 +491,20 @@ class LedgerTx:
         """Credit ``amount_minor`` to a participant; a LOT asset gets a new lot. Returns the entry id."""
         assert amount_minor > 0
         participant = self.edit(state)
-        source = self._source_leg(asset, program_id, amount_minor)
+        source = self.source_leg(asset, program_id, amount_minor)
         deferred = matures_at is not None and matures_at > self.now
         bucket = "DEFERRED" if deferred else "AVAILABLE"
-        self._post(
+        self.post(
             "CREDIT",
             [source, ("PARTICIPANT", participant.id, asset.id, bucket, amount_minor)],
             rule_id=rule_id,
             description=description,
         )
         if asset.inventory_mode == "LOT":
-            self._open_lot(participant, asset, amount_minor, program_id, expires_at, matures_at, deferred)
+            self.open_lot(participant, asset, amount_minor, program_id, expires_at, matures_at, deferred)
         # No invalidate(): balances and lots are not part of the CEL view (ParticipantState.cel_view).
 
-    def _open_lot(
+    def open_lot(
         self,
         participant: ParticipantState,
         asset: Asset,
@@ -510,13 +513,14 @@ class LedgerTx:
         expires_at: datetime | None,
         matures_at: datetime | None,
         deferred: bool,
-    ) -> None:
-        participant.own_lots()
+        held: tuple[str | None, bool] | None = None,
+    ) -> Lot:
+        """A new lot of a credit. ``held``: ``(reference_id, provisional)`` of a lot credited straight to HELD."""
         number = participant.lot_numbers.get(asset.id, 0) + 1
-        participant.lot_numbers[asset.id] = number
         remaining = amount_minor
-        if not deferred:
-            remaining -= self._repay_overdraft(participant, asset.id, amount_minor)
+        if not deferred and held is None:
+            remaining -= self.repay_overdraft(participant, asset.id, amount_minor)
+        status = "DEFERRED" if deferred else "HELD" if held else "AVAILABLE" if remaining else "CONSUMED"
         lot = Lot(
             id=self.next_id(),
             participant_id=participant.id,
@@ -527,20 +531,30 @@ class LedgerTx:
             remaining_minor=remaining,
             amount=format_minor(amount_minor, asset.scale),
             remaining=format_minor(remaining, asset.scale),
-            status="DEFERRED" if deferred else ("AVAILABLE" if remaining else "CONSUMED"),
+            status=status,  # type: ignore[arg-type]
             created_at=self.now,
             expires_at=expires_at,
             matures_at=matures_at,
             event_id=self.event_id,
+            reference_id=held[0] if held else None,
+            provisional=held[1] if held else False,
         )
+        self.add_lot(participant, lot)
+        return lot
+
+    def add_lot(self, participant: ParticipantState, lot: Lot) -> None:
+        """Record a new lot (its number the participant's next), open and scheduled when it is still open."""
+        participant.own_lots()
+        assert lot.number == participant.lot_numbers.get(lot.asset_id, 0) + 1
+        participant.lot_numbers[lot.asset_id] = lot.number
         self._lots[lot.id] = lot
-        if lot.status in ("AVAILABLE", "DEFERRED"):
+        if lot.status in OPEN_LOT_STATUSES:
             _add_open_lot(participant, lot)
-            for due in (expires_at, matures_at if deferred else None):
+            for due in (lot.expires_at, lot.matures_at if lot.status == "DEFERRED" else None):
                 if due is not None:
                     self._schedule.append((due, lot.id, participant.id))
 
-    def _repay_overdraft(self, participant: ParticipantState, asset_id: str, amount_minor: int) -> int:
+    def repay_overdraft(self, participant: ParticipantState, asset_id: str, amount_minor: int) -> int:
         """Value arriving in AVAILABLE first covers an overdraft; returns how much it covered."""
         owed = participant.overdraft.get(asset_id, 0)
         repaid = min(owed, amount_minor)
@@ -572,8 +586,8 @@ class LedgerTx:
                 f"needs {format_minor(amount_minor, asset.scale)}"
             )
         if asset.inventory_mode == "LOT":
-            self._consume_lots(participant, asset, amount_minor)
-        self._post(
+            self.consume_lots(participant, asset, amount_minor)
+        self.post(
             "DEBIT",
             [
                 ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", -amount_minor),
@@ -591,7 +605,7 @@ class LedgerTx:
                 total += lot.remaining_minor
         return total - participant.overdraft.get(asset_id, 0)
 
-    def _consume_lots(self, participant: ParticipantState, asset: Asset, amount_minor: int) -> None:
+    def consume_lots(self, participant: ParticipantState, asset: Asset, amount_minor: int) -> None:
         participant.own_lots()
         needed = amount_minor
         lots = participant.lots.get(asset.id, [])
@@ -649,7 +663,7 @@ class LedgerTx:
         matures = current.status == "DEFERRED" and current.matures_at is not None and current.matures_at <= until
         if matures and not (current.expires_at is not None and current.expires_at <= current.matures_at):  # type: ignore[operator]
             assert current.matures_at is not None
-            self._post(
+            self.post(
                 "MATURITY",
                 [
                     ("PARTICIPANT", participant.id, asset.id, "DEFERRED", -current.remaining_minor),
@@ -661,19 +675,13 @@ class LedgerTx:
                 created_at=current.matures_at,
                 program_id=current.program_id,
             )
-            repaid = self._repay_overdraft(participant, asset.id, current.remaining_minor)
+            repaid = self.repay_overdraft(participant, asset.id, current.remaining_minor)
             remaining = current.remaining_minor - repaid
-            current = self._replace_lot(
-                participant, current, asset, remaining, "AVAILABLE" if remaining else "CONSUMED"
-            )
+            current = self.replace_lot(participant, current, asset, remaining, "AVAILABLE" if remaining else "CONSUMED")
             written += 1
-        if (
-            current.status in ("AVAILABLE", "DEFERRED")
-            and current.expires_at is not None
-            and current.expires_at <= until
-        ):
+        if current.status in OPEN_LOT_STATUSES and current.expires_at is not None and current.expires_at <= until:
             bucket = current.status
-            self._post(
+            self.post(
                 "EXPIRATION",
                 [
                     ("PARTICIPANT", participant.id, asset.id, bucket, -current.remaining_minor),
@@ -685,11 +693,14 @@ class LedgerTx:
                 created_at=current.expires_at,
                 program_id=current.program_id,
             )
-            self._replace_lot(participant, current, asset, 0, "EXPIRED")
+            self.replace_lot(participant, current, asset, 0, "EXPIRED")
             written += 1
         return written
 
-    def _replace_lot(self, participant: ParticipantState, lot: Lot, asset: Asset, remaining: int, status: str) -> Lot:
+    def replace_lot(
+        self, participant: ParticipantState, lot: Lot, asset: Asset, remaining: int, status: str, **fields: object
+    ) -> Lot:
+        """Change an open lot's remaining value and status (and any other ``fields``), keeping the sums right."""
         participant.own_lots()
         assert 0 <= remaining <= lot.amount_minor
         changed = msgspec.structs.replace(
@@ -697,47 +708,15 @@ class LedgerTx:
             remaining_minor=remaining,
             remaining=format_minor(remaining, asset.scale),
             status=status,  # type: ignore[arg-type]
+            **fields,
         )
         self._lots[changed.id] = changed
         participant.lots[asset.id] = [candidate for candidate in participant.lots[asset.id] if candidate.id != lot.id]
-        if lot.status in ("AVAILABLE", "DEFERRED"):
+        if lot.status in OPEN_LOT_STATUSES:
             participant.lot_sums[asset.id][_BUCKETS.index(lot.status)] -= lot.remaining_minor
-        if status in ("AVAILABLE", "DEFERRED"):
+        if status in OPEN_LOT_STATUSES:
             _add_open_lot(participant, changed)
         return changed
-
-    def fund(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> None:
-        """Move value from SYSTEM_ISSUANCE into a program wallet."""
-        assert amount_minor > 0
-        self._post(
-            "FUND",
-            [
-                ("SYSTEM", SYSTEM_ISSUANCE, asset.id, "AVAILABLE", -amount_minor),
-                ("PROGRAM", program_id, asset.id, "AVAILABLE", amount_minor),
-            ],
-            rule_id=None,
-            description=description,
-        )
-
-    def burn(self, asset: Asset, program_id: str, amount_minor: int, description: str | None) -> None:
-        """Move value from a program wallet to SYSTEM_BREAKAGE; never below zero."""
-        assert amount_minor > 0
-        wallet = account_key("PROGRAM", program_id, asset.id)
-        available = self.account_balance(wallet)
-        if available < amount_minor:
-            raise ActionFailed(
-                f"cannot burn {format_minor(amount_minor, asset.scale)}: the wallet holds "
-                f"{format_minor(available, asset.scale)}"
-            )
-        self._post(
-            "BURN",
-            [
-                ("PROGRAM", program_id, asset.id, "AVAILABLE", -amount_minor),
-                ("SYSTEM", SYSTEM_BREAKAGE, asset.id, "AVAILABLE", amount_minor),
-            ],
-            rule_id=None,
-            description=description,
-        )
 
     def is_empty(self) -> bool:
         """True when nothing was changed."""
@@ -880,6 +859,7 @@ def check_lot_balances(state: ParticipantState) -> None:
         sums = state.lot_sums.get(asset_id) or [0, 0, 0]
         owed = state.overdraft.get(asset_id, 0)
         assert values[AVAILABLE] == sums[AVAILABLE] - owed, f"lots vs available of {asset_id}"
+        assert values[HELD] == sums[HELD], f"lots vs held of {asset_id}"
         assert values[DEFERRED] == sums[DEFERRED], f"lots vs deferred of {asset_id}"
 
 

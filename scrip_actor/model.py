@@ -15,10 +15,15 @@ from msgspec import Meta, Struct
 
 __all__ = [
     "Action",
+    "AdjustResult",
     "Asset",
     "AssetCreate",
     "AssetUpdate",
     "Balance",
+    "BalanceAdjust",
+    "BalanceOperation",
+    "BalanceOperationResult",
+    "Bucket",
     "CounterAction",
     "CreditAction",
     "DebitAction",
@@ -26,6 +31,8 @@ __all__ = [
     "EventSubmit",
     "JournalEntry",
     "Lot",
+    "LotProcessed",
+    "OperationBucket",
     "Page",
     "Participant",
     "ParticipantCreate",
@@ -34,6 +41,7 @@ __all__ = [
     "Program",
     "ProgramCreate",
     "ProgramUpdate",
+    "ReferenceId",
     "Rule",
     "RuleCreate",
     "RuleEvaluation",
@@ -58,6 +66,7 @@ Key = Annotated[str, Meta(min_length=1, max_length=255)]
 AttributeValue = Annotated[str, Meta(max_length=4096)]
 ExternalId = Annotated[str, Meta(min_length=1, max_length=255)]
 IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=255)]
+ReferenceId = Annotated[str, Meta(min_length=1, max_length=255)]
 Expression = Annotated[str, Meta(min_length=1, max_length=4096)]
 
 ProgramStatus = Literal["ACTIVE", "SUSPENDED", "ARCHIVED"]
@@ -71,7 +80,8 @@ EventStatus = Literal["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"]
 EvaluationStatus = Literal["MATCHED", "NOT_MATCHED", "SKIPPED", "STOPPED"]
 Bucket = Literal["AVAILABLE", "HELD", "DEFERRED"]
 EntityType = Literal["PARTICIPANT", "PROGRAM", "SYSTEM"]
-LotStatus = Literal["AVAILABLE", "DEFERRED", "CONSUMED", "EXPIRED"]
+LotStatus = Literal["AVAILABLE", "HELD", "DEFERRED", "CONSUMED", "EXPIRED"]
+OperationBucket = Literal["AVAILABLE", "HELD"]  # the buckets an operator moves value in or out of
 
 _request = {"frozen": True, "forbid_unknown_fields": True, "kw_only": True}
 
@@ -243,6 +253,82 @@ class Lot(Struct, kw_only=True):
     expires_at: datetime | None = None
     matures_at: datetime | None = None
     event_id: str | None = None
+    # Holds (docs/money-out.md): the reference a hold or a provisional credit stamped on the lot; provisional
+    # lots (a CREDIT straight to HELD) go back to their source on a void-hold; a lot split off another by a
+    # partial hold or release names the lot it came from (and keeps its dates, so FIFO and expiry are unchanged).
+    reference_id: str | None = None
+    provisional: bool = False
+    parent_lot_id: str | None = None
+
+
+# --- money out: adjustments and holds ---------------------------------------------------------------------------
+
+
+class BalanceAdjust(Struct, **_request):
+    """``POST /v1/participants/{id}/balances/adjust``: an operator's correction, CREDIT or DEBIT, in one bucket."""
+
+    program_id: str
+    asset_id: str
+    type: Literal["CREDIT", "DEBIT"]
+    amount: DecimalString
+    description: OperationDescription
+    bucket: OperationBucket = "AVAILABLE"
+    allow_negative: bool = False  # DEBIT from AVAILABLE only: the rest becomes an overdraft
+    idempotency_key: IdempotencyKey | None = None  # an extension: the hosted API takes none here
+
+
+class AdjustResult(Struct, kw_only=True):
+    """What an adjustment did, with the participant's balance of the asset after it."""
+
+    amount: str
+    asset_id: str
+    balance: Balance
+    bucket: OperationBucket
+    journal_entry_id: str
+    message: str
+    program_id: str
+    type: Literal["CREDIT", "DEBIT"]
+
+
+class BalanceOperation(Struct, **_request):
+    """The body of hold, release, forfeit and void-hold (``…/balances/{operation}``).
+
+    ``amount`` omitted means everything the selection holds. For LOT assets the selection can be narrowed by
+    ``lot_ids``, ``earned_from``/``earned_to`` (the lots' created_at) and ``reference_id``; void-hold takes only
+    ``reference_id``. ``bucket`` is forfeit's (required there) and nobody else's.
+    """
+
+    program_id: str
+    asset_id: str
+    description: OperationDescription
+    amount: DecimalString | None = None
+    reference_id: ReferenceId | None = None
+    lot_ids: Annotated[list[str], Meta(min_length=1, max_length=100)] | None = None
+    earned_from: datetime | None = None
+    earned_to: datetime | None = None
+    bucket: OperationBucket | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class LotProcessed(Struct, kw_only=True):
+    """One lot an operation took value from, and how much."""
+
+    id: str
+    amount: str
+
+
+class BalanceOperationResult(Struct, kw_only=True):
+    """What a hold, release, forfeit or void-hold did."""
+
+    amount_processed: str
+    asset_id: str
+    balance: Balance
+    journal_entry_id: str
+    lots_processed: list[LotProcessed] | None  # LOT assets only
+    message: str
+    operation: Literal["HOLD", "RELEASE", "FORFEIT", "VOID_HOLD"]
+    program_id: str
+    reference_id: str | None
 
 
 # --- rules ----------------------------------------------------------------------------------------------------

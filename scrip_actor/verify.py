@@ -26,7 +26,7 @@ from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
-from scrip_actor.ledger import GENESIS_HASH, ParticipantRecord, account_key, entry_hash
+from scrip_actor.ledger import GENESIS_HASH, OPEN_LOT_STATUSES, ParticipantRecord, account_key, entry_hash
 from scrip_actor.model import Asset, Event, JournalEntry, Lot
 from scrip_actor.store import (
     KEY_BYTES_MAX,
@@ -216,22 +216,22 @@ class _Checker:
             if lot.status in ("CONSUMED", "EXPIRED") and lot.remaining_minor != 0:
                 self.problem(f"lot {lot.id}: {lot.status} with {lot.remaining_minor} remaining")
             self._lot_links(record, lot)
-            totals = sums.setdefault(lot.asset_id, [0, 0])
-            if lot.status == "AVAILABLE":
-                totals[0] += lot.remaining_minor
-            elif lot.status == "DEFERRED":
-                totals[1] += lot.remaining_minor
+            totals = sums.setdefault(lot.asset_id, [0, 0, 0])
+            if lot.status in OPEN_LOT_STATUSES:
+                totals[OPEN_LOT_STATUSES.index(lot.status)] += lot.remaining_minor
         for asset_id, asset in self.assets.items():
             if asset.inventory_mode != "LOT" or (asset_id not in record.balances and asset_id not in sums):
                 continue
-            available, _, deferred = record.balances.get(asset_id, [0, 0, 0])
-            lot_available, lot_deferred = sums.get(asset_id, [0, 0])
+            available, held, deferred = record.balances.get(asset_id, [0, 0, 0])
+            lot_available, lot_held, lot_deferred = sums.get(asset_id, [0, 0, 0])
             overdraft = record.overdraft.get(asset_id, 0)
             if available != lot_available - overdraft:
                 self.problem(
                     f"participant {record.id} {asset.symbol}: available {available} "
                     f"!= lots {lot_available} - overdraft {overdraft}"
                 )
+            if held != lot_held:
+                self.problem(f"participant {record.id} {asset.symbol}: held {held} != held lots {lot_held}")
             if deferred != lot_deferred:
                 self.problem(
                     f"participant {record.id} {asset.symbol}: deferred {deferred} != deferred lots {lot_deferred}"
@@ -245,7 +245,7 @@ class _Checker:
         asset = self.assets.get(lot.asset_id)
         if asset is None or asset.inventory_mode != "LOT":
             self.problem(f"lot {lot.id}: asset {lot.asset_id} is not a LOT asset")
-        if lot.status not in ("AVAILABLE", "DEFERRED"):
+        if lot.status not in OPEN_LOT_STATUSES:
             return
         due = [lot.expires_at] + ([lot.matures_at] if lot.status == "DEFERRED" else [])
         for moment in due:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from scrip_actor import balance_ops
 from scrip_actor.amounts import format_minor
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._validation import new_id, positive_minor
@@ -87,7 +88,7 @@ class Wallets:
         now = self._clock()
         tx = LedgerTx(self._world, now=now, id_seed=f"{kind}/{new_id()}", program_id=program_id)
         try:
-            (tx.fund if kind == "fund" else tx.burn)(asset, program_id, amount_minor, description)
+            (balance_ops.fund if kind == "fund" else balance_ops.burn)(tx, asset, program_id, amount_minor, description)
         except ActionFailed as error:
             raise InsufficientFunds(str(error)) from None
         try:
