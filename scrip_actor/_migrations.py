@@ -14,7 +14,7 @@ import msgspec
 
 from scrip_actor.model import Event
 
-__all__ = ["migrate", "migrate_3_to_4", "migrate_4_to_5"]
+__all__ = ["migrate", "migrate_3_to_4", "migrate_4_to_5", "migrate_5_to_6"]
 
 _log = logging.getLogger(__name__)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -50,7 +50,7 @@ def migrate_3_to_4(txn: Any, dbs: dict[str, Any]) -> int:
 
 def migrate(txn: Any, dbs: dict[str, Any], from_version: int, to_version: int) -> None:
     """Bring a store from ``from_version`` to ``to_version``, one step after another, in ``txn``."""
-    steps = {3: migrate_3_to_4, 4: migrate_4_to_5}
+    steps = {3: migrate_3_to_4, 4: migrate_4_to_5, 5: migrate_5_to_6}
     version = from_version
     while version < to_version:
         steps[version](txn, dbs)
@@ -158,3 +158,21 @@ def _rule_set_number(
         members_by_number[number] = members
         txn.put(be32(number), encode(members), db=dbs["rule_sets"])
     return number
+
+
+def migrate_5_to_6(txn: Any, dbs: dict[str, Any]) -> int:
+    """Schema 6 adds the ``operation_keys`` database (balance operations' idempotency), which the open has just
+    created empty, three optional lot fields (``reference_id``, ``provisional``, ``parent_lot_id``) that schema 5's
+    lots read back at their defaults, and a journal index by ``reference_id``, built here (settlement entries
+    name their lot). Returns the entries indexed."""
+    from scrip_actor._records import decode_entry, journal_index_prefix
+
+    assert "operation_keys" in dbs
+    count = 0
+    for key, raw in txn.cursor(db=dbs["journal"]).iternext():
+        entry = decode_entry(bytes(raw))
+        if entry.reference_id:  # schema 6 indexes entries by reference (scrip_actor._records)
+            txn.put(journal_index_prefix("reference", entry.reference_id) + bytes(key), b"", db=dbs["journal_index"])
+            count += 1
+    _log.warning("migrated the store to schema 6: %d journal entries indexed by reference", count)
+    return count

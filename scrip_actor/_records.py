@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -13,6 +14,7 @@ from scrip_actor.ledger import (
     Changes,
     ParticipantRecord,
     ParticipantState,
+    World,
     check_entry,
     check_lot_balances,
 )
@@ -100,6 +102,8 @@ def journal_index_prefixes(entry: JournalEntry) -> list[bytes]:
     prefixes = []
     if entry.rule_id:
         prefixes.append(journal_index_prefix("rule", entry.rule_id))
+    if entry.reference_id:  # schema 6: a hold's chain (hold, release, settle, void) and a lot's settlement
+        prefixes.append(journal_index_prefix("reference", entry.reference_id))
     for posting in entry.postings:
         if posting.entity_type == "PARTICIPANT":
             prefix = journal_index_prefix("participant", posting.entity_id)
@@ -131,6 +135,21 @@ def load_participant(store: Store, participant_id: str) -> ParticipantState | No
     for value in state.counters.values():
         check_counter(value)  # the pair of the bounds every write holds a counter to (add_checked_counters)
     return state
+
+
+def load_world(store: Store, world: World) -> None:
+    """Read the accounts and the journal head back (on open); the head must be the journal's last entry."""
+    for key, raw in store.scan("accounts"):
+        world.accounts[key.decode()] = msgspec.json.decode(raw, type=int)
+    head = store.get("meta", b"journal_head", list[Any])
+    if head is not None:
+        world.journal_sequence, world.journal_hash = int(head[0]), str(head[1])
+    last = next(store.scan("journal", reverse=True), None)
+    assert (last is None) == (world.journal_sequence == 0), "journal head and journal disagree"
+    if last is not None:
+        entry = decode_entry(last[1])
+        assert entry.sequence == world.journal_sequence, "journal head is not the last entry"
+        assert entry.entry_hash == world.journal_hash, "journal head hash is not the last entry's"
 
 
 def load_schedule(store: Store) -> list[tuple[int, str, bytes]]:

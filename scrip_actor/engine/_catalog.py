@@ -84,6 +84,20 @@ class Catalog:
 
     # --- lookups and the compiled rules ------------------------------------------------------------------------
 
+    def load(self) -> None:
+        """Read programs, assets and rules back from the store (on open) and compile each program's rules."""
+        for _, raw in self._store.scan("programs"):
+            program = msgspec.json.decode(raw, type=Program)
+            self.programs[program.id] = program
+        for _, raw in self._store.scan("assets"):
+            asset = msgspec.json.decode(raw, type=Asset)
+            self._world.assets[asset.id] = asset
+        for _, raw in self._store.scan("rules"):
+            rule = msgspec.json.decode(raw, type=Rule)
+            self.rules[rule.id] = rule
+        for program_id in self.programs:
+            self.recompile(program_id)
+
     def program(self, program_id: str) -> Program:
         """One program; NotFound if there is none."""
         program = self.programs.get(program_id)

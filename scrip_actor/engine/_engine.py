@@ -36,7 +36,8 @@ from scrip_actor.engine._admission import Admission, pending_positions
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
 from scrip_actor.engine._lot_schedule import LotSchedule
-from scrip_actor.engine._messages import Sweep
+from scrip_actor.engine._messages import Process, Sweep
+from scrip_actor.engine._operations import Operations
 from scrip_actor.engine._participant_admin import ParticipantAdmin
 from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
@@ -54,10 +55,14 @@ from scrip_actor.ledger import (
     World,
 )
 from scrip_actor.model import (
+    AdjustResult,
     Asset,
     AssetCreate,
     AssetUpdate,
     Balance,
+    BalanceAdjust,
+    BalanceOperation,
+    BalanceOperationResult,
     Event,
     EventSubmit,
     JournalEntry,
@@ -195,28 +200,8 @@ class Engine:
     def _recover(self) -> None:
         """Load programs, assets, rules, accounts and the journal head; find events still to process."""
         store = self._store
-        for _, raw in store.scan("programs"):
-            program = msgspec.json.decode(raw, type=Program)
-            self._programs[program.id] = program
-        for _, raw in store.scan("assets"):
-            asset = msgspec.json.decode(raw, type=Asset)
-            self._world.assets[asset.id] = asset
-        for _, raw in store.scan("rules"):
-            rule = msgspec.json.decode(raw, type=Rule)
-            self._rules[rule.id] = rule
-        for program_id in self._programs:
-            self._recompile(program_id)
-        for key, raw in store.scan("accounts"):
-            self._world.accounts[key.decode()] = msgspec.json.decode(raw, type=int)
-        head = store.get("meta", b"journal_head", list[Any])
-        if head is not None:
-            self._world.journal_sequence, self._world.journal_hash = int(head[0]), str(head[1])
-        last = next(store.scan("journal", reverse=True), None)
-        assert (last is None) == (self._world.journal_sequence == 0), "journal head and journal disagree"
-        if last is not None:
-            entry = _records.decode_entry(last[1])
-            assert entry.sequence == self._world.journal_sequence, "journal head is not the last entry"
-            assert entry.entry_hash == self._world.journal_hash, "journal head hash is not the last entry's"
+        self._catalog.load()
+        _records.load_world(store, self._world)
         # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
         last_position = next(store.scan("inbox_pending", reverse=True), None)
@@ -257,8 +242,7 @@ class Engine:
         """Build the stages off the hot path, each given exactly its collaborators (never the engine itself).
 
         The hot path reads the catalog's objects under their old names (``_programs``, ``_rules``, ``_compiled``,
-        ``_cel_compiler``): these are rebound to the very same objects, not copies, and the empty dicts
-        ``__init__`` made first are dropped unused.
+        ``_cel_compiler``): rebound to the very same objects, not copies (``__init__``'s empty dicts are dropped).
         """
         self._catalog = Catalog(
             store=self._store,
@@ -314,6 +298,15 @@ class Engine:
             participant=self._participant,
             participant_by_external=self._participant_by_external,
             caught_up=self._caught_up,
+        )
+        self._operations = Operations(
+            catalog=self._catalog,
+            world=self._world,
+            cache=self._cache,
+            store=self._store,
+            publisher=self._publisher,
+            deliver=self._deliver,
+            clock=self._clock,
         )
 
     def _program(self, program_id: str) -> Program:
@@ -508,8 +501,8 @@ class Engine:
 
     def _step(self, external_id: str, message: Any) -> None:
         """One synchronous, await-free step of a participant actor: the pure step, then publish its result."""
-        if isinstance(message, Sweep):
-            self._step_sweep(message)
+        if not isinstance(message, Process):
+            (self._step_sweep if isinstance(message, Sweep) else self._operations.step)(message)
             return
         event = message.event
         wall_now = self._clock()
@@ -759,13 +752,24 @@ class Engine:
         """Delete an attribute; absent is fine."""
         return await self._participant_admin.delete_attribute(participant_id, key)
 
+    async def adjust_balance(self, participant_id: str, request: BalanceAdjust) -> AdjustResult:
+        """CREDIT or DEBIT a bucket (ADJUST), in turn with the participant's events; answers once durable."""
+        return await self._operations.adjust(participant_id, request)
+
+    async def balance_operation(
+        self, operation: str, participant_id: str, request: BalanceOperation
+    ) -> BalanceOperationResult:
+        """HOLD, RELEASE, FORFEIT or VOID_HOLD a participant's value (docs/money-out.md); answers once durable."""
+        return await self._operations.balance_operation(operation, participant_id, request)
+
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
         """Balances per asset: available, held, deferred."""
         return await self._queries.balances(participant_id, asset_id)
 
-    async def lots(self, participant_id: str, asset_id: str, *, status: str | None = None) -> list[Lot]:
-        """A participant's lots of a LOT asset, oldest first, with status (open and closed)."""
-        return await self._queries.lots(participant_id, asset_id, status=status)
+    async def lots(self, participant_id: str, asset_id: str, **filters: Any) -> list[Lot]:
+        """A participant's lots of a LOT asset, oldest first, open and closed. Filters (all together): ``status``,
+        ``program_id``, ``reference_id``, ``expires_before``, ``expires_after`` (:meth:`Queries.lots`)."""
+        return await self._queries.lots(participant_id, asset_id, **filters)
 
     # ==========================================================================================================
     # journal
@@ -775,31 +779,11 @@ class Engine:
         """One journal entry with its postings and hash."""
         return await self._queries.get_journal_entry(entry_id)
 
-    async def list_journal_entries(
-        self,
-        *,
-        program_id: str | None = None,
-        event_id: str | None = None,
-        rule_id: str | None = None,
-        participant_id: str | None = None,
-        asset_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page:
-        """Journal entries, newest first, filtered (all filters together)."""
-        return await self._queries.list_journal_entries(
-            program_id=program_id,
-            event_id=event_id,
-            rule_id=rule_id,
-            participant_id=participant_id,
-            asset_id=asset_id,
-            created_from=created_from,
-            created_to=created_to,
-            limit=limit,
-            cursor=cursor,
-        )
+    async def list_journal_entries(self, *, limit: int = 50, cursor: str | None = None, **filters: Any) -> Page:
+        """Journal entries, newest first. Filters, all applying together (:meth:`Queries.list_journal_entries`):
+        ``program_id``, ``event_id``, ``rule_id``, ``participant_id``, ``asset_id``, ``reference_id`` (a hold's
+        whole chain), ``created_from``, ``created_to``."""
+        return await self._queries.list_journal_entries(limit=limit, cursor=cursor, **filters)
 
     # ==========================================================================================================
     # introspection

@@ -1,7 +1,9 @@
-"""The messages an actor's mailbox carries: an event to process, or a sweep of the lots that came due."""
+"""The messages an actor's mailbox carries: an event to process, a sweep of the lots that came due, or an
+operator's balance operation (scrip_actor.engine._operations)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -9,7 +11,7 @@ import msgspec
 from scrip_actor.model import Event
 from scrip_actor.rules import CompiledRule
 
-__all__ = ["Process", "Sweep"]
+__all__ = ["Operate", "Process", "Sweep"]
 
 
 class Process(msgspec.Struct):
@@ -34,3 +36,18 @@ class Sweep(msgspec.Struct):
 
     participant_id: str
     keys: list[bytes]
+
+
+class Operate(msgspec.Struct):
+    """Run an operator's balance operation on this participant, in turn with its events.
+
+    ``work(tx, state)`` does the operation on a transaction and returns what ``answer(work's value, entry,
+    state)`` needs to build the reply once committed; ``reply`` is the caller's (it awaits it).
+    """
+
+    participant_id: str
+    program_id: str
+    work: Callable[[Any, Any], Any]
+    answer: Callable[[Any, Any, Any], Any]
+    reply: Any
+    idempotency: tuple[bytes, str, str] | None  # (store key, request hash, operation) when the caller gave a key

@@ -245,8 +245,19 @@ class Queries:
         participant = await self.get_participant(participant_id)
         return [b for b in participant.balances if asset_id is None or b.asset_id == asset_id]
 
-    async def lots(self, participant_id: str, asset_id: str, *, status: str | None = None) -> list[Lot]:
-        """A participant's lots of a LOT asset, oldest first, with status (open and closed)."""
+    async def lots(
+        self,
+        participant_id: str,
+        asset_id: str,
+        *,
+        status: str | None = None,
+        program_id: str | None = None,
+        reference_id: str | None = None,
+        expires_before: datetime | None = None,
+        expires_after: datetime | None = None,
+    ) -> list[Lot]:
+        """A participant's lots of a LOT asset, oldest first, open and closed, filtered (all filters together;
+        ``expires_before``/``expires_after`` keep only lots that expire, before or after the moment)."""
         self._require(participant_id)
         asset = self._catalog.asset(asset_id)
         if asset.inventory_mode != "LOT":
@@ -259,7 +270,15 @@ class Queries:
             for _, raw in self._store.scan("lots", f"{participant_id}{asset_id}".encode())
         ]
         lots.sort(key=lambda lot: (lot.created_at, lot.number))
-        return [lot for lot in lots if status is None or lot.status == status]
+        return [
+            lot
+            for lot in lots
+            if (status is None or lot.status == status)
+            and (program_id is None or lot.program_id == program_id)
+            and (reference_id is None or lot.reference_id == reference_id)
+            and (expires_before is None or (lot.expires_at is not None and lot.expires_at < expires_before))
+            and (expires_after is None or (lot.expires_at is not None and lot.expires_at > expires_after))
+        ]
 
     # --- the journal -------------------------------------------------------------------------------------------
 
@@ -283,6 +302,7 @@ class Queries:
         rule_id: str | None = None,
         participant_id: str | None = None,
         asset_id: str | None = None,
+        reference_id: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         limit: int = 50,
@@ -290,10 +310,10 @@ class Queries:
     ) -> Page:
         """Journal entries, newest first, filtered (all filters together).
 
-        ``event_id`` is served from the event's own list, ``participant_id`` and ``rule_id`` from the journal
-        index; ``program_id``, ``asset_id`` and the time range are checked on the candidates. Like the events
-        list, one call looks at most at ``_JOURNAL_SCAN_MAX`` candidates: a page may come back short (even empty)
-        with ``has_more`` and a cursor to go on from (docs/limits.md).
+        ``event_id`` is served from the event's own list, ``reference_id``, ``participant_id`` and ``rule_id``
+        from the journal index; ``program_id``, ``asset_id`` and the time range are checked on the candidates.
+        Like the events list, one call looks at most at ``_JOURNAL_SCAN_MAX`` candidates: a page may come back
+        short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
         """
         limit = page_size(limit, self._limits)
         await self._caught_up()
@@ -306,6 +326,7 @@ class Queries:
                 (program_id is None or entry.program_id == program_id)
                 and (event_id is None or entry.event_id == event_id)
                 and (rule_id is None or entry.rule_id == rule_id)
+                and (reference_id is None or entry.reference_id == reference_id)
                 and (
                     participant_id is None
                     or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings)
@@ -321,7 +342,7 @@ class Queries:
         last_found: bytes | None = None
         last_key = after
         looked_at = 0
-        for key, raw in self._journal_candidates(participant_id, rule_id, after):
+        for key, raw in self._journal_candidates(reference_id, participant_id, rule_id, after):
             if looked_at == _JOURNAL_SCAN_MAX:  # the work bound: say where to go on from
                 return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
             looked_at += 1
@@ -336,15 +357,18 @@ class Queries:
         return Page(data=found, has_more=False, next_cursor=None)
 
     def _journal_candidates(
-        self, participant_id: str | None, rule_id: str | None, after: bytes | None
+        self, reference_id: str | None, participant_id: str | None, rule_id: str | None, after: bytes | None
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(be64(sequence), stored entry)`` newest first, older than ``after``, from the most selective source."""
-        if participant_id is None and rule_id is None:
+        indexed = [
+            (kind, key)
+            for kind, key in (("reference", reference_id), ("participant", participant_id), ("rule", rule_id))
+            if key is not None
+        ]
+        if not indexed:
             yield from self._store.scan("journal", start=after, reverse=True)
             return
-        prefix = _records.journal_index_prefix(
-            "participant" if participant_id is not None else "rule", participant_id or rule_id or ""
-        )
+        prefix = _records.journal_index_prefix(*indexed[0])
         start = prefix + after if after is not None else None
         for index_key, _ in self._store.scan("journal_index", prefix, start=start, reverse=True):
             key = index_key[-8:]

@@ -144,6 +144,7 @@ async def list_journal_entries(call: Call) -> ListOf[Any]:
             rule_id=query.rule_id,
             participant_id=query.participant_id,
             asset_id=query.asset_id,
+            reference_id=query.reference_id,
             created_from=query.created_from,
             created_to=query.created_to,
             limit=query.limit,

@@ -6,7 +6,17 @@ from typing import Any
 
 from scrip_actor.http.routing import Call, Endpoint, Reply, listing, page_of, whole
 from scrip_actor.http.schemas import BalanceQuery, ListOf, LotQuery, ParticipantQuery, StatusChange
-from scrip_actor.model import Balance, Lot, Participant, ParticipantCreate, ParticipantUpdate
+from scrip_actor.model import (
+    AdjustResult,
+    Balance,
+    BalanceAdjust,
+    BalanceOperation,
+    BalanceOperationResult,
+    Lot,
+    Participant,
+    ParticipantCreate,
+    ParticipantUpdate,
+)
 
 __all__ = ["ENDPOINTS"]
 
@@ -58,10 +68,41 @@ async def participant_balances(call: Call) -> ListOf[Balance]:
 async def participant_lots(call: Call) -> ListOf[Lot]:
     """Lots of one LOT asset, oldest first (spending order), with their status."""
     query: LotQuery = call.query
-    lots = await call.engine.lots(call.path["participant_id"], query.asset_id, status=query.status)
+    lots = await call.engine.lots(
+        call.path["participant_id"],
+        query.asset_id,
+        status=query.status,
+        program_id=query.program_id,
+        reference_id=query.reference_id,
+        expires_before=query.expires_before,
+        expires_after=query.expires_after,
+    )
     return page_of(
         lots, query.limit, query.cursor, key=lambda lot: (lot.created_at.isoformat(), lot.number), shape=tuple[str, int]
     )
+
+
+async def adjust_balance(call: Call) -> AdjustResult:
+    """An operator's CREDIT or DEBIT of one bucket, answered once durable (journal action type ADJUST)."""
+    return await call.engine.adjust_balance(call.path["participant_id"], call.body)
+
+
+def _operation(operation: str) -> Any:
+    async def run(call: Call) -> BalanceOperationResult:
+        return await call.engine.balance_operation(operation, call.path["participant_id"], call.body)
+
+    run.__name__ = run.__qualname__ = f"{operation.lower()}_balance"
+    run.__doc__ = _OPERATION_DOCS[operation]
+    return run
+
+
+_OPERATION_DOCS = {
+    "HOLD": "AVAILABLE -> HELD (amount omitted: everything the selection holds); LOT lots keep their dates.",
+    "RELEASE": "HELD -> AVAILABLE; with reference_id, only lots that reference stamped.",
+    "FORFEIT": "AVAILABLE or HELD (bucket, required) -> SYSTEM_BREAKAGE, for good; allowed on CLOSED participants.",
+    "VOID_HOLD": "Provisional HELD lots of a reference back to their source (LOT only); allowed on CLOSED ones.",
+}
+_OPERATION_PATHS = {"HOLD": "hold", "RELEASE": "release", "FORFEIT": "forfeit", "VOID_HOLD": "void-hold"}
 
 
 ENDPOINTS = [
@@ -121,5 +162,26 @@ ENDPOINTS = [
         "Participants",
         query=LotQuery,
         response=ListOf[Lot],
+    ),
+    Endpoint(
+        "POST",
+        _ONE + "/balances/adjust",
+        adjust_balance,
+        "Adjust a participant's balance (CREDIT or DEBIT of one bucket)",
+        "Balances",
+        body=BalanceAdjust,
+        response=AdjustResult,
+    ),
+    *(
+        Endpoint(
+            "POST",
+            f"{_ONE}/balances/{path}",
+            _operation(operation),
+            f"{path.replace('-', ' ').capitalize()} a participant's value",
+            "Balances",
+            body=BalanceOperation,
+            response=BalanceOperationResult,
+        )
+        for operation, path in _OPERATION_PATHS.items()
     ),
 ]

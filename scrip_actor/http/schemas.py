@@ -107,7 +107,11 @@ class LotQuery(PageQuery, **_request):
     """``asset_id`` (a LOT asset) is required."""
 
     asset_id: str
-    status: Literal["AVAILABLE", "DEFERRED", "CONSUMED", "EXPIRED"] | None = None
+    status: Literal["AVAILABLE", "HELD", "DEFERRED", "CONSUMED", "EXPIRED"] | None = None
+    program_id: str | None = None
+    reference_id: str | None = None
+    expires_before: AwareDatetime | None = None
+    expires_after: AwareDatetime | None = None
 
 
 class RuleQuery(PageQuery, **_request):
@@ -148,6 +152,7 @@ class JournalQuery(PageQuery, **_request):
     rule_id: str | None = None
     participant_id: str | None = None
     asset_id: str | None = None
+    reference_id: str | None = None
     created_from: AwareDatetime | None = field(default=None, name="from")
     created_to: AwareDatetime | None = field(default=None, name="to")
 
