@@ -37,7 +37,18 @@ from scrip_actor.ledger import (
 )
 from scrip_actor.model import Asset, Lot
 
-__all__ = ["LotSelection", "adjust", "burn", "forfeit", "fund", "hold", "release", "void_hold"]
+__all__ = [
+    "EVERYTHING",
+    "LotSelection",
+    "adjust",
+    "burn",
+    "forfeit",
+    "fund",
+    "hold",
+    "referenced_credit",
+    "release",
+    "void_hold",
+]
 
 _BUCKET_INDEX = {"AVAILABLE": 0, "HELD": 1}
 # What an operation took, lot by lot: (lot id, minor units). None for a SIMPLE asset.
@@ -185,7 +196,8 @@ def hold(
     amount_minor: int | None,
     selection: LotSelection,
     reference_id: str | None,
-    description: str,
+    description: str | None,
+    rule_id: str | None = None,
 ) -> tuple[int, Taken]:
     """AVAILABLE → HELD (all the selection holds when ``amount_minor`` is None). Returns what it moved.
 
@@ -200,7 +212,7 @@ def hold(
     if asset.inventory_mode == "LOT":
         lots = _lots(tx, participant, asset, "AVAILABLE", selection)
         taken = _move(tx, participant, asset, lots, amount, "HELD", reference_id)
-    _post_move(tx, participant, asset, "HOLD", "AVAILABLE", "HELD", amount, reference_id, description)
+    _post_move(tx, participant, asset, ("HOLD", rule_id), "AVAILABLE", "HELD", amount, reference_id, description)
     return amount, taken
 
 
@@ -211,7 +223,8 @@ def release(
     *,
     amount_minor: int | None,
     selection: LotSelection,
-    description: str,
+    description: str | None,
+    rule_id: str | None = None,
 ) -> tuple[int, Taken]:
     """HELD → AVAILABLE (all of it when ``amount_minor`` is None); with a ``reference_id`` only lots stamped with
     it. Released value repays an overdraft first, as any value arriving in AVAILABLE does."""
@@ -221,7 +234,8 @@ def release(
     if asset.inventory_mode == "LOT":
         lots = _lots(tx, participant, asset, "HELD", selection)
         taken = _move(tx, participant, asset, lots, amount, "AVAILABLE", None)
-    _post_move(tx, participant, asset, "RELEASE", "HELD", "AVAILABLE", amount, selection.reference_id, description)
+    move = ("RELEASE", rule_id)
+    _post_move(tx, participant, asset, move, "HELD", "AVAILABLE", amount, selection.reference_id, description)
     return amount, taken
 
 
@@ -233,7 +247,8 @@ def forfeit(
     bucket: str,
     amount_minor: int | None,
     selection: LotSelection,
-    description: str,
+    description: str | None,
+    rule_id: str | None = None,
 ) -> tuple[int, Taken]:
     """``bucket`` → SYSTEM_BREAKAGE, for good (all the selection holds when ``amount_minor`` is None)."""
     participant = tx.edit(state)
@@ -250,7 +265,7 @@ def forfeit(
             ("PARTICIPANT", participant.id, asset.id, bucket, -amount),
             ("SYSTEM", SYSTEM_BREAKAGE, asset.id, "AVAILABLE", amount),
         ],
-        rule_id=None,
+        rule_id=rule_id,
         description=description,
         reference_id=selection.reference_id,
     )
@@ -258,7 +273,13 @@ def forfeit(
 
 
 def void_hold(
-    tx: LedgerTx, state: ParticipantState, asset: Asset, *, reference_id: str, description: str
+    tx: LedgerTx,
+    state: ParticipantState,
+    asset: Asset,
+    *,
+    reference_id: str,
+    description: str | None,
+    rule_id: str | None = None,
 ) -> tuple[int, Taken]:
     """Return the provisional HELD lots stamped with ``reference_id`` to their sources (LOT assets only).
 
@@ -267,11 +288,7 @@ def void_hold(
     """
     assert asset.inventory_mode == "LOT"
     participant = tx.edit(state)
-    lots = [
-        lot
-        for lot in participant.lots.get(asset.id, ())
-        if lot.status == "HELD" and lot.provisional and lot.reference_id == reference_id
-    ]
+    lots = _provisional_lots(participant, asset, reference_id)
     if not lots:
         raise NotFound("provisional hold", reference_id)
     by_source: dict[tuple[str, str, str, str], int] = {}
@@ -286,11 +303,88 @@ def void_hold(
             ("PARTICIPANT", participant.id, asset.id, "HELD", -total),
             *((*source, value) for source, value in by_source.items()),
         ],
-        rule_id=None,
+        rule_id=rule_id,
         description=description,
         reference_id=reference_id,
     )
     return total, taken
+
+
+# --- a rule's provisional credit, and its settle -----------------------------------------------------------------
+
+
+def referenced_credit(
+    tx: LedgerTx,
+    state: ParticipantState,
+    asset: Asset,
+    amount_minor: int,
+    *,
+    program_id: str,
+    rule_id: str | None,
+    reference_id: str,
+    held: bool,
+    expires_at: datetime | None,
+    description: str | None,
+) -> None:
+    """A CREDIT that names a ``reference_id`` (LOT assets), the two halves of an authorization (§5.4 pattern B).
+
+    To HELD (``held``): a provisional credit, its lot HELD and stamped (entry CREDIT, value from the usual
+    source). To AVAILABLE: if provisional lots carry the reference, the *settle* — one SETTLE entry takes their
+    value out of HELD back to the source and the settled amount from the source into AVAILABLE (the delta is the
+    difference; only the net moves on the source's account), and the settled amount becomes a new lot. Without
+    provisional lots it is a plain credit that records the reference.
+    """
+    assert asset.inventory_mode == "LOT"
+    assert amount_minor > 0
+    participant = tx.edit(state)
+    provisional = _provisional_lots(participant, asset, reference_id)
+    if held or not provisional:
+        tx.post(
+            "CREDIT",
+            [
+                tx.source_leg(asset, program_id, amount_minor),
+                ("PARTICIPANT", participant.id, asset.id, "HELD" if held else "AVAILABLE", amount_minor),
+            ],
+            rule_id=rule_id,
+            description=description,
+            reference_id=reference_id,
+        )
+        tx.open_lot(
+            participant,
+            asset,
+            amount_minor,
+            program_id,
+            expires_at,
+            None,
+            False,
+            held=(reference_id, True) if held else None,
+        )
+        return
+    held_minor = sum(lot.remaining_minor for lot in provisional)
+    delta = amount_minor - held_minor
+    legs = [
+        ("PARTICIPANT", participant.id, asset.id, "HELD", -held_minor),
+        ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", amount_minor),
+    ]
+    if delta > 0:  # the settle is more than the authorization: the source covers the difference
+        legs.append(tx.source_leg(asset, program_id, delta))
+    elif delta < 0:
+        legs.append((*_source_account(asset, program_id), -delta))
+    _use_up(tx, participant, asset, provisional, held_minor)
+    if description is None:
+        description = (
+            f"settled {format_minor(amount_minor, asset.scale)} against {format_minor(held_minor, asset.scale)} held"
+        )
+    tx.post("SETTLE", legs, rule_id=rule_id, description=description, reference_id=reference_id)
+    tx.open_lot(participant, asset, amount_minor, program_id, expires_at, None, False)
+
+
+def _provisional_lots(participant: ParticipantState, asset: Asset, reference_id: str) -> list[Lot]:
+    return [
+        lot
+        for lot in participant.lots.get(asset.id, ())
+        if lot.status == "HELD" and lot.provisional and lot.reference_id == reference_id
+    ]
 
 
 # --- the parts ----------------------------------------------------------------------------------------------------
@@ -350,20 +444,21 @@ def _post_move(
     tx: LedgerTx,
     participant: ParticipantState,
     asset: Asset,
-    action_type: str,
+    action: tuple[str, str | None],
     source: str,
     destination: str,
     amount: int,
     reference_id: str | None,
-    description: str,
+    description: str | None,
 ) -> None:
+    action_type, rule_id = action
     tx.post(
         action_type,
         [
             ("PARTICIPANT", participant.id, asset.id, source, -amount),
             ("PARTICIPANT", participant.id, asset.id, destination, amount),
         ],
-        rule_id=None,
+        rule_id=rule_id,
         description=description,
         reference_id=reference_id,
     )

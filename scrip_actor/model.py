@@ -29,6 +29,8 @@ __all__ = [
     "DebitAction",
     "Event",
     "EventSubmit",
+    "ForfeitAction",
+    "HoldAction",
     "JournalEntry",
     "Lot",
     "LotProcessed",
@@ -42,6 +44,7 @@ __all__ = [
     "ProgramCreate",
     "ProgramUpdate",
     "ReferenceId",
+    "ReleaseAction",
     "Rule",
     "RuleCreate",
     "RuleEvaluation",
@@ -51,6 +54,7 @@ __all__ = [
     "TagAction",
     "Target",
     "UntagAction",
+    "VoidHoldAction",
     "WalletBalance",
     "WalletOperationResult",
 ]
@@ -345,13 +349,21 @@ class Target(Struct, **_request):
 
 
 class CreditAction(Struct, tag="CREDIT", tag_field="type", **_request):
-    """Add value. ``amount`` is a decimal string or a CEL expression; expiry/vesting are durations or timestamps."""
+    """Add value. ``amount`` is a decimal string or a CEL expression; expiry/vesting are durations or timestamps.
+
+    ``reference_id`` is a CEL expression giving text (e.g. ``event.authorization_id``). With ``bucket: HELD``
+    (LOT assets) the credit is *provisional*: its lots are HELD and stamped with the reference, an
+    authorization that VOID_HOLD can return. A credit to AVAILABLE with a reference that has provisional lots
+    *settles* them: one SETTLE entry replaces the held value by the settled amount (docs/money-out.md).
+    """
 
     asset_id: str
     amount: Expression
     description: Annotated[str, Meta(max_length=500)] | None = None
     expires_at: Annotated[str, Meta(max_length=64)] | None = None
     matures_at: Annotated[str, Meta(max_length=64)] | None = None
+    bucket: OperationBucket = "AVAILABLE"
+    reference_id: Expression | None = None
     target: Target | None = None
 
 
@@ -396,7 +408,58 @@ class SetAttributeAction(Struct, tag="SET_ATTRIBUTE", tag_field="type", **_reque
     target: Target | None = None
 
 
-Action = CreditAction | DebitAction | TagAction | UntagAction | CounterAction | SetAttributeAction
+class HoldAction(Struct, tag="HOLD", tag_field="type", **_request):
+    """AVAILABLE → HELD: ``amount`` (omitted: everything available), the lots stamped with ``reference_id``."""
+
+    asset_id: str
+    amount: Expression | None = None
+    reference_id: Expression | None = None
+    description: Annotated[str, Meta(max_length=500)] | None = None
+    target: Target | None = None
+
+
+class ReleaseAction(Struct, tag="RELEASE", tag_field="type", **_request):
+    """HELD → AVAILABLE: ``amount`` (omitted: all held), only lots stamped with ``reference_id`` if given."""
+
+    asset_id: str
+    amount: Expression | None = None
+    reference_id: Expression | None = None
+    description: Annotated[str, Meta(max_length=500)] | None = None
+    target: Target | None = None
+
+
+class ForfeitAction(Struct, tag="FORFEIT", tag_field="type", **_request):
+    """``bucket`` → SYSTEM_BREAKAGE: ``amount`` (omitted: all of the bucket), narrowed by ``reference_id``."""
+
+    asset_id: str
+    bucket: OperationBucket
+    amount: Expression | None = None
+    reference_id: Expression | None = None
+    description: Annotated[str, Meta(max_length=500)] | None = None
+    target: Target | None = None
+
+
+class VoidHoldAction(Struct, tag="VOID_HOLD", tag_field="type", **_request):
+    """Return the provisional HELD lots of ``reference_id`` to their source (LOT assets)."""
+
+    asset_id: str
+    reference_id: Expression
+    description: Annotated[str, Meta(max_length=500)] | None = None
+    target: Target | None = None
+
+
+Action = (
+    CreditAction
+    | DebitAction
+    | TagAction
+    | UntagAction
+    | CounterAction
+    | SetAttributeAction
+    | HoldAction
+    | ReleaseAction
+    | ForfeitAction
+    | VoidHoldAction
+)
 
 
 class Rule(Struct, kw_only=True):

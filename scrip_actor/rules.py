@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from scrip_actor import values
+from scrip_actor import balance_ops, values
 from scrip_actor.amounts import (
     AMOUNT_MINOR_MAX,
     SCALE_MAX,
@@ -41,11 +41,15 @@ from scrip_actor.model import (
     CounterAction,
     CreditAction,
     DebitAction,
+    ForfeitAction,
+    HoldAction,
+    ReleaseAction,
     Rule,
     RuleEvaluation,
     SetAttributeAction,
     TagAction,
     UntagAction,
+    VoidHoldAction,
 )
 
 __all__ = [
@@ -63,12 +67,15 @@ __all__ = [
     "resolve_counter_delta",
 ]
 
-_FINANCIAL = (CreditAction, DebitAction, CounterAction)
+# Refused for a participant that is not ACTIVE (the hosted API's table; VOID_HOLD, TAG... stay allowed).
+_FINANCIAL = (CreditAction, DebitAction, CounterAction, HoldAction, ReleaseAction, ForfeitAction)
+_HOLD_KINDS = (HoldAction, ReleaseAction, ForfeitAction, VoidHoldAction)
 # Resolves an external id named by an action's target to a participant state (creating it if the program allows).
 TargetResolver = Callable[[str], ParticipantState]
 
 # CompiledAction.kind: one small int per action type (the money kinds first, so ``kind <= _DEBIT`` selects them).
-_CREDIT, _DEBIT, _TAG, _UNTAG, _COUNTER, _SET_ATTRIBUTE = range(6)
+# The hold kinds last, so ``kind >= _HOLD`` selects them.
+_CREDIT, _DEBIT, _TAG, _UNTAG, _COUNTER, _SET_ATTRIBUTE, _HOLD, _RELEASE, _FORFEIT, _VOID_HOLD = range(10)
 _KINDS: dict[type, int] = {
     CreditAction: _CREDIT,
     DebitAction: _DEBIT,
@@ -76,6 +83,10 @@ _KINDS: dict[type, int] = {
     UntagAction: _UNTAG,
     CounterAction: _COUNTER,
     SetAttributeAction: _SET_ATTRIBUTE,
+    HoldAction: _HOLD,
+    ReleaseAction: _RELEASE,
+    ForfeitAction: _FORFEIT,
+    VoidHoldAction: _VOID_HOLD,
 }
 
 
@@ -146,6 +157,7 @@ class CompiledAction:
         "kind",
         "label",
         "matures",
+        "reference",
         "static_minor",
         "tag",
         "target",
@@ -174,6 +186,7 @@ class CompiledAction:
         self.expires: timedelta | datetime | None = None
         self.matures: timedelta | datetime | None = None
         self.target: Any = None
+        self.reference: Any = None  # a compiled CEL expression giving a reference_id (holds, provisional credits)
         self.static_minor: int | None = None  # a static amount, checked once against ``self.asset``
         self.tag: str | None = None  # TAG / UNTAG: canonical (values.tag)
         self.key: str | None = None  # COUNTER / SET_ATTRIBUTE: canonical (values.key)
@@ -184,7 +197,9 @@ class CompiledAction:
         self.checked_delta: Decimal | None = None  # COUNTER: a static delta that passed the API's bounds
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
-        if isinstance(action, CreditAction | DebitAction):
+        if getattr(action, "reference_id", None) is not None:
+            self.reference = compile_condition(action.reference_id, f"{field}.reference_id", compiler)  # type: ignore[union-attr]
+        if isinstance(action, (CreditAction, DebitAction, *_HOLD_KINDS)):
             self._compile_money(action, field, assets, program_id, compiler, strict)
         elif isinstance(action, TagAction | UntagAction):
             self.tag = self._canonical(values.tag, action.tag, f"{field}.tag", strict)
@@ -222,7 +237,7 @@ class CompiledAction:
 
     def _compile_money(
         self,
-        action: CreditAction | DebitAction,
+        action: Action,
         field: str,
         assets: dict[str, Asset],
         program_id: str,
@@ -237,7 +252,11 @@ class CompiledAction:
                 f"{field}.asset_id", "not_linked", f"asset {asset.symbol} is not linked to this program"
             )
         self.asset = asset
-        self.amount = _Value(action.amount, f"{field}.amount", compiler)
+        if isinstance(action, (*_HOLD_KINDS, CreditAction)):
+            _check_hold_fields(action, asset, field)
+        if getattr(action, "amount", None) is None:
+            return  # a hold kind without an amount: everything its selection holds
+        self.amount = _Value(action.amount, f"{field}.amount", compiler)  # type: ignore[union-attr]
         if self.amount.static is not None:
             try:
                 self.static_minor = _check_amount(self.amount.static, asset, f"{field}.amount")
@@ -261,6 +280,26 @@ class CompiledAction:
                 setattr(self, "expires" if name == "expires_at" else "matures", parsed)
 
 
+def _check_hold_fields(action: Action, asset: Asset, field: str) -> None:
+    """What the hold kinds and a provisional credit need of their asset and fields (a 400 when the rule is made)."""
+    lot = asset.inventory_mode == "LOT"
+    if isinstance(action, CreditAction):
+        if action.bucket == "HELD" and (not lot or action.reference_id is None or action.matures_at is not None):
+            raise ValidationFailed.field(
+                f"{field}.bucket",
+                "invalid",
+                "a CREDIT to HELD is a provisional credit: it needs a LOT asset and a reference_id, and no matures_at",
+            )
+        if action.reference_id is not None and not lot:
+            raise ValidationFailed.field(
+                f"{field}.reference_id", "invalid", "reference_id on a CREDIT needs a LOT asset"
+            )
+    elif isinstance(action, VoidHoldAction) and not lot:
+        raise ValidationFailed.field(
+            f"{field}.asset_id", "invalid", f"VOID_HOLD needs a LOT asset; {asset.symbol} is SIMPLE"
+        )
+
+
 def _type_of(action: Action) -> str:
     return {
         CreditAction: "CREDIT",
@@ -269,6 +308,10 @@ def _type_of(action: Action) -> str:
         UntagAction: "UNTAG",
         CounterAction: "COUNTER",
         SetAttributeAction: "SET_ATTRIBUTE",
+        HoldAction: "HOLD",
+        ReleaseAction: "RELEASE",
+        ForfeitAction: "FORFEIT",
+        VoidHoldAction: "VOID_HOLD",
     }[type(action)]
 
 
@@ -571,6 +614,9 @@ def _apply_one(
     if kind <= _DEBIT:
         _apply_money(tx, rule, compiled, state, variables, assets)
         return  # balances and lots are not part of the CEL view: it stays valid
+    if kind >= _HOLD:
+        _apply_hold_kind(tx, rule, compiled, state, variables, assets)
+        return
     if kind == _TAG:
         assert compiled.tag is not None
         state.tags.add(compiled.tag)
@@ -629,6 +675,80 @@ def attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:
         raise ActionFailed(f"value expression: {error.message}") from None
 
 
+def _apply_hold_kind(
+    tx: LedgerTx,
+    rule: Rule,
+    compiled: CompiledAction,
+    state: ParticipantState,
+    variables: dict[str, Any],
+    assets: dict[str, Asset],
+) -> None:
+    """HOLD, RELEASE, FORFEIT or VOID_HOLD from a rule: the operator's operation (balance_ops), with the rule's id
+    on its entry. A refusal (nothing to hold, unknown reference...) fails the action, and so the event."""
+    action = compiled.action
+    asset = _usable_asset(rule, action.asset_id, assets)  # type: ignore[union-attr]
+    amount = None if compiled.amount is None else resolve_amount(compiled, asset, variables)
+    reference = _reference(compiled, variables)
+    description = action.description  # type: ignore[union-attr]
+    kind = compiled.kind
+    if kind == _HOLD:
+        balance_ops.hold(
+            tx,
+            state,
+            asset,
+            amount_minor=amount,
+            selection=balance_ops.EVERYTHING,
+            reference_id=reference,
+            description=description,
+            rule_id=rule.id,
+        )
+    elif kind == _VOID_HOLD:
+        assert reference is not None
+        balance_ops.void_hold(tx, state, asset, reference_id=reference, description=description, rule_id=rule.id)
+    elif kind == _RELEASE:
+        selection = balance_ops.LotSelection(reference_id=reference)
+        balance_ops.release(
+            tx, state, asset, amount_minor=amount, selection=selection, description=description, rule_id=rule.id
+        )
+    else:
+        assert kind == _FORFEIT
+        balance_ops.forfeit(
+            tx,
+            state,
+            asset,
+            bucket=action.bucket,  # type: ignore[union-attr]
+            amount_minor=amount,
+            selection=balance_ops.LotSelection(reference_id=reference),
+            description=description,
+            rule_id=rule.id,
+        )
+
+
+def _reference(compiled: CompiledAction, variables: dict[str, Any]) -> str | None:
+    """The action's reference_id, evaluated: non-empty text of at most 255 characters, or the action fails."""
+    if compiled.reference is None:
+        return None
+    try:
+        reference = compiled.reference.evaluate(variables)
+    except CelEvaluationError as error:
+        raise ActionFailed(f"reference_id expression failed: {error}") from None
+    if not isinstance(reference, str) or not 1 <= len(reference) <= _REFERENCE_LENGTH_MAX:
+        raise ActionFailed(f"reference_id must give text of 1-{_REFERENCE_LENGTH_MAX} characters")
+    return reference
+
+
+_REFERENCE_LENGTH_MAX = 255  # as model.ReferenceId
+
+
+def _usable_asset(rule: Rule, asset_id: str, assets: dict[str, Asset]) -> Asset:
+    asset = assets.get(asset_id)
+    if asset is None or asset.status != "ACTIVE":
+        raise ActionFailed(f"asset {asset_id!r} is not active")
+    if rule.program_id not in asset.program_ids:
+        raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
+    return asset
+
+
 def _apply_money(
     tx: LedgerTx,
     rule: Rule,
@@ -640,11 +760,7 @@ def _apply_money(
     action = compiled.action
     assert isinstance(action, CreditAction | DebitAction)
     assert compiled.amount is not None
-    asset = assets.get(action.asset_id)
-    if asset is None or asset.status != "ACTIVE":
-        raise ActionFailed(f"asset {action.asset_id!r} is not active")
-    if rule.program_id not in asset.program_ids:
-        raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
+    asset = _usable_asset(rule, action.asset_id, assets)
     amount_minor = resolve_amount(compiled, asset, variables)
     if isinstance(action, DebitAction):
         tx.debit(
@@ -656,6 +772,21 @@ def _apply_money(
             description=action.description,
         )
         return
+    expires_at = _moment(compiled.expires, tx.now)
+    if compiled.reference is not None:  # a provisional credit (to HELD), or the settle of one (to AVAILABLE)
+        balance_ops.referenced_credit(
+            tx,
+            state,
+            asset,
+            amount_minor,
+            program_id=rule.program_id,
+            rule_id=rule.id,
+            reference_id=_reference(compiled, variables),  # type: ignore[arg-type]
+            held=action.bucket == "HELD",
+            expires_at=expires_at,
+            description=action.description,
+        )
+        return
     tx.credit(
         state,
         asset,
@@ -663,7 +794,7 @@ def _apply_money(
         program_id=rule.program_id,
         rule_id=rule.id,
         description=action.description,
-        expires_at=_moment(compiled.expires, tx.now),
+        expires_at=expires_at,
         matures_at=_moment(compiled.matures, tx.now),
     )
 

@@ -24,10 +24,14 @@ from scrip_actor.model import (
     CounterAction,
     CreditAction,
     DebitAction,
+    ForfeitAction,
+    HoldAction,
+    ReleaseAction,
     Rule,
     SetAttributeAction,
     TagAction,
     UntagAction,
+    VoidHoldAction,
 )
 from scrip_actor.rules import (
     CompiledAction,
@@ -156,6 +160,8 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
             )
         if isinstance(action, TagAction | UntagAction):
             return _describe_tag(action, state, target)
+        if isinstance(action, HoldAction | ReleaseAction | ForfeitAction | VoidHoldAction):
+            return _describe_hold_kind(compiled, action, variables, target)
         assert isinstance(action, SetAttributeAction)
         value = attribute_text(compiled, variables)
         current_value = state.attributes.get(action.key)
@@ -168,6 +174,28 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
     except (ActionFailed, ScripError) as error:
         message = error.message if isinstance(error, ScripError) else str(error)
         return ActionResult(description=f"{compiled.label} would fail", error=message)
+
+
+def _describe_hold_kind(
+    compiled: CompiledAction,
+    action: HoldAction | ReleaseAction | ForfeitAction | VoidHoldAction,
+    variables: dict[str, Any],
+    target: str,
+) -> ActionResult:
+    """HOLD, RELEASE, FORFEIT: amount, asset and a description (the hosted API's §4.6); VOID_HOLD: a description
+    only (the amount is whatever the authorization holds, which a simulation does not look up)."""
+    asset = compiled.asset
+    assert asset is not None
+    verb = {HoldAction: "Hold", ReleaseAction: "Release", ForfeitAction: "Forfeit", VoidHoldAction: "Void hold"}[
+        type(action)
+    ]
+    if isinstance(action, VoidHoldAction) or compiled.amount is None:
+        whole = "the provisional lots" if isinstance(action, VoidHoldAction) else "all"
+        return ActionResult(asset_symbol=asset.symbol, description=f"{verb} {whole} {asset.symbol} of {target}")
+    amount = format_minor(resolve_amount(compiled, asset, variables), asset.scale)
+    return ActionResult(
+        amount=amount, asset_symbol=asset.symbol, description=f"{verb} {amount} {asset.symbol} of {target}"
+    )
 
 
 def _mock_counter(value: Any) -> Decimal:

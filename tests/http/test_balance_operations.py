@@ -237,3 +237,40 @@ async def test_holds_of_lots_split_them_and_keep_their_dates(api: Api) -> None:
     chain = (await api.ok("GET", "/v1/journal-entries", params={"reference_id": "r1"}))["data"]
     assert [entry["action_type"] for entry in chain] == ["RELEASE", "HOLD"]
     assert (await api.engine.verify()).ok
+
+
+async def test_rules_with_hold_actions_are_simulated(api: Api) -> None:
+    program, miles, _ = await _lot_program(api)
+    rule = await api.ok(
+        "POST",
+        "/v1/rules",
+        201,
+        json={
+            "program_id": program["id"],
+            "name": "Holds",
+            "condition": "true",
+            "actions": [
+                {"type": "HOLD", "asset_id": miles["id"], "amount": "event.amount", "reference_id": "event.ref"},
+                {"type": "RELEASE", "asset_id": miles["id"], "reference_id": "event.ref"},
+                {"type": "FORFEIT", "asset_id": miles["id"], "bucket": "HELD", "amount": "2"},
+                {"type": "VOID_HOLD", "asset_id": miles["id"], "reference_id": "event.ref"},
+            ],
+        },
+    )
+    result = await api.ok("POST", f"/v1/rules/{rule['id']}/simulate", json={"event": {"amount": 3, "ref": "x"}})
+    hold, release, forfeit, void = (item["result"] for item in result["evaluation"]["results"])
+    assert (hold["amount"], hold["description"]) == ("3", "Hold 3 MI of participant")
+    assert "amount" not in release and release["description"] == "Release all MI of participant"
+    assert forfeit["amount"] == "2" and void["description"] == "Void hold the provisional lots MI of participant"
+    await api.error(
+        "POST",
+        "/v1/rules",
+        400,
+        "bad_request",
+        json={
+            "program_id": program["id"],
+            "name": "No bucket",
+            "condition": "true",
+            "actions": [{"type": "FORFEIT", "asset_id": miles["id"]}],
+        },
+    )

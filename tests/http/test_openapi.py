@@ -40,7 +40,9 @@ async def test_document_lists_every_served_route(api: Api) -> None:
         for method in (rule.methods or set()) - _IGNORED_METHODS
     }
     assert served == documented
-    assert len(served) == 55  # grows with every new route; update deliberately (55: adjust, hold, release, forfeit, void-hold)
+    assert (
+        len(served) == 55
+    )  # grows with every new route; update deliberately (55: adjust, hold, release, forfeit, void-hold)
 
 
 async def test_schemas_come_from_the_handlers_types(api: Api) -> None:

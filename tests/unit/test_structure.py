@@ -25,6 +25,7 @@ ROOT = "scrip_actor"
 PURE = (
     "scrip_actor.amounts",
     "scrip_actor.ledger",
+    "scrip_actor.balance_ops",
     "scrip_actor.rules",
     "scrip_actor.durations",
     "scrip_actor.ids",
