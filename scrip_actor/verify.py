@@ -303,6 +303,7 @@ class _Checker:
             if self.store.get_raw("events", be64(sequence)) is None:
                 self.problem(f"inbox position #{unbe64(key)} names event #{sequence}, which does not exist")
         self._idempotency()
+        self._operation_keys()
         return events, waiting_count
 
     def _rule_sets(self) -> dict[int, RuleSetMembers]:
@@ -342,6 +343,25 @@ class _Checker:
             event = decode_stored_event(stored)
             if idempotency_key(event.program_id, event.idempotency_key) != key:
                 self.problem(f"idempotency key {key!r} names event #{sequence}, whose own key differs")
+
+    def _operation_keys(self) -> None:
+        """Every stored answer of a balance operation names a journal entry of its kind that exists (they are
+        written in one record, so one without the other means a torn or tampered store)."""
+        for key, raw in self.store.scan("operation_keys"):
+            try:
+                operation, _, result = msgspec.json.decode(raw, type=tuple[str, str, dict[str, Any]])
+                entry_id = str(result["journal_entry_id"])
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as error:
+                self.problem(f"operation key {bytes(key)!r}: unreadable record ({error})")
+                continue
+            sequence = self.ids.sequence(KIND_ENTRY, entry_id)
+            stored = None if sequence is None else self.store.get_raw("journal", be64(sequence))
+            if stored is None:
+                self.problem(f"operation key {bytes(key)!r} answers with entry {entry_id}, which does not exist")
+                continue
+            action_type = msgspec.json.decode(stored, type=JournalEntry).action_type
+            if action_type != operation:
+                self.problem(f"operation key {bytes(key)!r}: a {operation} answered with a {action_type} entry")
 
 
 def verify(data_dir: str, config: Config | None = None) -> VerifyReport:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scrip_actor import CreditAction
-from scrip_actor.model import Lot
+from scrip_actor import CreditAction, ParticipantCreate
+from scrip_actor.model import BalanceAdjust, Lot
 from scrip_actor.store import PROCESSED_BELOW_KEY, Store, be64, encode, unbe64
 from scrip_actor.verify import verify
 from tests.conftest import ManualClock
@@ -104,3 +104,21 @@ async def test_an_unprocessed_event_below_the_processed_below_mark(tmp_path: Pat
     report = verify(str(data_dir))
     assert not report.ok
     assert any("below the processed-below mark" in problem for problem in report.problems), report.problems
+
+
+async def test_an_operation_answer_naming_an_entry_that_does_not_exist(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    async with running(data_dir, clock) as engine:
+        program, asset = await program_with_asset(engine, scale=0)
+        participant, _ = await engine.create_participant(ParticipantCreate(external_id="op"))
+        credit = BalanceAdjust(
+            program_id=program.id, asset_id=asset.id, type="CREDIT", amount="5", description="d", idempotency_key="k"
+        )
+        answer = await engine.adjust_balance(participant.id, credit)
+        assert (await engine.verify()).ok
+    [(key, raw)] = _scan(data_dir, "operation_keys")
+    forged = raw.replace(answer.journal_entry_id.encode(), answer.journal_entry_id[:-4].encode() + b"ffff")
+    _write(data_dir, [("operation_keys", key, forged)])
+    report = verify(str(data_dir))
+    assert not report.ok
+    assert any("does not exist" in problem for problem in report.problems)
