@@ -30,6 +30,7 @@ from scrip_actor.errors import InsufficientFunds, NotFound, ValidationFailed
 from scrip_actor.ledger import (
     SYSTEM_BREAKAGE,
     SYSTEM_ISSUANCE,
+    SYSTEM_REDEMPTION,
     ActionFailed,
     LedgerTx,
     ParticipantState,
@@ -40,13 +41,17 @@ from scrip_actor.model import Asset, Lot
 __all__ = [
     "EVERYTHING",
     "LotSelection",
+    "RedeemedLot",
     "adjust",
     "burn",
     "forfeit",
     "fund",
     "hold",
+    "redeem",
     "referenced_credit",
     "release",
+    "reverse_redemption",
+    "unreversed_lots",
     "void_hold",
 ]
 
@@ -308,6 +313,126 @@ def void_hold(
         reference_id=reference_id,
     )
     return total, taken
+
+
+# --- redemptions and their reversals -----------------------------------------------------------------------------
+
+
+class RedeemedLot(msgspec.Struct, array_like=True, frozen=True):
+    """What a redemption took from one lot, with what a reversal needs to restore it (the lot may be gone)."""
+
+    lot_id: str
+    amount_minor: int
+    created_at: datetime
+    expires_at: datetime | None
+    program_id: str
+
+
+def redeem(
+    tx: LedgerTx, state: ParticipantState, asset: Asset, *, amount_minor: int, redemption_id: str, description: str
+) -> list[RedeemedLot] | None:
+    """Spend ``amount_minor`` of AVAILABLE value to SYSTEM_REDEMPTION (entry REDEMPTION, lots FIFO; never into
+    an overdraft: 422 when AVAILABLE is short). Returns the lots spent, oldest first (None: a SIMPLE asset)."""
+    assert amount_minor > 0
+    participant = tx.edit(state)
+    spendable = _spendable(tx, participant, asset)
+    if spendable < amount_minor:
+        raise _short(asset, "available", spendable, amount_minor)
+    spent = None
+    if asset.inventory_mode == "LOT":
+        lots = {lot.id: lot for lot in _lots(tx, participant, asset, "AVAILABLE", EVERYTHING)}
+        taken = _use_up(tx, participant, asset, list(lots.values()), amount_minor)
+        assert taken is not None
+        spent = [
+            RedeemedLot(lot_id, take, lots[lot_id].created_at, lots[lot_id].expires_at, lots[lot_id].program_id)
+            for lot_id, take in taken
+        ]
+    tx.post(
+        "REDEMPTION",
+        [
+            ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", -amount_minor),
+            ("SYSTEM", SYSTEM_REDEMPTION, asset.id, "AVAILABLE", amount_minor),
+        ],
+        rule_id=None,
+        description=description,
+        reference_id=redemption_id,
+    )
+    return spent
+
+
+def reverse_redemption(
+    tx: LedgerTx,
+    state: ParticipantState,
+    asset: Asset,
+    *,
+    amount_minor: int,
+    unreversed: list[RedeemedLot] | None,
+    redemption_id: str,
+    reason: str,
+) -> Taken:
+    """Give ``amount_minor`` of a redemption back (entry REDEMPTION_REVERSAL, from SYSTEM_REDEMPTION).
+
+    For a LOT asset the lots still unreversed (``unreversed``, oldest first) are restored newest first (LIFO),
+    each as a new lot with the original's ``created_at`` and ``expires_at`` (``parent_lot_id`` names it); one
+    whose expiry has passed in the meantime is expired again at once, with its own EXPIRATION entry to breakage.
+    Returns the lots restored, newest first.
+    """
+    assert amount_minor > 0
+    participant = tx.edit(state)
+    tx.post(
+        "REDEMPTION_REVERSAL",
+        [
+            ("SYSTEM", SYSTEM_REDEMPTION, asset.id, "AVAILABLE", -amount_minor),
+            ("PARTICIPANT", participant.id, asset.id, "AVAILABLE", amount_minor),
+        ],
+        rule_id=None,
+        description=reason,
+        reference_id=redemption_id,
+    )
+    if unreversed is None:
+        return None
+    restored: list[tuple[str, int]] = []
+    needed = amount_minor
+    for piece in reversed(unreversed):
+        if needed == 0:
+            break
+        take = min(needed, piece.amount_minor)
+        needed -= take
+        repaid = tx.repay_overdraft(participant, asset.id, take)
+        lot = Lot(
+            id=tx.next_id(),
+            participant_id=participant.id,
+            asset_id=asset.id,
+            program_id=piece.program_id,
+            number=participant.lot_numbers.get(asset.id, 0) + 1,
+            amount_minor=take,
+            remaining_minor=take - repaid,
+            amount=format_minor(take, asset.scale),
+            remaining=format_minor(take - repaid, asset.scale),
+            status="AVAILABLE" if take > repaid else "CONSUMED",
+            created_at=piece.created_at,
+            expires_at=piece.expires_at,
+            parent_lot_id=piece.lot_id,
+        )
+        tx.add_lot(participant, lot)
+        restored.append((lot.id, take))
+    assert needed == 0, "the caller checked that the redemption has this much left to reverse"
+    tx.settle_lots(participant, tx.now)  # a restored lot already past its expiry goes straight to breakage
+    return restored
+
+
+def unreversed_lots(spent: list[RedeemedLot], reversed_minor: int) -> list[RedeemedLot]:
+    """The part of ``spent`` (oldest first) that reversals have not given back yet: they restore newest first."""
+    left = list(spent)
+    while reversed_minor and left:
+        last = left.pop()
+        if last.amount_minor > reversed_minor:
+            left.append(msgspec.structs.replace(last, amount_minor=last.amount_minor - reversed_minor))
+            reversed_minor = 0
+        else:
+            reversed_minor -= last.amount_minor
+    assert reversed_minor == 0, "reversals never give back more than was spent"
+    return left
 
 
 # --- a rule's provisional credit, and its settle -----------------------------------------------------------------

@@ -43,8 +43,12 @@ __all__ = [
     "Program",
     "ProgramCreate",
     "ProgramUpdate",
+    "Redemption",
+    "RedemptionCreate",
     "ReferenceId",
     "ReleaseAction",
+    "Reversal",
+    "ReversalCreate",
     "Rule",
     "RuleCreate",
     "RuleEvaluation",
@@ -333,6 +337,57 @@ class BalanceOperationResult(Struct, kw_only=True):
     operation: Literal["HOLD", "RELEASE", "FORFEIT", "VOID_HOLD"]
     program_id: str
     reference_id: str | None
+
+
+# --- money out: redemptions and their reversals ---------------------------------------------------------------
+
+
+class RedemptionCreate(Struct, **_request):
+    """``POST /v1/participants/{id}/redemptions``: spend ``amount`` of AVAILABLE value (lots FIFO)."""
+
+    program_id: str
+    asset_id: str
+    amount: DecimalString
+    description: OperationDescription
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Redemption(Struct, kw_only=True):
+    """A spend of AVAILABLE value to SYSTEM_REDEMPTION; ``reversed_amount`` grows with each reversal."""
+
+    id: str
+    participant_id: str
+    program_id: str
+    asset_id: str
+    amount: str
+    reversed_amount: str
+    status: Literal["COMPLETED", "PARTIALLY_REVERSED", "REVERSED"]
+    description: str
+    journal_entry_id: str
+    lots_processed: list[LotProcessed] | None  # LOT assets: the lots it spent, oldest first
+    reward_catalog_item_id: str | None = None  # catalog redemptions (not built yet)
+    quantity: int | None = None
+    created_at: datetime
+
+
+class ReversalCreate(Struct, **_request):
+    """``POST /v1/redemptions/{id}/reverse``: all that is left to reverse, or ``amount`` of it."""
+
+    reason: OperationDescription
+    amount: DecimalString | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class Reversal(Struct, kw_only=True):
+    """Value given back from a redemption: its lots restored newest first (LIFO) with their own expiry."""
+
+    id: str
+    redemption_id: str
+    amount: str
+    reason: str
+    journal_entry_id: str
+    lots_restored: list[LotProcessed] | None  # LOT assets: the lots it restored, newest first
+    created_at: datetime
 
 
 # --- rules ----------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from scrip_actor.engine._participant_admin import ParticipantAdmin
 from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
 from scrip_actor.engine._queries import Queries
+from scrip_actor.engine._redemptions import Redemptions
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
 from scrip_actor.engine._wallets import Wallets
@@ -299,15 +300,10 @@ class Engine:
             participant_by_external=self._participant_by_external,
             caught_up=self._caught_up,
         )
-        self._operations = Operations(
-            catalog=self._catalog,
-            world=self._world,
-            cache=self._cache,
-            store=self._store,
-            publisher=self._publisher,
-            deliver=self._deliver,
-            clock=self._clock,
-        )
+        stages = {"catalog": self._catalog, "world": self._world, "cache": self._cache, "store": self._store}
+        self._operations = Operations(**stages, publisher=self._publisher, deliver=self._deliver, clock=self._clock)
+        # The embedded face of redemptions and reversals: engine.redemptions.create(...), .reverse(...).
+        self.redemptions = Redemptions(catalog=self._catalog, store=self._store, operations=self._operations)
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)

@@ -45,7 +45,7 @@ from scrip_actor.model import (
     JournalEntry,
     LotProcessed,
 )
-from scrip_actor.store import Store
+from scrip_actor.store import Op, Store
 
 __all__ = ["Operations"]
 
@@ -140,7 +140,7 @@ class Operations:
                 description=request.description,
             )
 
-        def answer(_: None, entry: JournalEntry, state: ParticipantState) -> AdjustResult:
+        def answer(_: None, entry: JournalEntry, state: ParticipantState) -> tuple[AdjustResult, list[Op]]:
             amount = format_minor(amount_minor, asset.scale)
             verb = "Credited" if request.type == "CREDIT" else "Debited"
             return AdjustResult(
@@ -152,9 +152,10 @@ class Operations:
                 message=f"{verb} {amount} {asset.symbol} ({request.bucket})",
                 program_id=request.program_id,
                 type=request.type,
-            )
+            ), []
 
-        return await self._submit("ADJUST", participant_id, request, work, answer, AdjustResult)  # type: ignore[no-any-return]
+        result, _ = await self.submit("ADJUST", participant_id, request, work, answer, AdjustResult)
+        return result  # type: ignore[no-any-return]
 
     async def balance_operation(
         self, operation: str, participant_id: str, request: BalanceOperation
@@ -174,7 +175,7 @@ class Operations:
 
         def answer(
             done: tuple[int, list[tuple[str, int]] | None], entry: JournalEntry, state: ParticipantState
-        ) -> BalanceOperationResult:
+        ) -> tuple[BalanceOperationResult, list[Op]]:
             processed, taken = done
             amount = format_minor(processed, asset.scale)
             return BalanceOperationResult(
@@ -189,9 +190,9 @@ class Operations:
                 operation=operation,  # type: ignore[arg-type]
                 program_id=request.program_id,
                 reference_id=entry.reference_id,
-            )
+            ), []
 
-        result = await self._submit(operation, participant_id, request, work, answer, BalanceOperationResult)
+        result, _ = await self.submit(operation, participant_id, request, work, answer, BalanceOperationResult)
         return result  # type: ignore[no-any-return]
 
     # --- the request side -------------------------------------------------------------------------------------
@@ -207,41 +208,48 @@ class Operations:
             raise Conflict(f"asset {asset.symbol} is {asset.status}")
         return asset
 
-    async def _submit(
+    async def submit(
         self,
         operation: str,
         participant_id: str,
-        request: BalanceAdjust | BalanceOperation,
+        request: Any,
         work: Callable[[LedgerTx, ParticipantState], Any],
-        answer: Callable[[Any, JournalEntry, ParticipantState], Any],
+        answer: Callable[[Any, JournalEntry, ParticipantState], tuple[Any, list[Op]]],
         result_type: type,
-    ) -> Any:
-        """Deliver the operation to the participant's mailbox and wait for its durable answer (or a replay)."""
+        *,
+        program_id: str | None = None,
+    ) -> tuple[Any, bool]:
+        """Deliver an operation to the participant's mailbox and wait for its durable answer: ``(answer,
+        replayed)``, replayed True when an earlier call with the same idempotency key answered it.
+
+        ``request`` is the body (a Struct with ``idempotency_key``; its ``program_id`` scopes the key unless
+        ``program_id`` is given). ``work(tx, state)`` runs in the step; ``answer(work's value, its entry, the
+        state after)`` builds the answer and the extra store ops written in the same record (e.g. a redemption).
+        """
         state = self._cache.get(participant_id)
         if state is None:
             raise NotFound("participant", participant_id)
+        program_id = program_id or request.program_id
         idempotency = None
         if request.idempotency_key is not None:
-            key = _operation_key(request.program_id, request.idempotency_key)
+            key = _operation_key(program_id, request.idempotency_key)
             request_hash = _request_hash(operation, participant_id, request)
             replayed = await self._replay(key, request_hash, request.idempotency_key, result_type)
             if replayed is not None:
-                return replayed
+                return replayed, True
             idempotency = (key, request_hash, operation)
         reply = _Reply()
         if idempotency is not None:
             self._pending[idempotency[0]] = (idempotency[1], reply)
         try:
-            self._deliver(
-                state.external_id, Operate(participant_id, request.program_id, work, answer, reply, idempotency)
-            )
+            self._deliver(state.external_id, Operate(participant_id, program_id, work, answer, reply, idempotency))
             await reply.done.wait()
         finally:
             if idempotency is not None:
                 self._pending.pop(idempotency[0], None)
         if reply.error is not None:
             raise reply.error
-        return reply.result
+        return reply.result, False
 
     async def _replay(self, key: bytes, request_hash: str, idempotency_key: str, result_type: type) -> Any:
         """The stored (or in-flight) answer of an earlier call with this key; None if there was none."""
@@ -269,7 +277,7 @@ class Operations:
         assert state is not None, "participants are never deleted"
         now = self._clock()
         tx = LedgerTx(self._world, now=now, id_seed=f"operation/{new_id()}", program_id=message.program_id)
-        tx.settle_lots(state, now)  # what is due goes first, so nothing expired is held, spent or released
+        settled_entries = tx.settle_lots(state, now)  # due lots first: nothing expired is held, spent or released
         settled = tx.savepoint()
         try:
             done = message.work(tx, tx.touched(state.id) or state)
@@ -281,9 +289,8 @@ class Operations:
             message.reply.fail(_refusal(error))
             return
         changes = tx.commit(now)
-        entry = changes.entries[-1]
-        result = message.answer(done, entry, tx.touched(state.id) or state)
-        ops = []
+        entry = changes.entries[settled_entries]  # the operation's own (a reversal may expire lots after it)
+        result, ops = message.answer(done, entry, tx.touched(state.id) or state)
         if message.idempotency is not None:
             key, request_hash, operation = message.idempotency
             stored = _StoredOperation(operation, request_hash, msgspec.Raw(msgspec.json.encode(result)))

@@ -1,0 +1,251 @@
+"""Redemptions (spend an amount of an asset) and their reversals, as balance operations (engine/_operations).
+
+A redemption is one REDEMPTION entry (AVAILABLE → SYSTEM_REDEMPTION, lots FIFO) and one ``redemptions`` record
+written in the same LMDB record as the entry; a reversal is one REDEMPTION_REVERSAL entry (plus an EXPIRATION
+entry for each restored lot already past its expiry) and the updated redemption record. Both run in the
+participant's mailbox, so the check "this much is left to reverse" and the update happen in one step: several
+partial reversals, however concurrent, never give back more than was spent.
+
+Records are kept in memory once read (a redemption changes only in its participant's steps, so memory is the
+truth, exactly as for participant states) and listed per participant from the ``redemptions_by_participant``
+index, newest first. At most ``REVERSALS_PER_REDEMPTION_MAX`` reversals per redemption (docs/limits.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from scrip_actor import balance_ops
+from scrip_actor.amounts import format_minor
+from scrip_actor.balance_ops import RedeemedLot
+from scrip_actor.cursors import decode as decode_cursor
+from scrip_actor.cursors import encode as encode_cursor
+from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._operations import Operations
+from scrip_actor.engine._validation import new_id, positive_minor, validated
+from scrip_actor.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
+from scrip_actor.ledger import LedgerTx, ParticipantState
+from scrip_actor.model import (
+    JournalEntry,
+    LotProcessed,
+    Page,
+    Redemption,
+    RedemptionCreate,
+    Reversal,
+    ReversalCreate,
+)
+from scrip_actor.store import Op, Store, be64
+
+__all__ = ["REVERSALS_PER_REDEMPTION_MAX", "Redemptions"]
+
+REVERSALS_PER_REDEMPTION_MAX = 100
+_PAGE_MAX = 200  # as every list of the API
+
+
+class _StoredRedemption(msgspec.Struct, kw_only=True):
+    """A ``redemptions`` record: the answer, what it spent (for reversals), and its reversals so far."""
+
+    redemption: Redemption
+    amount_minor: int
+    reversed_minor: int = 0
+    spent: list[RedeemedLot] | None
+    reversals: list[Reversal] = []
+
+
+def _index_key(participant_id: str, created_at: datetime, redemption_id: str) -> bytes:
+    """``redemptions_by_participant``: participant, NUL, creation time (µs), id — newest last."""
+    micros = int(created_at.timestamp() * 1_000_000)
+    return participant_id.encode() + b"\0" + be64(micros) + redemption_id.encode()
+
+
+class Redemptions:
+    """Redeem, reverse, and read both (see the module docstring)."""
+
+    def __init__(self, *, catalog: Catalog, store: Store, operations: Operations) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._operations = operations
+        self._records: dict[str, _StoredRedemption] = {}
+
+    async def create(self, participant_id: str, request: RedemptionCreate) -> tuple[Redemption, bool]:
+        """Spend ``amount`` of AVAILABLE value. Returns ``(redemption, created)``; created is False on a replay."""
+        request = validated(request)
+        program = self._catalog.program(request.program_id)
+        asset = self._catalog.asset(request.asset_id)
+        if request.program_id not in asset.program_ids:
+            raise ValidationFailed.field("asset_id", "not_linked", f"asset {asset.symbol} is not linked to the program")
+        if program.status != "ACTIVE" or asset.status != "ACTIVE":
+            raise Conflict("redemptions need an ACTIVE program and asset")
+        amount_minor = positive_minor(request.amount, asset.scale, "amount")
+        redemption_id = new_id()
+
+        def work(tx: LedgerTx, state: ParticipantState) -> list[RedeemedLot] | None:
+            if state.status != "ACTIVE":
+                raise Conflict(f"participant {state.external_id!r} is {state.status}; redemptions need an ACTIVE one")
+            return balance_ops.redeem(
+                tx,
+                state,
+                asset,
+                amount_minor=amount_minor,
+                redemption_id=redemption_id,
+                description=request.description,
+            )
+
+        def answer(
+            spent: list[RedeemedLot] | None, entry: JournalEntry, state: ParticipantState
+        ) -> tuple[Redemption, list[Op]]:
+            redemption = Redemption(
+                id=redemption_id,
+                participant_id=state.id,
+                program_id=request.program_id,
+                asset_id=asset.id,
+                amount=format_minor(amount_minor, asset.scale),
+                reversed_amount=format_minor(0, asset.scale),
+                status="COMPLETED",
+                description=request.description,
+                journal_entry_id=entry.id,
+                lots_processed=None
+                if spent is None
+                else [LotProcessed(id=lot.lot_id, amount=format_minor(lot.amount_minor, asset.scale)) for lot in spent],
+                created_at=entry.created_at,
+            )
+            record = _StoredRedemption(redemption=redemption, amount_minor=amount_minor, spent=spent)
+            self._records[redemption_id] = record
+            index = ("redemptions_by_participant", _index_key(state.id, redemption.created_at, redemption_id), b"")
+            return redemption, [_record_op(record), index]
+
+        result, replayed = await self._operations.submit(
+            "REDEMPTION", participant_id, request, work, answer, Redemption
+        )
+        return result, not replayed
+
+    async def reverse(self, redemption_id: str, request: ReversalCreate) -> tuple[Reversal, bool]:
+        """Give back all that is left of a redemption, or ``amount`` of it. Returns ``(reversal, created)``."""
+        request = validated(request)
+        record = self._record(redemption_id)
+        asset = self._catalog.asset(record.redemption.asset_id)
+        amount_minor = None if request.amount is None else positive_minor(request.amount, asset.scale, "amount")
+        reversal_id = new_id()
+
+        def work(tx: LedgerTx, state: ParticipantState) -> tuple[int, list[tuple[str, int]] | None]:
+            current = self._records[redemption_id]  # read in the step: reversals of it are serialised here
+            amount = _amount_to_reverse(current, amount_minor, asset.scale)
+            unreversed = None
+            if current.spent is not None:
+                unreversed = balance_ops.unreversed_lots(current.spent, current.reversed_minor)
+            restored = balance_ops.reverse_redemption(
+                tx,
+                state,
+                asset,
+                amount_minor=amount,
+                unreversed=unreversed,
+                redemption_id=redemption_id,
+                reason=request.reason,
+            )
+            return amount, restored
+
+        def answer(
+            done: tuple[int, list[tuple[str, int]] | None], entry: JournalEntry, state: ParticipantState
+        ) -> tuple[Reversal, list[Op]]:
+            amount, restored = done
+            reversal = Reversal(
+                id=reversal_id,
+                redemption_id=redemption_id,
+                amount=format_minor(amount, asset.scale),
+                reason=request.reason,
+                journal_entry_id=entry.id,
+                lots_restored=None
+                if restored is None
+                else [LotProcessed(id=lot_id, amount=format_minor(value, asset.scale)) for lot_id, value in restored],
+                created_at=entry.created_at,
+            )
+            updated = _with_reversal(self._records[redemption_id], reversal, amount, asset.scale)
+            self._records[redemption_id] = updated
+            return reversal, [_record_op(updated)]
+
+        result, replayed = await self._operations.submit(
+            "REDEMPTION_REVERSAL",
+            record.redemption.participant_id,
+            request,
+            work,
+            answer,
+            Reversal,
+            program_id=record.redemption.program_id,
+        )
+        return result, not replayed
+
+    # --- reads ------------------------------------------------------------------------------------------------
+
+    def get(self, redemption_id: str) -> Redemption:
+        """One redemption, with its reversed amount and status now."""
+        return self._record(redemption_id).redemption
+
+    def reversals(self, redemption_id: str) -> list[Reversal]:
+        """A redemption's reversals, oldest first."""
+        return list(self._record(redemption_id).reversals)
+
+    def list_for(
+        self, participant_id: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
+    ) -> Page:
+        """A participant's redemptions, newest first (``status`` filters; at most 200 per page)."""
+        if not 1 <= limit <= _PAGE_MAX:
+            raise ValidationFailed.field("limit", "invalid", f"limit must be 1-{_PAGE_MAX}")
+        prefix = participant_id.encode() + b"\0"
+        start = None if not cursor else decode_cursor(cursor, tuple[bytes])[0]
+        found: list[Redemption] = []
+        last_key = b""
+        for key, _ in self._store.scan("redemptions_by_participant", prefix, start=start, reverse=True):
+            redemption = self._record(bytes(key)[len(prefix) + 8 :].decode()).redemption
+            if status is not None and redemption.status != status:
+                continue
+            if len(found) == limit:
+                return Page(data=found, has_more=True, next_cursor=encode_cursor((last_key,)))
+            found.append(redemption)
+            last_key = bytes(key)
+        return Page(data=found, has_more=False, next_cursor=None)
+
+    def _record(self, redemption_id: str) -> _StoredRedemption:
+        record = self._records.get(redemption_id)
+        if record is None:
+            raw = self._store.get_raw("redemptions", redemption_id.encode())
+            if raw is None:
+                raise NotFound("redemption", redemption_id)
+            record = self._records[redemption_id] = msgspec.json.decode(raw, type=_StoredRedemption)
+            assert record.redemption.id == redemption_id
+            assert 0 <= record.reversed_minor <= record.amount_minor  # the pair of the check made before writing
+        return record
+
+
+def _amount_to_reverse(record: _StoredRedemption, amount_minor: int | None, scale: int) -> int:
+    """What a reversal gives back (None: all that is left), refused beyond what is left or the reversals bound."""
+    left = record.amount_minor - record.reversed_minor
+    if left == 0:
+        raise Conflict(f"redemption {record.redemption.id} is fully reversed")
+    amount = left if amount_minor is None else amount_minor
+    if amount > left:
+        raise ValidationFailed.field(
+            "amount", "out_of_range", f"only {format_minor(left, scale)} of the redemption is left to reverse"
+        )
+    if len(record.reversals) >= REVERSALS_PER_REDEMPTION_MAX:
+        raise LimitExceeded(f"a redemption takes at most {REVERSALS_PER_REDEMPTION_MAX} reversals")
+    return amount
+
+
+def _with_reversal(record: _StoredRedemption, reversal: Reversal, amount: int, scale: int) -> _StoredRedemption:
+    reversed_minor = record.reversed_minor + amount
+    status = "REVERSED" if reversed_minor == record.amount_minor else "PARTIALLY_REVERSED"
+    return msgspec.structs.replace(
+        record,
+        reversed_minor=reversed_minor,
+        reversals=[*record.reversals, reversal],
+        redemption=msgspec.structs.replace(
+            record.redemption, reversed_amount=format_minor(reversed_minor, scale), status=status
+        ),
+    )
+
+
+def _record_op(record: _StoredRedemption) -> Op:
+    assert 0 <= record.reversed_minor <= record.amount_minor
+    return ("redemptions", record.redemption.id.encode(), msgspec.json.encode(record))
