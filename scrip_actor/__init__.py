@@ -28,17 +28,24 @@ from scrip_actor.errors import NotFound as NotFound
 from scrip_actor.errors import Overloaded as Overloaded
 from scrip_actor.errors import ScripError as ScripError
 from scrip_actor.errors import ValidationFailed as ValidationFailed
+from scrip_actor.model import AdjustResult as AdjustResult
 from scrip_actor.model import Asset as Asset
 from scrip_actor.model import AssetCreate as AssetCreate
 from scrip_actor.model import AssetUpdate as AssetUpdate
 from scrip_actor.model import Balance as Balance
+from scrip_actor.model import BalanceAdjust as BalanceAdjust
+from scrip_actor.model import BalanceOperation as BalanceOperation
+from scrip_actor.model import BalanceOperationResult as BalanceOperationResult
 from scrip_actor.model import CounterAction as CounterAction
 from scrip_actor.model import CreditAction as CreditAction
 from scrip_actor.model import DebitAction as DebitAction
 from scrip_actor.model import Event as Event
 from scrip_actor.model import EventSubmit as EventSubmit
+from scrip_actor.model import ForfeitAction as ForfeitAction
+from scrip_actor.model import HoldAction as HoldAction
 from scrip_actor.model import JournalEntry as JournalEntry
 from scrip_actor.model import Lot as Lot
+from scrip_actor.model import LotProcessed as LotProcessed
 from scrip_actor.model import Page as Page
 from scrip_actor.model import Participant as Participant
 from scrip_actor.model import ParticipantCreate as ParticipantCreate
@@ -47,6 +54,11 @@ from scrip_actor.model import Posting as Posting
 from scrip_actor.model import Program as Program
 from scrip_actor.model import ProgramCreate as ProgramCreate
 from scrip_actor.model import ProgramUpdate as ProgramUpdate
+from scrip_actor.model import Redemption as Redemption
+from scrip_actor.model import RedemptionCreate as RedemptionCreate
+from scrip_actor.model import ReleaseAction as ReleaseAction
+from scrip_actor.model import Reversal as Reversal
+from scrip_actor.model import ReversalCreate as ReversalCreate
 from scrip_actor.model import Rule as Rule
 from scrip_actor.model import RuleCreate as RuleCreate
 from scrip_actor.model import RuleEvaluation as RuleEvaluation
@@ -56,16 +68,21 @@ from scrip_actor.model import SetAttributeAction as SetAttributeAction
 from scrip_actor.model import TagAction as TagAction
 from scrip_actor.model import Target as Target
 from scrip_actor.model import UntagAction as UntagAction
+from scrip_actor.model import VoidHoldAction as VoidHoldAction
 from scrip_actor.model import WalletBalance as WalletBalance
 from scrip_actor.model import WalletOperationResult as WalletOperationResult
 from scrip_actor.verify import VerifyReport as VerifyReport
 from scrip_actor.verify import verify as verify
 
 __all__ = [
+    "AdjustResult",
     "Asset",
     "AssetCreate",
     "AssetUpdate",
     "Balance",
+    "BalanceAdjust",
+    "BalanceOperation",
+    "BalanceOperationResult",
     "Config",
     "Conflict",
     "CounterAction",
@@ -75,12 +92,15 @@ __all__ = [
     "EngineStatistics",
     "Event",
     "EventSubmit",
+    "ForfeitAction",
+    "HoldAction",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidScale",
     "JournalEntry",
     "LimitExceeded",
     "Lot",
+    "LotProcessed",
     "NotFound",
     "Overloaded",
     "Page",
@@ -91,6 +111,11 @@ __all__ = [
     "Program",
     "ProgramCreate",
     "ProgramUpdate",
+    "Redemption",
+    "RedemptionCreate",
+    "ReleaseAction",
+    "Reversal",
+    "ReversalCreate",
     "Rule",
     "RuleCreate",
     "RuleEvaluation",
@@ -103,6 +128,7 @@ __all__ = [
     "UntagAction",
     "ValidationFailed",
     "VerifyReport",
+    "VoidHoldAction",
     "WalletBalance",
     "WalletOperationResult",
     "load_config",
