@@ -43,6 +43,7 @@ from scrip_actor.model import Event as Event
 from scrip_actor.model import EventSubmit as EventSubmit
 from scrip_actor.model import ForfeitAction as ForfeitAction
 from scrip_actor.model import HoldAction as HoldAction
+from scrip_actor.model import ItemRedemptionCreate as ItemRedemptionCreate
 from scrip_actor.model import JournalEntry as JournalEntry
 from scrip_actor.model import Lot as Lot
 from scrip_actor.model import LotProcessed as LotProcessed
@@ -59,6 +60,9 @@ from scrip_actor.model import RedemptionCreate as RedemptionCreate
 from scrip_actor.model import ReleaseAction as ReleaseAction
 from scrip_actor.model import Reversal as Reversal
 from scrip_actor.model import ReversalCreate as ReversalCreate
+from scrip_actor.model import Reward as Reward
+from scrip_actor.model import RewardCreate as RewardCreate
+from scrip_actor.model import RewardUpdate as RewardUpdate
 from scrip_actor.model import Rule as Rule
 from scrip_actor.model import RuleCreate as RuleCreate
 from scrip_actor.model import RuleEvaluation as RuleEvaluation
@@ -97,6 +101,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidScale",
+    "ItemRedemptionCreate",
     "JournalEntry",
     "LimitExceeded",
     "Lot",
@@ -116,6 +121,9 @@ __all__ = [
     "ReleaseAction",
     "Reversal",
     "ReversalCreate",
+    "Reward",
+    "RewardCreate",
+    "RewardUpdate",
     "Rule",
     "RuleCreate",
     "RuleEvaluation",

@@ -31,6 +31,7 @@ __all__ = [
     "EventSubmit",
     "ForfeitAction",
     "HoldAction",
+    "ItemRedemptionCreate",
     "JournalEntry",
     "Lot",
     "LotProcessed",
@@ -49,6 +50,9 @@ __all__ = [
     "ReleaseAction",
     "Reversal",
     "ReversalCreate",
+    "Reward",
+    "RewardCreate",
+    "RewardUpdate",
     "Rule",
     "RuleCreate",
     "RuleEvaluation",
@@ -339,6 +343,88 @@ class BalanceOperationResult(Struct, kw_only=True):
     reference_id: str | None
 
 
+# --- the reward catalog -----------------------------------------------------------------------------------------
+
+RewardStatus = Literal["ACTIVE", "INACTIVE", "ARCHIVED"]
+RedemptionType = Literal["UNIT_BASED", "AMOUNT_BASED"]
+Category = Annotated[str, Meta(min_length=1, max_length=100)]
+RewardLimit = Annotated[int, Meta(ge=1, le=10**12)]
+RewardMetadata = Annotated[
+    dict[Annotated[str, Meta(max_length=100)], Annotated[str, Meta(max_length=1000)]], Meta(max_length=50)
+]
+
+
+class RewardCreate(Struct, **_request):
+    """``POST /v1/programs/{id}/rewards``: something a participant can redeem from the catalog.
+
+    UNIT_BASED rewards cost ``unit_cost`` per unit (a redemption asks for a ``quantity``); AMOUNT_BASED ones let
+    the participant choose an ``amount`` of at least ``unit_cost`` (a gift card's value). ``max_total`` bounds the
+    units (UNIT_BASED) or redemptions (AMOUNT_BASED) of everyone together, ``max_per_participant`` of each one.
+    """
+
+    name: Name
+    redemption_type: RedemptionType
+    asset_id: str
+    unit_cost: DecimalString
+    status: RewardStatus
+    description: Description | None = None
+    category: Category | None = None
+    max_total: RewardLimit | None = None
+    max_per_participant: RewardLimit | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    metadata: RewardMetadata | None = None
+
+
+class RewardUpdate(Struct, **_request):
+    """``PATCH``: any field but ``redemption_type`` and ``asset_id``; ARCHIVED is for good."""
+
+    name: Name | None = None
+    unit_cost: DecimalString | None = None
+    status: RewardStatus | None = None
+    description: Description | None = None
+    category: Category | None = None
+    max_total: RewardLimit | None = None
+    max_per_participant: RewardLimit | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    metadata: RewardMetadata | None = None
+
+
+class Reward(Struct, kw_only=True):
+    """A catalog item, with how much of it has been redeemed (units, or redemptions for AMOUNT_BASED)."""
+
+    id: str
+    program_id: str
+    name: str
+    redemption_type: RedemptionType
+    asset_id: str
+    unit_cost: str
+    status: RewardStatus
+    description: str | None = None
+    category: str | None = None
+    max_total: int | None = None
+    max_per_participant: int | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    metadata: dict[str, str] | None = None
+    redeemed_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class ItemRedemptionCreate(Struct, **_request):
+    """``POST /v1/participants/{id}/redemptions/items``: redeem a catalog reward (``quantity`` for UNIT_BASED,
+    default 1; ``amount`` for AMOUNT_BASED, required)."""
+
+    program_id: str
+    reward_id: str
+    quantity: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    amount: DecimalString | None = None
+    description: OperationDescription | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
 # --- money out: redemptions and their reversals ---------------------------------------------------------------
 
 
@@ -375,6 +461,7 @@ class ReversalCreate(Struct, **_request):
 
     reason: OperationDescription
     amount: DecimalString | None = None
+    quantity: Annotated[int, Meta(ge=1, le=10_000)] | None = None  # a UNIT_BASED reward's units (not ``amount``)
     idempotency_key: IdempotencyKey | None = None
 
 

@@ -43,6 +43,7 @@ from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
 from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._redemptions import Redemptions
+from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
 from scrip_actor.engine._wallets import Wallets
@@ -202,6 +203,7 @@ class Engine:
         """Load programs, assets, rules, accounts and the journal head; find events still to process."""
         store = self._store
         self._catalog.load()
+        self.rewards.load()
         _records.load_world(store, self._world)
         # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
@@ -300,10 +302,12 @@ class Engine:
             participant_by_external=self._participant_by_external,
             caught_up=self._caught_up,
         )
-        stages = {"catalog": self._catalog, "world": self._world, "cache": self._cache, "store": self._store}
-        self._operations = Operations(**stages, publisher=self._publisher, deliver=self._deliver, clock=self._clock)
-        # The embedded face of redemptions and reversals: engine.redemptions.create(...), .reverse(...).
-        self.redemptions = Redemptions(catalog=self._catalog, store=self._store, operations=self._operations)
+        ledger = {"catalog": self._catalog, "world": self._world, "cache": self._cache, "store": self._store}
+        self._operations = Operations(**ledger, publisher=self._publisher, deliver=self._deliver, clock=self._clock)
+        stages = {"catalog": self._catalog, "store": self._store}
+        # The embedded faces of the catalog and of redemptions: engine.rewards.create(...), engine.redemptions....
+        self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
+        self.redemptions = Redemptions(**stages, operations=self._operations, rewards=self.rewards)
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)

@@ -14,6 +14,7 @@ index, newest first. At most ``REVERSALS_PER_REDEMPTION_MAX`` reversals per rede
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -24,10 +25,13 @@ from scrip_actor.cursors import decode as decode_cursor
 from scrip_actor.cursors import encode as encode_cursor
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._operations import Operations
+from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._validation import new_id, positive_minor, validated
 from scrip_actor.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from scrip_actor.ledger import LedgerTx, ParticipantState
 from scrip_actor.model import (
+    Asset,
+    ItemRedemptionCreate,
     JournalEntry,
     LotProcessed,
     Page,
@@ -44,6 +48,14 @@ REVERSALS_PER_REDEMPTION_MAX = 100
 _PAGE_MAX = 200  # as every list of the API
 
 
+class _Item(msgspec.Struct, array_like=True, frozen=True):
+    """A catalog redemption: its reward, units, and the unit cost it paid (UNIT_BASED; None: AMOUNT_BASED)."""
+
+    reward_id: str
+    units: int
+    unit_cost_minor: int | None
+
+
 class _StoredRedemption(msgspec.Struct, kw_only=True):
     """A ``redemptions`` record: the answer, what it spent (for reversals), and its reversals so far."""
 
@@ -52,6 +64,7 @@ class _StoredRedemption(msgspec.Struct, kw_only=True):
     reversed_minor: int = 0
     spent: list[RedeemedLot] | None
     reversals: list[Reversal] = []
+    item: _Item | None = None
 
 
 def _index_key(participant_id: str, created_at: datetime, redemption_id: str) -> bytes:
@@ -63,34 +76,64 @@ def _index_key(participant_id: str, created_at: datetime, redemption_id: str) ->
 class Redemptions:
     """Redeem, reverse, and read both (see the module docstring)."""
 
-    def __init__(self, *, catalog: Catalog, store: Store, operations: Operations) -> None:
+    def __init__(self, *, catalog: Catalog, store: Store, operations: Operations, rewards: Rewards) -> None:
         self._catalog = catalog
         self._store = store
         self._operations = operations
+        self._rewards = rewards
         self._records: dict[str, _StoredRedemption] = {}
 
     async def create(self, participant_id: str, request: RedemptionCreate) -> tuple[Redemption, bool]:
         """Spend ``amount`` of AVAILABLE value. Returns ``(redemption, created)``; created is False on a replay."""
         request = validated(request)
-        program = self._catalog.program(request.program_id)
-        asset = self._catalog.asset(request.asset_id)
-        if request.program_id not in asset.program_ids:
+        asset = self._redeemable_asset(request.program_id, request.asset_id)
+        amount_minor = positive_minor(request.amount, asset.scale, "amount")
+        return await self._redeem(participant_id, request, asset, amount_minor, request.description, None)
+
+    async def create_item(self, participant_id: str, request: ItemRedemptionCreate) -> tuple[Redemption, bool]:
+        """Redeem a catalog reward: ``quantity`` units (UNIT_BASED) or an ``amount`` (AMOUNT_BASED, at least the
+        reward's unit_cost). Its limits are checked and counted in the step (engine/_rewards)."""
+        request = validated(request)
+        reward = self._rewards.get(request.program_id, request.reward_id)
+        asset = self._redeemable_asset(request.program_id, reward.asset_id)
+        unit_cost = positive_minor(reward.unit_cost, asset.scale, "unit_cost")
+        if reward.redemption_type == "UNIT_BASED":
+            if request.amount is not None:
+                raise ValidationFailed.field("amount", "invalid", "a UNIT_BASED reward is redeemed by quantity")
+            units = request.quantity or 1
+            amount_minor = unit_cost * units
+        else:
+            if request.amount is None or request.quantity is not None:
+                raise ValidationFailed.field("amount", "required", "an AMOUNT_BASED reward is redeemed by amount")
+            units, amount_minor = 1, positive_minor(request.amount, asset.scale, "amount")
+            if amount_minor < unit_cost:
+                raise ValidationFailed.field("amount", "out_of_range", f"the reward's minimum is {reward.unit_cost}")
+        description = request.description or f"{reward.name} x{units}"
+        item = _Item(reward.id, units, unit_cost if reward.redemption_type == "UNIT_BASED" else None)
+        return await self._redeem(participant_id, request, asset, amount_minor, description, item)
+
+    def _redeemable_asset(self, program_id: str, asset_id: str) -> Asset:
+        program = self._catalog.program(program_id)
+        asset = self._catalog.asset(asset_id)
+        if program_id not in asset.program_ids:
             raise ValidationFailed.field("asset_id", "not_linked", f"asset {asset.symbol} is not linked to the program")
         if program.status != "ACTIVE" or asset.status != "ACTIVE":
             raise Conflict("redemptions need an ACTIVE program and asset")
-        amount_minor = positive_minor(request.amount, asset.scale, "amount")
+        return asset
+
+    async def _redeem(
+        self, participant_id: str, request: Any, asset: Asset, amount_minor: int, description: str, item: _Item | None
+    ) -> tuple[Redemption, bool]:
         redemption_id = new_id()
+        rewards = self._rewards
 
         def work(tx: LedgerTx, state: ParticipantState) -> list[RedeemedLot] | None:
             if state.status != "ACTIVE":
                 raise Conflict(f"participant {state.external_id!r} is {state.status}; redemptions need an ACTIVE one")
+            if item is not None:
+                rewards.check(item.reward_id, state.id, item.units, tx.now)  # exact: steps never interleave
             return balance_ops.redeem(
-                tx,
-                state,
-                asset,
-                amount_minor=amount_minor,
-                redemption_id=redemption_id,
-                description=request.description,
+                tx, state, asset, amount_minor=amount_minor, redemption_id=redemption_id, description=description
             )
 
         def answer(
@@ -104,17 +147,22 @@ class Redemptions:
                 amount=format_minor(amount_minor, asset.scale),
                 reversed_amount=format_minor(0, asset.scale),
                 status="COMPLETED",
-                description=request.description,
+                description=description,
                 journal_entry_id=entry.id,
                 lots_processed=None
                 if spent is None
                 else [LotProcessed(id=lot.lot_id, amount=format_minor(lot.amount_minor, asset.scale)) for lot in spent],
+                reward_catalog_item_id=None if item is None else item.reward_id,
+                quantity=None if item is None else item.units,
                 created_at=entry.created_at,
             )
-            record = _StoredRedemption(redemption=redemption, amount_minor=amount_minor, spent=spent)
+            record = _StoredRedemption(redemption=redemption, amount_minor=amount_minor, spent=spent, item=item)
             self._records[redemption_id] = record
             index = ("redemptions_by_participant", _index_key(state.id, redemption.created_at, redemption_id), b"")
-            return redemption, [_record_op(record), index]
+            ops = [_record_op(record), index]
+            if item is not None:
+                ops += rewards.count(item.reward_id, state.id, item.units, entry.created_at)
+            return redemption, ops
 
         result, replayed = await self._operations.submit(
             "REDEMPTION", participant_id, request, work, answer, Redemption
@@ -126,8 +174,9 @@ class Redemptions:
         request = validated(request)
         record = self._record(redemption_id)
         asset = self._catalog.asset(record.redemption.asset_id)
-        amount_minor = None if request.amount is None else positive_minor(request.amount, asset.scale, "amount")
+        amount_minor = _requested_reversal(record, request, asset.scale)
         reversal_id = new_id()
+        rewards = self._rewards
 
         def work(tx: LedgerTx, state: ParticipantState) -> tuple[int, list[tuple[str, int]] | None]:
             current = self._records[redemption_id]  # read in the step: reversals of it are serialised here
@@ -161,9 +210,15 @@ class Redemptions:
                 else [LotProcessed(id=lot_id, amount=format_minor(value, asset.scale)) for lot_id, value in restored],
                 created_at=entry.created_at,
             )
-            updated = _with_reversal(self._records[redemption_id], reversal, amount, asset.scale)
+            before = self._records[redemption_id]
+            updated = _with_reversal(before, reversal, amount, asset.scale)
             self._records[redemption_id] = updated
-            return reversal, [_record_op(updated)]
+            ops = [_record_op(updated)]
+            units = _units_given_back(before, updated)
+            if units:  # the catalog's counts go down by the units reversed (docs/money-out.md)
+                assert updated.item is not None
+                ops += rewards.count(updated.item.reward_id, state.id, -units, entry.created_at)
+            return reversal, ops
 
         result, replayed = await self._operations.submit(
             "REDEMPTION_REVERSAL",
@@ -231,6 +286,28 @@ def _amount_to_reverse(record: _StoredRedemption, amount_minor: int | None, scal
     if len(record.reversals) >= REVERSALS_PER_REDEMPTION_MAX:
         raise LimitExceeded(f"a redemption takes at most {REVERSALS_PER_REDEMPTION_MAX} reversals")
     return amount
+
+
+def _requested_reversal(record: _StoredRedemption, request: ReversalCreate, scale: int) -> int | None:
+    """The amount a reversal asks for (None: all that is left): by ``quantity`` for a UNIT_BASED reward."""
+    per_unit = record.item.unit_cost_minor if record.item is not None else None
+    if per_unit is not None:
+        if request.amount is not None:
+            raise ValidationFailed.field("amount", "invalid", "a UNIT_BASED redemption is reversed by quantity")
+        return None if request.quantity is None else per_unit * request.quantity
+    if request.quantity is not None:
+        raise ValidationFailed.field("quantity", "invalid", "only a UNIT_BASED catalog redemption has a quantity")
+    return None if request.amount is None else positive_minor(request.amount, scale, "amount")
+
+
+def _units_given_back(before: _StoredRedemption, after: _StoredRedemption) -> int:
+    """Catalog units a reversal returns: whole units for UNIT_BASED; the one redemption when fully reversed."""
+    item = after.item
+    if item is None:
+        return 0
+    if item.unit_cost_minor is not None:
+        return after.reversed_minor // item.unit_cost_minor - before.reversed_minor // item.unit_cost_minor
+    return int(after.reversed_minor == after.amount_minor)
 
 
 def _with_reversal(record: _StoredRedemption, reversal: Reversal, amount: int, scale: int) -> _StoredRedemption:

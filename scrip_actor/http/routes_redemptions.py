@@ -1,4 +1,5 @@
-"""Redemptions and their reversals: ``/v1/participants/{id}/redemptions`` and ``/v1/redemptions/{id}``."""
+"""The reward catalog (``/v1/programs/{id}/rewards``), redemptions (``/v1/participants/{id}/redemptions``,
+``…/redemptions/items``) and their reversals (``/v1/redemptions/{id}``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ from typing import Any, Literal
 
 from scrip_actor.http.routing import Call, Endpoint, ListOf, Reply, listing, whole
 from scrip_actor.http.schemas import PageQuery
-from scrip_actor.model import Redemption, RedemptionCreate, Reversal, ReversalCreate
+from scrip_actor.model import (
+    ItemRedemptionCreate,
+    Redemption,
+    RedemptionCreate,
+    Reversal,
+    ReversalCreate,
+    Reward,
+    RewardCreate,
+    RewardStatus,
+    RewardUpdate,
+)
 
 __all__ = ["ENDPOINTS"]
 
@@ -18,6 +29,60 @@ class RedemptionQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_onl
     """Filters of a participant's redemptions (newest first)."""
 
     status: Literal["COMPLETED", "PARTIALLY_REVERSED", "REVERSED"] | None = None
+
+
+_REWARDS = "/v1/programs/{program_id}/rewards"
+
+
+class RewardQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Filters and order of a program's catalog."""
+
+    status: RewardStatus | None = None
+    include_archived: bool = False
+    search: str | None = None
+    sort_by: Literal["created_at", "name"] = "created_at"
+    sort_dir: Literal["asc", "desc"] = "desc"
+
+
+async def create_reward(call: Call) -> Reward:
+    """Add a reward to the program's catalog."""
+    reward: Reward = await call.engine.rewards.create(call.path["program_id"], call.body)
+    return reward
+
+
+async def list_rewards(call: Call) -> ListOf[Any]:
+    """The program's catalog (archived rewards only when asked for)."""
+    query: RewardQuery = call.query
+    return listing(
+        call.engine.rewards.list(
+            call.path["program_id"],
+            status=query.status,
+            include_archived=query.include_archived,
+            search=query.search,
+            sort_by=query.sort_by,
+            sort_dir=query.sort_dir,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
+
+
+async def get_reward(call: Call) -> Reward:
+    """One reward, with its redeemed count."""
+    reward: Reward = call.engine.rewards.get(call.path["program_id"], call.path["reward_id"])
+    return reward
+
+
+async def update_reward(call: Call) -> Reward:
+    """Change a reward (not its type or asset); status ARCHIVED archives it for good."""
+    reward: Reward = await call.engine.rewards.update(call.path["program_id"], call.path["reward_id"], call.body)
+    return reward
+
+
+async def redeem_item(call: Call) -> Reply:
+    """Redeem a catalog reward: 201, or 200 answering a replayed idempotency key."""
+    redemption, created = await call.engine.redemptions.create_item(call.path["participant_id"], call.body)
+    return Reply(201 if created else 200, redemption)
 
 
 async def redeem(call: Call) -> Reply:
@@ -55,6 +120,46 @@ async def list_reversals(call: Call) -> ListOf[Reversal]:
 
 
 ENDPOINTS = [
+    Endpoint(
+        "POST",
+        _REWARDS,
+        create_reward,
+        "Add a reward to the catalog",
+        "Rewards",
+        body=RewardCreate,
+        response=Reward,
+        status=201,
+    ),
+    Endpoint(
+        "GET",
+        _REWARDS,
+        list_rewards,
+        "A program's reward catalog",
+        "Rewards",
+        query=RewardQuery,
+        response=ListOf[Reward],
+    ),
+    Endpoint("GET", _REWARDS + "/{reward_id}", get_reward, "Get a reward", "Rewards", response=Reward),
+    Endpoint(
+        "PATCH",
+        _REWARDS + "/{reward_id}",
+        update_reward,
+        "Change a reward",
+        "Rewards",
+        body=RewardUpdate,
+        response=Reward,
+    ),
+    Endpoint(
+        "POST",
+        _PARTICIPANT + "/items",
+        redeem_item,
+        "Redeem a catalog reward",
+        "Redemptions",
+        body=ItemRedemptionCreate,
+        response=Redemption,
+        status=201,
+        also=(200,),
+    ),
     Endpoint(
         "POST",
         _PARTICIPANT,
