@@ -27,6 +27,7 @@ from scrip_actor.errors import LimitExceeded as LimitExceeded
 from scrip_actor.errors import NotFound as NotFound
 from scrip_actor.errors import Overloaded as Overloaded
 from scrip_actor.errors import ScripError as ScripError
+from scrip_actor.errors import SelfTransfer as SelfTransfer
 from scrip_actor.errors import ValidationFailed as ValidationFailed
 from scrip_actor.model import AdjustResult as AdjustResult
 from scrip_actor.model import Asset as Asset
@@ -71,6 +72,9 @@ from scrip_actor.model import RuleVersion as RuleVersion
 from scrip_actor.model import SetAttributeAction as SetAttributeAction
 from scrip_actor.model import TagAction as TagAction
 from scrip_actor.model import Target as Target
+from scrip_actor.model import TransferCreate as TransferCreate
+from scrip_actor.model import TransferRecipient as TransferRecipient
+from scrip_actor.model import TransferResult as TransferResult
 from scrip_actor.model import UntagAction as UntagAction
 from scrip_actor.model import VoidHoldAction as VoidHoldAction
 from scrip_actor.model import WalletBalance as WalletBalance
@@ -130,9 +134,13 @@ __all__ = [
     "RuleUpdate",
     "RuleVersion",
     "ScripError",
+    "SelfTransfer",
     "SetAttributeAction",
     "TagAction",
     "Target",
+    "TransferCreate",
+    "TransferRecipient",
+    "TransferResult",
     "UntagAction",
     "ValidationFailed",
     "VerifyReport",

@@ -51,6 +51,7 @@ __all__ = [
     "referenced_credit",
     "release",
     "reverse_redemption",
+    "transfer",
     "unreversed_lots",
     "void_hold",
 ]
@@ -433,6 +434,42 @@ def unreversed_lots(spent: list[RedeemedLot], reversed_minor: int) -> list[Redee
             reversed_minor -= last.amount_minor
     assert reversed_minor == 0, "reversals never give back more than was spent"
     return left
+
+
+# --- transfers ----------------------------------------------------------------------------------------------------
+
+
+def transfer(
+    tx: LedgerTx,
+    source: ParticipantState,
+    recipients: list[tuple[ParticipantState, int]],
+    asset: Asset,
+    *,
+    program_id: str,
+    description: str,
+) -> int:
+    """Move AVAILABLE value from ``source`` to each recipient, in one TRANSFER entry; returns the total.
+
+    The source's lots are spent FIFO; each recipient gets a new lot dated now with no expiry (the vintage resets,
+    as in the hosted API). 422 when the source's AVAILABLE is short; nothing moves for anyone then.
+    """
+    total = sum(amount for _, amount in recipients)
+    assert total > 0
+    assert all(amount > 0 and state.id != source.id for state, amount in recipients)
+    participant = tx.edit(source)
+    spendable = _spendable(tx, participant, asset)
+    if spendable < total:
+        raise _short(asset, "available", spendable, total)
+    if asset.inventory_mode == "LOT":
+        tx.consume_lots(participant, asset, total)
+    legs = [("PARTICIPANT", participant.id, asset.id, "AVAILABLE", -total)]
+    legs += [("PARTICIPANT", state.id, asset.id, "AVAILABLE", amount) for state, amount in recipients]
+    edited = [(tx.edit(state), amount) for state, amount in recipients]  # working copies before the postings
+    tx.post("TRANSFER", legs, rule_id=None, description=description)
+    if asset.inventory_mode == "LOT":
+        for state, amount in edited:
+            tx.open_lot(state, asset, amount, program_id, None, None, False)
+    return total
 
 
 # --- a rule's provisional credit, and its settle -----------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "Overloaded",
     "SchemaMismatch",
     "ScripError",
+    "SelfTransfer",
     "StoreUnusable",
     "ValidationFailed",
 ]
@@ -66,6 +67,12 @@ class InvalidScale(ValidationFailed):
     """An amount has more decimal places than its asset's scale allows (HTTP 400)."""
 
     code = "invalid_scale"
+
+
+class SelfTransfer(ValidationFailed):
+    """A transfer names its source among its recipients (HTTP 400)."""
+
+    code = "self_transfer"
 
 
 class NotFound(ScripError):

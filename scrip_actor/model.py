@@ -61,6 +61,9 @@ __all__ = [
     "SetAttributeAction",
     "TagAction",
     "Target",
+    "TransferCreate",
+    "TransferRecipient",
+    "TransferResult",
     "UntagAction",
     "VoidHoldAction",
     "WalletBalance",
@@ -475,6 +478,41 @@ class Reversal(Struct, kw_only=True):
     journal_entry_id: str
     lots_restored: list[LotProcessed] | None  # LOT assets: the lots it restored, newest first
     created_at: datetime
+
+
+# --- money out: transfers --------------------------------------------------------------------------------------
+
+
+class TransferRecipient(Struct, **_request):
+    """One recipient of a transfer: exactly one of ``external_id`` or ``participant_id`` (groups: not yet)."""
+
+    amount: DecimalString
+    external_id: ExternalId | None = None
+    participant_id: str | None = None
+    group_id: str | None = None
+
+
+class TransferCreate(Struct, **_request):
+    """``POST /v1/transfers``: one source, 1-100 recipients, one journal entry (all of them or none)."""
+
+    program_id: str
+    asset_id: str
+    recipients: Annotated[list[TransferRecipient], Meta(min_length=1, max_length=100)]
+    description: OperationDescription
+    source_external_id: ExternalId | None = None
+    source_participant_id: str | None = None
+    source_group_id: str | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class TransferResult(Struct, kw_only=True):
+    """What a transfer moved, in its one TRANSFER entry."""
+
+    asset_id: str
+    journal_entry_id: str
+    recipient_count: int
+    source_id: str
+    total_amount: str
 
 
 # --- rules ----------------------------------------------------------------------------------------------------

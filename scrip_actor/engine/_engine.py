@@ -46,6 +46,7 @@ from scrip_actor.engine._redemptions import Redemptions
 from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
+from scrip_actor.engine._transfers import Transfers
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
     Conflict,
@@ -308,6 +309,7 @@ class Engine:
         # The embedded faces of the catalog and of redemptions: engine.rewards.create(...), engine.redemptions....
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, operations=self._operations, rewards=self.rewards)
+        self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)

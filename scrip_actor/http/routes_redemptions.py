@@ -17,6 +17,8 @@ from scrip_actor.model import (
     RewardCreate,
     RewardStatus,
     RewardUpdate,
+    TransferCreate,
+    TransferResult,
 )
 
 __all__ = ["ENDPOINTS"]
@@ -85,6 +87,12 @@ async def redeem_item(call: Call) -> Reply:
     return Reply(201 if created else 200, redemption)
 
 
+async def transfer(call: Call) -> Reply:
+    """Move value from one participant to 1-100 others in one entry: 201, or 200 on a replayed key."""
+    result, created = await call.engine.transfers.create(call.body)
+    return Reply(201 if created else 200, result)
+
+
 async def redeem(call: Call) -> Reply:
     """Spend an amount of AVAILABLE value (lots FIFO): 201, or 200 answering a replayed idempotency key."""
     redemption, created = await call.engine.redemptions.create(call.path["participant_id"], call.body)
@@ -120,6 +128,17 @@ async def list_reversals(call: Call) -> ListOf[Reversal]:
 
 
 ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/v1/transfers",
+        transfer,
+        "Transfer value between participants",
+        "Transfers",
+        body=TransferCreate,
+        response=TransferResult,
+        status=201,
+        also=(200,),
+    ),
     Endpoint(
         "POST",
         _REWARDS,
