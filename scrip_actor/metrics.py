@@ -14,11 +14,26 @@ Two kinds of series, told apart by their names:
   - ``scrip_rule_matches_total{program, rule}``: rule ids are bounded by ``limits.rules_per_program_max``;
   - ``scrip_event_processing_seconds``: accepted → outcome durable, per event;
   - ``scrip_commit_batch_records`` and ``scrip_commit_duration_seconds``: one observation per group commit;
-  - ``scrip_amount_issued_total{asset}``, ``scrip_amount_redeemed_total{asset}``,
-    ``scrip_amount_expired_total{asset}``: in asset units (the decimal amount as a float, which is exact enough
-    for a dashboard but not for accounting: the journal is the record).
-    Every asset the engine knows (created, or recovered at start-up) has its three series from the start, at 0,
-    so a dashboard's redeemed and expired panels read 0 rather than "no data" before the first redemption.
+  - the value series, read off the participant postings of committed journal entries (so a rule's HOLD and an
+    operator's hold count alike), in asset units (the decimal amount as a float, which is exact enough for a
+    dashboard but not for accounting: the journal is the record), all labelled by ``asset``:
+
+    * ``scrip_amount_issued_total`` (CREDIT), ``scrip_amount_expired_total`` (EXPIRATION);
+    * ``scrip_amount_redeemed_total``: value participants spent, DEBIT and REDEMPTION entries. A reversal is
+      *not* subtracted — a counter that went down would read as a restart to ``rate()`` — but counted on its own
+      in ``scrip_redemption_reversed_amount_total``; net redeemed is the difference;
+    * ``scrip_redemptions_total`` and ``scrip_redemption_amount_total`` (REDEMPTION entries: the redemption
+      API's share of redeemed), ``scrip_redemption_reversals_total`` and
+      ``scrip_redemption_reversed_amount_total`` (REDEMPTION_REVERSAL);
+    * held value: ``scrip_amount_held_total`` (HOLD, AVAILABLE → HELD), ``scrip_amount_released_total``
+      (RELEASE), ``scrip_amount_forfeited_total`` (FORFEIT, from either bucket), ``scrip_amount_voided_total``
+      (VOID_HOLD: provisional value back to its source), ``scrip_amount_settled_total`` (SETTLE: what landed in
+      AVAILABLE);
+    * ``scrip_adjustments_total{asset, direction}`` and ``scrip_amount_adjusted_total{asset, direction}``
+      (ADJUST; direction ``credit`` or ``debit``).
+
+    Every asset the engine knows (created, or recovered at start-up) has all these series from the start, at 0,
+    so a dashboard's panels read 0 rather than "no data" before the first redemption or hold.
 
 Participant ids, external ids and event ids are never labels. The hooks run synchronously on the engine's thread
 and must not raise; they do nothing but dict look-ups, additions and ``bisect``.
@@ -29,7 +44,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from time import perf_counter
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -45,11 +60,63 @@ PROCESSING_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0
 COMMIT_SECONDS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 COMMIT_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
-# Journal entry action type -> the amount counter its participant postings feed (and the sign that counts).
-_AMOUNT_KINDS: dict[str, tuple[str, int]] = {
-    "CREDIT": ("issued", 1),
-    "DEBIT": ("redeemed", -1),
-    "EXPIRATION": ("expired", -1),
+# Journal entry action type -> what its participant postings feed: (sign that counts, amount kind, count kind).
+# A posting of that sign adds its amount to the amount kind and 1 to the count kind: the entries that have a count
+# (REDEMPTION, REDEMPTION_REVERSAL, ADJUST) carry exactly one participant posting, so that is one per entry.
+_ENTRY_KINDS: dict[str, tuple[tuple[int, str, str | None], ...]] = {
+    "CREDIT": ((1, "issued", None),),
+    "DEBIT": ((-1, "redeemed", None),),
+    "EXPIRATION": ((-1, "expired", None),),
+    "REDEMPTION": ((-1, "redeemed", None), (-1, "redemption", "redemptions")),
+    "REDEMPTION_REVERSAL": ((1, "reversed", "reversals"),),
+    "HOLD": ((1, "held", None),),  # the +HELD leg (the -AVAILABLE leg is the same value)
+    "RELEASE": ((1, "released", None),),  # the +AVAILABLE leg
+    "FORFEIT": ((-1, "forfeited", None),),
+    "VOID_HOLD": ((-1, "voided", None),),
+    "SETTLE": ((1, "settled", None),),  # the +AVAILABLE leg: the amount settled, not the authorization
+    "ADJUST": ((1, "adjusted_credit", "adjustments_credit"), (-1, "adjusted_debit", "adjustments_debit")),
+}
+
+
+class _Series(NamedTuple):
+    """How one kind of :attr:`EngineMetrics.amounts` or :attr:`EngineMetrics.counts` is rendered."""
+
+    family: str
+    documentation: str
+    direction: str | None = None  # credit or debit: one half of a family labelled by asset and direction
+
+
+# Kind -> its series, every one labelled by asset (and direction where given), in the order they are rendered.
+_ASSET_SERIES: dict[str, _Series] = {
+    "issued": _Series("scrip_amount_issued", "value credited to participants (CREDIT), in asset units, by asset"),
+    "redeemed": _Series(
+        "scrip_amount_redeemed",
+        "value participants spent (DEBIT and REDEMPTION; reversals not subtracted), in asset units, by asset",
+    ),
+    "expired": _Series("scrip_amount_expired", "value expired (EXPIRATION), in asset units, by asset"),
+    "redemptions": _Series("scrip_redemptions", "redemptions (REDEMPTION entries), by asset"),
+    "redemption": _Series("scrip_redemption_amount", "value redeemed by redemptions, in asset units, by asset"),
+    "reversals": _Series("scrip_redemption_reversals", "redemption reversals, full or partial, by asset"),
+    "reversed": _Series(
+        "scrip_redemption_reversed_amount", "value reversals gave back to participants, in asset units, by asset"
+    ),
+    "held": _Series("scrip_amount_held", "value moved AVAILABLE -> HELD (HOLD), in asset units, by asset"),
+    "released": _Series("scrip_amount_released", "value moved HELD -> AVAILABLE (RELEASE), in asset units, by asset"),
+    "forfeited": _Series("scrip_amount_forfeited", "value forfeited to breakage (FORFEIT), in asset units, by asset"),
+    "voided": _Series(
+        "scrip_amount_voided", "provisional held value returned to its source (VOID_HOLD), in asset units, by asset"
+    ),
+    "settled": _Series("scrip_amount_settled", "value settled into AVAILABLE (SETTLE), in asset units, by asset"),
+    "adjustments_credit": _Series(
+        "scrip_adjustments", "operator adjustments (ADJUST), by asset and direction", "credit"
+    ),
+    "adjustments_debit": _Series("scrip_adjustments", "operator adjustments (ADJUST), by asset and direction", "debit"),
+    "adjusted_credit": _Series(
+        "scrip_amount_adjusted", "value adjusted (ADJUST), in asset units, by asset and direction", "credit"
+    ),
+    "adjusted_debit": _Series(
+        "scrip_amount_adjusted", "value adjusted (ADJUST), in asset units, by asset and direction", "debit"
+    ),
 }
 
 
@@ -149,7 +216,8 @@ class EngineMetrics:
         self.received: dict[str, int] = {}  # program id -> events admitted
         self.processed: dict[tuple[str, str], int] = {}  # (program id, outcome) -> events
         self.matches: dict[tuple[str, str], int] = {}  # (program id, rule id) -> matches
-        self.amounts: dict[tuple[str, str], float] = {}  # (issued|redeemed|expired, asset id) -> asset units
+        self.amounts: dict[tuple[str, str], float] = {}  # (kind, asset id) -> asset units (see _ASSET_SERIES)
+        self.counts: dict[tuple[str, str], int] = {}  # (kind, asset id) -> entries (redemptions, ...)
         self.processing_s = _Histogram(
             "scrip_event_processing_seconds",
             "time from an event's admission to its outcome being durable",
@@ -197,17 +265,27 @@ class EngineMetrics:
                 matches[match_key] = matches.get(match_key, 0) + 1
 
     def entries(self, entries: list[JournalEntry]) -> None:
-        """Journal entries reached memory: credits to participants are issued, debits redeemed, expiries expired."""
+        """Journal entries reached memory: add their participant postings to the kinds ``_ENTRY_KINDS`` names.
+
+        Credits to participants are issued, debits and redemptions redeemed, expiries expired; the money-out
+        entries (redemptions, reversals, holds, releases, forfeits, voids, settles, adjustments) feed their own.
+        """
         amounts = self.amounts
+        counts = self.counts
         for entry in entries:
-            kind = _AMOUNT_KINDS.get(entry.action_type)
-            if kind is None:
+            kinds = _ENTRY_KINDS.get(entry.action_type)
+            if kinds is None:
                 continue
-            name, sign = kind
             for posting in entry.postings:
-                if posting.entity_type == "PARTICIPANT" and posting.amount_minor * sign > 0:
-                    key = (name, posting.asset_id)
-                    amounts[key] = amounts.get(key, 0.0) + abs(float(posting.amount))
+                if posting.entity_type != "PARTICIPANT":
+                    continue
+                for sign, amount_kind, count_kind in kinds:
+                    if posting.amount_minor * sign > 0:
+                        key = (amount_kind, posting.asset_id)
+                        amounts[key] = amounts.get(key, 0.0) + abs(float(posting.amount))
+                        if count_kind is not None:
+                            key = (count_kind, posting.asset_id)
+                            counts[key] = counts.get(key, 0) + 1
 
     def commit(self, records: int, elapsed_s: float) -> None:
         """One group commit finished: its size in records and how long it took."""
@@ -239,15 +317,30 @@ class _Collector(Collector):
         yield _counter(
             "scrip_rule_matches", "rule matches, by program and rule id", ["program", "rule"], metrics.matches
         )
-        known = self._engine.asset_ids()  # one dict entry per asset, at scrape time: nothing on the hot path
-        for kind in ("issued", "redeemed", "expired"):
-            values = dict.fromkeys(known, 0.0)
-            values.update((asset, value) for (name, asset), value in metrics.amounts.items() if name == kind)
-            yield _counter(f"scrip_amount_{kind}", f"value {kind}, in asset units, by asset", ["asset"], values)
+        yield from self._asset_families()
         yield metrics.processing_s.family()
         yield metrics.commit_records.family()
         yield metrics.commit_s.family()
         yield from self._statistics.collect()
+
+    def _asset_families(self) -> Iterator[Metric]:
+        """The per-asset series, every known asset bound at 0 (at scrape time: nothing on the hot path)."""
+        metrics = self._metrics
+        known = self._engine.asset_ids()
+        values: dict[str, dict[Any, float]] = {}  # family -> label values -> value
+        for series in _ASSET_SERIES.values():
+            slots = values.setdefault(series.family, {})
+            slots.update((asset if series.direction is None else (asset, series.direction), 0.0) for asset in known)
+        for (kind, asset), value in (*metrics.amounts.items(), *metrics.counts.items()):
+            series = _ASSET_SERIES[kind]
+            values[series.family][asset if series.direction is None else (asset, series.direction)] = value
+        rendered: set[str] = set()
+        for series in _ASSET_SERIES.values():
+            if series.family in rendered:
+                continue
+            rendered.add(series.family)
+            labels = ["asset"] if series.direction is None else ["asset", "direction"]
+            yield _counter(series.family, series.documentation, labels, values[series.family])
 
 
 def _counter(name: str, documentation: str, labels: list[str], values: dict[Any, float]) -> CounterMetricFamily:

@@ -1,7 +1,8 @@
-"""The issued, redeemed and expired series of an asset exist at 0 from its creation, and again after a restart.
+"""Every per-asset series (issued, redeemed, expired and the money-out ones) exists at 0 from the asset's
+creation, and again after a restart.
 
-Without them a dashboard shows "no data" for an asset's redeemed and expired panels until its first redemption
-or expiry, which reads as a broken exporter.
+Without them a dashboard shows "no data" for an asset's redeemed, expired or held panels until its first
+redemption, expiry or hold, which reads as a broken exporter.
 """
 
 from __future__ import annotations
@@ -17,7 +18,22 @@ from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset
 from tests.http.conftest import Api
 
-KINDS = ("issued", "redeemed", "expired")
+# (sample name, labels beyond asset) of every per-asset series.
+SERIES: list[tuple[str, dict[str, str]]] = [
+    *(
+        (f"scrip_amount_{kind}_total", {})
+        for kind in ("issued", "redeemed", "expired", "held", "released", "forfeited", "voided", "settled")
+    ),
+    ("scrip_redemptions_total", {}),
+    ("scrip_redemption_amount_total", {}),
+    ("scrip_redemption_reversals_total", {}),
+    ("scrip_redemption_reversed_amount_total", {}),
+    *(
+        (name, {"direction": direction})
+        for name in ("scrip_adjustments_total", "scrip_amount_adjusted_total")
+        for direction in ("credit", "debit")
+    ),
+]
 
 
 async def test_metrics_show_a_new_assets_amounts_at_zero(api: Api) -> None:
@@ -37,12 +53,13 @@ async def test_metrics_show_a_new_assets_amounts_at_zero(api: Api) -> None:
     )
     text = (await api.client.get("/metrics")).text
     samples = {
-        (sample.name, sample.labels.get("asset")): sample.value
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-    for kind in KINDS:
-        assert samples.get((f"scrip_amount_{kind}_total", asset["id"])) == 0.0, (kind, text)
+    for name, labels in SERIES:
+        key = (name, tuple(sorted({"asset": asset["id"], **labels}.items())))
+        assert samples.get(key) == 0.0, (name, labels, text)
 
 
 async def test_the_series_are_there_at_zero_after_a_restart(tmp_path: Path, clock: ManualClock) -> None:
@@ -52,5 +69,5 @@ async def test_the_series_are_there_at_zero_after_a_restart(tmp_path: Path, cloc
     async with open_engine(config=config, clock=clock) as engine:
         registry = CollectorRegistry()
         EngineMetrics(registry).attach(engine)
-        for kind in KINDS:
-            assert registry.get_sample_value(f"scrip_amount_{kind}_total", {"asset": asset.id}) == 0.0, kind
+        for name, labels in SERIES:
+            assert registry.get_sample_value(name, {"asset": asset.id, **labels}) == 0.0, (name, labels)
