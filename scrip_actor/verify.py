@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from scrip_actor._event_records import RuleSetMembers, decode_event, decode_stored_event
-from scrip_actor._records import journal_index_prefixes, schedule_key
+from scrip_actor._records import journal_index_prefix, journal_index_prefixes, schedule_key
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
@@ -304,6 +304,7 @@ class _Checker:
                 self.problem(f"inbox position #{unbe64(key)} names event #{sequence}, which does not exist")
         self._idempotency()
         self._operation_keys()
+        self._redemptions()
         return events, waiting_count
 
     def _rule_sets(self) -> dict[int, RuleSetMembers]:
@@ -343,6 +344,33 @@ class _Checker:
             event = decode_stored_event(stored)
             if idempotency_key(event.program_id, event.idempotency_key) != key:
                 self.problem(f"idempotency key {key!r} names event #{sequence}, whose own key differs")
+
+    def _redemptions(self) -> None:
+        """Each redemption's amount and reversed amount, recomputed from the journal alone: its REDEMPTION entry
+        and the REDEMPTION_REVERSAL entries that name it (the journal index by reference), per the participant's
+        postings."""
+        for key, raw in self.store.scan("redemptions"):
+            record = msgspec.json.decode(raw, type=dict[str, Any])
+            redemption_id, participant_id = bytes(key).decode(), record["redemption"]["participant_id"]
+            totals = {"REDEMPTION": 0, "REDEMPTION_REVERSAL": 0}
+            prefix = journal_index_prefix("reference", redemption_id)
+            for index_key, _ in self.store.scan("journal_index", prefix):
+                stored = self.store.get_raw("journal", bytes(index_key)[-8:])
+                entry = None if stored is None else msgspec.json.decode(stored, type=JournalEntry)
+                if entry is None or entry.action_type not in totals:
+                    continue
+                moved = sum(p.amount_minor for p in entry.postings if p.entity_id == participant_id)
+                totals[entry.action_type] += abs(moved)
+            if totals["REDEMPTION"] != record["amount_minor"]:
+                self.problem(
+                    f"redemption {redemption_id}: {record['amount_minor']} recorded, "
+                    f"the journal spent {totals['REDEMPTION']}"
+                )
+            if totals["REDEMPTION_REVERSAL"] != record.get("reversed_minor", 0):
+                self.problem(
+                    f"redemption {redemption_id}: {record.get('reversed_minor', 0)} recorded as reversed, "
+                    f"the journal gave back {totals['REDEMPTION_REVERSAL']}"
+                )
 
     def _operation_keys(self) -> None:
         """Every stored answer of a balance operation names a journal entry of its kind that exists (they are

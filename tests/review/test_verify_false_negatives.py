@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scrip_actor import CreditAction, ParticipantCreate
-from scrip_actor.model import BalanceAdjust, Lot
+from scrip_actor.model import BalanceAdjust, Lot, RedemptionCreate, ReversalCreate
 from scrip_actor.store import PROCESSED_BELOW_KEY, Store, be64, encode, unbe64
 from scrip_actor.verify import verify
 from tests.conftest import ManualClock
@@ -122,3 +122,21 @@ async def test_an_operation_answer_naming_an_entry_that_does_not_exist(tmp_path:
     report = verify(str(data_dir))
     assert not report.ok
     assert any("does not exist" in problem for problem in report.problems)
+
+
+async def test_a_redemption_record_that_disagrees_with_the_journal(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    async with running(data_dir, clock) as engine:
+        program, asset = await program_with_asset(engine, scale=0)
+        participant, _ = await engine.create_participant(ParticipantCreate(external_id="rd"))
+        credit = BalanceAdjust(program_id=program.id, asset_id=asset.id, type="CREDIT", amount="9", description="d")
+        await engine.adjust_balance(participant.id, credit)
+        spend = RedemptionCreate(program_id=program.id, asset_id=asset.id, amount="4", description="a pen")
+        redemption, _ = await engine.redemptions.create(participant.id, spend)
+        await engine.redemptions.reverse(redemption.id, ReversalCreate(reason="r", amount="1"))
+        assert (await engine.verify()).ok
+    [(key, raw)] = _scan(data_dir, "redemptions")
+    _write(data_dir, [("redemptions", key, raw.replace(b'"reversed_minor":1', b'"reversed_minor":3'))])
+    report = verify(str(data_dir))
+    assert not report.ok
+    assert any("the journal gave back 1" in problem for problem in report.problems)
