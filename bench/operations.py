@@ -1,4 +1,5 @@
-"""Benchmark: balance operations (adjust, hold, release) per second and their latency, embedded and over HTTP.
+"""Benchmark: balance operations (adjust, hold, release; embedded also redemptions and reversals) per second
+and their latency, embedded and over HTTP.
 
 Run ``python -m bench.operations`` (``--quick`` for a run under a minute, ``--json`` for machines). An operation
 is synchronous: it runs in the participant's mailbox, in turn with its events, and answers only once its journal
@@ -45,8 +46,15 @@ import trio
 from bench._common import bench_config, peak_rss_mb, percentile_ms, tune_gc
 from bench.embedded import create_program, external_id
 from bench.http import API_KEY, Phase, _process
-from scrip_actor import Engine, ParticipantCreate, open_engine
-from scrip_actor.model import BalanceAdjust, BalanceOperation  # not on the package face yet
+from scrip_actor import (
+    BalanceAdjust,
+    BalanceOperation,
+    Engine,
+    ParticipantCreate,
+    RedemptionCreate,
+    ReversalCreate,
+    open_engine,
+)
 
 CREDIT_AMOUNT = "10.00"
 HOLD_AMOUNT = "4.00"
@@ -202,6 +210,46 @@ async def measure_embedded_phase(
     }
 
 
+async def measure_redemptions(
+    engine: Engine, program_id: str, asset_id: str, participant_ids: list[str], settings: Settings, name: str
+) -> dict[str, Any]:
+    """``settings.cycles`` redemptions of 2.00 (each with its key), then a partial reversal of 0.50 of each, from
+    ``settings.concurrency`` tasks: redemptions and reversals per second and their latency (after the cycles
+    above, so every participant has the value to spend)."""
+    latencies_s: dict[str, list[float]] = {"redeem": [], "reverse": []}
+    redemption_ids: list[str] = [""] * settings.cycles
+
+    async def redeem(number: int) -> None:
+        request = RedemptionCreate(
+            program_id=program_id,
+            asset_id=asset_id,
+            amount="2.00",
+            description="bench",
+            idempotency_key=f"{name}-r{number}",
+        )
+        started_s = time.perf_counter()
+        redemption, _ = await engine.redemptions.create(participant_ids[number % len(participant_ids)], request)
+        latencies_s["redeem"].append(time.perf_counter() - started_s)
+        redemption_ids[number] = redemption.id
+
+    async def reverse(number: int) -> None:
+        started_s = time.perf_counter()
+        await engine.redemptions.reverse(redemption_ids[number], ReversalCreate(reason="bench", amount="0.50"))
+        latencies_s["reverse"].append(time.perf_counter() - started_s)
+
+    started_s = time.perf_counter()
+    await run_concurrently(settings.cycles, settings.concurrency, redeem)
+    redeemed_s = time.perf_counter()
+    await run_concurrently(settings.cycles, settings.concurrency, reverse)
+    reversed_s = time.perf_counter()
+    return {
+        "asset": name,
+        "redemptions_per_s": round(settings.cycles / (redeemed_s - started_s), 1),
+        "reversals_per_s": round(settings.cycles / (reversed_s - redeemed_s), 1),
+        **latency_figures(latencies_s),
+    }
+
+
 async def run_embedded(settings: Settings) -> dict[str, Any]:
     """One engine on a temporary directory: program, assets, participants, then one phase per asset."""
     with tempfile.TemporaryDirectory(prefix="scrip-bench-operations-") as scratch:
@@ -216,12 +264,17 @@ async def run_embedded(settings: Settings) -> dict[str, Any]:
                 name: await measure_embedded_phase(engine, program_id, asset_id, participant_ids, settings, name)
                 for name, asset_id in zip(ASSETS, (pts_id, cash_id), strict=True)
             }
+            redemptions = {
+                name: await measure_redemptions(engine, program_id, asset_id, participant_ids, settings, name)
+                for name, asset_id in zip(ASSETS, (pts_id, cash_id), strict=True)
+            }
             report = await engine.verify() if settings.verify else None
     return {
         "participants": settings.participants,
         "concurrency": settings.concurrency,
         "participants_created_per_s": round(settings.participants / setup_s, 1),
         "phases": phases,
+        "redemptions": redemptions,
         "rss_peak_mb": round(peak_rss_mb(), 1),
         "verify_ok": None if report is None else report.ok,
     }
@@ -517,6 +570,13 @@ def print_report(summary: dict[str, Any]) -> None:
                 f"{kind} {phase[f'{kind}_p50_ms']:.2f}/{phase[f'{kind}_p99_ms']:.2f}" for kind in OPERATIONS
             )
             print(f"  embedded {asset} p50/p99 ms by kind: {kinds}")
+        for asset, figures in embedded.get("redemptions", {}).items():
+            print(
+                f"  embedded {asset} redemptions {figures['redemptions_per_s']:,.0f}/s"
+                f" (p50/p99 {figures['redeem_p50_ms']:.2f}/{figures['redeem_p99_ms']:.2f} ms),"
+                f" reversals {figures['reversals_per_s']:,.0f}/s"
+                f" ({figures['reverse_p50_ms']:.2f}/{figures['reverse_p99_ms']:.2f} ms)"
+            )
         print(f"  embedded verify: {embedded['verify_ok']}; peak RSS {embedded['rss_peak_mb']} MB")
 
 
