@@ -1,7 +1,8 @@
 """Crash harness: run the real server as a subprocess, load it over HTTP, SIGKILL it, restart it, check nothing is lost.
 
 ``python -m bench.crash --trials 20`` runs the long version and prints one JSON line. ``tests/reliability`` runs the
-same trials at small scale (3 event trials, one fund/burn trial, one lot-expiry trial, one full-disk trial).
+same trials at small scale (3 event trials, one fund/burn trial, one lot-expiry trial, one balance-operation trial,
+one full-disk trial).
 
 What one *event trial* checks, after a SIGKILL at a random moment and a restart on the same data directory:
 
@@ -40,6 +41,7 @@ __all__ = [
     "ServerProcess",
     "TrialResult",
     "all_pages",
+    "balance_operations_trial",
     "event_trial",
     "expiry_trial",
     "fund_burn_trial",
@@ -631,6 +633,193 @@ def _epoch_s(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
+# --- balance operations: adjust, hold, release with idempotency keys ----------------------------------------------
+
+
+@dataclass
+class OperationStream:
+    """One client's operations on its own participant, one at a time, each with a unique idempotency key.
+
+    ``available``/``held`` model the participant's LOT balance from the acknowledged operations alone (the client
+    is the only one touching it, so a model refusal never happens); ``pending`` is the one call unanswered when
+    the server died, if any.
+    """
+
+    participant_id: str
+    available: int = 0
+    held: int = 0
+    acked: dict[str, tuple[str, str, dict[str, Any]]] = field(default_factory=dict)  # key -> (entry id, kind, body)
+    pending: tuple[str, str, dict[str, Any]] | None = None  # (key, kind, body)
+    unexpected: list[str] = field(default_factory=list)
+
+    def apply(self, kind: str, amount: int) -> None:
+        """The model's effect of an operation that took place."""
+        if kind == "adjust":
+            self.available += amount
+        elif kind == "hold":
+            self.available, self.held = self.available - amount, self.held + amount
+        else:
+            self.available, self.held = self.available + amount, self.held - amount
+
+
+_OPERATION_ACTIONS = {"adjust": "ADJUST", "hold": "HOLD", "release": "RELEASE"}
+
+
+def _next_operation(stream: OperationStream, rng: random.Random, program_id: str, asset_id: str, key: str) -> Any:
+    """(kind, body): a release or a hold the model can cover, else an adjust CREDIT."""
+    base = {"program_id": program_id, "asset_id": asset_id, "description": "crash trial", "idempotency_key": key}
+    draw = rng.random()
+    if stream.held and draw < 0.3:
+        return "release", {**base, "amount": str(rng.randint(1, stream.held))}
+    if stream.available and draw < 0.7:
+        return "hold", {**base, "amount": str(rng.randint(1, stream.available)), "reference_id": f"ref-{key}"}
+    return "adjust", {**base, "type": "CREDIT", "amount": str(rng.randint(1, 50))}
+
+
+async def _operation_loop(
+    client: httpx.AsyncClient, stream: OperationStream, program_id: str, asset_id: str, rng: random.Random
+) -> None:
+    """Adjust, hold, release until the server dies; only a 200 counts as acknowledged."""
+    for number in range(1_000_000):
+        key = f"{stream.participant_id}-{number}"
+        kind, body = _next_operation(stream, rng, program_id, asset_id, key)
+        stream.pending = (key, kind, body)
+        try:
+            response = await client.post(f"/v1/participants/{stream.participant_id}/balances/{kind}", json=body)
+        except httpx.TransportError:
+            return
+        stream.pending = None
+        if response.status_code != 200:
+            stream.unexpected.append(f"{kind} {body}: {response.status_code} {response.text[:200]}")
+            return
+        stream.acked[key] = (response.json()["journal_entry_id"], kind, body)
+        stream.apply(kind, int(body["amount"]))
+
+
+async def balance_operations_trial(
+    workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3, kill_max_s: float = 1.2, clients: int = 6
+) -> TrialResult:
+    """Kill during streams of adjust/hold/release calls, each with its own idempotency key (a LOT asset).
+
+    After the restart, per participant: every acknowledged operation's entry exists, and re-sending it with its key
+    answers the same ``journal_entry_id`` without changing the balance; the one call in flight at the kill exists
+    at most once — re-sending it answers its entry if it committed, or applies it now, once (a second re-send
+    answers the same); the balances are the model of what took place and the sums of the participant's postings;
+    and ``scrip verify`` passes after a clean stop.
+    """
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    server = ServerProcess.start(data_dir)
+    async with server.client() as client:
+        program_id, asset_id = await setup_program(client, inventory_mode="LOT")
+        streams = []
+        for index in range(clients):
+            created = await expect(client, "POST", "/v1/participants", 201, json={"external_id": f"op{index}"})
+            streams.append(OperationStream(created["id"]))
+    kill_after_s = rng.uniform(kill_min_s, kill_max_s)
+    async with trio.open_nursery() as nursery:
+        for stream in streams:
+            http = server.client()
+            seeded = random.Random(rng.random())
+            nursery.start_soon(_closing, http, _operation_loop(http, stream, program_id, asset_id, seeded))
+        await trio.sleep(kill_after_s)
+        server.kill()
+    unexpected = [problem for stream in streams for problem in stream.unexpected]
+    assert not unexpected, unexpected[:5]
+    server = ServerProcess.start(data_dir, log_name="restarted")
+    committed = 0
+    try:
+        async with server.client() as client:
+            for stream in streams:
+                committed += await _check_operations(client, stream, asset_id, rng)
+    finally:
+        assert server.stop() == 0
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    acknowledged = sum(len(stream.acked) for stream in streams)
+    in_flight = sum(stream.pending is not None for stream in streams)
+    return TrialResult(
+        "balance_operations",
+        acknowledged,
+        in_flight,
+        acknowledged + committed,
+        kill_after_s,
+        time.monotonic() - started_s,
+        {"in_flight_committed": committed},
+    )
+
+
+async def _operation_entries(client: httpx.AsyncClient, participant_id: str) -> dict[str, dict[str, Any]]:
+    entries = await all_pages(client, "/v1/journal-entries", participant_id=participant_id)
+    return {entry["id"]: entry for entry in entries if entry["action_type"] in _OPERATION_ACTIONS.values()}
+
+
+async def _check_operations(
+    client: httpx.AsyncClient, stream: OperationStream, asset_id: str, rng: random.Random
+) -> int:
+    """The promises of :func:`balance_operations_trial` for one stream; returns 1 if its in-flight call committed."""
+    entries = await _operation_entries(client, stream.participant_id)
+    acked_ids = {entry_id for entry_id, _, _ in stream.acked.values()}
+    missing = acked_ids - set(entries)
+    assert not missing, f"acknowledged operations lost: {sorted(missing)[:5]}"
+    extra = [entries[entry_id] for entry_id in set(entries) - acked_ids]
+    assert len(extra) <= (1 if stream.pending else 0), f"operations nobody acknowledged or sent: {extra}"
+    for entry_id, kind, body in stream.acked.values():
+        _check_operation_entry(entries[entry_id], stream.participant_id, kind, int(body["amount"]))
+    if extra:
+        assert stream.pending is not None
+        _, kind, body = stream.pending
+        _check_operation_entry(extra[0], stream.participant_id, kind, int(body["amount"]))
+        stream.apply(kind, int(body["amount"]))
+    await _check_balance(client, stream, asset_id)
+    path = f"/v1/participants/{stream.participant_id}/balances/"
+    for key in rng.sample(sorted(stream.acked), min(30, len(stream.acked))):
+        entry_id, kind, body = stream.acked[key]
+        again = await expect(client, "POST", path + kind, 200, json=body)
+        assert again["journal_entry_id"] == entry_id, (key, again, entry_id)
+    await _check_balance(client, stream, asset_id)  # the replays changed nothing
+    if stream.pending is not None:
+        key, kind, body = stream.pending
+        resent = await expect(client, "POST", path + kind, 200, json=body)
+        if extra:
+            assert resent["journal_entry_id"] == extra[0]["id"], (key, resent, extra[0])
+        else:
+            stream.apply(kind, int(body["amount"]))  # it never committed: now it took place, once
+        twice = await expect(client, "POST", path + kind, 200, json=body)
+        assert twice["journal_entry_id"] == resent["journal_entry_id"], (key, twice, resent)
+        await _check_balance(client, stream, asset_id)
+        assert len(await _operation_entries(client, stream.participant_id)) == len(stream.acked) + 1
+    return len(extra)
+
+
+def _check_operation_entry(entry: dict[str, Any], participant_id: str, kind: str, amount: int) -> None:
+    """The entry of an operation: its action type, and the participant's postings for its amount."""
+    assert entry["action_type"] == _OPERATION_ACTIONS[kind], (entry, kind)
+    mine = sorted((p["bucket"], int(p["amount"])) for p in entry["postings"] if p["entity_id"] == participant_id)
+    wanted = {
+        "adjust": [("AVAILABLE", amount)],
+        "hold": [("AVAILABLE", -amount), ("HELD", amount)],
+        "release": [("AVAILABLE", amount), ("HELD", -amount)],
+    }[kind]
+    assert mine == wanted, (entry, kind, amount)
+
+
+async def _check_balance(client: httpx.AsyncClient, stream: OperationStream, asset_id: str) -> None:
+    """The participant's balance is the model's, and the sum of its postings, bucket by bucket."""
+    balances = await expect(
+        client, "GET", f"/v1/participants/{stream.participant_id}/balances", 200, params={"asset_id": asset_id}
+    )
+    [balance] = balances["data"]
+    shown = (int(balance["available"]), int(balance["held"]), int(balance["deferred"]))
+    sums = {"AVAILABLE": 0, "HELD": 0, "DEFERRED": 0}
+    for entry in await all_pages(client, "/v1/journal-entries", participant_id=stream.participant_id):
+        for posting in entry["postings"]:
+            if posting["entity_id"] == stream.participant_id and posting["asset_id"] == asset_id:
+                sums[posting["bucket"]] += int(posting["amount"])
+    assert shown == (sums["AVAILABLE"], sums["HELD"], sums["DEFERRED"]), (shown, sums)
+    assert shown == (stream.available, stream.held, 0), (shown, stream.available, stream.held)
+
+
 async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: int = 1 << 20) -> TrialResult:
     """A store too small for the load (an LMDB map that fills up): the server must stop with a clear message.
 
@@ -684,6 +873,7 @@ TRIALS: dict[str, Callable[..., Any]] = {
     "events": event_trial,
     "fund_burn": fund_burn_trial,
     "expiry": expiry_trial,
+    "balance_operations": balance_operations_trial,
     "map_full": map_full_trial,
 }
 
@@ -725,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--trials", type=int, default=20, help="event trials (other kinds: trials // 5 each)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--kinds", default="events,fund_burn,expiry,map_full")
+    parser.add_argument("--kinds", default="events,fund_burn,expiry,balance_operations,map_full")
     args = parser.parse_args(argv)
     summary = trio.run(run_trials, args.trials, args.seed, args.kinds.split(","))
     print(json.dumps(summary), flush=True)

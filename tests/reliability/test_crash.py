@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import crash
-from bench.crash import event_trial, expiry_trial, fund_burn_trial, map_full_trial
+from bench.crash import balance_operations_trial, event_trial, expiry_trial, fund_burn_trial, map_full_trial
 
 # A request cut off by the SIGKILL leaves httpx's request-body generator unfinished; that is the point of the test.
 pytestmark = pytest.mark.filterwarnings(
@@ -42,6 +42,12 @@ async def test_sigkill_during_fund_and_burn_keeps_the_wallet_exact(tmp_path: Pat
 async def test_sigkill_during_lot_expiry_expires_each_lot_exactly_once(tmp_path: Path) -> None:
     result = await expiry_trial(tmp_path, random.Random(5), kill_min_s=1.3, kill_max_s=1.8)
     assert result.acknowledged > 0 and result.extra["lots"] == result.existing
+
+
+async def test_sigkill_during_balance_operations_keeps_each_one_exactly_once(tmp_path: Path) -> None:
+    result = await balance_operations_trial(tmp_path, random.Random(7), kill_min_s=0.5, kill_max_s=1.0)
+    assert result.acknowledged > 0
+    assert result.acknowledged <= result.existing <= result.acknowledged + result.uncertain
 
 
 async def test_full_store_stops_the_server_with_a_clear_message_and_loses_nothing(tmp_path: Path) -> None:
