@@ -1,5 +1,5 @@
-"""Benchmark: balance operations (adjust, hold, release; embedded also redemptions and reversals) per second
-and their latency, embedded and over HTTP.
+"""Benchmark: balance operations (adjust, hold, release, redeem; embedded also reversals) per second and
+their latency, embedded and over HTTP.
 
 Run ``python -m bench.operations`` (``--quick`` for a run under a minute, ``--json`` for machines). An operation
 is synchronous: it runs in the participant's mailbox, in turn with its events, and answers only once its journal
@@ -8,17 +8,18 @@ UNLIMITED) and a LOT asset (CASH, PREFUNDED, wallet funded generously), one phas
 
 - ``embedded``: ``--concurrency`` trio tasks; each takes the next *cycle* and runs, on participant
   ``cycle % participants``, ``adjust_balance`` CREDIT 10.00, ``balance_operation("HOLD")`` 4.00 under the
-  reference ``{phase}-{cycle}``, then ``balance_operation("RELEASE")`` 4.00 of that reference, each awaited,
-  each with its own idempotency key. Cycles are handed out in order and ``concurrency < participants``, so two
+  reference ``{phase}-{cycle}``, ``balance_operation("RELEASE")`` 4.00 of that reference, then
+  ``redemptions.create`` of 1.00, each awaited, each with its own idempotency key. Cycles are handed out in order and ``concurrency < participants``, so two
   tasks seldom work on one participant at once. Rate is operations / (first call → last answer); latency is
-  per call, from just before it to its answer (p50/p99 over all three kinds, and per kind).
+  per call, from just before it to its answer (p50/p99 over all four kinds, and per kind). Then one redemption
+  of 2.00 and a partial reversal of 0.50 per cycle, for the reversal rate.
 - ``http``: ``scrip serve`` in a subprocess on loopback with fsync ON (as ``bench.http`` starts it), the same
-  cycles as ``POST /v1/participants/{id}/balances/adjust|hold|release`` from ``wrk`` (Debian's package), one
-  connection per wrk thread so that a Lua state machine can keep each connection's credit → hold → release in
-  order; without wrk, or with ``--loader python``, from httpx clients in this process. Each phase lasts
+  cycles as ``POST /v1/participants/{id}/balances/adjust|hold|release`` and ``…/redemptions`` from ``wrk``
+  (Debian's package), one connection per wrk thread so that a Lua state machine can keep each connection's
+  credit → hold → release → redeem in order; without wrk, or with ``--loader python``, from httpx clients in this process. Each phase lasts
   ``--duration-s``; only 2xx answers count towards the rate, others are reported.
 
-A cycle moves no value in the end: each one leaves 6.00 more available and nothing held, which ``--verify``
+A cycle leaves 5.00 more available and nothing held, which ``--verify``
 (the engine's own check of the store) and the HTTP phase's zero non-2xx answers confirm.
 """
 
@@ -58,7 +59,8 @@ from scrip_actor import (
 
 CREDIT_AMOUNT = "10.00"
 HOLD_AMOUNT = "4.00"
-OPERATIONS = ("adjust", "hold", "release")  # one cycle, in this order
+REDEEM_AMOUNT = "1.00"
+OPERATIONS = ("adjust", "hold", "release", "redeem")  # one cycle, in this order
 ASSETS = ("simple", "lot")
 
 
@@ -81,15 +83,17 @@ class Settings:
 
 @dataclass(frozen=True)
 class Cycle:
-    """The three requests of one cycle on one participant, with their idempotency keys."""
+    """The four requests of one cycle on one participant, with their idempotency keys."""
 
     adjust: BalanceAdjust
     hold: BalanceOperation
     release: BalanceOperation
+    redeem: RedemptionCreate
 
 
 def make_cycle(program_id: str, asset_id: str, prefix: str, number: int) -> Cycle:
-    """Cycle ``number``: CREDIT 10.00, HOLD 4.00 under reference ``{prefix}-{number}``, RELEASE those 4.00.
+    """Cycle ``number``: CREDIT 10.00, HOLD 4.00 under reference ``{prefix}-{number}``, RELEASE those 4.00,
+    then a redemption of 1.00 (so every participant's balance grows by 9.00 a cycle and nothing is refused).
 
     RELEASE names its amount: on a SIMPLE asset a reference only labels the entry, so an unbounded release would
     also take what a concurrent cycle on the same participant holds.
@@ -117,6 +121,9 @@ def make_cycle(program_id: str, asset_id: str, prefix: str, number: int) -> Cycl
             reference_id=reference,
             description="bench release",
             idempotency_key=f"{reference}-release",
+        ),
+        redeem=RedemptionCreate(
+            **common, amount=REDEEM_AMOUNT, description="bench redemption", idempotency_key=f"{reference}-redeem"
         ),
     )
 
@@ -186,6 +193,7 @@ async def measure_embedded_phase(
         await timed("adjust", engine.adjust_balance(participant_id, requests.adjust))
         await timed("hold", engine.balance_operation("HOLD", participant_id, requests.hold))
         await timed("release", engine.balance_operation("RELEASE", participant_id, requests.release))
+        await timed("redeem", engine.redemptions.create(participant_id, requests.redeem))
 
     before = engine.statistics()
     started_s = time.perf_counter()
@@ -321,11 +329,12 @@ def _cycle_bodies(program: str, asset: str, prefix: str, number: int) -> list[tu
         ("/balances/adjust", msgspec.json.encode(requests.adjust)),
         ("/balances/hold", msgspec.json.encode(requests.hold)),
         ("/balances/release", msgspec.json.encode(requests.release)),
+        ("/redemptions", msgspec.json.encode(requests.redeem)),
     ]
 
 
 _WRK_SCRIPT = r"""
--- One connection per thread: each thread's Lua state walks credit -> hold -> release on its own participants.
+-- One connection per thread: each thread's Lua state walks credit -> hold -> release -> redeem on its participants.
 -- wrk asks for the next request only once the previous answer has arrived, so the order holds. The state moves
 -- on in response(), not in request(): wrk calls request() once more on the first thread before the run (to
 -- check for pipelining), and after a reconnect it asks again for the request it lost; both get the same one
@@ -333,7 +342,7 @@ _WRK_SCRIPT = r"""
 local program = "%(program)s"
 local asset = "%(asset)s"
 local run = "%(run)s"
-local credit, hold = "%(credit)s", "%(hold)s"
+local credit, hold, redeem = "%(credit)s", "%(hold)s", "%(redeem)s"
 local participants = { %(participants)s }
 local threads = %(threads)d
 local next_id = 0
@@ -353,11 +362,17 @@ function request()
   elseif step == 1 then
     path = "/hold"
     body = head .. '"reference_id":"' .. reference .. '","amount":"' .. hold .. '","description":"bench hold",'
-  else
+  elseif step == 2 then
     path = "/release"
     body = head .. '"reference_id":"' .. reference .. '","amount":"' .. hold .. '","description":"bench release",'
+  else
+    path = "/redeem"
+    body = head .. '"amount":"' .. redeem .. '","description":"bench redemption",'
   end
   body = body .. '"idempotency_key":"' .. reference .. path .. '"}'
+  if step == 3 then
+    return wrk.format("POST", "/v1/participants/" .. participant .. "/redemptions", nil, body)
+  end
   return wrk.format("POST", "/v1/participants/" .. participant .. "/balances" .. path, nil, body)
 end
 function response(status, headers, body)
@@ -365,7 +380,7 @@ function response(status, headers, body)
     reported = reported + 1
     io.write("WRK_NON_2XX " .. status .. " " .. body .. "\n")
   end
-  step = (step + 1) %% 3
+  step = (step + 1) %% 4
   if step == 0 then cycle = cycle + 1 end
 end
 function done(summary, latency, requests)
@@ -390,6 +405,7 @@ def wrk_phase(
             "run": f"{name}{int(time.time())}",
             "credit": CREDIT_AMOUNT,
             "hold": HOLD_AMOUNT,
+            "redeem": REDEEM_AMOUNT,
             "participants": ", ".join(f'"{participant}"' for participant in ids),
             "threads": settings.http_connections,
         }

@@ -20,7 +20,7 @@ def test_tiny_run_reports_both_modes_and_both_assets() -> None:
     assert embedded["verify_ok"] is True
     for asset in operations.ASSETS:
         phase = embedded["phases"][asset]
-        assert phase["operations"] == phase["journal_entries"] == 45 * 3
+        assert phase["operations"] == phase["journal_entries"] == 45 * len(operations.OPERATIONS)
         for kind in operations.OPERATIONS:
             assert phase[f"{kind}_p99_ms"] > 0, kind
         http = summary["http"]["phases"][asset]
@@ -40,9 +40,14 @@ def test_wrk_keeps_every_cycle_in_order() -> None:
         assert phase["errors"] == 0
 
 
-def test_a_cycle_has_three_requests_with_distinct_keys() -> None:
+def test_a_cycle_has_four_requests_with_distinct_keys() -> None:
     cycle = operations.make_cycle("program", "asset", "simple", 7)
-    keys = {cycle.adjust.idempotency_key, cycle.hold.idempotency_key, cycle.release.idempotency_key}
-    assert len(keys) == 3
+    keys = {
+        cycle.adjust.idempotency_key,
+        cycle.hold.idempotency_key,
+        cycle.release.idempotency_key,
+        cycle.redeem.idempotency_key,
+    }
+    assert len(keys) == 4
     assert cycle.hold.reference_id == cycle.release.reference_id == "simple-7"
     assert cycle.hold.amount == cycle.release.amount == operations.HOLD_AMOUNT
