@@ -2,7 +2,7 @@
 
 ``python -m bench.crash --trials 20`` runs the long version and prints one JSON line. ``tests/reliability`` runs the
 same trials at small scale (3 event trials, one fund/burn trial, one lot-expiry trial, one balance-operation trial,
-one full-disk trial).
+one money-out trial — redemptions, reversals, transfers — and one full-disk trial).
 
 What one *event trial* checks, after a SIGKILL at a random moment and a restart on the same data directory:
 
@@ -43,10 +43,13 @@ __all__ = [
     "all_pages",
     "balance_operations_trial",
     "event_trial",
+    "expect",
     "expiry_trial",
     "fund_burn_trial",
     "map_full_trial",
+    "money_out_trial",
     "run_verify",
+    "setup_program",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -806,18 +809,342 @@ def _check_operation_entry(entry: dict[str, Any], participant_id: str, kind: str
 
 async def _check_balance(client: httpx.AsyncClient, stream: OperationStream, asset_id: str) -> None:
     """The participant's balance is the model's, and the sum of its postings, bucket by bucket."""
+    shown, summed = await _balance_shown_and_summed(client, stream.participant_id, asset_id)
+    assert shown == summed, (shown, summed)
+    assert shown == (stream.available, stream.held, 0), (shown, stream.available, stream.held)
+
+
+async def _balance_shown_and_summed(
+    client: httpx.AsyncClient, participant_id: str, asset_id: str
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(available, held, deferred) as the balance shows them, and as the sums of the participant's postings."""
     balances = await expect(
-        client, "GET", f"/v1/participants/{stream.participant_id}/balances", 200, params={"asset_id": asset_id}
+        client, "GET", f"/v1/participants/{participant_id}/balances", 200, params={"asset_id": asset_id}
     )
     [balance] = balances["data"]
     shown = (int(balance["available"]), int(balance["held"]), int(balance["deferred"]))
     sums = {"AVAILABLE": 0, "HELD": 0, "DEFERRED": 0}
-    for entry in await all_pages(client, "/v1/journal-entries", participant_id=stream.participant_id):
+    for entry in await all_pages(client, "/v1/journal-entries", participant_id=participant_id):
         for posting in entry["postings"]:
-            if posting["entity_id"] == stream.participant_id and posting["asset_id"] == asset_id:
+            if posting["entity_id"] == participant_id and posting["asset_id"] == asset_id:
                 sums[posting["bucket"]] += int(posting["amount"])
-    assert shown == (sums["AVAILABLE"], sums["HELD"], sums["DEFERRED"]), (shown, sums)
-    assert shown == (stream.available, stream.held, 0), (shown, stream.available, stream.held)
+    return shown, (sums["AVAILABLE"], sums["HELD"], sums["DEFERRED"])
+
+
+# --- money out: redemptions, partial reversals and transfers with idempotency keys --------------------------------
+
+_MONEY_ACTIONS = {"adjust": "ADJUST", "redeem": "REDEMPTION", "reverse": "REDEMPTION_REVERSAL", "transfer": "TRANSFER"}
+# A fresh key answers 201, except adjust, which answers 200 either way (docs/money-out.md).
+_MONEY_CREATED = {"adjust": 200, "redeem": 201, "reverse": 201, "transfer": 201}
+MONEY_OPENING_CREDIT = 200  # each participant's first call: an acknowledged adjust before the kill timer starts
+
+
+@dataclass
+class MoneyCall:
+    """One call of a money-out client: what it sent, what it does to AVAILABLE, and (once answered) its entry."""
+
+    key: str
+    kind: str  # adjust, redeem, reverse, transfer
+    owner: str  # the participant whose client sent it: the one credited, the one spending, or the source
+    path: str
+    body: dict[str, Any]
+    effects: dict[str, int]  # participant id -> change of its AVAILABLE
+    redemption_id: str | None = None  # a reversal's target; a redemption's own id once answered (or found)
+    entry_id: str | None = None
+
+
+@dataclass
+class MoneyClient:
+    """One client of :func:`money_out_trial`, the only one that spends from its participant.
+
+    Others may transfer value *in* at any moment, never out, so ``floor`` — AVAILABLE from this client's
+    acknowledged calls alone — is a lower bound of the real balance: a call sized within it is never refused.
+    ``unreversed`` holds, per acknowledged redemption, what its acknowledged reversals left to reverse.
+    """
+
+    participant_id: str
+    others: list[str]
+    floor: int = 0
+    acked: list[MoneyCall] = field(default_factory=list)
+    pending: MoneyCall | None = None  # the one call unanswered when the server died, if any
+    unreversed: dict[str, int] = field(default_factory=dict)
+    unexpected: list[str] = field(default_factory=list)
+
+    def acknowledge(self, call: MoneyCall, answer: dict[str, Any]) -> None:
+        """A 2xx arrived: the call took place, with the entry (and for a redemption, the id) it was answered."""
+        call.entry_id = answer["journal_entry_id"]
+        if call.kind == "redeem":
+            call.redemption_id = answer["id"]
+            self.unreversed[answer["id"]] = int(call.body["amount"])
+        elif call.kind == "reverse":
+            assert call.redemption_id is not None
+            self.unreversed[call.redemption_id] -= int(call.body["amount"])
+            if not self.unreversed[call.redemption_id]:
+                del self.unreversed[call.redemption_id]
+        self.floor += call.effects[self.participant_id]
+        self.acked.append(call)
+
+
+def _money_call(client: MoneyClient, kind: str, key: str, body: dict[str, Any], **fields: Any) -> MoneyCall:
+    me = client.participant_id
+    path = {
+        "adjust": f"/v1/participants/{me}/balances/adjust",
+        "redeem": f"/v1/participants/{me}/redemptions",
+        "reverse": f"/v1/redemptions/{fields.get('redemption_id')}/reverse",
+        "transfer": "/v1/transfers",
+    }[kind]
+    return MoneyCall(key, kind, me, path, {**body, "idempotency_key": key}, **fields)
+
+
+def _next_money_call(client: MoneyClient, rng: random.Random, program_id: str, asset_id: str, key: str) -> MoneyCall:
+    """A partial reversal of an acknowledged redemption, a redemption or a transfer within ``floor``, or a credit."""
+    me = client.participant_id
+    base = {"program_id": program_id, "asset_id": asset_id, "description": "crash trial"}
+    draw = rng.random()
+    if client.unreversed and draw < 0.3:
+        target = rng.choice(sorted(client.unreversed))
+        amount = rng.randint(1, client.unreversed[target])
+        body = {"reason": "crash trial", "amount": str(amount)}
+        return _money_call(client, "reverse", key, body, effects={me: amount}, redemption_id=target)
+    if client.floor and draw < 0.6:
+        amount = rng.randint(1, min(client.floor, 40))
+        return _money_call(client, "redeem", key, {**base, "amount": str(amount)}, effects={me: -amount})
+    if client.floor and draw < 0.9:
+        recipients = rng.sample(client.others, rng.randint(1, min(3, client.floor, len(client.others))))
+        share_max = min(20, client.floor // len(recipients))
+        amounts = {recipient: rng.randint(1, share_max) for recipient in recipients}
+        body = {
+            **base,
+            "source_participant_id": me,
+            "recipients": [{"participant_id": who, "amount": str(amount)} for who, amount in amounts.items()],
+        }
+        return _money_call(client, "transfer", key, body, effects={me: -sum(amounts.values()), **amounts})
+    amount = rng.randint(1, 50)
+    return _money_call(client, "adjust", key, {**base, "type": "CREDIT", "amount": str(amount)}, effects={me: amount})
+
+
+async def _send_money_call(http: httpx.AsyncClient, client: MoneyClient, call: MoneyCall) -> bool:
+    """Send one call; True once it is acknowledged. False (and ``pending`` set) if the server died first."""
+    client.pending = call
+    try:
+        response = await http.post(call.path, json=call.body)
+    except httpx.TransportError:
+        return False
+    client.pending = None
+    if response.status_code != _MONEY_CREATED[call.kind]:  # every key is fresh, and every call sized to succeed
+        client.unexpected.append(f"{call.kind} {call.body}: {response.status_code} {response.text[:200]}")
+        return False
+    client.acknowledge(call, response.json())
+    return True
+
+
+async def _money_out_loop(
+    http: httpx.AsyncClient, client: MoneyClient, program_id: str, asset_id: str, rng: random.Random
+) -> None:
+    """Reverse, redeem, transfer, credit — one call at a time — until the server dies."""
+    for number in range(1, 1_000_000):
+        call = _next_money_call(client, rng, program_id, asset_id, f"{client.participant_id}-{number}")
+        if not await _send_money_call(http, client, call):
+            return
+
+
+async def money_out_trial(
+    workdir: Path, rng: random.Random, *, kill_min_s: float = 0.3, kill_max_s: float = 1.2, clients: int = 6
+) -> TrialResult:
+    """Kill during streams of redemptions, partial reversals and transfers, each with its own idempotency key.
+
+    Each client spends from its own participant (a LOT asset): it redeems, partly reverses its acknowledged
+    redemptions, transfers to 1-3 of the other participants, and now and then credits itself. Transfers make the
+    participants' balances depend on each other, so the checks after the restart are over all of them at once:
+
+    * every acknowledged call's entry exists once, with its action type, its redemption as ``reference_id``
+      (redemptions and reversals) and its postings (a transfer: one entry, the source −total, each recipient
+      +its amount); any other entry is the one call in flight of the client that owns it, matching that call;
+    * each redemption's ``reversed_amount`` is the sum of its reversals that took place, within its amount, and
+      its ``status`` follows;
+    * every balance is what the calls that took place made it, and the sum of the participant's postings;
+    * re-sending acknowledged calls answers 200 with the same ``journal_entry_id`` and changes no balance;
+      re-sending an in-flight call answers its entry if it committed, or applies it now, once;
+    * ``scrip verify`` passes after a clean stop.
+    """
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    server = ServerProcess.start(data_dir)
+    async with server.client() as http:
+        program_id, asset_id = await setup_program(http, inventory_mode="LOT")
+        ids = [
+            (await expect(http, "POST", "/v1/participants", 201, json={"external_id": f"money{index}"}))["id"]
+            for index in range(clients)
+        ]
+        money_clients = [MoneyClient(me, [other for other in ids if other != me]) for me in ids]
+        for client in money_clients:
+            body = {"program_id": program_id, "asset_id": asset_id, "description": "opening", "type": "CREDIT"}
+            body["amount"] = str(MONEY_OPENING_CREDIT)
+            effects = {client.participant_id: MONEY_OPENING_CREDIT}
+            call = _money_call(client, "adjust", f"{client.participant_id}-0", body, effects=effects)
+            assert await _send_money_call(http, client, call), client.unexpected
+    kill_after_s = rng.uniform(kill_min_s, kill_max_s)
+    async with trio.open_nursery() as nursery:
+        for client in money_clients:
+            http = server.client()
+            seeded = random.Random(rng.random())
+            nursery.start_soon(_closing, http, _money_out_loop(http, client, program_id, asset_id, seeded))
+        await trio.sleep(kill_after_s)
+        server.kill()
+    unexpected = [problem for client in money_clients for problem in client.unexpected]
+    assert not unexpected, unexpected[:5]
+    server = ServerProcess.start(data_dir, log_name="restarted")
+    try:
+        async with server.client() as http:
+            committed = await _check_money_out(http, money_clients, asset_id, rng)
+    finally:
+        assert server.stop() == 0
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    acked = [call for client in money_clients for call in client.acked]
+    in_flight = sum(client.pending is not None for client in money_clients)
+    by_kind = {kind: sum(call.kind == kind for call in acked) for kind in _MONEY_ACTIONS}
+    return TrialResult(
+        "money_out",
+        len(acked),
+        in_flight,
+        len(acked) + committed,
+        kill_after_s,
+        time.monotonic() - started_s,
+        {"in_flight_committed": committed, "acknowledged_by_kind": by_kind},
+    )
+
+
+async def _check_money_out(
+    http: httpx.AsyncClient, clients: list[MoneyClient], asset_id: str, rng: random.Random
+) -> int:
+    """The promises of :func:`money_out_trial`; returns how many in-flight calls had committed."""
+    participant_ids = [client.participant_id for client in clients]
+    acked = [call for client in clients for call in client.acked]
+    pending = [client.pending for client in clients if client.pending is not None]
+    entries = await _money_entries(http, asset_id)
+    missing = [call for call in acked if call.entry_id not in entries]
+    assert not missing, f"acknowledged calls lost: {missing[:3]}"
+    committed = _match_in_flight(entries, acked, pending, participant_ids)
+    for call in acked + committed:
+        assert call.entry_id is not None
+        _check_money_entry(entries[call.entry_id], call, participant_ids)
+    await _check_redemptions(http, acked + committed)
+    await _check_money_balances(http, participant_ids, asset_id, acked + committed)
+    for call in rng.sample(acked, min(30 * len(clients), len(acked))):  # as many per client as the other trial
+        again = await expect(http, "POST", call.path, 200, json=call.body)
+        assert again["journal_entry_id"] == call.entry_id, (call, again)
+        assert call.kind != "redeem" or again["id"] == call.redemption_id, (call, again)
+    await _check_money_balances(http, participant_ids, asset_id, acked + committed)  # the replays changed nothing
+    committed_keys = {call.key for call in committed}
+    for call in pending:
+        await _resend_in_flight(http, call, call.key in committed_keys, participant_ids)
+    assert len(await _money_entries(http, asset_id)) == len(acked) + len(pending), "a re-send applied a call twice"
+    await _check_redemptions(http, acked + pending)
+    await _check_money_balances(http, participant_ids, asset_id, acked + pending)
+    return len(committed)
+
+
+async def _money_entries(http: httpx.AsyncClient, asset_id: str) -> dict[str, dict[str, Any]]:
+    """The asset's entries of the money-out kinds, by id (each id listed once)."""
+    listed = await all_pages(http, "/v1/journal-entries", asset_id=asset_id)
+    entries = {entry["id"]: entry for entry in listed if entry["action_type"] in _MONEY_ACTIONS.values()}
+    assert len(entries) == sum(entry["action_type"] in _MONEY_ACTIONS.values() for entry in listed), "an id twice"
+    return entries
+
+
+def _match_in_flight(
+    entries: dict[str, dict[str, Any]], acked: list[MoneyCall], pending: list[MoneyCall], participant_ids: list[str]
+) -> list[MoneyCall]:
+    """The in-flight calls that committed: each entry nobody acknowledged must be one, found by owner and kind.
+
+    A client has at most one call in flight, so (owner, action type) names it: the participant spending (a
+    redemption, a transfer's source) or credited (a reversal, an adjust). Found calls get their entry id.
+    """
+    acked_ids = {call.entry_id for call in acked}
+    by_owner = {(call.owner, _MONEY_ACTIONS[call.kind]): call for call in pending}
+    committed: list[MoneyCall] = []
+    for entry_id, entry in entries.items():
+        if entry_id in acked_ids:
+            continue
+        deltas = _participant_deltas(entry, participant_ids)
+        spenders = [who for who, delta in deltas.items() if delta < 0]
+        owner = spenders[0] if spenders else next(iter(deltas), None)
+        call = by_owner.pop((owner, entry["action_type"]), None)
+        assert call is not None, f"an entry nobody acknowledged, or a second one of an in-flight call: {entry}"
+        call.entry_id = entry_id
+        if call.kind == "redeem":
+            call.redemption_id = entry["reference_id"]
+        committed.append(call)
+    return committed
+
+
+def _participant_deltas(entry: dict[str, Any], participant_ids: list[str]) -> dict[str, int]:
+    """What the entry does to each trial participant's AVAILABLE (asserting it touches no other bucket of theirs)."""
+    deltas: dict[str, int] = {}
+    for posting in entry["postings"]:
+        if posting["entity_id"] in participant_ids:
+            assert posting["bucket"] == "AVAILABLE", (entry, posting)
+            deltas[posting["entity_id"]] = deltas.get(posting["entity_id"], 0) + int(posting["amount"])
+    return deltas
+
+
+def _check_money_entry(entry: dict[str, Any], call: MoneyCall, participant_ids: list[str]) -> None:
+    """The entry of a call: its action type, its redemption (if it has one), and its postings."""
+    assert entry["action_type"] == _MONEY_ACTIONS[call.kind], (entry, call)
+    if call.kind in ("redeem", "reverse"):
+        assert entry["reference_id"] == call.redemption_id, (entry, call)
+    assert _participant_deltas(entry, participant_ids) == call.effects, (entry, call)
+
+
+async def _check_redemptions(http: httpx.AsyncClient, calls: list[MoneyCall]) -> None:
+    """Each redemption shows its amount, the sum of its reversals that took place (never more) and its status."""
+    reversed_by: dict[str | None, int] = {}
+    for call in calls:
+        if call.kind == "reverse":
+            reversed_by[call.redemption_id] = reversed_by.get(call.redemption_id, 0) + int(call.body["amount"])
+    for call in calls:
+        if call.kind != "redeem":
+            continue
+        shown = await expect(http, "GET", f"/v1/redemptions/{call.redemption_id}", 200)
+        amount, reversed_amount = int(shown["amount"]), int(shown["reversed_amount"])
+        assert amount == int(call.body["amount"]), (shown, call)
+        assert reversed_amount == reversed_by.get(call.redemption_id, 0), (shown, reversed_by.get(call.redemption_id))
+        assert reversed_amount <= amount, shown
+        status = (
+            "COMPLETED" if not reversed_amount else "REVERSED" if reversed_amount == amount else "PARTIALLY_REVERSED"
+        )
+        assert shown["status"] == status, shown
+
+
+async def _check_money_balances(
+    http: httpx.AsyncClient, participant_ids: list[str], asset_id: str, calls: list[MoneyCall]
+) -> None:
+    """Every balance is what ``calls`` made it, and the sum of the participant's postings."""
+    expected = dict.fromkeys(participant_ids, 0)
+    for call in calls:
+        for who, delta in call.effects.items():
+            expected[who] += delta
+    for participant_id in participant_ids:
+        shown, summed = await _balance_shown_and_summed(http, participant_id, asset_id)
+        assert shown == summed, (participant_id, shown, summed)
+        assert shown == (expected[participant_id], 0, 0), (participant_id, shown, expected[participant_id])
+
+
+async def _resend_in_flight(
+    http: httpx.AsyncClient, call: MoneyCall, committed: bool, participant_ids: list[str]
+) -> None:
+    """Re-send the call in flight at the kill: its entry if it committed, else it takes place now; then once more."""
+    resent = await expect(http, "POST", call.path, 200 if committed else _MONEY_CREATED[call.kind], json=call.body)
+    if committed:
+        assert resent["journal_entry_id"] == call.entry_id, (call, resent)
+    else:
+        call.entry_id = resent["journal_entry_id"]
+        call.redemption_id = resent["id"] if call.kind == "redeem" else call.redemption_id
+        entry = await expect(http, "GET", f"/v1/journal-entries/{call.entry_id}", 200)
+        _check_money_entry(entry, call, participant_ids)
+    twice = await expect(http, "POST", call.path, 200, json=call.body)
+    assert twice["journal_entry_id"] == call.entry_id, (call, twice)
 
 
 async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: int = 1 << 20) -> TrialResult:
@@ -874,6 +1201,7 @@ TRIALS: dict[str, Callable[..., Any]] = {
     "fund_burn": fund_burn_trial,
     "expiry": expiry_trial,
     "balance_operations": balance_operations_trial,
+    "money_out": money_out_trial,
     "map_full": map_full_trial,
 }
 
@@ -915,7 +1243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--trials", type=int, default=20, help="event trials (other kinds: trials // 5 each)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--kinds", default="events,fund_burn,expiry,balance_operations,map_full")
+    parser.add_argument("--kinds", default="events,fund_burn,expiry,balance_operations,money_out,map_full")
     args = parser.parse_args(argv)
     summary = trio.run(run_trials, args.trials, args.seed, args.kinds.split(","))
     print(json.dumps(summary), flush=True)
