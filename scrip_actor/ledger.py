@@ -539,13 +539,13 @@ class LedgerTx:
             reference_id=held[0] if held else None,
             provisional=held[1] if held else False,
         )
-        self.add_lot(participant, lot)
+        self.add_lot(participant, lot, number_checked=True)
         return lot
 
-    def add_lot(self, participant: ParticipantState, lot: Lot) -> None:
+    def add_lot(self, participant: ParticipantState, lot: Lot, *, number_checked: bool = False) -> None:
         """Record a new lot (its number the participant's next), open and scheduled when it is still open."""
         participant.own_lots()
-        assert lot.number == participant.lot_numbers.get(lot.asset_id, 0) + 1
+        assert number_checked or lot.number == participant.lot_numbers.get(lot.asset_id, 0) + 1
         participant.lot_numbers[lot.asset_id] = lot.number
         self._lots[lot.id] = lot
         if lot.status in OPEN_LOT_STATUSES:

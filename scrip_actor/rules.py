@@ -760,7 +760,11 @@ def _apply_money(
     action = compiled.action
     assert isinstance(action, CreditAction | DebitAction)
     assert compiled.amount is not None
-    asset = _usable_asset(rule, action.asset_id, assets)
+    asset = assets.get(action.asset_id)  # _usable_asset, inline: this is the hot path
+    if asset is None or asset.status != "ACTIVE":
+        raise ActionFailed(f"asset {action.asset_id!r} is not active")
+    if rule.program_id not in asset.program_ids:
+        raise ActionFailed(f"asset {asset.symbol} is not linked to the program")
     amount_minor = resolve_amount(compiled, asset, variables)
     if isinstance(action, DebitAction):
         tx.debit(

@@ -218,13 +218,16 @@ class Operations:
         result_type: type,
         *,
         program_id: str | None = None,
+        subject: str | None = None,
     ) -> tuple[Any, bool]:
         """Deliver an operation to the participant's mailbox and wait for its durable answer: ``(answer,
         replayed)``, replayed True when an earlier call with the same idempotency key answered it.
 
         ``request`` is the body (a Struct with ``idempotency_key``; its ``program_id`` scopes the key unless
-        ``program_id`` is given). ``work(tx, state)`` runs in the step; ``answer(work's value, its entry, the
-        state after)`` builds the answer and the extra store ops written in the same record (e.g. a redemption).
+        ``program_id`` is given; ``subject`` names what the path addresses besides the participant, e.g. the
+        redemption a reversal reverses, and is part of "the same request"). ``work(tx, state)`` runs in the
+        step; ``answer(work's value, its entry, the state after)`` builds the answer and the extra store ops
+        written in the same record (e.g. a redemption).
         """
         state = self._cache.get(participant_id)
         if state is None:
@@ -233,7 +236,7 @@ class Operations:
         idempotency = None
         if request.idempotency_key is not None:
             key = _operation_key(program_id, request.idempotency_key)
-            request_hash = _request_hash(operation, participant_id, request)
+            request_hash = _request_hash(operation, participant_id, request, subject)
             replayed = await self._replay(key, request_hash, request.idempotency_key, result_type)
             if replayed is not None:
                 return replayed, True
@@ -316,9 +319,10 @@ def _operation_key(program_id: str, idempotency_key: str) -> bytes:
     return program_id.encode() + b"\0" + hashlib.sha256(idempotency_key.encode()).digest()
 
 
-def _request_hash(operation: str, participant_id: str, request: BalanceAdjust | BalanceOperation) -> str:
+def _request_hash(operation: str, participant_id: str, request: Any, subject: str | None) -> str:
+    """What makes two calls "the same request": the operation, whom and what it addresses, and the body."""
     body = msgspec.structs.replace(request, idempotency_key=None)
-    canonical = msgspec.json.encode([operation, participant_id, body], order="sorted")
+    canonical = msgspec.json.encode([operation, participant_id, subject, body], order="sorted")
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -228,6 +228,7 @@ class Redemptions:
             answer,
             Reversal,
             program_id=record.redemption.program_id,
+            subject=redemption_id,  # the same key on another redemption is another request: a 409, not a replay
         )
         return result, not replayed
 

@@ -118,3 +118,25 @@ async def test_a_simple_asset_redeems_and_reverses_by_amount(api: Api) -> None:
     await api.ok("PATCH", one + "/status", json={"status": "SUSPENDED"})
     await api.error("POST", one + "/redemptions", 409, "conflict", json=_redemption(program, asset, "1"))
     assert (await api.engine.verify()).ok
+
+
+async def test_a_reversal_key_reused_on_another_redemption_is_a_conflict_not_a_replay(api: Api) -> None:
+    """Found by the money-out crash trial's author: the request hash must include the redemption reversed."""
+    program, asset = await api.program_and_asset()
+    member = (await api.ok("POST", "/v1/participants", 201, json={"external_id": "m"}))["id"]
+    credit = {
+        "program_id": program["id"],
+        "asset_id": asset["id"],
+        "type": "CREDIT",
+        "amount": "10",
+        "description": "d",
+    }
+    await api.ok("POST", f"/v1/participants/{member}/balances/adjust", json=credit)
+    first, second = [
+        await api.ok("POST", f"/v1/participants/{member}/redemptions", 201, json=_redemption(program, asset, "4"))
+        for _ in range(2)
+    ]
+    body = {"reason": "r", "amount": "1", "idempotency_key": "k"}
+    await api.ok("POST", f"/v1/redemptions/{first['id']}/reverse", 201, json=body)
+    await api.error("POST", f"/v1/redemptions/{second['id']}/reverse", 409, "idempotency_conflict", json=body)
+    assert (await api.ok("GET", f"/v1/redemptions/{second['id']}"))["reversed_amount"] == "0.00"
