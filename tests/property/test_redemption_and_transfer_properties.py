@@ -1084,13 +1084,6 @@ async def test_long_random_redemptions_reversals_and_transfers_keep_balances_lot
 # --- what the sequences found ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reversal's idempotency key is matched on (operation, participant, body) only: the redemption id is "
-    "in the path, not the body, so a key reused to reverse another redemption of the same participant answers the "
-    "first redemption's reversal (created False) and leaves the second unreversed, instead of reversing it or "
-    "answering 409 idempotency_conflict",
-)
 async def test_a_reversal_key_reused_for_another_redemption_is_not_answered_with_the_first(engine: Engine) -> None:
     program = await engine.create_program(ProgramCreate(name="Keys"))
     asset = await engine.create_asset(
