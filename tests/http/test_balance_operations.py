@@ -274,3 +274,27 @@ async def test_rules_with_hold_actions_are_simulated(api: Api) -> None:
             "actions": [{"type": "FORFEIT", "asset_id": miles["id"]}],
         },
     )
+
+
+async def test_earned_from_and_earned_to_narrow_a_hold_to_lots_of_that_time(api: Api) -> None:
+    program, miles, participant_id = await _lot_program(api)
+    one = f"/v1/participants/{participant_id}/balances"
+    lots = (await api.ok("GET", one + "/lots", params={"asset_id": miles["id"]}))["data"]
+    assert lots[0]["created_at"] < lots[1]["created_at"] < lots[2]["created_at"]
+    window = {"earned_from": lots[1]["created_at"], "earned_to": lots[2]["created_at"]}  # from inclusive, to exclusive
+    held = await api.ok("POST", one + "/hold", json=_body(program, miles, **window))
+    assert held["lots_processed"] == [{"id": lots[1]["id"], "amount": "5"}]
+    later = await api.ok(
+        "POST", one + "/forfeit", json=_body(program, miles, bucket="AVAILABLE", earned_from=lots[2]["created_at"])
+    )
+    assert later["lots_processed"] == [{"id": lots[2]["id"], "amount": "5"}]
+    backwards = {"earned_from": lots[2]["created_at"], "earned_to": lots[1]["created_at"]}
+    await api.error("POST", one + "/hold", 400, "bad_request", json=_body(program, miles, **backwards))
+    await api.error(
+        "POST",
+        one + "/hold",
+        422,
+        "insufficient_balance",
+        json=_body(program, miles, earned_from="2999-01-01T00:00:00Z"),
+    )
+    assert (await api.engine.verify()).ok
