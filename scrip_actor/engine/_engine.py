@@ -308,7 +308,7 @@ class Engine:
         stages = {"catalog": self._catalog, "store": self._store}
         # The embedded faces of the catalog and of redemptions: engine.rewards.create(...), engine.redemptions....
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
-        self.redemptions = Redemptions(**stages, operations=self._operations, rewards=self.rewards)
+        self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
 
     def _program(self, program_id: str) -> Program:

@@ -6,9 +6,10 @@ entry for each restored lot already past its expiry) and the updated redemption 
 participant's mailbox, so the check "this much is left to reverse" and the update happen in one step: several
 partial reversals, however concurrent, never give back more than was spent.
 
-Records are kept in memory once read (a redemption changes only in its participant's steps, so memory is the
-truth, exactly as for participant states) and listed per participant from the ``redemptions_by_participant``
-index, newest first. At most ``REVERSALS_PER_REDEMPTION_MAX`` reversals per redemption (docs/limits.md).
+Records are kept in memory once read, at most ``_RECORDS_RESIDENT_MAX`` of them (a redemption changes only in its
+participant's steps, so memory is the truth, as for participant states; one leaves memory only once durable),
+and listed per participant from the ``redemptions_by_participant`` index, newest first. At most
+``REVERSALS_PER_REDEMPTION_MAX`` reversals per redemption (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from scrip_actor.balance_ops import RedeemedLot
 from scrip_actor.cursors import decode as decode_cursor
 from scrip_actor.cursors import encode as encode_cursor
 from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._durable_lru import DurableLru
 from scrip_actor.engine._operations import Operations
 from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._validation import new_id, positive_minor, validated
@@ -40,11 +42,12 @@ from scrip_actor.model import (
     Reversal,
     ReversalCreate,
 )
-from scrip_actor.store import Op, Store, be64
+from scrip_actor.store import Op, Store, Writer, be64
 
 __all__ = ["REVERSALS_PER_REDEMPTION_MAX", "Redemptions"]
 
 REVERSALS_PER_REDEMPTION_MAX = 100
+_RECORDS_RESIDENT_MAX = 50_000  # redemptions kept in memory (docs/limits.md); the rest are read back on use
 _PAGE_MAX = 200  # as every list of the API
 
 
@@ -76,12 +79,15 @@ def _index_key(participant_id: str, created_at: datetime, redemption_id: str) ->
 class Redemptions:
     """Redeem, reverse, and read both (see the module docstring)."""
 
-    def __init__(self, *, catalog: Catalog, store: Store, operations: Operations, rewards: Rewards) -> None:
+    def __init__(
+        self, *, catalog: Catalog, store: Store, writer: Writer, operations: Operations, rewards: Rewards
+    ) -> None:
         self._catalog = catalog
         self._store = store
         self._operations = operations
         self._rewards = rewards
-        self._records: dict[str, _StoredRedemption] = {}
+        # Bounded, and never ahead of what a store read would give once evicted (engine/_durable_lru).
+        self._records: DurableLru[str, _StoredRedemption] = DurableLru(writer, _RECORDS_RESIDENT_MAX)
 
     async def create(self, participant_id: str, request: RedemptionCreate) -> tuple[Redemption, bool]:
         """Spend ``amount`` of AVAILABLE value. Returns ``(redemption, created)``; created is False on a replay."""
@@ -157,7 +163,7 @@ class Redemptions:
                 created_at=entry.created_at,
             )
             record = _StoredRedemption(redemption=redemption, amount_minor=amount_minor, spent=spent, item=item)
-            self._records[redemption_id] = record
+            self._records.written(redemption_id, record)
             index = ("redemptions_by_participant", _index_key(state.id, redemption.created_at, redemption_id), b"")
             ops = [_record_op(record), index]
             if item is not None:
@@ -179,7 +185,7 @@ class Redemptions:
         rewards = self._rewards
 
         def work(tx: LedgerTx, state: ParticipantState) -> tuple[int, list[tuple[str, int]] | None]:
-            current = self._records[redemption_id]  # read in the step: reversals of it are serialised here
+            current = self._record(redemption_id)  # read in the step: reversals of it are serialised here
             amount = _amount_to_reverse(current, amount_minor, asset.scale)
             unreversed = None
             if current.spent is not None:
@@ -210,9 +216,9 @@ class Redemptions:
                 else [LotProcessed(id=lot_id, amount=format_minor(value, asset.scale)) for lot_id, value in restored],
                 created_at=entry.created_at,
             )
-            before = self._records[redemption_id]
+            before = self._record(redemption_id)
             updated = _with_reversal(before, reversal, amount, asset.scale)
-            self._records[redemption_id] = updated
+            self._records.written(redemption_id, updated)
             ops = [_record_op(updated)]
             units = _units_given_back(before, updated)
             if units:  # the catalog's counts go down by the units reversed (docs/money-out.md)
@@ -268,9 +274,10 @@ class Redemptions:
             raw = self._store.get_raw("redemptions", redemption_id.encode())
             if raw is None:
                 raise NotFound("redemption", redemption_id)
-            record = self._records[redemption_id] = msgspec.json.decode(raw, type=_StoredRedemption)
+            record = msgspec.json.decode(raw, type=_StoredRedemption)
             assert record.redemption.id == redemption_id
             assert 0 <= record.reversed_minor <= record.amount_minor  # the pair of the check made before writing
+            self._records.loaded(redemption_id, record)
         return record
 
 

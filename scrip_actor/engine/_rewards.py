@@ -22,6 +22,7 @@ import msgspec
 from scrip_actor.config import Limits
 from scrip_actor.durations import utc
 from scrip_actor.engine._catalog import Catalog
+from scrip_actor.engine._durable_lru import DurableLru
 from scrip_actor.engine._queries import page_in_memory, page_size
 from scrip_actor.engine._validation import new_id, positive_minor, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
@@ -29,6 +30,8 @@ from scrip_actor.model import Page, Reward, RewardCreate, RewardUpdate
 from scrip_actor.store import Op, Store, Writer, be64, encode, unbe64
 
 __all__ = ["Rewards"]
+
+_COUNTS_RESIDENT_MAX = 100_000  # (reward, participant) counts kept in memory; the rest are read back on use
 
 
 class Rewards:
@@ -43,7 +46,8 @@ class Rewards:
         self._clock = clock
         self._limits = limits
         self.rewards: dict[str, Reward] = {}
-        self._per_participant: dict[tuple[str, str], int] = {}  # read through from reward_counts
+        # Read through from reward_counts, bounded; an entry leaves memory only once durable (engine/_durable_lru).
+        self._per_participant: DurableLru[tuple[str, str], int] = DurableLru(writer, _COUNTS_RESIDENT_MAX)
 
     def load(self) -> None:
         """Read the catalog back from the store (on open)."""
@@ -162,7 +166,7 @@ class Rewards:
         assert total >= 0
         assert mine >= 0
         updated = self.rewards[reward_id] = msgspec.structs.replace(reward, redeemed_count=total, updated_at=now)
-        self._per_participant[reward_id, participant_id] = mine
+        self._per_participant.written((reward_id, participant_id), mine)
         return [_reward_op(updated), ("reward_counts", _count_key(reward_id, participant_id), be64(mine))]
 
     def _count_of(self, reward_id: str, participant_id: str) -> int:
@@ -170,7 +174,8 @@ class Rewards:
         count = self._per_participant.get(key)
         if count is None:
             raw = self._store.get_raw("reward_counts", _count_key(reward_id, participant_id))
-            count = self._per_participant[key] = 0 if raw is None else unbe64(raw)
+            count = 0 if raw is None else unbe64(raw)
+            self._per_participant.loaded(key, count)
         return count
 
 
