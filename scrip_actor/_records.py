@@ -21,7 +21,15 @@ from scrip_actor.ledger import (
 from scrip_actor.model import JournalEntry, Lot
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
-__all__ = ["changes_ops", "journal_index_prefix", "journal_index_prefixes", "load_participant", "schedule_key"]
+__all__ = [
+    "STATE_SEQUENCE_KEY",
+    "changes_ops",
+    "journal_index_prefix",
+    "journal_index_prefixes",
+    "load_participant",
+    "schedule_key",
+    "state_history_key",
+]
 
 _lot_decoder = msgspec.json.Decoder(Lot)
 _record_decoder = msgspec.json.Decoder(ParticipantRecord)
@@ -75,7 +83,21 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
         ops.append(("schedule", schedule_key(due, lot_id), participant_id.encode()))
     if changes.entries:
         ops.append(("meta", b"journal_head", encode(list(journal_head))))
+    if changes.state_changes:
+        ops.extend(
+            ("state_history", state_history_key(change.participant_id, change.sequence), encode(change))
+            for change in changes.state_changes
+        )
+        ops.append(("meta", STATE_SEQUENCE_KEY, encode(changes.state_changes[-1].sequence)))
     return ops
+
+
+STATE_SEQUENCE_KEY = b"state_sequence"  # meta: the last state-history entry's sequence
+
+
+def state_history_key(participant_id: str, sequence: int) -> bytes:
+    """Key of a state-history entry: the participant's prefix, then its number (a prefix scan lists them in order)."""
+    return participant_id.encode() + b"\0" + be64(sequence)
 
 
 _index_prefixes: dict[tuple[str, str], bytes] = {}
@@ -144,6 +166,8 @@ def load_world(store: Store, world: World) -> None:
     head = store.get("meta", b"journal_head", list[Any])
     if head is not None:
         world.journal_sequence, world.journal_hash = int(head[0]), str(head[1])
+    state_sequence = store.get("meta", STATE_SEQUENCE_KEY, int)
+    world.state_sequence = state_sequence or 0
     last = next(store.scan("journal", reverse=True), None)
     assert (last is None) == (world.journal_sequence == 0), "journal head and journal disagree"
     if last is not None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import secrets
 
-__all__ = ["KIND_ENTRY", "KIND_EVENT", "SequenceIds", "new_prefix"]
+__all__ = ["KIND_ENTRY", "KIND_EVENT", "KIND_STATE_CHANGE", "SequenceIds", "new_prefix"]
 
 KIND_EVENT = 1
 KIND_ENTRY = 2
+KIND_STATE_CHANGE = 3  # an entry of a participant's state history (tags, counters, attributes, tiers)
 _SEQUENCE_MASK = (1 << 62) - 1
 _VARIANT = 0b10 << 62
 
@@ -38,7 +39,7 @@ class SequenceIds:
         assert 0 <= prefix < 1 << 64
         # Version nibble 8 at bits 12-15 of the third group; kind in the low nibble of the high half.
         base = (prefix & ~0xF00F) | 0x8000
-        self._high = {kind: (base | kind) << 64 for kind in (KIND_EVENT, KIND_ENTRY)}
+        self._high = {kind: (base | kind) << 64 for kind in (KIND_EVENT, KIND_ENTRY, KIND_STATE_CHANGE)}
         # The first 19 characters ("xxxxxxxx-xxxx-xxxx-") never change for a kind: format them once.
         self._high_text = {kind: _format(high)[:19] for kind, high in self._high.items()}
 

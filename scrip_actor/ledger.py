@@ -24,8 +24,9 @@ from typing import Literal
 import msgspec
 
 from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
-from scrip_actor.ids import KIND_ENTRY, SequenceIds
-from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Posting
+from scrip_actor.counters import CounterWindow, effective
+from scrip_actor.ids import KIND_ENTRY, KIND_STATE_CHANGE, SequenceIds
+from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Posting, StateChange
 
 __all__ = [
     "GENESIS_HASH",
@@ -42,6 +43,7 @@ __all__ = [
     "account_key",
     "check_entry",
     "check_lot_balances",
+    "decimal_text",
     "entry_hash",
     "recount_lots",
 ]
@@ -100,6 +102,9 @@ class ParticipantRecord(msgspec.Struct, kw_only=True, array_like=True):
     lot_numbers: dict[str, int] = {}
     created_at: datetime
     updated_at: datetime
+    # Schema 9: counters with a reset_after window (scrip_actor/counters.py). Last, with a default, so records of
+    # earlier schemas (shorter arrays) decode unchanged.
+    counter_windows: dict[str, CounterWindow] = {}
 
 
 class ParticipantState:
@@ -111,6 +116,7 @@ class ParticipantState:
         "attributes",
         "balances",
         "commit_ticket",
+        "counter_windows",
         "counters",
         "created_at",
         "external_id",
@@ -135,6 +141,7 @@ class ParticipantState:
         self.profile = dict(record.profile)
         self.tags = set(record.tags)
         self.counters = {key: Decimal(value) for key, value in record.counters.items()}
+        self.counter_windows = dict(record.counter_windows)
         self.attributes = dict(record.attributes)
         self.program_ids = list(record.program_ids)
         self.balances = {asset: list(values) for asset, values in record.balances.items()}
@@ -164,6 +171,7 @@ class ParticipantState:
         copy.profile = dict(self.profile)
         copy.tags = set(self.tags)
         copy.counters = dict(self.counters)
+        copy.counter_windows = dict(self.counter_windows) if self.counter_windows else {}
         copy.attributes = dict(self.attributes)
         copy.program_ids = list(self.program_ids)
         copy.balances = {asset: list(values) for asset, values in self.balances.items()}
@@ -204,7 +212,7 @@ class ParticipantState:
             profile=dict(self.profile),
             tags=sorted(self.tags),
             # Dicts keep their insertion order, which processing makes deterministic: no need to sort them here.
-            counters={key: _decimal_text(value) for key, value in self.counters.items()},
+            counters={key: decimal_text(value) for key, value in self.counters.items()},
             attributes=self.attributes,
             program_ids=self.program_ids,
             balances=self.balances,
@@ -212,7 +220,26 @@ class ParticipantState:
             lot_numbers=self.lot_numbers,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            counter_windows=self.counter_windows,
         )
+
+    def cel_view_at(self, now: datetime) -> dict[str, object]:
+        """:meth:`cel_view` with each counter's effective value at ``now`` (0 once its reset window has passed)."""
+        view = self.cel_view()
+        if not self.counter_windows:
+            return view
+        reset = [key for key, window in self.counter_windows.items() if window.current(now) is not window]
+        if not reset:
+            return view
+        counters = dict(view["counters"])  # type: ignore[call-overload]
+        counters.update(dict.fromkeys(reset, 0.0))
+        return {**view, "counters": counters}
+
+    def effective_counters(self, now: datetime) -> dict[str, Decimal]:
+        """Every counter's effective value at ``now``."""
+        if not self.counter_windows:
+            return self.counters
+        return {key: effective(value, self.counter_windows.get(key), now)[0] for key, value in self.counters.items()}
 
     def cel_view(self) -> dict[str, object]:
         """The participant as CEL sees it: counters are doubles.
@@ -249,8 +276,10 @@ class ParticipantState:
             values = self.balances[asset_id] = [0, 0, 0]
         return values
 
-    def public(self, assets: dict[str, Asset]) -> Participant:
-        """The caller-facing record, amounts formatted at each asset's scale."""
+    def public(self, assets: dict[str, Asset], now: datetime | None = None) -> Participant:
+        """The caller-facing record, amounts formatted at each asset's scale, counters at their effective value at
+        ``now`` (the wall clock, for the API; None: as stored)."""
+        counters = self.counters if now is None else self.effective_counters(now)
         balances = []
         for asset_id, (available, held, deferred) in sorted(self.balances.items()):
             scale = assets[asset_id].scale if asset_id in assets else 0
@@ -272,7 +301,7 @@ class ParticipantState:
             last_name=self.profile.get("last_name"),
             display_name=self.profile.get("display_name"),
             tags=sorted(self.tags),
-            counters={key: _decimal_text(value) for key, value in sorted(self.counters.items())},
+            counters={key: decimal_text(value) for key, value in sorted(counters.items())},
             attributes=dict(sorted(self.attributes.items())),
             program_ids=list(self.program_ids),
             balances=balances,
@@ -298,7 +327,7 @@ _VIEW_CHECK_EVERY = 64
 _views_served = 0
 
 
-def _decimal_text(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     """Exact, plain decimal text (no exponent): ``Decimal("1E+2")`` -> ``"100"``."""
     text = format(value, "f")
     return text
@@ -313,6 +342,7 @@ class World:
         self.accounts: dict[str, int] = {}
         self.journal_sequence = 0
         self.journal_hash = GENESIS_HASH
+        self.state_sequence = 0  # the last state-history entry's number (StateChange.sequence)
 
 
 class Changes(msgspec.Struct, kw_only=True):
@@ -324,6 +354,7 @@ class Changes(msgspec.Struct, kw_only=True):
     accounts: dict[str, int]  # new absolute balances
     schedule: list[tuple[datetime, str, str]]  # (due, lot id, participant id) to add
     entry_bytes: list[bytes] = []  # each entry's stored JSON, aligned with ``entries``
+    state_changes: list[StateChange] = []  # numbered, in the order they were made
 
 
 _entry_encoder = msgspec.json.Encoder()
@@ -379,6 +410,7 @@ class LedgerTx:
         self._entries: list[JournalEntry] = []
         self._lots: dict[str, Lot] = {}
         self._schedule: list[tuple[datetime, str, str]] = []
+        self._state_notes: list[tuple[str, str, str, str, str | None, str | None, str, str | None]] = []
 
     # --- working copies ---------------------------------------------------------------------------------------
 
@@ -411,6 +443,22 @@ class LedgerTx:
         if self._seed_int is None:
             self._seed_int = _seed_int(self.id_seed)
         return _format_uuid(self._seed_int + self._counter)
+
+    def note_state(
+        self,
+        participant_id: str,
+        state_type: str,
+        key: str,
+        operation: str,
+        old_value: str | None,
+        new_value: str | None,
+        *,
+        source: str = "rule",
+        rule_id: str | None = None,
+    ) -> None:
+        """Record a change of a participant's state for its history; numbered and dated by :meth:`commit`, and
+        undone with the rest by :meth:`rollback` (a failed event changed nothing, so it leaves no history)."""
+        self._state_notes.append((participant_id, state_type, key, operation, old_value, new_value, source, rule_id))
 
     # --- postings ---------------------------------------------------------------------------------------------
 
@@ -720,7 +768,7 @@ class LedgerTx:
 
     def is_empty(self) -> bool:
         """True when nothing was changed."""
-        return not self._participants and not self._entries
+        return not self._participants and not self._entries and not self._state_notes
 
     # --- savepoints -------------------------------------------------------------------------------------------
 
@@ -741,6 +789,7 @@ class LedgerTx:
             entries=len(self._entries),
             lots=dict(self._lots),
             schedule=len(self._schedule),
+            state_notes=len(self._state_notes),
         )
 
     def rollback(self, savepoint: _Savepoint | None) -> None:
@@ -748,7 +797,7 @@ class LedgerTx:
         if savepoint is None:
             self._counter = 0
             self._participants, self._originals, self._account_deltas = {}, {}, {}
-            self._entries, self._lots, self._schedule = [], {}, []
+            self._entries, self._lots, self._schedule, self._state_notes = [], {}, [], []
             return
         self._counter = savepoint.counter
         self._participants = {key: state.clone() for key, state in savepoint.participants.items()}
@@ -757,6 +806,7 @@ class LedgerTx:
         del self._entries[savepoint.entries :]
         self._lots = dict(savepoint.lots)
         del self._schedule[savepoint.schedule :]
+        del self._state_notes[savepoint.state_notes :]
 
     def check(self) -> None:
         """Raise ActionFailed now if :meth:`commit` would refuse (a bound would break). Changes nothing."""
@@ -795,8 +845,11 @@ class LedgerTx:
             previous_hash = digest
             entries.append(numbered)
             entry_bytes.append(b"".join((canonical[:-2], digest.encode(), b'"}')))  # fill in the empty ""
+        state_changes = _numbered_state_changes(self, updated_at) if self._state_notes else []
         # Publish: from here on nothing can fail.
         world.journal_sequence, world.journal_hash = sequence, previous_hash
+        if state_changes:
+            world.state_sequence = state_changes[-1].sequence
         world.accounts.update(accounts)
         for state in self._participants.values():
             if state.id in self._originals:
@@ -808,6 +861,7 @@ class LedgerTx:
             accounts=accounts,
             schedule=list(self._schedule),
             entry_bytes=entry_bytes,
+            state_changes=state_changes,
         )
 
     def _check(self) -> dict[str, int]:
@@ -841,6 +895,36 @@ class _Savepoint(msgspec.Struct, kw_only=True):
     entries: int
     lots: dict[str, Lot]
     schedule: int
+    state_notes: int
+
+
+def _numbered_state_changes(tx: LedgerTx, changed_at: datetime) -> list[StateChange]:
+    """``tx``'s noted state changes as history entries, numbered on from the world's last one (not published)."""
+    make_id, sequence = tx.world.ids.make, tx.world.state_sequence
+    event_id, program_id = tx.event_id, tx.program_id
+    changes = []
+    for participant_id, state_type, key, operation, old, new, source, rule_id in tx._state_notes:
+        sequence += 1
+        by_rule = source == "rule"
+        changes.append(
+            StateChange(
+                id=make_id(KIND_STATE_CHANGE, sequence),
+                sequence=sequence,
+                participant_id=participant_id,
+                state_type=state_type,  # type: ignore[arg-type]
+                key=key,
+                operation=operation,  # type: ignore[arg-type]
+                old_value=old,
+                new_value=new,
+                source=source,  # type: ignore[arg-type]
+                event_id=event_id if by_rule else None,
+                rule_id=rule_id,
+                program_id=program_id,
+                event_timestamp=tx.now if by_rule and event_id is not None else None,
+                changed_at=changed_at,
+            )
+        )
+    return changes
 
 
 def _lot_order(lot: Lot) -> tuple[datetime, int]:

@@ -59,6 +59,9 @@ __all__ = [
     "RuleUpdate",
     "RuleVersion",
     "SetAttributeAction",
+    "StateChange",
+    "StateOperation",
+    "StateType",
     "TagAction",
     "Target",
     "TransferCreate",
@@ -785,6 +788,34 @@ class JournalEntry(Struct, kw_only=True):
     postings: list[Posting]
     previous_hash: str
     entry_hash: str = ""
+
+
+StateType = Literal["tag", "counter", "attribute", "tier"]
+StateOperation = Literal["set", "delete", "add", "remove", "auto_reset"]
+
+
+class StateChange(Struct, kw_only=True):
+    """One change of a participant's tags, counters, attributes or tiers, with what caused it (the hosted
+    state-history entry). ``event_id`` and ``rule_id`` are set when a rule made the change, ``source`` says which
+    kind of cause it was: ``rule`` (an event's rule), ``api`` (an operator's call) or ``lifecycle`` (the engine's
+    own sweep, e.g. a tier downgrade at a period end). Values are text (a counter's decimal, a tier's level key);
+    None where there was none (a new key's old value, a deleted key's new one)."""
+
+    id: str
+    sequence: int
+    participant_id: str
+    state_type: StateType
+    key: str
+    operation: StateOperation
+    old_value: str | None = None
+    new_value: str | None = None
+    source: Literal["rule", "api", "lifecycle"]
+    event_id: str | None = None
+    rule_id: str | None = None
+    program_id: str | None = None
+    changed_by_api_key_id: str | None = None  # always null here: our API keys carry no id (docs/http.md)
+    event_timestamp: datetime | None = None  # the causing event's time (hosted event_from/event_to filter it)
+    changed_at: datetime
 
 
 class Page(Struct, kw_only=True):

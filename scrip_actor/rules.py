@@ -34,7 +34,7 @@ from scrip_actor.cel import (
 )
 from scrip_actor.durations import parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
-from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState
+from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState, decimal_text
 from scrip_actor.model import (
     Action,
     Asset,
@@ -618,33 +618,52 @@ def _apply_one(
         _apply_hold_kind(tx, rule, compiled, state, variables, assets)
         return
     if kind == _TAG:
-        assert compiled.tag is not None
-        state.tags.add(compiled.tag)
+        tag = compiled.tag
+        assert tag is not None
+        if tag in state.tags:
+            return  # idempotent: nothing changed, nothing to record
+        state.tags.add(tag)
+        tx.note_state(state.id, "tag", tag, "add", None, tag, rule_id=rule.id)
     elif kind == _UNTAG:
-        assert compiled.tag is not None
-        state.tags.discard(compiled.tag)
+        tag = compiled.tag
+        assert tag is not None
+        if tag not in state.tags:
+            return
+        state.tags.discard(tag)
+        tx.note_state(state.id, "tag", tag, "remove", tag, None, rule_id=rule.id)
     elif kind == _COUNTER:
-        _apply_counter(compiled, state, variables)
+        _apply_counter(tx, rule, compiled, state, variables)
         state.counters_changed()
         return
     else:
         assert kind == _SET_ATTRIBUTE
-        assert compiled.key is not None
-        state.attributes[compiled.key] = attribute_text(compiled, variables)
+        key = compiled.key
+        assert key is not None
+        old_value, new_value = state.attributes.get(key), attribute_text(compiled, variables)
+        if old_value == new_value:
+            return
+        state.attributes[key] = new_value
+        tx.note_state(state.id, "attribute", key, "set", old_value, new_value, rule_id=rule.id)
     state.invalidate()
 
 
-def _apply_counter(compiled: CompiledAction, state: ParticipantState, variables: dict[str, Any]) -> None:
+def _apply_counter(
+    tx: LedgerTx, rule: Rule, compiled: CompiledAction, state: ParticipantState, variables: dict[str, Any]
+) -> None:
     key = compiled.key
     assert key is not None
-    current = state.counters.get(key, _ZERO)
+    current = state.counters.get(key)
     try:
         if compiled.checked_delta is not None:
-            state.counters[key] = add_checked_counters(current, compiled.checked_delta)
+            updated = add_checked_counters(_ZERO if current is None else current, compiled.checked_delta)
         else:
-            state.counters[key] = add_counter(current, resolve_counter_delta(compiled, variables))
+            updated = add_counter(_ZERO if current is None else current, resolve_counter_delta(compiled, variables))
     except ScripError as error:
         raise ActionFailed(f"counter {compiled.action.key!r}: {error.message}") from None  # type: ignore[union-attr]
+    state.counters[key] = updated
+    if updated != current:
+        old_text = None if current is None else decimal_text(current)
+        tx.note_state(state.id, "counter", key, "set", old_text, decimal_text(updated), rule_id=rule.id)
 
 
 _ZERO = Decimal(0)

@@ -19,5 +19,6 @@ from scrip_actor.engine._engine import Engine as Engine
 from scrip_actor.engine._engine import EngineStatistics as EngineStatistics
 from scrip_actor.engine._engine import open_engine as open_engine
 from scrip_actor.engine._queries import _EVENT_SCAN_MAX as _EVENT_SCAN_MAX
+from scrip_actor.engine._state_history import StateHistoryFilter as StateHistoryFilter
 
-__all__ = ["Engine", "EngineStatistics", "open_engine"]
+__all__ = ["Engine", "EngineStatistics", "StateHistoryFilter", "open_engine"]

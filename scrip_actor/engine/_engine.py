@@ -45,6 +45,7 @@ from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._redemptions import Redemptions
 from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
+from scrip_actor.engine._state_history import StateHistory
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
 from scrip_actor.engine._transfers import Transfers
 from scrip_actor.engine._wallets import Wallets
@@ -310,6 +311,7 @@ class Engine:
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
+        self.state_history = StateHistory(self._store)  # engine.state_history.list_for(participant_id, ...)
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)

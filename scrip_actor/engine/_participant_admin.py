@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -25,7 +26,7 @@ from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._step import new_participant
 from scrip_actor.engine._validation import new_id, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
-from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World
+from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World, decimal_text
 from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
 from scrip_actor.store import Op, Writer
 
@@ -90,6 +91,7 @@ class ParticipantAdmin:
             state = tx.adopt_new(new_participant(request.external_id, now, new_id()))
         else:
             state = tx.edit(existing)
+        before = _StateSnapshot.of(state)
         if request.status is not None:
             state.status = request.status
         _apply_profile(state, request)
@@ -101,6 +103,7 @@ class ParticipantAdmin:
             state.program_ids.append(request.program_id)
         state.invalidate()
         self._check_participant_limits(state)
+        before.note_changes(tx, state)
         ticket = self._publish(tx.commit(now), [])
         await self._writer.wait_durable(ticket)
         return state.public(self._world.assets), created
@@ -137,9 +140,11 @@ class ParticipantAdmin:
         now = self._clock()
         tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=None)
         working = tx.edit(state)
+        before = _StateSnapshot.of(working)
         change(working)
         working.invalidate()
         self._check_participant_limits(working)
+        before.note_changes(tx, working)
         ticket = self._publish(tx.commit(now), [])
         await self._writer.wait_durable(ticket)
         return working.public(self._world.assets)
@@ -236,3 +241,39 @@ def _clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
         values.key(key, f"attributes.{key}"): values.attribute_value(value, f"attributes.{key}")
         for key, value in attributes.items()
     }
+
+
+class _StateSnapshot(msgspec.Struct, frozen=True):
+    """A participant's tags, counters and attributes before an operator's change, to record what it changed."""
+
+    tags: frozenset[str]
+    counters: dict[str, Decimal]
+    attributes: dict[str, str]
+
+    @classmethod
+    def of(cls, state: ParticipantState) -> _StateSnapshot:
+        return cls(frozenset(state.tags), dict(state.counters), dict(state.attributes))
+
+    def note_changes(self, tx: LedgerTx, state: ParticipantState) -> None:
+        """Note every difference between this snapshot and ``state`` in ``tx``'s state history, as the API's."""
+
+        def note(state_type: str, key: str, operation: str, old: str | None, new: str | None) -> None:
+            tx.note_state(state.id, state_type, key, operation, old, new, source="api")
+
+        for tag in sorted(state.tags - self.tags):
+            note("tag", tag, "add", None, tag)
+        for tag in sorted(self.tags - state.tags):
+            note("tag", tag, "remove", tag, None)
+        for key, value in state.counters.items():
+            old = self.counters.get(key)
+            if old is None or old != value:
+                note("counter", key, "set", None if old is None else decimal_text(old), decimal_text(value))
+        for key, old in self.counters.items():
+            if key not in state.counters:
+                note("counter", key, "delete", decimal_text(old), None)
+        for key, text in state.attributes.items():
+            if self.attributes.get(key) != text:
+                note("attribute", key, "set", self.attributes.get(key), text)
+        for key, old_text in self.attributes.items():
+            if key not in state.attributes:
+                note("attribute", key, "delete", old_text, None)

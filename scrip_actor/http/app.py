@@ -28,6 +28,7 @@ from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
 from scrip_actor.http import (
     routes_assets,
     routes_events,
+    routes_history,
     routes_participants,
     routes_programs,
     routes_redemptions,
@@ -93,6 +94,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_assets.ENDPOINTS,
         *routes_participants.ENDPOINTS,
         *routes_redemptions.ENDPOINTS,
+        *routes_history.ENDPOINTS,
         *routes_state.ENDPOINTS,
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),

@@ -28,6 +28,7 @@ PURE = (
     "scrip_actor.balance_ops",
     "scrip_actor.rules",
     "scrip_actor.durations",
+    "scrip_actor.counters",
     "scrip_actor.ids",
     "scrip_actor.cel",
     "scrip_actor.values",
