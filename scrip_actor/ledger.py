@@ -25,8 +25,9 @@ import msgspec
 
 from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
 from scrip_actor.counters import CounterWindow, effective
+from scrip_actor.durations import format_duration
 from scrip_actor.ids import KIND_ENTRY, KIND_STATE_CHANGE, SequenceIds
-from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Posting, StateChange
+from scrip_actor.model import Asset, Balance, CounterReset, JournalEntry, Lot, Participant, Posting, StateChange
 
 __all__ = [
     "GENESIS_HASH",
@@ -302,12 +303,22 @@ class ParticipantState:
             display_name=self.profile.get("display_name"),
             tags=sorted(self.tags),
             counters={key: decimal_text(value) for key, value in sorted(counters.items())},
+            counter_resets=self._counter_resets(now),
             attributes=dict(sorted(self.attributes.items())),
             program_ids=list(self.program_ids),
             balances=balances,
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
+
+    def _counter_resets(self, now: datetime | None) -> dict[str, CounterReset]:
+        resets = {}
+        for key, window in sorted(self.counter_windows.items()):
+            current = window if now is None else window.current(now)
+            resets[key] = CounterReset(
+                reset_after=format_duration(window.reset_after), last_reset_at=current.started_at
+            )
+        return resets
 
     def invalidate(self) -> None:
         """Forget the cached CEL view after a change."""

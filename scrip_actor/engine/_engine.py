@@ -303,6 +303,7 @@ class Engine:
             participant=self._participant,
             participant_by_external=self._participant_by_external,
             caught_up=self._caught_up,
+            clock=self._clock,
         )
         ledger = {"catalog": self._catalog, "world": self._world, "cache": self._cache, "store": self._store}
         self._operations = Operations(**ledger, publisher=self._publisher, deliver=self._deliver, clock=self._clock)
@@ -740,9 +741,11 @@ class Engine:
         """Replace all tags."""
         return await self._participant_admin.replace_tags(participant_id, tags)
 
-    async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
-        """Set a counter to an exact decimal value (creating it)."""
-        return await self._participant_admin.set_counter(participant_id, key, value)
+    async def set_counter(
+        self, participant_id: str, key: str, value: str, reset_after: str | None = None
+    ) -> Participant:
+        """Set a counter to an exact value (creating it); ``reset_after`` a window, ``""`` none, None unchanged."""
+        return await self._participant_admin.set_counter(participant_id, key, value, reset_after)
 
     async def delete_counter(self, participant_id: str, key: str) -> Participant:
         """Delete a counter; absent is fine."""

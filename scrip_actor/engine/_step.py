@@ -152,7 +152,8 @@ def _run_rules(
     """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
     on failure, so only the settlement before the rules commits)."""
     viewed = tx.touched(state.id) or state
-    variables = event_variables(cel_data, viewed.cel_view(), event.event_timestamp, limits.cel_cost_per_event_max)
+    now = event.event_timestamp
+    variables = event_variables(cel_data, viewed.cel_view_at(now), now, limits.cel_cost_per_event_max)
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
     by_external: dict[str, ParticipantState] = {state.external_id: state}
