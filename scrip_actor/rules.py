@@ -35,7 +35,7 @@ from scrip_actor.cel import (
 from scrip_actor.counters import window_from
 from scrip_actor.durations import parse_duration, parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
-from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState, decimal_text
+from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState
 from scrip_actor.model import (
     Action,
     Asset,
@@ -660,7 +660,10 @@ def _apply_counter(
 ) -> None:
     key = compiled.key
     assert key is not None
-    current = _windowed_counter(tx, rule, compiled, state, key)
+    if state.counter_windows or compiled.reset_after is not None:
+        current = _windowed_counter(tx, rule, compiled, state, key)
+    else:
+        current = state.counters.get(key)
     try:
         if compiled.checked_delta is not None:
             updated = add_checked_counters(_ZERO if current is None else current, compiled.checked_delta)
@@ -670,8 +673,7 @@ def _apply_counter(
         raise ActionFailed(f"counter {compiled.action.key!r}: {error.message}") from None  # type: ignore[union-attr]
     state.counters[key] = updated
     if updated != current:
-        old_text = None if current is None else decimal_text(current)
-        tx.note_state(state.id, "counter", key, "set", old_text, decimal_text(updated), rule_id=rule.id)
+        tx.note_state(state.id, "counter", key, "set", current, updated, rule_id=rule.id)
 
 
 _ZERO = Decimal(0)
@@ -692,7 +694,7 @@ def _windowed_counter(
     moved = window.current(tx.now)
     state.counter_windows[key] = moved
     if moved is not window and current is not None and current != _ZERO:
-        tx.note_state(state.id, "counter", key, "auto_reset", decimal_text(current), "0", rule_id=rule.id)
+        tx.note_state(state.id, "counter", key, "auto_reset", current, _ZERO, rule_id=rule.id)
         state.counters[key] = _ZERO
         return _ZERO
     return current

@@ -312,7 +312,7 @@ class Engine:
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
-        self.state_history = StateHistory(self._store)  # engine.state_history.list_for(participant_id, ...)
+        self.state_history = StateHistory(self._store, self._world.ids)  # engine.state_history.list_for(...)
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)

@@ -28,7 +28,7 @@ from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._step import new_participant
 from scrip_actor.engine._validation import new_id, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
-from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World, decimal_text
+from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World
 from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
 from scrip_actor.store import Op, Writer
 
@@ -284,7 +284,9 @@ class _StateSnapshot(msgspec.Struct, frozen=True):
     def note_changes(self, tx: LedgerTx, state: ParticipantState) -> None:
         """Note every difference between this snapshot and ``state`` in ``tx``'s state history, as the API's."""
 
-        def note(state_type: str, key: str, operation: str, old: str | None, new: str | None) -> None:
+        def note(
+            state_type: str, key: str, operation: str, old: str | Decimal | None, new: str | Decimal | None
+        ) -> None:
             tx.note_state(state.id, state_type, key, operation, old, new, source="api")
 
         for tag in sorted(state.tags - self.tags):
@@ -294,10 +296,10 @@ class _StateSnapshot(msgspec.Struct, frozen=True):
         for key, value in state.counters.items():
             old = self.counters.get(key)
             if old is None or old != value:
-                note("counter", key, "set", None if old is None else decimal_text(old), decimal_text(value))
+                note("counter", key, "set", old, value)
         for key, old in self.counters.items():
             if key not in state.counters:
-                note("counter", key, "delete", decimal_text(old), None)
+                note("counter", key, "delete", old, None)
         for key, text in state.attributes.items():
             if self.attributes.get(key) != text:
                 note("attribute", key, "set", self.attributes.get(key), text)

@@ -153,7 +153,8 @@ def _run_rules(
     on failure, so only the settlement before the rules commits)."""
     viewed = tx.touched(state.id) or state
     now = event.event_timestamp
-    variables = event_variables(cel_data, viewed.cel_view_at(now), now, limits.cel_cost_per_event_max)
+    view = viewed.cel_view_at(now) if viewed.counter_windows else viewed.cel_view()  # windows are rare: skip a call
+    variables = event_variables(cel_data, view, now, limits.cel_cost_per_event_max)
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
     by_external: dict[str, ParticipantState] = {state.external_id: state}

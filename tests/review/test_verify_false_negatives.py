@@ -10,11 +10,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
-
 from scrip_actor import CreditAction, ParticipantCreate
-from scrip_actor._records import state_history_key
-from scrip_actor.model import BalanceAdjust, Lot, RedemptionCreate, ReversalCreate, StateChange
+from scrip_actor._records import decode_state_change, state_history_key
+from scrip_actor.ids import SequenceIds
+from scrip_actor.model import BalanceAdjust, Lot, RedemptionCreate, ReversalCreate
 from scrip_actor.store import PROCESSED_BELOW_KEY, Store, be64, encode, unbe64
 from scrip_actor.verify import verify
 from tests.conftest import ManualClock
@@ -152,14 +151,13 @@ async def test_state_history_entries_that_do_not_fit_the_store(tmp_path: Path, c
         participant = await engine.create_participant(ParticipantCreate(external_id="ann", tags=["new"]))
         assert (await engine.verify()).ok
     [(key, raw)] = _scan(data_dir, "state_history")
-    change = msgspec.json.decode(raw, type=StateChange)
+    change = decode_state_change(key, raw, SequenceIds(0))
     assert (change.participant_id, change.key, change.source) == (participant[0].id, "new", "api")
-    beyond = msgspec.structs.replace(change, sequence=change.sequence + 1)  # past the last number the store issued
-    stranger = msgspec.structs.replace(change, participant_id="nobody")
     for bad in (
-        [("state_history", state_history_key(beyond.participant_id, beyond.sequence), encode(beyond))],
-        [("state_history", state_history_key(stranger.participant_id, stranger.sequence), encode(stranger))],
-        [("state_history", key + b"x", raw)],  # under a key that is not its own
+        # past the last number the store issued
+        [("state_history", state_history_key(change.participant_id, change.sequence + 1), raw)],
+        [("state_history", state_history_key("nobody", change.sequence), raw)],  # a participant that does not exist
+        [("state_history", key + b"x", raw)],  # under a key that is not one
         [("state_history", key, b"{}")],
     ):
         copy = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
