@@ -68,6 +68,7 @@ async def test_rules_see_the_counter_reset_once_its_window_passed(api: Api) -> N
     assert item["last_reset_at"].endswith("T08:00:00Z")  # on the grid anchored at 03-01 08:00
     assert participant["counters"]["visits"] == "0"
     assert participant["counter_resets"]["visits"]["reset_after"] == "24h"
+    assert (await api.engine.verify()).ok  # the newest entry of each key is what the participant holds
 
 
 async def test_the_api_sets_keeps_and_removes_a_window(api: Api) -> None:
@@ -85,6 +86,7 @@ async def test_the_api_sets_keeps_and_removes_a_window(api: Api) -> None:
     await api.ok("DELETE", counter, 204)
     await api.ok("PUT", counter, json={"value": "2"})
     assert await api.ok("GET", counter) == {"key": "stamps", "value": "2"}  # the delete took the window too
+    assert (await api.engine.verify()).ok  # the newest entry of each key is what the participant holds
 
 
 async def test_bad_windows_are_refused(api: Api) -> None:

@@ -159,6 +159,7 @@ async def test_state_history_entries_that_do_not_fit_the_store(tmp_path: Path, c
         [("state_history", state_history_key("nobody", change.sequence), raw)],  # a participant that does not exist
         [("state_history", key + b"x", raw)],  # under a key that is not one
         [("state_history", key, b"{}")],
+        [("state_history", key, raw.replace(b'"new"', b'"old"'))],  # the newest entry says a tag it does not hold
     ):
         copy = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
         shutil.copytree(data_dir, copy)
