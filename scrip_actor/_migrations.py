@@ -50,7 +50,14 @@ def migrate_3_to_4(txn: Any, dbs: dict[str, Any]) -> int:
 
 def migrate(txn: Any, dbs: dict[str, Any], from_version: int, to_version: int) -> None:
     """Bring a store from ``from_version`` to ``to_version``, one step after another, in ``txn``."""
-    steps = {3: migrate_3_to_4, 4: migrate_4_to_5, 5: migrate_5_to_6, 6: migrate_6_to_7, 7: migrate_7_to_8}
+    steps = {
+        3: migrate_3_to_4,
+        4: migrate_4_to_5,
+        5: migrate_5_to_6,
+        6: migrate_6_to_7,
+        7: migrate_7_to_8,
+        8: migrate_8_to_9,
+    }
     version = from_version
     while version < to_version:
         steps[version](txn, dbs)
@@ -97,14 +104,14 @@ def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
     for key, value in list(txn.cursor(db=dbs["events"]).iternext()):
         event = _event_decoder.decode(value)
         assert be64(event.sequence) == bytes(key), "an event is stored under another sequence"
-        pending_first_attempt = event.attempts == 0 and event.status in ("RECEIVED", "PROCESSING")
+        pending_first_attempt = event.attempts == 0 and event.status in ("RECEIVED", "PENDING", "PROCESSING")
         named = event.participant_id if pending_first_attempt else None  # afterwards, the outcome carries it
         admitted = msgspec.structs.replace(event, participant_id=named)
         txn.put(bytes(key), encode_event(admitted, msgspec.json.encode(event.event_data)), db=dbs["events"])
         outcome = None
         if not pending_first_attempt:
-            if event.status == "PROCESSING":  # processing never reached the disk: it is RECEIVED again
-                event.status = "RECEIVED"
+            if event.status in ("RECEIVED", "PROCESSING"):  # never processed to disk: it is PENDING again
+                event.status = "PENDING"
             number = _rule_set_number(event, rule_sets, members_by_number, txn, dbs, be32, encode)
             entries = [ids.sequence(KIND_ENTRY, entry_id) for entry_id in event.journal_entry_ids]
             assert None not in entries, f"event {event.id} names a journal entry of another store"
@@ -191,3 +198,21 @@ def migrate_7_to_8(txn: Any, dbs: dict[str, Any]) -> int:
     assert "rewards" in dbs
     assert "reward_counts" in dbs
     return 0
+
+
+def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
+    """Schema 9 lists participants newest first from ``participants_by_created`` (created empty by the open):
+    backfilled here from every participant record. Returns the participants indexed."""
+    from scrip_actor._records import participant_created_key
+    from scrip_actor.ledger import ParticipantRecord
+
+    assert "participants_by_created" in dbs
+    decoder = msgspec.json.Decoder(ParticipantRecord)
+    count = 0
+    for key, raw in txn.cursor(db=dbs["participants"]).iternext():
+        record = decoder.decode(bytes(raw))
+        assert record.id.encode() == bytes(key), "a participant is stored under another id"
+        txn.put(participant_created_key(record.created_at, record.id), b"", db=dbs["participants_by_created"])
+        count += 1
+    _log.warning("migrated the store to schema 9: %d participants indexed by creation time", count)
+    return count

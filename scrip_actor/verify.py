@@ -264,7 +264,8 @@ class _Checker:
         """Every event decodes, sits where it will be processed (or is final), and its entries and indexes exist.
 
         A first attempt still to process has no outcome and a sequence at or above the processed-below mark (the
-        open scans from there); a retry still to process has an outcome RECEIVED and an inbox record.
+        open scans from there); a retry still to process has an outcome PENDING (RECEIVED before schema 9) and an
+        inbox record.
         """
         queued = {be64(unbe64(value)) if value else key for key, value in self.store.scan("inbox_pending")}
         raw_mark = self.store.get_raw("meta", PROCESSED_BELOW_KEY)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from msgspec import field
+
 from scrip_actor.http.routing import Call, Endpoint, ListOf, Reply, listing, whole
-from scrip_actor.http.schemas import PageQuery
+from scrip_actor.http.schemas import AwareDatetime, PageQuery
 from scrip_actor.model import (
     ItemRedemptionCreate,
     Redemption,
@@ -31,6 +33,9 @@ class RedemptionQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_onl
     """Filters of a participant's redemptions (newest first)."""
 
     status: Literal["COMPLETED", "PARTIALLY_REVERSED", "REVERSED"] | None = None
+    reward_catalog_item_id: str | None = None
+    created_from: AwareDatetime | None = field(default=None, name="from")
+    created_to: AwareDatetime | None = field(default=None, name="to")
 
 
 _REWARDS = "/v1/programs/{program_id}/rewards"
@@ -105,7 +110,13 @@ async def list_redemptions(call: Call) -> ListOf[Any]:
     await call.engine.get_participant(call.path["participant_id"])  # 404 for an unknown participant
     return listing(
         call.engine.redemptions.list_for(
-            call.path["participant_id"], limit=query.limit, cursor=query.cursor, status=query.status
+            call.path["participant_id"],
+            limit=query.limit,
+            cursor=query.cursor,
+            status=query.status,
+            reward_id=query.reward_catalog_item_id,
+            created_from=query.created_from,
+            created_to=query.created_to,
         )
     )
 
