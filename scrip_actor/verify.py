@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from scrip_actor._event_records import RuleSetMembers, decode_event, decode_stored_event
-from scrip_actor._records import journal_index_prefix, journal_index_prefixes, schedule_key
+from scrip_actor._records import journal_index_prefix, journal_index_prefixes, participant_created_key, schedule_key
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
@@ -190,6 +190,11 @@ class _Checker:
             participants += 1
             if self.store.get_raw("participant_ext", external_id_key(record.external_id)) != record.id.encode():
                 self.problem(f"participant {record.id}: external id {record.external_id!r} index does not point to it")
+            if (
+                self.store.get_raw("participants_by_created", participant_created_key(record.created_at, record.id))
+                is None
+            ):
+                self.problem(f"participant {record.id}: missing from the participants_by_created index")
             for asset_id, values in record.balances.items():
                 for bucket, value in zip(("AVAILABLE", "HELD", "DEFERRED"), values, strict=True):
                     key = (record.id, asset_id, bucket)
