@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from msgspec import field
 
-from scrip_actor.http.routing import Call, Endpoint, ListOf, Reply, listing, whole
+from scrip_actor.http.routing import Call, Endpoint, ListOf, Reply, listing, page_of
 from scrip_actor.http.schemas import AwareDatetime, PageQuery
 from scrip_actor.model import (
     ItemRedemptionCreate,
@@ -134,8 +134,12 @@ async def reverse(call: Call) -> Reply:
 
 
 async def list_reversals(call: Call) -> ListOf[Reversal]:
-    """A redemption's reversals, oldest first."""
-    return whole(call.engine.redemptions.reversals(call.path["redemption_id"]))
+    """A redemption's reversals, oldest first, paged."""
+    query: PageQuery = call.query
+    reversals = call.engine.redemptions.reversals(call.path["redemption_id"])
+    return page_of(
+        reversals, query.limit, query.cursor, key=lambda r: (r.created_at.isoformat(), r.id), shape=tuple[str, str]
+    )
 
 
 ENDPOINTS = [
@@ -223,6 +227,12 @@ ENDPOINTS = [
         also=(200,),
     ),
     Endpoint(
-        "GET", _ONE + "/reversals", list_reversals, "A redemption's reversals", "Redemptions", response=ListOf[Reversal]
+        "GET",
+        _ONE + "/reversals",
+        list_reversals,
+        "A redemption's reversals",
+        "Redemptions",
+        query=PageQuery,
+        response=ListOf[Reversal],
     ),
 ]
