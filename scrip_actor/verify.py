@@ -208,6 +208,9 @@ class _Checker:
         for key, value in self.balances.items():
             if key not in seen and value != 0:
                 self.problem(f"participant {key[0]} {key[1]} {key[2]}: journal says {value} but no balance is cached")
+        indexed = sum(1 for _ in self.store.scan("participants_by_created"))
+        if indexed != participants:  # each participant is there (checked above) once, and nothing else is
+            self.problem(f"participants_by_created holds {indexed} entries for {participants} participants")
         return participants, lots_seen
 
     def _lots(self, record: ParticipantRecord) -> int:
