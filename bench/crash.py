@@ -324,7 +324,7 @@ def _record_batch(ledger: AckLedger, keys: list[str], response: httpx.Response) 
 
 
 async def wait_processed(client: httpx.AsyncClient, program_id: str, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-    """Every event of the program, once none is RECEIVED or PROCESSING any more."""
+    """Every event of the program, once none is PENDING or PROCESSING any more."""
     with trio.fail_after(timeout_s):
         while True:
             events = await all_pages(client, "/v1/events", program_id=program_id)

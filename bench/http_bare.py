@@ -43,7 +43,7 @@ def create_bare_app() -> QuartTrio:
     @app.post("/v1/events")
     async def submit() -> Response:
         event = _single.decode(await request.get_data(as_text=False))
-        body = _encoder.encode({"idempotency_key": event.idempotency_key, "status": "RECEIVED"})
+        body = _encoder.encode({"idempotency_key": event.idempotency_key, "status": "PENDING"})
         return Response(body, status=202, content_type="application/json")
 
     @app.post("/v1/events/batch")

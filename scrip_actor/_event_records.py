@@ -10,8 +10,9 @@ one letter per rule of the *rule set* in force (``rule_sets/be32(id)``: the ids,
 active rules, stored once when first used) plus the reasons of the skipped ones. Ten evaluations cost ~10 bytes
 instead of ~1.5 KB of repeated ids and names; the API still sees every field (:func:`decode_event`).
 
-No outcome record means RECEIVED and never attempted. A retried event's outcome is rewritten with status
-RECEIVED and its attempts so far, until its next outcome replaces it.
+No outcome record means PENDING and never attempted. A retried event's outcome is rewritten with status
+PENDING and its attempts so far, until its next outcome replaces it (stores before schema 9 wrote RECEIVED
+there, which reads back as PENDING).
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def decode_event(
     if raw_outcome is None:
         return event
     outcome = _outcome_decoder.decode(raw_outcome)
-    event.status = outcome.status  # type: ignore[assignment]
+    event.status = "PENDING" if outcome.status == "RECEIVED" else outcome.status  # type: ignore[assignment]
     event.attempts = outcome.attempts
     event.processed_at = outcome.processed_at
     event.participant_id = outcome.participant_id

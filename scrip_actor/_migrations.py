@@ -112,14 +112,14 @@ def migrate_4_to_5(txn: Any, dbs: dict[str, Any]) -> int:
     for key, value in list(txn.cursor(db=dbs["events"]).iternext()):
         event = _event_decoder.decode(value)
         assert be64(event.sequence) == bytes(key), "an event is stored under another sequence"
-        pending_first_attempt = event.attempts == 0 and event.status in ("RECEIVED", "PROCESSING")
+        pending_first_attempt = event.attempts == 0 and event.status in ("RECEIVED", "PENDING", "PROCESSING")
         named = event.participant_id if pending_first_attempt else None  # afterwards, the outcome carries it
         admitted = msgspec.structs.replace(event, participant_id=named)
         txn.put(bytes(key), encode_event(admitted, msgspec.json.encode(event.event_data)), db=dbs["events"])
         outcome = None
         if not pending_first_attempt:
-            if event.status == "PROCESSING":  # processing never reached the disk: it is RECEIVED again
-                event.status = "RECEIVED"
+            if event.status in ("RECEIVED", "PROCESSING"):  # never processed to disk: it is PENDING again
+                event.status = "PENDING"
             number = _rule_set_number(event, rule_sets, members_by_number, txn, dbs, be32, encode)
             entries = [ids.sequence(KIND_ENTRY, entry_id) for entry_id in event.journal_entry_ids]
             assert None not in entries, f"event {event.id} names a journal entry of another store"
@@ -209,7 +209,20 @@ def migrate_7_to_8(txn: Any, dbs: dict[str, Any]) -> int:
 
 
 def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
-    """Schema 9 (program mechanics) adds databases only, created empty by the open: a participant's state history
-    (``state_history``) starts with the changes made after the upgrade. Returns 0."""
+    """Schema 9 (program mechanics) adds databases, created empty by the open: a participant's state history
+    (``state_history``) starts with the changes made after the upgrade; participants are listed newest first from
+    ``participants_by_created``, backfilled here from every participant record. Returns the participants indexed."""
+    from scrip_actor._records import participant_created_key
+    from scrip_actor.ledger import ParticipantRecord
+
     assert "state_history" in dbs
-    return 0
+    assert "participants_by_created" in dbs
+    decoder = msgspec.json.Decoder(ParticipantRecord)
+    count = 0
+    for key, raw in txn.cursor(db=dbs["participants"]).iternext():
+        record = decoder.decode(bytes(raw))
+        assert record.id.encode() == bytes(key), "a participant is stored under another id"
+        txn.put(participant_created_key(record.created_at, record.id), b"", db=dbs["participants_by_created"])
+        count += 1
+    _log.warning("migrated the store to schema 9: %d participants indexed by creation time", count)
+    return count

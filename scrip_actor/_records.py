@@ -31,6 +31,7 @@ __all__ = [
     "journal_index_prefix",
     "journal_index_prefixes",
     "load_participant",
+    "participant_created_key",
     "schedule_key",
     "state_history_key",
 ]
@@ -54,6 +55,12 @@ def schedule_key(due: datetime, lot_id: str) -> bytes:
     return be64(_ms(due)) + lot_id.encode()
 
 
+def participant_created_key(created_at: datetime, participant_id: str) -> bytes:
+    """Key of a participant in ``participants_by_created``: creation time (µs since the epoch), then id."""
+    delta = created_at - _EPOCH
+    return be64(delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) + participant_id.encode()
+
+
 def lot_key(lot: Lot) -> bytes:
     """Key of a lot: participant, asset, number (so a prefix scan gives a participant's lots in FIFO order)."""
     return f"{lot.participant_id}{lot.asset_id}".encode() + be64(lot.number)
@@ -69,6 +76,8 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
             ops.append(("participant_ext", external_id_key(state.external_id), state.id.encode()))
             if state.stored_external_id is not None:
                 ops.append(("participant_ext", external_id_key(state.stored_external_id), None))
+            else:  # a new participant: schema 9 lists participants newest first from this index
+                ops.append(("participants_by_created", participant_created_key(state.created_at, state.id), b""))
             state.stored_external_id = state.external_id
     for lot in changes.lots:
         assert 0 <= lot.remaining_minor <= lot.amount_minor

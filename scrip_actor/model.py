@@ -95,7 +95,9 @@ IssuancePolicy = Literal["UNLIMITED", "PREFUNDED"]
 AssetStatus = Literal["ACTIVE", "ARCHIVED"]
 ParticipantStatus = Literal["ACTIVE", "SUSPENDED", "CLOSED"]
 RuleStatus = Literal["ACTIVE", "SUSPENDED", "ARCHIVED"]
-EventStatus = Literal["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"]
+# An admitted event is PENDING until processed. RECEIVED is the hosted name of an earlier state this server never
+# answers (stores before schema 9 wrote it for a retried event; it reads back as PENDING); a filter takes it as PENDING.
+EventStatus = Literal["RECEIVED", "PENDING", "PROCESSING", "COMPLETED", "FAILED"]
 EvaluationStatus = Literal["MATCHED", "NOT_MATCHED", "SKIPPED", "STOPPED"]
 Bucket = Literal["AVAILABLE", "HELD", "DEFERRED"]
 EntityType = Literal["PARTICIPANT", "PROGRAM", "SYSTEM"]
@@ -762,7 +764,7 @@ class Event(Struct, kw_only=True):
     idempotency_key: str
     event_timestamp: datetime
     event_data: dict[str, Any]
-    status: EventStatus = "RECEIVED"
+    status: EventStatus = "PENDING"
     participant_id: str | None = None
     error_message: str | None = None
     rule_evaluations: list[RuleEvaluation] = []

@@ -81,14 +81,8 @@ __all__ = [
 # 5: events written once, outcomes beside them with evaluations against numbered rule sets, compact participants,
 #    idempotency records without the payload hash (the event carries it). v3 and v4 stores are migrated on open.
 SCHEMA_VERSION = 9
-_MIGRATABLE_VERSIONS = (
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-)  # older schemas a writable open migrates, step by step (scrip_actor._migrations)
+# Older schemas a writable open migrates, step by step (scrip_actor._migrations).
+_MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7, 8)
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets"})
@@ -124,6 +118,7 @@ DATABASES = (
     "rewards",  # schema 8: reward id -> the catalog item with its redeemed count
     "reward_counts",  # schema 8: reward id NUL participant id -> be64(units redeemed), for max_per_participant
     "state_history",  # schema 9: participant id NUL be64(state change sequence) -> the StateChange
+    "participants_by_created",  # schema 9: be64(created µs) participant id -> b"", GET /participants newest first
 )
 
 T = TypeVar("T")

@@ -27,6 +27,7 @@ from scrip_actor._records import (
     decode_state_change,
     journal_index_prefix,
     journal_index_prefixes,
+    participant_created_key,
     schedule_key,
 )
 from scrip_actor.amounts import format_minor
@@ -204,6 +205,11 @@ class _Checker:
             participants += 1
             if self.store.get_raw("participant_ext", external_id_key(record.external_id)) != record.id.encode():
                 self.problem(f"participant {record.id}: external id {record.external_id!r} index does not point to it")
+            if (
+                self.store.get_raw("participants_by_created", participant_created_key(record.created_at, record.id))
+                is None
+            ):
+                self.problem(f"participant {record.id}: missing from the participants_by_created index")
             for asset_id, values in record.balances.items():
                 for bucket, value in zip(("AVAILABLE", "HELD", "DEFERRED"), values, strict=True):
                     key = (record.id, asset_id, bucket)
@@ -217,6 +223,9 @@ class _Checker:
         for key, value in self.balances.items():
             if key not in seen and value != 0:
                 self.problem(f"participant {key[0]} {key[1]} {key[2]}: journal says {value} but no balance is cached")
+        indexed = sum(1 for _ in self.store.scan("participants_by_created"))
+        if indexed != participants:  # each participant is there (checked above) once, and nothing else is
+            self.problem(f"participants_by_created holds {indexed} entries for {participants} participants")
         return participants, lots_seen
 
     def state_history(self) -> None:
@@ -320,7 +329,8 @@ class _Checker:
         """Every event decodes, sits where it will be processed (or is final), and its entries and indexes exist.
 
         A first attempt still to process has no outcome and a sequence at or above the processed-below mark (the
-        open scans from there); a retry still to process has an outcome RECEIVED and an inbox record.
+        open scans from there); a retry still to process has an outcome PENDING (RECEIVED before schema 9) and an
+        inbox record.
         """
         queued = {be64(unbe64(value)) if value else key for key, value in self.store.scan("inbox_pending")}
         raw_mark = self.store.get_raw("meta", PROCESSED_BELOW_KEY)

@@ -335,7 +335,7 @@ class Admission:
         data_bytes = len(msgspec.json.encode(event.event_data))
         self.check_inflight(data_bytes)
         retried = msgspec.structs.replace(
-            event, status="RECEIVED", error_message=None, rule_evaluations=[], journal_entry_ids=[], processed_at=None
+            event, status="PENDING", error_message=None, rule_evaluations=[], journal_entry_ids=[], processed_at=None
         )
         # A new inbox position, so that after a restart it is replayed behind what was queued before the retry.
         self.inbox_sequence += 1

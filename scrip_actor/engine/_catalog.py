@@ -22,7 +22,8 @@ from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.config import Limits
 from scrip_actor.durations import utc
-from scrip_actor.engine._queries import by_order, decode_key_cursor, encode_key_cursor, page_in_memory, page_size
+from scrip_actor.engine._ordering import mentions, page_sorted
+from scrip_actor.engine._queries import decode_key_cursor, encode_key_cursor, page_in_memory, page_size
 from scrip_actor.engine._validation import new_id, positive_minor, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
 from scrip_actor.ledger import World
@@ -163,15 +164,28 @@ class Catalog:
         await self._durable([("programs", program.id.encode(), encode(program))])
         return program
 
-    def list_programs(self, *, include_archived: bool, status: str | None, limit: int, cursor: str | None) -> Page:
-        """Programs, newest first; archived ones only when asked for."""
+    def list_programs(
+        self,
+        *,
+        include_archived: bool,
+        status: str | None,
+        limit: int,
+        cursor: str | None,
+        search: str | None = None,
+        sort_by: str = "created_at",
+        sort_dir: str | None = None,
+    ) -> Page:
+        """Programs, newest first (``sort_by`` created_at or name, ``sort_dir``); archived ones only when asked
+        for; ``search``: a case-insensitive part of the name."""
         programs = [
             p
             for p in self.programs.values()
             if (include_archived or p.status != "ARCHIVED" or status == "ARCHIVED")
             and (status is None or p.status == status)
+            and mentions(search, (p.name,))
         ]
-        return page_in_memory(programs, limit=page_size(limit, self._limits), cursor=cursor)
+        limit = page_size(limit, self._limits)
+        return page_sorted(programs, sort_by=sort_by, sort_dir=sort_dir, limit=limit, cursor=cursor)
 
     async def update_program(self, program_id: str, request: ProgramUpdate) -> Program:
         """Change a program's name, description, policy or status."""
@@ -219,12 +233,16 @@ class Catalog:
         )
         return asset
 
-    def list_assets(self, *, program_id: str | None, status: str | None, limit: int, cursor: str | None) -> Page:
-        """Assets, newest first, optionally those linked to a program."""
+    def list_assets(
+        self, *, program_id: str | None, status: str | None, limit: int, cursor: str | None, search: str | None = None
+    ) -> Page:
+        """Assets, newest first, optionally those linked to a program; ``search``: part of the symbol or name."""
         assets = [
             a
             for a in self._world.assets.values()
-            if (program_id is None or program_id in a.program_ids) and (status is None or a.status == status)
+            if (program_id is None or program_id in a.program_ids)
+            and (status is None or a.status == status)
+            and mentions(search, (a.symbol, a.name))
         ]
         return page_in_memory(assets, limit=page_size(limit, self._limits), cursor=cursor)
 
@@ -396,34 +414,52 @@ class Catalog:
         return await self._store_rule(updated, version)
 
     def list_rules(
-        self, *, program_id: str | None, status: str | None, include_archived: bool, limit: int, cursor: str | None
+        self,
+        *,
+        program_id: str | None,
+        status: str | None,
+        include_archived: bool,
+        limit: int,
+        cursor: str | None,
+        search: str | None = None,
+        sort_by: str = "order",
+        sort_dir: str | None = None,
     ) -> Page:
-        """Rules ordered by ``order`` (then creation)."""
-        rules = sorted(
-            (
-                r
-                for r in self.rules.values()
-                if (program_id is None or r.program_id == program_id)
-                and (status is None or r.status == status)
-                and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")
-            ),
-            key=lambda r: (r.order, r.created_at, r.id),
-        )
-        return page_in_memory(
-            rules,
-            limit=page_size(limit, self._limits),
-            cursor=cursor,
-            key=by_order,
-            shape=tuple[int, str, str],
-            descending=False,
-        )
+        """Rules ordered by ``order`` (then creation), or ``sort_by`` created_at or name, ``sort_dir``;
+        ``search``: a case-insensitive part of the name or description."""
+        rules = [
+            r
+            for r in self.rules.values()
+            if (program_id is None or r.program_id == program_id)
+            and (status is None or r.status == status)
+            and (include_archived or r.status != "ARCHIVED" or status == "ARCHIVED")
+            and mentions(search, (r.name, r.description))
+        ]
+        limit = page_size(limit, self._limits)
+        return page_sorted(rules, sort_by=sort_by, sort_dir=sort_dir, limit=limit, cursor=cursor)
 
-    def rule_history(self, rule_id: str, *, limit: int, cursor: str | None) -> Page:
-        """A rule's versions, newest first."""
+    def rule_history(
+        self,
+        rule_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        change_type: str | None = None,
+        changed_from: datetime | None = None,
+        changed_to: datetime | None = None,
+    ) -> Page:
+        """A rule's versions, newest first; ``change_type`` and ``changed_from``/``changed_to`` (from inclusive,
+        to exclusive) filter them."""
         self.rule(rule_id)
         versions = [
-            msgspec.json.decode(raw, type=RuleVersion)
-            for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
+            version
+            for version in (
+                msgspec.json.decode(raw, type=RuleVersion)
+                for _, raw in self._store.scan("rule_versions", rule_id.encode(), reverse=True)
+            )
+            if (change_type is None or version.change_type == change_type)
+            and (changed_from is None or version.changed_at >= changed_from)
+            and (changed_to is None or version.changed_at < changed_to)
         ]
         if cursor:
             (before,) = decode_key_cursor(cursor, tuple[int])

@@ -32,6 +32,7 @@ from scrip_actor import _event_records, _records
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.config import Config
+from scrip_actor.engine._activity import Activity
 from scrip_actor.engine._admission import Admission, pending_positions
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
@@ -224,7 +225,7 @@ class Engine:
             event = self._stored_event(sequence)
             assert event is not None, f"pending event #{sequence} has no record"
             assert event.sequence == sequence
-            assert event.status == "RECEIVED", f"pending event #{sequence} is {event.status}"
+            assert event.status == "PENDING", f"pending event #{sequence} is {event.status}"
             if history is None:  # only a store with queued events pays for reading the rule history
                 history = self._rule_history()
             rules = (
@@ -307,12 +308,18 @@ class Engine:
         )
         ledger = {"catalog": self._catalog, "world": self._world, "cache": self._cache, "store": self._store}
         self._operations = Operations(**ledger, publisher=self._publisher, deliver=self._deliver, clock=self._clock)
+        self._build_faces()
+
+    def _build_faces(self) -> None:
+        """The embedded faces of the stages built on operations and reads: ``engine.rewards.create(...)``,
+        ``engine.redemptions...``, ``engine.state_history.list_for(...)`` (called by :meth:`_build_stages`)."""
         stages = {"catalog": self._catalog, "store": self._store}
-        # The embedded faces of the catalog and of redemptions: engine.rewards.create(...), engine.redemptions....
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
-        self.state_history = StateHistory(self._store, self._world.ids)  # engine.state_history.list_for(...)
+        self.state_history = StateHistory(self._store, self._world.ids)
+        reads = {"store": self._store, "event_by_sequence": self._event_by_sequence, "caught_up": self._caught_up}
+        self.activity = Activity(**reads, queries=self._queries, ids=self._world.ids)  # balance operations, events
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)
@@ -391,7 +398,7 @@ class Engine:
         ``105`` vs ``105.0`` ignored) returns the original event; a different payload raises IdempotencyConflict.
 
         Returns:
-            A snapshot of the event (status ``RECEIVED`` for a new one; the current status for a replay).
+            A snapshot of the event (status ``PENDING`` for a new one; the current status for a replay).
 
         Raises:
             ValidationFailed, NotFound (unknown program), IdempotencyConflict, Overloaded (queues full).
@@ -477,13 +484,15 @@ class Engine:
         rule_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        **options: Any,
     ) -> Page:
-        """Events, newest first, filtered; ``cursor`` from the previous page.
+        """Events, newest first, filtered; ``cursor`` from the previous page. ``options``: ``event_type``,
+        ``descending`` (:meth:`Queries.list_events`).
 
         ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
         (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
 
-        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``RECEIVED``/``PROCESSING`` from
+        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``PENDING``/``PROCESSING`` from
         memory; every other filter is checked on the candidates. One call looks at most at ``_EVENT_SCAN_MAX``
         candidates, so no query holds the loop for long whatever the store's size: a page can then come back
         short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
@@ -500,6 +509,7 @@ class Engine:
             rule_id=rule_id,
             limit=limit,
             cursor=cursor,
+            **options,
         )
 
     # --- the step ---------------------------------------------------------------------------------------------
@@ -593,10 +603,19 @@ class Engine:
         return self._catalog.program(program_id)
 
     async def list_programs(
-        self, *, include_archived: bool = False, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        include_archived: bool = False,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        **options: Any,
     ) -> Page:
-        """Programs, newest first; archived ones only when asked for."""
-        return self._catalog.list_programs(include_archived=include_archived, status=status, limit=limit, cursor=cursor)
+        """Programs, newest first; archived ones only when asked for. ``options`` (``search``, ``sort_by``,
+        ``sort_dir``): :meth:`Catalog.list_programs`."""
+        return self._catalog.list_programs(
+            include_archived=include_archived, status=status, limit=limit, cursor=cursor, **options
+        )
 
     async def update_program(self, program_id: str, request: ProgramUpdate) -> Program:
         """Change a program's name, description, policy or status."""
@@ -615,10 +634,16 @@ class Engine:
         return self._catalog.asset(asset_id)
 
     async def list_assets(
-        self, *, program_id: str | None = None, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        program_id: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        **options: Any,
     ) -> Page:
-        """Assets, newest first, optionally those linked to a program."""
-        return self._catalog.list_assets(program_id=program_id, status=status, limit=limit, cursor=cursor)
+        """Assets, newest first, optionally those linked to a program; ``options``: ``search``."""
+        return self._catalog.list_assets(program_id=program_id, status=status, limit=limit, cursor=cursor, **options)
 
     async def update_asset(self, asset_id: str, request: AssetUpdate) -> Asset:
         """Change name, status (ARCHIVED is one-way) or max_transaction_amount."""
@@ -677,15 +702,22 @@ class Engine:
         include_archived: bool = False,
         limit: int = 50,
         cursor: str | None = None,
+        **options: Any,
     ) -> Page:
-        """Rules ordered by ``order`` (then creation)."""
+        """Rules ordered by ``order`` (then creation); ``options`` (``search``, ``sort_by``, ``sort_dir``):
+        :meth:`Catalog.list_rules`."""
         return self._catalog.list_rules(
-            program_id=program_id, status=status, include_archived=include_archived, limit=limit, cursor=cursor
+            program_id=program_id,
+            status=status,
+            include_archived=include_archived,
+            limit=limit,
+            cursor=cursor,
+            **options,
         )
 
-    async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None) -> Page:
-        """A rule's versions, newest first."""
-        return self._catalog.rule_history(rule_id, limit=limit, cursor=cursor)
+    async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None, **filters: Any) -> Page:
+        """A rule's versions, newest first; ``filters``: ``change_type``, ``changed_from``, ``changed_to``."""
+        return self._catalog.rule_history(rule_id, limit=limit, cursor=cursor, **filters)
 
     def validate_condition(self, condition: str) -> dict[str, Any]:
         """Check a CEL condition's syntax: ``{valid, message, details}``."""
@@ -715,10 +747,12 @@ class Engine:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        **options: Any,
     ) -> Page:
-        """Participants filtered by external_id, program or status (store order, i.e. by id)."""
+        """Participants, newest first, filtered by external_id, program or status; ``options``: ``search``,
+        ``created_from``, ``created_to``, ``descending`` (:meth:`Queries.list_participants`)."""
         return await self._queries.list_participants(
-            external_id=external_id, program_id=program_id, status=status, limit=limit, cursor=cursor
+            external_id=external_id, program_id=program_id, status=status, limit=limit, cursor=cursor, **options
         )
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:

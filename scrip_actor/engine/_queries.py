@@ -14,18 +14,20 @@ loop for long whatever the store's size (docs/limits.md).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from scrip_actor import _records, cursors, values
+from scrip_actor import _records, amounts, cursors, values
 from scrip_actor.config import Limits
 from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.ids import KIND_ENTRY, KIND_EVENT
 from scrip_actor.ledger import ParticipantState, World
-from scrip_actor.model import Balance, Event, JournalEntry, Lot, Page, Participant
+from scrip_actor.model import Balance, Event, JournalEntry, Lot, Page, Participant, Posting
 from scrip_actor.store import Store, be64, external_id_key, unbe64
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 _EVENT_SCAN_MAX = 1_000
 # The same bound for journal entries filtered on what no index holds (program, asset, time).
 _JOURNAL_SCAN_MAX = 1_000
+# And for participants filtered on what no index holds (program, status, search, time).
+_PARTICIPANT_SCAN_MAX = 1_000
 
 
 class Queries:
@@ -84,6 +88,14 @@ class Queries:
             raise NotFound("participant", participant_id)
         return state
 
+    def participant_state(self, participant_id: str) -> ParticipantState:
+        """The participant's state (cached or loaded); NotFound otherwise."""
+        return self._require(participant_id)
+
+    def page_size(self, limit: int) -> int:
+        """``limit`` if the limits allow it, else a 400 on ``limit``."""
+        return page_size(limit, self._limits)
+
     # --- events ------------------------------------------------------------------------------------------------
 
     async def get_event(self, event_id: str) -> Event:
@@ -109,15 +121,22 @@ class Queries:
         event_from: datetime | None = None,
         event_to: datetime | None = None,
         rule_id: str | None = None,
+        event_type: str | None = None,
+        owner: str | None = None,
+        descending: bool = True,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Events, newest first, filtered; ``cursor`` from the previous page.
+        """Events, newest first (``descending=False``: oldest first), filtered; ``cursor`` from the previous page.
+
+        ``event_type`` SYSTEM finds none (automations are not built: every event is EXTERNAL). ``owner`` keeps
+        the events processed for that participant and those not yet bound to one (with ``external_id``: the
+        participant's own list, where an event still queued is already theirs).
 
         ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
         (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
 
-        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``RECEIVED``/``PROCESSING`` from
+        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``PENDING``/``PROCESSING`` from
         memory; every other filter is checked on the candidates. One call looks at most at ``_EVENT_SCAN_MAX``
         candidates, so no query holds the loop for long whatever the store's size: a page can then come back
         short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
@@ -128,10 +147,15 @@ class Queries:
             raise cursors.invalid_cursor()
         if external_id is not None:
             external_id = values.normalized_text(external_id)
+        if status == "RECEIVED":  # the hosted name of the first state; here an admitted event is PENDING at once
+            status = "PENDING"
+        if event_type == "SYSTEM":
+            return Page(data=[], has_more=False, next_cursor=None)
 
         def keep(event: Event) -> bool:
             return (
                 (program_id is None or event.program_id == program_id)
+                and (owner is None or event.participant_id in (owner, None))
                 and (status is None or event.status == status)
                 and (external_id is None or event.external_id == external_id)
                 and (participant_id is None or event.participant_id == participant_id)
@@ -146,32 +170,21 @@ class Queries:
             )
 
         await self._caught_up()
-        found: list[Event] = []
-        last_found: bytes | None = None
-        last_key = after
-        looked_at = 0
-        for key, event in self._event_candidates(status, external_id, rule_id, after):
-            if looked_at == _EVENT_SCAN_MAX:  # the work bound: say where to go on from
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
-            looked_at += 1
-            last_key = key
-            if event is None or not keep(event):
-                continue
-            if len(found) == limit:
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
-            found.append(msgspec.structs.replace(event))
-            last_found = key
-        return Page(data=found, has_more=False, next_cursor=None)
+        candidates = self._event_candidates(status, external_id, rule_id, after, descending)
+        return bounded_page(
+            candidates, keep, msgspec.structs.replace, limit=limit, after=after, scan_max=_EVENT_SCAN_MAX
+        )
 
     def _event_candidates(
-        self, status: str | None, external_id: str | None, rule_id: str | None, after: bytes | None
+        self, status: str | None, external_id: str | None, rule_id: str | None, after: bytes | None, descending: bool
     ) -> Iterator[tuple[bytes, Event | None]]:
-        """``(be64(sequence), event)`` newest first, older than ``after``, from the most selective source."""
-        if status in ("RECEIVED", "PROCESSING"):  # every such event is live (recovery re-delivers the rest)
-            live = sorted(self._events_live.values(), key=lambda event: event.sequence, reverse=True)
+        """``(be64(sequence), event)`` newest first (or oldest first), past ``after``, from the most selective
+        source."""
+        if status in ("PENDING", "PROCESSING"):  # every such event is live (recovery re-delivers the rest)
+            live = sorted(self._events_live.values(), key=lambda event: event.sequence, reverse=descending)
             for event in live:
                 key = be64(event.sequence)
-                if after is None or key < after:
+                if after is None or (key < after if descending else key > after):
                     yield key, event
             return
         if external_id is not None:
@@ -181,11 +194,11 @@ class Queries:
         elif status == "FAILED":
             index, prefix = "events_failed", b""
         else:
-            for key, _ in self._store.scan("events", start=after, reverse=True):
+            for key, _ in self._store.scan("events", start=after, reverse=descending):
                 yield key, self._event_by_sequence(unbe64(key))
             return
         start = prefix + after if after is not None else None
-        for index_key, _ in self._store.scan(index, prefix, start=start, reverse=True):
+        for index_key, _ in self._store.scan(index, prefix, start=start, reverse=descending):
             key = index_key[-8:]
             event = self._event_by_sequence(unbe64(key))
             if event is None:  # pragma: no cover - an index entry is written with or after its event
@@ -211,37 +224,49 @@ class Queries:
         external_id: str | None = None,
         program_id: str | None = None,
         status: str | None = None,
+        search: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        descending: bool = True,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Participants filtered by external_id, program or status (store order, i.e. by id)."""
+        """Participants, newest first (``descending=False``: oldest first), filtered; all filters apply together.
+
+        ``external_id`` is an exact match (served from its index); ``search`` a case-insensitive substring of the
+        external id, email, phone or a name; ``created_from``/``created_to`` bound ``created_at`` (from
+        inclusive, to exclusive). The order comes from the ``participants_by_created`` index (schema 9); like
+        the events list, one call looks at most at ``_PARTICIPANT_SCAN_MAX`` candidates, so a filtered page may
+        come back short with ``has_more`` and a cursor to go on from (docs/limits.md).
+        """
         limit = page_size(limit, self._limits)
-        start = _decode_cursor(cursor)  # checked even when a filter makes it moot: a bad cursor is always a 400
+        after = _decode_cursor(cursor)  # checked even when a filter makes it moot: a bad cursor is always a 400
+        if after is not None and len(after) <= 8:  # be64(created µs) + id; any other is another list's
+            raise cursors.invalid_cursor()
+        needle = search.casefold() if search else None
+
+        def keep(state: ParticipantState) -> bool:
+            return (
+                (program_id is None or program_id in state.program_ids)
+                and (status is None or state.status == status)
+                and (created_from is None or state.created_at >= created_from)
+                and (created_to is None or state.created_at < created_to)
+                and (needle is None or _mentions(state, needle))
+            )
+
         if external_id is not None:
             state = self._participant_by_external(values.normalized_text(external_id))
-            states = [state] if state is not None else []
-        else:
-            await self._caught_up()
-            states = []
-            for key, _ in self._store.scan("participants", start=start):
-                state = self._participant(key.decode())
-                assert state is not None
-                if (program_id is None or program_id in state.program_ids) and (
-                    status is None or state.status == status
-                ):
-                    states.append(state)
-                    if len(states) > limit:
-                        break
-        states = [
-            s
-            for s in states
-            if (program_id is None or program_id in s.program_ids) and (status is None or s.status == status)
-        ]
-        more = len(states) > limit
-        states = states[:limit]
-        next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
-        now = self._clock()
-        return Page(data=[s.public(self._world.assets, now) for s in states], has_more=more, next_cursor=next_cursor)
+            kept = [state] if state is not None and keep(state) else []
+            return Page(
+                data=[s.public(self._world.assets, self._clock()) for s in kept], has_more=False, next_cursor=None
+            )
+        await self._caught_up()
+        candidates = (
+            (key, self._participant(key[8:].decode()))
+            for key, _ in self._store.scan("participants_by_created", start=after, reverse=descending)
+        )
+        public = partial(ParticipantState.public, assets=self._world.assets, now=self._clock())
+        return bounded_page(candidates, keep, public, limit=limit, after=after, scan_max=_PARTICIPANT_SCAN_MAX)
 
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
         """Balances per asset: available, held, deferred."""
@@ -308,10 +333,18 @@ class Queries:
         reference_id: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        bucket: str | None = None,
+        action_type: str | None = None,
+        min_amount: str | None = None,
+        max_amount: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
         """Journal entries, newest first, filtered (all filters together).
+
+        ``bucket``, ``asset_id`` and ``min_amount``/``max_amount`` (decimal strings, bounds included, compared with
+        the signed posting amount) keep an entry when one of its postings matches them all (of the participant's
+        postings, with ``participant_id``); ``action_type`` is the entry's.
 
         ``event_id`` is served from the event's own list, ``reference_id``, ``participant_id`` and ``rule_id``
         from the journal index; ``program_id``, ``asset_id`` and the time range are checked on the candidates.
@@ -324,40 +357,40 @@ class Queries:
         if after is not None and len(after) != 8:  # a journal cursor is a be64 sequence; any other is foreign
             raise cursors.invalid_cursor()
 
+        low = amounts.parse_decimal(min_amount, "min_amount") if min_amount is not None else None
+        high = amounts.parse_decimal(max_amount, "max_amount") if max_amount is not None else None
+
+        def posting_matches(posting: Posting) -> bool:
+            return (
+                (
+                    participant_id is None
+                    or (posting.entity_type == "PARTICIPANT" and posting.entity_id == participant_id)
+                )
+                and (asset_id is None or posting.asset_id == asset_id)
+                and (bucket is None or posting.bucket == bucket)
+                and (low is None or Decimal(posting.amount) >= low)
+                and (high is None or Decimal(posting.amount) <= high)
+            )
+
         def keep(entry: JournalEntry) -> bool:
             return (
                 (program_id is None or entry.program_id == program_id)
                 and (event_id is None or entry.event_id == event_id)
                 and (rule_id is None or entry.rule_id == rule_id)
                 and (reference_id is None or entry.reference_id == reference_id)
-                and (
-                    participant_id is None
-                    or any(p.entity_id == participant_id and p.entity_type == "PARTICIPANT" for p in entry.postings)
-                )
-                and (asset_id is None or any(p.asset_id == asset_id for p in entry.postings))
+                and (action_type is None or entry.action_type == action_type)
+                and any(posting_matches(posting) for posting in entry.postings)
                 and (created_from is None or entry.created_at >= created_from)
                 and (created_to is None or entry.created_at < created_to)
             )
 
         if event_id is not None:
             return await self._event_entries(event_id, keep)
-        found: list[JournalEntry] = []
-        last_found: bytes | None = None
-        last_key = after
-        looked_at = 0
-        for key, raw in self._journal_candidates(reference_id, participant_id, rule_id, after):
-            if looked_at == _JOURNAL_SCAN_MAX:  # the work bound: say where to go on from
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
-            looked_at += 1
-            last_key = key
-            entry = _records.decode_entry(raw)
-            if not keep(entry):
-                continue
-            if len(found) == limit:
-                return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
-            found.append(entry)
-            last_found = key
-        return Page(data=found, has_more=False, next_cursor=None)
+        candidates = (
+            (key, _records.decode_entry(raw))
+            for key, raw in self._journal_candidates(reference_id, participant_id, rule_id, after)
+        )
+        return bounded_page(candidates, keep, None, limit=limit, after=after, scan_max=_JOURNAL_SCAN_MAX)
 
     def _journal_candidates(
         self, reference_id: str | None, participant_id: str | None, rule_id: str | None, after: bytes | None
@@ -389,6 +422,37 @@ class Queries:
         return Page(data=[entry for entry in entries if keep(entry)], has_more=False, next_cursor=None)
 
 
+def bounded_page(
+    candidates: Iterable[tuple[bytes, Any]],
+    keep: Callable[[Any], bool],
+    render: Callable[[Any], Any] | None,
+    *,
+    limit: int,
+    after: bytes | None,
+    scan_max: int,
+) -> Page:
+    """A page of the kept ``(store key, item)`` candidates (None items are skipped), rendered, looking at no more
+    than ``scan_max`` of them: past that the page comes back short with a cursor at the last key looked at.
+
+    The cursor of a full page is the last returned item's key, so the next page resumes strictly after it.
+    """
+    found: list[Any] = []
+    last_found = last_key = after
+    looked_at = 0
+    for key, item in candidates:
+        if looked_at == scan_max:  # the work bound: say where to go on from
+            return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_key))
+        looked_at += 1
+        last_key = key
+        if item is None or not keep(item):
+            continue
+        if len(found) == limit:
+            return Page(data=found, has_more=True, next_cursor=_encode_cursor(last_found))
+        found.append(item if render is None else render(item))
+        last_found = key
+    return Page(data=found, has_more=False, next_cursor=None)
+
+
 def page_size(limit: int, limits: Limits) -> int:
     """``limit`` if it is a page size the limits allow (1 to ``page_size_max``); else a 400 on ``limit``."""
     if not 1 <= limit <= limits.page_size_max:
@@ -407,6 +471,15 @@ def _decode_cursor(cursor: str | None) -> bytes | None:
     if not key:  # every store key this server issues a cursor for has bytes in it
         raise cursors.invalid_cursor()
     return key
+
+
+def _mentions(state: ParticipantState, needle: str) -> bool:
+    """Whether ``needle`` (casefolded) is in the participant's external id, email, phone or a name."""
+    texts = (state.external_id, *(state.profile.get(name) for name in _SEARCHED_PROFILE_FIELDS))
+    return any(text is not None and needle in text.casefold() for text in texts)
+
+
+_SEARCHED_PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "display_name")
 
 
 def _newest_first(item: Any) -> tuple[Any, ...]:

@@ -249,9 +249,18 @@ class Redemptions:
         return list(self._record(redemption_id).reversals)
 
     def list_for(
-        self, participant_id: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
+        self,
+        participant_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        reward_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> Page:
-        """A participant's redemptions, newest first (``status`` filters; at most 200 per page)."""
+        """A participant's redemptions, newest first, at most 200 per page; ``status``, ``reward_id`` (the catalog
+        item redeemed) and ``created_from``/``created_to`` (from inclusive, to exclusive) filter them."""
         if not 1 <= limit <= _PAGE_MAX:
             raise ValidationFailed.field("limit", "invalid", f"limit must be 1-{_PAGE_MAX}")
         prefix = participant_id.encode() + b"\0"
@@ -260,7 +269,12 @@ class Redemptions:
         last_key = b""
         for key, _ in self._store.scan("redemptions_by_participant", prefix, start=start, reverse=True):
             redemption = self._record(bytes(key)[len(prefix) + 8 :].decode()).redemption
-            if status is not None and redemption.status != status:
+            if (
+                (status is not None and redemption.status != status)
+                or (reward_id is not None and redemption.reward_catalog_item_id != reward_id)
+                or (created_from is not None and redemption.created_at < created_from)
+                or (created_to is not None and redemption.created_at >= created_to)
+            ):
                 continue
             if len(found) == limit:
                 return Page(data=found, has_more=True, next_cursor=encode_cursor((last_key,)))

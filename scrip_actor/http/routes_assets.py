@@ -25,6 +25,7 @@ async def list_assets(call: Call) -> ListOf[Any]:
         await call.engine.list_assets(
             program_id=query.program_id,
             status=query.status,
+            search=query.search,
             limit=query.limit,
             cursor=query.cursor,
         )

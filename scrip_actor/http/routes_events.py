@@ -11,27 +11,29 @@ valid items go to the engine in one call and share one durability wait.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
 
 import msgspec
 
-from scrip_actor.errors import ScripError, ValidationFailed
+from scrip_actor.errors import NotFound, ScripError, ValidationFailed
 from scrip_actor.http.errors import validation_failed
+from scrip_actor.http.hosted import EventRecord, JournalEntryRecord, event_record, journal_entry_record
 from scrip_actor.http.routing import Call, Endpoint, listing
 from scrip_actor.http.schemas import (
     BatchItem,
     BatchResult,
     EventAccepted,
     EventBatch,
+    EventGetQuery,
     EventQuery,
     EventRetried,
     ItemError,
     JournalQuery,
     ListOf,
 )
-from scrip_actor.model import Event, EventSubmit, JournalEntry
+from scrip_actor.model import Event, EventSubmit, JournalEntry, Page
 
-__all__ = ["accepted", "endpoints"]
+__all__ = ["accepted", "endpoints", "entry_records", "event_records"]
 
 _event_decoder = msgspec.json.Decoder(EventSubmit)
 
@@ -50,7 +52,7 @@ def accepted(event: Event) -> EventAccepted:
 
 
 async def submit_event(call: Call) -> EventAccepted:
-    """Accept one event; 202 once durable, with status RECEIVED (or the current status on a replay)."""
+    """Accept one event; 202 once durable, with status PENDING (or the current status on a replay)."""
     return accepted(await call.engine.submit(call.body))
 
 
@@ -109,53 +111,96 @@ async def retry_event(call: Call) -> EventRetried:
     )
 
 
-async def list_events(call: Call) -> ListOf[Any]:
-    """Events, newest first, filtered; ``from``/``to`` bound ``created_at``."""
+async def list_events(call: Call) -> ListOf[EventRecord]:
+    """Events, newest first (``sort_dir=asc``: oldest first), filtered; ``from``/``to`` bound ``created_at``.
+
+    Each carries its rule evaluations as ``GET /v1/events/{id}`` shows them by default (an extension: the hosted
+    list leaves them out)."""
     query: EventQuery = call.query
-    return listing(
-        await call.engine.list_events(
-            program_id=query.program_id,
-            status=query.status,
-            external_id=query.external_id,
-            participant_id=query.participant_id,
-            created_from=query.created_from,
-            created_to=query.created_to,
-            event_from=query.event_from,
-            event_to=query.event_to,
-            rule_id=query.rule_id,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
+    page = await call.engine.list_events(
+        program_id=query.program_id,
+        status=query.status,
+        external_id=query.external_id,
+        participant_id=query.participant_id,
+        created_from=query.created_from,
+        created_to=query.created_to,
+        event_from=query.event_from,
+        event_to=query.event_to,
+        rule_id=query.rule_id,
+        event_type=query.event_type,
+        descending=query.sort_dir == "desc",
+        limit=query.limit,
+        cursor=query.cursor,
     )
+    return event_records(page)
 
 
-async def get_event(call: Call) -> Event:
-    """An event with its outcome: status, rule evaluations, journal entry ids, error message."""
-    return await call.engine.get_event(call.path["event_id"])
+def event_records(page: Page) -> ListOf[EventRecord]:
+    """A page of events in the hosted shape (error and timeout skips left out, as by default on one event)."""
+    records = [event_record(event, include_skipped=False) for event in page.data]
+    return listing(msgspec.structs.replace(page, data=records))
 
 
-async def list_journal_entries(call: Call) -> ListOf[Any]:
-    """Journal entries, newest first; every given filter applies."""
+async def get_event(call: Call) -> EventRecord:
+    """An event with its outcome: status, rule evaluations (error and timeout skips with
+    ``include_skipped=true``), journal entry ids, error message."""
+    query: EventGetQuery = call.query
+    return event_record(await call.engine.get_event(call.path["event_id"]), include_skipped=query.include_skipped)
+
+
+async def list_journal_entries(call: Call) -> ListOf[JournalEntryRecord]:
+    """Journal entries, newest first; every given filter applies (``external_id`` names the participant;
+    ``group_id`` finds nothing: groups are not built)."""
     query: JournalQuery = call.query
-    return listing(
-        await call.engine.list_journal_entries(
-            program_id=query.program_id,
-            event_id=query.event_id,
-            rule_id=query.rule_id,
-            participant_id=query.participant_id,
-            asset_id=query.asset_id,
-            reference_id=query.reference_id,
-            created_from=query.created_from,
-            created_to=query.created_to,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
+    participant_id = query.participant_id
+    if query.external_id is not None:
+        try:
+            named = (await call.engine.get_participant_by_external_id(query.external_id)).id
+        except NotFound:
+            named = None
+        if named is None or participant_id not in (None, named):
+            return listing(Page(data=[], has_more=False, next_cursor=None))
+        participant_id = named
+    if query.group_id is not None:
+        return listing(Page(data=[], has_more=False, next_cursor=None))
+    page = await call.engine.list_journal_entries(
+        program_id=query.program_id,
+        event_id=query.event_id,
+        rule_id=query.rule_id,
+        participant_id=participant_id,
+        asset_id=query.asset_id,
+        bucket=query.bucket,
+        reference_id=query.reference_id,
+        action_type=query.action_type,
+        min_amount=query.min_amount,
+        max_amount=query.max_amount,
+        created_from=query.created_from,
+        created_to=query.created_to,
+        limit=query.limit,
+        cursor=query.cursor,
     )
+    return listing(msgspec.structs.replace(page, data=await entry_records(call, page.data)))
 
 
-async def get_journal_entry(call: Call) -> JournalEntry:
+async def entry_records(call: Call, entries: list[JournalEntry]) -> list[JournalEntryRecord]:
+    """Entries in the hosted shape: asset symbols and program names looked up once per page."""
+    symbols: dict[str, str] = {}
+    programs: dict[str, str] = {}
+    for entry in entries:
+        if entry.program_id is not None and entry.program_id not in programs:
+            with contextlib.suppress(NotFound):
+                programs[entry.program_id] = (await call.engine.get_program(entry.program_id)).name
+        for posting in entry.postings:
+            if posting.asset_id not in symbols:
+                with contextlib.suppress(NotFound):
+                    symbols[posting.asset_id] = (await call.engine.get_asset(posting.asset_id)).symbol
+    return [journal_entry_record(entry, symbols, programs) for entry in entries]
+
+
+async def get_journal_entry(call: Call) -> JournalEntryRecord:
     """One journal entry with its postings (they sum to zero per asset) and its hash-chain link."""
-    return await call.engine.get_journal_entry(call.path["entry_id"])
+    (record,) = await entry_records(call, [await call.engine.get_journal_entry(call.path["entry_id"])])
+    return record
 
 
 def endpoints(batch_events_max: int) -> list[Endpoint]:
@@ -187,8 +232,18 @@ def endpoints(batch_events_max: int) -> list[Endpoint]:
             status=202,
             batch=True,
         ),
-        Endpoint("GET", "/v1/events", list_events, "List events", "Events", query=EventQuery, response=ListOf[Event]),
-        Endpoint("GET", "/v1/events/{event_id}", get_event, "Get an event and its outcome", "Events", response=Event),
+        Endpoint(
+            "GET", "/v1/events", list_events, "List events", "Events", query=EventQuery, response=ListOf[EventRecord]
+        ),
+        Endpoint(
+            "GET",
+            "/v1/events/{event_id}",
+            get_event,
+            "Get an event and its outcome",
+            "Events",
+            query=EventGetQuery,
+            response=EventRecord,
+        ),
         Endpoint(
             "POST",
             "/v1/events/{event_id}/retry",
@@ -205,7 +260,7 @@ def endpoints(batch_events_max: int) -> list[Endpoint]:
             "List journal entries",
             "Journal",
             query=JournalQuery,
-            response=ListOf[JournalEntry],
+            response=ListOf[JournalEntryRecord],
         ),
         Endpoint(
             "GET",
@@ -213,6 +268,6 @@ def endpoints(batch_events_max: int) -> list[Endpoint]:
             get_journal_entry,
             "Get a journal entry",
             "Journal",
-            response=JournalEntry,
+            response=JournalEntryRecord,
         ),
     ]

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrip_actor.http.routing import Call, Endpoint, Reply, listing, page_of, whole
-from scrip_actor.http.schemas import BalanceQuery, ListOf, LotQuery, ParticipantQuery, StatusChange
+import msgspec
+
+from scrip_actor.http.hosted import ActivityItem, EventRecord, ParticipantItem, activity_item, participant_item
+from scrip_actor.http.routes_events import event_records
+from scrip_actor.http.routing import Call, Endpoint, Reply, listing, page_of
+from scrip_actor.http.schemas import (
+    ActivityQuery,
+    BalanceQuery,
+    ListOf,
+    LotQuery,
+    ParticipantEventQuery,
+    ParticipantQuery,
+    StatusChange,
+)
 from scrip_actor.model import (
     AdjustResult,
     Balance,
@@ -20,6 +32,12 @@ from scrip_actor.model import (
 
 __all__ = ["ENDPOINTS"]
 
+
+def _by_asset(balance: Any) -> tuple[bytes]:
+    """A balance's page key: its asset id (bytes, so a cursor of any other shape is refused)."""
+    return (balance.asset_id.encode(),)
+
+
 _ONE = "/v1/participants/{participant_id}"
 
 
@@ -29,18 +47,22 @@ async def upsert_participant(call: Call) -> Reply:
     return Reply(201 if created else 200, participant)
 
 
-async def list_participants(call: Call) -> ListOf[Any]:
-    """Participants; ``external_id`` is an exact match and still answers a list."""
+async def list_participants(call: Call) -> ListOf[ParticipantItem]:
+    """Participants, newest first, in the slim list shape (``GET .../{id}`` has balances, tags, counters...);
+    ``external_id`` is an exact match and still answers a list."""
     query: ParticipantQuery = call.query
-    return listing(
-        await call.engine.list_participants(
-            external_id=query.external_id,
-            program_id=query.program_id,
-            status=query.status,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
+    page = await call.engine.list_participants(
+        external_id=query.external_id,
+        program_id=query.program_id,
+        status=query.status,
+        search=query.search,
+        created_from=query.created_from,
+        created_to=query.created_to,
+        descending=query.sort_dir == "desc",
+        limit=query.limit,
+        cursor=query.cursor,
     )
+    return listing(msgspec.structs.replace(page, data=[participant_item(p) for p in page.data]))
 
 
 async def get_participant(call: Call) -> Participant:
@@ -60,9 +82,51 @@ async def set_participant_status(call: Call) -> Participant:
 
 
 async def participant_balances(call: Call) -> ListOf[Balance]:
-    """Balances per asset: available, held, deferred (decimal strings at the asset's scale)."""
+    """Balances per asset: available, held, deferred (decimal strings at the asset's scale), in asset id order."""
     query: BalanceQuery = call.query
-    return whole(await call.engine.balances(call.path["participant_id"], query.asset_id))
+    balances = await call.engine.balances(call.path["participant_id"], query.asset_id)
+    return page_of(balances, query.limit, query.cursor, key=_by_asset, shape=tuple[bytes])
+
+
+async def activity_history(call: Call) -> ListOf[ActivityItem]:
+    """The participant's balance operations, oldest first: one per posting of theirs in the journal."""
+    query: ActivityQuery = call.query
+    participant_id = call.path["participant_id"]
+    page = await call.engine.activity.history(
+        participant_id,
+        asset_id=query.asset_id,
+        bucket=query.bucket,
+        created_from=query.created_from,
+        created_to=query.created_to,
+        event_from=query.event_from,
+        event_to=query.event_to,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
+    symbols: dict[str, str] = {}
+    items = []
+    for entry, posting, event_at in page.data:
+        if posting.asset_id not in symbols:
+            symbols[posting.asset_id] = (await call.engine.get_asset(posting.asset_id)).symbol
+        items.append(activity_item(entry, posting, event_at, symbols))
+    return listing(msgspec.structs.replace(page, data=items))
+
+
+async def participant_events(call: Call) -> ListOf[EventRecord]:
+    """The participant's events, newest first, in the shape of ``GET /v1/events``."""
+    query: ParticipantEventQuery = call.query
+    page = await call.engine.activity.events(
+        call.path["participant_id"],
+        program_id=query.program_id,
+        status=query.status,
+        created_from=query.created_from,
+        created_to=query.created_to,
+        event_from=query.event_from,
+        event_to=query.event_to,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
+    return event_records(page)
 
 
 async def participant_lots(call: Call) -> ListOf[Lot]:
@@ -124,7 +188,7 @@ ENDPOINTS = [
         "List participants",
         "Participants",
         query=ParticipantQuery,
-        response=ListOf[Participant],
+        response=ListOf[ParticipantItem],
     ),
     Endpoint("GET", _ONE, get_participant, "Get a participant", "Participants", response=Participant),
     Endpoint(
@@ -153,6 +217,24 @@ ENDPOINTS = [
         "Participants",
         query=BalanceQuery,
         response=ListOf[Balance],
+    ),
+    Endpoint(
+        "GET",
+        _ONE + "/activity/history",
+        activity_history,
+        "A participant's balance operations (oldest first)",
+        "Participants",
+        query=ActivityQuery,
+        response=ListOf[ActivityItem],
+    ),
+    Endpoint(
+        "GET",
+        _ONE + "/events",
+        participant_events,
+        "A participant's events",
+        "Participants",
+        query=ParticipantEventQuery,
+        response=ListOf[EventRecord],
     ),
     Endpoint(
         "GET",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scrip_actor.http.routing import Call, Endpoint, listing, whole
+from scrip_actor.http.routing import Call, Endpoint, listing, page_of
 from scrip_actor.http.schemas import (
     AssetLink,
     BalanceQuery,
@@ -16,6 +16,11 @@ from scrip_actor.http.schemas import (
 from scrip_actor.model import Asset, Program, ProgramCreate, ProgramUpdate, WalletBalance, WalletOperationResult
 
 __all__ = ["ENDPOINTS"]
+
+
+def _by_asset(balance: Any) -> tuple[bytes]:
+    """A balance's page key: its asset id (bytes, so a cursor of any other shape is refused)."""
+    return (balance.asset_id.encode(),)
 
 
 async def create_program(call: Call) -> Program:
@@ -30,6 +35,9 @@ async def list_programs(call: Call) -> ListOf[Any]:
         await call.engine.list_programs(
             include_archived=query.include_archived,
             status=query.status,
+            search=query.search,
+            sort_by=query.sort_by,
+            sort_dir=query.sort_dir,
             limit=query.limit,
             cursor=query.cursor,
         )
@@ -59,9 +67,10 @@ async def burn_wallet(call: Call) -> WalletOperationResult:
 
 
 async def program_balance(call: Call) -> ListOf[WalletBalance]:
-    """The program's wallet balance of each linked PREFUNDED asset (one page: a program has few assets)."""
+    """The program's wallet balance of each linked PREFUNDED asset, in asset id order, paged."""
     query: BalanceQuery = call.query
-    return whole(await call.engine.wallet_balances(call.path["program_id"], query.asset_id))
+    balances = await call.engine.wallet_balances(call.path["program_id"], query.asset_id)
+    return page_of(balances, query.limit, query.cursor, key=_by_asset, shape=tuple[bytes])
 
 
 async def link_asset(call: Call) -> Asset:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from scrip_actor.http.routing import Call, Endpoint, ListOf, Reply, listing, whole
-from scrip_actor.http.schemas import PageQuery
+from msgspec import field
+
+from scrip_actor.http.routing import Call, Endpoint, ListOf, Reply, listing, page_of
+from scrip_actor.http.schemas import AwareDatetime, PageQuery
 from scrip_actor.model import (
     ItemRedemptionCreate,
     Redemption,
@@ -31,6 +33,9 @@ class RedemptionQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_onl
     """Filters of a participant's redemptions (newest first)."""
 
     status: Literal["COMPLETED", "PARTIALLY_REVERSED", "REVERSED"] | None = None
+    reward_catalog_item_id: str | None = None
+    created_from: AwareDatetime | None = field(default=None, name="from")
+    created_to: AwareDatetime | None = field(default=None, name="to")
 
 
 _REWARDS = "/v1/programs/{program_id}/rewards"
@@ -105,7 +110,13 @@ async def list_redemptions(call: Call) -> ListOf[Any]:
     await call.engine.get_participant(call.path["participant_id"])  # 404 for an unknown participant
     return listing(
         call.engine.redemptions.list_for(
-            call.path["participant_id"], limit=query.limit, cursor=query.cursor, status=query.status
+            call.path["participant_id"],
+            limit=query.limit,
+            cursor=query.cursor,
+            status=query.status,
+            reward_id=query.reward_catalog_item_id,
+            created_from=query.created_from,
+            created_to=query.created_to,
         )
     )
 
@@ -123,8 +134,12 @@ async def reverse(call: Call) -> Reply:
 
 
 async def list_reversals(call: Call) -> ListOf[Reversal]:
-    """A redemption's reversals, oldest first."""
-    return whole(call.engine.redemptions.reversals(call.path["redemption_id"]))
+    """A redemption's reversals, oldest first, paged."""
+    query: PageQuery = call.query
+    reversals = call.engine.redemptions.reversals(call.path["redemption_id"])
+    return page_of(
+        reversals, query.limit, query.cursor, key=lambda r: (r.created_at.isoformat(), r.id), shape=tuple[str, str]
+    )
 
 
 ENDPOINTS = [
@@ -212,6 +227,12 @@ ENDPOINTS = [
         also=(200,),
     ),
     Endpoint(
-        "GET", _ONE + "/reversals", list_reversals, "A redemption's reversals", "Redemptions", response=ListOf[Reversal]
+        "GET",
+        _ONE + "/reversals",
+        list_reversals,
+        "A redemption's reversals",
+        "Redemptions",
+        query=PageQuery,
+        response=ListOf[Reversal],
     ),
 ]

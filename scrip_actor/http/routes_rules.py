@@ -6,9 +6,11 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 
 from scrip_actor.errors import NotFound
+from scrip_actor.http.hosted import RuleVersionRecord, rule_version_record
 from scrip_actor.http.routing import Call, Endpoint, listing
 from scrip_actor.http.schemas import (
     ConditionCheck,
@@ -20,7 +22,7 @@ from scrip_actor.http.schemas import (
     SimulateRequest,
 )
 from scrip_actor.http.simulate import Simulation, simulate
-from scrip_actor.model import Asset, Rule, RuleCreate, RuleUpdate, RuleVersion
+from scrip_actor.model import Asset, Rule, RuleCreate, RuleUpdate
 
 __all__ = ["ENDPOINTS", "rule_update"]
 
@@ -38,6 +40,9 @@ async def list_rules(call: Call) -> ListOf[Any]:
             program_id=query.program_id,
             status=query.status,
             include_archived=query.include_archived,
+            search=query.search,
+            sort_by=query.sort_by,
+            sort_dir=query.sort_dir,
             limit=query.limit,
             cursor=query.cursor,
         )
@@ -74,7 +79,16 @@ async def validate_condition(call: Call) -> ConditionResult:
     """Check a condition's CEL syntax; never an error status, the answer says ``valid``."""
     body: ConditionCheck = call.body
     result = call.engine.validate_condition(body.condition)
-    return ConditionResult(valid=result["valid"], message=result["message"], details=result["details"])
+    return ConditionResult(
+        valid=result["valid"], message=result["message"], note=_VALIDATE_NOTE, details=result["details"]
+    )
+
+
+# The hosted answer's note: what a valid answer does not promise.
+_VALIDATE_NOTE = (
+    "syntax only: fields the condition reads are not checked against real events, and a condition that reads a "
+    "missing field is false at run time (guard it with has())"
+)
 
 
 async def simulate_rule(call: Call) -> Simulation:
@@ -92,10 +106,19 @@ async def simulate_rule(call: Call) -> Simulation:
     return simulate(rule, assets, event, body.participant_state, now)
 
 
-async def rule_history(call: Call) -> ListOf[Any]:
-    """A rule's versions, newest first; each carries the full snapshot after the change."""
+async def rule_history(call: Call) -> ListOf[RuleVersionRecord]:
+    """A rule's versions, newest first; each carries the full snapshot after the change and its ``id``, the
+    ``rule_history_id`` of the evaluations made against that version."""
     query: HistoryQuery = call.query
-    return listing(await call.engine.rule_history(call.path["rule_id"], limit=query.limit, cursor=query.cursor))
+    page = await call.engine.rule_history(
+        call.path["rule_id"],
+        limit=query.limit,
+        cursor=query.cursor,
+        change_type=query.change_type,
+        changed_from=query.changed_from,
+        changed_to=query.changed_to,
+    )
+    return listing(msgspec.structs.replace(page, data=[rule_version_record(version) for version in page.data]))
 
 
 _ONE = "/v1/rules/{rule_id}"
@@ -130,6 +153,6 @@ ENDPOINTS = [
         "A rule's change history",
         "Rules",
         query=HistoryQuery,
-        response=ListOf[RuleVersion],
+        response=ListOf[RuleVersionRecord],
     ),
 ]

@@ -233,6 +233,8 @@ def page_of(
     ordered = sorted(items, key=key)
     if cursor:
         after = cursors.decode(cursor, shape)
+        if any(isinstance(element, bytes) and not element for element in after):  # no key issued is empty bytes
+            raise cursors.invalid_cursor()
         ordered = [item for item in ordered if key(item) > after]
     chunk = ordered[:limit]
     more = len(ordered) > limit

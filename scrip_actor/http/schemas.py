@@ -20,6 +20,7 @@ from scrip_actor.model import (
     Action,
     AssetStatus,
     AttributeValue,
+    Bucket,
     DecimalString,
     Description,
     EventStatus,
@@ -75,30 +76,47 @@ class PageQuery(Struct, **_request):
     cursor: str | None = None
 
 
+SortDirection = Literal["asc", "desc"]
+Search = Annotated[str, Meta(min_length=1, max_length=255, description="a case-insensitive part of the text")]
+
+
 class ProgramQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/programs``."""
+    """Filters of ``GET /v1/programs``: ``search`` in the name; newest first unless ``sort_by``/``sort_dir``."""
 
     include_archived: bool = False
     status: ProgramStatus | None = None
+    search: Search | None = None
+    sort_by: Literal["created_at", "name"] = "created_at"
+    sort_dir: SortDirection | None = None  # default: desc for created_at, asc for name
 
 
 class AssetQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/assets``."""
+    """Filters of ``GET /v1/assets``: ``search`` in the symbol or name."""
 
     program_id: str | None = None
     status: AssetStatus | None = None
+    search: Search | None = None
 
 
 class ParticipantQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/participants``; ``external_id`` is an exact match (1-255 characters, as stored)."""
+    """Filters of ``GET /v1/participants``, newest first; ``external_id`` is an exact match (1-255 characters, as
+    stored), ``search`` a part of the external id, email, phone or a name, ``from``/``to`` bound ``created_at``.
+
+    ``sort_by`` takes only ``created_at``: the hosted ``external_id`` and ``status`` orders would need a scan of
+    every participant (no index holds them), so they are refused with a 400 (docs/compatibility.md)."""
 
     external_id: ExternalId | None = None
     program_id: str | None = None
     status: ParticipantStatus | None = None
+    search: Search | None = None
+    created_from: AwareDatetime | None = field(default=None, name="from")
+    created_to: AwareDatetime | None = field(default=None, name="to")
+    sort_by: Literal["created_at"] = "created_at"
+    sort_dir: SortDirection = "desc"
 
 
-class BalanceQuery(Struct, **_request):
-    """``asset_id`` narrows balances to one asset."""
+class BalanceQuery(PageQuery, **_request):
+    """``asset_id`` narrows balances to one asset; pages are in asset id order."""
 
     asset_id: str | None = None
 
@@ -115,29 +133,66 @@ class LotQuery(PageQuery, **_request):
 
 
 class RuleQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/rules`` (ordered by ``order``)."""
+    """Filters of ``GET /v1/rules`` (ordered by ``order`` unless ``sort_by``); ``search`` in the name or
+    description."""
 
     program_id: str | None = None
     status: RuleStatus | None = None
     include_archived: bool = False
+    search: Search | None = None
+    sort_by: Literal["order", "created_at", "name"] = "order"
+    sort_dir: SortDirection | None = None  # default: asc for order and name, desc for created_at
 
 
 class HistoryQuery(Struct, **_request):
-    """Rule history: default 20, max 100 per page."""
+    """Rule history: default 20, max 100 per page; ``change_type`` and ``from``/``to`` (``changed_at``) filter."""
 
     limit: Annotated[int, Meta(ge=1, le=100)] = 20
     cursor: str | None = None
+    change_type: Literal["created", "updated", "archived", "suspended", "activated"] | None = None
+    changed_from: AwareDatetime | None = field(default=None, name="from")
+    changed_to: AwareDatetime | None = field(default=None, name="to")
 
 
-class EventQuery(PageQuery, **_request):
-    """Filters of ``GET /v1/events``: ``from``/``to`` bound ``created_at``, ``event_from``/``event_to`` the event
-    time (from inclusive, to exclusive); ``rule_id`` keeps events where that rule matched."""
+class ParticipantEventQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/participants/{id}/events`` (newest first): ``from``/``to`` bound ``created_at``,
+    ``event_from``/``event_to`` the event time (from inclusive, to exclusive)."""
 
     program_id: str | None = None
     status: EventStatus | None = None
+    created_from: AwareDatetime | None = field(default=None, name="from")
+    created_to: AwareDatetime | None = field(default=None, name="to")
+    event_from: AwareDatetime | None = None
+    event_to: AwareDatetime | None = None
+
+
+class EventQuery(ParticipantEventQuery, **_request):
+    """Filters of ``GET /v1/events``: those of a participant's events, plus the participant, the type, and
+    ``rule_id`` (events where that rule matched). ``sort_by`` takes ``created_at`` only: the hosted
+    ``event_timestamp`` and ``status`` orders have no index here and are refused with a 400."""
+
     external_id: str | None = None
     participant_id: str | None = None
     rule_id: str | None = None
+    event_type: Literal["EXTERNAL", "SYSTEM"] | None = None
+    sort_by: Literal["created_at"] = "created_at"
+    sort_dir: SortDirection = "desc"
+
+
+class EventGetQuery(Struct, **_request):
+    """``GET /v1/events/{id}``: evaluations skipped on an error or timeout are listed only with
+    ``include_skipped=true``."""
+
+    include_skipped: bool = False
+
+
+class ActivityQuery(PageQuery, **_request):
+    """Filters of ``GET /v1/participants/{id}/activity/history`` (oldest first): ``from``/``to`` bound the
+    entry's ``created_at``, ``event_from``/``event_to`` the event time (an operator's operation: its
+    ``created_at``)."""
+
+    asset_id: str | None = None
+    bucket: Bucket | None = None
     created_from: AwareDatetime | None = field(default=None, name="from")
     created_to: AwareDatetime | None = field(default=None, name="to")
     event_from: AwareDatetime | None = None
@@ -151,8 +206,14 @@ class JournalQuery(PageQuery, **_request):
     event_id: str | None = None
     rule_id: str | None = None
     participant_id: str | None = None
+    external_id: ExternalId | None = None
+    group_id: str | None = None
     asset_id: str | None = None
+    bucket: Bucket | None = None
     reference_id: str | None = None
+    action_type: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    min_amount: DecimalString | None = None
+    max_amount: DecimalString | None = None
     created_from: AwareDatetime | None = field(default=None, name="from")
     created_to: AwareDatetime | None = field(default=None, name="to")
 
@@ -348,8 +409,9 @@ class DataOf(Struct, Generic[T], kw_only=True):
 
 
 class ConditionResult(Struct, kw_only=True):
-    """``POST /v1/rules/validate`` answer: syntax only."""
+    """``POST /v1/rules/validate`` answer: syntax only (``note`` says so, as the hosted API does)."""
 
     valid: bool
     message: str
+    note: str
     details: dict[str, Any] = {}

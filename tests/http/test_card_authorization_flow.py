@@ -65,7 +65,8 @@ async def test_authorize_capture_and_void_from_events(api: Api) -> None:
     )
 
     async def state() -> tuple[str, str, str]:
-        participant = (await api.ok("GET", "/v1/participants", params={"external_id": "cardholder"}))["data"][0]
+        [item] = (await api.ok("GET", "/v1/participants", params={"external_id": "cardholder"}))["data"]
+        participant = await api.ok("GET", f"/v1/participants/{item['id']}")  # the list's items are slim
         [balance] = participant["balances"]
         wallet = (await api.ok("GET", f"/v1/programs/{program['id']}/balance"))["data"][0]
         return balance["available"], balance["held"], wallet["available"]

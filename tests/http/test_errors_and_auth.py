@@ -134,7 +134,8 @@ async def test_bad_query_parameters_are_400(api: Api) -> None:
     too_big = await api.error("GET", "/v1/programs", 400, "bad_request", params={"limit": "201"})
     assert too_big["details"]["fields"][0]["field"] == "query.limit"
     await api.error("GET", "/v1/programs", 400, "bad_request", params={"limit": "many"})
-    await api.error("GET", "/v1/programs", 400, "bad_request", params={"sort_by": "name"})
+    await api.error("GET", "/v1/programs", 400, "bad_request", params={"sort_by": "status"})
+    await api.error("GET", "/v1/programs", 400, "bad_request", params={"order_by": "name"})  # undocumented
     await api.error("GET", "/v1/events", 400, "bad_request", params={"from": "yesterday"})
 
 

@@ -41,8 +41,9 @@ async def test_document_lists_every_served_route(api: Api) -> None:
     }
     assert served == documented
     assert (
-        len(served) == 67
-    )  # grows with every new route; update deliberately (issue 12: +5 balance operations, +5 redemptions, +5 catalog, +1 transfers)
+        len(served) == 69
+    )  # grows with every new route; update deliberately (issue 12: +5 balance operations, +5 redemptions, +5 catalog,
+    # +1 transfers; issue 13: +activity/history, +participant events, +activity/state-history)
 
 
 async def test_schemas_come_from_the_handlers_types(api: Api) -> None:
@@ -93,3 +94,66 @@ async def test_a_browser_opens_the_docs_without_a_key_but_not_the_api(anonymous:
     for path in ("/v1/programs", "/v1/events", "/v1/participants", "/metrics"):
         response = await anonymous.get(path)
         assert response.status_code == 401 and response.json()["code"] == "unauthorized", path
+
+
+# The hosted reference's query parameters per list (docs/http.md#lists): the document must offer each of them.
+_HOSTED_LIST_PARAMETERS = {
+    "/v1/programs": {"include_archived", "status", "search", "sort_by", "sort_dir"},
+    "/v1/assets": {"program_id", "status", "search"},
+    "/v1/rules": {"program_id", "status", "include_archived", "search", "sort_by", "sort_dir"},
+    "/v1/rules/{rule_id}/history": {"change_type", "from", "to"},
+    "/v1/participants": {"external_id", "program_id", "status", "search", "from", "to", "sort_by", "sort_dir"},
+    "/v1/participants/{participant_id}/balances": {"asset_id"},
+    "/v1/participants/{participant_id}/activity/history": {
+        "asset_id",
+        "bucket",
+        "from",
+        "to",
+        "event_from",
+        "event_to",
+    },
+    "/v1/participants/{participant_id}/events": {"program_id", "status", "from", "to", "event_from", "event_to"},
+    "/v1/participants/{participant_id}/redemptions": {"status", "reward_catalog_item_id", "from", "to"},
+    "/v1/redemptions/{redemption_id}/reversals": set(),
+    "/v1/events": {
+        "program_id",
+        "status",
+        "event_type",
+        "participant_id",
+        "external_id",
+        "rule_id",
+        "from",
+        "to",
+        "event_from",
+        "event_to",
+        "sort_by",
+        "sort_dir",
+    },
+    "/v1/journal-entries": {
+        "program_id",
+        "event_id",
+        "rule_id",
+        "participant_id",
+        "group_id",
+        "external_id",
+        "asset_id",
+        "bucket",
+        "from",
+        "to",
+        "min_amount",
+        "max_amount",
+        "action_type",
+        "reference_id",
+    },
+}
+
+
+async def test_every_hosted_list_parameter_is_documented(api: Api) -> None:
+    document = await _document(api.client)
+    for path, expected in _HOSTED_LIST_PARAMETERS.items():
+        documented = {parameter["name"] for parameter in document["paths"][path]["get"].get("parameters", [])}
+        assert documented >= expected | {"limit", "cursor"}, path
+    one = document["paths"]["/v1/events/{event_id}"]["get"]
+    assert "include_skipped" in {parameter["name"] for parameter in one["parameters"]}
+    evaluation = document["components"]["schemas"]["EvaluationRecord"]["properties"]
+    assert set(evaluation["status"]["enum"]) == {"SUCCESS", "SKIPPED", "SKIPPED_ERROR", "SKIPPED_TIMEOUT"}

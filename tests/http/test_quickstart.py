@@ -52,12 +52,12 @@ async def test_quickstart_over_http(api: Api) -> None:
         "event_timestamp",
         "status",
     }
-    assert accepted["status"] == "RECEIVED"
+    assert accepted["status"] == "PENDING"
     assert accepted["event_timestamp"].endswith("Z")
 
     event = await api.wait_event(accepted["id"])
     assert event["status"] == "COMPLETED", event
-    assert [e["status"] for e in event["rule_evaluations"]] == ["MATCHED"]
+    assert [e["status"] for e in event["rule_evaluations"]] == ["SUCCESS"]
     participant_id = event["participant_id"]
 
     balances = await api.ok("GET", f"/v1/participants/{participant_id}/balances")

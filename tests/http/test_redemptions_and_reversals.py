@@ -73,6 +73,11 @@ async def test_redeem_then_reverse_in_parts_restoring_lots_newest_first(api: Api
     await api.error("POST", path + "/reverse", 409, "conflict", json={"reason": "again"})
     reversals = await api.ok("GET", path + "/reversals")
     assert [r["amount"] for r in reversals["data"]] == ["3", "9"]
+    first = await api.ok("GET", path + "/reversals", params={"limit": 1})  # the hosted limit/cursor (issue 13)
+    assert [r["amount"] for r in first["data"]] == ["3"] and first["pagination"]["has_more"]
+    second = await api.ok("GET", path + "/reversals", params={"limit": 1, "cursor": first["pagination"]["next_cursor"]})
+    assert [r["amount"] for r in second["data"]] == ["9"] and not second["pagination"]["has_more"]
+    await api.error("GET", path + "/reversals", 400, "bad_request", params={"sort_dir": "asc"})
     balances = await api.ok("GET", one + "/balances", params={"asset_id": miles["id"]})
     assert balances["data"][0]["available"] == "15"  # all of it back
     chain = (await api.ok("GET", "/v1/journal-entries", params={"reference_id": redemption["id"]}))["data"]

@@ -1,4 +1,4 @@
-"""Filtered event lists are served from indexes (external id, matched rule, FAILED) or from memory (RECEIVED,
+"""Filtered event lists are served from indexes (external id, matched rule, FAILED) or from memory (PENDING,
 PROCESSING), and any other filter looks at a bounded number of events per call, so no query's cost grows with
 the store. (A store written before the indexes existed gets them on open: tests/integration/test_store_migrations.py.)"""
 

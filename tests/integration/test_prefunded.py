@@ -66,7 +66,7 @@ async def test_failed_event_can_be_retried_after_the_cause_is_fixed(engine: Engi
     await engine.fund(program.id, asset.id, "10")
     retried = await engine.retry_event(failed.id)
     assert retried.id == failed.id
-    assert retried.status == "RECEIVED"
+    assert retried.status == "PENDING"
     with pytest.raises(Conflict):
         await engine.retry_event(failed.id)  # already queued again
     await engine.wait_idle()

@@ -40,7 +40,7 @@ async def test_quickstart_credit_and_not_matched(engine: Engine) -> None:
             event_data={"type": "purchase", "amount": 105.00},
         )
     )
-    assert first.status == "RECEIVED"
+    assert first.status == "PENDING"
     await engine.wait_idle()
     done = await engine.get_event(first.id)
     assert done.status == "COMPLETED", done.error_message

@@ -55,7 +55,7 @@ async def test_overload_is_refused_not_queued(tmp_path: Path, clock: ManualClock
         again = await engine.submit(
             EventSubmit(program_id=program.id, external_id="u", idempotency_key="k24", event_data={})
         )
-        assert again.status == "RECEIVED"
+        assert again.status == "PENDING"
 
 
 async def test_events_of_one_participant_apply_in_submission_order(tmp_path: Path, clock: ManualClock) -> None:
@@ -162,7 +162,7 @@ async def test_overload_counts_the_bytes_in_flight_not_only_the_events(tmp_path:
         again = await engine.submit(
             EventSubmit(program_id=program.id, external_id="u", idempotency_key="k9", event_data=big)
         )
-        assert again.status == "RECEIVED"  # a refused event is accepted once the queue drained
+        assert again.status == "PENDING"  # a refused event is accepted once the queue drained
 
 
 async def test_one_event_larger_than_the_byte_bound_still_enters_an_empty_queue(
@@ -174,4 +174,4 @@ async def test_one_event_larger_than_the_byte_bound_still_enters_an_empty_queue(
         lone = await engine.submit(
             EventSubmit(program_id=program.id, external_id="u", idempotency_key="k", event_data={"b": "y" * 5_000})
         )
-        assert lone.status == "RECEIVED"
+        assert lone.status == "PENDING"
