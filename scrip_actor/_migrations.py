@@ -212,4 +212,5 @@ def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
     """Schema 9 (program mechanics) adds databases only, created empty by the open: a participant's state history
     (``state_history``) starts with the changes made after the upgrade. Returns 0."""
     assert "state_history" in dbs
+    assert "tiers" in dbs  # tier definitions; participants hold no level until an event or a call gives one
     return 0

@@ -47,6 +47,7 @@ from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._state_history import StateHistory
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
+from scrip_actor.engine._tiers import Tiers
 from scrip_actor.engine._transfers import Transfers
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
@@ -206,6 +207,7 @@ class Engine:
         store = self._store
         self._catalog.load()
         self.rewards.load()
+        self.tiers.load()
         _records.load_world(store, self._world)
         # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
@@ -311,7 +313,21 @@ class Engine:
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
+        self._build_tiers()
         self.state_history = StateHistory(self._store)  # engine.state_history.list_for(participant_id, ...)
+
+    def _build_tiers(self) -> None:
+        """``engine.tiers``: tier definitions and the manual tier state of participants (engine/_tiers.py)."""
+        self.tiers = Tiers(
+            catalog=self._catalog,
+            store=self._store,
+            writer=self._writer,
+            clock=self._clock,
+            limits=self._limits,
+            world=self._world,
+            participant=self._participant,
+            publish=self._publisher.publish,
+        )
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)
@@ -524,6 +540,7 @@ class Engine:
             limits=self._step_limits,
             lookups=self._cache,
             wall_now=wall_now,
+            tiers=self.tiers.by_program,
         )
         if result.internal_error is not None:
             _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)
@@ -572,7 +589,8 @@ class Engine:
     def _step_sweep(self, message: Sweep) -> None:
         state = self._cache.get(message.participant_id)
         assert state is not None
-        changes = step_sweep(state, self._world, self._clock())
+        fired = frozenset(key[8:].decode() for key in message.keys if key[8:13] == b"tier/")
+        changes = step_sweep(state, self._world, self._clock(), self.tiers.by_program, fired)
         deletes: list[Op] = [("schedule", key, None) for key in message.keys]
         if changes is None:
             self._writer.append(deletes)

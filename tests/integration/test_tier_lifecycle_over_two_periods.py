@@ -1,0 +1,145 @@
+"""A tier's lifecycle over two calendar-year qualification periods, with a manual clock: auto-upgrade, a period end
+that keeps the level and rolls the EXCESS over, one that drops a level (DROP_ONE) after a grace period, a grace
+period that the participant requalifies in, HOLD, and a restart that spans a period end (processed once)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from scrip_actor import Engine, open_engine
+from scrip_actor.tiers import TierCreate
+from tests.conftest import ManualClock, small_config
+from tests.helpers import program_with_asset, rule, send
+
+STATUS = {
+    "key": "status",
+    "levels": [
+        {"key": "silver", "rank": 1, "qualification": {"criteria": [{"counter": "spend", "threshold": 100}]}},
+        {"key": "gold", "rank": 2, "qualification": {"criteria": [{"counter": "spend", "threshold": 500}]}},
+        {"key": "platinum", "rank": 3, "qualification": {"criteria": [{"counter": "spend", "threshold": 1000}]}},
+    ],
+    "lifecycle": {
+        "retention": {"mode": "PERIOD_BASED"},
+        "qualification_period": {"type": "CALENDAR_YEAR"},
+        "downgrade_policy": {"mode": "DROP_ONE", "grace_days": 30},
+        "counters": {"rollover": "EXCESS", "qualifying": ["spend"]},
+    },
+}
+CLUB = {
+    "key": "club",
+    "levels": [{"key": "member", "rank": 1, "qualification": {"criteria": [{"counter": "visits", "threshold": 1}]}}],
+    "lifecycle": {
+        "retention": {"mode": "PERIOD_BASED"},
+        "downgrade_policy": {"mode": "HOLD"},
+        "counters": {"rollover": "NONE", "qualifying": ["visits"]},
+    },
+}
+
+
+async def _setup(engine: Engine) -> object:
+    program, _ = await program_with_asset(engine)
+    for body in (STATUS, CLUB):
+        await engine.tiers.create(program.id, msgspec.convert(body, TierCreate))
+    await rule(
+        engine,
+        program,
+        'event.type == "purchase"',
+        [
+            {"type": "COUNTER", "key": "spend", "value": "event.amount"},
+            {"type": "COUNTER", "key": "visits", "value": "1"},
+        ],
+        name="count",
+    )
+    await rule(engine, program, "participant.tiers.status.rank >= 2", [{"type": "TAG", "tag": "vip"}], name="vip")
+    return program
+
+
+async def _level(engine: Engine, program: object, external_id: str, key: str = "status") -> str:
+    participant = await engine.get_participant_by_external_id(external_id)
+    shown = participant.tiers.get(key)
+    return shown.level if shown is not None else ""
+
+
+async def _counter(engine: Engine, external_id: str, key: str) -> Decimal:
+    participant = await engine.get_participant_by_external_id(external_id)
+    return Decimal(participant.counters.get(key, "0"))
+
+
+async def _at(engine: Engine, clock: ManualClock, moment: datetime) -> None:
+    clock.now = moment
+    engine.sweep_due()
+    await engine.wait_idle()
+
+
+async def test_two_periods_upgrade_keep_excess_grace_drop_one_and_hold(engine: Engine, clock: ManualClock) -> None:
+    program = await _setup(engine)
+    # Period 1 (2026): up to silver, then gold; never down within the period.
+    await send(engine, program, "ann", {"type": "purchase", "amount": 300}, at=clock.now)  # type: ignore[arg-type]
+    assert await _level(engine, program, "ann") == "silver"
+    await send(engine, program, "ann", {"type": "purchase", "amount": 300}, at=clock.now)  # type: ignore[arg-type]
+    assert await _level(engine, program, "ann") == "gold"
+    assert await _level(engine, program, "ann", "club") == "member"
+    # CEL sees the tier from the next event on (auto-qualification runs after the rules).
+    event = await send(engine, program, "ann", {"type": "noop"}, at=clock.now)  # type: ignore[arg-type]
+    assert event.status == "COMPLETED"
+    assert "vip" in (await engine.get_participant_by_external_id("ann")).tags
+    await send(engine, program, "bob", {"type": "purchase", "amount": 550}, at=clock.now)  # type: ignore[arg-type]
+    assert await _level(engine, program, "bob") == "gold"
+    # End of period 1: both still qualify for gold; EXCESS keeps what lies above gold's 500.
+    await _at(engine, clock, datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert await _level(engine, program, "ann") == "gold"
+    assert await _counter(engine, "ann", "spend") == 100
+    assert await _counter(engine, "bob", "spend") == 50
+    # HOLD keeps the club level; NONE resets the visits.
+    assert await _level(engine, program, "ann", "club") == "member"
+    assert await _counter(engine, "ann", "visits") == 0
+    # Period 2 (2027): ann reaches only silver's threshold (100 + 50), bob nothing more (50).
+    await send(engine, program, "ann", {"type": "purchase", "amount": 50}, at=clock.now)  # type: ignore[arg-type]
+    await _at(engine, clock, datetime(2028, 1, 1, 0, 0, 1, tzinfo=UTC))
+    # DROP_ONE is pending for 30 days of grace: the level stands meanwhile, the counters have rolled over.
+    ann = engine.tiers.state((await engine.get_participant_by_external_id("ann")).id, program.id, "status")  # type: ignore[attr-defined]
+    assert ann.level == "gold"
+    assert ann.drop_at == datetime(2028, 1, 31, tzinfo=UTC)
+    assert await _counter(engine, "ann", "spend") == 50  # EXCESS over silver's 100 (the level qualified for)
+    assert await _counter(engine, "bob", "spend") == 0  # qualified for none: nothing above a threshold
+    assert await _level(engine, program, "ann", "club") == "member"  # HOLD
+    # ann requalifies for gold inside the grace period: the drop is cancelled. bob does not.
+    await send(engine, program, "ann", {"type": "purchase", "amount": 460}, at=clock.now)  # type: ignore[arg-type]
+    await _at(engine, clock, datetime(2028, 1, 31, 0, 0, 1, tzinfo=UTC))
+    assert await _level(engine, program, "ann") == "gold"
+    assert await _level(engine, program, "bob") == "silver"  # one level down, not to qualifying (none)
+    bob = await engine.get_participant_by_external_id("bob")
+    history = engine.state_history.list_for(bob.id, limit=200, cursor=None).data
+    tiers = [
+        (entry.operation, entry.old_value, entry.new_value, entry.source)
+        for entry in history
+        if entry.state_type == "tier" and entry.key == "status"
+    ]
+    assert tiers == [("set", None, "gold", "rule"), ("set", "gold", "silver", "lifecycle")]
+
+
+async def test_a_restart_across_a_period_end_processes_it_once(tmp_path: Path, clock: ManualClock) -> None:
+    config = small_config(tmp_path / "data")
+    async with open_engine(config=config, clock=clock) as engine:
+        program = await _setup(engine)
+        await send(engine, program, "ann", {"type": "purchase", "amount": 650}, at=clock.now)  # type: ignore[arg-type]
+        await engine.wait_idle()
+    clock.now = datetime(2028, 1, 1, 0, 0, 1, tzinfo=UTC)  # down across two period ends
+    for _ in range(2):  # and opened twice past them: the second open finds nothing due
+        async with open_engine(config=config, clock=clock) as engine:
+            engine.sweep_due()
+            await engine.wait_idle()
+            assert await _level(engine, program, "ann") == "gold"  # pending drop (grace), still gold
+            # 2027-01-01: 650 -> 150 over gold; 2028-01-01: silver qualified, 150 -> 50 over silver.
+            assert await _counter(engine, "ann", "spend") == 50
+            report = await engine.verify()
+            assert report.ok, report.problems
+    clock.now += timedelta(days=31)
+    async with open_engine(config=config, clock=clock) as engine:
+        engine.sweep_due()
+        await engine.wait_idle()
+        assert await _level(engine, program, "ann") == "silver"
