@@ -159,13 +159,16 @@ def apply_event_tiers(
         ActionFailed: a SET_TIER names a tier the program does not have, or a level the tier does not have.
     """
     blocked = _apply_sets(tx, definitions, program_id, moment)
-    for working in tx.participants():
-        if program_id not in working.program_ids:
+    candidates = tx.participants()
+    if tx.touched(event_participant.id) is None:
+        candidates.append(event_participant)  # counters set since (by the API) count too: reading costs no copy
+    for viewed in candidates:
+        if program_id not in viewed.program_ids:
             continue
-        counters = working.effective_counters(moment)
+        counters = viewed.effective_counters(moment)
         for key, definition in definitions.items():
-            if definition.status == "ACTIVE" and (working.id, key) not in blocked:
-                _auto_qualify(tx, working, program_id, definition, counters, moment)
+            if definition.status == "ACTIVE" and (viewed.id, key) not in blocked:
+                _auto_qualify(tx, viewed, program_id, definition, counters, moment)
     _refresh_activity(tx, definitions, program_id, event_participant, moment)
 
 
@@ -191,7 +194,7 @@ def _apply_sets(tx: LedgerTx, definitions: ProgramTiers, program_id: str, moment
 
 def _auto_qualify(
     tx: LedgerTx,
-    working: ParticipantState,
+    viewed: ParticipantState,
     program_id: str,
     definition: TierDefinition,
     counters: Mapping[str, object],
@@ -200,16 +203,18 @@ def _auto_qualify(
     """Up to the highest level whose criteria pass, never down; reaching the current level again cancels a
     pending drop. A PERIOD_BASED tier keeps a base holding once a qualifying counter exists, so its period ends
     (and rollover) reach participants below the first level too."""
-    old = working.tiers.get(program_id, {}).get(definition.key)
+    old = viewed.tiers.get(program_id, {}).get(definition.key)
     current = old.rank if old is not None else 0
     best = qualifying_level(definition.levels, counters)  # type: ignore[arg-type]
+    new: TierHolding | None = None
     if best is not None and best.rank > current:
-        _put(tx, working, program_id, definition.key, _earned(definition, best, moment, old), "rule")
+        new = _earned(definition, best, moment, old)
     elif best is not None and old is not None and old.drop_at is not None and best.rank >= current:
-        _put(tx, working, program_id, definition.key, _cancel_drop(old), "rule")
+        new = _cancel_drop(old)
     elif old is None and _mode(definition) == "PERIOD_BASED" and _counts_toward(definition, counters):
-        base = TierHolding(level="", rank=0, acquired_at=moment, period_end=_first_period_end(definition, moment))
-        _put(tx, working, program_id, definition.key, base, "rule")
+        new = TierHolding(level="", rank=0, acquired_at=moment, period_end=_first_period_end(definition, moment))
+    if new is not None:  # only a change makes a working copy
+        _put(tx, tx.edit(viewed), program_id, definition.key, new, "rule")
 
 
 def _cancel_drop(holding: TierHolding) -> TierHolding:
