@@ -300,6 +300,7 @@ def sweep_tiers(
                 if due is not None:
                     schedule_at(tx, due, schedule_item(program_id, key), state.id)
             elif due is not None and schedule_item(program_id, key) in fired:
+                tx.edit(state)  # a transaction that changes nothing commits nothing, its schedule entry with it
                 schedule_at(tx, due, schedule_item(program_id, key), state.id)
 
 

@@ -193,7 +193,7 @@ async def test_manual_state_put_get_delete_and_refusals(api: Api) -> None:
     await api.error("PUT", f"{path}/status", 400, "bad_request", json={"level": "gold"})  # program_id required
     await api.error("PUT", f"{path}/nope", 404, "not_found", params=query, json={"level": "gold"})
     await api.error(
-        "PUT", f"/v1/participants/nobody/state/tiers/status", 404, "not_found", params=query, json={"level": "gold"}
+        "PUT", "/v1/participants/nobody/state/tiers/status", 404, "not_found", params=query, json={"level": "gold"}
     )
     other = await api.ok("POST", "/v1/programs", 201, json={"name": "Other"})
     await api.error("GET", path, 409, "participant_inactive", params={"program_id": other["id"]})  # not enrolled

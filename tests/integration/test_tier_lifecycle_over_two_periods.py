@@ -143,3 +143,57 @@ async def test_a_restart_across_a_period_end_processes_it_once(tmp_path: Path, c
         engine.sweep_due()
         await engine.wait_idle()
         assert await _level(engine, program, "ann") == "silver"
+
+
+ACTIVITY = {
+    "key": "activity",
+    "levels": [
+        {"key": "bronze", "rank": 1},
+        {"key": "silver", "rank": 2, "qualification": {"criteria": [{"counter": "visits", "threshold": 100}]}},
+        {"key": "gold", "rank": 3},
+    ],
+    "lifecycle": {
+        "retention": {"mode": "ACTIVITY_REFRESH", "duration": "720h"},
+        "downgrade_policy": {"mode": "DROP_TO_QUALIFYING", "min_level": "bronze"},
+    },
+}
+
+
+async def test_activity_refresh_drops_to_qualifying_above_the_floor(engine: Engine, clock: ManualClock) -> None:
+    program, _ = await program_with_asset(engine)
+    await engine.tiers.create(program.id, msgspec.convert(ACTIVITY, TierCreate))
+    await rule(engine, program, 'event.type == "vip"', [{"type": "SET_TIER", "tier": "activity", "level": "gold"}])
+    start = clock.now
+    await send(engine, program, "eve", {"type": "vip"}, at=clock.now)
+    eve = await engine.get_participant_by_external_id("eve")
+    assert engine.tiers.state(eve.id, program.id, "activity").next_review_at == start + timedelta(days=30)
+    # An event (matching no rule) 20 days on restarts the 30-day timer.
+    await _at(engine, clock, start + timedelta(days=20))
+    await send(engine, program, "eve", {"type": "ping"}, at=clock.now)
+    await _at(engine, clock, start + timedelta(days=31))  # the first deadline's entry fires: nothing is due
+    assert await _level(engine, program, "eve", "activity") == "gold"
+    assert engine.tiers.state(eve.id, program.id, "activity").next_review_at == start + timedelta(days=50)
+    await _at(engine, clock, start + timedelta(days=50, seconds=1))
+    assert await _level(engine, program, "eve", "activity") == "bronze"  # qualifies for none; the floor holds
+    await _at(engine, clock, start + timedelta(days=80, seconds=1))
+    assert await _level(engine, program, "eve", "activity") == "bronze"  # never below the floor
+
+
+async def test_a_manual_level_is_removed_at_its_expiry_by_the_sweep(engine: Engine, clock: ManualClock) -> None:
+    from scrip_actor.tiers import TierStateSet
+
+    program, _ = await program_with_asset(engine)
+    await engine.tiers.create(program.id, msgspec.convert(ACTIVITY, TierCreate))
+    await send(engine, program, "fay", {"type": "join"}, at=clock.now)
+    fay = await engine.get_participant_by_external_id("fay")
+    expires = clock.now + timedelta(days=10)
+    await engine.tiers.set_state(fay.id, program.id, "activity", TierStateSet(level="silver", expires_at=expires))
+    await _at(engine, clock, expires - timedelta(seconds=1))
+    assert await _level(engine, program, "fay", "activity") == "silver"
+    await _at(engine, clock, expires + timedelta(seconds=1))
+    assert await _level(engine, program, "fay", "activity") == ""
+    history = engine.state_history.list_for(fay.id, limit=200, cursor=None).data
+    assert [(e.operation, e.source) for e in history if e.state_type == "tier"] == [
+        ("set", "api"),
+        ("delete", "lifecycle"),
+    ]
