@@ -151,7 +151,9 @@ async def test_set_tier_blocks_auto_qualification_and_an_archived_tier_is_skippe
             {"type": "SET_TIER", "tier": "status", "level": "silver"},
         ],
     }
-    await api.ok("POST", "/v1/rules", 201, json=rule)
+    created = await api.ok("POST", "/v1/rules", 201, json=rule)
+    simulated = await api.ok("POST", f"/v1/rules/{created['id']}/simulate", json={"event": {"type": "promo"}})
+    assert simulated["evaluation"]["results"][1]["result"]["value"] == "silver"  # described, nothing written
     event = await _event(api, program, "bo", {"type": "promo"})
     assert event["status"] == "COMPLETED"
     participant = await api.ok("GET", f"/v1/participants/{event['participant_id']}")
