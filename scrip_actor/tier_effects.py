@@ -342,8 +342,10 @@ def _review(
         return None  # a manual set's removal: back to rank 0
     if holding.drop_at is not None and holding.drop_at == due:
         return _drop(working, definition, holding, due)
-    if lifecycle is None or lifecycle.retention is None:
-        return _with(holding, period_end=None, active_until=None)  # the lifecycle was cleared: nothing to review
+    realigned = _realigned(definition, holding, due)
+    if realigned is not holding:
+        return realigned
+    assert lifecycle is not None
     counters = working.effective_counters(due)
     qualified = qualifying_level(definition.levels, counters)
     policy = lifecycle.downgrade_policy or _DEFAULT_POLICY
@@ -367,6 +369,27 @@ def _review(
     if drop_at > due:
         return _with(reviewed, drop_at=drop_at, drop_level=level.key if level else "")
     return _lowered(reviewed, level, period_based)
+
+
+def _realigned(definition: TierDefinition, holding: TierHolding, due: datetime) -> TierHolding | None:
+    """A deadline the tier's lifecycle no longer has (a PATCH changed or cleared it since): the holding with the
+    deadline the lifecycle has now instead, or ``holding`` itself when its deadline is the lifecycle's."""
+    mode = _mode(definition)
+    if holding.period_end == due and mode != "PERIOD_BASED":
+        holding = _with(holding, period_end=None)
+    elif holding.active_until == due and mode != "ACTIVITY_REFRESH":
+        holding = _with(holding, active_until=None)
+    else:
+        return holding
+    if mode == "PERIOD_BASED" and holding.period_end is None:
+        holding = _with(holding, period_end=_first_period_end(definition, due))
+    elif mode == "ACTIVITY_REFRESH" and holding.active_until is None:
+        duration = _duration(definition.lifecycle)
+        assert duration is not None
+        holding = _with(holding, active_until=due + duration)
+    if holding.rank == 0 and mode != "PERIOD_BASED":
+        return None  # a base holding only carries period ends
+    return holding
 
 
 def _drop(

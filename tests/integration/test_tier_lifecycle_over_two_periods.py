@@ -197,3 +197,16 @@ async def test_a_manual_level_is_removed_at_its_expiry_by_the_sweep(engine: Engi
         ("set", "api"),
         ("delete", "lifecycle"),
     ]
+
+
+async def test_a_lifecycle_cleared_by_patch_stops_its_reviews(engine: Engine, clock: ManualClock) -> None:
+    from scrip_actor.tiers import TierUpdate
+
+    program = await _setup(engine)
+    await send(engine, program, "gil", {"type": "purchase", "amount": 600}, at=clock.now)  # type: ignore[arg-type]
+    await engine.tiers.update(program.id, "status", msgspec.convert({"lifecycle": {}}, TierUpdate))  # type: ignore[attr-defined]
+    await _at(engine, clock, datetime(2029, 1, 1, tzinfo=UTC))
+    assert await _level(engine, program, "gil") == "gold"  # no review, no drop
+    assert await _counter(engine, "gil", "spend") == 600  # and no rollover
+    gil = await engine.get_participant_by_external_id("gil")
+    assert engine.tiers.state(gil.id, program.id, "status").next_review_at is None  # type: ignore[attr-defined]
