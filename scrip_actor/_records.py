@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from scrip_actor.amounts import check_counter
+from scrip_actor.ids import KIND_STATE_CHANGE, SequenceIds
 from scrip_actor.ledger import (
     OPEN_LOT_STATUSES,
     Changes,
@@ -17,13 +19,15 @@ from scrip_actor.ledger import (
     World,
     check_entry,
     check_lot_balances,
+    decimal_text,
 )
-from scrip_actor.model import JournalEntry, Lot
+from scrip_actor.model import JournalEntry, Lot, StateChange
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
 __all__ = [
     "STATE_SEQUENCE_KEY",
     "changes_ops",
+    "decode_state_change",
     "journal_index_prefix",
     "journal_index_prefixes",
     "load_participant",
@@ -85,11 +89,59 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
         ops.append(("meta", b"journal_head", encode(list(journal_head))))
     if changes.state_changes:
         ops.extend(
-            ("state_history", state_history_key(change.participant_id, change.sequence), encode(change))
-            for change in changes.state_changes
+            ("state_history", state_history_key(participant_id, sequence), encode(fields))
+            for participant_id, sequence, fields in changes.state_changes
         )
-        ops.append(("meta", STATE_SEQUENCE_KEY, encode(changes.state_changes[-1].sequence)))
+        ops.append(("meta", STATE_SEQUENCE_KEY, encode(changes.state_changes[-1][1])))
     return ops
+
+
+class _StoredStateChange(msgspec.Struct, array_like=True, frozen=True):
+    """A state-history entry as stored: a JSON array, the id and participant left to the key (ledger.py's
+    _numbered_state_changes writes the fields in this order)."""
+
+    state_type: str
+    key: str
+    operation: str
+    old_value: str | None
+    new_value: str | None
+    source: str
+    rule_id: str | None
+    event_id: str | None
+    program_id: str | None
+    event_timestamp: datetime | None
+    changed_at: datetime
+
+
+_stored_state_decoder = msgspec.json.Decoder(_StoredStateChange)
+
+
+def decode_state_change(key: bytes, raw: bytes, ids: SequenceIds) -> StateChange:
+    """The public entry stored under ``key`` (counters' values in plain decimal text, as everywhere)."""
+    assert len(key) > 9, "a state-history key is participant id NUL be64(sequence)"
+    assert key[-9] == 0, "a state-history key is participant id NUL be64(sequence)"
+    sequence = unbe64(key[-8:])
+    stored = _stored_state_decoder.decode(raw)
+    old_value, new_value = stored.old_value, stored.new_value
+    if stored.state_type == "counter":  # stored as the Decimal's str(), which may use an exponent
+        old_value = None if old_value is None else decimal_text(Decimal(old_value))
+        new_value = None if new_value is None else decimal_text(Decimal(new_value))
+    return StateChange(
+        id=ids.make(KIND_STATE_CHANGE, sequence),
+        sequence=sequence,
+        participant_id=key[:-9].decode(),
+        state_type=stored.state_type,  # type: ignore[arg-type]
+        key=stored.key,
+        operation=stored.operation,  # type: ignore[arg-type]
+        old_value=old_value,
+        new_value=new_value,
+        source=stored.source,  # type: ignore[arg-type]
+        event_id=stored.event_id,
+        rule_id=stored.rule_id,
+        program_id=stored.program_id,
+        event_timestamp=stored.event_timestamp,
+        changed_at=stored.changed_at,
+    )
 
 
 STATE_SEQUENCE_KEY = b"state_sequence"  # meta: the last state-history entry's sequence

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-__all__ = ["parse_duration", "parse_time_or_duration", "utc"]
+__all__ = ["format_duration", "parse_duration", "parse_time_or_duration", "utc"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _UNIT_SECONDS = {
@@ -41,6 +41,18 @@ def parse_duration(text: str) -> timedelta:
     if total <= 0 or total > _DURATION_SECONDS_MAX:
         raise ValueError(f"{text!r} must be positive and at most 100 years")
     return timedelta(microseconds=int(total * 1_000_000))
+
+
+def format_duration(delta: timedelta) -> str:
+    """A positive duration as :func:`parse_duration` reads it back exactly: ``"720h"``, ``"1h30m"``, ``"1.5s"``."""
+    total_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    assert total_us > 0
+    hours, rest_us = divmod(total_us, 3_600_000_000)
+    minutes, rest_us = divmod(rest_us, 60_000_000)
+    seconds = Decimal(rest_us) / 1_000_000
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    parts.append(f"{format(seconds.normalize(), 'f')}s" if rest_us else "")
+    return "".join(parts)
 
 
 def utc(moment: datetime) -> datetime:

@@ -25,8 +25,9 @@ import msgspec
 
 from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
 from scrip_actor.counters import CounterWindow, effective
-from scrip_actor.ids import KIND_ENTRY, KIND_STATE_CHANGE, SequenceIds
-from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, ParticipantTier, Posting, StateChange
+from scrip_actor.durations import format_duration
+from scrip_actor.ids import KIND_ENTRY, SequenceIds
+from scrip_actor.model import Asset, Balance, CounterReset, JournalEntry, Lot, Participant, ParticipantTier, Posting
 from scrip_actor.tiers import TierHolding
 
 __all__ = [
@@ -312,6 +313,7 @@ class ParticipantState:
             display_name=self.profile.get("display_name"),
             tags=sorted(self.tags),
             counters={key: decimal_text(value) for key, value in sorted(counters.items())},
+            counter_resets=self._counter_resets(now),
             attributes=dict(sorted(self.attributes.items())),
             program_ids=list(self.program_ids),
             balances=balances,
@@ -329,6 +331,15 @@ class ParticipantState:
                 if holding.rank > 0:
                     shown[key] = ParticipantTier(level=holding.level, rank=holding.rank, program_id=program_id)
         return dict(sorted(shown.items()))
+
+    def _counter_resets(self, now: datetime | None) -> dict[str, CounterReset]:
+        resets = {}
+        for key, window in sorted(self.counter_windows.items()):
+            current = window if now is None else window.current(now)
+            resets[key] = CounterReset(
+                reset_after=format_duration(window.reset_after), last_reset_at=current.started_at
+            )
+        return resets
 
     def invalidate(self) -> None:
         """Forget the cached CEL view after a change."""
@@ -375,7 +386,8 @@ class Changes(msgspec.Struct, kw_only=True):
     accounts: dict[str, int]  # new absolute balances
     schedule: list[tuple[datetime, str, str]]  # (due, lot id, participant id) to add
     entry_bytes: list[bytes] = []  # each entry's stored JSON, aligned with ``entries``
-    state_changes: list[StateChange] = []  # numbered, in the order they were made
+    # Numbered, in the order they were made: (participant id, sequence, the stored fields; see _numbered_state_changes).
+    state_changes: list[tuple[str, int, tuple[object, ...]]] = []
 
 
 _entry_encoder = msgspec.json.Encoder()
@@ -431,7 +443,7 @@ class LedgerTx:
         self._entries: list[JournalEntry] = []
         self._lots: dict[str, Lot] = {}
         self._schedule: list[tuple[datetime, str, str]] = []
-        self._state_notes: list[tuple[str, str, str, str, str | None, str | None, str, str | None]] = []
+        self._state_notes: list[tuple[str, str, str, str, object, object, str, str | None]] = []
         # SET_TIER actions (participant, tier, level, rule id), resolved after the rules (scrip_actor.tier_effects).
         self.tier_sets: list[tuple[str, str, str, str | None]] = []
 
@@ -473,14 +485,15 @@ class LedgerTx:
         state_type: str,
         key: str,
         operation: str,
-        old_value: str | None,
-        new_value: str | None,
+        old_value: str | Decimal | None,
+        new_value: str | Decimal | None,
         *,
         source: str = "rule",
         rule_id: str | None = None,
     ) -> None:
         """Record a change of a participant's state for its history; numbered and dated by :meth:`commit`, and
-        undone with the rest by :meth:`rollback` (a failed event changed nothing, so it leaves no history)."""
+        undone with the rest by :meth:`rollback` (a failed event changed nothing, so it leaves no history).
+        Values are text, or a counter's Decimal as it is (formatted when read, not on the event path)."""
         self._state_notes.append((participant_id, state_type, key, operation, old_value, new_value, source, rule_id))
 
     # --- postings ---------------------------------------------------------------------------------------------
@@ -872,7 +885,7 @@ class LedgerTx:
         # Publish: from here on nothing can fail.
         world.journal_sequence, world.journal_hash = sequence, previous_hash
         if state_changes:
-            world.state_sequence = state_changes[-1].sequence
+            world.state_sequence = state_changes[-1][1]
         world.accounts.update(accounts)
         for state in self._participants.values():
             if state.id in self._originals:
@@ -927,33 +940,20 @@ class _Savepoint(msgspec.Struct, kw_only=True):
     state_notes: int
 
 
-def _numbered_state_changes(tx: LedgerTx, changed_at: datetime) -> list[StateChange]:
-    """``tx``'s noted state changes as history entries, numbered on from the world's last one (not published)."""
-    make_id, sequence = tx.world.ids.make, tx.world.state_sequence
+def _numbered_state_changes(tx: LedgerTx, changed_at: datetime) -> list[tuple[str, int, tuple[object, ...]]]:
+    """``tx``'s noted state changes, numbered on from the world's last one (not yet published), as
+    ``(participant id, sequence, stored fields)``: the record scrip_actor/_records.py writes as it is, so a change
+    costs a tuple here and one small encode there (the public StateChange is built only when it is read)."""
+    sequence = tx.world.state_sequence
     event_id, program_id = tx.event_id, tx.program_id
-    changes = []
+    event_timestamp = tx.now if event_id is not None else None
+    numbered = []
     for participant_id, state_type, key, operation, old, new, source, rule_id in tx._state_notes:
         sequence += 1
         by_rule = source == "rule"
-        changes.append(
-            StateChange(
-                id=make_id(KIND_STATE_CHANGE, sequence),
-                sequence=sequence,
-                participant_id=participant_id,
-                state_type=state_type,  # type: ignore[arg-type]
-                key=key,
-                operation=operation,  # type: ignore[arg-type]
-                old_value=old,
-                new_value=new,
-                source=source,  # type: ignore[arg-type]
-                event_id=event_id if by_rule else None,
-                rule_id=rule_id,
-                program_id=program_id,
-                event_timestamp=tx.now if by_rule and event_id is not None else None,
-                changed_at=changed_at,
-            )
-        )
-    return changes
+        fields = (state_type, key, operation, old, new, source, rule_id, event_id if by_rule else None, program_id)
+        numbered.append((participant_id, sequence, (*fields, event_timestamp if by_rule else None, changed_at)))
+    return numbered
 
 
 def _lot_order(lot: Lot) -> tuple[datetime, int]:

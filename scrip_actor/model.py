@@ -25,6 +25,7 @@ __all__ = [
     "BalanceOperationResult",
     "Bucket",
     "CounterAction",
+    "CounterReset",
     "CreditAction",
     "DebitAction",
     "Event",
@@ -216,8 +217,18 @@ class ParticipantTier(Struct, kw_only=True):
     program_id: str
 
 
+class CounterReset(Struct, kw_only=True):
+    """A counter's ``reset_after`` window: its length, and when its current window began (the last reset, or when
+    the window was set)."""
+
+    reset_after: str
+    last_reset_at: datetime
+
+
 class Participant(Struct, kw_only=True):
-    """A participant and its state, as callers see it."""
+    """A participant and its state, as callers see it. ``counters`` are effective values (0 once a counter's
+    reset window has passed); ``counter_resets`` names the counters that have a window (ours; not in the hosted
+    participant resource, which shows it only on the counter endpoints)."""
 
     id: str
     external_id: str
@@ -229,6 +240,7 @@ class Participant(Struct, kw_only=True):
     display_name: str | None = None
     tags: list[str] = []
     counters: dict[str, str] = {}
+    counter_resets: dict[str, CounterReset] = {}
     attributes: dict[str, str] = {}
     program_ids: list[str] = []
     balances: list[Balance] = []
@@ -586,10 +598,12 @@ class UntagAction(Struct, tag="UNTAG", tag_field="type", **_request):
 
 
 class CounterAction(Struct, tag="COUNTER", tag_field="type", **_request):
-    """Add ``value`` (a decimal string or a CEL expression) to a counter, creating it at 0."""
+    """Add ``value`` (a decimal string or a CEL expression) to a counter, creating it at 0. ``reset_after`` (a
+    duration such as ``"720h"``) gives the counter a reset window, starting at the event's time if it has none."""
 
     key: Key
     value: Expression
+    reset_after: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     target: Target | None = None
 
 

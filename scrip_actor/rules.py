@@ -32,9 +32,10 @@ from scrip_actor.cel import (
     CostBudget,
     compile_expression,
 )
-from scrip_actor.durations import parse_time_or_duration
+from scrip_actor.counters import window_from
+from scrip_actor.durations import parse_duration, parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
-from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState, decimal_text
+from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState
 from scrip_actor.model import (
     Action,
     Asset,
@@ -161,6 +162,7 @@ class CompiledAction:
         "label",
         "matures",
         "reference",
+        "reset_after",
         "static_minor",
         "tag",
         "target",
@@ -198,6 +200,7 @@ class CompiledAction:
         self.kind = _KINDS[type(action)]
         self.financial = isinstance(action, _FINANCIAL)  # refused for a participant that is not ACTIVE
         self.checked_delta: Decimal | None = None  # COUNTER: a static delta that passed the API's bounds
+        self.reset_after: timedelta | None = None  # COUNTER: the reset window it gives its counter
         if action.target is not None and action.target.external_id is not None:
             self.target = compile_condition(action.target.external_id, f"{field}.target.external_id", compiler)
         if getattr(action, "reference_id", None) is not None:
@@ -209,6 +212,11 @@ class CompiledAction:
         elif isinstance(action, CounterAction):
             self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             self.value = _Value(action.value, f"{field}.value", compiler)
+            if action.reset_after is not None:
+                try:
+                    self.reset_after = parse_duration(action.reset_after)
+                except ValueError as error:
+                    raise ValidationFailed.field(f"{field}.reset_after", "invalid", str(error)) from None
             if self.value.static is not None:  # the same bounds as the API's PUT of a counter
                 try:
                     self.checked_delta = values.counter_value(self.value.static, f"{field}.value")
@@ -663,7 +671,10 @@ def _apply_counter(
 ) -> None:
     key = compiled.key
     assert key is not None
-    current = state.counters.get(key)
+    if state.counter_windows or compiled.reset_after is not None:
+        current = _windowed_counter(tx, rule, compiled, state, key)
+    else:
+        current = state.counters.get(key)
     try:
         if compiled.checked_delta is not None:
             updated = add_checked_counters(_ZERO if current is None else current, compiled.checked_delta)
@@ -673,11 +684,31 @@ def _apply_counter(
         raise ActionFailed(f"counter {compiled.action.key!r}: {error.message}") from None  # type: ignore[union-attr]
     state.counters[key] = updated
     if updated != current:
-        old_text = None if current is None else decimal_text(current)
-        tx.note_state(state.id, "counter", key, "set", old_text, decimal_text(updated), rule_id=rule.id)
+        tx.note_state(state.id, "counter", key, "set", current, updated, rule_id=rule.id)
 
 
 _ZERO = Decimal(0)
+
+
+def _windowed_counter(
+    tx: LedgerTx, rule: Rule, compiled: CompiledAction, state: ParticipantState, key: str
+) -> Decimal | None:
+    """The counter's value to add to at the event's time: reset to 0 (noted as ``auto_reset``) once its window has
+    passed; the action's ``reset_after`` gives it a window from now if it had none, or a new length if it had one."""
+    current = state.counters.get(key)
+    window = state.counter_windows.get(key)
+    if compiled.reset_after is not None and (window is None or window.reset_after != compiled.reset_after):
+        start = tx.now if window is None else window.started_at
+        window = window_from(compiled.reset_after, start)
+    if window is None:
+        return current
+    moved = window.current(tx.now)
+    state.counter_windows[key] = moved
+    if moved is not window and current is not None and current != _ZERO:
+        tx.note_state(state.id, "counter", key, "auto_reset", current, _ZERO, rule_id=rule.id)
+        state.counters[key] = _ZERO
+        return _ZERO
+    return current
 
 
 def attribute_text(compiled: CompiledAction, variables: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from scrip_actor.durations import parse_duration
-from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState, decimal_text, schedule_at
+from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState, schedule_at
 from scrip_actor.tiers import (
     DowngradePolicy,
     Level,
@@ -430,8 +430,7 @@ def _roll_over(
     for key, value in changed.items():
         old = working.counters.get(key)
         working.counters[key] = value
-        old_text = decimal_text(old) if old is not None else None
-        tx.note_state(working.id, "counter", key, "set", old_text, decimal_text(value), source="lifecycle")
+        tx.note_state(working.id, "counter", key, "set", old, value, source="lifecycle")
     if changed:
         working.counters_changed()
 

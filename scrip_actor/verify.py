@@ -15,19 +15,33 @@ process would break LMDB's locks (``verify()`` refuses).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
 
 from scrip_actor._event_records import RuleSetMembers, decode_event, decode_stored_event
-from scrip_actor._records import journal_index_prefix, journal_index_prefixes, schedule_key
+from scrip_actor._records import (
+    STATE_SEQUENCE_KEY,
+    decode_state_change,
+    journal_index_prefix,
+    journal_index_prefixes,
+    schedule_key,
+)
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
-from scrip_actor.ledger import GENESIS_HASH, OPEN_LOT_STATUSES, ParticipantRecord, account_key, entry_hash
-from scrip_actor.model import Asset, Event, JournalEntry, Lot
+from scrip_actor.ledger import (
+    GENESIS_HASH,
+    OPEN_LOT_STATUSES,
+    ParticipantRecord,
+    account_key,
+    decimal_text,
+    entry_hash,
+)
+from scrip_actor.model import Asset, Event, JournalEntry, Lot, StateChange
 from scrip_actor.store import (
     KEY_BYTES_MAX,
     PROCESSED_BELOW_KEY,
@@ -204,6 +218,48 @@ class _Checker:
             if key not in seen and value != 0:
                 self.problem(f"participant {key[0]} {key[1]} {key[2]}: journal says {value} but no balance is cached")
         return participants, lots_seen
+
+    def state_history(self) -> None:
+        """Every state-history entry decodes, names a participant that exists and a number at or below the stored
+        last one; and each tag, counter and attribute's newest entry says what the participant holds now, so no
+        change was lost from the history or recorded without being made (a store upgraded from schema 8 has no
+        history of older changes: keys without entries are not checked)."""
+        last = self.store.get("meta", STATE_SEQUENCE_KEY, int) or 0
+        newest: dict[tuple[str, str], StateChange] = {}
+        participant_id = None
+        for key, raw in self.store.scan("state_history"):
+            try:
+                change = decode_state_change(key, raw, self.ids)
+            except (msgspec.DecodeError, AssertionError, ArithmeticError) as error:
+                self.problem(f"state history {key!r}: does not decode ({error})")
+                continue
+            if change.participant_id != participant_id:
+                self._newest_state_holds(participant_id, newest)
+                participant_id, newest = change.participant_id, {}
+            if not 1 <= change.sequence <= last:
+                self.problem(f"state change {change.sequence}: numbered beyond the last one recorded ({last})")
+            newest[(change.state_type, change.key)] = change
+        self._newest_state_holds(participant_id, newest)
+
+    def _newest_state_holds(self, participant_id: str | None, newest: dict[tuple[str, str], StateChange]) -> None:
+        if participant_id is None:
+            return
+        raw = self.store.get_raw("participants", participant_id.encode())
+        if raw is None:
+            self.problem(f"state history of participant {participant_id}: the participant does not exist")
+            return
+        record = msgspec.json.decode(raw, type=ParticipantRecord)
+        held: dict[str, Callable[[str], str | None]] = {
+            "tag": lambda key: key if key in record.tags else None,
+            "counter": lambda key: None if key not in record.counters else decimal_text(Decimal(record.counters[key])),
+            "attribute": record.attributes.get,
+        }
+        for (state_type, key), change in newest.items():
+            if state_type in held and held[state_type](key) != change.new_value:
+                self.problem(
+                    f"participant {participant_id} {state_type} {key!r}: holds {held[state_type](key)!r}, its "
+                    f"newest state change (number {change.sequence}) says {change.new_value!r}"
+                )
 
     def _lots(self, record: ParticipantRecord) -> int:
         count = 0
@@ -441,6 +497,7 @@ def verify_store(store: Store) -> VerifyReport:
         checker.accounts_match()
         participants, lots = checker.participants()
         checker.orphan_lots()
+        checker.state_history()
         events, pending = checker.events()
         return VerifyReport(
             ok=not checker.problems,

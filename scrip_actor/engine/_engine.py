@@ -189,6 +189,7 @@ class Engine:
         )
         self._counts = {"completed": 0, "failed": 0}
         self._build_stages()  # the stages off the hot path: programs, assets, rules, wallets, participants, reads
+        self._build_tiers()  # engine.tiers, after the stages it is given
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
@@ -305,6 +306,7 @@ class Engine:
             participant=self._participant,
             participant_by_external=self._participant_by_external,
             caught_up=self._caught_up,
+            clock=self._clock,
         )
         ledger = {"catalog": self._catalog, "world": self._world, "cache": self._cache, "store": self._store}
         self._operations = Operations(**ledger, publisher=self._publisher, deliver=self._deliver, clock=self._clock)
@@ -313,8 +315,7 @@ class Engine:
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
-        self._build_tiers()
-        self.state_history = StateHistory(self._store)  # engine.state_history.list_for(participant_id, ...)
+        self.state_history = StateHistory(self._store, self._world.ids)  # engine.state_history.list_for(...)
 
     def _build_tiers(self) -> None:
         """``engine.tiers``: tier definitions and the manual tier state of participants (engine/_tiers.py)."""
@@ -758,9 +759,11 @@ class Engine:
         """Replace all tags."""
         return await self._participant_admin.replace_tags(participant_id, tags)
 
-    async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
-        """Set a counter to an exact decimal value (creating it)."""
-        return await self._participant_admin.set_counter(participant_id, key, value)
+    async def set_counter(
+        self, participant_id: str, key: str, value: str, reset_after: str | None = None
+    ) -> Participant:
+        """Set a counter to an exact value (creating it); ``reset_after`` a window, ``""`` none, None unchanged."""
+        return await self._participant_admin.set_counter(participant_id, key, value, reset_after)
 
     async def delete_counter(self, participant_id: str, key: str) -> Participant:
         """Delete a counter; absent is fine."""

@@ -22,11 +22,13 @@ import msgspec
 from scrip_actor import values
 from scrip_actor.amounts import parse_decimal
 from scrip_actor.config import Limits
+from scrip_actor.counters import window_from
+from scrip_actor.durations import parse_duration
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._step import new_participant
 from scrip_actor.engine._validation import new_id, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
-from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World, decimal_text
+from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World
 from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
 from scrip_actor.store import Op, Writer
 
@@ -106,7 +108,7 @@ class ParticipantAdmin:
         before.note_changes(tx, state)
         ticket = self._publish(tx.commit(now), [])
         await self._writer.wait_durable(ticket)
-        return state.public(self._world.assets), created
+        return state.public(self._world.assets, now), created
 
     def _canonical_profile(self, request: ParticipantCreate | ParticipantUpdate) -> dict[str, Any]:
         """The request's external id, tags and attribute keys in canonical form (``values``): fields to replace."""
@@ -147,7 +149,7 @@ class ParticipantAdmin:
         before.note_changes(tx, working)
         ticket = self._publish(tx.commit(now), [])
         await self._writer.wait_durable(ticket)
-        return working.public(self._world.assets)
+        return working.public(self._world.assets, now)
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
@@ -196,16 +198,41 @@ class ParticipantAdmin:
         clean = _clean_tags(tags)
         return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)))
 
-    async def set_counter(self, participant_id: str, key: str, value: str) -> Participant:
-        """Set a counter to an exact decimal value (creating it)."""
+    async def set_counter(
+        self, participant_id: str, key: str, value: str, reset_after: str | None = None
+    ) -> Participant:
+        """Set a counter to an exact decimal value (creating it). ``reset_after``: a duration gives it a reset
+        window starting now, ``""`` removes its window, None leaves the window as it is."""
         key = values.key(key)
         amount = values.counter_value(parse_decimal(value, "value"))
-        return await self._mutate_participant(participant_id, lambda s: s.counters.__setitem__(key, amount))
+        window_length = None
+        if reset_after:
+            try:
+                window_length = parse_duration(reset_after)
+            except ValueError as error:
+                raise ValidationFailed.field("reset_after", "invalid", str(error)) from None
+        now = self._clock()
+
+        def change(state: ParticipantState) -> None:
+            state.counters[key] = amount
+            if window_length is not None:
+                state.counter_windows[key] = window_from(window_length, now)
+            elif reset_after == "":
+                state.counter_windows.pop(key, None)
+            elif key in state.counter_windows:  # the set value starts in the window the wall clock is in
+                state.counter_windows[key] = state.counter_windows[key].current(now)
+
+        return await self._mutate_participant(participant_id, change)
 
     async def delete_counter(self, participant_id: str, key: str) -> Participant:
-        """Delete a counter; absent is fine."""
+        """Delete a counter and its reset window; absent is fine."""
         key = values.key(key)
-        return await self._mutate_participant(participant_id, lambda s: s.counters.pop(key, None))
+
+        def change(state: ParticipantState) -> None:
+            state.counters.pop(key, None)
+            state.counter_windows.pop(key, None)
+
+        return await self._mutate_participant(participant_id, change)
 
     async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
         """Merge attributes (string to string)."""
@@ -257,7 +284,9 @@ class _StateSnapshot(msgspec.Struct, frozen=True):
     def note_changes(self, tx: LedgerTx, state: ParticipantState) -> None:
         """Note every difference between this snapshot and ``state`` in ``tx``'s state history, as the API's."""
 
-        def note(state_type: str, key: str, operation: str, old: str | None, new: str | None) -> None:
+        def note(
+            state_type: str, key: str, operation: str, old: str | Decimal | None, new: str | Decimal | None
+        ) -> None:
             tx.note_state(state.id, state_type, key, operation, old, new, source="api")
 
         for tag in sorted(state.tags - self.tags):
@@ -267,10 +296,10 @@ class _StateSnapshot(msgspec.Struct, frozen=True):
         for key, value in state.counters.items():
             old = self.counters.get(key)
             if old is None or old != value:
-                note("counter", key, "set", None if old is None else decimal_text(old), decimal_text(value))
+                note("counter", key, "set", old, value)
         for key, old in self.counters.items():
             if key not in state.counters:
-                note("counter", key, "delete", decimal_text(old), None)
+                note("counter", key, "delete", old, None)
         for key, text in state.attributes.items():
             if self.attributes.get(key) != text:
                 note("attribute", key, "set", self.attributes.get(key), text)

@@ -65,6 +65,7 @@ class Queries:
         participant: Callable[[str], ParticipantState | None],
         participant_by_external: Callable[[str], ParticipantState | None],
         caught_up: Callable[[], Awaitable[None]],
+        clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._world = world
@@ -75,6 +76,7 @@ class Queries:
         self._participant = participant
         self._participant_by_external = participant_by_external
         self._caught_up = caught_up
+        self._clock = clock  # counters are shown at their effective value now
 
     def _require(self, participant_id: str) -> ParticipantState:
         state = self._participant(participant_id)
@@ -194,14 +196,14 @@ class Queries:
 
     async def get_participant(self, participant_id: str) -> Participant:
         """A participant with balances, tags, counters and attributes."""
-        return self._require(participant_id).public(self._world.assets)
+        return self._require(participant_id).public(self._world.assets, self._clock())
 
     async def get_participant_by_external_id(self, external_id: str) -> Participant:
         """A participant by the client's own id (NFC-normalised, like every external id)."""
         state = self._participant_by_external(values.normalized_text(external_id))
         if state is None:
             raise NotFound("participant", external_id)
-        return state.public(self._world.assets)
+        return state.public(self._world.assets, self._clock())
 
     async def list_participants(
         self,
@@ -238,7 +240,8 @@ class Queries:
         more = len(states) > limit
         states = states[:limit]
         next_cursor = _encode_cursor(states[-1].id.encode()) if more else None
-        return Page(data=[s.public(self._world.assets) for s in states], has_more=more, next_cursor=next_cursor)
+        now = self._clock()
+        return Page(data=[s.public(self._world.assets, now) for s in states], has_more=more, next_cursor=next_cursor)
 
     async def balances(self, participant_id: str, asset_id: str | None = None) -> list[Balance]:
         """Balances per asset: available, held, deferred."""

@@ -16,16 +16,17 @@ from datetime import datetime
 
 import msgspec
 
+from scrip_actor._records import decode_state_change
 from scrip_actor.cursors import decode as decode_cursor
 from scrip_actor.cursors import encode as encode_cursor
 from scrip_actor.cursors import invalid_cursor
+from scrip_actor.ids import SequenceIds
 from scrip_actor.model import Page, StateChange
 from scrip_actor.store import Store
 
 __all__ = ["SCANNED_PER_CALL_MAX", "StateHistory", "StateHistoryFilter"]
 
 SCANNED_PER_CALL_MAX = 10_000
-_decoder = msgspec.json.Decoder(StateChange)
 
 
 class StateHistoryFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,8 +71,9 @@ def _within(moment: datetime, start: datetime | None, end: datetime | None) -> b
 class StateHistory:
     """Reads of the ``state_history`` database (the writes come with each committed transaction)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, ids: SequenceIds) -> None:
         self._store = store
+        self._ids = ids
 
     def list_for(
         self, participant_id: str, *, limit: int, cursor: str | None, keep: StateHistoryFilter | None = None
@@ -91,8 +93,8 @@ class StateHistory:
             if len(found) == limit or scanned == SCANNED_PER_CALL_MAX:
                 return Page(data=found, has_more=True, next_cursor=encode_cursor((last_key[len(prefix) :],)))
             last_key = bytes(key)
-            change = _decoder.decode(value)
-            assert change.participant_id == participant_id, "a state change is stored under another participant"
+            change = decode_state_change(last_key, bytes(value), self._ids)
+            assert change.participant_id == participant_id
             if keep is None or keep.keeps(change):
                 found.append(change)
         return Page(data=found, has_more=False, next_cursor=None)

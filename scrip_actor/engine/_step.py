@@ -167,8 +167,9 @@ def _run_rules(
 ) -> StepResult:
     """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
     on failure, so only the settlement before the rules commits)."""
-    view = _participant_view(tx.touched(state.id) or state, program.id, program_tiers)
-    variables = event_variables(cel_data, view, event.event_timestamp, limits.cel_cost_per_event_max)
+    now = event.event_timestamp
+    view = _participant_view(tx.touched(state.id) or state, now, program.id, program_tiers)
+    variables = event_variables(cel_data, view, now, limits.cel_cost_per_event_max)
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
     by_external: dict[str, ParticipantState] = {state.external_id: state}
@@ -192,10 +193,7 @@ def _run_rules(
 
     internal_error: Exception | None = None
     try:
-        for compiled in matched:
-            apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
-        if program_tiers:
-            apply_event_tiers(tx, program_tiers, program.id, state, event.event_timestamp)
+        _apply_matched(tx, matched, state, variables, resolve_target, (program.id, program_tiers, now))
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
         return StepResult(
@@ -225,9 +223,28 @@ def _run_rules(
     )
 
 
-def _participant_view(state: ParticipantState, program_id: str, program_tiers: ProgramTiers | None) -> Any:
-    """``participant`` as the rules see it: the cached view, with the program's tiers laid over it if it has any."""
-    view = state.cel_view()
+def _apply_matched(
+    tx: LedgerTx,
+    matched: list[CompiledRule],
+    state: ParticipantState,
+    variables: dict[str, Any],
+    resolve_target: Any,
+    tiers: tuple[str, ProgramTiers | None, datetime],
+) -> None:
+    """The matched rules' actions in order, then (if the program has tiers) SET_TIER and auto-qualification."""
+    for compiled in matched:
+        apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+    program_id, program_tiers, now = tiers
+    if program_tiers:
+        apply_event_tiers(tx, program_tiers, program_id, state, now)
+
+
+def _participant_view(
+    state: ParticipantState, now: datetime, program_id: str, program_tiers: ProgramTiers | None
+) -> Any:
+    """``participant`` as the rules see it: the cached view (counters at ``now`` if any has a reset window: they
+    are rare, so the call is skipped otherwise), with the program's tiers laid over it if it has any."""
+    view = state.cel_view_at(now) if state.counter_windows else state.cel_view()
     if program_tiers:
         view = {**view, "tiers": cel_tiers(state, program_tiers, program_id)}
     return view
@@ -242,7 +259,10 @@ def step_sweep(
 ) -> Changes | None:
     """Mature and expire ``state``'s lots due by ``wall_now`` and act on its tier deadlines due by then (``fired``:
     the schedule items this sweep consumed); the committed changes, or None if nothing was due."""
-    tx = LedgerTx(world, now=wall_now, id_seed=f"sweep/{state.id}/{world.journal_sequence}", program_id=None)
+    # The state history names a program: the one whose tiers these are, when there is just one (lots' entries
+    # name their own program whatever this says).
+    program_id = next(iter(state.tiers)) if len(state.tiers) == 1 else None
+    tx = LedgerTx(world, now=wall_now, id_seed=f"sweep/{state.id}/{world.journal_sequence}", program_id=program_id)
     tx.settle_lots(state, wall_now)
     if state.tiers:
         sweep_tiers(tx, state, tiers or _NO_TIERS, wall_now, fired)

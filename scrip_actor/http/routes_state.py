@@ -20,6 +20,7 @@ from scrip_actor.http.schemas import (
     TagList,
     TagsReplace,
 )
+from scrip_actor.model import Participant
 
 __all__ = ["ENDPOINTS"]
 
@@ -82,27 +83,37 @@ async def delete_attribute(call: Call) -> None:
     await call.engine.delete_attribute(call.path["participant_id"], call.path["key"])
 
 
+def _counter(participant: Participant, key: str) -> CounterItem:
+    reset = participant.counter_resets.get(key)
+    return CounterItem(
+        key=key,
+        value=participant.counters[key],
+        reset_after=None if reset is None else reset.reset_after,
+        last_reset_at=None if reset is None else reset.last_reset_at,
+    )
+
+
 async def list_counters(call: Call) -> DataOf[CounterItem]:
-    """All counters, values as decimal strings."""
+    """All counters at their effective values (0 once a reset window has passed)."""
     participant = await call.engine.get_participant(call.path["participant_id"])
-    return DataOf(data=[CounterItem(key=key, value=value) for key, value in participant.counters.items()])
+    return DataOf(data=[_counter(participant, key) for key in participant.counters])
 
 
 async def get_counter(call: Call) -> CounterItem:
-    """One counter; 404 if it was never set."""
+    """One counter at its effective value; 404 if it was never set."""
     key = call.path["key"]
     participant = await call.engine.get_participant(call.path["participant_id"])
     if key not in participant.counters:
         raise NotFound("counter", key)
-    return CounterItem(key=key, value=participant.counters[key])
+    return _counter(participant, key)
 
 
 async def set_counter(call: Call) -> CounterItem:
-    """Set a counter to an exact decimal value, creating it."""
+    """Set a counter to an exact decimal value, creating it; ``reset_after`` sets or (``""``) removes its window."""
     body: CounterSet = call.body
     key = call.path["key"]
-    participant = await call.engine.set_counter(call.path["participant_id"], key, body.value)
-    return CounterItem(key=key, value=participant.counters[key])
+    participant = await call.engine.set_counter(call.path["participant_id"], key, body.value, body.reset_after)
+    return _counter(participant, key)
 
 
 async def delete_counter(call: Call) -> None:

@@ -206,9 +206,11 @@ class AttributeSet(Struct, **_request):
 
 
 class CounterSet(Struct, **_request):
-    """Set one counter to an exact decimal value."""
+    """Set one counter to an exact decimal value. ``reset_after``: a duration (``"720h"``) gives the counter a
+    reset window starting now; ``""`` removes its window; omitted leaves the window as it is."""
 
     value: DecimalString
+    reset_after: Annotated[str, Meta(max_length=64)] | None = None
 
 
 class RulePatch(Struct, **_request):
@@ -329,11 +331,14 @@ class AttributeMap(Struct, kw_only=True):
     attributes: dict[str, str]
 
 
-class CounterItem(Struct, kw_only=True):
-    """One counter, value as a decimal string."""
+class CounterItem(Struct, kw_only=True, omit_defaults=True):
+    """One counter: its effective value as a decimal string (0 once its reset window has passed) and, when it has
+    a window, its length and when the current window began."""
 
     key: str
     value: str
+    reset_after: str | None = None
+    last_reset_at: datetime | None = None
 
 
 class DataOf(Struct, Generic[T], kw_only=True):

@@ -61,6 +61,7 @@ async def test_rule_changes_name_their_event_and_rule(api: Api) -> None:
     assert {c["event_timestamp"] for c in changes} == {"2026-03-01T10:00:00Z"}
     assert [c["sequence"] for c in changes] == sorted(c["sequence"] for c in changes)
     assert len({c["id"] for c in changes}) == 4
+    assert (await api.engine.verify()).ok  # the newest entry of each key is what the participant holds
 
 
 async def test_a_failed_event_leaves_no_history(api: Api) -> None:
@@ -73,6 +74,7 @@ async def test_a_failed_event_leaves_no_history(api: Api) -> None:
     event = await _event(api, program, "e1", {})
     assert event["status"] == "FAILED"  # nothing to debit: the tag is rolled back with the rest
     assert (await api.ok("GET", _HISTORY.format(event["participant_id"])))["data"] == []
+    assert (await api.engine.verify()).ok  # the newest entry of each key is what the participant holds
 
 
 async def test_operator_calls_are_recorded_as_api_changes(api: Api) -> None:
@@ -99,6 +101,7 @@ async def test_operator_calls_are_recorded_as_api_changes(api: Api) -> None:
     assert {(c["source"], c["event_id"], c["rule_id"], c["event_timestamp"]) for c in changes} == {
         ("api", None, None, None)
     }
+    assert (await api.engine.verify()).ok  # the newest entry of each key is what the participant holds
 
 
 async def test_filters_and_pagination(api: Api) -> None:
@@ -126,6 +129,7 @@ async def test_filters_and_pagination(api: Api) -> None:
             break
         cursor = page["pagination"]["next_cursor"]
     assert len(seen) == 4 and seen == sorted(seen)
+    assert (await api.engine.verify()).ok  # the newest entry of each key is what the participant holds
 
 
 async def test_refusals(api: Api) -> None:

@@ -32,10 +32,13 @@ def _unpack(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     for lots in expected["lots"].values():
         for lot in lots:  # fields lots gained since schema 4 (holds, issue 12) read back at their defaults
             lot.update(_LOT_FIELDS_ADDED_SINCE)
+    for participant in expected["participants"]:  # and fields participants gained (issue 13)
+        participant.update(_PARTICIPANT_FIELDS_ADDED_SINCE)
     return tmp_path / "data", expected
 
 
 _LOT_FIELDS_ADDED_SINCE = {"reference_id": None, "provisional": False, "parent_lot_id": None}
+_PARTICIPANT_FIELDS_ADDED_SINCE: dict[str, Any] = {"counter_resets": {}}
 
 
 def _make_schema_3(data_dir: Path) -> None:

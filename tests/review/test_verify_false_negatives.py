@@ -6,10 +6,13 @@ Each test builds a healthy store with the engine, closes it, makes one surgical 
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scrip_actor import CreditAction, ParticipantCreate
+from scrip_actor._records import decode_state_change, state_history_key
+from scrip_actor.ids import SequenceIds
 from scrip_actor.model import BalanceAdjust, Lot, RedemptionCreate, ReversalCreate
 from scrip_actor.store import PROCESSED_BELOW_KEY, Store, be64, encode, unbe64
 from scrip_actor.verify import verify
@@ -140,3 +143,26 @@ async def test_a_redemption_record_that_disagrees_with_the_journal(tmp_path: Pat
     report = verify(str(data_dir))
     assert not report.ok
     assert any("the journal gave back 1" in problem for problem in report.problems)
+
+
+async def test_state_history_entries_that_do_not_fit_the_store(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    async with running(data_dir, clock) as engine:
+        participant = await engine.create_participant(ParticipantCreate(external_id="ann", tags=["new"]))
+        assert (await engine.verify()).ok
+    [(key, raw)] = _scan(data_dir, "state_history")
+    change = decode_state_change(key, raw, SequenceIds(0))
+    assert (change.participant_id, change.key, change.source) == (participant[0].id, "new", "api")
+    for bad in (
+        # past the last number the store issued
+        [("state_history", state_history_key(change.participant_id, change.sequence + 1), raw)],
+        [("state_history", state_history_key("nobody", change.sequence), raw)],  # a participant that does not exist
+        [("state_history", key + b"x", raw)],  # under a key that is not one
+        [("state_history", key, b"{}")],
+        [("state_history", key, raw.replace(b'"new"', b'"old"'))],  # the newest entry says a tag it does not hold
+    ):
+        copy = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(data_dir, copy)
+        _write(copy, bad)
+        assert not verify(str(copy)).ok, bad
+    assert verify(str(data_dir)).ok
