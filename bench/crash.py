@@ -195,7 +195,7 @@ async def all_pages(client: httpx.AsyncClient, path: str, **params: Any) -> list
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     for _ in range(10_000):
-        query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        query = {"limit": 200, **params, **({"cursor": cursor} if cursor else {})}
         page = await expect(client, "GET", path, 200, params=query)
         items.extend(page["data"])
         if not page["pagination"]["has_more"]:
@@ -363,6 +363,24 @@ async def check_exactly_once(client: httpx.AsyncClient, ledger: AckLedger, *, ch
     return len(events)
 
 
+async def check_counter_history(client: httpx.AsyncClient, ledger: AckLedger) -> None:
+    """Each participant's ``events`` counter equals its event count, and its state history holds exactly one
+    ``set`` per event, counting 1, 2, 3... in order, each naming a distinct event of that participant: no change
+    lost from the history and none recorded twice across the crash."""
+    events = await wait_processed(client, ledger.program_id)
+    by_participant: dict[str, set[str]] = {}
+    for event in events:
+        by_participant.setdefault(event["participant_id"], set()).add(event["id"])
+    for participant_id, event_ids in by_participant.items():
+        participant = await expect(client, "GET", f"/v1/participants/{participant_id}", 200)
+        assert participant["counters"].get("events") == str(len(event_ids)), (participant_id, participant["counters"])
+        history = await all_pages(
+            client, f"/v1/participants/{participant_id}/activity/state-history", key="events", limit=100
+        )
+        assert [change["new_value"] for change in history] == [str(n) for n in range(1, len(event_ids) + 1)]
+        assert {change["event_id"] for change in history} == event_ids, "a change names another event"
+
+
 async def check_resubmission(client: httpx.AsyncClient, ledger: AckLedger, rng: random.Random) -> None:
     """Acknowledged events sent again with their keys (singly, then as one batch) answer 202 and the original ids."""
     keys = sorted(ledger.acked)
@@ -418,6 +436,9 @@ async def event_trial(
     server = ServerProcess.start(data_dir)
     async with server.client() as client:
         program_id, _ = await setup_program(client, credit={"amount": "1"})
+        counter = {"type": "COUNTER", "key": "events", "value": "1"}
+        rule = {"program_id": program_id, "name": "count", "condition": "true", "actions": [counter]}
+        await expect(client, "POST", "/v1/rules", 201, json=rule)
     ledger = AckLedger(program_id)
     kill_after_s = rng.uniform(kill_min_s, kill_max_s)
     await _load_and_kill(server, ledger, rng, kill_after_s, clients)
@@ -426,6 +447,7 @@ async def event_trial(
     try:
         async with server.client() as client:
             existing = await check_exactly_once(client, ledger)
+            await check_counter_history(client, ledger)
             await check_resubmission(client, ledger, rng)
     finally:
         status = server.stop()
