@@ -19,6 +19,7 @@ touches a participant: scrip_actor.tier_effects applies these decisions inside a
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -51,6 +52,7 @@ __all__ = [
     "qualifies",
     "qualifying_level",
     "rolled_over",
+    "threshold_decimal",
 ]
 
 LEVELS_PER_TIER_MAX = 50
@@ -265,9 +267,16 @@ class TierStateSet(Struct, **_request):
 _ZERO = Decimal(0)
 
 
+@functools.lru_cache(maxsize=4096)
+def threshold_decimal(threshold: int | float) -> Decimal:
+    """A criterion's threshold as the exact decimal it was written as (``0.1`` is 0.1, not the binary double);
+    cached, since every event of a program with tiers compares against the same few."""
+    return Decimal(str(threshold))
+
+
 def _passes(criterion: Criterion, counters: dict[str, Decimal]) -> bool:
     value = counters.get(criterion.counter, _ZERO)
-    threshold = Decimal(str(criterion.threshold))
+    threshold = threshold_decimal(criterion.threshold)
     operator = criterion.operator
     if operator == ">=":
         return value >= threshold
@@ -334,7 +343,7 @@ def rolled_over(counters: dict[str, Decimal], rollover: CounterRollover, qualifi
     thresholds: dict[str, Decimal] = {}
     if rollover.rollover == "EXCESS" and qualified is not None and qualified.qualification is not None:
         for criterion in qualified.qualification.criteria:
-            thresholds[criterion.counter] = Decimal(str(criterion.threshold))
+            thresholds[criterion.counter] = threshold_decimal(criterion.threshold)
     for key in rollover.qualifying:
         value = counters.get(key)
         if value is None:
