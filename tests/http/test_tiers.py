@@ -209,5 +209,8 @@ async def test_manual_state_put_get_delete_and_refusals(api: Api) -> None:
     await api.error("PUT", f"{path}/status", 409, "participant_inactive", params=query, json={"level": "gold"})
     await api.error("DELETE", f"{path}/status", 409, "participant_inactive", params=query)
     await api.ok("PATCH", f"/v1/participants/{participant['id']}/status", json={"status": "ACTIVE"})
+    await api.ok("PATCH", f"/v1/programs/{program['id']}", json={"status": "SUSPENDED"})
+    await api.error("PUT", f"{path}/status", 409, "participant_inactive", params=query, json={"level": "gold"})
+    await api.ok("PATCH", f"/v1/programs/{program['id']}", json={"status": "ACTIVE"})
     await api.ok("POST", f"/v1/programs/{program['id']}/tiers/status/archive")
     await api.error("PUT", f"{path}/status", 409, "tier_archived", params=query, json={"level": "gold"})

@@ -210,3 +210,28 @@ async def test_a_lifecycle_cleared_by_patch_stops_its_reviews(engine: Engine, cl
     assert await _counter(engine, "gil", "spend") == 600  # and no rollover
     gil = await engine.get_participant_by_external_id("gil")
     assert engine.tiers.state(gil.id, program.id, "status").next_review_at is None  # type: ignore[attr-defined]
+
+
+async def test_status_validity_extends_a_lost_level_past_the_boundary(engine: Engine, clock: ManualClock) -> None:
+    program, _ = await program_with_asset(engine)
+    body = {
+        **STATUS,
+        "lifecycle": {
+            "retention": {"mode": "PERIOD_BASED"},
+            "qualification_period": {"type": "FIXED_YEAR", "start_month": 7, "start_day": 1},
+            "status_validity": {"extend_months": 2},
+        },
+    }
+    await engine.tiers.create(program.id, msgspec.convert(body, TierCreate))
+    await rule(engine, program, "true", [{"type": "COUNTER", "key": "spend", "value": "event.amount"}])
+    await send(engine, program, "hal", {"amount": 600}, at=clock.now)
+    # The period (1 July to 1 July) ends; counters are not rolled over (no counters section), so hal still
+    # qualifies: kept. Set spend to 0 by hand: the next end finds nothing, and the drop waits two months.
+    await _at(engine, clock, datetime(2026, 7, 1, 0, 0, 1, tzinfo=UTC))
+    hal = await engine.get_participant_by_external_id("hal")
+    await engine.set_counter(hal.id, "spend", "0")
+    await _at(engine, clock, datetime(2027, 7, 1, 0, 0, 1, tzinfo=UTC))
+    assert engine.tiers.state(hal.id, program.id, "status").drop_at == datetime(2027, 9, 1, tzinfo=UTC)
+    assert await _level(engine, program, "hal") == "gold"
+    await _at(engine, clock, datetime(2027, 9, 1, 0, 0, 1, tzinfo=UTC))
+    assert await _level(engine, program, "hal") == ""  # DROP_TO_QUALIFYING (the default): to rank 0
