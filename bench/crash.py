@@ -2,7 +2,8 @@
 
 ``python -m bench.crash --trials 20`` runs the long version and prints one JSON line. ``tests/reliability`` runs the
 same trials at small scale (3 event trials, one fund/burn trial, one lot-expiry trial, one balance-operation trial,
-one money-out trial — redemptions, reversals, transfers — and one full-disk trial).
+one money-out trial — redemptions, reversals, transfers — one full-disk trial, and one tier-boundary trial in
+bench/crash_tiers.py).
 
 What one *event trial* checks, after a SIGKILL at a random moment and a restart on the same data directory:
 
@@ -1218,6 +1219,12 @@ async def map_full_trial(workdir: Path, rng: random.Random, *, map_size_bytes: i
     )
 
 
+async def _tier_boundary_trial(workdir: Path, rng: random.Random) -> TrialResult:
+    from bench.crash_tiers import tier_boundary_trial  # it builds on this module: imported on use
+
+    return await tier_boundary_trial(workdir, rng)
+
+
 TRIALS: dict[str, Callable[..., Any]] = {
     "events": event_trial,
     "fund_burn": fund_burn_trial,
@@ -1225,6 +1232,7 @@ TRIALS: dict[str, Callable[..., Any]] = {
     "balance_operations": balance_operations_trial,
     "money_out": money_out_trial,
     "map_full": map_full_trial,
+    "tier_boundary": _tier_boundary_trial,  # bench/crash_tiers.py
 }
 
 
@@ -1265,7 +1273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--trials", type=int, default=20, help="event trials (other kinds: trials // 5 each)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--kinds", default="events,fund_burn,expiry,balance_operations,money_out,map_full")
+    parser.add_argument(
+        "--kinds", default="events,fund_burn,expiry,balance_operations,money_out,map_full,tier_boundary"
+    )
     args = parser.parse_args(argv)
     summary = trio.run(run_trials, args.trials, args.seed, args.kinds.split(","))
     print(json.dumps(summary), flush=True)

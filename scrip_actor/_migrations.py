@@ -210,12 +210,14 @@ def migrate_7_to_8(txn: Any, dbs: dict[str, Any]) -> int:
 
 def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
     """Schema 9 (program mechanics) adds databases, created empty by the open: a participant's state history
-    (``state_history``) starts with the changes made after the upgrade; participants are listed newest first from
+    (``state_history``) starts with the changes made after the upgrade; tier definitions (``tiers``) start empty;
+    participants are listed newest first from
     ``participants_by_created``, backfilled here from every participant record. Returns the participants indexed."""
     from scrip_actor._records import participant_created_key
     from scrip_actor.ledger import ParticipantRecord
 
     assert "state_history" in dbs
+    assert "tiers" in dbs  # tier definitions; participants hold no level until an event or a call gives one
     assert "participants_by_created" in dbs
     decoder = msgspec.json.Decoder(ParticipantRecord)
     count = 0

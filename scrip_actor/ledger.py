@@ -27,7 +27,8 @@ from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
 from scrip_actor.counters import CounterWindow, effective
 from scrip_actor.durations import format_duration
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
-from scrip_actor.model import Asset, Balance, CounterReset, JournalEntry, Lot, Participant, Posting
+from scrip_actor.model import Asset, Balance, CounterReset, JournalEntry, Lot, Participant, ParticipantTier, Posting
+from scrip_actor.tiers import TierHolding
 
 __all__ = [
     "GENESIS_HASH",
@@ -47,6 +48,7 @@ __all__ = [
     "decimal_text",
     "entry_hash",
     "recount_lots",
+    "schedule_at",
 ]
 
 SYSTEM_ISSUANCE = "SYSTEM_ISSUANCE"
@@ -106,6 +108,8 @@ class ParticipantRecord(msgspec.Struct, kw_only=True, array_like=True):
     # Schema 9: counters with a reset_after window (scrip_actor/counters.py). Last, with a default, so records of
     # earlier schemas (shorter arrays) decode unchanged.
     counter_windows: dict[str, CounterWindow] = {}
+    # Schema 9: tier levels held, per program id then tier key (scrip_actor/tiers.py). Last, with a default.
+    tiers: dict[str, dict[str, TierHolding]] = {}
 
 
 class ParticipantState:
@@ -132,6 +136,7 @@ class ParticipantState:
         "status",
         "stored_external_id",
         "tags",
+        "tiers",
         "updated_at",
     )
 
@@ -143,6 +148,7 @@ class ParticipantState:
         self.tags = set(record.tags)
         self.counters = {key: Decimal(value) for key, value in record.counters.items()}
         self.counter_windows = dict(record.counter_windows)
+        self.tiers = {program_id: dict(held) for program_id, held in record.tiers.items()}
         self.attributes = dict(record.attributes)
         self.program_ids = list(record.program_ids)
         self.balances = {asset: list(values) for asset, values in record.balances.items()}
@@ -173,6 +179,8 @@ class ParticipantState:
         copy.tags = set(self.tags)
         copy.counters = dict(self.counters)
         copy.counter_windows = dict(self.counter_windows) if self.counter_windows else {}
+        # Holdings are frozen: copying the two levels of dicts is enough (and nothing, for most participants).
+        copy.tiers = {program_id: dict(held) for program_id, held in self.tiers.items()} if self.tiers else {}
         copy.attributes = dict(self.attributes)
         copy.program_ids = list(self.program_ids)
         copy.balances = {asset: list(values) for asset, values in self.balances.items()}
@@ -222,6 +230,7 @@ class ParticipantState:
             created_at=self.created_at,
             updated_at=self.updated_at,
             counter_windows=self.counter_windows,
+            tiers=self.tiers,
         )
 
     def cel_view_at(self, now: datetime) -> dict[str, object]:
@@ -268,6 +277,7 @@ class ParticipantState:
             "counters": {key: float(value) for key, value in self.counters.items()},
             "attributes": dict(self.attributes),
             "program_ids": list(self.program_ids),
+            "tiers": {},  # the event's program's tiers are laid over this by the step (tier_effects.cel_tiers)
         }
 
     def balance(self, asset_id: str) -> list[int]:
@@ -309,7 +319,18 @@ class ParticipantState:
             balances=balances,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            tiers=self.public_tiers(),
         )
+
+    def public_tiers(self) -> dict[str, ParticipantTier]:
+        """The levels held (rank above 0), by tier key; programs in id order, so a key two programs share shows
+        the later program's (each is listed under its program by ``…/state/tiers?program_id=``)."""
+        shown: dict[str, ParticipantTier] = {}
+        for program_id in sorted(self.tiers):
+            for key, holding in self.tiers[program_id].items():
+                if holding.rank > 0:
+                    shown[key] = ParticipantTier(level=holding.level, rank=holding.rank, program_id=program_id)
+        return dict(sorted(shown.items()))
 
     def _counter_resets(self, now: datetime | None) -> dict[str, CounterReset]:
         resets = {}
@@ -423,6 +444,8 @@ class LedgerTx:
         self._lots: dict[str, Lot] = {}
         self._schedule: list[tuple[datetime, str, str]] = []
         self._state_notes: list[tuple[str, str, str, str, object, object, str, str | None]] = []
+        # SET_TIER actions (participant, tier, level, rule id), resolved after the rules (scrip_actor.tier_effects).
+        self.tier_sets: list[tuple[str, str, str, str | None]] = []
 
     # --- working copies ---------------------------------------------------------------------------------------
 
@@ -896,6 +919,12 @@ class LedgerTx:
     def participants(self) -> list[ParticipantState]:
         """The working copies this transaction touched (new participants included)."""
         return list(self._participants.values())
+
+
+def schedule_at(tx: LedgerTx, due: datetime, item_id: str, participant_id: str) -> None:
+    """Put ``item_id`` of a participant on the durable schedule the sweep wakes for, with ``tx``'s other changes
+    (a lot's expiry goes there through :meth:`LedgerTx.add_lot`; a tier deadline is ``tier/{program}/{key}``)."""
+    tx._schedule.append((due, item_id, participant_id))
 
 
 class _Savepoint(msgspec.Struct, kw_only=True):

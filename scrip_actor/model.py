@@ -40,6 +40,7 @@ __all__ = [
     "Page",
     "Participant",
     "ParticipantCreate",
+    "ParticipantTier",
     "ParticipantUpdate",
     "Posting",
     "Program",
@@ -60,6 +61,7 @@ __all__ = [
     "RuleUpdate",
     "RuleVersion",
     "SetAttributeAction",
+    "SetTierAction",
     "StateChange",
     "StateOperation",
     "StateType",
@@ -209,6 +211,14 @@ class Balance(Struct, kw_only=True):
     deferred: str
 
 
+class ParticipantTier(Struct, kw_only=True):
+    """A level a participant holds, as its resource shows it (``tiers: {"status": {"level": "gold", ...}}``)."""
+
+    level: str
+    rank: int
+    program_id: str
+
+
 class CounterReset(Struct, kw_only=True):
     """A counter's ``reset_after`` window: its length, and when its current window began (the last reset, or when
     the window was set)."""
@@ -238,6 +248,7 @@ class Participant(Struct, kw_only=True):
     balances: list[Balance] = []
     created_at: datetime
     updated_at: datetime
+    tiers: dict[str, ParticipantTier] = {}  # schema 9: levels held (rank above 0), by tier key
 
 
 class ParticipantCreate(Struct, **_request):
@@ -638,6 +649,15 @@ class ForfeitAction(Struct, tag="FORFEIT", tag_field="type", **_request):
     target: Target | None = None
 
 
+class SetTierAction(Struct, tag="SET_TIER", tag_field="type", **_request):
+    """Set the participant's level of a program tier (``tier`` its key, ``level`` a level key). Blocks automatic
+    qualification of that tier for the rest of the event; an archived tier's SET_TIER is skipped (docs/tiers.md)."""
+
+    tier: Annotated[str, Meta(min_length=1, max_length=64)]
+    level: Annotated[str, Meta(min_length=1, max_length=100)]
+    target: Target | None = None
+
+
 class VoidHoldAction(Struct, tag="VOID_HOLD", tag_field="type", **_request):
     """Return the provisional HELD lots of ``reference_id`` to their source (LOT assets)."""
 
@@ -658,6 +678,7 @@ Action = (
     | ReleaseAction
     | ForfeitAction
     | VoidHoldAction
+    | SetTierAction
 )
 
 

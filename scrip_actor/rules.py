@@ -48,6 +48,7 @@ from scrip_actor.model import (
     Rule,
     RuleEvaluation,
     SetAttributeAction,
+    SetTierAction,
     TagAction,
     UntagAction,
     VoidHoldAction,
@@ -77,6 +78,7 @@ TargetResolver = Callable[[str], ParticipantState]
 # CompiledAction.kind: one small int per action type (the money kinds first, so ``kind <= _DEBIT`` selects them).
 # The hold kinds last, so ``kind >= _HOLD`` selects them.
 _CREDIT, _DEBIT, _TAG, _UNTAG, _COUNTER, _SET_ATTRIBUTE, _HOLD, _RELEASE, _FORFEIT, _VOID_HOLD = range(10)
+_SET_TIER = 10  # after the hold kinds: checked before ``kind >= _HOLD``
 _KINDS: dict[type, int] = {
     CreditAction: _CREDIT,
     DebitAction: _DEBIT,
@@ -88,6 +90,7 @@ _KINDS: dict[type, int] = {
     ReleaseAction: _RELEASE,
     ForfeitAction: _FORFEIT,
     VoidHoldAction: _VOID_HOLD,
+    SetTierAction: _SET_TIER,
 }
 
 
@@ -320,6 +323,7 @@ def _type_of(action: Action) -> str:
         ReleaseAction: "RELEASE",
         ForfeitAction: "FORFEIT",
         VoidHoldAction: "VOID_HOLD",
+        SetTierAction: "SET_TIER",
     }[type(action)]
 
 
@@ -622,6 +626,13 @@ def _apply_one(
     if kind <= _DEBIT:
         _apply_money(tx, rule, compiled, state, variables, assets)
         return  # balances and lots are not part of the CEL view: it stays valid
+    if kind == _SET_TIER:
+        # Resolved after the rules against the program's tier definitions (scrip_actor.tier_effects): an
+        # archived tier is skipped there, an unknown one fails the event. Allowed whatever the status.
+        action = compiled.action
+        assert isinstance(action, SetTierAction)
+        tx.tier_sets.append((state.id, action.tier, action.level, rule.id))
+        return
     if kind >= _HOLD:
         _apply_hold_kind(tx, rule, compiled, state, variables, assets)
         return

@@ -88,7 +88,7 @@ KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets"})
 # Databases whose records each carry a key's whole new value: within one batch only the last one is put (fill).
 _LAST_VALUE_DATABASES = frozenset(
-    {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts"}
+    {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts", "tiers"}
 )
 DATABASES = (
     "meta",
@@ -119,6 +119,7 @@ DATABASES = (
     "reward_counts",  # schema 8: reward id NUL participant id -> be64(units redeemed), for max_per_participant
     "state_history",  # schema 9: participant id NUL be64(state change sequence) -> the StateChange
     "participants_by_created",  # schema 9: be64(created µs) participant id -> b"", GET /participants newest first
+    "tiers",  # schema 9: program id NUL tier key -> the tier definition (scrip_actor/tiers.py)
 )
 
 T = TypeVar("T")

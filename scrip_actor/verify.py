@@ -269,6 +269,22 @@ class _Checker:
                     f"participant {participant_id} {state_type} {key!r}: holds {held[state_type](key)!r}, its "
                     f"newest state change (number {change.sequence}) says {change.new_value!r}"
                 )
+        self._newest_tiers_hold(participant_id, record, newest)
+
+    def _newest_tiers_hold(
+        self, participant_id: str, record: ParticipantRecord, newest: dict[tuple[str, str], StateChange]
+    ) -> None:
+        """Each tier's newest entry names the level held (none at rank 0), where one program holds that key."""
+        for (state_type, key), change in newest.items():
+            holders = [held[key] for held in record.tiers.values() if key in held]
+            if state_type != "tier" or len(holders) > 1:
+                continue  # two programs with the same tier key: the entries of both share the key
+            level = holders[0].level if holders and holders[0].rank > 0 else None
+            if level != change.new_value:
+                self.problem(
+                    f"participant {participant_id} tier {key!r}: holds {level!r}, its newest state change "
+                    f"(number {change.sequence}) says {change.new_value!r}"
+                )
 
     def _lots(self, record: ParticipantRecord) -> int:
         count = 0

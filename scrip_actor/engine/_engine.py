@@ -48,6 +48,7 @@ from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._state_history import StateHistory
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
+from scrip_actor.engine._tiers import Tiers
 from scrip_actor.engine._transfers import Transfers
 from scrip_actor.engine._wallets import Wallets
 from scrip_actor.errors import (
@@ -189,6 +190,7 @@ class Engine:
         )
         self._counts = {"completed": 0, "failed": 0}
         self._build_stages()  # the stages off the hot path: programs, assets, rules, wallets, participants, reads
+        self._build_tiers()  # engine.tiers, after the stages it is given
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
@@ -207,6 +209,7 @@ class Engine:
         store = self._store
         self._catalog.load()
         self.rewards.load()
+        self.tiers.load()
         _records.load_world(store, self._world)
         # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
@@ -320,6 +323,19 @@ class Engine:
         self.state_history = StateHistory(self._store, self._world.ids)
         reads = {"store": self._store, "event_by_sequence": self._event_by_sequence, "caught_up": self._caught_up}
         self.activity = Activity(**reads, queries=self._queries, ids=self._world.ids)  # balance operations, events
+
+    def _build_tiers(self) -> None:
+        """``engine.tiers``: tier definitions and the manual tier state of participants (engine/_tiers.py)."""
+        self.tiers = Tiers(
+            catalog=self._catalog,
+            store=self._store,
+            writer=self._writer,
+            clock=self._clock,
+            limits=self._limits,
+            world=self._world,
+            participant=self._participant,
+            publish=self._publisher.publish,
+        )
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)
@@ -535,6 +551,7 @@ class Engine:
             limits=self._step_limits,
             lookups=self._cache,
             wall_now=wall_now,
+            tiers=self.tiers.by_program,
         )
         if result.internal_error is not None:
             _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)
@@ -583,7 +600,8 @@ class Engine:
     def _step_sweep(self, message: Sweep) -> None:
         state = self._cache.get(message.participant_id)
         assert state is not None
-        changes = step_sweep(state, self._world, self._clock())
+        fired = frozenset(key[8:].decode() for key in message.keys if key[8:13] == b"tier/")
+        changes = step_sweep(state, self._world, self._clock(), self.tiers.by_program, fired)
         deletes: list[Op] = [("schedule", key, None) for key in message.keys]
         if changes is None:
             self._writer.append(deletes)

@@ -17,6 +17,7 @@ whatever the rules say) and the rules' effects do not (the event failed).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from scrip_actor.ledger import (
 )
 from scrip_actor.model import Event, Program, RuleEvaluation
 from scrip_actor.rules import CompiledRule, apply_actions, event_variables, fused_evaluate
+from scrip_actor.tier_effects import ProgramTiers, apply_event_tiers, cel_tiers, sweep_tiers, tiers_due
 
 __all__ = ["Lookups", "StepLimits", "StepResult", "new_participant", "step_event", "step_sweep"]
 
@@ -88,14 +90,24 @@ def step_event(
     limits: StepLimits,
     lookups: Lookups,
     wall_now: datetime,
+    tiers: Mapping[str, ProgramTiers] | None = None,
 ) -> StepResult:
-    """Process one event against ``state`` (the participant it is bound to or named by, None if unknown)."""
-    tx, state, failure = _prepare(event, program, state, world, lookups, wall_now)
+    """Process one event against ``state`` (the participant it is bound to or named by, None if unknown).
+
+    ``tiers`` are the tier definitions by program id, then key (scrip_actor.tiers); a program without any costs
+    the step one dict lookup.
+    """
+    tiers = tiers or _NO_TIERS
+    tx, state, failure = _prepare(event, program, state, world, lookups, wall_now, tiers)
     if tx is None:
         return StepResult(state=state, changes=None, evaluations=[], failure=failure[0], internal_error=failure[1])
     assert program is not None
     assert state is not None
-    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now)
+    program_tiers = tiers.get(program.id)
+    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now, program_tiers)
+
+
+_NO_TIERS: Mapping[str, ProgramTiers] = {}
 
 
 def _prepare(
@@ -105,6 +117,7 @@ def _prepare(
     world: World,
     lookups: Lookups,
     wall_now: datetime,
+    tiers: Mapping[str, ProgramTiers],
 ) -> tuple[LedgerTx | None, ParticipantState | None, tuple[str | None, Exception | None]]:
     """Before the rules: enrol (or create) the participant and settle its due lots, in the step's transaction.
 
@@ -128,6 +141,8 @@ def _prepare(
             enrolled.program_ids.append(program.id)
             enrolled.invalidate()
         tx.settle_lots(tx.touched(state.id) or state, wall_now)
+        if state.tiers and tiers_due(tx.touched(state.id) or state, wall_now):
+            sweep_tiers(tx, state, tiers, wall_now)  # a period end before the event: it counts in the new one
         if not tx.is_empty():
             tx.check()  # settlement that cannot commit fails the event before any rule runs
     except ActionFailed as error:
@@ -148,12 +163,12 @@ def _run_rules(
     limits: StepLimits,
     lookups: Lookups,
     wall_now: datetime,
+    program_tiers: ProgramTiers | None,
 ) -> StepResult:
     """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
     on failure, so only the settlement before the rules commits)."""
-    viewed = tx.touched(state.id) or state
     now = event.event_timestamp
-    view = viewed.cel_view_at(now) if viewed.counter_windows else viewed.cel_view()  # windows are rare: skip a call
+    view = _participant_view(tx.touched(state.id) or state, now, program.id, program_tiers)
     variables = event_variables(cel_data, view, now, limits.cel_cost_per_event_max)
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
@@ -178,8 +193,7 @@ def _run_rules(
 
     internal_error: Exception | None = None
     try:
-        for compiled in matched:
-            apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+        _apply_matched(tx, matched, state, variables, resolve_target, (program.id, program_tiers, now))
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
         return StepResult(
@@ -209,10 +223,49 @@ def _run_rules(
     )
 
 
-def step_sweep(state: ParticipantState, world: World, wall_now: datetime) -> Changes | None:
-    """Mature and expire ``state``'s lots due by ``wall_now``; the committed changes, or None if none was due."""
-    tx = LedgerTx(world, now=wall_now, id_seed=f"sweep/{state.id}/{world.journal_sequence}", program_id=None)
+def _apply_matched(
+    tx: LedgerTx,
+    matched: list[CompiledRule],
+    state: ParticipantState,
+    variables: dict[str, Any],
+    resolve_target: Any,
+    tiers: tuple[str, ProgramTiers | None, datetime],
+) -> None:
+    """The matched rules' actions in order, then (if the program has tiers) SET_TIER and auto-qualification."""
+    for compiled in matched:
+        apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+    program_id, program_tiers, now = tiers
+    if program_tiers:
+        apply_event_tiers(tx, program_tiers, program_id, state, now)
+
+
+def _participant_view(
+    state: ParticipantState, now: datetime, program_id: str, program_tiers: ProgramTiers | None
+) -> Any:
+    """``participant`` as the rules see it: the cached view (counters at ``now`` if any has a reset window: they
+    are rare, so the call is skipped otherwise), with the program's tiers laid over it if it has any."""
+    view = state.cel_view_at(now) if state.counter_windows else state.cel_view()
+    if program_tiers:
+        view = {**view, "tiers": cel_tiers(state, program_tiers, program_id)}
+    return view
+
+
+def step_sweep(
+    state: ParticipantState,
+    world: World,
+    wall_now: datetime,
+    tiers: Mapping[str, ProgramTiers] | None = None,
+    fired: frozenset[str] = frozenset(),
+) -> Changes | None:
+    """Mature and expire ``state``'s lots due by ``wall_now`` and act on its tier deadlines due by then (``fired``:
+    the schedule items this sweep consumed); the committed changes, or None if nothing was due."""
+    # The state history names a program: the one whose tiers these are, when there is just one (lots' entries
+    # name their own program whatever this says).
+    program_id = next(iter(state.tiers)) if len(state.tiers) == 1 else None
+    tx = LedgerTx(world, now=wall_now, id_seed=f"sweep/{state.id}/{world.journal_sequence}", program_id=program_id)
     tx.settle_lots(state, wall_now)
+    if state.tiers:
+        sweep_tiers(tx, state, tiers or _NO_TIERS, wall_now, fired)
     return None if tx.is_empty() else tx.commit(wall_now)
 
 

@@ -35,6 +35,7 @@ from scrip_actor.http import (
     routes_rules,
     routes_state,
     routes_system,
+    routes_tiers,
 )
 from scrip_actor.http.auth import ApiKeys, presented_key
 from scrip_actor.http.errors import (
@@ -96,6 +97,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_redemptions.ENDPOINTS,
         *routes_history.ENDPOINTS,
         *routes_state.ENDPOINTS,
+        *routes_tiers.ENDPOINTS,
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),
     ]

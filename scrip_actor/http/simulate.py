@@ -29,6 +29,7 @@ from scrip_actor.model import (
     ReleaseAction,
     Rule,
     SetAttributeAction,
+    SetTierAction,
     TagAction,
     UntagAction,
     VoidHoldAction,
@@ -162,6 +163,10 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
             return _describe_tag(action, state, target)
         if isinstance(action, HoldAction | ReleaseAction | ForfeitAction | VoidHoldAction):
             return _describe_hold_kind(compiled, action, variables, target)
+        if isinstance(action, SetTierAction):  # resolved against the tier definitions only when processed
+            return ActionResult(
+                value=action.level, description=f"Set tier {action.tier!r} of {target} to {action.level!r}"
+            )
         assert isinstance(action, SetAttributeAction)
         value = attribute_text(compiled, variables)
         current_value = state.attributes.get(action.key)

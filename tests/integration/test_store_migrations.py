@@ -57,7 +57,7 @@ async def _dump(engine: Any, expected: dict[str, Any]) -> dict[str, Any]:
     events = (await engine.list_events(limit=100)).data
     # By id, as the expected dump (made when the list was in id order; since schema 9 it is newest first).
     participants = sorted((await engine.list_participants(limit=100)).data, key=lambda participant: participant.id)
-    return msgspec.json.decode(
+    dumped = msgspec.json.decode(
         msgspec.json.encode(
             {
                 "events": [await engine.get_event(event.id) for event in events],
@@ -68,6 +68,9 @@ async def _dump(engine: Any, expected: dict[str, Any]) -> dict[str, Any]:
             }
         )
     )
+    for participant in dumped["participants"]:
+        assert participant.pop("tiers") == {}  # schema 9's field: an older store's participants hold no tier
+    return dumped  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("written_by", ["schema 4", "schema 3"])

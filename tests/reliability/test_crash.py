@@ -69,3 +69,10 @@ async def test_full_store_stops_the_server_with_a_clear_message_and_loses_nothin
     assert result.acknowledged > 0
     assert result.extra["exit_status"] == 3
     assert "MDB_MAP_FULL" in result.extra["message"] and "lmdb_map_size_bytes" in result.extra["message"]
+
+
+async def test_sigkill_across_tier_period_ends_loses_no_change_and_applies_none_twice(tmp_path: Path) -> None:
+    from bench.crash_tiers import tier_boundary_trial
+
+    result = await tier_boundary_trial(tmp_path, random.Random(9), kill_min_s=1.5, kill_max_s=3.0, participants=20)
+    assert result.existing == 20

@@ -29,6 +29,8 @@ PURE = (
     "scrip_actor.rules",
     "scrip_actor.durations",
     "scrip_actor.counters",
+    "scrip_actor.tiers",
+    "scrip_actor.tier_effects",
     "scrip_actor.ids",
     "scrip_actor.cel",
     "scrip_actor.values",
