@@ -486,24 +486,9 @@ class Engine:
                 return
             await trio.sleep(0.001)
 
-    async def list_events(
-        self,
-        *,
-        program_id: str | None = None,
-        status: str | None = None,
-        external_id: str | None = None,
-        participant_id: str | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        event_from: datetime | None = None,
-        event_to: datetime | None = None,
-        rule_id: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        **options: Any,
-    ) -> Page:
-        """Events, newest first, filtered; ``cursor`` from the previous page. ``options``: ``event_type``,
-        ``descending`` (:meth:`Queries.list_events`).
+    async def list_events(self, **filters: Any) -> Page:
+        """Events, newest first, filtered (:meth:`Queries.list_events` names the filters); ``cursor`` from the
+        previous page.
 
         ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
         (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
@@ -513,20 +498,7 @@ class Engine:
         candidates, so no query holds the loop for long whatever the store's size: a page can then come back
         short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
         """
-        return await self._queries.list_events(
-            program_id=program_id,
-            status=status,
-            external_id=external_id,
-            participant_id=participant_id,
-            created_from=created_from,
-            created_to=created_to,
-            event_from=event_from,
-            event_to=event_to,
-            rule_id=rule_id,
-            limit=limit,
-            cursor=cursor,
-            **options,
-        )
+        return await self._queries.list_events(**filters)
 
     # --- the step ---------------------------------------------------------------------------------------------
 
@@ -712,26 +684,10 @@ class Engine:
         """One rule, current version."""
         return self._catalog.rule(rule_id)
 
-    async def list_rules(
-        self,
-        *,
-        program_id: str | None = None,
-        status: str | None = None,
-        include_archived: bool = False,
-        limit: int = 50,
-        cursor: str | None = None,
-        **options: Any,
-    ) -> Page:
-        """Rules ordered by ``order`` (then creation); ``options`` (``search``, ``sort_by``, ``sort_dir``):
-        :meth:`Catalog.list_rules`."""
-        return self._catalog.list_rules(
-            program_id=program_id,
-            status=status,
-            include_archived=include_archived,
-            limit=limit,
-            cursor=cursor,
-            **options,
-        )
+    async def list_rules(self, **filters: Any) -> Page:
+        """Rules ordered by ``order`` (then creation), filtered: ``program_id``, ``status``, ``include_archived``,
+        ``search``, ``sort_by``, ``sort_dir``, ``limit``, ``cursor`` (:meth:`Catalog.list_rules`)."""
+        return self._catalog.list_rules(**filters)
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None, **filters: Any) -> Page:
         """A rule's versions, newest first; ``filters``: ``change_type``, ``changed_from``, ``changed_to``."""
@@ -757,21 +713,10 @@ class Engine:
         """A participant by the client's own id (NFC-normalised, like every external id)."""
         return await self._queries.get_participant_by_external_id(external_id)
 
-    async def list_participants(
-        self,
-        *,
-        external_id: str | None = None,
-        program_id: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        **options: Any,
-    ) -> Page:
-        """Participants, newest first, filtered by external_id, program or status; ``options``: ``search``,
-        ``created_from``, ``created_to``, ``descending`` (:meth:`Queries.list_participants`)."""
-        return await self._queries.list_participants(
-            external_id=external_id, program_id=program_id, status=status, limit=limit, cursor=cursor, **options
-        )
+    async def list_participants(self, **filters: Any) -> Page:
+        """Participants, newest first, filtered: ``external_id``, ``program_id``, ``status``, ``search``,
+        ``created_from``, ``created_to``, ``descending``, ``limit``, ``cursor`` (:meth:`Queries.list_participants`)."""
+        return await self._queries.list_participants(**filters)
 
     async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
