@@ -15,6 +15,7 @@ import msgspec
 from scrip_actor.model import Event
 
 __all__ = ["migrate", "migrate_3_to_4", "migrate_4_to_5", "migrate_5_to_6", "migrate_6_to_7", "migrate_7_to_8"]
+__all__ += ["migrate_8_to_9"]
 
 _log = logging.getLogger(__name__)
 _event_decoder = msgspec.json.Decoder(Event)
@@ -51,6 +52,7 @@ def migrate_3_to_4(txn: Any, dbs: dict[str, Any]) -> int:
 def migrate(txn: Any, dbs: dict[str, Any], from_version: int, to_version: int) -> None:
     """Bring a store from ``from_version`` to ``to_version``, one step after another, in ``txn``."""
     steps = {3: migrate_3_to_4, 4: migrate_4_to_5, 5: migrate_5_to_6, 6: migrate_6_to_7, 7: migrate_7_to_8}
+    steps[8] = migrate_8_to_9
     version = from_version
     while version < to_version:
         steps[version](txn, dbs)
@@ -190,4 +192,11 @@ def migrate_7_to_8(txn: Any, dbs: dict[str, Any]) -> int:
     """Schema 8 adds the reward catalog (``rewards``, ``reward_counts``), created empty by the open. Returns 0."""
     assert "rewards" in dbs
     assert "reward_counts" in dbs
+    return 0
+
+
+def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
+    """Schema 9 adds rule budgets (``rule_budgets``), created empty by the open: no rule before it had a budget
+    (schema 8's rules read back with ``budgets=[]``). Returns 0."""
+    assert "rule_budgets" in dbs
     return 0

@@ -722,6 +722,14 @@ class LedgerTx:
         """True when nothing was changed."""
         return not self._participants and not self._entries
 
+    def entry_count(self) -> int:
+        """How many entries this transaction has posted so far (a mark for :meth:`entries_since`)."""
+        return len(self._entries)
+
+    def entries_since(self, mark: int) -> list[JournalEntry]:
+        """The entries posted after ``mark`` (an :meth:`entry_count`): what one rule posted, for its budgets."""
+        return self._entries[mark:]
+
     # --- savepoints -------------------------------------------------------------------------------------------
 
     def savepoint(self) -> _Savepoint | None:

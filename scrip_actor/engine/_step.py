@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import msgspec
 
 from scrip_actor import values
+from scrip_actor.budgets import Budgets, BudgetState, BudgetTx
+from scrip_actor.engine._step_budgets import apply_with_budgets
 from scrip_actor.ledger import (
     ActionFailed,
     Changes,
@@ -75,6 +77,8 @@ class StepResult(msgspec.Struct, kw_only=True):
     codes: str = ""  # the evaluations as the stored outcome's letters, and the skipped rules' reasons
     reasons: list[tuple[int, str]] = []
     matched_rule_ids: list[str] = []
+    budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
+    budget_skips: int = 0  # matches skipped as BUDGET_EXCEEDED
 
 
 def step_event(
@@ -88,14 +92,19 @@ def step_event(
     limits: StepLimits,
     lookups: Lookups,
     wall_now: datetime,
+    budgets: Budgets | None = None,
 ) -> StepResult:
-    """Process one event against ``state`` (the participant it is bound to or named by, None if unknown)."""
+    """Process one event against ``state`` (the participant it is bound to or named by, None if unknown).
+
+    ``budgets`` are the rules' shared budgets (scrip_actor.budgets): checked and consumed here, published only if
+    the step commits."""
     tx, state, failure = _prepare(event, program, state, world, lookups, wall_now)
     if tx is None:
         return StepResult(state=state, changes=None, evaluations=[], failure=failure[0], internal_error=failure[1])
     assert program is not None
     assert state is not None
-    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now)
+    budget_tx = budgets.begin(wall_now, world.journal_sequence + 1) if budgets is not None and budgets.by_rule else None
+    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now, budget_tx)
 
 
 def _prepare(
@@ -148,6 +157,7 @@ def _run_rules(
     limits: StepLimits,
     lookups: Lookups,
     wall_now: datetime,
+    budget_tx: BudgetTx | None,
 ) -> StepResult:
     """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
     on failure, so only the settlement before the rules commits)."""
@@ -155,29 +165,27 @@ def _run_rules(
     variables = event_variables(cel_data, viewed.cel_view(), event.event_timestamp, limits.cel_cost_per_event_max)
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
-    by_external: dict[str, ParticipantState] = {state.external_id: state}
-
-    def resolve_target(computed_id: str) -> ParticipantState:
-        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
-        external_id = values.external_id(computed_id, limits.external_id_length_max, "target.external_id")
-        found = by_external.get(external_id) or lookups.participant_by_external(external_id)
-        if found is None:
-            if program.on_unknown_participant == "REJECT":
-                raise ActionFailed(f"target participant {external_id!r} does not exist")
-            found = tx.adopt_new(_created_by(event, external_id, lookups))
-            found.program_ids.append(program.id)
-            found.invalidate()
-        elif program.id not in found.program_ids:
-            enrolled = tx.edit(found)
-            enrolled.program_ids.append(program.id)
-            enrolled.invalidate()
-        by_external[external_id] = found
-        return tx.touched(found.id) or found
-
+    targets = _Targets(event, program, tx, state, limits, lookups)
     internal_error: Exception | None = None
+    skips = 0
     try:
-        for compiled in matched:
-            apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+        if budget_tx is None:
+            for compiled in matched:
+                apply_actions(tx, compiled, state, variables, targets.resolve, tx.world.assets)
+        else:
+            outcome = apply_with_budgets(
+                tx,
+                budget_tx,
+                rules,
+                matched,
+                (evaluations, codes, reasons),
+                lambda compiled: apply_actions(tx, compiled, state, variables, targets.resolve, tx.world.assets),
+                variables,
+                event.event_timestamp,
+                targets.forget_rolled_back,
+            )
+            evaluations, matched, codes, reasons = outcome.evaluations, outcome.applied, outcome.codes, outcome.reasons
+            skips = outcome.skipped
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
         return StepResult(
@@ -188,6 +196,8 @@ def _run_rules(
             codes=codes,
             reasons=reasons,
             matched_rule_ids=[compiled.rule.id for compiled in matched],
+            budget_states=budget_tx.commit() if budget_tx is not None else [],
+            budget_skips=skips,
         )
     except ActionFailed as error:
         failure = str(error)
@@ -205,6 +215,49 @@ def _run_rules(
         reasons=reasons,
         matched_rule_ids=[compiled.rule.id for compiled in matched],
     )
+
+
+class _Targets:
+    """Finds (or creates) the participants a rule's actions target by a computed external id, within ``tx``."""
+
+    __slots__ = ("_by_external", "_event", "_limits", "_lookups", "_program", "_tx")
+
+    def __init__(
+        self,
+        event: Event,
+        program: Program,
+        tx: LedgerTx,
+        state: ParticipantState,
+        limits: StepLimits,
+        lookups: Lookups,
+    ) -> None:
+        self._event, self._program, self._tx, self._limits, self._lookups = event, program, tx, limits, lookups
+        self._by_external: dict[str, ParticipantState] = {state.external_id: state}
+
+    def resolve(self, computed_id: str) -> ParticipantState:
+        """The target's working copy; a new participant if the program allows (ActionFailed if it rejects)."""
+        tx, program = self._tx, self._program
+        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
+        external_id = values.external_id(computed_id, self._limits.external_id_length_max, "target.external_id")
+        found = self._by_external.get(external_id) or self._lookups.participant_by_external(external_id)
+        if found is None:
+            if program.on_unknown_participant == "REJECT":
+                raise ActionFailed(f"target participant {external_id!r} does not exist")
+            found = tx.adopt_new(_created_by(self._event, external_id, self._lookups))
+            found.program_ids.append(program.id)
+            found.invalidate()
+        elif program.id not in found.program_ids:
+            enrolled = tx.edit(found)
+            enrolled.program_ids.append(program.id)
+            enrolled.invalidate()
+        self._by_external[external_id] = found
+        return tx.touched(found.id) or found
+
+    def forget_rolled_back(self) -> None:
+        """Drop targets a rolled-back rule created: after a budget's rollback they no longer exist."""
+        for key, found in list(self._by_external.items()):
+            if self._tx.touched(found.id) is None and self._lookups.participant(found.id) is None:
+                del self._by_external[key]
 
 
 def step_sweep(state: ParticipantState, world: World, wall_now: datetime) -> Changes | None:

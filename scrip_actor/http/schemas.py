@@ -17,9 +17,11 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from scrip_actor.model import (
+    BUDGETS_PER_RULE_MAX,
     Action,
     AssetStatus,
     AttributeValue,
+    BudgetSpec,
     DecimalString,
     Description,
     EventStatus,
@@ -120,6 +122,12 @@ class RuleQuery(PageQuery, **_request):
     program_id: str | None = None
     status: RuleStatus | None = None
     include_archived: bool = False
+
+
+class ResetBudgetQuery(Struct, **_request):
+    """``POST /v1/rules/{id}/reset-budget?asset_id=``: which of the rule's budgets to reset."""
+
+    asset_id: Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class HistoryQuery(Struct, **_request):
@@ -223,6 +231,7 @@ class RulePatch(Struct, **_request):
     active_from: AwareDatetime | None | UnsetType = UNSET
     active_to: AwareDatetime | None | UnsetType = UNSET
     status: RuleStatus | UnsetType = UNSET
+    budgets: Annotated[list[BudgetSpec], Meta(max_length=BUDGETS_PER_RULE_MAX)] | UnsetType = UNSET  # [] removes
 
 
 class ConditionCheck(Struct, **_request):
