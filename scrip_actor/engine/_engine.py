@@ -192,7 +192,6 @@ class Engine:
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
-        self.on_budget_skips: Callable[[int], None] | None = None  # matches skipped as BUDGET_EXCEEDED
         try:
             self._recover()
         except BaseException:
@@ -535,8 +534,6 @@ class Engine:
             wall_now=wall_now,
             budgets=self._budgets,
         )
-        if result.budget_skips and self.on_budget_skips is not None:
-            self.on_budget_skips(result.budget_skips)
         if result.internal_error is not None:
             _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)
         failure = result.failure

@@ -78,7 +78,6 @@ class StepResult(msgspec.Struct, kw_only=True):
     reasons: list[tuple[int, str]] = []
     matched_rule_ids: list[str] = []
     budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
-    budget_skips: int = 0  # matches skipped as BUDGET_EXCEEDED
 
 
 def step_event(
@@ -167,7 +166,6 @@ def _run_rules(
     savepoint = tx.savepoint()
     targets = _Targets(event, program, tx, state, limits, lookups)
     internal_error: Exception | None = None
-    skips = 0
     try:
         if budget_tx is None:
             for compiled in matched:
@@ -185,7 +183,6 @@ def _run_rules(
                 targets.forget_rolled_back,
             )
             evaluations, matched, codes, reasons = outcome.evaluations, outcome.applied, outcome.codes, outcome.reasons
-            skips = outcome.skipped
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
         return StepResult(
@@ -197,7 +194,6 @@ def _run_rules(
             reasons=reasons,
             matched_rule_ids=[compiled.rule.id for compiled in matched],
             budget_states=budget_tx.commit() if budget_tx is not None else [],
-            budget_skips=skips,
         )
     except ActionFailed as error:
         failure = str(error)

@@ -46,7 +46,7 @@ class BudgetedOutcome:
         self.applied = applied
         self.codes = codes
         self.reasons = reasons
-        self.skipped = skipped  # matches skipped for their budget (the metric)
+        self.skipped = skipped  # matches skipped for their budget
 
 
 def apply_with_budgets(

@@ -185,6 +185,8 @@ async def test_a_match_over_the_budget_is_skipped_whole_and_the_event_completes(
     assert len(matched["data"]) == 2
     stored = await api.ok("GET", f"/v1/events/{third['id']}")  # read back from the store's outcome record
     assert stored["rule_evaluations"][0]["reason"] == "BUDGET_EXCEEDED"
+    metrics = (await api.client.get("/metrics")).text
+    assert f'scrip_rule_budget_skips_total{{program="{program["id"]}",rule="{budgeted["id"]}"}} 2.0' in metrics
 
 
 async def test_a_skipped_rule_does_not_stop_later_rules(api: Api) -> None:
