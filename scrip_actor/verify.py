@@ -313,6 +313,10 @@ class _Checker:
         the entries from the period's first sequence on (the journal index by rule; scrip_actor.budgets counts the
         same way in the step). They are written in one record, so a difference is a torn or tampered store."""
         rules = {key: msgspec.json.decode(raw, type=Rule) for key, raw in self.store.scan("rules")}
+        for key, rule in rules.items():
+            for budget in rule.budgets:
+                if self.store.get_raw("rule_budgets", key + b"\0" + budget.asset_id.encode()) is None:
+                    self.problem(f"rule {rule.id} budget of asset {budget.asset_id}: no record of what it consumed")
         for key, raw in self.store.scan("rule_budgets"):
             try:
                 state = msgspec.json.decode(raw, type=BudgetState)
