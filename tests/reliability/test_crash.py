@@ -15,6 +15,7 @@ import pytest
 from bench import crash
 from bench.crash import (
     balance_operations_trial,
+    budget_trial,
     event_trial,
     expiry_trial,
     fund_burn_trial,
@@ -69,3 +70,11 @@ async def test_full_store_stops_the_server_with_a_clear_message_and_loses_nothin
     assert result.acknowledged > 0
     assert result.extra["exit_status"] == 3
     assert "MDB_MAP_FULL" in result.extra["message"] and "lmdb_map_size_bytes" in result.extra["message"]
+
+
+async def test_sigkill_across_budget_resets_loses_nothing_credits_nothing_twice_and_never_exceeds(
+    tmp_path: Path,
+) -> None:
+    result = await budget_trial(tmp_path, random.Random(9), kill_min_s=0.8, kill_max_s=1.4)
+    assert result.acknowledged > 0
+    assert result.extra["credits"] > 0
