@@ -69,7 +69,6 @@ def apply_with_budgets(
     applied: list[CompiledRule] = []
     pending = list(matched)
     skipped = 0
-    position = {id(compiled): index for index, compiled in enumerate(rules)}
     while pending:
         compiled = pending.pop(0)
         budgets = budget_tx.of_rule(compiled.rule.id)
@@ -85,7 +84,7 @@ def apply_with_budgets(
         tx.rollback(savepoint)
         after_rollback()
         skipped += 1
-        index = position[id(compiled)]
+        index = next(number for number, candidate in enumerate(rules) if candidate is compiled)  # rare: a skip
         evaluations = list(evaluations)
         evaluations[index] = compiled.skipped(BUDGET_EXCEEDED)
         if compiled.rule.stop_after_match and index + 1 < len(rules):

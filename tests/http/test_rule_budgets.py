@@ -260,3 +260,36 @@ async def test_interval_and_cron_periods_reset_by_the_wall_clock(timed: tuple[Ap
     assert (await _event(api, program, "k4"))["rule_evaluations"][0]["reason"] == "BUDGET_EXCEEDED"
     clock.advance(timedelta(minutes=61))
     assert (await _event(api, program, "k5"))["rule_evaluations"][0]["status"] == "MATCHED"
+
+
+async def test_what_counts_credits_to_targets_not_debits_and_a_lowered_limit(api: Api) -> None:
+    """Credits to a target count; a DEBIT gives nothing back; a limit lowered below consumed lets no credit through
+    but a match that issues none of the asset still applies; a skipped rule's new target is never created."""
+    program, asset = await api.program_and_asset()
+    referral = [
+        {"type": "CREDIT", "asset_id": asset["id"], "amount": "5", "target": {"external_id": "'ref-' + 'a'"}},
+        {"type": "CREDIT", "asset_id": asset["id"], "amount": "5"},
+        {"type": "DEBIT", "asset_id": asset["id"], "amount": "1", "allow_negative": True},
+    ]
+    budget = {"asset_id": asset["id"], "limit": "25"}
+    rule = await _rule(api, program, asset, order=10, actions=referral, budgets=[budget])
+    one = f"/v1/rules/{rule['id']}"
+    await _event(api, program, "k0")
+    assert (await api.ok("GET", one))["budgets"][0]["consumed"] == "10.00"  # 5 + 5 to two participants, debit aside
+    assert await _available(api, "ref-a") == "5.00"
+    # A skipped rule's new target is never created, and a later rule creating it from scratch works.
+    fresh = [{"type": "CREDIT", "asset_id": asset["id"], "amount": "30", "target": {"external_id": "'new-' + 'b'"}}]
+    await _rule(api, program, asset, name="Big", order=20, actions=fresh, budgets=[{**budget, "limit": "20"}])
+    plain = [{"type": "CREDIT", "asset_id": asset["id"], "amount": "2", "target": {"external_id": "'new-' + 'b'"}}]
+    await _rule(api, program, asset, name="Plain", order=30, actions=plain)
+    second = await _event(api, program, "k1")
+    assert [e["status"] for e in second["rule_evaluations"]] == ["MATCHED", "SKIPPED", "MATCHED"]
+    assert await _available(api, "new-b") == "2.00"
+    # Lowered below what was consumed (20): no more credits, but the match issuing nothing of it still applies.
+    lowered = await api.ok("PATCH", one, json={"budgets": [{**budget, "limit": "15"}]})
+    assert (lowered["budgets"][0]["limit"], lowered["budgets"][0]["consumed"]) == ("15.00", "20.00")
+    assert (await _event(api, program, "k2"))["rule_evaluations"][0]["reason"] == "BUDGET_EXCEEDED"
+    tagger = [{"type": "TAG", "tag": "seen"}]
+    await api.ok("PATCH", one, json={"actions": tagger})
+    assert (await _event(api, program, "k3"))["rule_evaluations"][0]["status"] == "MATCHED"
+    assert (await api.ok("GET", one))["budgets"][0]["consumed"] == "20.00"
