@@ -17,6 +17,7 @@ whatever the rules say) and the rules' effects do not (the event failed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -158,43 +159,47 @@ def _run_rules(
     wall_now: datetime,
     budget_tx: BudgetTx | None,
 ) -> StepResult:
-    """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
-    on failure, so only the settlement before the rules commits)."""
+    """Evaluate the rules, apply the matched ones in ``tx`` and commit (on failure only the settlement commits)."""
     viewed = tx.touched(state.id) or state
     variables = event_variables(cel_data, viewed.cel_view(), event.event_timestamp, limits.cel_cost_per_event_max)
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
-    targets = _Targets(event, program, tx, state, limits, lookups)
+    by_external: dict[str, ParticipantState] = {state.external_id: state}
+
+    def resolve_target(computed_id: str) -> ParticipantState:
+        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
+        external_id = values.external_id(computed_id, limits.external_id_length_max, "target.external_id")
+        found = by_external.get(external_id) or lookups.participant_by_external(external_id)
+        if found is None:
+            if program.on_unknown_participant == "REJECT":
+                raise ActionFailed(f"target participant {external_id!r} does not exist")
+            found = tx.adopt_new(_created_by(event, external_id, lookups))
+            found.program_ids.append(program.id)
+            found.invalidate()
+        elif program.id not in found.program_ids:
+            enrolled = tx.edit(found)
+            enrolled.program_ids.append(program.id)
+            enrolled.invalidate()
+        by_external[external_id] = found
+        return tx.touched(found.id) or found
+
     internal_error: Exception | None = None
     try:
         if budget_tx is None:
             for compiled in matched:
-                apply_actions(tx, compiled, state, variables, targets.resolve, tx.world.assets)
-        else:
-            outcome = apply_with_budgets(
-                tx,
-                budget_tx,
-                rules,
-                matched,
-                (evaluations, codes, reasons),
-                lambda compiled: apply_actions(tx, compiled, state, variables, targets.resolve, tx.world.assets),
-                variables,
-                event.event_timestamp,
-                targets.forget_rolled_back,
-            )
-            evaluations, matched, codes, reasons = outcome.evaluations, outcome.applied, outcome.codes, outcome.reasons
+                apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+        else:  # some rule has a budget (engine/_step_budgets); rarely taken by a plain workload
+            evaluations, matched, codes, reasons = _apply_budgeted(
+                tx, budget_tx, rules, matched, (evaluations, codes, reasons), variables, event, state, resolve_target,
+                by_external, lookups,
+            )  # fmt: skip
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
         return StepResult(
-            state=state,
-            changes=changes,
-            evaluations=evaluations,
-            failure=None,
-            codes=codes,
-            reasons=reasons,
+            state=state, changes=changes, evaluations=evaluations, failure=None, codes=codes, reasons=reasons,
             matched_rule_ids=[compiled.rule.id for compiled in matched],
-            budget_states=budget_tx.commit() if budget_tx is not None else [],
-        )
+            budget_states=budget_tx.commit() if budget_tx is not None else [],  # only once the entries committed
+        )  # fmt: skip
     except ActionFailed as error:
         failure = str(error)
     except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
@@ -213,47 +218,38 @@ def _run_rules(
     )
 
 
-class _Targets:
-    """Finds (or creates) the participants a rule's actions target by a computed external id, within ``tx``."""
+def _apply_budgeted(
+    tx: LedgerTx,
+    budget_tx: BudgetTx,
+    rules: list[CompiledRule],
+    matched: list[CompiledRule],
+    evaluated: tuple[list[RuleEvaluation], str, list[tuple[int, str]]],
+    variables: dict[str, Any],
+    event: Event,
+    state: ParticipantState,
+    resolve_target: Callable[[str], ParticipantState],
+    by_external: dict[str, ParticipantState],
+    lookups: Lookups,
+) -> tuple[list[RuleEvaluation], list[CompiledRule], str, list[tuple[int, str]]]:
+    """The matched rules applied with their budgets: the evaluations, applied rules, codes and reasons after it."""
 
-    __slots__ = ("_by_external", "_event", "_limits", "_lookups", "_program", "_tx")
+    def forget_rolled_back() -> None:  # a budget-skipped rule's new target participants no longer exist
+        for key, found in list(by_external.items()):
+            if tx.touched(found.id) is None and lookups.participant(found.id) is None:
+                del by_external[key]
 
-    def __init__(
-        self,
-        event: Event,
-        program: Program,
-        tx: LedgerTx,
-        state: ParticipantState,
-        limits: StepLimits,
-        lookups: Lookups,
-    ) -> None:
-        self._event, self._program, self._tx, self._limits, self._lookups = event, program, tx, limits, lookups
-        self._by_external: dict[str, ParticipantState] = {state.external_id: state}
-
-    def resolve(self, computed_id: str) -> ParticipantState:
-        """The target's working copy; a new participant if the program allows (ActionFailed if it rejects)."""
-        tx, program = self._tx, self._program
-        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
-        external_id = values.external_id(computed_id, self._limits.external_id_length_max, "target.external_id")
-        found = self._by_external.get(external_id) or self._lookups.participant_by_external(external_id)
-        if found is None:
-            if program.on_unknown_participant == "REJECT":
-                raise ActionFailed(f"target participant {external_id!r} does not exist")
-            found = tx.adopt_new(_created_by(self._event, external_id, self._lookups))
-            found.program_ids.append(program.id)
-            found.invalidate()
-        elif program.id not in found.program_ids:
-            enrolled = tx.edit(found)
-            enrolled.program_ids.append(program.id)
-            enrolled.invalidate()
-        self._by_external[external_id] = found
-        return tx.touched(found.id) or found
-
-    def forget_rolled_back(self) -> None:
-        """Drop targets a rolled-back rule created: after a budget's rollback they no longer exist."""
-        for key, found in list(self._by_external.items()):
-            if self._tx.touched(found.id) is None and self._lookups.participant(found.id) is None:
-                del self._by_external[key]
+    outcome = apply_with_budgets(
+        tx,
+        budget_tx,
+        rules,
+        matched,
+        evaluated,
+        lambda compiled: apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets),
+        variables,
+        event.event_timestamp,
+        forget_rolled_back,
+    )
+    return outcome.evaluations, outcome.applied, outcome.codes, outcome.reasons
 
 
 def step_sweep(state: ParticipantState, world: World, wall_now: datetime) -> Changes | None:
