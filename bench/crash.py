@@ -1249,7 +1249,7 @@ async def budget_trial(
             (body["idempotency_key"], item["event"]["id"])
             for body, item in zip(burst, accepted["results"], strict=True)
         )
-        credits = await _check_budgeted_events(client, ledger, asset_id, grid_start)
+        credits, existing = await _check_budgeted_events(client, ledger, asset_id, grid_start)
         answered = await expect(
             client, "POST", f"/v1/rules/{rule['id']}/reset-budget", 200, params={"asset_id": asset_id}
         )
@@ -1269,7 +1269,7 @@ async def budget_trial(
         "budget",
         len(ledger.acked),
         len(ledger.uncertain),
-        len(ledger.acked),
+        existing,
         kill_after_s,
         time.monotonic() - started_s,
         {"credits": credits},
@@ -1278,8 +1278,8 @@ async def budget_trial(
 
 async def _check_budgeted_events(
     client: httpx.AsyncClient, ledger: AckLedger, asset_id: str, grid_start: datetime
-) -> int:
-    """Exactly once, and no period of the grid over the budget (see :func:`budget_trial`); returns the credits."""
+) -> tuple[int, int]:
+    """Exactly once, and no period of the grid over the budget (see :func:`budget_trial`): (credits, events)."""
     events = await wait_processed(client, ledger.program_id)
     by_key = {event["idempotency_key"]: event for event in events}
     lost = [key for key, event_id in ledger.acked.items() if by_key.get(key, {}).get("id") != event_id]
@@ -1307,7 +1307,7 @@ async def _check_budgeted_events(
         total += sum(int(balance["available"]) for balance in balances["data"] if balance["asset_id"] == asset_id)
     assert total == len(credited_events), f"balances sum to {total}, the journal credited {len(credited_events)}"
     assert len(per_period) >= 2, "the trial must cross a reset"
-    return total
+    return total, len(events)
 
 
 TRIALS: dict[str, Callable[..., Any]] = {
