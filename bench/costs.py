@@ -33,18 +33,20 @@ from scrip_actor import open_engine
 PARTICIPANTS = 5_000
 
 
-async def measure(events: int, rounds: int) -> dict[str, Any]:
-    """Median µs per event of admission, step and fill over ``rounds`` rounds of ``events`` events."""
+async def measure(events: int, rounds: int, budgets: bool = False) -> dict[str, Any]:
+    """Median µs per event of admission, step and fill over ``rounds`` rounds of ``events`` events (``budgets``:
+    two of the rules budgeted, as ``bench.embedded --budgets``)."""
     with tempfile.TemporaryDirectory(prefix="scrip-costs-") as scratch:
         config = bench_config(Path(scratch) / "store", sync=False)
         async with open_engine(config=config) as engine:
             program_id, pts_id, cash_id = await create_program(engine)
             await sign_up(engine, program_id, PARTICIPANTS)
-            await create_rules(engine, program_id, pts_id, cash_id)
+            await create_rules(engine, program_id, pts_id, cash_id, budgets=budgets)
             tune_gc()
             rows = [await _one_round(engine, program_id, events, number) for number in range(rounds)]
     keys = rows[0].keys()
     return {
+        "budgets": budgets,
         "events_per_round": events,
         "rounds": rounds,
         **{key: round(statistics.median(row[key] for row in rows), 2) for key in keys},
@@ -96,8 +98,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--events", type=int, default=10_000, help="events per round (default 10000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--budgets", action="store_true", help="two of the rules budgeted (bench.embedded --budgets)")
     args = parser.parse_args(argv)
-    result = trio.run(measure, args.events, args.rounds)
+    result = trio.run(measure, args.events, args.rounds, args.budgets)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -2,8 +2,8 @@
 
 ``python -m bench.crash --trials 20`` runs the long version and prints one JSON line. ``tests/reliability`` runs the
 same trials at small scale (3 event trials, one fund/burn trial, one lot-expiry trial, one balance-operation trial,
-one money-out trial — redemptions, reversals, transfers — one full-disk trial, and one tier-boundary trial in
-bench/crash_tiers.py).
+one money-out trial — redemptions, reversals, transfers —, one full-disk trial, one budget trial across period
+resets and one tier-boundary trial in bench/crash_tiers.py).
 
 What one *event trial* checks, after a SIGKILL at a random moment and a restart on the same data directory:
 
@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "TrialResult",
     "all_pages",
     "balance_operations_trial",
+    "budget_trial",
     "event_trial",
     "expect",
     "expiry_trial",
@@ -1225,6 +1227,117 @@ async def _tier_boundary_trial(workdir: Path, rng: random.Random) -> TrialResult
     return await tier_boundary_trial(workdir, rng)
 
 
+BUDGET_LIMIT = 5  # points per period: far below what the clients ask for, so every period is used up
+BUDGET_PERIOD = timedelta(seconds=1)
+
+
+async def budget_trial(
+    workdir: Path, rng: random.Random, *, kill_min_s: float = 0.6, kill_max_s: float = 1.6, clients: int = 4
+) -> TrialResult:
+    """Kill across budget resets: a rule credits 1 per event under a budget of 5 per second (INTERVAL "1s").
+
+    The clients ask for far more than 5 a second, so every period is used up and most matches are skipped
+    (BUDGET_EXCEEDED); the kill lands at a random moment, often between a period's last credit and the next
+    period's first, and the restart (over a second) makes the stored period stale. After it: every acknowledged
+    event exists once and is COMPLETED; an event MATCHED has exactly one CREDIT entry, a SKIPPED one none; no
+    period of the schedule's grid (its start is ``next_reset_at`` less one period) got more than 5 credits, before
+    the kill or after; the balances sum to the credits; a reset by hand answered just before a second SIGKILL is
+    kept (consumed 0, the grid it started); and verify recounts every budget from the journal.
+    """
+    started_s = time.monotonic()
+    data_dir = workdir / "data"
+    server = ServerProcess.start(data_dir)
+    async with server.client() as client:
+        program_id, asset_id = await setup_program(client)
+        rule = await expect(
+            client,
+            "POST",
+            "/v1/rules",
+            201,
+            json={
+                "program_id": program_id,
+                "name": "budgeted",
+                "condition": "true",
+                "actions": [{"type": "CREDIT", "asset_id": asset_id, "amount": "1"}],
+                "budgets": [
+                    {"asset_id": asset_id, "limit": str(BUDGET_LIMIT), "schedule_type": "INTERVAL", "interval": "1s"}
+                ],
+            },
+        )
+    grid_start = datetime.fromisoformat(rule["budgets"][0]["next_reset_at"]) - BUDGET_PERIOD
+    ledger = AckLedger(program_id)
+    kill_after_s = rng.uniform(kill_min_s, kill_max_s)
+    await _load_and_kill(server, ledger, rng, kill_after_s, clients)
+    assert not ledger.unexpected, ledger.unexpected[:5]
+    server = ServerProcess.start(data_dir, log_name="restarted")
+    async with server.client() as client:
+        burst = [ledger.submission(f"after-{n}", n) for n in range(3 * BUDGET_LIMIT)]  # a stale period's first touch
+        accepted = await expect(client, "POST", "/v1/events/batch", 202, json={"events": burst})
+        ledger.acked.update(
+            (body["idempotency_key"], item["event"]["id"])
+            for body, item in zip(burst, accepted["results"], strict=True)
+        )
+        credits, existing = await _check_budgeted_events(client, ledger, asset_id, grid_start)
+        answered = await expect(
+            client, "POST", f"/v1/rules/{rule['id']}/reset-budget", 200, params={"asset_id": asset_id}
+        )
+    server.kill()  # right after the answer: a reset answered is durable
+    server = ServerProcess.start(data_dir, log_name="after-reset")
+    try:
+        async with server.client() as client:
+            shown = (await expect(client, "GET", f"/v1/rules/{rule['id']}", 200))["budgets"][0]
+    finally:
+        assert server.stop() == 0
+    assert shown["consumed"] == "0", shown
+    moved = datetime.fromisoformat(shown["next_reset_at"]) - datetime.fromisoformat(answered["next_reset_at"])
+    assert moved % BUDGET_PERIOD == timedelta(0), (answered, shown)  # the grid the reset by hand began
+    verified, output = run_verify(data_dir)
+    assert verified == 0, output
+    return TrialResult(
+        "budget",
+        len(ledger.acked),
+        len(ledger.uncertain),
+        existing,
+        kill_after_s,
+        time.monotonic() - started_s,
+        {"credits": credits},
+    )
+
+
+async def _check_budgeted_events(
+    client: httpx.AsyncClient, ledger: AckLedger, asset_id: str, grid_start: datetime
+) -> tuple[int, int]:
+    """Exactly once, and no period of the grid over the budget (see :func:`budget_trial`): (credits, events)."""
+    events = await wait_processed(client, ledger.program_id)
+    by_key = {event["idempotency_key"]: event for event in events}
+    lost = [key for key, event_id in ledger.acked.items() if by_key.get(key, {}).get("id") != event_id]
+    assert not lost, f"{len(lost)} acknowledged events lost or changed id, e.g. {lost[:5]}"
+    invented = set(by_key) - set(ledger.acked) - ledger.uncertain
+    assert not invented, f"events nobody sent: {sorted(invented)[:5]}"
+    entries = await all_pages(client, "/v1/journal-entries", program_id=ledger.program_id)
+    credited_events = [entry["event_id"] for entry in entries if entry["action_type"] == "CREDIT"]
+    assert len(credited_events) == len(set(credited_events)), "an event was credited twice"
+    per_period: dict[int, int] = {}
+    for event in events:
+        assert event["status"] == "COMPLETED", event
+        (evaluation,) = event["rule_evaluations"]
+        matched = evaluation["outcome"] == "MATCHED"
+        assert matched or evaluation["reason"] == "BUDGET_EXCEEDED", evaluation
+        assert matched == (event["id"] in credited_events), event
+        if matched:  # the period is the wall clock's at processing, on the budget's grid
+            period = (datetime.fromisoformat(event["processed_at"]) - grid_start) // BUDGET_PERIOD
+            per_period[period] = per_period.get(period, 0) + 1
+    over = {period: count for period, count in per_period.items() if count > BUDGET_LIMIT}
+    assert not over, f"periods over the budget of {BUDGET_LIMIT}: {over}"
+    total = 0
+    for participant in await all_pages(client, "/v1/participants", program_id=ledger.program_id):
+        balances = await expect(client, "GET", f"/v1/participants/{participant['id']}/balances", 200)
+        total += sum(int(balance["available"]) for balance in balances["data"] if balance["asset_id"] == asset_id)
+    assert total == len(credited_events), f"balances sum to {total}, the journal credited {len(credited_events)}"
+    assert len(per_period) >= 2, "the trial must cross a reset"
+    return total, len(events)
+
+
 TRIALS: dict[str, Callable[..., Any]] = {
     "events": event_trial,
     "fund_burn": fund_burn_trial,
@@ -1233,6 +1346,7 @@ TRIALS: dict[str, Callable[..., Any]] = {
     "money_out": money_out_trial,
     "map_full": map_full_trial,
     "tier_boundary": _tier_boundary_trial,  # bench/crash_tiers.py
+    "budget": budget_trial,
 }
 
 
@@ -1274,7 +1388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="event trials (other kinds: trials // 5 each)")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument(
-        "--kinds", default="events,fund_burn,expiry,balance_operations,money_out,map_full,tier_boundary"
+        "--kinds", default="events,fund_burn,expiry,balance_operations,money_out,map_full,tier_boundary,budget"
     )
     args = parser.parse_args(argv)
     summary = trio.run(run_trials, args.trials, args.seed, args.kinds.split(","))

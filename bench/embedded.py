@@ -20,6 +20,9 @@ Run ``python -m bench.embedded`` (``--quick`` for a run under 45 s, ``--json`` f
    and reports the ratio. Each engine runs in its own child process so memory figures are not mixed.
 6. With ``--rate R`` (events/s) it instead paces single submits at R and reports the latency at that load;
    ``--half-rate`` runs the ``submit`` phase first and then paces at half the rate it measured.
+7. ``--budgets`` also runs the same workload with two of the rules budgeted (:data:`BUDGETED_RULES`: a lifetime
+   PTS budget and a 30-day CASH budget, limits far above what the run issues, so nothing is skipped), in its own
+   child process right after the plain run, and reports both side by side: what the check-and-consume costs.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from bench._common import (
 )
 from scrip_actor import (
     AssetCreate,
+    BudgetSpec,
     CounterAction,
     CreditAction,
     DebitAction,
@@ -129,6 +133,14 @@ RULES: list[tuple[str, str, Callable[[str, str], list[Any]], bool]] = [
     ),
 ]
 
+# --budgets: rule name -> the budget it gets (asset "pts" or "cash", schedule). Limits are far above what a run
+# issues (a 200k-event run credits some 10^6 points), so no match is skipped and the figures compare like for like.
+BUDGETED_RULES: dict[str, tuple[str, dict[str, str]]] = {
+    "base points (CEL amount)": ("pts", {}),
+    "grocery cashback (LOT, prefunded)": ("cash", {"schedule_type": "INTERVAL", "interval": "720h"}),
+}
+_BUDGET_LIMIT = "100000000000"
+
 _MCCS = ["5411", "5422", "5499", "5812", "5999", "5311", "4111"]
 _SKU_LINES = ["ECO", "STD", "LUX"]
 _CHANNELS = ["app", "web", "store", "partner-app"]
@@ -152,6 +164,7 @@ class Workload:
     data_dir: str | None = None
     seed: int = 42
     tune_gc: bool = True
+    budgets: bool = False  # two of the rules budgeted (BUDGETED_RULES)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,9 +243,16 @@ async def create_program(engine: Engine) -> tuple[str, str, str]:
     return program.id, pts.id, cash.id
 
 
-async def create_rules(engine: Engine, program_id: str, pts_id: str, cash_id: str) -> None:
-    """The 10 rules of :data:`RULES`, in order."""
+async def create_rules(engine: Engine, program_id: str, pts_id: str, cash_id: str, *, budgets: bool = False) -> None:
+    """The 10 rules of :data:`RULES`, in order; with ``budgets``, those of :data:`BUDGETED_RULES` budgeted."""
+    assets = {"pts": pts_id, "cash": cash_id}
     for order, (name, condition, actions, stop) in enumerate(RULES, start=1):
+        budgeted = BUDGETED_RULES.get(name) if budgets else None
+        specs = (
+            [BudgetSpec(asset_id=assets[budgeted[0]], limit=_BUDGET_LIMIT, **budgeted[1])]  # type: ignore[arg-type]
+            if budgeted
+            else []
+        )
         await engine.create_rule(
             RuleCreate(
                 program_id=program_id,
@@ -241,6 +261,7 @@ async def create_rules(engine: Engine, program_id: str, pts_id: str, cash_id: st
                 actions=actions(pts_id, cash_id),
                 order=order,
                 stop_after_match=stop,
+                budgets=specs,
             )
         )
 
@@ -427,7 +448,7 @@ async def prepared_engine(workload: Workload) -> AsyncIterator[PreparedEngine]:
             setup_started_s = time.perf_counter()
             await sign_up(engine, program_id, workload.participants)
             signup_s = time.perf_counter() - setup_started_s
-            await create_rules(engine, program_id, pts_id, cash_id)
+            await create_rules(engine, program_id, pts_id, cash_id, budgets=workload.budgets)
             if workload.tune_gc:
                 tune_gc()
             yield PreparedEngine(engine, recorder, program_id, signup_s)
@@ -444,6 +465,7 @@ async def run_workload(workload: Workload) -> dict[str, Any]:
         report = await engine.verify() if workload.extra.get("verify") else None
     return {
         "cel_backend": workload.cel_backend,
+        "budgets": workload.budgets,
         "participants": workload.participants,
         "signup_events_per_s": round(workload.participants / prepared.signup_s, 1),
         "phases": phases,
@@ -534,11 +556,12 @@ def print_report(summary: dict[str, Any]) -> None:
     header = f"{'run':<8} {'mode':<7} {'events':>8} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'commits':>8} {'rec/commit':>10} {'failed':>7}"
     print(header)
     print("-" * len(header))
-    for name in ("engine", "baseline"):
+    for name in ("engine", "budgeted", "baseline"):
         result = summary.get(name)
         for mode, phase in (result or {}).get("phases", {}).items():
+            run = "budgets" if name == "budgeted" else result["cel_backend"]  # type: ignore[index]
             print(
-                f"{result['cel_backend']:<8} {mode:<7} {phase['events']:>8} {phase['events_per_s']:>10,.0f}"  # type: ignore[index]
+                f"{run:<8} {mode:<7} {phase['events']:>8} {phase['events_per_s']:>10,.0f}"  # type: ignore[index]
                 f" {phase['p50_ms'] or 0:>8.2f} {phase['p99_ms'] or 0:>8.2f} {phase['writer_commits']:>8}"
                 f" {phase['commit_batch_records_mean']:>10} {phase['events_failed']:>7}"
             )
@@ -569,6 +592,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="where the stores go (default: a temporary directory)")
     parser.add_argument("--no-sync", action="store_true", help="no fsync (LMDB still commits every transaction)")
     parser.add_argument("--verify", action="store_true", help="run verify() on the store after the run")
+    parser.add_argument("--budgets", action="store_true", help="also run with two rules budgeted (same invocation)")
     parser.add_argument("--in-process", action="store_true", help="no child processes (tests)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser
@@ -615,8 +639,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return run_in_child(workload)
 
     engine = run(engine_workload)
+    budgeted = run(replace(engine_workload, budgets=True)) if arguments.budgets else None
     baseline = run(baseline_workload) if baseline_workload is not None else None
     summary = summarize(engine, baseline, arguments.headline)
+    if budgeted is not None:
+        summary["budgeted"] = budgeted
+        for mode, figures in budgeted["phases"].items():
+            summary[f"budgeted_{mode}_events_per_s"] = figures["events_per_s"]
+            summary[f"budgeted_{mode}_p99_ms"] = figures["p99_ms"]
     summary["command"] = "python -m bench.embedded " + " ".join(argv if argv is not None else sys.argv[1:])
     if arguments.json:
         print(json.dumps(summary, indent=2))

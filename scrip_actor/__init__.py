@@ -37,6 +37,7 @@ from scrip_actor.model import Balance as Balance
 from scrip_actor.model import BalanceAdjust as BalanceAdjust
 from scrip_actor.model import BalanceOperation as BalanceOperation
 from scrip_actor.model import BalanceOperationResult as BalanceOperationResult
+from scrip_actor.model import BudgetSpec as BudgetSpec
 from scrip_actor.model import CounterAction as CounterAction
 from scrip_actor.model import CreditAction as CreditAction
 from scrip_actor.model import DebitAction as DebitAction
@@ -65,6 +66,7 @@ from scrip_actor.model import Reward as Reward
 from scrip_actor.model import RewardCreate as RewardCreate
 from scrip_actor.model import RewardUpdate as RewardUpdate
 from scrip_actor.model import Rule as Rule
+from scrip_actor.model import RuleBudget as RuleBudget
 from scrip_actor.model import RuleCreate as RuleCreate
 from scrip_actor.model import RuleEvaluation as RuleEvaluation
 from scrip_actor.model import RuleUpdate as RuleUpdate
@@ -91,6 +93,7 @@ __all__ = [
     "BalanceAdjust",
     "BalanceOperation",
     "BalanceOperationResult",
+    "BudgetSpec",
     "Config",
     "Conflict",
     "CounterAction",
@@ -129,6 +132,7 @@ __all__ = [
     "RewardCreate",
     "RewardUpdate",
     "Rule",
+    "RuleBudget",
     "RuleCreate",
     "RuleEvaluation",
     "RuleUpdate",

@@ -210,14 +210,15 @@ def migrate_7_to_8(txn: Any, dbs: dict[str, Any]) -> int:
 
 def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
     """Schema 9 (program mechanics) adds databases, created empty by the open: a participant's state history
-    (``state_history``) starts with the changes made after the upgrade; tier definitions (``tiers``) start empty;
-    participants are listed newest first from
-    ``participants_by_created``, backfilled here from every participant record. Returns the participants indexed."""
+    (``state_history``) starts with the changes made after the upgrade; tier definitions (``tiers``) and rule
+    budgets (``rule_budgets``) start empty; participants are listed newest first from ``participants_by_created``,
+    backfilled here from every participant record. Returns the participants indexed."""
     from scrip_actor._records import participant_created_key
     from scrip_actor.ledger import ParticipantRecord
 
     assert "state_history" in dbs
     assert "tiers" in dbs  # tier definitions; participants hold no level until an event or a call gives one
+    assert "rule_budgets" in dbs  # no rule had a budget before schema 9 (its rules read back with budgets=[])
     assert "participants_by_created" in dbs
     decoder = msgspec.json.Decoder(ParticipantRecord)
     count = 0

@@ -12,6 +12,7 @@ Two kinds of series, told apart by their names:
   - ``scrip_events_received_total{program}``: new events admitted (replays are not new events);
   - ``scrip_events_processed_total{program, outcome}``: outcome ``completed`` or ``failed``, once durable;
   - ``scrip_rule_matches_total{program, rule}``: rule ids are bounded by ``limits.rules_per_program_max``;
+  - ``scrip_rule_budget_skips_total{program, rule}``: matches skipped as BUDGET_EXCEEDED (bounded the same way);
   - ``scrip_event_processing_seconds``: accepted → outcome durable, per event;
   - ``scrip_commit_batch_records`` and ``scrip_commit_duration_seconds``: one observation per group commit;
   - the value series, read off the participant postings of committed journal entries (so a rule's HOLD and an
@@ -216,6 +217,7 @@ class EngineMetrics:
         self.received: dict[str, int] = {}  # program id -> events admitted
         self.processed: dict[tuple[str, str], int] = {}  # (program id, outcome) -> events
         self.matches: dict[tuple[str, str], int] = {}  # (program id, rule id) -> matches
+        self.budget_skips: dict[tuple[str, str], int] = {}  # (program id, rule id) -> matches skipped for a budget
         self.amounts: dict[tuple[str, str], float] = {}  # (kind, asset id) -> asset units (see _ASSET_SERIES)
         self.counts: dict[tuple[str, str], int] = {}  # (kind, asset id) -> entries (redemptions, ...)
         self.processing_s = _Histogram(
@@ -263,6 +265,9 @@ class EngineMetrics:
             if evaluation.status == "MATCHED":
                 match_key = (program_id, evaluation.rule_id)
                 matches[match_key] = matches.get(match_key, 0) + 1
+            elif evaluation.reason == "BUDGET_EXCEEDED":
+                skip_key = (program_id, evaluation.rule_id)
+                self.budget_skips[skip_key] = self.budget_skips.get(skip_key, 0) + 1
 
     def entries(self, entries: list[JournalEntry]) -> None:
         """Journal entries reached memory: add their participant postings to the kinds ``_ENTRY_KINDS`` names.
@@ -316,6 +321,12 @@ class _Collector(Collector):
         )
         yield _counter(
             "scrip_rule_matches", "rule matches, by program and rule id", ["program", "rule"], metrics.matches
+        )
+        yield _counter(
+            "scrip_rule_budget_skips",
+            "matches skipped because the rule's budget could not take them (BUDGET_EXCEEDED)",
+            ["program", "rule"],
+            metrics.budget_skips,
         )
         yield from self._asset_families()
         yield metrics.processing_s.family()

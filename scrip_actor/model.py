@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 __all__ = [
+    "BUDGETS_PER_RULE_MAX",
     "Action",
     "AdjustResult",
     "Asset",
@@ -24,6 +25,8 @@ __all__ = [
     "BalanceOperation",
     "BalanceOperationResult",
     "Bucket",
+    "BudgetScheduleType",
+    "BudgetSpec",
     "CounterAction",
     "CounterReset",
     "CreditAction",
@@ -56,6 +59,7 @@ __all__ = [
     "RewardCreate",
     "RewardUpdate",
     "Rule",
+    "RuleBudget",
     "RuleCreate",
     "RuleEvaluation",
     "RuleUpdate",
@@ -682,6 +686,39 @@ Action = (
 )
 
 
+# --- rule budgets (docs/budgets.md) ---------------------------------------------------------------------------
+
+BudgetScheduleType = Literal["CRON", "INTERVAL"]
+BUDGETS_PER_RULE_MAX = 16  # one per asset; a rule rarely credits more than two or three
+
+
+class BudgetSpec(Struct, **_request):
+    """A rule's cap on what it issues of one asset per period: lifetime (no schedule), CRON or INTERVAL."""
+
+    asset_id: str
+    limit: DecimalString
+    schedule_type: BudgetScheduleType | None = None
+    cron_expression: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    interval: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class RuleBudget(Struct, kw_only=True):
+    """A budget as a rule carries it: the definition, and (on reads) the live ``consumed`` and ``next_reset_at``.
+
+    The stored rule and its history snapshots hold the definition only (``consumed`` None): the live state is
+    shared by every participant and kept in its own record (``rule_budgets``), written with the entries that
+    consume it.
+    """
+
+    asset_id: str
+    limit: str
+    schedule_type: BudgetScheduleType | None = None
+    cron_expression: str | None = None
+    interval: str | None = None
+    consumed: str | None = None
+    next_reset_at: datetime | None = None
+
+
 class Rule(Struct, kw_only=True):
     """A CEL condition and the actions that run when it holds."""
 
@@ -699,6 +736,7 @@ class Rule(Struct, kw_only=True):
     version: int = 1
     created_at: datetime
     updated_at: datetime
+    budgets: list[RuleBudget] = []
 
 
 class RuleCreate(Struct, **_request):
@@ -714,6 +752,7 @@ class RuleCreate(Struct, **_request):
     active_from: datetime | None = None
     active_to: datetime | None = None
     status: RuleStatus = "ACTIVE"
+    budgets: Annotated[list[BudgetSpec], Meta(max_length=BUDGETS_PER_RULE_MAX)] = []
 
 
 class RuleUpdate(Struct, **_request):
@@ -730,6 +769,7 @@ class RuleUpdate(Struct, **_request):
     clear_active_from: bool = False
     clear_active_to: bool = False
     status: RuleStatus | None = None
+    budgets: Annotated[list[BudgetSpec], Meta(max_length=BUDGETS_PER_RULE_MAX)] | None = None  # [] removes all
 
 
 class RuleVersion(Struct, kw_only=True):

@@ -89,6 +89,7 @@ _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_fai
 # Databases whose records each carry a key's whole new value: within one batch only the last one is put (fill).
 _LAST_VALUE_DATABASES = frozenset(
     {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts", "tiers"}
+    | {"rule_budgets"}
 )
 DATABASES = (
     "meta",
@@ -120,6 +121,7 @@ DATABASES = (
     "state_history",  # schema 9: participant id NUL be64(state change sequence) -> the StateChange
     "participants_by_created",  # schema 9: be64(created µs) participant id -> b"", GET /participants newest first
     "tiers",  # schema 9: program id NUL tier key -> the tier definition (scrip_actor/tiers.py)
+    "rule_budgets",  # schema 9: rule id NUL asset id -> the budget's consumed amount and current period
 )
 
 T = TypeVar("T")

@@ -31,6 +31,7 @@ from scrip_actor._records import (
     schedule_key,
 )
 from scrip_actor.amounts import format_minor
+from scrip_actor.budgets import BudgetState, issued_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
@@ -42,7 +43,7 @@ from scrip_actor.ledger import (
     decimal_text,
     entry_hash,
 )
-from scrip_actor.model import Asset, Event, JournalEntry, Lot, StateChange
+from scrip_actor.model import Asset, Event, JournalEntry, Lot, Rule, StateChange
 from scrip_actor.store import (
     KEY_BYTES_MAX,
     PROCESSED_BELOW_KEY,
@@ -389,6 +390,42 @@ class _Checker:
         self._redemptions()
         return events, waiting_count
 
+    def rule_budgets(self) -> None:
+        """Each budget's ``consumed_minor``, recomputed from the journal alone: what its rule issued of its asset in
+        the entries from the period's first sequence on (the journal index by rule; scrip_actor.budgets counts the
+        same way in the step). They are written in one record, so a difference is a torn or tampered store."""
+        rules = {key: msgspec.json.decode(raw, type=Rule) for key, raw in self.store.scan("rules")}
+        for key, rule in rules.items():
+            for budget in rule.budgets:
+                if self.store.get_raw("rule_budgets", key + b"\0" + budget.asset_id.encode()) is None:
+                    self.problem(f"rule {rule.id} budget of asset {budget.asset_id}: no record of what it consumed")
+        for key, raw in self.store.scan("rule_budgets"):
+            try:
+                state = msgspec.json.decode(raw, type=BudgetState)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                self.problem(f"rule budget {bytes(key)!r}: unreadable record ({error})")
+                continue
+            where = f"rule {state.rule_id} budget of asset {state.asset_id}"
+            rule = rules.get(state.rule_id.encode())
+            if rule is None or all(budget.asset_id != state.asset_id for budget in rule.budgets):
+                self.problem(f"{where}: stored, but the rule has no such budget")
+            if state.period_start_sequence > self.entries + 1:
+                self.problem(f"{where}: its period starts at #{state.period_start_sequence}, after the journal's end")
+            entries = []
+            for index_key, _ in self.store.scan("journal_index", journal_index_prefix("rule", state.rule_id)):
+                sequence = unbe64(bytes(index_key)[-8:])
+                stored = (
+                    self.store.get_raw("journal", be64(sequence)) if sequence >= state.period_start_sequence else None
+                )
+                if stored is not None:
+                    entries.append(msgspec.json.decode(stored, type=JournalEntry))
+            issued = issued_minor(entries, state.rule_id).get(state.asset_id, 0)
+            if issued != state.consumed_minor:
+                self.problem(
+                    f"{where}: {state.consumed_minor} recorded as consumed, "
+                    f"the journal has {issued} issued since #{state.period_start_sequence}"
+                )
+
     def _rule_sets(self) -> dict[int, RuleSetMembers]:
         """The numbered rule sets outcomes refer to (numbered 1, 2, 3... without gaps)."""
         sets: dict[int, RuleSetMembers] = {}
@@ -525,6 +562,7 @@ def verify_store(store: Store) -> VerifyReport:
         checker.orphan_lots()
         checker.state_history()
         events, pending = checker.events()
+        checker.rule_budgets()
         return VerifyReport(
             ok=not checker.problems,
             problems=checker.problems,

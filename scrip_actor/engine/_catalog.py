@@ -20,6 +20,7 @@ import msgspec
 
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
+from scrip_actor.budgets import checked_budgets
 from scrip_actor.config import Limits
 from scrip_actor.durations import utc
 from scrip_actor.engine._ordering import mentions, page_sorted
@@ -79,6 +80,7 @@ class Catalog:
         self.programs: dict[str, Program] = {}
         self.rules: dict[str, Rule] = {}
         self.compiled: dict[str, list[CompiledRule]] = {}  # program id -> active rules by order
+        self.on_rule_stored: Callable[[Rule], list[Op]] | None = None  # the budgets' records of a stored rule
 
     async def _durable(self, ops: list[Op]) -> None:
         await self._writer.wait_durable(self._writer.append(ops))
@@ -316,6 +318,7 @@ class Catalog:
             version=1,
             created_at=now,
             updated_at=now,
+            budgets=checked_budgets(list(request.budgets), program.id, self._world.assets),
         )
         self._check_rule(rule)
         version = RuleVersion(
@@ -360,10 +363,13 @@ class Catalog:
     async def _store_rule(self, rule: Rule, version: RuleVersion) -> Rule:
         self.rules[rule.id] = rule
         self.recompile(rule.program_id)
+        # The rule's budget records (engine/_budgets) go in the same record as the rule.
+        budget_ops = self.on_rule_stored(rule) if self.on_rule_stored is not None else []
         await self._durable(
             [
                 ("rules", rule.id.encode(), encode(rule)),
                 ("rule_versions", rule.id.encode() + be32(version.version), encode(version)),
+                *budget_ops,
             ]
         )
         return rule
@@ -386,6 +392,8 @@ class Catalog:
                 changes[name] = None
             elif getattr(request, name) is not None:
                 changes[name] = _utc_or_none(getattr(request, name), name)
+        if request.budgets is not None:  # replaces them all; [] removes them
+            changes["budgets"] = checked_budgets(list(request.budgets), rule.program_id, self._world.assets)
         if not changes:
             raise ValidationFailed("give at least one field to change")
         if "actions" in changes:

@@ -34,6 +34,7 @@ from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.config import Config
 from scrip_actor.engine._activity import Activity
 from scrip_actor.engine._admission import Admission, pending_positions
+from scrip_actor.engine._budgets import RuleBudgets
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
 from scrip_actor.engine._lot_schedule import LotSchedule
@@ -81,6 +82,7 @@ from scrip_actor.model import (
     ProgramCreate,
     ProgramUpdate,
     Rule,
+    RuleBudget,
     RuleCreate,
     RuleUpdate,
     WalletBalance,
@@ -211,6 +213,7 @@ class Engine:
         self.rewards.load()
         self.tiers.load()
         _records.load_world(store, self._world)
+        self._rule_budgets.load(self._catalog.rules)  # after the journal head: a missing state counts from it
         # Inbox positions and event sequences share one counter (a retry takes a new position).
         last_event = next(store.scan("events", reverse=True), None)
         last_position = next(store.scan("inbox_pending", reverse=True), None)
@@ -264,6 +267,7 @@ class Engine:
         )
         self._programs = self._catalog.programs
         self._rules = self._catalog.rules
+        self._build_budgets()
         self._compiled = self._catalog.compiled
         self._cel_compiler = self._catalog.cel_compiler
         self._wallets = Wallets(
@@ -336,6 +340,12 @@ class Engine:
             participant=self._participant,
             publish=self._publisher.publish,
         )
+
+    def _build_budgets(self) -> None:
+        """The rules' budgets: shared state the steps consume, kept in step with the catalog's rules."""
+        self._rule_budgets = RuleBudgets(store=self._store, writer=self._writer, world=self._world, clock=self._clock)
+        self._budgets = self._rule_budgets.registry
+        self._catalog.on_rule_stored = self._rule_budgets.rule_stored
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)
@@ -524,6 +534,7 @@ class Engine:
             lookups=self._cache,
             wall_now=wall_now,
             tiers=self.tiers.by_program,
+            budgets=self._budgets,
         )
         if result.internal_error is not None:
             _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)
@@ -670,24 +681,36 @@ class Engine:
             ValidationFailed: invalid CEL (with line and column), unknown or unlinked asset, bad amount.
             Conflict: ``order`` already taken by an ACTIVE rule of the program.
         """
-        return await self._catalog.create_rule(request)
+        return self._rule_budgets.live(await self._catalog.create_rule(request))
 
     async def update_rule(self, rule_id: str, request: RuleUpdate) -> Rule:
         """Change a rule; a new version is written to its history. Archived rules cannot change."""
-        return await self._catalog.update_rule(rule_id, request)
+        return self._rule_budgets.live(await self._catalog.update_rule(rule_id, request))
 
     def rule(self, rule_id: str) -> Rule:
         """One rule (synchronous lookup)."""
         return self._catalog.rule(rule_id)
 
     async def get_rule(self, rule_id: str) -> Rule:
-        """One rule, current version."""
-        return self._catalog.rule(rule_id)
+        """One rule, current version, with its budgets' live ``consumed`` and ``next_reset_at``."""
+        return self._rule_budgets.live(self._catalog.rule(rule_id))
+
+    async def reset_rule_budget(self, rule_id: str, asset_id: str | None) -> RuleBudget:
+        """Reset a rule's budget of one asset by hand (consumed 0, a new period from now); durable on return.
+
+        Raises:
+            NotFound: no such rule, or it has no budget of that asset.
+            ValidationFailed: no ``asset_id``.
+            Conflict: the rule is archived.
+        """
+        return await self._rule_budgets.reset(self._catalog.rule(rule_id), asset_id)
 
     async def list_rules(self, **filters: Any) -> Page:
-        """Rules ordered by ``order`` (then creation), filtered: ``program_id``, ``status``, ``include_archived``,
-        ``search``, ``sort_by``, ``sort_dir``, ``limit``, ``cursor`` (:meth:`Catalog.list_rules`)."""
-        return self._catalog.list_rules(**filters)
+        """Rules ordered by ``order`` (then creation), budgets live, filtered: ``program_id``, ``status``,
+        ``include_archived``, ``search``, ``sort_by``, ``sort_dir``, ``limit``, ``cursor`` (Catalog.list_rules)."""
+        page = self._catalog.list_rules(**filters)
+        page.data = [self._rule_budgets.live(rule) for rule in page.data]
+        return page
 
     async def rule_history(self, rule_id: str, *, limit: int = 20, cursor: str | None = None, **filters: Any) -> Page:
         """A rule's versions, newest first; ``filters``: ``change_type``, ``changed_from``, ``changed_to``."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from scrip_actor import _event_records, _records
+from scrip_actor.engine._budgets import budget_ops
 from scrip_actor.engine._lot_schedule import LotSchedule
 from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
@@ -100,5 +101,7 @@ class Publisher:
         )
         if failed:
             ops.append(("events_failed", sequence_key, b""))
+        if result.budget_states:  # what the rules' budgets consumed, in the record of the entries that consumed it
+            ops.extend(budget_ops(result.budget_states))
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         return self.publish(changes, ops, on_durable)

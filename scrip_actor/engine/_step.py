@@ -17,13 +17,15 @@ whatever the rules say) and the rules' effects do not (the event failed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
 from scrip_actor import values
+from scrip_actor.budgets import Budgets, BudgetState, BudgetTx
+from scrip_actor.engine._step_budgets import apply_with_budgets
 from scrip_actor.ledger import (
     ActionFailed,
     Changes,
@@ -77,6 +79,7 @@ class StepResult(msgspec.Struct, kw_only=True):
     codes: str = ""  # the evaluations as the stored outcome's letters, and the skipped rules' reasons
     reasons: list[tuple[int, str]] = []
     matched_rule_ids: list[str] = []
+    budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
 
 
 def step_event(
@@ -91,11 +94,13 @@ def step_event(
     lookups: Lookups,
     wall_now: datetime,
     tiers: Mapping[str, ProgramTiers] | None = None,
+    budgets: Budgets | None = None,
 ) -> StepResult:
     """Process one event against ``state`` (the participant it is bound to or named by, None if unknown).
 
     ``tiers`` are the tier definitions by program id, then key (scrip_actor.tiers); a program without any costs
-    the step one dict lookup.
+    the step one dict lookup. ``budgets`` are the rules' shared budgets (scrip_actor.budgets): checked and consumed
+    here, published only if the step commits.
     """
     tiers = tiers or _NO_TIERS
     tx, state, failure = _prepare(event, program, state, world, lookups, wall_now, tiers)
@@ -104,7 +109,9 @@ def step_event(
     assert program is not None
     assert state is not None
     program_tiers = tiers.get(program.id)
-    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now, program_tiers)
+    budget_tx = budgets.begin(wall_now, world.journal_sequence + 1) if budgets is not None and budgets.by_rule else None
+    extras = (program_tiers, budget_tx)
+    return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now, extras)
 
 
 _NO_TIERS: Mapping[str, ProgramTiers] = {}
@@ -163,10 +170,12 @@ def _run_rules(
     limits: StepLimits,
     lookups: Lookups,
     wall_now: datetime,
-    program_tiers: ProgramTiers | None,
+    extras: tuple[ProgramTiers | None, BudgetTx | None],
 ) -> StepResult:
-    """Evaluate the rules and apply the matched ones inside ``tx``, then commit it (rolled back to the savepoint
-    on failure, so only the settlement before the rules commits)."""
+    """Evaluate the rules, apply the matched ones in ``tx`` (with their budgets, if any), then the program's tiers,
+    and commit (on failure only the settlement before the rules commits). ``extras``: the program's tier
+    definitions and the step's budget transaction, each None when there is none."""
+    program_tiers, budget_tx = extras
     now = event.event_timestamp
     view = _participant_view(tx.touched(state.id) or state, now, program.id, program_tiers)
     variables = event_variables(cel_data, view, now, limits.cel_cost_per_event_max)
@@ -193,18 +202,23 @@ def _run_rules(
 
     internal_error: Exception | None = None
     try:
-        _apply_matched(tx, matched, state, variables, resolve_target, (program.id, program_tiers, now))
+        if budget_tx is None:
+            for compiled in matched:
+                apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
+        else:  # some rule has a budget (engine/_step_budgets); rarely taken by a plain workload
+            evaluations, matched, codes, reasons = _apply_budgeted(
+                tx, budget_tx, rules, matched, (evaluations, codes, reasons), variables, event, state, resolve_target,
+                by_external, lookups,
+            )  # fmt: skip
+        if program_tiers:  # SET_TIER and auto-qualification, after every rule's actions
+            apply_event_tiers(tx, program_tiers, program.id, state, now)
         _check_state_limits(tx, limits)
         changes = None if tx.is_empty() else tx.commit(wall_now)
         return StepResult(
-            state=state,
-            changes=changes,
-            evaluations=evaluations,
-            failure=None,
-            codes=codes,
-            reasons=reasons,
+            state=state, changes=changes, evaluations=evaluations, failure=None, codes=codes, reasons=reasons,
             matched_rule_ids=[compiled.rule.id for compiled in matched],
-        )
+            budget_states=budget_tx.commit() if budget_tx is not None else [],  # only once the entries committed
+        )  # fmt: skip
     except ActionFailed as error:
         failure = str(error)
     except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
@@ -212,31 +226,43 @@ def _run_rules(
     tx.rollback(savepoint)  # the settlement before the rules stands (it was checked in _prepare)
     changes = None if tx.is_empty() else tx.commit(wall_now)
     return StepResult(
-        state=state,
-        changes=changes,
-        evaluations=evaluations,
-        failure=failure,
-        internal_error=internal_error,
-        codes=codes,
-        reasons=reasons,
-        matched_rule_ids=[compiled.rule.id for compiled in matched],
-    )
+        state=state, changes=changes, evaluations=evaluations, failure=failure, internal_error=internal_error,
+        codes=codes, reasons=reasons, matched_rule_ids=[compiled.rule.id for compiled in matched],
+    )  # fmt: skip
 
 
-def _apply_matched(
+def _apply_budgeted(
     tx: LedgerTx,
+    budget_tx: BudgetTx,
+    rules: list[CompiledRule],
     matched: list[CompiledRule],
-    state: ParticipantState,
+    evaluated: tuple[list[RuleEvaluation], str, list[tuple[int, str]]],
     variables: dict[str, Any],
-    resolve_target: Any,
-    tiers: tuple[str, ProgramTiers | None, datetime],
-) -> None:
-    """The matched rules' actions in order, then (if the program has tiers) SET_TIER and auto-qualification."""
-    for compiled in matched:
-        apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
-    program_id, program_tiers, now = tiers
-    if program_tiers:
-        apply_event_tiers(tx, program_tiers, program_id, state, now)
+    event: Event,
+    state: ParticipantState,
+    resolve_target: Callable[[str], ParticipantState],
+    by_external: dict[str, ParticipantState],
+    lookups: Lookups,
+) -> tuple[list[RuleEvaluation], list[CompiledRule], str, list[tuple[int, str]]]:
+    """The matched rules applied with their budgets: the evaluations, applied rules, codes and reasons after it."""
+
+    def forget_rolled_back() -> None:  # a budget-skipped rule's new target participants no longer exist
+        for key, found in list(by_external.items()):
+            if tx.touched(found.id) is None and lookups.participant(found.id) is None:
+                del by_external[key]
+
+    outcome = apply_with_budgets(
+        tx,
+        budget_tx,
+        rules,
+        matched,
+        evaluated,
+        lambda compiled: apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets),
+        variables,
+        event.event_timestamp,
+        forget_rolled_back,
+    )
+    return outcome.evaluations, outcome.applied, outcome.codes, outcome.reasons
 
 
 def _participant_view(

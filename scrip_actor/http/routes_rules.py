@@ -17,12 +17,13 @@ from scrip_actor.http.schemas import (
     ConditionResult,
     HistoryQuery,
     ListOf,
+    ResetBudgetQuery,
     RulePatch,
     RuleQuery,
     SimulateRequest,
 )
 from scrip_actor.http.simulate import Simulation, simulate
-from scrip_actor.model import Asset, Rule, RuleCreate, RuleUpdate
+from scrip_actor.model import Asset, Rule, RuleBudget, RuleCreate, RuleUpdate
 
 __all__ = ["ENDPOINTS", "rule_update"]
 
@@ -106,6 +107,12 @@ async def simulate_rule(call: Call) -> Simulation:
     return simulate(rule, assets, event, body.participant_state, now)
 
 
+async def reset_budget(call: Call) -> RuleBudget:
+    """Reset one budget of a rule by hand: consumed 0, a new period from now; answered once durable."""
+    query: ResetBudgetQuery = call.query
+    return await call.engine.reset_rule_budget(call.path["rule_id"], query.asset_id)
+
+
 async def rule_history(call: Call) -> ListOf[RuleVersionRecord]:
     """A rule's versions, newest first; each carries the full snapshot after the change and its ``id``, the
     ``rule_history_id`` of the evaluations made against that version."""
@@ -145,6 +152,15 @@ ENDPOINTS = [
         "Rules",
         body=SimulateRequest,
         response=Simulation,
+    ),
+    Endpoint(
+        "POST",
+        _ONE + "/reset-budget",
+        reset_budget,
+        "Reset one of a rule's budgets",
+        "Rules",
+        query=ResetBudgetQuery,
+        response=RuleBudget,
     ),
     Endpoint(
         "GET",

@@ -17,10 +17,12 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from scrip_actor.model import (
+    BUDGETS_PER_RULE_MAX,
     Action,
     AssetStatus,
     AttributeValue,
     Bucket,
+    BudgetSpec,
     DecimalString,
     Description,
     EventStatus,
@@ -142,6 +144,12 @@ class RuleQuery(PageQuery, **_request):
     search: Search | None = None
     sort_by: Literal["order", "created_at", "name"] = "order"
     sort_dir: SortDirection | None = None  # default: asc for order and name, desc for created_at
+
+
+class ResetBudgetQuery(Struct, **_request):
+    """``POST /v1/rules/{id}/reset-budget?asset_id=``: which of the rule's budgets to reset."""
+
+    asset_id: Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class HistoryQuery(Struct, **_request):
@@ -286,6 +294,7 @@ class RulePatch(Struct, **_request):
     active_from: AwareDatetime | None | UnsetType = UNSET
     active_to: AwareDatetime | None | UnsetType = UNSET
     status: RuleStatus | UnsetType = UNSET
+    budgets: Annotated[list[BudgetSpec], Meta(max_length=BUDGETS_PER_RULE_MAX)] | UnsetType = UNSET  # [] removes
 
 
 class ConditionCheck(Struct, **_request):

@@ -41,6 +41,17 @@ def test_tiny_run_reports_engine_baseline_and_ratio() -> None:
     assert summary["baseline"]["phases"]["batch"]["events"] == 12
 
 
+def test_budgets_variant_runs_beside_the_plain_one_and_skips_nothing() -> None:
+    argv = ["--in-process", "--json", "--no-sync", "--participants", "20", "--events", "60", "--baseline", "none"]
+    summary = embedded.main([*argv, "--concurrency", "8", "--batch-size", "20", "--batch-tasks", "2", "--budgets"])
+    assert summary is not None
+    assert summary["engine"]["budgets"] is False
+    assert summary["budgeted"]["budgets"] is True
+    for mode in ("submit", "batch"):
+        assert isinstance(summary[f"budgeted_{mode}_events_per_s"], float)
+        assert summary["budgeted"]["phases"][mode]["events_failed"] == 0
+
+
 def test_events_are_deterministic_and_realistic() -> None:
     first = embedded.make_events("p", 10, 50, seed=1, key_prefix="x")
     again = embedded.make_events("p", 10, 50, seed=1, key_prefix="x")

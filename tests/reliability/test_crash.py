@@ -15,6 +15,7 @@ import pytest
 from bench import crash
 from bench.crash import (
     balance_operations_trial,
+    budget_trial,
     event_trial,
     expiry_trial,
     fund_burn_trial,
@@ -76,3 +77,11 @@ async def test_sigkill_across_tier_period_ends_loses_no_change_and_applies_none_
 
     result = await tier_boundary_trial(tmp_path, random.Random(9), kill_min_s=1.5, kill_max_s=3.0, participants=20)
     assert result.existing == 20
+
+
+async def test_sigkill_across_budget_resets_loses_nothing_credits_nothing_twice_and_never_exceeds(
+    tmp_path: Path,
+) -> None:
+    result = await budget_trial(tmp_path, random.Random(9), kill_min_s=0.8, kill_max_s=1.4)
+    assert result.acknowledged > 0
+    assert result.extra["credits"] > 0
