@@ -213,7 +213,7 @@ class Store:
             self._lock = DataDirLock(path)  # held until close(): this process owns the directory
         try:
             if not readonly:
-                check_data_file(path, map_size_bytes=map_size_bytes)
+                check_data_file(path, map_size_bytes=map_size_bytes, extend_free_tail=True)
             self.env = _open_environment(path, map_size_bytes, sync=sync, max_readers=max_readers, readonly=readonly)
             try:
                 self._open_databases(readonly)
