@@ -50,6 +50,7 @@ _PAGE_SIZE_MIN = 512
 _PAGE_SIZE_MAX = 65536
 _PID_BYTES_MAX = 32
 _FIRST_DATA_PAGE = 2  # pages 0 and 1 are the meta pages
+_LIVE_WRITER_ATTEMPTS = 3  # a refused check is redone while commits land meanwhile (verify beside a server)
 
 # Data directories this process holds the lock of (real paths): a second open here must not even open LMDB.
 _held: set[str] = set()
@@ -167,9 +168,7 @@ def check_data_file(
     path = data_dir / ENV_DIR_NAME / DATA_FILE_NAME
     try:
         with path.open("rb") as file:
-            file_bytes = os.fstat(file.fileno()).st_size
-            meta = _newest_meta(path, file.read(_PAGE_SIZE_MAX + _META_BYTES), file_bytes)
-            free_tail_pages = _free_tail_pages(file.fileno(), path, meta, file_bytes)
+            meta, file_bytes, free_tail_pages = _read_data_file(file.fileno(), path)
     except FileNotFoundError:
         return None
     except OSError as error:
@@ -188,6 +187,28 @@ def check_data_file(
     if extend_free_tail and free_tail_pages:
         _extend(path, facts.used_bytes)
     return facts
+
+
+def _read_data_file(fd: int, path: Path) -> tuple[_Meta, int, int]:
+    """The newest meta, the file's length and its free tail pages (see :func:`_free_tail_pages`).
+
+    ``verify`` runs beside a live writer and these reads hold no LMDB read transaction, so a commit can land
+    between them. Two orders keep that from reading as damage: the length is taken *after* the meta pages, as a
+    writer writes its pages before its meta page; and a refusal stands only if the newest commit is still the one
+    checked, else (a commit may have reused the freelist pages just walked) the check runs again, a bounded number
+    of times. With the data directory's lock held (``serve``) no commit can land, and nothing is retried.
+    """
+    for attempt in range(_LIVE_WRITER_ATTEMPTS):
+        first = os.pread(fd, _PAGE_SIZE_MAX + _META_BYTES, 0)
+        file_bytes = os.fstat(fd).st_size
+        meta = _newest_meta(path, first, file_bytes)
+        try:
+            return meta, file_bytes, _free_tail_pages(fd, path, meta, file_bytes)
+        except DataFileDamaged:
+            again = _newest_meta(path, os.pread(fd, _PAGE_SIZE_MAX + _META_BYTES, 0), file_bytes)
+            if again.txn_id == meta.txn_id or attempt == _LIVE_WRITER_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _extend(path: Path, used_bytes: int) -> None:
