@@ -10,10 +10,13 @@ Two things go wrong at start-up without these:
   the file would silently drop, so the second opener must be refused before it ever opens the environment. The
   kernel releases a ``flock`` when its holder exits, however it exits (SIGKILL included), so there is nothing stale
   to clean up.
-* LMDB maps ``data.mdb`` and trusts its meta pages. A file shorter than the last page its newest meta names ends in
+* LMDB maps ``data.mdb`` and trusts its meta pages. A file that ends before a page its newest commit uses ends in
   SIGBUS on the first read past the end of the file; a map smaller than the data already stored lets the server
   start and then fail its first commit. :func:`check_data_file` reads the two meta pages with plain ``read()``
-  calls (never through a mapping) and refuses both with one line.
+  calls (never through a mapping) and refuses both with one line. A file may legitimately end before the last page
+  its meta names when those pages are free (LMDB never writes a page a transaction allocated and freed again):
+  then the freelist is read with ``pread`` (:mod:`scrip_actor._lmdb_freelist`) and the file is refused only if a
+  missing page is not in it. A writer then extends the file to its last page (a sparse hole; see :func:`_extend`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import struct
 import weakref
 from pathlib import Path
 
+from scrip_actor._lmdb_freelist import FreelistDamaged, FreelistRoot, FreelistTruncated, free_pages_between
 from scrip_actor.errors import DataDirInUse, DataDirUnusable, DataFileDamaged, MapTooSmall
 
 __all__ = ["DataDirLock", "DataFileFacts", "check_data_file", "held_in_this_process", "prepare_data_dir"]
@@ -38,11 +42,15 @@ _META_VERSION = 1
 _META_MAGIC_AT = 16  # mm_magic, mm_version: two u32
 _META_MAPSIZE_AT = 32  # mm_mapsize: size_t
 _META_PAGE_SIZE_AT = 40  # mm_dbs[FREE_DBI].md_pad holds the page size: u32
+_META_FREE_DEPTH_AT = 46  # mm_dbs[FREE_DBI].md_depth: u16
+_META_FREE_ROOT_AT = 80  # mm_dbs[FREE_DBI].md_root: u64
 _META_LAST_PAGE_AT = 136  # mm_last_pg, mm_txnid: two u64
 _META_BYTES = 152
 _PAGE_SIZE_MIN = 512
 _PAGE_SIZE_MAX = 65536
 _PID_BYTES_MAX = 32
+_FIRST_DATA_PAGE = 2  # pages 0 and 1 are the meta pages
+_LIVE_WRITER_ATTEMPTS = 3  # a refused check is redone while commits land meanwhile (verify beside a server)
 
 # Data directories this process holds the lock of (real paths): a second open here must not even open LMDB.
 _held: set[str] = set()
@@ -111,46 +119,118 @@ def _unlock(fd: int, real_path: str) -> None:
 
 
 class DataFileFacts:
-    """What the newest meta page of an existing ``data.mdb`` says."""
+    """What the newest meta page of an existing ``data.mdb`` says, and how the file's length compares."""
 
-    def __init__(self, *, file_bytes: int, used_bytes: int, map_size_bytes: int) -> None:
-        assert 0 < used_bytes <= file_bytes
-        self.file_bytes = file_bytes
+    def __init__(self, *, file_bytes: int, used_bytes: int, map_size_bytes: int, free_tail_pages: int) -> None:
+        assert used_bytes > 0
+        assert free_tail_pages >= 0
+        assert (free_tail_pages == 0) == (used_bytes <= file_bytes)
+        self.file_bytes = file_bytes  # as found, before any extension
         self.used_bytes = used_bytes  # (last page + 1) * page size: what the newest commit needs mapped
         self.map_size_bytes = map_size_bytes  # the map size the last writer recorded
+        # Pages past the end of the file, every one of them free (loose pages LMDB never wrote): see _lmdb_freelist.
+        self.free_tail_pages = free_tail_pages
 
 
-def check_data_file(data_dir: Path, *, map_size_bytes: int | None) -> DataFileFacts | None:
+class _Meta:
+    """The fields of one meta page the checks need."""
+
+    def __init__(self, first: bytes, base: int, page_size: int) -> None:
+        (self.map_size_bytes,) = struct.unpack_from("<Q", first, base + _META_MAPSIZE_AT)
+        self.last_page, self.txn_id = struct.unpack_from("<QQ", first, base + _META_LAST_PAGE_AT)
+        (self.free_depth,) = struct.unpack_from("<H", first, base + _META_FREE_DEPTH_AT)
+        (self.free_root,) = struct.unpack_from("<Q", first, base + _META_FREE_ROOT_AT)
+        self.page_size = page_size
+        self.used_bytes = (self.last_page + 1) * page_size
+
+
+def check_data_file(
+    data_dir: Path, *, map_size_bytes: int | None, extend_free_tail: bool = False
+) -> DataFileFacts | None:
     """Refuse a ``data.mdb`` LMDB could not map safely; None when there is none yet (a new store).
+
+    A file shorter than its newest commit is truncated only when a missing page is in use: the pages LMDB
+    allocated and freed again in one transaction are never written, so a whole file can end before its last page
+    (see :mod:`scrip_actor._lmdb_freelist`). Those pages must all be in the freelist, read without a mapping.
 
     Args:
         map_size_bytes: the map the caller will open with; None to skip that check (read-only use maps at least
             what is stored).
+        extend_free_tail: when every check passed and the file ends before its last page (all of the missing
+            pages free), extend it to that page with a sparse hole of zeros. Only a writer that holds the data
+            directory's lock asks for this; ``verify`` never writes.
 
     Raises:
-        DataFileDamaged: the file is not LMDB's, or shorter than its newest commit (mapping it would SIGBUS).
+        DataFileDamaged: the file is not LMDB's, shorter than its newest commit with a missing page in use (mapping
+            it would SIGBUS), or its freelist is malformed.
         MapTooSmall: the data already stored does not fit in ``map_size_bytes``.
     """
     path = data_dir / ENV_DIR_NAME / DATA_FILE_NAME
     try:
         with path.open("rb") as file:
-            file_bytes = os.fstat(file.fileno()).st_size
-            first = file.read(_PAGE_SIZE_MAX + _META_BYTES)
-            facts = _newest_meta(path, first, file_bytes)
+            meta, file_bytes, free_tail_pages = _read_data_file(file.fileno(), path)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise DataFileDamaged(f"cannot read {path}: {error.strerror or error}") from None
+    facts = DataFileFacts(
+        file_bytes=file_bytes,
+        used_bytes=meta.used_bytes,
+        map_size_bytes=meta.map_size_bytes,
+        free_tail_pages=free_tail_pages,
+    )
     if map_size_bytes is not None and map_size_bytes < facts.used_bytes:
         raise MapTooSmall(
             f"storage.lmdb_map_size_bytes is {map_size_bytes} but {path} already holds {facts.used_bytes} bytes: "
             f"raise it to at least {facts.used_bytes} (the stored map size was {facts.map_size_bytes})"
         )
+    if extend_free_tail and free_tail_pages:
+        _extend(path, facts.used_bytes)
     return facts
 
 
-def _newest_meta(path: Path, first: bytes, file_bytes: int) -> DataFileFacts:
-    """Parse both meta pages (page 0 and page 1) and describe the one with the larger transaction id."""
+def _read_data_file(fd: int, path: Path) -> tuple[_Meta, int, int]:
+    """The newest meta, the file's length and its free tail pages (see :func:`_free_tail_pages`).
+
+    ``verify`` runs beside a live writer and these reads hold no LMDB read transaction, so a commit can land
+    between them. Two orders keep that from reading as damage: the length is taken *after* the meta pages, as a
+    writer writes its pages before its meta page; and a refusal stands only if the newest commit is still the one
+    checked, else (a commit may have reused the freelist pages just walked) the check runs again, a bounded number
+    of times. With the data directory's lock held (``serve``) no commit can land, and nothing is retried.
+    """
+    for attempt in range(_LIVE_WRITER_ATTEMPTS):
+        first = os.pread(fd, _PAGE_SIZE_MAX + _META_BYTES, 0)
+        file_bytes = os.fstat(fd).st_size
+        meta = _newest_meta(path, first, file_bytes)
+        try:
+            return meta, file_bytes, _free_tail_pages(fd, path, meta, file_bytes)
+        except DataFileDamaged:
+            again = _newest_meta(path, os.pread(fd, _PAGE_SIZE_MAX + _META_BYTES, 0), file_bytes)
+            if again.txn_id == meta.txn_id or attempt == _LIVE_WRITER_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _extend(path: Path, used_bytes: int) -> None:
+    """Make the file as long as its newest commit says, so no reader of any kind can fault on the free tail.
+
+    Why extend at all, when LMDB itself never reads a free page: a free tail that stays missing until LMDB happens
+    to reuse those pages leaves every open walking the freelist again, ``env.copy()`` (``mdb_env_copyfd0``)
+    writing a copy that is short in the same way, and any tool that maps the file and reads up to ``mm_last_pg``
+    (a checksummer, a backup agent, a future LMDB) one SIGBUS away. Why it is safe: every page extended is free,
+    so its bytes are never read before LMDB writes the page whole; the zeros are a sparse hole (no disk used); one
+    ``truncate`` either happens or not (a crash before it leaves the file as it was, and the next open does it
+    again); and the caller holds the data directory's lock, so no other writer exists. LMDB does the same itself
+    with ``MDB_WRITEMAP``, which ``ftruncate``s the file to the whole map at open.
+    """
+    try:
+        os.truncate(path, used_bytes)
+    except OSError as error:
+        raise DataDirUnusable(f"cannot extend {path} to {used_bytes} bytes: {error.strerror or error}") from None
+
+
+def _newest_meta(path: Path, first: bytes, file_bytes: int) -> _Meta:
+    """Parse both meta pages (page 0 and page 1) and return the one with the larger transaction id."""
     damaged = f"{path} is damaged ({file_bytes} bytes)"
     if len(first) < _META_BYTES:
         raise DataFileDamaged(f"{damaged}: shorter than an LMDB meta page; restore it from a backup")
@@ -166,13 +246,34 @@ def _newest_meta(path: Path, first: bytes, file_bytes: int) -> DataFileFacts:
     for base in (0, page_size):
         magic, _ = struct.unpack_from("<II", first, base + _META_MAGIC_AT)
         if magic == _META_MAGIC:
-            (mapsize,) = struct.unpack_from("<Q", first, base + _META_MAPSIZE_AT)
-            last_page, txn_id = struct.unpack_from("<QQ", first, base + _META_LAST_PAGE_AT)
-            metas.append((txn_id, last_page, mapsize))
-    _, last_page, mapsize = max(metas)
-    used_bytes = (last_page + 1) * page_size
-    if used_bytes > file_bytes:
-        raise DataFileDamaged(
-            f"{damaged}: truncated, its last commit needs {used_bytes} bytes; restore it from a backup"
-        )
-    return DataFileFacts(file_bytes=file_bytes, used_bytes=used_bytes, map_size_bytes=mapsize)
+            metas.append(_Meta(first, base, page_size))
+    return max(metas, key=lambda meta: meta.txn_id)
+
+
+def _free_tail_pages(fd: int, path: Path, meta: _Meta, file_bytes: int) -> int:
+    """How many pages past the end of the file the newest commit names; refuse the file if any of them is in use.
+
+    A page only partly in the file counts as missing (LMDB would read its end past the end of the file).
+    """
+    if meta.used_bytes <= file_bytes:
+        return 0
+    first_missing = file_bytes // meta.page_size
+    missing = meta.last_page - first_missing + 1
+    truncated = (
+        f"{path} is damaged ({file_bytes} bytes): truncated, its last commit needs {meta.used_bytes} bytes; "
+        "restore it from a backup"
+    )
+    if first_missing < _FIRST_DATA_PAGE:
+        raise DataFileDamaged(truncated)
+    freelist = FreelistRoot(
+        root_page=meta.free_root, depth=meta.free_depth, page_size_bytes=meta.page_size, last_page=meta.last_page
+    )
+    try:
+        free = free_pages_between(fd, freelist, first_missing, meta.last_page)
+    except FreelistTruncated:
+        raise DataFileDamaged(truncated) from None
+    except FreelistDamaged as error:
+        raise DataFileDamaged(f"{path} is damaged ({file_bytes} bytes): {error}; restore it from a backup") from None
+    if len(free) != missing:
+        raise DataFileDamaged(truncated)
+    return missing

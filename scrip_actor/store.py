@@ -37,9 +37,11 @@ always a prefix of memory. It also keeps the process's resident share of LMDB's 
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from time import monotonic
 from typing import Any, TypeVar
@@ -211,7 +213,7 @@ class Store:
             self._lock = DataDirLock(path)  # held until close(): this process owns the directory
         try:
             if not readonly:
-                check_data_file(path, map_size_bytes=map_size_bytes)
+                check_data_file(path, map_size_bytes=map_size_bytes, extend_free_tail=True)
             self.env = _open_environment(path, map_size_bytes, sync=sync, max_readers=max_readers, readonly=readonly)
             try:
                 self._open_databases(readonly)
@@ -378,32 +380,86 @@ class Store:
     def fill(self, txn: Any, records: list[list[Op]]) -> None:
         """Apply every record's ops, in order, inside ``txn`` (no commit).
 
-        Records hold absolute values, so where many records of one batch write the same key (the journal head,
-        a busy system account, a participant with several events in the batch) only the last value is put: one
-        transaction, so no reader can tell, and the batch costs one put per key instead of one per record.
+        The result is exactly that of applying each op in turn, but a batch is written database by database with
+        py-lmdb's ``Cursor.putmulti``, whose loop runs in C: about 300 ns a put instead of 600 ns for
+        ``txn.put`` and its keyword parsing (measured on the ``bench.costs`` batch). Different databases never
+        interact, so only the order of ops within one database matters, and it is kept:
+
+        * last-value databases (records carry a key's whole new value): only the last value per key is put, so
+          the batch costs one put per key instead of one per record. One transaction, so no reader can tell;
+        * every other database: its puts in order (a later put of a key overwrites, as before), appended where
+          keys only grow (see :func:`_put_many`); a database with a delete in the batch falls back to one op
+          at a time, in order, as a put and a later delete of one key must not swap.
+
+        A batch of one record skips the grouping: putmulti's set-up (a cursor, a call per database) costs more
+        than it saves there.
         """
         dbs = self.dbs
-        put, delete = txn.put, txn.delete
-        latest: dict[tuple[str, bytes], bytes | None] = {}
+        if len(records) < 2:
+            for ops in records:
+                _put_in_order(txn, dbs, ops)
+            return
+        latest: defaultdict[str, dict[bytes, bytes | None]] = defaultdict(dict)
+        in_order: defaultdict[str, list[Op]] = defaultdict(list)
+        deleting: set[str] = set()  # in_order databases with a delete in this batch
+        last_value = _LAST_VALUE_DATABASES
         for ops in records:
-            for db, key, value in ops:
-                if db in _LAST_VALUE_DATABASES:
-                    latest[db, key] = value
-                elif value is None:
-                    delete(key, db=dbs[db])
-                elif db in _APPEND_DATABASES:
-                    # Keys only grow here, so append: LMDB then fills pages instead of splitting them in half
-                    # (measured: see docs/benchmarks.md, Scale). An update of an existing key is not an append;
-                    # LMDB refuses it without writing (returns False) and the normal put below does it.
-                    if not put(key, value, db=dbs[db], append=True):
-                        put(key, value, db=dbs[db])
+            for op in ops:
+                db = op[0]
+                if db in last_value:
+                    latest[db][op[1]] = op[2]
                 else:
-                    put(key, value, db=dbs[db])
-        for (db, key), value in latest.items():
-            if value is None:
-                delete(key, db=dbs[db])
+                    if op[2] is None:
+                        deleting.add(db)
+                    in_order[db].append(op)
+        for db, values in latest.items():
+            _put_latest(txn, dbs[db], values)
+        for db, db_ops in in_order.items():
+            if db in deleting:
+                _put_in_order(txn, dbs, db_ops)
             else:
-                put(key, value, db=dbs[db])
+                _put_many(txn, dbs[db], db_ops, append=db in _APPEND_DATABASES)
+
+
+_KEY_VALUE = operator.itemgetter(1, 2)  # an Op's (key, value): the pairs putmulti takes
+
+
+def _put_in_order(txn: Any, dbs: dict[str, Any], ops: Iterable[Op]) -> None:
+    """Apply ``ops`` one at a time, in order: a None value deletes (an absent key is no error)."""
+    put, delete = txn.put, txn.delete
+    append_databases = _APPEND_DATABASES
+    for db, key, value in ops:
+        if value is None:
+            delete(key, db=dbs[db])
+        # Keys only grow here, so append: LMDB then fills pages instead of splitting them in half (measured: see
+        # docs/benchmarks.md, Scale). An update of an existing key is not an append; LMDB refuses it without
+        # writing (put returns False) and the normal put does it.
+        elif db not in append_databases or not put(key, value, db=dbs[db], append=True):
+            put(key, value, db=dbs[db])
+
+
+def _put_latest(txn: Any, handle: Any, values: dict[bytes, bytes | None]) -> None:
+    """Write each key's last value of the batch (None: delete it) into one database."""
+    if None in values.values():
+        deleted = [key for key, value in values.items() if value is None]
+        for key in deleted:
+            txn.delete(key, db=handle)
+            del values[key]
+    txn.cursor(db=handle).putmulti(values.items(), dupdata=False, overwrite=True)
+
+
+def _put_many(txn: Any, handle: Any, ops: list[Op], *, append: bool) -> None:
+    """Put every op of ``ops`` (no deletes among them) into one database, in order: a later put of a key wins.
+
+    With ``append``, LMDB appends each key greater than the database's last one and refuses, without writing,
+    any other (an update, or a key repeated in the batch); putmulti counts the refusals instead of raising. Then
+    every op is put again the ordinary way, in order, which leaves each key with its last value of the batch.
+    The ops of an append database are new, growing keys nearly always, so that second pass is rare.
+    """
+    cursor = txn.cursor(db=handle)
+    consumed, added = cursor.putmulti(map(_KEY_VALUE, ops), dupdata=False, overwrite=True, append=append)
+    if append and added < consumed:
+        cursor.putmulti(map(_KEY_VALUE, ops), dupdata=False, overwrite=True)
 
 
 def schema_problem(path: Path, raw: bytes | None) -> str | None:

@@ -7,6 +7,7 @@ mapped and read past its end), or a server that started and failed its first com
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from scrip_actor.http.server import EXIT_COMMIT_FAILED
 from scrip_actor.store import SCHEMA_VERSION
 from tests.conftest import small_config
 from tests.helpers import program_with_asset
+from tests.integration.lmdb_pages import end_of_a_page_in_use
 
 REPO = Path(__file__).resolve().parents[2]
 _PAGE_BYTES = 4096
@@ -66,10 +68,9 @@ def _a_file(data_dir: Path) -> None:
 
 
 def _truncated(data_dir: Path) -> None:
-    data_file = _data_file(data_dir)
-    size = data_file.stat().st_size
-    with data_file.open("r+b") as file:
-        file.truncate(size - _PAGE_BYTES)  # one page short: the newest meta names a page past the end
+    # Short by pages in use (a stored value's): a file short only by free pages is whole (see
+    # test_loose_tail_pages_are_not_truncation.py), so the page cut must be one a reader needs.
+    os.truncate(_data_file(data_dir), end_of_a_page_in_use(data_dir) - _PAGE_BYTES)
 
 
 def _not_lmdb(data_dir: Path) -> None:
@@ -159,7 +160,8 @@ async def test_a_map_smaller_than_the_data_is_refused_by_serve_and_fine_for_veri
 
 
 async def test_a_data_file_cut_exactly_at_its_last_page_still_opens(tmp_path: Path) -> None:
-    # The truncation check is exact: a file as long as its newest commit needs is whole (LMDB grows it no further).
+    # The truncation check is exact: a file as long as its newest commit needs is whole (LMDB grows it no further),
+    # and a file that ends inside a page in use is not.
     data_dir = tmp_path / "data"
     await _store(data_dir)
     env = lmdb.open(str(data_dir / "ledger.lmdb"), readonly=True, max_dbs=64, subdir=True)
@@ -172,6 +174,6 @@ async def test_a_data_file_cut_exactly_at_its_last_page_still_opens(tmp_path: Pa
         file.truncate(needed_bytes)
     checked = _run("verify", "--data-dir", str(data_dir))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    with _data_file(data_dir).open("r+b") as file:
-        file.truncate(needed_bytes - 1)
+    # One byte short of a page in use is truncated (a page only partly in the file counts as missing).
+    os.truncate(_data_file(data_dir), end_of_a_page_in_use(data_dir) - 1)
     _assert_one_line_refusal(_run("verify", "--data-dir", str(data_dir)), ExitCode.DATA_FILE_DAMAGED, "truncated")

@@ -52,6 +52,7 @@ RUNTIME = (
     "scrip_actor._write_thread",
     "scrip_actor._residency",
     "scrip_actor._data_dir",
+    "scrip_actor._lmdb_freelist",
     "scrip_actor._migrations",
 )
 # Third-party packages that mean an event loop, a database or a web server.
@@ -61,6 +62,7 @@ STORE_LAYER = (
     "scrip_actor._write_thread",
     "scrip_actor._residency",
     "scrip_actor._data_dir",
+    "scrip_actor._lmdb_freelist",
     "scrip_actor._migrations",
 )
 # What the store layer sits under: it is called, it never calls up.
