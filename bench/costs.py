@@ -27,7 +27,7 @@ from typing import Any
 import trio
 
 from bench._common import bench_config, tune_gc
-from bench.embedded import create_program, create_rules, make_events, sign_up
+from bench.embedded import create_program, create_rules, create_tier, make_events, sign_up
 from scrip_actor import open_engine
 
 PARTICIPANTS = 5_000
@@ -42,6 +42,8 @@ async def measure(events: int, rounds: int, budgets: bool = False) -> dict[str, 
             program_id, pts_id, cash_id = await create_program(engine)
             await sign_up(engine, program_id, PARTICIPANTS)
             await create_rules(engine, program_id, pts_id, cash_id, budgets=budgets)
+            if budgets:  # the --mechanics variant: the tier definition too
+                await create_tier(engine, program_id)
             tune_gc()
             rows = [await _one_round(engine, program_id, events, number) for number in range(rounds)]
     keys = rows[0].keys()
@@ -98,7 +100,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--events", type=int, default=10_000, help="events per round (default 10000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    parser.add_argument("--budgets", action="store_true", help="two of the rules budgeted (bench.embedded --budgets)")
+    parser.add_argument(
+        "--mechanics",
+        "--budgets",
+        dest="budgets",
+        action="store_true",
+        help="bench.embedded --mechanics: budgets and a tier",
+    )
     args = parser.parse_args(argv)
     result = trio.run(measure, args.events, args.rounds, args.budgets)
     if args.json:

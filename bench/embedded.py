@@ -20,9 +20,11 @@ Run ``python -m bench.embedded`` (``--quick`` for a run under 45 s, ``--json`` f
    and reports the ratio. Each engine runs in its own child process so memory figures are not mixed.
 6. With ``--rate R`` (events/s) it instead paces single submits at R and reports the latency at that load;
    ``--half-rate`` runs the ``submit`` phase first and then paces at half the rate it measured.
-7. ``--budgets`` also runs the same workload with two of the rules budgeted (:data:`BUDGETED_RULES`: a lifetime
-   PTS budget and a 30-day CASH budget, limits far above what the run issues, so nothing is skipped), in its own
-   child process right after the plain run, and reports both side by side: what the check-and-consume costs.
+7. ``--mechanics`` (alias ``--budgets``) also runs the same workload with the program mechanics of issue 13 on:
+   two of the rules budgeted (:data:`BUDGETED_RULES`: a lifetime PTS budget and a 30-day CASH budget, limits far
+   above what the run issues, so nothing is skipped) and one tier definition (:func:`create_tier`: three levels
+   on the visits counter, a calendar-year lifecycle with DROP_ONE and EXCESS rollover, so auto-qualification runs
+   after every event), in its own child process right after the plain run, and reports both side by side.
 """
 
 from __future__ import annotations
@@ -66,6 +68,17 @@ from scrip_actor import (
     ScripError,
     TagAction,
     open_engine,
+)
+from scrip_actor.tiers import (
+    CounterRollover,
+    Criterion,
+    DowngradePolicy,
+    LevelSpec,
+    Lifecycle,
+    Qualification,
+    QualificationPeriod,
+    Retention,
+    TierCreate,
 )
 
 # name -> (condition, actions builder(pts_id, cash_id), stop_after_match). Literals are doubles so cel-python,
@@ -164,7 +177,7 @@ class Workload:
     data_dir: str | None = None
     seed: int = 42
     tune_gc: bool = True
-    budgets: bool = False  # two of the rules budgeted (BUDGETED_RULES)
+    mechanics: bool = False  # two of the rules budgeted (BUDGETED_RULES) and a tier definition (create_tier)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -264,6 +277,26 @@ async def create_rules(engine: Engine, program_id: str, pts_id: str, cash_id: st
                 budgets=specs,
             )
         )
+
+
+async def create_tier(engine: Engine, program_id: str) -> None:
+    """``--mechanics``: a "status" tier of three levels on the ``visits`` counter (which most events bump), kept
+    per calendar year with DROP_ONE and EXCESS rollover: auto-qualification runs after every event's rules."""
+    levels = [
+        LevelSpec(
+            key=key,
+            rank=rank,
+            qualification=Qualification(criteria=[Criterion(counter="visits", operator=">=", threshold=threshold)]),
+        )
+        for key, rank, threshold in (("silver", 1, 5), ("gold", 2, 20), ("platinum", 3, 60))
+    ]
+    lifecycle = Lifecycle(
+        retention=Retention(mode="PERIOD_BASED"),
+        qualification_period=QualificationPeriod(type="CALENDAR_YEAR"),
+        downgrade_policy=DowngradePolicy(mode="DROP_ONE"),
+        counters=CounterRollover(rollover="EXCESS", qualifying=["visits"]),
+    )
+    await engine.tiers.create(program_id, TierCreate(key="status", levels=levels, lifecycle=lifecycle))
 
 
 async def sign_up(engine: Engine, program_id: str, participants: int, *, chunk: int = 1000, tasks: int = 4) -> None:
@@ -448,7 +481,9 @@ async def prepared_engine(workload: Workload) -> AsyncIterator[PreparedEngine]:
             setup_started_s = time.perf_counter()
             await sign_up(engine, program_id, workload.participants)
             signup_s = time.perf_counter() - setup_started_s
-            await create_rules(engine, program_id, pts_id, cash_id, budgets=workload.budgets)
+            await create_rules(engine, program_id, pts_id, cash_id, budgets=workload.mechanics)
+            if workload.mechanics:
+                await create_tier(engine, program_id)
             if workload.tune_gc:
                 tune_gc()
             yield PreparedEngine(engine, recorder, program_id, signup_s)
@@ -465,7 +500,7 @@ async def run_workload(workload: Workload) -> dict[str, Any]:
         report = await engine.verify() if workload.extra.get("verify") else None
     return {
         "cel_backend": workload.cel_backend,
-        "budgets": workload.budgets,
+        "mechanics": workload.mechanics,
         "participants": workload.participants,
         "signup_events_per_s": round(workload.participants / prepared.signup_s, 1),
         "phases": phases,
@@ -556,10 +591,10 @@ def print_report(summary: dict[str, Any]) -> None:
     header = f"{'run':<8} {'mode':<7} {'events':>8} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'commits':>8} {'rec/commit':>10} {'failed':>7}"
     print(header)
     print("-" * len(header))
-    for name in ("engine", "budgeted", "baseline"):
+    for name in ("engine", "mechanics", "baseline"):
         result = summary.get(name)
         for mode, phase in (result or {}).get("phases", {}).items():
-            run = "budgets" if name == "budgeted" else result["cel_backend"]  # type: ignore[index]
+            run = "mechanic" if name == "mechanics" else result["cel_backend"]  # type: ignore[index]
             print(
                 f"{run:<8} {mode:<7} {phase['events']:>8} {phase['events_per_s']:>10,.0f}"  # type: ignore[index]
                 f" {phase['p50_ms'] or 0:>8.2f} {phase['p99_ms'] or 0:>8.2f} {phase['writer_commits']:>8}"
@@ -592,7 +627,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="where the stores go (default: a temporary directory)")
     parser.add_argument("--no-sync", action="store_true", help="no fsync (LMDB still commits every transaction)")
     parser.add_argument("--verify", action="store_true", help="run verify() on the store after the run")
-    parser.add_argument("--budgets", action="store_true", help="also run with two rules budgeted (same invocation)")
+    parser.add_argument(
+        "--mechanics",
+        "--budgets",
+        action="store_true",
+        help="also run with two rules budgeted and a tier definition (same invocation)",
+    )
     parser.add_argument("--in-process", action="store_true", help="no child processes (tests)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser
@@ -639,14 +679,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return run_in_child(workload)
 
     engine = run(engine_workload)
-    budgeted = run(replace(engine_workload, budgets=True)) if arguments.budgets else None
+    mechanics = run(replace(engine_workload, mechanics=True)) if arguments.mechanics else None
     baseline = run(baseline_workload) if baseline_workload is not None else None
     summary = summarize(engine, baseline, arguments.headline)
-    if budgeted is not None:
-        summary["budgeted"] = budgeted
-        for mode, figures in budgeted["phases"].items():
-            summary[f"budgeted_{mode}_events_per_s"] = figures["events_per_s"]
-            summary[f"budgeted_{mode}_p99_ms"] = figures["p99_ms"]
+    if mechanics is not None:
+        summary["mechanics"] = mechanics
+        for mode, figures in mechanics["phases"].items():
+            summary[f"mechanics_{mode}_events_per_s"] = figures["events_per_s"]
+            summary[f"mechanics_{mode}_p99_ms"] = figures["p99_ms"]
     summary["command"] = "python -m bench.embedded " + " ".join(argv if argv is not None else sys.argv[1:])
     if arguments.json:
         print(json.dumps(summary, indent=2))

@@ -26,7 +26,7 @@ from typing import Any
 import trio
 
 from bench._common import bench_config, tune_gc
-from bench.embedded import create_program, create_rules, make_events, sign_up
+from bench.embedded import create_program, create_rules, create_tier, make_events, sign_up
 from scrip_actor import open_engine
 
 PARTICIPANTS = 1000
@@ -47,6 +47,8 @@ async def count(budgets: bool) -> None:
             program_id, pts_id, cash_id = await create_program(engine)
             await sign_up(engine, program_id, PARTICIPANTS)
             await create_rules(engine, program_id, pts_id, cash_id, budgets=budgets)
+            if budgets:  # the --mechanics variant: the tier definition too
+                await create_tier(engine, program_id)
             tune_gc()
             for number in range(2):
                 requests = make_events(program_id, PARTICIPANTS, STEPS, seed=number, key_prefix=f"cg{number}")
@@ -71,7 +73,13 @@ async def count(budgets: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Parse ``--budgets`` and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", action="store_true", help="two of the rules budgeted (bench.embedded --budgets)")
+    parser.add_argument(
+        "--mechanics",
+        "--budgets",
+        dest="budgets",
+        action="store_true",
+        help="bench.embedded --mechanics: budgets and a tier",
+    )
     args = parser.parse_args(argv)
     trio.run(count, args.budgets)
 

@@ -41,15 +41,15 @@ def test_tiny_run_reports_engine_baseline_and_ratio() -> None:
     assert summary["baseline"]["phases"]["batch"]["events"] == 12
 
 
-def test_budgets_variant_runs_beside_the_plain_one_and_skips_nothing() -> None:
+def test_mechanics_variant_runs_beside_the_plain_one_and_skips_nothing() -> None:
     argv = ["--in-process", "--json", "--no-sync", "--participants", "20", "--events", "60", "--baseline", "none"]
-    summary = embedded.main([*argv, "--concurrency", "8", "--batch-size", "20", "--batch-tasks", "2", "--budgets"])
+    summary = embedded.main([*argv, "--concurrency", "8", "--batch-size", "20", "--batch-tasks", "2", "--mechanics"])
     assert summary is not None
-    assert summary["engine"]["budgets"] is False
-    assert summary["budgeted"]["budgets"] is True
+    assert summary["engine"]["mechanics"] is False
+    assert summary["mechanics"]["mechanics"] is True
     for mode in ("submit", "batch"):
-        assert isinstance(summary[f"budgeted_{mode}_events_per_s"], float)
-        assert summary["budgeted"]["phases"][mode]["events_failed"] == 0
+        assert isinstance(summary[f"mechanics_{mode}_events_per_s"], float)
+        assert summary["mechanics"]["phases"][mode]["events_failed"] == 0
 
 
 def test_events_are_deterministic_and_realistic() -> None:
