@@ -15,6 +15,7 @@ from scrip_actor._records import decode_state_change, state_history_key
 from scrip_actor.ids import SequenceIds
 from scrip_actor.model import BalanceAdjust, Lot, RedemptionCreate, ReversalCreate
 from scrip_actor.store import PROCESSED_BELOW_KEY, Store, be64, encode, unbe64
+from scrip_actor.tiers import LevelSpec, TierCreate, TierStateSet
 from scrip_actor.verify import verify
 from tests.conftest import ManualClock
 from tests.helpers import program_with_asset, rule, send
@@ -166,3 +167,20 @@ async def test_state_history_entries_that_do_not_fit_the_store(tmp_path: Path, c
         _write(copy, bad)
         assert not verify(str(copy)).ok, bad
     assert verify(str(data_dir)).ok
+
+
+async def test_a_tier_whose_newest_state_change_names_another_level(tmp_path: Path, clock: ManualClock) -> None:
+    data_dir = tmp_path / "d"
+    async with running(data_dir, clock) as engine:
+        program, _ = await program_with_asset(engine)
+        levels = [LevelSpec(key="silver", rank=1), LevelSpec(key="gold", rank=2)]
+        await engine.tiers.create(program.id, TierCreate(key="status", levels=levels))
+        [participant, _] = await engine.create_participant(ParticipantCreate(external_id="ann", program_id=program.id))
+        await engine.tiers.set_state(participant.id, program.id, "status", TierStateSet(level="gold"))
+        assert (await engine.verify()).ok
+    [(key, raw)] = [(key, raw) for key, raw in _scan(data_dir, "state_history") if b'"tier"' in raw]
+    assert b'"gold"' in raw
+    _write(data_dir, [("state_history", key, raw.replace(b'"gold"', b'"silver"'))])  # the history says silver
+    report = verify(str(data_dir))
+    assert not report.ok
+    assert any("tier 'status'" in problem for problem in report.problems), report.problems
