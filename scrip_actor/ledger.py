@@ -26,6 +26,7 @@ import msgspec
 from scrip_actor.amounts import AMOUNT_MINOR_MAX, format_minor
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
 from scrip_actor.model import Asset, Balance, JournalEntry, Lot, Participant, Posting
+from scrip_actor.report_totals import ReportTotals
 
 __all__ = [
     "GENESIS_HASH",
@@ -313,6 +314,7 @@ class World:
         self.accounts: dict[str, int] = {}
         self.journal_sequence = 0
         self.journal_hash = GENESIS_HASH
+        self.reports = ReportTotals()  # schema 9: the reports' running totals, kept by every commit
 
 
 class Changes(msgspec.Struct, kw_only=True):
@@ -324,6 +326,7 @@ class Changes(msgspec.Struct, kw_only=True):
     accounts: dict[str, int]  # new absolute balances
     schedule: list[tuple[datetime, str, str]]  # (due, lot id, participant id) to add
     entry_bytes: list[bytes] = []  # each entry's stored JSON, aligned with ``entries``
+    report_ops: list[tuple[str, bytes, bytes | None]] = []  # the report totals' new values (report_totals.py)
 
 
 _entry_encoder = msgspec.json.Encoder()
@@ -801,6 +804,10 @@ class LedgerTx:
         for state in self._participants.values():
             if state.id in self._originals:
                 state.updated_at = updated_at
+        report_ops: list[tuple[str, bytes, bytes | None]] = []
+        world.reports.record_entries(entries, report_ops)
+        world.reports.record_participants(self._participants.values(), self._originals, report_ops)
+        world.reports.record_lots(self._lots.values(), self._originals, report_ops)
         return Changes(
             participants=list(self._participants.values()),
             lots=list(self._lots.values()),
@@ -808,6 +815,7 @@ class LedgerTx:
             accounts=accounts,
             schedule=list(self._schedule),
             entry_bytes=entry_bytes,
+            report_ops=report_ops,
         )
 
     def _check(self) -> dict[str, int]:

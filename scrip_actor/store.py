@@ -80,14 +80,28 @@ __all__ = [
 # 4: the events_by_external / events_by_rule / events_failed indexes.
 # 5: events written once, outcomes beside them with evaluations against numbered rule sets, compact participants,
 #    idempotency records without the payload hash (the event carries it). v3 and v4 stores are migrated on open.
-SCHEMA_VERSION = 8
-_MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7)  # older schemas a writable open migrates, step by step (scrip_actor._migrations)
+# 9: the reports' running totals (report_hours, report_counts, report_expiry), the journal index's hour keys and
+#    events_by_time; a v8 store is backfilled from its journal, events, participants and lots on open.
+SCHEMA_VERSION = 9
+# Older schemas a writable open migrates, step by step (scrip_actor._migrations).
+_MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7, 8)
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets"})
 # Databases whose records each carry a key's whole new value: within one batch only the last one is put (fill).
 _LAST_VALUE_DATABASES = frozenset(
-    {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts"}
+    {
+        "meta",
+        "accounts",
+        "participants",
+        "event_outcomes",
+        "redemptions",
+        "rewards",
+        "reward_counts",
+        "report_hours",
+        "report_counts",
+        "report_expiry",
+    }
 )
 DATABASES = (
     "meta",
@@ -116,6 +130,10 @@ DATABASES = (
     "redemptions_by_participant",  # schema 7: participant NUL be64(created µs) id -> b""
     "rewards",  # schema 8: reward id -> the catalog item with its redeemed count
     "reward_counts",  # schema 8: reward id NUL participant id -> be64(units redeemed), for max_per_participant
+    "report_hours",  # schema 9: program NUL asset NUL hour -> the hour's report columns (report_totals.py)
+    "report_counts",  # schema 9: holders / enrolled / last activity per program (and asset) -> an int
+    "report_expiry",  # schema 9: program NUL asset NUL expiry day + 1 (0: never) -> [open lot value, open lots]
+    "events_by_time",  # schema 9: program NUL hour of event_timestamp NUL be64(sequence) -> b""
 )
 
 T = TypeVar("T")

@@ -43,6 +43,7 @@ from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
 from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._redemptions import Redemptions
+from scrip_actor.engine._reports import Reports
 from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._step import StepLimits, step_event, step_sweep
@@ -291,6 +292,7 @@ class Engine:
             events_live=self._events_live,
             event_by_sequence=self._event_by_sequence,
             deliver=self._deliver,
+            reports=self._world.reports,
         )
         self._queries = Queries(
             store=self._store,
@@ -310,6 +312,7 @@ class Engine:
         self.rewards = Rewards(**stages, writer=self._writer, clock=self._clock, limits=self._limits)
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
+        self.reports = Reports(**stages, world=self._world, rewards=self.rewards, caught_up=self._caught_up)
 
     def _program(self, program_id: str) -> Program:
         return self._catalog.program(program_id)

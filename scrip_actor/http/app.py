@@ -31,6 +31,7 @@ from scrip_actor.http import (
     routes_participants,
     routes_programs,
     routes_redemptions,
+    routes_reports,
     routes_rules,
     routes_state,
     routes_system,
@@ -96,6 +97,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_state.ENDPOINTS,
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),
+        *routes_reports.ENDPOINTS,
     ]
 
 

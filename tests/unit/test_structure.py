@@ -34,6 +34,8 @@ PURE = (
     "scrip_actor.model",
     "scrip_actor.errors",
     "scrip_actor.cursors",
+    "scrip_actor.report_totals",
+    "scrip_actor.report_model",
 )
 # The runtime: tasks, storage, the edges. `scrip_actor` itself (the package face) re-exports the engine, so
 # importing a name from it loads the whole runtime too.
