@@ -1,9 +1,9 @@
 """``verify``: replay the journal from disk and check every ledger invariant independently of the engine.
 
 It recomputes every balance from the postings alone and compares it with what the engine cached, walks the hash
-chain, checks each lot against its participant's balances, and checks that every acknowledged event is either
-waiting in the inbox or has its outcome. It only reads, and it reports every problem it finds rather than stopping
-at the first.
+chain, checks each lot against its participant's balances, checks that every acknowledged event is either
+waiting in the inbox or has its outcome, and recomputes the reports' running totals (scrip_actor/_verify_reports.py).
+It only reads, and it reports every problem it finds rather than stopping at the first.
 
 Beside a running server (another process) it is safe and exact: it takes no lock and writes nothing, and every check
 reads one LMDB read transaction, so it judges one committed state, whole, however much the server commits
@@ -22,6 +22,7 @@ import msgspec
 
 from scrip_actor._event_records import RuleSetMembers, decode_event, decode_stored_event
 from scrip_actor._records import journal_index_prefix, journal_index_prefixes, schedule_key
+from scrip_actor._verify_reports import check_report_totals
 from scrip_actor.amounts import format_minor
 from scrip_actor.config import Config
 from scrip_actor.errors import SchemaMismatch
@@ -442,6 +443,7 @@ def verify_store(store: Store) -> VerifyReport:
         participants, lots = checker.participants()
         checker.orphan_lots()
         events, pending = checker.events()
+        check_report_totals(snapshot, checker.problem)
         return VerifyReport(
             ok=not checker.problems,
             problems=checker.problems,

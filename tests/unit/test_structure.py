@@ -46,6 +46,7 @@ RUNTIME = (
     "scrip_actor.http",
     "scrip_actor._records",
     "scrip_actor.verify",
+    "scrip_actor._verify_reports",
     "scrip_actor.metrics",
     "scrip_actor._write_thread",
     "scrip_actor._residency",
