@@ -234,15 +234,9 @@ class ReportTotals:
 
     def record_lots(self, lots: Iterable[Lot], originals: Mapping[str, ParticipantState], ops: list[Op]) -> None:
         """Move each changed lot's value from its old expiry cell to its new one."""
-        before: dict[tuple[str, str], dict[str, Lot]] = {}
+        lookups = _Lookups(originals)
         for lot in lots:
-            index_key = (lot.participant_id, lot.asset_id)
-            known = before.get(index_key)
-            if known is None:
-                original = originals.get(lot.participant_id)
-                open_lots = original.lots.get(lot.asset_id, []) if original is not None else []
-                known = before[index_key] = {candidate.id: candidate for candidate in open_lots}
-            old = known.get(lot.id)
+            old = lookups.old_version(lot)
             if old is not None:
                 self._add_lot(old, -1, ops)
             self._add_lot(lot, 1, ops)
@@ -306,6 +300,39 @@ class ReportTotals:
             "report_counts": counts,
             "report_expiry": {expiry_key(key): _encode(cell) for key, cell in self.expiry.items()},
         }
+
+
+_LINEAR_LOOKUPS_MAX = 4  # per (participant, asset) and commit; then an index of the open lots pays for itself
+
+
+class _Lookups:
+    """Finds the committed versions of one commit's changed lots."""
+
+    def __init__(self, originals: Mapping[str, ParticipantState]) -> None:
+        self.originals = originals
+        self.counts: dict[tuple[str, str], int] = {}
+        self.indexes: dict[tuple[str, str], dict[str, Lot]] = {}
+
+    def old_version(self, lot: Lot) -> Lot | None:
+        """The committed version of a changed lot among its participant's open lots (None: new, or closed).
+
+        A lot numbered above the participant's committed count is new: nothing to look up, so a credit stays
+        O(1) however many lots are open. A changed lot is usually near the front (FIFO spends the oldest), so the
+        first few lookups scan; a commit changing more of one participant's lots builds an index once.
+        """
+        original = self.originals.get(lot.participant_id)
+        if original is None or lot.number > original.lot_numbers.get(lot.asset_id, 0):
+            return None
+        key = (lot.participant_id, lot.asset_id)
+        index = self.indexes.get(key)
+        if index is not None:
+            return index.get(lot.id)
+        open_lots = original.lots.get(lot.asset_id, [])
+        count = self.counts[key] = self.counts.get(key, 0) + 1
+        if count > _LINEAR_LOOKUPS_MAX:
+            index = self.indexes[key] = {candidate.id: candidate for candidate in open_lots}
+            return index.get(lot.id)
+        return next((candidate for candidate in open_lots if candidate.id == lot.id), None)
 
 
 def _held_assets(state: ParticipantState) -> set[str]:
