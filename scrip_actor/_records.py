@@ -95,17 +95,16 @@ def journal_index_prefix(kind: str, key: str) -> bytes:
     return prefix
 
 
-_time_prefixes: dict[int, bytes] = {}
+_time_prefixes: dict[datetime, bytes] = {}
 
 
 def _time_prefix(entry: JournalEntry) -> bytes:
-    """The ``time`` index prefix of an entry's hour (cached: entries of one hour share it)."""
-    hour = hour_of(entry.created_at)
-    prefix = _time_prefixes.get(hour)
+    """The ``time`` index prefix of an entry's hour (cached by the moment: a step's entries share theirs)."""
+    prefix = _time_prefixes.get(entry.created_at)
     if prefix is None:
         if len(_time_prefixes) >= _INDEX_PREFIXES_MAX:
             _time_prefixes.clear()
-        prefix = _time_prefixes[hour] = time_index_prefix(hour)
+        prefix = _time_prefixes[entry.created_at] = time_index_prefix(hour_of(entry.created_at))
     return prefix
 
 

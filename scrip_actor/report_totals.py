@@ -10,7 +10,8 @@ back their new absolute values as store writes of the same transaction (schema 9
   event's ``event_timestamp``). A period report adds whole hours and reads the journal only for the two hours
   its ``from`` and ``to`` cut through (found by the ``time`` keys of the journal index).
 * **Counts** (``report_counts``): participants holding a nonzero balance per ``(program, asset)`` and per asset
-  over all programs, participants enrolled per program, and each program's latest activity time.
+  over all programs, and participants enrolled per program. (A program's latest activity is the largest
+  ``last_us`` of its ``""`` rows, so it costs no write of its own.)
 * **Lot expiry** (``report_expiry``): the value and the number of open lots per ``(program, asset, expiry day)``
   (day 0 means "never expires"), for the expiration schedule.
 
@@ -47,8 +48,10 @@ __all__ = [
 ]
 
 # Columns of an hour row.
-ISSUED, REDEEMED, EXPIRED, FORFEITED, OTHER, ENTRIES, EVENTS = range(7)
-COLUMNS = ("issued", "redeemed", "expired", "forfeited", "other", "entries", "events")
+ISSUED, REDEEMED, EXPIRED, FORFEITED, OTHER, ENTRIES, EVENTS, LAST = range(8)
+COLUMNS = ("issued", "redeemed", "expired", "forfeited", "other", "entries", "events", "last_us")
+# LAST is not a sum but a maximum: the latest entry or event time (µs) of a program's "" row; NONE_US until one.
+NONE_US = -(2**62)
 ALL_PROGRAMS = "*"  # the holders key over every program (no program id is "*": ids are generated)
 NEVER_DAY = 0  # expiry "day" of a lot that never expires; real days are stored as day index + 1
 _OPEN = ("AVAILABLE", "HELD", "DEFERRED")
@@ -56,10 +59,12 @@ _ISSUE_ACTIONS = frozenset({"CREDIT", "ADJUST", "SETTLE"})
 _REDEEM_ACTIONS = frozenset({"DEBIT", "REDEMPTION"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
+_HOUR_US = 3_600_000_000
 _DAY = timedelta(days=1)
 _MICROSECOND = timedelta(microseconds=1)
 _encode = msgspec.json.encode
 Op = tuple[str, bytes, bytes | None]
+_Cell = tuple[list[int], list[int], bytes]  # an hour row, its (program, asset) lifetime total, its stored key
 
 
 def hour_of(moment: datetime) -> int:
@@ -158,45 +163,67 @@ class ReportTotals:
         self.totals: dict[tuple[str, str], list[int]] = {}
         self.holders: dict[tuple[str, str], int] = {}  # (program id or ALL_PROGRAMS, asset) -> participants
         self.enrolled: dict[str, int] = {}  # program id -> participants enrolled
-        self.last_activity_us: dict[str, int] = {}  # program id -> latest entry or event time
+        self.last_activity_us: dict[str, int] = {}  # program id -> latest entry or event time, µs since the epoch
+        self._cells: dict[tuple[str, str, int], _Cell] = {}
         self.expiry: dict[tuple[str, str, int], list[int]] = {}  # (program, asset, day + 1 or 0) -> [value, lots]
 
     # --- keeping them --------------------------------------------------------------------------------------------
 
-    def _add_hour(self, program_key: str, asset_id: str, hour: int, column: int, amount: int, ops: list[Op]) -> None:
+    def _cell(self, program_key: str, asset_id: str, hour: int) -> _Cell:
+        """An hour row with its lifetime total and its stored key (made on first use; rows are never dropped)."""
         key = (program_key, asset_id, hour)
-        row = self.hours.get(key)
-        if row is None:
+        cell = self._cells.get(key)
+        if cell is None:
             row = self.hours[key] = [0] * len(COLUMNS)
-        row[column] += amount
-        total = self.totals.get((program_key, asset_id))
-        if total is None:
-            total = self.totals[(program_key, asset_id)] = [0] * len(COLUMNS)
-        total[column] += amount
-        ops.append(("report_hours", hour_key(program_key, asset_id, hour), _encode(row)))
+            row[LAST] = NONE_US
+            total = self.totals.get((program_key, asset_id))
+            if total is None:
+                total = self.totals[(program_key, asset_id)] = [0] * len(COLUMNS)
+                total[LAST] = NONE_US
+            cell = self._cells[key] = (row, total, hour_key(program_key, asset_id, hour))
+        return cell
 
-    def _touch_activity(self, program_id: str, moment: datetime, ops: list[Op]) -> None:
-        moment_us = micros(moment)
-        if moment_us > self.last_activity_us.get(program_id, moment_us - 1):
-            self.last_activity_us[program_id] = moment_us
-            ops.append(("report_counts", f"last\0{program_id}".encode(), _encode(moment_us)))
+    def _count(self, program_key: str, hour: int, column: int, moment_us: int) -> _Cell:
+        """Count an entry or an event in its program's ``""`` row, and move the row's latest time on."""
+        cell = self._cell(program_key, "", hour)
+        row, total, _ = cell
+        row[column] += 1
+        total[column] += 1
+        if moment_us > row[LAST]:
+            row[LAST] = moment_us
+            if moment_us > total[LAST]:
+                total[LAST] = moment_us
+                if program_key:
+                    self.last_activity_us[program_key] = moment_us
+        return cell
 
     def record_entries(self, entries: Iterable[JournalEntry], ops: list[Op]) -> None:
-        """Add committed entries to the hour rows."""
+        """Add committed entries to the hour rows (one write per row and commit, however many entries)."""
+        rows: dict[bytes, list[int]] = {}
+        moment: datetime | None = None
+        moment_us = hour = 0
         for entry in entries:
+            if entry.created_at is not moment:  # the entries of one step mostly share their time
+                moment = entry.created_at
+                moment_us = micros(moment)
+                hour = moment_us // _HOUR_US
             program_key = entry.program_id or ""
-            hour = hour_of(entry.created_at)
-            self._add_hour(program_key, "", hour, ENTRIES, 1, ops)
+            row, _, stored_key = self._count(program_key, hour, ENTRIES, moment_us)
+            rows[stored_key] = row
             for asset_id, (column, amount) in classify(entry).items():
-                self._add_hour(program_key, asset_id, hour, column, amount, ops)
-            if entry.program_id:
-                self._touch_activity(entry.program_id, entry.created_at, ops)
+                row, total, stored_key = self._cell(program_key, asset_id, hour)
+                row[column] += amount
+                total[column] += amount
+                rows[stored_key] = row
+        for stored_key, row in rows.items():
+            ops.append(("report_hours", stored_key, _encode(row)))
 
     def record_event(self, program_id: str, event_timestamp: datetime, sequence_key: bytes, ops: list[Op]) -> None:
         """Count an accepted event under its program and the hour of its event_timestamp; index it by that hour."""
-        hour = hour_of(event_timestamp)
-        self._add_hour(program_id, "", hour, EVENTS, 1, ops)
-        self._touch_activity(program_id, event_timestamp, ops)
+        moment_us = micros(event_timestamp)
+        hour = moment_us // _HOUR_US
+        row, _, stored_key = self._count(program_id, hour, EVENTS, moment_us)
+        ops.append(("report_hours", stored_key, _encode(row)))
         ops.append(("events_by_time", event_time_key(program_id, hour) + sequence_key, b""))
 
     def _add_count(self, table: dict[Any, int], key: Any, stored_key: bytes, delta: int, ops: list[Op]) -> None:
@@ -266,22 +293,24 @@ class ReportTotals:
         """Read the stored aggregates back (on open); ``scan(db)`` yields ``(key, value)`` pairs."""
         for key, raw in scan("report_hours"):
             program_key, asset_id, hour = bytes(key).decode().split("\0")
-            row = msgspec.json.decode(raw, type=list[int])
-            self.hours[(program_key, asset_id, int(hour))] = row
-            total = self.totals.setdefault((program_key, asset_id), [0] * len(COLUMNS))
-            for column, value in enumerate(row):
-                total[column] += value
+            row, total, _ = self._cell(program_key, asset_id, int(hour))
+            row[:] = msgspec.json.decode(raw, type=list[int])
+            assert len(row) == len(COLUMNS), f"report row {key!r} has {len(row)} columns"
+            for column in range(LAST):
+                total[column] += row[column]
+            if row[LAST] > total[LAST]:
+                total[LAST] = row[LAST]
+                if program_key and asset_id == "":
+                    self.last_activity_us[program_key] = row[LAST]
         for key, raw in scan("report_counts"):
             kind, _, rest = bytes(key).decode().partition("\0")
             value = msgspec.json.decode(raw, type=int)
             if kind == "holders":
                 program_id, asset_id = rest.split("\0")
                 self.holders[(program_id, asset_id)] = value
-            elif kind == "enrolled":
-                self.enrolled[rest] = value
             else:
-                assert kind == "last", f"unknown report count {kind!r}"
-                self.last_activity_us[rest] = value
+                assert kind == "enrolled", f"unknown report count {kind!r}"
+                self.enrolled[rest] = value
         for key, raw in scan("report_expiry"):
             program_id, asset_id, day = bytes(key).decode().split("\0")
             self.expiry[(program_id, asset_id, int(day))] = msgspec.json.decode(raw, type=list[int])
@@ -293,8 +322,6 @@ class ReportTotals:
             counts[f"holders\0{program_id}\0{asset_id}".encode()] = _encode(value)
         for program_id, value in self.enrolled.items():
             counts[f"enrolled\0{program_id}".encode()] = _encode(value)
-        for program_id, value in self.last_activity_us.items():
-            counts[f"last\0{program_id}".encode()] = _encode(value)
         return {
             "report_hours": {hour_key(*key): _encode(row) for key, row in self.hours.items()},
             "report_counts": counts,
