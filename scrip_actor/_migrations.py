@@ -56,6 +56,49 @@ def migrate_3_to_4(txn: Any, dbs: dict[str, Any]) -> int:
     return count
 
 
+def _backfill_reports(txn: Any, dbs: dict[str, Any]) -> int:
+    """Backfill the reports' running totals and the time indexes (schema 9) from the journal, the events, the
+    participants and the lots. Returns the number of journal entries read.
+
+    One pass over each; the totals are written whole at the end (they are small: hours x programs x assets).
+    """
+    from scrip_actor._event_records import decode_stored_event
+    from scrip_actor.ledger import ParticipantRecord
+    from scrip_actor.model import JournalEntry, Lot
+    from scrip_actor.report_totals import event_time_key, hour_of, recompute, time_index_prefix
+
+    entry_decoder = msgspec.json.Decoder(JournalEntry)
+    count = 0
+
+    def entries() -> Any:
+        nonlocal count
+        for key, value in txn.cursor(db=dbs["journal"]).iternext():
+            entry = entry_decoder.decode(value)
+            txn.put(time_index_prefix(hour_of(entry.created_at)) + bytes(key), b"", db=dbs["journal_index"])
+            count += 1
+            if count % _PROGRESS_EVERY == 0:
+                _log.warning("migrating the store to schema 9: %d journal entries read", count)
+            yield entry
+
+    def events() -> Any:
+        for key, value in txn.cursor(db=dbs["events"]).iternext():
+            stored = decode_stored_event(bytes(value))
+            hour = hour_of(stored.event_timestamp)
+            txn.put(event_time_key(stored.program_id, hour) + bytes(key), b"", db=dbs["events_by_time"])
+            yield stored.program_id, stored.event_timestamp, bytes(key)
+
+    record_decoder = msgspec.json.Decoder(ParticipantRecord)
+    lot_decoder = msgspec.json.Decoder(Lot)
+    participants = (record_decoder.decode(value) for _, value in txn.cursor(db=dbs["participants"]).iternext())
+    lots = (lot_decoder.decode(value) for _, value in txn.cursor(db=dbs["lots"]).iternext())
+    totals = recompute(entries(), events(), participants, lots)
+    for db, values in totals.stored_form().items():
+        for key, value in values.items():
+            txn.put(key, value, db=dbs[db])
+    _log.warning("migrated the store to schema 9: %d journal entries read", count)
+    return count
+
+
 def migrate(txn: Any, dbs: dict[str, Any], from_version: int, to_version: int) -> None:
     """Bring a store from ``from_version`` to ``to_version``, one step after another, in ``txn``."""
     steps = {
@@ -212,7 +255,8 @@ def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
     """Schema 9 (program mechanics) adds databases, created empty by the open: a participant's state history
     (``state_history``) starts with the changes made after the upgrade; tier definitions (``tiers``) and rule
     budgets (``rule_budgets``) start empty; participants are listed newest first from ``participants_by_created``,
-    backfilled here from every participant record. Returns the participants indexed."""
+    backfilled here from every participant record; and the reports' running totals and time indexes are backfilled
+    from the journal, events, participants and lots (:func:`_backfill_reports`). Returns the participants indexed."""
     from scrip_actor._records import participant_created_key
     from scrip_actor.ledger import ParticipantRecord
 
@@ -228,4 +272,5 @@ def migrate_8_to_9(txn: Any, dbs: dict[str, Any]) -> int:
         txn.put(participant_created_key(record.created_at, record.id), b"", db=dbs["participants_by_created"])
         count += 1
     _log.warning("migrated the store to schema 9: %d participants indexed by creation time", count)
+    _backfill_reports(txn, dbs)
     return count

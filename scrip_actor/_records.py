@@ -22,6 +22,7 @@ from scrip_actor.ledger import (
     decimal_text,
 )
 from scrip_actor.model import JournalEntry, Lot, StateChange
+from scrip_actor.report_totals import hour_of, time_index_prefix
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
 __all__ = [
@@ -94,6 +95,7 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
         ops.append(("accounts", account.encode(), encode(balance)))
     for due, lot_id, participant_id in changes.schedule:
         ops.append(("schedule", schedule_key(due, lot_id), participant_id.encode()))
+    ops.extend(changes.report_ops)
     if changes.entries:
         ops.append(("meta", b"journal_head", encode(list(journal_head))))
     if changes.state_changes:
@@ -176,13 +178,27 @@ def journal_index_prefix(kind: str, key: str) -> bytes:
     return prefix
 
 
+_time_prefixes: dict[datetime, bytes] = {}
+
+
+def _time_prefix(entry: JournalEntry) -> bytes:
+    """The ``time`` index prefix of an entry's hour (cached by the moment: a step's entries share theirs)."""
+    prefix = _time_prefixes.get(entry.created_at)
+    if prefix is None:
+        if len(_time_prefixes) >= _INDEX_PREFIXES_MAX:
+            _time_prefixes.clear()
+        prefix = _time_prefixes[entry.created_at] = time_index_prefix(hour_of(entry.created_at))
+    return prefix
+
+
 def journal_index_prefixes(entry: JournalEntry) -> list[bytes]:
-    """The index prefixes an entry is listed under: its rule and each participant it posts to.
+    """The index prefixes an entry is listed under: the hour it was created in, its rule, its reference and each
+    participant it posts to.
 
     Only what a query cannot find otherwise: programs and assets are few, so a journal scan bounded per call
     serves those filters (schema 5 dropped their index keys: two puts less per entry).
     """
-    prefixes = []
+    prefixes = [_time_prefix(entry)]  # schema 9: the hour of created_at, for the reports' period edges
     if entry.rule_id:
         prefixes.append(journal_index_prefix("rule", entry.rule_id))
     if entry.reference_id:  # schema 6: a hold's chain (hold, release, settle, void) and a lot's settlement
@@ -221,9 +237,11 @@ def load_participant(store: Store, participant_id: str) -> ParticipantState | No
 
 
 def load_world(store: Store, world: World) -> None:
-    """Read the accounts and the journal head back (on open); the head must be the journal's last entry."""
+    """Read the accounts, the report totals and the journal head back (on open); the head must be the journal's
+    last entry."""
     for key, raw in store.scan("accounts"):
         world.accounts[key.decode()] = msgspec.json.decode(raw, type=int)
+    world.reports.load(store.scan)
     head = store.get("meta", b"journal_head", list[Any])
     if head is not None:
         world.journal_sequence, world.journal_hash = int(head[0]), str(head[1])

@@ -28,6 +28,7 @@ from scrip_actor.counters import CounterWindow, effective
 from scrip_actor.durations import format_duration
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
 from scrip_actor.model import Asset, Balance, CounterReset, JournalEntry, Lot, Participant, ParticipantTier, Posting
+from scrip_actor.report_totals import ReportTotals
 from scrip_actor.tiers import TierHolding
 
 __all__ = [
@@ -377,6 +378,7 @@ class World:
         self.journal_sequence = 0
         self.journal_hash = GENESIS_HASH
         self.state_sequence = 0  # the last state-history entry's number (StateChange.sequence)
+        self.reports = ReportTotals()  # schema 9: the reports' running totals, kept by every commit
 
 
 class Changes(msgspec.Struct, kw_only=True):
@@ -390,6 +392,7 @@ class Changes(msgspec.Struct, kw_only=True):
     entry_bytes: list[bytes] = []  # each entry's stored JSON, aligned with ``entries``
     # Numbered, in the order they were made: (participant id, sequence, the stored fields; see _numbered_state_changes).
     state_changes: list[tuple[str, int, tuple[object, ...]]] = []
+    report_ops: list[tuple[str, bytes, bytes | None]] = []  # the report totals' new values (report_totals.py)
 
 
 _entry_encoder = msgspec.json.Encoder()
@@ -493,9 +496,8 @@ class LedgerTx:
         source: str = "rule",
         rule_id: str | None = None,
     ) -> None:
-        """Record a change of a participant's state for its history; numbered and dated by :meth:`commit`, and
-        undone with the rest by :meth:`rollback` (a failed event changed nothing, so it leaves no history).
-        Values are text, or a counter's Decimal as it is (formatted when read, not on the event path)."""
+        """Record a change of a participant's state for its history, numbered by :meth:`commit`, undone by
+        :meth:`rollback`. Values are text, or a counter's Decimal (formatted when read, not on the event path)."""
         self._state_notes.append((participant_id, state_type, key, operation, old_value, new_value, source, rule_id))
 
     # --- postings ---------------------------------------------------------------------------------------------
@@ -892,6 +894,7 @@ class LedgerTx:
         for state in self._participants.values():
             if state.id in self._originals:
                 state.updated_at = updated_at
+        report_ops = _record_reports(self, entries)
         return Changes(
             participants=list(self._participants.values()),
             lots=list(self._lots.values()),
@@ -900,6 +903,7 @@ class LedgerTx:
             schedule=list(self._schedule),
             entry_bytes=entry_bytes,
             state_changes=state_changes,
+            report_ops=report_ops,
         )
 
     def _check(self) -> dict[str, int]:
@@ -921,6 +925,16 @@ class LedgerTx:
     def participants(self) -> list[ParticipantState]:
         """The working copies this transaction touched (new participants included)."""
         return list(self._participants.values())
+
+
+def _record_reports(tx: LedgerTx, entries: list[JournalEntry]) -> list[tuple[str, bytes, bytes | None]]:
+    """Advance the world's report totals by what ``tx`` commits (report_totals.py); their new values to write."""
+    report_ops: list[tuple[str, bytes, bytes | None]] = []
+    reports = tx.world.reports
+    reports.record_entries(entries, report_ops)
+    reports.record_participants(tx._participants.values(), tx._originals, report_ops)
+    reports.record_lots(tx._lots.values(), tx._originals, report_ops)
+    return report_ops
 
 
 def entry_count(tx: LedgerTx) -> int:

@@ -82,6 +82,8 @@ __all__ = [
 # 4: the events_by_external / events_by_rule / events_failed indexes.
 # 5: events written once, outcomes beside them with evaluations against numbered rule sets, compact participants,
 #    idempotency records without the payload hash (the event carries it). v3 and v4 stores are migrated on open.
+# 9: the reports' running totals (report_hours, report_counts, report_expiry), the journal index's hour keys and
+#    events_by_time; a v8 store is backfilled from its journal, events, participants and lots on open.
 SCHEMA_VERSION = 9
 # Older schemas a writable open migrates, step by step (scrip_actor._migrations).
 _MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7, 8)
@@ -91,7 +93,7 @@ _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_fai
 # Databases whose records each carry a key's whole new value: within one batch only the last one is put (fill).
 _LAST_VALUE_DATABASES = frozenset(
     {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts", "tiers"}
-    | {"rule_budgets"}
+    | {"rule_budgets", "report_hours", "report_counts", "report_expiry"}
 )
 DATABASES = (
     "meta",
@@ -124,6 +126,10 @@ DATABASES = (
     "participants_by_created",  # schema 9: be64(created µs) participant id -> b"", GET /participants newest first
     "tiers",  # schema 9: program id NUL tier key -> the tier definition (scrip_actor/tiers.py)
     "rule_budgets",  # schema 9: rule id NUL asset id -> the budget's consumed amount and current period
+    "report_hours",  # schema 9: program NUL asset NUL hour -> the hour's report columns (report_totals.py)
+    "report_counts",  # schema 9: holders / enrolled / last activity per program (and asset) -> an int
+    "report_expiry",  # schema 9: program NUL asset NUL expiry day + 1 (0: never) -> [open lot value, open lots]
+    "events_by_time",  # schema 9: program NUL hour of event_timestamp NUL be64(sequence) -> b""
 )
 
 T = TypeVar("T")

@@ -1,9 +1,9 @@
 """``verify``: replay the journal from disk and check every ledger invariant independently of the engine.
 
 It recomputes every balance from the postings alone and compares it with what the engine cached, walks the hash
-chain, checks each lot against its participant's balances, and checks that every acknowledged event is either
-waiting in the inbox or has its outcome. It only reads, and it reports every problem it finds rather than stopping
-at the first.
+chain, checks each lot against its participant's balances, checks that every acknowledged event is either
+waiting in the inbox or has its outcome, and recomputes the reports' running totals (scrip_actor/_verify_reports.py).
+It only reads, and it reports every problem it finds rather than stopping at the first.
 
 Beside a running server (another process) it is safe and exact: it takes no lock and writes nothing, and every check
 reads one LMDB read transaction, so it judges one committed state, whole, however much the server commits
@@ -30,6 +30,7 @@ from scrip_actor._records import (
     participant_created_key,
     schedule_key,
 )
+from scrip_actor._verify_reports import check_report_totals
 from scrip_actor.amounts import format_minor
 from scrip_actor.budgets import BudgetState, issued_minor
 from scrip_actor.config import Config
@@ -563,6 +564,7 @@ def verify_store(store: Store) -> VerifyReport:
         checker.state_history()
         events, pending = checker.events()
         checker.rule_budgets()
+        check_report_totals(snapshot, checker.problem)
         return VerifyReport(
             ok=not checker.problems,
             problems=checker.problems,

@@ -27,6 +27,7 @@ from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.errors import IdempotencyConflict, NotFound, Overloaded, ValidationFailed
 from scrip_actor.ids import KIND_EVENT, SequenceIds
 from scrip_actor.model import Event, EventSubmit
+from scrip_actor.report_totals import ReportTotals
 from scrip_actor.rules import cel_event_data
 from scrip_actor.store import (
     PROCESSED_BELOW_KEY,
@@ -80,8 +81,10 @@ class Admission:
         events_live: dict[str, Event],
         event_by_sequence: Callable[[int], Event | None],
         deliver: Callable[[str, Any], None],
+        reports: ReportTotals,
     ) -> None:
         self._store = store
+        self._reports = reports
         self._writer = writer
         self._ids = ids
         self._clock = clock
@@ -249,6 +252,7 @@ class Admission:
             ("idempotency", idem_key, sequence_key),
             ("events_by_external", events_by_external_key(external_id, sequence), b""),
         ]
+        self._reports.record_event(event.program_id, event.event_timestamp, sequence_key, ops)  # schema 9
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
         heapq.heappush(self._first_attempts, sequence)

@@ -45,6 +45,7 @@ from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._publish import Publisher
 from scrip_actor.engine._queries import Queries
 from scrip_actor.engine._redemptions import Redemptions
+from scrip_actor.engine._reports import Reports
 from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._state_history import StateHistory
@@ -300,6 +301,7 @@ class Engine:
             events_live=self._events_live,
             event_by_sequence=self._event_by_sequence,
             deliver=self._deliver,
+            reports=self._world.reports,
         )
         self._queries = Queries(
             store=self._store,
@@ -327,6 +329,12 @@ class Engine:
         self.state_history = StateHistory(self._store, self._world.ids)
         reads = {"store": self._store, "event_by_sequence": self._event_by_sequence, "caught_up": self._caught_up}
         self.activity = Activity(**reads, queries=self._queries, ids=self._world.ids)  # balance operations, events
+        self.reports = Reports(
+            **stages, world=self._world, rewards=self.rewards, caught_up=self._caught_up, tier_count=self._tier_count
+        )
+
+    def _tier_count(self, program_id: str) -> int:
+        return sum(tier.status == "ACTIVE" for tier in self.tiers.by_program.get(program_id, {}).values())
 
     def _build_tiers(self) -> None:
         """``engine.tiers``: tier definitions and the manual tier state of participants (engine/_tiers.py)."""

@@ -32,6 +32,7 @@ from scrip_actor.http import (
     routes_participants,
     routes_programs,
     routes_redemptions,
+    routes_reports,
     routes_rules,
     routes_state,
     routes_system,
@@ -100,6 +101,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_tiers.ENDPOINTS,
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),
+        *routes_reports.ENDPOINTS,
     ]
 
 

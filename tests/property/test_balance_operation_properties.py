@@ -53,9 +53,10 @@ from scrip_actor.errors import (
     ScripError,
     ValidationFailed,
 )
-from scrip_actor.model import BalanceAdjust, BalanceOperation, Lot
+from scrip_actor.model import BalanceAdjust, BalanceOperation, JournalEntry, Lot
 from tests.conftest import ManualClock, small_config
 from tests.helpers import rule
+from tests.property.report_audit import audit_reports, audit_schedule
 
 PARTICIPANTS = ["p0", "p1", "p2"]
 GHOST = "ghost"  # never created: every call about it is a 404
@@ -780,8 +781,10 @@ async def _audit(world: World) -> None:
     sums: dict[tuple[str, str, str], int] = {}
     per_asset: dict[str, int] = {}
     cursor = None
+    entries: list[JournalEntry] = []
     while True:
         page = await engine.list_journal_entries(limit=200, cursor=cursor)
+        entries.extend(page.data)
         for entry in page.data:
             for posting in entry.postings:
                 account = (posting.entity_id, posting.asset_id, posting.bucket)
@@ -797,6 +800,12 @@ async def _audit(world: World) -> None:
             journal = tuple(sums.get((participant_id, asset_id, bucket), 0) for bucket in OPEN)
             assert snapshot.balances[letter] == journal, (participant_id, letter, snapshot.balances, journal)
     assert sums.get((world.program_id, world.asset_ids["W"], "AVAILABLE"), 0) == world.wallet_minor
+    # Issue 13: every report figure against a naive recomputation from this journal and the lots.
+    await audit_reports(engine, entries, world.program_id)
+    lots = [
+        lot for participant_id in world.ids.values() for lot in await engine.lots(participant_id, world.asset_ids["L"])
+    ]
+    await audit_schedule(engine, lots, world.asset_ids["L"], world.scale("L"))
     report = await engine.verify()
     assert report.ok, report.problems
     assert report.events_pending == 0

@@ -38,6 +38,8 @@ PURE = (
     "scrip_actor.errors",
     "scrip_actor.cursors",
     "scrip_actor.budgets",
+    "scrip_actor.report_totals",
+    "scrip_actor.report_model",
 )
 # The runtime: tasks, storage, the edges. `scrip_actor` itself (the package face) re-exports the engine, so
 # importing a name from it loads the whole runtime too.
@@ -48,6 +50,7 @@ RUNTIME = (
     "scrip_actor.http",
     "scrip_actor._records",
     "scrip_actor.verify",
+    "scrip_actor._verify_reports",
     "scrip_actor.metrics",
     "scrip_actor._write_thread",
     "scrip_actor._residency",
