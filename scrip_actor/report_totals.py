@@ -241,6 +241,8 @@ class ReportTotals:
         """Count the participants whose enrolment or set of nonzero balances changed (old out, new in)."""
         for state in states:
             original = originals.get(state.id)
+            if original is not None and original.program_ids == state.program_ids and _same_holdings(original, state):
+                continue  # the common step: balances moved, but none went to or from zero
             old_programs: list[str] = original.program_ids if original is not None else []
             old_held = _held_assets(original) if original is not None else set()
             new_held = _held_assets(state)
@@ -360,6 +362,21 @@ class _Lookups:
             index = self.indexes[key] = {candidate.id: candidate for candidate in open_lots}
             return index.get(lot.id)
         return next((candidate for candidate in open_lots if candidate.id == lot.id), None)
+
+
+def _same_holdings(original: ParticipantState, state: ParticipantState) -> bool:
+    """Whether ``state`` holds a nonzero balance of exactly the assets ``original`` did (no set built: this runs
+    for every participant every commit touches)."""
+    old_balances = original.balances
+    for asset_id, values in state.balances.items():
+        old = old_balances.get(asset_id)
+        if (old is not None and (old[0] != 0 or old[1] != 0 or old[2] != 0)) != (
+            values[0] != 0 or values[1] != 0 or values[2] != 0
+        ):
+            return False
+    if len(old_balances) == len(state.balances):
+        return True  # balances are never dropped, so the same count means the same assets
+    return all(asset_id in state.balances or not any(values) for asset_id, values in old_balances.items())
 
 
 def _held_assets(state: ParticipantState) -> set[str]:
