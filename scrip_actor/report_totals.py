@@ -103,22 +103,21 @@ def classify(entry: JournalEntry) -> dict[str, tuple[int, int]]:
     for posting in entry.postings:
         if posting.entity_type == "PARTICIPANT":
             net[posting.asset_id] = net.get(posting.asset_id, 0) + posting.amount_minor
-    found = {}
     action = entry.action_type
-    for asset_id, change in net.items():
-        if change == 0:
-            continue
-        if action == "EXPIRATION":
-            found[asset_id] = (EXPIRED, -change)
-        elif action == "FORFEIT":
-            found[asset_id] = (FORFEITED, -change)
-        elif change > 0 and action in _ISSUE_ACTIONS:
-            found[asset_id] = (ISSUED, change)
-        elif change < 0 and action in _REDEEM_ACTIONS:
-            found[asset_id] = (REDEEMED, -change)
-        else:
-            found[asset_id] = (OTHER, change)
-    return found
+    return {asset_id: _column(action, change) for asset_id, change in net.items() if change != 0}
+
+
+def _column(action: str, change: int) -> tuple[int, int]:
+    """Where a nonzero net change ``change`` of the participants counts, and the amount to add there."""
+    if action == "EXPIRATION":
+        return EXPIRED, -change
+    if action == "FORFEIT":
+        return FORFEITED, -change
+    if change > 0 and action in _ISSUE_ACTIONS:
+        return ISSUED, change
+    if change < 0 and action in _REDEEM_ACTIONS:
+        return REDEEMED, -change
+    return OTHER, change
 
 
 def entry_assets(entry: JournalEntry) -> list[str]:
@@ -210,6 +209,18 @@ class ReportTotals:
             program_key = entry.program_id or ""
             row, _, stored_key = self._count(program_key, hour, ENTRIES, moment_us)
             rows[stored_key] = row
+            postings = entry.postings
+            if len(postings) == 2:  # the common entry: one leg each side, one asset; classified without dicts
+                first, second = postings
+                first_in = first.entity_type == "PARTICIPANT"
+                if first_in == (second.entity_type == "PARTICIPANT"):
+                    continue  # between participants (net zero) or between system accounts: no participant change
+                column, amount = _column(entry.action_type, first.amount_minor if first_in else second.amount_minor)
+                row, total, stored_key = self._cell(program_key, first.asset_id, hour)
+                row[column] += amount
+                total[column] += amount
+                rows[stored_key] = row
+                continue
             for asset_id, (column, amount) in classify(entry).items():
                 row, total, stored_key = self._cell(program_key, asset_id, hour)
                 row[column] += amount
@@ -263,6 +274,8 @@ class ReportTotals:
 
     def record_lots(self, lots: Iterable[Lot], originals: Mapping[str, ParticipantState], ops: list[Op]) -> None:
         """Move each changed lot's value from its old expiry cell to its new one."""
+        if not lots:
+            return  # most commits change no lot
         lookups = _Lookups(originals)
         for lot in lots:
             old = lookups.old_version(lot)
