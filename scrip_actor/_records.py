@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -21,8 +21,8 @@ from scrip_actor.ledger import (
     check_lot_balances,
     decimal_text,
 )
-from scrip_actor.model import JournalEntry, Lot, StateChange
-from scrip_actor.report_totals import hour_of, time_index_prefix
+from scrip_actor.model import JournalEntry, Lot, StateChange, StateOperation, StateType
+from scrip_actor.report_totals import hour_of, micros, time_index_prefix
 from scrip_actor.store import Op, Store, be64, encode, external_id_key, unbe64
 
 __all__ = [
@@ -58,8 +58,7 @@ def schedule_key(due: datetime, lot_id: str) -> bytes:
 
 def participant_created_key(created_at: datetime, participant_id: str) -> bytes:
     """Key of a participant in ``participants_by_created``: creation time (µs since the epoch), then id."""
-    delta = created_at - _EPOCH
-    return be64(delta.days * 86_400_000_000 + delta.seconds * 1_000_000 + delta.microseconds) + participant_id.encode()
+    return be64(micros(created_at)) + participant_id.encode()
 
 
 def lot_key(lot: Lot) -> bytes:
@@ -99,10 +98,11 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
     if changes.entries:
         ops.append(("meta", b"journal_head", encode(list(journal_head))))
     if changes.state_changes:
-        ops.extend(
-            ("state_history", state_history_key(participant_id, sequence), encode(fields))
-            for participant_id, sequence, fields in changes.state_changes
-        )
+        for participant_id, sequence, fields in changes.state_changes:
+            # The pair of decode_state_change's checks after reading: a numbered entry of the stored shape.
+            assert sequence > 0
+            assert len(fields) == len(_StoredStateChange.__struct_fields__)
+            ops.append(("state_history", state_history_key(participant_id, sequence), encode(fields)))
         ops.append(("meta", STATE_SEQUENCE_KEY, encode(changes.state_changes[-1][1])))
     return ops
 
@@ -111,12 +111,12 @@ class _StoredStateChange(msgspec.Struct, array_like=True, frozen=True):
     """A state-history entry as stored: a JSON array, the id and participant left to the key (ledger.py's
     _numbered_state_changes writes the fields in this order)."""
 
-    state_type: str
+    state_type: StateType  # Literal types: decoding checks them after reading
     key: str
-    operation: str
+    operation: StateOperation
     old_value: str | None
     new_value: str | None
-    source: str
+    source: Literal["rule", "api", "lifecycle"]
     rule_id: str | None
     event_id: str | None
     program_id: str | None
@@ -141,12 +141,12 @@ def decode_state_change(key: bytes, raw: bytes, ids: SequenceIds) -> StateChange
         id=ids.make(KIND_STATE_CHANGE, sequence),
         sequence=sequence,
         participant_id=key[:-9].decode(),
-        state_type=stored.state_type,  # type: ignore[arg-type]
+        state_type=stored.state_type,
         key=stored.key,
-        operation=stored.operation,  # type: ignore[arg-type]
+        operation=stored.operation,
         old_value=old_value,
         new_value=new_value,
-        source=stored.source,  # type: ignore[arg-type]
+        source=stored.source,
         event_id=stored.event_id,
         rule_id=stored.rule_id,
         program_id=stored.program_id,

@@ -135,7 +135,8 @@ class BudgetTx:
 
     def try_consume(self, budgets: list[Budget], issued: dict[str, int]) -> bool:
         """Consume ``issued`` (asset id -> minor units) from the rule's budgets if every one of them fits; else
-        change nothing and return False. A budget touched is written even if it consumed nothing (its lazy reset)."""
+        change nothing and return False. A budget that consumed nothing is written only if its period moved on
+        (its lazy reset), so a rule's other budgets cost no write when it issues one asset."""
         touched = []
         for budget in budgets:
             key = (budget.state.rule_id, budget.state.asset_id)
@@ -147,6 +148,8 @@ class BudgetTx:
                 return False
             touched.append((key, budget, state, amount))
         for key, budget, state, amount in touched:
+            if amount == 0 and state is budget.state:
+                continue  # nothing consumed, no reset: nothing to write
             self._pending[key] = (budget, msgspec.structs.replace(state, consumed_minor=state.consumed_minor + amount))
         return True
 
@@ -232,6 +235,9 @@ def _check_schedule(spec: BudgetSpec, field: str) -> None:
     if kind == "CRON":
         if spec.cron_expression is None:
             raise ValidationFailed.field(f"{field}.cron_expression", "required", "schedule_type CRON needs one")
+        if len(spec.cron_expression.split()) != 5:  # cronsim also reads a seconds field; budgets are to the minute
+            message = "a cron expression has five fields (minute hour day month weekday), such as '0 0 1 * *'"
+            raise ValidationFailed.field(f"{field}.cron_expression", "invalid", message)
         try:
             _next_reset(spec.cron_expression, None, datetime(2000, 1, 1, tzinfo=UTC))
         except (CronSimError, StopIteration, ValueError) as error:

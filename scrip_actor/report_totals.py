@@ -43,7 +43,6 @@ __all__ = [
     "day_of",
     "event_time_key",
     "hour_of",
-    "hour_start",
     "time_index_prefix",
 ]
 
@@ -70,11 +69,6 @@ _Cell = tuple[list[int], list[int], bytes]  # an hour row, its (program, asset) 
 def hour_of(moment: datetime) -> int:
     """Whole hours since the epoch, floored (UTC; negative before 1970)."""
     return (moment - EPOCH) // _HOUR
-
-
-def hour_start(hour: int) -> datetime:
-    """The first instant of an hour returned by :func:`hour_of`."""
-    return EPOCH + hour * _HOUR
 
 
 def day_of(moment: datetime) -> int:
@@ -118,15 +112,6 @@ def _column(action: str, change: int) -> tuple[int, int]:
     if change < 0 and action in _REDEEM_ACTIONS:
         return REDEEMED, -change
     return OTHER, change
-
-
-def entry_assets(entry: JournalEntry) -> list[str]:
-    """The assets an entry posts, in first-seen order."""
-    assets: list[str] = []
-    for posting in entry.postings:
-        if posting.asset_id not in assets:
-            assets.append(posting.asset_id)
-    return assets
 
 
 def net_change(row: list[int]) -> int:
@@ -320,6 +305,7 @@ class ReportTotals:
         for key, raw in scan("report_counts"):
             kind, _, rest = bytes(key).decode().partition("\0")
             value = msgspec.json.decode(raw, type=int)
+            assert value >= 1, f"report count {key!r} is {value}: counts of zero are deleted, never stored"
             if kind == "holders":
                 program_id, asset_id = rest.split("\0")
                 self.holders[(program_id, asset_id)] = value
@@ -328,7 +314,13 @@ class ReportTotals:
                 self.enrolled[rest] = value
         for key, raw in scan("report_expiry"):
             program_id, asset_id, day = bytes(key).decode().split("\0")
-            self.expiry[(program_id, asset_id, int(day))] = msgspec.json.decode(raw, type=list[int])
+            cell = msgspec.json.decode(raw, type=list[int])
+            # The pair of _add_lot's checks before writing: [value, open lots], an empty cell is deleted, and every
+            # open lot holds at least one minor unit.
+            assert len(cell) == 2, f"lot expiry cell {key!r} has {len(cell)} parts"
+            assert cell[1] >= 1, f"lot expiry cell {key!r} counts {cell[1]} lots"
+            assert cell[0] >= cell[1], f"lot expiry cell {key!r} holds less than its lots"
+            self.expiry[(program_id, asset_id, int(day))] = cell
 
     def stored_form(self) -> dict[str, dict[bytes, bytes]]:
         """Every aggregate as the store would hold it (what ``verify`` compares a recomputation against)."""

@@ -56,9 +56,11 @@ _DEFAULT_POLICY = DowngradePolicy()
 _DEFAULT_PERIOD = QualificationPeriod()  # CALENDAR_YEAR
 
 
-def schedule_item(program_id: str, key: str) -> str:
-    """The schedule item of a tier's deadlines for one participant (beside lot ids, which are UUIDs)."""
-    return f"tier/{program_id}/{key}"
+def schedule_item(participant_id: str, program_id: str, key: str) -> str:
+    """The schedule item of a tier's deadlines for one participant (beside lot ids, which are UUIDs). It names the
+    participant: a schedule key is the due time and the item, so participants whose deadlines fall at the same
+    moment (every CALENDAR_YEAR holding ends on 1 January) must not share one record."""
+    return f"tier/{participant_id}/{program_id}/{key}"
 
 
 def cel_tiers(state: ParticipantState, definitions: ProgramTiers, program_id: str) -> dict[str, object]:
@@ -108,7 +110,7 @@ def _put(
     due = holding_due(new) if new is not None else None
     old_due = holding_due(old) if old is not None else None
     if due is not None and (old_due is None or due < old_due):
-        schedule_at(tx, due, schedule_item(program_id, key), working.id)
+        schedule_at(tx, due, schedule_item(working.id, program_id, key), working.id)
 
 
 def _duration(lifecycle: Lifecycle | None) -> timedelta | None:
@@ -298,10 +300,10 @@ def sweep_tiers(
                 new = _review_until(tx, tx.edit(state), program_id, definition, holding, now)
                 due = holding_due(new) if new is not None else None
                 if due is not None:
-                    schedule_at(tx, due, schedule_item(program_id, key), state.id)
-            elif due is not None and schedule_item(program_id, key) in fired:
+                    schedule_at(tx, due, schedule_item(state.id, program_id, key), state.id)
+            elif due is not None and schedule_item(state.id, program_id, key) in fired:
                 tx.edit(state)  # a transaction that changes nothing commits nothing, its schedule entry with it
-                schedule_at(tx, due, schedule_item(program_id, key), state.id)
+                schedule_at(tx, due, schedule_item(state.id, program_id, key), state.id)
 
 
 def _review_until(

@@ -236,7 +236,7 @@ class _Checker:
         change was lost from the history or recorded without being made (a store upgraded from schema 8 has no
         history of older changes: keys without entries are not checked)."""
         last = self.store.get("meta", STATE_SEQUENCE_KEY, int) or 0
-        newest: dict[tuple[str, str], StateChange] = {}
+        newest: dict[tuple[str, str, str | None], StateChange] = {}
         participant_id = None
         for key, raw in self.store.scan("state_history"):
             try:
@@ -249,10 +249,14 @@ class _Checker:
                 participant_id, newest = change.participant_id, {}
             if not 1 <= change.sequence <= last:
                 self.problem(f"state change {change.sequence}: numbered beyond the last one recorded ({last})")
-            newest[(change.state_type, change.key)] = change
+            # Tiers are per program (two programs may share a key); tags, counters, attributes per participant.
+            program = change.program_id if change.state_type == "tier" else None
+            newest[(change.state_type, change.key, program)] = change
         self._newest_state_holds(participant_id, newest)
 
-    def _newest_state_holds(self, participant_id: str | None, newest: dict[tuple[str, str], StateChange]) -> None:
+    def _newest_state_holds(
+        self, participant_id: str | None, newest: dict[tuple[str, str, str | None], StateChange]
+    ) -> None:
         if participant_id is None:
             return
         raw = self.store.get_raw("participants", participant_id.encode())
@@ -265,7 +269,7 @@ class _Checker:
             "counter": lambda key: None if key not in record.counters else decimal_text(Decimal(record.counters[key])),
             "attribute": record.attributes.get,
         }
-        for (state_type, key), change in newest.items():
+        for (state_type, key, _), change in newest.items():
             if state_type in held and held[state_type](key) != change.new_value:
                 self.problem(
                     f"participant {participant_id} {state_type} {key!r}: holds {held[state_type](key)!r}, its "
@@ -274,14 +278,15 @@ class _Checker:
         self._newest_tiers_hold(participant_id, record, newest)
 
     def _newest_tiers_hold(
-        self, participant_id: str, record: ParticipantRecord, newest: dict[tuple[str, str], StateChange]
+        self, participant_id: str, record: ParticipantRecord, newest: dict[tuple[str, str, str | None], StateChange]
     ) -> None:
-        """Each tier's newest entry names the level held (none at rank 0), where one program holds that key."""
-        for (state_type, key), change in newest.items():
-            holders = [held[key] for held in record.tiers.values() if key in held]
-            if state_type != "tier" or len(holders) > 1:
-                continue  # two programs with the same tier key: the entries of both share the key
-            level = holders[0].level if holders and holders[0].rank > 0 else None
+        """Each tier's newest entry (per program) names the level held there (none at rank 0). An entry of a sweep
+        over several programs names none, and is not checked."""
+        for (state_type, key, program_id), change in newest.items():
+            if state_type != "tier" or program_id is None:
+                continue
+            holding = record.tiers.get(program_id, {}).get(key)
+            level = holding.level if holding is not None and holding.rank > 0 else None
             if level != change.new_value:
                 self.problem(
                     f"participant {participant_id} tier {key!r}: holds {level!r}, its newest state change "
@@ -407,6 +412,8 @@ class _Checker:
                 self.problem(f"rule budget {bytes(key)!r}: unreadable record ({error})")
                 continue
             where = f"rule {state.rule_id} budget of asset {state.asset_id}"
+            if bytes(key) != state.rule_id.encode() + b"\0" + state.asset_id.encode():
+                self.problem(f"{where}: stored under another key {bytes(key)!r}")  # the open asserts it
             rule = rules.get(state.rule_id.encode())
             if rule is None or all(budget.asset_id != state.asset_id for budget in rule.budgets):
                 self.problem(f"{where}: stored, but the rule has no such budget")

@@ -312,8 +312,8 @@ class Catalog:
             actions=list(request.actions),
             order=order,
             stop_after_match=request.stop_after_match,
-            active_from=_utc_or_none(request.active_from, "active_from"),
-            active_to=_utc_or_none(request.active_to, "active_to"),
+            active_from=utc_or_none(request.active_from, "active_from"),
+            active_to=utc_or_none(request.active_to, "active_to"),
             status=request.status,
             version=1,
             created_at=now,
@@ -391,7 +391,7 @@ class Catalog:
             if getattr(request, f"clear_{name}"):
                 changes[name] = None
             elif getattr(request, name) is not None:
-                changes[name] = _utc_or_none(getattr(request, name), name)
+                changes[name] = utc_or_none(getattr(request, name), name)
         if request.budgets is not None:  # replaces them all; [] removes them
             changes["budgets"] = checked_budgets(list(request.budgets), rule.program_id, self._world.assets)
         if not changes:
@@ -501,7 +501,8 @@ def _normalized(amount: str | None, scale: int) -> str | None:
     return None if amount is None else format_minor(to_minor(parse_decimal(amount), scale), scale)
 
 
-def _utc_or_none(moment: datetime | None, field: str) -> datetime | None:
+def utc_or_none(moment: datetime | None, field: str) -> datetime | None:
+    """``moment`` in UTC (None stays None); a naive or out-of-range time is a 400 on ``field``."""
     if moment is None:
         return None
     try:

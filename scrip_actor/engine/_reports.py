@@ -16,7 +16,6 @@ from __future__ import annotations
 import calendar
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Literal
 
 from scrip_actor._event_records import decode_stored_event
@@ -44,7 +43,6 @@ from scrip_actor.report_totals import (
     day_of,
     event_time_key,
     hour_of,
-    hour_start,
     micros,
     net_change,
     time_index_prefix,
@@ -55,7 +53,7 @@ __all__ = ["BUCKETS_MAX", "Reports", "Window"]
 
 Granularity = Literal["day", "week", "month"]
 BUCKETS_MAX = 1000  # buckets one expiration schedule may ask for (about 2.7 years by day)
-_HOUR_LAST_US = 3_600_000_000 - 1
+_HOUR_US = 3_600_000_000
 Rows = dict[tuple[str, str], list[int]]  # (program key, asset id) -> summed columns
 
 
@@ -69,8 +67,9 @@ class Window:
         self.start_us, self.end_us = micros(start), micros(end)
         self.first_hour, self.last_hour = hour_of(start), hour_of(end)
         # An end on an hour boundary needs no reading: the whole hour row is on one side.
-        self.first_whole = self.start_us == micros(hour_start(self.first_hour))
-        self.last_whole = self.end_us == micros(hour_start(self.last_hour)) + _HOUR_LAST_US
+        # In microseconds, not datetimes: an hour's start can lie outside the years datetime holds (0001, 9999).
+        self.first_whole = self.start_us % _HOUR_US == 0
+        self.last_whole = self.end_us % _HOUR_US == _HOUR_US - 1
 
     def edge_hours(self) -> list[int]:
         """The hours whose entries must be read one by one."""
@@ -311,7 +310,9 @@ class Reports:
         counted = rows.get((program.id, ""), [0] * len(COLUMNS))
         assets = self._assets(program.id)
         per_asset = []
-        issued = redeemed = Decimal(0)
+        # The sums across assets in minor units of the finest scale: exact (a Decimal sum rounds past 28 digits).
+        scale = max((asset.scale for asset in assets), default=0)
+        issued = redeemed = 0
         for asset in assets:
             row = rows.get((program.id, asset.id), [0] * len(COLUMNS))
             per_asset.append(
@@ -322,15 +323,15 @@ class Reports:
                     total_redeemed=format_minor(row[REDEEMED], asset.scale),
                 )
             )
-            issued += Decimal(row[ISSUED]).scaleb(-asset.scale)
-            redeemed += Decimal(row[REDEEMED]).scaleb(-asset.scale)
+            issued += row[ISSUED] * 10 ** (scale - asset.scale)
+            redeemed += row[REDEEMED] * 10 ** (scale - asset.scale)
         return ProgramActivity(
             program_id=program.id,
             program_name=program.name,
             event_count=counted[EVENTS],
             journal_count=lifetime[ENTRIES],
-            total_issued=_plain(issued),
-            total_redeemed=_plain(redeemed),
+            total_issued=format_minor(issued, scale),
+            total_redeemed=format_minor(redeemed, scale),
             unique_participants=totals.enrolled.get(program.id, 0),
             last_activity_at=None if last_us is None else EPOCH + timedelta(microseconds=last_us),
             asset_count=len(assets),
@@ -339,11 +340,6 @@ class Reports:
             tier_count=self._tier_count(program.id),
             assets=per_asset,
         )
-
-
-def _plain(value: Decimal) -> str:
-    """Exact decimal text without an exponent."""
-    return format(value, "f")
 
 
 def _sum_rows(rows: Rows, program_id: str | None, asset_id: str) -> list[int]:
@@ -367,8 +363,8 @@ def calendar_buckets(first: date, last: date, granularity: Granularity) -> list[
     while start <= last:
         if granularity == "day":
             stop = start
-        elif granularity == "week":
-            stop = start + timedelta(days=6)
+        elif granularity == "week":  # the last week of year 9999 ends at date.max
+            stop = start + timedelta(days=6) if date.max - start >= timedelta(days=6) else date.max
         else:
             stop = start.replace(day=calendar.monthrange(start.year, start.month)[1])
         buckets.append((start, stop))
@@ -376,6 +372,8 @@ def calendar_buckets(first: date, last: date, granularity: Granularity) -> list[
             raise ValidationFailed.field(
                 "granularity", "too_many_buckets", f"the window holds more than {BUCKETS_MAX} {granularity} buckets"
             )
+        if stop == date.max:
+            break  # no day after it to start from
         start = stop + timedelta(days=1)
     return buckets
 

@@ -202,10 +202,10 @@ def _run_rules(
 
     internal_error: Exception | None = None
     try:
-        if budget_tx is None:
+        if budget_tx is None or all(budget_tx.of_rule(compiled.rule.id) is None for compiled in matched):
             for compiled in matched:
                 apply_actions(tx, compiled, state, variables, resolve_target, tx.world.assets)
-        else:  # some rule has a budget (engine/_step_budgets); rarely taken by a plain workload
+        else:  # a matched rule has a budget (engine/_step_budgets)
             evaluations, matched, codes, reasons = _apply_budgeted(
                 tx, budget_tx, rules, matched, (evaluations, codes, reasons), variables, event, state, resolve_target,
                 by_external, lookups,
@@ -251,7 +251,7 @@ def _apply_budgeted(
             if tx.touched(found.id) is None and lookups.participant(found.id) is None:
                 del by_external[key]
 
-    outcome = apply_with_budgets(
+    return apply_with_budgets(
         tx,
         budget_tx,
         rules,
@@ -262,7 +262,6 @@ def _apply_budgeted(
         event.event_timestamp,
         forget_rolled_back,
     )
-    return outcome.evaluations, outcome.applied, outcome.codes, outcome.reasons
 
 
 def _participant_view(

@@ -18,35 +18,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scrip_actor._event_records import evaluation_codes
 from scrip_actor.budgets import BUDGET_EXCEEDED, BudgetTx, issued_minor
 from scrip_actor.ledger import LedgerTx, entries_since, entry_count
 from scrip_actor.model import RuleEvaluation
 from scrip_actor.rules import CompiledRule, evaluate
 
-__all__ = ["BudgetedOutcome", "apply_with_budgets"]
-
-_CODE_OF_STATUS = {"MATCHED": "M", "NOT_MATCHED": "N", "STOPPED": "T"}  # as scrip_actor._event_records
-_OUTSIDE_WINDOW = "OUTSIDE_TIME_WINDOW"
-
-
-class BudgetedOutcome:
-    """The evaluations as they finally stand (skips and re-evaluated rules included) and the rules applied."""
-
-    __slots__ = ("applied", "codes", "evaluations", "reasons", "skipped")
-
-    def __init__(
-        self,
-        evaluations: list[RuleEvaluation],
-        applied: list[CompiledRule],
-        codes: str,
-        reasons: list[tuple[int, str]],
-        skipped: int,
-    ) -> None:
-        self.evaluations = evaluations
-        self.applied = applied
-        self.codes = codes
-        self.reasons = reasons
-        self.skipped = skipped  # matches skipped for their budget
+__all__ = ["apply_with_budgets"]
 
 
 def apply_with_budgets(
@@ -59,8 +37,10 @@ def apply_with_budgets(
     variables: dict[str, Any],
     event_now: datetime,
     after_rollback: Callable[[], None],
-) -> BudgetedOutcome:
-    """Apply ``matched`` in order with ``apply``, each budgeted rule in a savepoint (see the module docstring).
+) -> tuple[list[RuleEvaluation], list[CompiledRule], str, list[tuple[int, str]]]:
+    """Apply ``matched`` in order with ``apply``, each budgeted rule in a savepoint (see the module docstring);
+    the evaluations as they finally stand (skips and re-evaluated rules included), the rules applied, and the
+    stored outcome's letters and reasons.
 
     ``evaluated`` is fused_evaluate's evaluations, codes and reasons; ``after_rollback`` lets the caller forget
     participants a rolled-back rule created. Raises what ``apply`` raises (ActionFailed fails the event).
@@ -68,7 +48,7 @@ def apply_with_budgets(
     evaluations, codes, reasons = evaluated
     applied: list[CompiledRule] = []
     pending = list(matched)
-    skipped = 0
+    skipped = False
     while pending:
         compiled = pending.pop(0)
         budgets = budget_tx.of_rule(compiled.rule.id)
@@ -83,7 +63,7 @@ def apply_with_budgets(
             continue
         tx.rollback(savepoint)
         after_rollback()
-        skipped += 1
+        skipped = True
         index = next(number for number, candidate in enumerate(rules) if candidate is compiled)  # rare: a skip
         evaluations = list(evaluations)
         evaluations[index] = compiled.skipped(BUDGET_EXCEEDED)
@@ -92,22 +72,5 @@ def apply_with_budgets(
             evaluations[index + 1 :] = later
             pending.extend(later_matched)
     if skipped:
-        codes, reasons = _codes(evaluations)
-    return BudgetedOutcome(evaluations, applied, codes, reasons, skipped)
-
-
-def _codes(evaluations: list[RuleEvaluation]) -> tuple[str, list[tuple[int, str]]]:
-    """The stored outcome's letters and skip reasons, recomputed after budgets changed some evaluations."""
-    letters = []
-    reasons = []
-    for index, evaluation in enumerate(evaluations):
-        code = _CODE_OF_STATUS.get(evaluation.status)
-        if code is None:
-            assert evaluation.reason is not None
-            if evaluation.reason == _OUTSIDE_WINDOW:
-                code = "O"
-            else:
-                code = "S"
-                reasons.append((index, evaluation.reason))
-        letters.append(code)
-    return "".join(letters), reasons
+        codes, reasons = evaluation_codes(evaluations)  # budgets changed some evaluations
+    return evaluations, applied, codes, reasons

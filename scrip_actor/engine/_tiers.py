@@ -14,16 +14,16 @@ no event step interleaves, and it answers once durable. Its state-history entry 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from scrip_actor.config import Limits
-from scrip_actor.durations import parse_duration, utc
-from scrip_actor.engine._catalog import Catalog
+from scrip_actor.durations import parse_duration
+from scrip_actor.engine._catalog import Catalog, utc_or_none
 from scrip_actor.engine._validation import new_id, validated
-from scrip_actor.errors import Conflict, NotFound, ScripError, ValidationFailed
+from scrip_actor.errors import Conflict, NotFound, ValidationFailed
 from scrip_actor.ledger import ActionFailed, Changes, LedgerTx, ParticipantState, World
 from scrip_actor.store import Op, Store, Writer, encode
 from scrip_actor.tier_effects import remove_manual, set_manual
@@ -45,6 +45,9 @@ from scrip_actor.tiers import (
 __all__ = ["Tiers"]
 
 TIERS_PER_PROGRAM_MAX = 50
+
+
+RETENTION_DURATION_MIN = timedelta(seconds=1)  # as a budget interval's floor (scrip_actor/budgets.py)
 
 
 class Tiers:
@@ -189,7 +192,7 @@ class Tiers:
         request = validated(request)
         state, definition = self._changeable(participant_id, program_id, key)
         now = self._clock()
-        expires_at = utc(request.expires_at) if request.expires_at is not None else None
+        expires_at = utc_or_none(request.expires_at, "expires_at")  # a naive or out-of-range time is a 400
         if expires_at is not None and expires_at <= now:
             raise ValidationFailed.field("expires_at", "invalid", "expires_at must be in the future")
         tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=program_id)
@@ -296,12 +299,15 @@ def _checked_lifecycle(lifecycle: Lifecycle | None, levels: list[Level]) -> Life
     )
     if retention.duration is not None:
         try:
-            if parse_duration(retention.duration).total_seconds() <= 0:
-                raise ValidationFailed("not positive")
-        except (ValueError, ScripError):
+            duration = parse_duration(retention.duration)  # refuses zero, negative and over 100 years
+        except ValueError:
             raise ValidationFailed.field(
                 "lifecycle.retention.duration", "invalid", "a positive Go duration such as 720h"
             ) from None
+        if duration < RETENTION_DURATION_MIN:  # each period or timer is a review: a tiny one never catches up
+            raise ValidationFailed.field(
+                "lifecycle.retention.duration", "invalid", f"at least {RETENTION_DURATION_MIN.total_seconds():g}s"
+            )
     elif duration_needed:
         raise ValidationFailed.field(
             "lifecycle.retention.duration", "required", "ACTIVITY_REFRESH and period type NONE need a duration"

@@ -5,11 +5,12 @@ Each is one engine call answered from running totals (no journal scan), so they 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from msgspec import Struct, field
 
+from scrip_actor.durations import utc
 from scrip_actor.errors import ValidationFailed
 from scrip_actor.http.routing import Call, Endpoint
 from scrip_actor.http.schemas import AwareDatetime, DataOf
@@ -56,9 +57,10 @@ def _day(text: str | None, name: str) -> date | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationFailed.field(name, "invalid", f"{name} must be a date (YYYY-MM-DD) or a timestamp") from None
-    if moment.tzinfo is None:
-        raise ValidationFailed.field(name, "invalid", f"{name} timestamp needs a UTC offset")
-    return moment.astimezone(UTC).date()
+    try:
+        return utc(moment).date()  # refuses a naive timestamp, and one outside years 1-9999 in UTC
+    except ValueError as error:
+        raise ValidationFailed.field(name, "invalid", f"{name}: {error}") from None
 
 
 async def ledger_summary(call: Call) -> DataOf[LedgerSummary]:

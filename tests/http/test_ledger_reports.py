@@ -333,3 +333,23 @@ async def test_program_activity(api: Api) -> None:
     assert [row["program_name"] for row in kept] == ["Beta"]
     await api.error("GET", _ACTIVITY, 400, "bad_request", params={"from": "2031-01-10T11:00:00Z"})
     await api.error("GET", _ACTIVITY, 400, "bad_request", params={"since": "soon"})
+
+
+async def test_windows_at_the_ends_of_the_calendar_answer_not_500(api: Api) -> None:
+    # Hours and days whose bounds lie outside the years datetime holds, once in UTC, are a 200 or a 400, never a 500.
+    for params in (
+        {"from": "9999-12-31T23:30:00-05:00", "to": "9999-12-31T23:40:00-05:00"},
+        {"from": "0001-01-01T00:30:00+05:00", "to": "0001-01-01T00:40:00+05:00"},
+    ):
+        for path in ("/v1/reports/ledger-summary", "/v1/reports/program-activity"):
+            response = await api.client.get(path, params=params)
+            assert response.status_code in (200, 400), (path, params, response.text)
+    schedule = "/v1/reports/expiration-schedule"
+    for granularity in ("day", "week", "month"):
+        response = await api.client.get(
+            schedule, params={"from": "9999-12-01", "to": "9999-12-31", "granularity": granularity}
+        )
+        assert response.status_code == 200, (granularity, response.text)
+    await api.error(
+        "GET", schedule, 400, "bad_request", params={"from": "0001-01-01T00:00:00+01:00", "to": "0001-01-02"}
+    )

@@ -214,3 +214,34 @@ async def test_manual_state_put_get_delete_and_refusals(api: Api) -> None:
     await api.ok("PATCH", f"/v1/programs/{program['id']}", json={"status": "ACTIVE"})
     await api.ok("POST", f"/v1/programs/{program['id']}/tiers/status/archive")
     await api.error("PUT", f"{path}/status", 409, "tier_archived", params=query, json={"level": "gold"})
+
+
+async def test_a_bad_expires_at_is_a_400_and_two_programs_may_share_a_tier_key(api: Api) -> None:
+    first, _ = await _program_with_tier(api)
+    second = await api.ok("POST", "/v1/programs", 201, json={"name": "Second"})  # the same key "status" there too
+    await api.ok("POST", f"/v1/programs/{second['id']}/tiers", 201, json={"key": "status", "levels": LEVELS})
+    participant = await api.ok("POST", "/v1/participants", 201, json={"external_id": "eve", "program_id": first["id"]})
+    await api.ok("POST", "/v1/participants", 200, json={"external_id": "eve", "program_id": second["id"]})
+    path = f"/v1/participants/{participant['id']}/state/tiers/status"
+    for bad in ("2030-01-01T00:00:00", "9999-12-31T23:59:59-05:00"):  # no time zone; past year 9999 in UTC
+        await api.error(
+            "PUT",
+            path,
+            400,
+            "bad_request",
+            params={"program_id": first["id"]},
+            json={"level": "gold", "expires_at": bad},
+        )
+    await api.ok("PUT", path, params={"program_id": first["id"]}, json={"level": "gold"})
+    await api.ok("PUT", path, params={"program_id": second["id"]}, json={"level": "silver"})
+    await api.ok("DELETE", path, 204, params={"program_id": second["id"]})
+    report = await api.engine.verify()  # each program's newest tier change is checked against that program's level
+    assert report.ok, report.problems
+
+
+async def test_a_retention_shorter_than_a_second_is_refused(api: Api) -> None:
+    # Each period (or activity timer) is one review by the sweep: a 1 ms period would never let it catch up.
+    program, _ = await api.program_and_asset()
+    lifecycle = {"retention": {"mode": "ACTIVITY_REFRESH", "duration": "1ms"}}
+    body = {"key": "fast", "levels": LEVELS, "lifecycle": lifecycle}
+    await api.error("POST", f"/v1/programs/{program['id']}/tiers", 400, "bad_request", json=body)

@@ -145,6 +145,27 @@ async def test_a_restart_across_a_period_end_processes_it_once(tmp_path: Path, c
         assert await _level(engine, program, "ann") == "silver"
 
 
+async def test_participants_sharing_a_period_end_each_keep_their_deadline_across_a_restart(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Every CALENDAR_YEAR holding ends on 1 January: the schedule must hold one record per participant, or a
+    # restart past the boundary sweeps only one of them.
+    config = small_config(tmp_path / "data")
+    names = ("ann", "bob", "cy")
+    async with open_engine(config=config, clock=clock) as engine:
+        program = await _setup(engine)
+        for name in names:
+            await send(engine, program, name, {"type": "purchase", "amount": 650}, at=clock.now)  # type: ignore[arg-type]
+        await engine.wait_idle()
+    clock.now = datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC)
+    async with open_engine(config=config, clock=clock) as engine:
+        engine.sweep_due()
+        await engine.wait_idle()
+        assert [await _counter(engine, name, "spend") for name in names] == [150, 150, 150]  # each rolled over
+        report = await engine.verify()
+        assert report.ok, report.problems
+
+
 ACTIVITY = {
     "key": "activity",
     "levels": [

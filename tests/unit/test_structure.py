@@ -29,6 +29,7 @@ PURE = (
     "scrip_actor.rules",
     "scrip_actor.durations",
     "scrip_actor.counters",
+    "scrip_actor._event_records",
     "scrip_actor.tiers",
     "scrip_actor.tier_effects",
     "scrip_actor.ids",
