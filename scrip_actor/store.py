@@ -84,9 +84,11 @@ __all__ = [
 #    idempotency records without the payload hash (the event carries it). v3 and v4 stores are migrated on open.
 # 9: the reports' running totals (report_hours, report_counts, report_expiry), the journal index's hour keys and
 #    events_by_time; a v8 store is backfilled from its journal, events, participants and lots on open.
-SCHEMA_VERSION = 9
+# 10: push and time (webhook endpoints, their outbox and deliveries; automations and their runs); a v9 store gains
+#     the new databases empty.
+SCHEMA_VERSION = 10
 # Older schemas a writable open migrates, step by step (scrip_actor._migrations).
-_MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7, 8)
+_MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9)
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
 _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets"})
