@@ -24,6 +24,7 @@ from scrip_actor.ledger import Changes, World
 from scrip_actor.model import Event, JournalEntry
 from scrip_actor.rules import CompiledRule
 from scrip_actor.store import PROCESSED_BELOW_KEY, Op, Writer, be64, events_by_rule_key
+from scrip_actor.webhooks._outbox import Outbox
 
 __all__ = ["Publisher"]
 
@@ -41,12 +42,14 @@ class Publisher:
         cache: ParticipantCache,
         schedule: LotSchedule,
         rule_sets: RuleSetRegistry,
+        outbox: Outbox,
     ) -> None:
         self._writer = writer
         self._world = world
         self._cache = cache
         self._schedule = schedule
         self._rule_sets = rule_sets
+        self._outbox = outbox  # webhook events of each record, in that record (scrip_actor/webhooks/_outbox.py)
         # Observation hook (metrics): entries committed to memory. Cheap, and it must not raise.
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None
 
@@ -55,8 +58,11 @@ class Publisher:
 
         Returns the record's ticket (for :meth:`Writer.wait_durable`).
         """
+        outbox = self._outbox.change_ops(changes) if self._outbox.subscribed else None  # before: new is still new
         ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
         ops.extend(extra_ops)
+        if outbox:
+            ops.extend(outbox)
         if changes.entries and self.on_entries is not None:
             self.on_entries(changes.entries)
         ticket = self._writer.append(ops, on_durable)
@@ -101,6 +107,8 @@ class Publisher:
         )
         if failed:
             ops.append(("events_failed", sequence_key, b""))
+        if self._outbox.subscribed:
+            ops.extend(self._outbox.outcome_ops(event, failed))
         if result.budget_states:  # what the rules' budgets consumed, in the record of the entries that consumed it
             ops.extend(budget_ops(result.budget_states))
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
