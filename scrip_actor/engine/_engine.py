@@ -333,13 +333,7 @@ class Engine:
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
         self.state_history = StateHistory(self._store, self._world.ids)
-        self.webhooks = Webhooks(
-            store=self._store,
-            writer=self._writer,
-            outbox=self._outbox,
-            clock=self._clock,
-            settings=self.config.webhooks,
-        )
+        self.webhooks = Webhooks(self._store, self._writer, self._outbox, self._clock, self.config.webhooks)
         reads = {"store": self._store, "event_by_sequence": self._event_by_sequence, "caught_up": self._caught_up}
         self.activity = Activity(**reads, queries=self._queries, ids=self._world.ids)  # balance operations, events
         self.reports = Reports(

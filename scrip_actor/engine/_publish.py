@@ -53,12 +53,25 @@ class Publisher:
         # Observation hook (metrics): entries committed to memory. Cheap, and it must not raise.
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None
 
-    def publish(self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+    def publish(
+        self,
+        changes: Changes,
+        extra_ops: list[Op],
+        on_durable: Callable[[], None] | None = None,
+        outcome: tuple[Event, bool] | None = None,
+    ) -> int:
         """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous.
+
+        With webhook endpoints subscribed, the record also carries the webhook events of the changes and then of
+        the event's ``outcome`` (event, failed), in that order (scrip_actor/webhooks/_outbox.py).
 
         Returns the record's ticket (for :meth:`Writer.wait_durable`).
         """
-        outbox = self._outbox.change_ops(changes) if self._outbox.subscribed else None  # before: new is still new
+        outbox = None
+        if self._outbox.subscribed:  # before changes_ops: a new participant is still new
+            outbox = self._outbox.change_ops(changes)
+            if outcome is not None:
+                outbox.extend(self._outbox.outcome_ops(*outcome))
         ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
         ops.extend(extra_ops)
         if outbox:
@@ -107,9 +120,7 @@ class Publisher:
         )
         if failed:
             ops.append(("events_failed", sequence_key, b""))
-        if self._outbox.subscribed:
-            ops.extend(self._outbox.outcome_ops(event, failed))
         if result.budget_states:  # what the rules' budgets consumed, in the record of the entries that consumed it
             ops.extend(budget_ops(result.budget_states))
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
-        return self.publish(changes, ops, on_durable)
+        return self.publish(changes, ops, on_durable, (event, failed))

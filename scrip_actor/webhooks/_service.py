@@ -64,7 +64,7 @@ class Webhooks:
     """Endpoints CRUD, deliveries, and the worker; built by the engine with the outbox its Publisher fills."""
 
     def __init__(
-        self, *, store: Store, writer: Writer, outbox: Outbox, clock: Callable[[], datetime], settings: WebhookSettings
+        self, store: Store, writer: Writer, outbox: Outbox, clock: Callable[[], datetime], settings: WebhookSettings
     ) -> None:
         self._store, self._writer, self._outbox, self._clock = store, writer, outbox, clock
         self._settings = settings
