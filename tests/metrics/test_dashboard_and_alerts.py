@@ -49,6 +49,7 @@ def test_alert_rules_are_valid_yaml_with_the_expected_groups() -> None:
         "scrip-failed-events",
         "scrip-commit-latency",
         "scrip-backpressure",
+        "scrip-webhooks",
         "scrip-scrape",
     ]
     rules = _alert_rules()
@@ -66,7 +67,16 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
     assert [item["name"] for item in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
     assert dashboard["uid"] and dashboard["title"] and dashboard["id"] is None
     rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
-    assert rows == ["Throughput", "Latency", "Failures", "Backpressure", "Actors", "Commit health", "Money out"]
+    assert rows == [
+        "Throughput",
+        "Latency",
+        "Failures",
+        "Backpressure",
+        "Actors",
+        "Commit health",
+        "Money out",
+        "Webhooks",
+    ]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
