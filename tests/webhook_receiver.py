@@ -5,7 +5,7 @@ on command."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,7 +31,7 @@ class Receiver:
 
     url: str = ""
     secrets: list[str] = field(default_factory=list)
-    mode: Literal["ok", "fail", "stall"] = "ok"
+    mode: Literal["ok", "fail", "stall", "flaky"] = "ok"  # flaky: every third request fails
     requests: list[Delivery] = field(default_factory=list)
     unverified: int = 0
     _arrived: trio.Event = field(default_factory=trio.Event)
@@ -48,6 +48,13 @@ class Receiver:
                 self._arrived = trio.Event()
                 await self._arrived.wait()
         return self.delivered
+
+    async def wait_until(self, done: Callable[[Receiver], bool]) -> None:
+        """Wait (60 s at most) until ``done(self)`` holds, looking again after every request."""
+        with trio.fail_after(60):
+            while not done(self):
+                self._arrived = trio.Event()
+                await self._arrived.wait()
 
     def _verify(self, raw: bytes, headers: dict[str, str]) -> list[str]:
         verified = []
@@ -79,6 +86,8 @@ class Receiver:
                 break
         raw = b"".join(chunks)
         mode = self.mode
+        if mode == "flaky":
+            mode = "fail" if len(self.requests) % 3 == 0 else "ok"
         verified = self._verify(raw, headers)
         if not verified:
             self.unverified += 1
