@@ -1,0 +1,177 @@
+"""Webhooks through the Engine API with a manual clock: every §8.1 type the engine produces reaches a receiver,
+retries wait out their backoff on the engine's clock, finished outbox records are pruned after the retention, and
+``verify`` checks the webhook databases (docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+import trio
+
+from scrip_actor import Engine, open_engine
+from scrip_actor.config import WebhookSettings
+from scrip_actor.model import BalanceAdjust, BalanceOperation
+from scrip_actor.tiers import TierCreate, TierStateSet
+from scrip_actor.webhooks import WebhookEndpointCreate
+from tests.conftest import ManualClock, small_config
+from tests.helpers import program_with_asset, rule, send
+from tests.webhook_receiver import Receiver, receiving
+
+
+def _config(tmp_path: Path, **webhooks: object) -> object:
+    settings = {"allow_private_targets": True, "secret_key_file": str(tmp_path / "key"), "poll_interval_s": 0.02}
+    return msgspec.structs.replace(
+        small_config(tmp_path / "data"),
+        webhooks=WebhookSettings(**{**settings, **webhooks}),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def hooked(tmp_path: Path, clock: ManualClock) -> AsyncIterator[tuple[Engine, Receiver]]:
+    async with receiving() as receiver, open_engine(config=_config(tmp_path), clock=clock) as engine:  # type: ignore[arg-type]
+        yield engine, receiver
+
+
+async def _subscribe(engine: Engine, receiver: Receiver, events: list[str]) -> str:
+    endpoint = await engine.webhooks.create(WebhookEndpointCreate(url=receiver.url, enabled_events=events))
+    receiver.secrets.append(endpoint.secret)
+    return endpoint.id
+
+
+async def test_every_type_the_engine_produces_is_reported(hooked: tuple[Engine, Receiver]) -> None:
+    engine, receiver = hooked
+    await _subscribe(engine, receiver, ["*"])
+    program, asset = await program_with_asset(engine, policy="PREFUNDED")
+    await engine.fund(program.id, asset.id, "100")
+    await engine.burn(program.id, asset.id, "10")
+    await engine.tiers.create(
+        program.id, msgspec.convert({"key": "vip", "levels": [{"key": "gold", "rank": 1}]}, TierCreate)
+    )
+    await rule(engine, program, "event.type == 'buy'", [{"type": "CREDIT", "asset_id": asset.id, "amount": "5"}])
+    await rule(engine, program, "event.type == 'spend'", [{"type": "DEBIT", "asset_id": asset.id, "amount": "50"}])
+    bought = await send(engine, program, "ann", {"type": "buy"})
+    failed = await send(engine, program, "ann", {"type": "spend"})
+    assert failed.status == "FAILED"
+    participant = bought.participant_id
+    assert participant is not None
+    await engine.adjust_balance(
+        participant,
+        BalanceAdjust(program_id=program.id, type="DEBIT", asset_id=asset.id, amount="1", description="fix"),
+    )
+    await engine.balance_operation(
+        "HOLD", participant, BalanceOperation(program_id=program.id, asset_id=asset.id, amount="2", description="hold")
+    )
+    await engine.balance_operation(
+        "RELEASE",
+        participant,
+        BalanceOperation(program_id=program.id, asset_id=asset.id, amount="2", description="hold"),
+    )
+    await engine.tiers.set_state(participant, program.id, "vip", TierStateSet(level="gold"))
+    await engine.wait_idle()
+    expected = [
+        "program.funded",
+        "program.burned",
+        "participant.created",
+        "balance.credited",
+        "event.completed",
+        "event.failed",
+        "balance.debited",
+        "balance.held",
+        "balance.released",
+        "participant.tier_changed",
+    ]
+    got = await receiver.wait_for(len(expected))
+    assert [d.body["type"] for d in got] == expected
+    assert receiver.unverified == 0
+    assert got[5].body["data"]["error_message"] and got[5].body["data"]["status"] == "FAILED"
+    assert got[9].body["data"]["new_level"] == "gold" and got[9].body["data"]["tier_key"] == "vip"
+    assert got[0].body["data"]["amount"] == "100.00" and got[1].body["data"]["amount"] == "10.00"
+    report = await engine.verify()
+    assert report.ok, report.problems
+
+
+async def test_a_retry_waits_for_its_backoff_on_the_engine_clock(tmp_path: Path, clock: ManualClock) -> None:
+    config = _config(tmp_path, retry_base_s=60.0, retry_max_s=600.0, attempts_max=3)
+    async with receiving() as receiver, open_engine(config=config, clock=clock) as engine:  # type: ignore[arg-type]
+        receiver.mode = "fail"
+        endpoint_id = await _subscribe(engine, receiver, ["event.completed"])
+        program, _ = await program_with_asset(engine)
+        await send(engine, program, "ann", {})
+        await receiver.wait_until(lambda got: bool(got.requests))
+        (delivery,) = engine.webhooks.list_deliveries(endpoint_id).data
+        await trio.sleep(0.1)  # the worker keeps polling: nothing is due before the backoff has passed
+        assert len(receiver.requests) == 1
+        delivery = engine.webhooks.get_delivery(delivery.id)
+        assert delivery.status == "PENDING" and delivery.attempt_count == 1
+        assert delivery.next_attempt_at is not None
+        wait = delivery.next_attempt_at - clock.now
+        assert timedelta(seconds=30) <= wait <= timedelta(seconds=60)  # base 60 s, jittered down to half
+        clock.advance(wait - timedelta(seconds=1))
+        assert await engine.webhooks.deliver_due() == 0
+        assert len(receiver.requests) == 1
+        clock.advance(timedelta(seconds=1))
+        await engine.webhooks.deliver_due()  # the worker's own poll may be the one that sends it
+        second = engine.webhooks.get_delivery(delivery.id)
+        assert second.attempt_count == 2 and second.next_attempt_at is not None
+        assert timedelta(seconds=60) <= second.next_attempt_at - clock.now <= timedelta(seconds=120)
+        clock.advance(timedelta(seconds=120))
+        await engine.webhooks.deliver_due()
+        assert engine.webhooks.get_delivery(delivery.id).status == "FAILED"
+        assert engine.webhooks.statistics().outbox_depth == 0
+        assert len(receiver.requests) == 3
+
+
+async def test_finished_outbox_records_are_pruned_after_the_retention(tmp_path: Path, clock: ManualClock) -> None:
+    config = _config(tmp_path, retention_s=3600.0)
+    async with receiving() as receiver, open_engine(config=config, clock=clock) as engine:  # type: ignore[arg-type]
+        endpoint_id = await _subscribe(engine, receiver, ["event.completed"])
+        program, _ = await program_with_asset(engine)
+        for number in range(3):
+            await send(engine, program, f"p{number}", {})
+        await receiver.wait_for(3)
+        for _ in range(500):
+            if not engine.webhooks.statistics().outbox_depth:
+                break
+            await trio.sleep(0.01)
+        assert engine.webhooks.prune() == 0  # delivered, but still within the retention
+        clock.advance(timedelta(seconds=3601))
+        receiver.mode = "fail"
+        await send(engine, program, "late", {})  # pending: kept whatever its age
+        assert engine.webhooks.prune() == 3
+        await engine.wait_idle()
+        statistics = engine.webhooks.statistics()
+        assert statistics.outbox_records == 1 and statistics.pruned == 3
+        remaining = engine.webhooks.list_deliveries(endpoint_id).data
+        assert [d.event_type for d in remaining] == ["event.completed"]
+        report = await engine.verify()
+        assert report.ok, report.problems
+
+
+async def test_verify_reports_an_outbox_record_that_does_not_decode(hooked: tuple[Engine, Receiver]) -> None:
+    engine, receiver = hooked
+    await _subscribe(engine, receiver, ["event.completed"])
+    program, _ = await program_with_asset(engine)
+    await send(engine, program, "ann", {})
+    await receiver.wait_for(1)
+    await engine.wait_idle()
+    engine._writer.append([("webhook_events", (999).to_bytes(8, "big"), b"[not json")])
+    report = await engine.verify()
+    assert not report.ok
+    assert any("outbox record #999" in problem for problem in report.problems)
+    engine._writer.append([("webhook_events", (999).to_bytes(8, "big"), None)])  # the fixture's store stays sound
+
+
+async def test_endpoints_survive_a_restart_and_keep_their_secret(tmp_path: Path, clock: ManualClock) -> None:
+    config = _config(tmp_path)
+    async with receiving() as receiver:
+        async with open_engine(config=config, clock=clock) as engine:  # type: ignore[arg-type]
+            await _subscribe(engine, receiver, ["event.completed"])
+        async with open_engine(config=config, clock=clock) as engine:  # type: ignore[arg-type]
+            program, _ = await program_with_asset(engine)
+            await send(engine, program, "ann", {})
+            (got,) = await receiver.wait_for(1)
+            assert got.verified_with == receiver.secrets
