@@ -256,6 +256,7 @@ class Webhooks:
                 f"webhook delivery {delivery_id} is {stored.delivery.status}: only FAILED deliveries can be retried",
                 {"status": stored.delivery.status},
             )
+        self._stored(stored.delivery.webhook_endpoint_id)  # 404 for an archived endpoint: nothing would send it
         now = self._clock()
         delivery = msgspec.structs.replace(
             stored.delivery, status="PENDING", attempt_count=0, next_attempt_at=now, updated_at=now
@@ -309,6 +310,7 @@ class Webhooks:
         while True:
             stored = self._endpoints.get(endpoint_id)
             if stored is None or stored.endpoint.status == "ARCHIVED":
+                await self._abandon(endpoint_id)
                 self._wakes.pop(endpoint_id, None)
                 return
             self._wakes[endpoint_id] = wake = trio.Event()
@@ -316,6 +318,30 @@ class Webhooks:
                 await self._drain(endpoint_id)
             with trio.move_on_after(self._settings.poll_interval_s):
                 await wake.wait()
+
+    async def _abandon(self, endpoint_id: str) -> None:
+        """An archived endpoint's queue: every PENDING delivery FAILED ("endpoint archived"), 500 per record, so
+        its outbox records can be pruned (retrying one is a 404: its endpoint is gone)."""
+        prefix = endpoint_id.encode() + b"\0"
+        while True:
+            ops: list[Op] = []
+            now = self._clock()
+            for key, value in self._store.scan("webhook_queue", prefix):
+                stored = self._delivery(value.decode())
+                failed = msgspec.structs.replace(
+                    stored.delivery,
+                    status="FAILED",
+                    next_attempt_at=None,
+                    last_error="endpoint archived",
+                    updated_at=now,
+                )
+                ops.append(("webhook_deliveries", value, encode(StoredDelivery(delivery=failed, outbox=stored.outbox))))
+                ops.append(("webhook_queue", key, None))
+                if len(ops) >= 2 * _PRUNE_BATCH:
+                    break
+            if not ops:
+                return
+            await self._writer.wait_durable(self._writer.append(ops))
 
     async def deliver_due(self) -> int:
         """Send everything due now to every ACTIVE endpoint, concurrently; returns the attempts made.

@@ -14,6 +14,7 @@ import trio
 
 from scrip_actor import Engine, open_engine
 from scrip_actor.config import WebhookSettings
+from scrip_actor.errors import NotFound
 from scrip_actor.model import BalanceAdjust, BalanceOperation
 from scrip_actor.tiers import TierCreate, TierStateSet
 from scrip_actor.webhooks import WebhookEndpointCreate
@@ -175,3 +176,30 @@ async def test_endpoints_survive_a_restart_and_keep_their_secret(tmp_path: Path,
             await send(engine, program, "ann", {})
             (got,) = await receiver.wait_for(1)
             assert got.verified_with == receiver.secrets
+
+
+async def test_archiving_an_endpoint_fails_its_pending_deliveries(tmp_path: Path, clock: ManualClock) -> None:
+    config = _config(tmp_path, retry_base_s=3600.0)
+    async with receiving() as receiver, open_engine(config=config, clock=clock) as engine:  # type: ignore[arg-type]
+        receiver.mode = "fail"
+        endpoint_id = await _subscribe(engine, receiver, ["event.completed"])
+        program, _ = await program_with_asset(engine)
+        for number in range(3):
+            await send(engine, program, f"p{number}", {})
+        await receiver.wait_until(lambda got: bool(got.requests))
+        await engine.wait_idle()
+        ids = [delivery.id for delivery in engine.webhooks.list_deliveries(endpoint_id).data]
+        assert len(ids) == 3
+        await engine.webhooks.archive(endpoint_id)
+        for _ in range(500):
+            if not engine.webhooks.statistics().outbox_depth:
+                break
+            await trio.sleep(0.01)
+        assert engine.webhooks.statistics().outbox_depth == 0
+        for delivery_id in ids:
+            delivery = engine.webhooks.get_delivery(delivery_id)
+            assert delivery.status == "FAILED" and delivery.last_error == "endpoint archived"
+            with pytest.raises(NotFound):
+                await engine.webhooks.retry(delivery_id)
+        report = await engine.verify()
+        assert report.ok, report.problems
