@@ -292,6 +292,16 @@ async def test_with_no_endpoint_nothing_is_written_to_the_outbox(hooks: Api) -> 
     assert statistics.outbox_records == 0 and statistics.outbox_depth == 0
 
 
+async def test_types_nobody_subscribed_to_write_nothing(hooks: Api, receiver: Receiver) -> None:
+    await _endpoint(hooks, receiver, ["event.failed", "program.burned"])
+    program = await _credit_rule(hooks)
+    for number in range(3):
+        await _purchase(hooks, program, f"user-{number}", f"order-{number}")
+    await hooks.engine.wait_idle()
+    statistics = hooks.engine.webhooks.statistics()
+    assert statistics.outbox_records == 0 and receiver.requests == []
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
