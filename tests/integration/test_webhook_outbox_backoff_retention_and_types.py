@@ -203,3 +203,20 @@ async def test_archiving_an_endpoint_fails_its_pending_deliveries(tmp_path: Path
                 await engine.webhooks.retry(delivery_id)
         report = await engine.verify()
         assert report.ok, report.problems
+
+
+async def test_a_target_is_checked_again_before_every_attempt(tmp_path: Path, clock: ManualClock) -> None:
+    async with receiving() as receiver:
+        async with open_engine(config=_config(tmp_path), clock=clock) as engine:  # type: ignore[arg-type]
+            endpoint_id = await _subscribe(engine, receiver, ["event.completed"])  # loopback allowed here
+        strict = _config(tmp_path, allow_private_targets=False, attempts_max=1)
+        async with open_engine(config=strict, clock=clock) as engine:  # type: ignore[arg-type]
+            program, _ = await program_with_asset(engine)
+            await send(engine, program, "ann", {})
+            for _ in range(500):
+                if not engine.webhooks.statistics().outbox_depth:
+                    break
+                await trio.sleep(0.01)
+            (delivery,) = engine.webhooks.list_deliveries(endpoint_id).data
+            assert delivery.status == "FAILED" and receiver.requests == []
+            assert (delivery.last_error or "").startswith("target refused: url must use https")
