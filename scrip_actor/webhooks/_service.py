@@ -410,8 +410,11 @@ class Webhooks:
                 response = await self._client.post(endpoint.endpoint.url, content=body, headers=headers)
                 status_code = response.status_code
                 response_body = response.text[:_RESPONSE_BODY_MAX]
-            except httpx.HTTPError as failure:
+            except (httpx.HTTPError, httpx.InvalidURL) as failure:
                 error = f"{type(failure).__name__}: {failure}"[:_RESPONSE_BODY_MAX]
+            except Exception as failure:  # a bug or an input nobody foresaw fails the attempt, never the engine
+                _log.exception("webhook delivery %s: unexpected error while sending", delivery.id)
+                error = f"internal error while sending ({type(failure).__name__})"
             finally:
                 self._sending.discard(delivery.id)
             if status_code is not None and not 200 <= status_code < 300:

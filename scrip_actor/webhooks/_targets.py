@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
 import trio
 
 __all__ = ["refusal", "url_problem"]
@@ -24,7 +25,9 @@ def url_problem(url: str, allow_private: bool) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as error:
+        httpx.URL(url)  # what the client will be given: refused here rather than at send time
+        (parts.hostname or "").encode("idna")
+    except (ValueError, UnicodeError, httpx.InvalidURL) as error:
         return f"url is not a valid URL ({error})"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return "url must be an absolute https URL"
@@ -57,7 +60,7 @@ async def refusal(url: str, allow_private: bool) -> str | None:
     host = parts.hostname or ""
     try:
         infos = await trio.socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError as error:
+    except (OSError, UnicodeError, ValueError) as error:
         return f"url host {host} does not resolve ({error})"
     addresses = {info[4][0] for info in infos}
     if not addresses:
