@@ -39,6 +39,17 @@ class SecretBox:
         self._key, self._key_file, self._data_dir = key, key_file, data_dir
         self._fernet: Fernet | None = None
 
+    def check(self) -> None:
+        """Refuse unusable settings at start-up (ValueError), without creating the key file: a ``secret_key`` that
+        is not a Fernet key, or a key file inside the data directory."""
+        if self._key:
+            try:
+                Fernet(self._key.encode())
+            except ValueError:
+                raise ValueError("webhooks.secret_key is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        else:
+            _outside(Path(self._key_file), Path(self._data_dir))
+
     def _cipher(self) -> Fernet:
         """The key is read (or the file created) on first use: an engine without webhooks never touches it."""
         if self._fernet is None:
@@ -61,14 +72,19 @@ class SecretBox:
             ) from None
 
 
-def _file_key(path: Path, data_dir: Path) -> bytes:
-    """The key in ``path``, created 0600 when absent; refused inside the data directory."""
+def _outside(path: Path, data_dir: Path) -> Path:
     resolved, data = path.resolve(), data_dir.resolve()
     if resolved == data or data in resolved.parents:
         raise ValueError(
             f"webhooks.secret_key_file {path} is inside the data directory {data_dir}: a copy of the data "
             "directory would then reveal every webhook secret; put it elsewhere or set SCRIP_WEBHOOKS_SECRET_KEY"
         )
+    return resolved
+
+
+def _file_key(path: Path, data_dir: Path) -> bytes:
+    """The key in ``path``, created 0600 when absent; refused inside the data directory."""
+    resolved = _outside(path, data_dir)
     try:
         descriptor = os.open(resolved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

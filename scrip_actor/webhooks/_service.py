@@ -24,7 +24,7 @@ from scrip_actor import cursors
 from scrip_actor.config import WebhookSettings
 from scrip_actor.errors import LimitExceeded, NotFound, ValidationFailed
 from scrip_actor.model import Page
-from scrip_actor.store import Op, Store, Writer, encode
+from scrip_actor.store import KEY_BYTES_MAX, Op, Store, Writer, encode
 from scrip_actor.webhooks._model import (
     EVENT_TYPES,
     OutboxRecord,
@@ -78,7 +78,9 @@ class Webhooks:
         self._counts = {"attempts": 0, "delivered": 0, "failed": 0, "retries": 0, "pruned": 0}
 
     def load(self) -> None:
-        """Endpoints and the outbox sequence from the store."""
+        """Endpoints and the outbox sequence from the store (called by the engine's recovery, which closes the store
+        again if this raises: an unusable webhook key setting is refused here)."""
+        self._box.check()
         for _, raw in self._store.scan("webhook_endpoints"):
             stored = msgspec.json.decode(raw, type=StoredEndpoint)
             self._endpoints[stored.endpoint.id] = stored
@@ -204,8 +206,19 @@ class Webhooks:
 
     # --- deliveries -------------------------------------------------------------------------------------------
 
+    def _get(self, db: str, key: bytes) -> bytes | None:
+        """One value from a fresh read transaction. Not the store's cached reader: that one is renewed after the
+        writer's commit returns to the trio thread, and this worker runs while a commit is in flight, so its scans
+        (fresh transactions) could see a queue entry the cached reader does not yet have the delivery of."""
+        if not 0 < len(key) <= KEY_BYTES_MAX:
+            return None
+        store = self._store
+        with store.env.begin(db=store.dbs[db]) as txn:
+            value = txn.get(key)
+            return None if value is None else bytes(value)
+
     def _delivery(self, delivery_id: str) -> StoredDelivery:
-        raw = self._store.get_raw("webhook_deliveries", delivery_id.encode())
+        raw = self._get("webhook_deliveries", delivery_id.encode())
         if raw is None:
             raise NotFound(f"webhook delivery {delivery_id} not found", {"webhook_delivery_id": delivery_id})
         return msgspec.json.decode(raw, type=StoredDelivery)
@@ -239,7 +252,7 @@ class Webhooks:
                 more = True
                 break
             last_key = key
-            raw = self._store.get_raw("webhook_deliveries", value)
+            raw = self._get("webhook_deliveries", value)
             if raw is None:
                 continue  # pruned between the two reads
             delivery = self._shown(msgspec.json.decode(raw, type=StoredDelivery))
@@ -383,7 +396,7 @@ class Webhooks:
         """One attempt, and its result written as its own record (durable before the next attempt)."""
         assert self._client is not None, "the worker is not running"
         delivery = stored.delivery
-        record = self._store.get_raw("webhook_events", stored.outbox.to_bytes(8, "big"))
+        record = self._get("webhook_events", stored.outbox.to_bytes(8, "big"))
         assert record is not None, f"delivery {delivery.id} has no outbox record"
         body = bytes(msgspec.json.decode(record, type=OutboxRecord).envelope)
         status_code: int | None = None
@@ -394,17 +407,11 @@ class Webhooks:
         if problem is not None:
             error = f"target refused: {problem}"
         else:
-            signed_at = datetime.now(UTC)  # real time: receivers check it against their clocks
-            text = body.decode()
-            headers = {
-                "content-type": "application/json",
-                "user-agent": "scrip-actor-webhooks",
-                "webhook-id": delivery.webhook_event_id,
-                "webhook-timestamp": str(int(signed_at.timestamp())),
-                "webhook-signature": signature_header(
-                    self._secrets_in_force(endpoint), delivery.webhook_event_id, signed_at, text
-                ),
-            }
+            try:
+                headers = self._headers(endpoint, delivery.webhook_event_id, body.decode())
+            except ValueError as failure:  # the key changed: the stored secrets no longer decrypt
+                headers, error = {}, str(failure)
+        if error is None:
             self._sending.add(delivery.id)
             try:
                 response = await self._client.post(endpoint.endpoint.url, content=body, headers=headers)
@@ -420,6 +427,17 @@ class Webhooks:
             if status_code is not None and not 200 <= status_code < 300:
                 error = f"receiver answered {status_code}"
         await self._record(stored, status_code, response_body, error)
+
+    def _headers(self, endpoint: StoredEndpoint, message_id: str, text: str) -> dict[str, str]:
+        """The Standard Webhooks headers, signed with every secret in force (``text``: the body)."""
+        signed_at = datetime.now(UTC)  # real time: receivers check it against their clocks
+        return {
+            "content-type": "application/json",
+            "user-agent": "scrip-actor-webhooks",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(signed_at.timestamp())),
+            "webhook-signature": signature_header(self._secrets_in_force(endpoint), message_id, signed_at, text),
+        }
 
     async def _record(
         self, stored: StoredDelivery, status_code: int | None, body: str | None, error: str | None
@@ -471,7 +489,7 @@ class Webhooks:
             if seen >= _PRUNE_BATCH or record.created_at >= cutoff:
                 break
             sequence = int.from_bytes(key, "big")
-            if any(self._store.get_raw("webhook_queue", queue_key(e, sequence)) is not None for e in record.endpoints):
+            if any(self._get("webhook_queue", queue_key(e, sequence)) is not None for e in record.endpoints):
                 continue
             webhook_event_id = msgspec.json.decode(bytes(record.envelope))["id"]
             ops.append(("webhook_events", key, None))
@@ -490,7 +508,7 @@ class Webhooks:
         for endpoint_id in self._endpoints:
             head = next(self._store.scan("webhook_queue", endpoint_id.encode() + b"\0"), None)
             if head is not None:
-                raw = self._store.get_raw("webhook_deliveries", head[1])
+                raw = self._get("webhook_deliveries", head[1])
                 if raw is not None:
                     created = msgspec.json.decode(raw, type=StoredDelivery).delivery.created_at
                     oldest = created if oldest is None or created < oldest else oldest

@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import trio
+from cryptography.fernet import Fernet
 
 from scrip_actor import Engine, open_engine
 from scrip_actor.config import WebhookSettings
@@ -220,3 +221,30 @@ async def test_a_target_is_checked_again_before_every_attempt(tmp_path: Path, cl
             (delivery,) = engine.webhooks.list_deliveries(endpoint_id).data
             assert delivery.status == "FAILED" and receiver.requests == []
             assert (delivery.last_error or "").startswith("target refused: url must use https")
+
+
+async def test_unusable_secret_keys_are_refused_and_a_changed_key_fails_deliveries(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    with pytest.raises(ValueError, match="not a Fernet key"):
+        async with open_engine(config=_config(tmp_path, secret_key="short"), clock=clock):  # type: ignore[arg-type]
+            pass
+    inside = str(tmp_path / "data" / "webhooks.key")
+    with pytest.raises(ValueError, match="inside the data directory"):
+        async with open_engine(config=_config(tmp_path, secret_key_file=inside), clock=clock):  # type: ignore[arg-type]
+            pass
+    async with receiving() as receiver:
+        first = _config(tmp_path, secret_key=Fernet.generate_key().decode(), attempts_max=1)
+        async with open_engine(config=first, clock=clock) as engine:  # type: ignore[arg-type]
+            endpoint_id = await _subscribe(engine, receiver, ["event.completed"])
+        second = _config(tmp_path, secret_key=Fernet.generate_key().decode(), attempts_max=1)
+        async with open_engine(config=second, clock=clock) as engine:  # type: ignore[arg-type]
+            program, _ = await program_with_asset(engine)
+            await send(engine, program, "ann", {})
+            for _ in range(500):
+                if not engine.webhooks.statistics().outbox_depth:
+                    break
+                await trio.sleep(0.01)
+            (delivery,) = engine.webhooks.list_deliveries(endpoint_id).data
+            assert delivery.status == "FAILED" and "does not decrypt" in (delivery.last_error or "")
+            assert receiver.requests == []
