@@ -364,3 +364,25 @@ async def test_unknown_ids_and_parameters_are_refused(hooks: Api) -> None:
     await hooks.error("GET", "/v1/webhook-endpoints", 400, "bad_request", params={"limit": "101"})
     await hooks.error("GET", "/v1/webhook-endpoints", 400, "bad_request", params={"status": "ARCHIVED"})
     await hooks.error("GET", "/v1/webhook-endpoints", 400, "bad_request", params={"cursor": "garbage"})
+
+
+async def test_deliveries_page_newest_first_and_the_metrics_count_them(hooks: Api, receiver: Receiver) -> None:
+    endpoint = await _endpoint(hooks, receiver, ["event.completed"])
+    program = await _credit_rule(hooks)
+    for number in range(3):
+        await _purchase(hooks, program, f"user-{number}", f"order-{number}")
+    await receiver.wait_for(3)
+    every = await _settled(hooks, endpoint["id"])
+    path = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+    first = await hooks.ok("GET", path, params={"limit": 2})
+    assert [d["id"] for d in first["data"]] == [d["id"] for d in every[:2]]
+    assert first["pagination"]["has_more"] is True
+    rest = await hooks.ok("GET", path, params={"limit": 2, "cursor": first["pagination"]["next_cursor"]})
+    assert [d["id"] for d in rest["data"]] == [every[2]["id"]] and rest["pagination"]["has_more"] is False
+    assert all(d["last_response_body"] is None for d in first["data"] + rest["data"])
+    await hooks.error("GET", path, 400, "bad_request", params={"cursor": "Zm9v"})
+    await hooks.error("GET", path, 400, "bad_request", params={"status": "LOST"})
+    metrics = (await hooks.client.get("/metrics")).text
+    assert 'scrip_webhook_deliveries_total{outcome="delivered"} 3.0' in metrics
+    assert "scrip_webhook_attempts_total 3.0" in metrics
+    assert "scrip_webhook_outbox_depth 0.0" in metrics
