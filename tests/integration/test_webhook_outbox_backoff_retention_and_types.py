@@ -16,7 +16,15 @@ from cryptography.fernet import Fernet
 from scrip_actor import Engine, open_engine
 from scrip_actor.config import WebhookSettings
 from scrip_actor.errors import NotFound
-from scrip_actor.model import BalanceAdjust, BalanceOperation
+from scrip_actor.model import (
+    BalanceAdjust,
+    BalanceOperation,
+    CreditAction,
+    RedemptionCreate,
+    ReversalCreate,
+    TransferCreate,
+    TransferRecipient,
+)
 from scrip_actor.tiers import TierCreate, TierStateSet
 from scrip_actor.webhooks import WebhookEndpointCreate
 from tests.conftest import ManualClock, small_config
@@ -248,3 +256,56 @@ async def test_unusable_secret_keys_are_refused_and_a_changed_key_fails_deliveri
             (delivery,) = engine.webhooks.list_deliveries(endpoint_id).data
             assert delivery.status == "FAILED" and "does not decrypt" in (delivery.last_error or "")
             assert receiver.requests == []
+
+
+async def test_expiry_redemptions_reversals_and_transfers_are_reported(
+    hooked: tuple[Engine, Receiver], clock: ManualClock
+) -> None:
+    engine, receiver = hooked
+    wanted = ["balance.expired", "redemption.completed", "redemption.reversed", "transfer.completed"]
+    await _subscribe(engine, receiver, wanted)
+    program, asset = await program_with_asset(engine, mode="LOT", scale=0)
+    await rule(
+        engine, program, "event.type == 'buy'", [CreditAction(asset_id=asset.id, amount="100", expires_at="24h")]
+    )
+    ann = (await send(engine, program, "ann", {"type": "buy"}, at=clock.now)).participant_id
+    bob = (await send(engine, program, "bob", {"type": "buy"}, at=clock.now)).participant_id
+    assert ann is not None and bob is not None
+    redemption, _ = await engine.redemptions.create(
+        ann, RedemptionCreate(program_id=program.id, asset_id=asset.id, amount="30", description="mug")
+    )
+    await engine.redemptions.reverse(redemption.id, ReversalCreate(reason="broken", amount="10"))
+    await engine.transfers.create(
+        TransferCreate(
+            program_id=program.id,
+            asset_id=asset.id,
+            source_participant_id=ann,
+            recipients=[TransferRecipient(participant_id=bob, amount="5")],
+            description="gift",
+        )
+    )
+    clock.advance(timedelta(days=1, seconds=1))
+    engine.sweep_due()
+    await engine.wait_idle()
+
+    def expired(got: Receiver) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for delivery in got.delivered:
+            if delivery.body["type"] == "balance.expired":
+                data = delivery.body["data"]
+                totals[data["participant_id"]] = totals.get(data["participant_id"], 0) + int(data["amount"])
+        return totals
+
+    # Every lot's remainder expires, the reversed 10 included (it keeps its lot's date); the 5 bob was given is a
+    # lot of his without an expiry.
+    await receiver.wait_until(lambda got: expired(got) == {ann: 75, bob: 100})
+    got = receiver.delivered
+    assert [d.body["type"] for d in got][:3] == ["redemption.completed", "redemption.reversed", "transfer.completed"]
+    assert {d.body["type"] for d in got[3:]} == {"balance.expired"}
+    assert got[0].body["data"]["amount"] == "30" and got[0].body["data"]["participant_id"] == ann
+    assert got[1].body["data"]["amount"] == "10"
+    transfer = got[2].body["data"]
+    assert transfer["source_participant_id"] == ann and transfer["recipients"] == [
+        {"participant_id": bob, "amount": "5"}
+    ]
+    assert receiver.unverified == 0
