@@ -834,6 +834,7 @@ class Event(Struct, kw_only=True):
     processed_at: datetime | None = None
     attempts: int = 0  # processing attempts: 1 after the first, +1 per retry of a FAILED event
     payload_hash: str = ""
+    event_type: Literal["EXTERNAL", "SYSTEM"] = "EXTERNAL"  # SYSTEM: made by an automation (docs/automations.md)
 
 
 # --- ledger ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,301 @@
+"""Automations with a manual clock: cron across DST, missed fires, fan-outs that are filtered, cancelled, resumed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+
+from scrip_actor import CreditAction, Engine, ParticipantCreate, open_engine
+from scrip_actor.automations import AutomationCreate, AutomationUpdate, Trigger, next_cron
+from scrip_actor.config import AutomationSettings
+from scrip_actor.errors import ValidationFailed
+from tests.conftest import ManualClock, small_config
+from tests.helpers import available, program_with_asset, rule
+
+NEW_YORK = "America/New_York"
+
+
+def _config(data_dir: Path, **automations: Any) -> Any:
+    config = small_config(data_dir)
+    return msgspec.structs.replace(config, automations=AutomationSettings(poll_interval_s=3600, **automations))
+
+
+async def _members(engine: Engine, program_id: str, count: int, **fields: Any) -> list[str]:
+    ids = []
+    for n in range(count):
+        participant, _ = await engine.create_participant(
+            ParticipantCreate(external_id=f"member-{n:04}", program_id=program_id, **fields)
+        )
+        ids.append(participant.id)
+    return ids
+
+
+async def _system_events(engine: Engine, program_id: str) -> list[Any]:
+    await engine.wait_idle()
+    events: list[Any] = []
+    cursor = None
+    while True:
+        page = await engine.list_events(program_id=program_id, event_type="SYSTEM", limit=200, cursor=cursor)
+        events.extend(page.data)
+        if not page.has_more:
+            return events
+        cursor = page.next_cursor
+
+
+async def _progress(engine: Engine, program_id: str, automation_id: str, processed: int) -> None:
+    """Wait until a fan-out has handled ``processed`` participants."""
+    while True:
+        if (engine.automations.get(program_id, automation_id).participants_processed or 0) >= processed:
+            return
+        await trio.sleep(0.001)
+
+
+def test_cron_in_new_york_at_0230_fires_at_0300_on_spring_forward_and_once_on_fall_back() -> None:
+    # 2026-03-08: 02:00 EST jumps to 03:00 EDT, so 02:30 does not exist: the fire moves to 03:00 EDT (07:00 UTC).
+    spring = next_cron("30 2 * * *", NEW_YORK, datetime(2026, 3, 8, 5, 0, tzinfo=UTC))
+    assert spring == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    # The days around it keep 02:30 local: EST before (07:30 UTC), EDT after (06:30 UTC).
+    assert next_cron("30 2 * * *", NEW_YORK, datetime(2026, 3, 7, 5, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 7, 7, 30, tzinfo=UTC
+    )
+    assert next_cron("30 2 * * *", NEW_YORK, spring) == datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
+    # 2026-11-01: 02:00 EDT falls back to 01:00 EST. 02:30 happens once (EST); 01:30 twice, and fires once (EDT).
+    assert next_cron("30 2 * * *", NEW_YORK, datetime(2026, 11, 1, 4, 0, tzinfo=UTC)) == datetime(
+        2026, 11, 1, 7, 30, tzinfo=UTC
+    )
+    first = next_cron("30 1 * * *", NEW_YORK, datetime(2026, 11, 1, 4, 0, tzinfo=UTC))
+    assert first == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+    assert next_cron("30 1 * * *", NEW_YORK, first) == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
+
+
+async def test_a_daily_cron_across_spring_forward_sends_one_event_per_day(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 3, 6, 12, 0, tzinfo=UTC))
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        (member,) = await _members(engine, program.id, 1)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="nightly",
+                trigger=Trigger(type="cron", cron_expression="30 2 * * *", timezone=NEW_YORK),
+                scope="program",
+                participant_id=member,
+                event_name="nightly",
+            ),
+        )
+        assert automation.next_run_at == datetime(2026, 3, 7, 7, 30, tzinfo=UTC)
+        for _ in range(4 * 24):  # four days, an hour at a time
+            clock.advance(timedelta(hours=1))
+            await engine.automation_runs.run_due()
+        times = sorted(event.event_timestamp for event in await _system_events(engine, program.id))
+        assert times == [
+            datetime(2026, 3, 7, 7, 30, tzinfo=UTC),  # 02:30 EST
+            datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # 03:00 EDT: 02:30 does not exist that day
+            datetime(2026, 3, 9, 6, 30, tzinfo=UTC),  # 02:30 EDT
+            datetime(2026, 3, 10, 6, 30, tzinfo=UTC),
+        ]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("run_late", 1), ("skip", 0)])
+async def test_a_one_time_fire_due_while_the_engine_was_down_runs_late_or_is_skipped(
+    tmp_path: Path, clock: ManualClock, policy: str, expected: int
+) -> None:
+    config = _config(tmp_path / "data", missed_fire_policy=policy)
+    async with open_engine(config=config, clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        await _members(engine, program.id, 3)
+        created = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="promo",
+                trigger=Trigger(type="one_time", trigger_at=clock.now + timedelta(hours=1)),
+                scope="participants",
+                event_name="promo",
+            ),
+        )
+    clock.advance(timedelta(days=2))  # down when it was due
+    async with open_engine(config=config, clock=clock) as engine:
+        await engine.automation_runs.run_due()
+        events = await _system_events(engine, program.id)
+        assert len(events) == 3 * expected
+        assert all(event.event_timestamp == created.trigger_at for event in events)  # dated when it was due
+        after = engine.automations.get(program.id, created.id)
+        assert after.processed_at is not None
+        assert (after.last_error is not None) == (policy == "skip")
+        assert await engine.automation_runs.run_due() == 0  # a one_time automation fires once
+
+
+async def test_a_cron_missed_for_days_runs_late_once_then_keeps_its_schedule(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = _config(tmp_path / "data")
+    async with open_engine(config=config, clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        (member,) = await _members(engine, program.id, 1)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="hourly",
+                trigger=Trigger(type="cron", cron_expression="0 * * * *"),
+                scope="program",
+                participant_id=member,
+                event_name="tick",
+            ),
+        )
+    clock.advance(timedelta(days=3, minutes=30))  # 72 hourly fires missed
+    async with open_engine(config=config, clock=clock) as engine:
+        assert await engine.automation_runs.run_due() == 1
+        assert len(await _system_events(engine, program.id)) == 1
+        after = engine.automations.get(program.id, automation.id)
+        assert after.next_run_at == datetime(2026, 1, 4, 1, 0, tzinfo=UTC)  # the next hour after now
+
+
+async def test_a_fan_out_sends_each_matching_participant_exactly_one_system_event(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with open_engine(config=_config(tmp_path / "data", fanout_batch_size=7), clock=clock) as engine:
+        program, asset = await program_with_asset(engine)
+        await rule(engine, program, "event.type == 'bonus'", [CreditAction(asset_id=asset.id, amount="5")])
+        members = await _members(engine, program.id, 40)
+        for n, member in enumerate(members):
+            if n % 4 == 0:
+                await engine.add_tags(member, ["vip"])
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="vip bonus",
+                trigger=Trigger(type="immediate"),
+                scope="participants",
+                participant_filter="'vip' in participant.tags",
+                event_name="bonus",
+                payload={"campaign": "spring", "type": "overridden"},
+            ),
+        )
+        await engine.automation_runs.run_due()
+        events = await _system_events(engine, program.id)
+        assert sorted(event.participant_id for event in events) == sorted(members[::4])
+        assert {event.event_data["type"] for event in events} == {"bonus"}
+        assert all(event.status == "COMPLETED" and event.event_type == "SYSTEM" for event in events)
+        assert await available(engine, "member-0000", asset) == "5.00"
+        assert await available(engine, "member-0001", asset) == "0.00"
+        done = engine.automations.get(program.id, automation.id)
+        assert (done.execution_status, done.participants_processed, done.events_created) == ("completed", 40, 10)
+        # Triggering it again is a new fire: a second event each, under new keys.
+        await engine.automations.trigger(program.id, automation.id)
+        await engine.automation_runs.run_due()
+        assert len(await _system_events(engine, program.id)) == 20
+        client_events = await engine.list_events(program_id=program.id, event_type="EXTERNAL")
+        assert client_events.data == []
+
+
+async def test_a_guard_condition_false_at_fire_time_skips_the_participant(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        members = await _members(engine, program.id, 3)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="guarded",
+                trigger=Trigger(type="one_time", trigger_at=clock.now + timedelta(minutes=5)),
+                scope="participants",
+                guard_condition="!('optout' in participant.tags)",
+                event_name="hello",
+            ),
+        )
+        await engine.add_tags(members[1], ["optout"])  # after creation, before the fire
+        clock.advance(timedelta(minutes=5))
+        assert await engine.automation_runs.run_due() == 1
+        events = await _system_events(engine, program.id)
+        assert sorted(e.participant_id for e in events) == sorted([members[0], members[2]])
+        assert engine.automations.get(program.id, automation.id).processed_at == clock.now
+
+
+async def test_a_fan_out_cancelled_half_way_stops_at_its_next_batch(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data", fanout_batch_size=10), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        await _members(engine, program.id, 200)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(name="blast", trigger=Trigger(type="immediate"), scope="participants", event_name="x"),
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(engine.automation_runs.run_due)
+            await _progress(engine, program.id, automation.id, 50)
+            cancelled = await engine.automation_runs.cancel(program.id, automation.id)
+            assert cancelled.execution_status == "cancelled"
+        after = engine.automations.get(program.id, automation.id)
+        assert after.execution_status == "cancelled"
+        assert after.status == "active"
+        sent = len(await _system_events(engine, program.id))
+        assert 50 <= sent < 200
+        assert sent == after.events_created
+        with pytest.raises(ValidationFailed):  # nothing is running any more
+            await engine.automation_runs.cancel(program.id, automation.id)
+
+
+async def test_a_fan_out_interrupted_by_a_close_resumes_and_nobody_gets_a_second_event(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    config = _config(tmp_path / "data", fanout_batch_size=10)
+    async with open_engine(config=config, clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        members = await _members(engine, program.id, 150)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(name="blast", trigger=Trigger(type="immediate"), scope="participants", event_name="x"),
+        )
+        with trio.move_on_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(engine.automation_runs.run_due)
+                await _progress(engine, program.id, automation.id, 40)
+                nursery.cancel_scope.cancel()  # stop mid fan-out, as a close would
+    async with open_engine(config=config, clock=clock) as engine:
+        await engine.automation_runs.resume()  # the worker also does this on open; either finishes it
+        events = await _system_events(engine, program.id)
+        assert sorted(event.participant_id for event in events) == sorted(members)
+        assert engine.automations.get(program.id, automation.id).execution_status == "completed"
+
+
+async def test_invalid_automations_are_refused_with_the_field_named(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        (member,) = await _members(engine, program.id, 1)
+
+        async def refused(field: str, **fields: Any) -> None:
+            base: dict[str, Any] = {"name": "a", "scope": "participants", "event_name": "e"}
+            base.update(fields)
+            with pytest.raises(ValidationFailed) as raised:
+                await engine.automations.create(program.id, msgspec.convert(base, AutomationCreate))
+            assert field in str(raised.value.details) or field in str(raised.value), raised.value
+
+        await refused("cron_expression", trigger={"type": "cron", "cron_expression": "61 * * * *"})
+        await refused("cron_expression", trigger={"type": "cron", "cron_expression": "CRON_TZ=UTC 0 * * * *"})
+        await refused("cron_expression", trigger={"type": "cron", "cron_expression": "0 0 * * * *"})
+        await refused("cron_expression", trigger={"type": "cron"})
+        await refused("timezone", trigger={"type": "cron", "cron_expression": "0 * * * *", "timezone": "Mars/Base"})
+        await refused("trigger_at", trigger={"type": "one_time"})
+        await refused("trigger_at", trigger={"type": "one_time", "trigger_at": "2025-01-01T00:00:00Z"})
+        await refused("scope", trigger={"type": "immediate"}, scope="program", participant_id=member)
+        await refused("participant_id", trigger={"type": "cron", "cron_expression": "0 * * * *"}, scope="program")
+        await refused("participant_filter", trigger={"type": "immediate"}, participant_filter="participant.tags +")
+        await refused("guard_condition", trigger={"type": "immediate"}, guard_condition="nope(")
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="a",
+                trigger=Trigger(type="cron", cron_expression="0 * * * *"),
+                scope="program",
+                participant_id=member,
+                event_name="e",
+            ),
+        )
+        with pytest.raises(ValidationFailed):
+            await engine.automations.update(program.id, automation.id, AutomationUpdate(trigger_at=clock.now))
+        await engine.automations.update(program.id, automation.id, AutomationUpdate(status="paused"))
+        with pytest.raises(ValidationFailed):  # a paused automation cannot be triggered
+            await engine.automations.trigger(program.id, automation.id)
