@@ -1,0 +1,165 @@
+"""Automations (``/v1/programs/{id}/automations``): definitions, trigger, cancel, subscriptions (docs/automations.md).
+
+Each handler decodes, makes one call on ``engine.automations`` (definitions) or ``engine.automation_runs`` (the
+runner: cancel) and encodes. participant_state triggers are not built, so every automation has no subscriptions
+and refresh-subscriptions is the hosted 400 for a trigger of another type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from msgspec import Struct
+
+from scrip_actor.automations import Automation, AutomationCreate, AutomationUpdate
+from scrip_actor.errors import ValidationFailed
+from scrip_actor.http.routing import Call, Endpoint, ListOf, listing, whole
+from scrip_actor.http.schemas import PageQuery, Search
+
+__all__ = ["ENDPOINTS"]
+
+_ALL = "/v1/programs/{program_id}/automations"
+_ONE = _ALL + "/{automation_id}"
+_TAG = "Automations"
+
+
+class AutomationQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The hosted filters of the list (all apply together), newest first."""
+
+    trigger_type: Literal["cron", "one_time", "immediate", "participant_state"] | None = None
+    scope: Literal["program", "participants"] | None = None
+    status: Literal["active", "paused", "archived"] | None = None
+    source: Literal["api", "rule_action"] | None = None
+    search: Search | None = None
+
+
+class SubscriptionQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``status`` of the subscriptions to list."""
+
+    status: Literal["active", "completed", "failed"] | None = None
+
+
+class Subscription(Struct, kw_only=True):
+    """A participant_state automation's enrolment of one participant (none here: that trigger is not built)."""
+
+    id: str
+    automation_id: str
+    participant_id: str
+    status: Literal["active", "completed", "failed"]
+    next_trigger_at: str | None = None
+    last_triggered_at: str | None = None
+    trigger_count: int = 0
+    retry_count: int = 0
+    last_error: str | None = None
+    created_at: str
+
+
+def _ids(call: Call) -> tuple[str, str]:
+    return call.path["program_id"], call.path["automation_id"]
+
+
+async def create_automation(call: Call) -> Automation:
+    """Define an automation; an ``immediate`` one fires at once."""
+    automation: Automation = await call.engine.automations.create(call.path["program_id"], call.body)
+    return automation
+
+
+async def list_automations(call: Call) -> ListOf[Any]:
+    """The program's automations, newest first, filtered."""
+    query: AutomationQuery = call.query
+    return listing(
+        call.engine.automations.list(
+            call.path["program_id"],
+            trigger_type=query.trigger_type,
+            scope=query.scope,
+            status=query.status,
+            source=query.source,
+            search=query.search,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
+
+
+async def get_automation(call: Call) -> Automation:
+    """One automation, with its fan-out's progress."""
+    automation: Automation = call.engine.automations.get(*_ids(call))
+    return automation
+
+
+async def update_automation(call: Call) -> Automation:
+    """Change an automation; a new cron, timezone or trigger_at reschedules it."""
+    automation: Automation = await call.engine.automations.update(*_ids(call), call.body)
+    return automation
+
+
+async def delete_automation(call: Call) -> Automation:
+    """Archive an automation for good."""
+    automation: Automation = await call.engine.automations.archive(*_ids(call))
+    return automation
+
+
+async def trigger_automation(call: Call) -> Automation:
+    """Fire now (400 unless active and idle, or cron with program scope)."""
+    automation: Automation = await call.engine.automations.trigger(*_ids(call))
+    return automation
+
+
+async def cancel_automation(call: Call) -> Automation:
+    """Stop the running or pending fan-out at its next batch (400 if none)."""
+    automation: Automation = await call.engine.automation_runs.cancel(*_ids(call))
+    return automation
+
+
+async def refresh_subscriptions(call: Call) -> None:
+    """participant_state only: every automation here is another type, so this is the hosted 400."""
+    automation: Automation = call.engine.automations.get(*_ids(call))
+    raise ValidationFailed(
+        f"refresh-subscriptions applies to participant_state automations; this one is {automation.trigger_type}"
+    )
+
+
+async def list_subscriptions(call: Call) -> ListOf[Subscription]:
+    """An empty list: only participant_state automations have subscriptions (not built)."""
+    call.engine.automations.get(*_ids(call))
+    return whole([])
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        _ALL,
+        create_automation,
+        "Create an automation",
+        _TAG,
+        body=AutomationCreate,
+        response=Automation,
+        status=201,
+    ),
+    Endpoint(
+        "GET",
+        _ALL,
+        list_automations,
+        "A program's automations",
+        _TAG,
+        query=AutomationQuery,
+        response=ListOf[Automation],
+    ),
+    Endpoint("GET", _ONE, get_automation, "Get an automation", _TAG, response=Automation),
+    Endpoint(
+        "PATCH", _ONE, update_automation, "Change an automation", _TAG, body=AutomationUpdate, response=Automation
+    ),
+    Endpoint("DELETE", _ONE, delete_automation, "Archive an automation", _TAG, response=Automation),
+    Endpoint("POST", _ONE + "/trigger", trigger_automation, "Fire an automation now", _TAG, response=Automation),
+    Endpoint("POST", _ONE + "/cancel", cancel_automation, "Cancel a running fan-out", _TAG, response=Automation),
+    Endpoint("POST", _ONE + "/refresh-subscriptions", refresh_subscriptions, "Re-enrol participants", _TAG, status=202),
+    Endpoint(
+        "GET",
+        _ONE + "/subscriptions",
+        list_subscriptions,
+        "An automation's subscriptions",
+        _TAG,
+        query=SubscriptionQuery,
+        response=ListOf[Subscription],
+    ),
+]
