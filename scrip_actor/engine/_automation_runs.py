@@ -158,7 +158,9 @@ class AutomationRunner:
             assert automation.cron_expression is not None
             next_fire = next_cron(automation.cron_expression, automation.timezone, max(now, from_ms(due_ms)))
         changes: dict[str, Any] = {"next_run_at": next_fire if not manual else automation.next_run_at}
-        if due_ms < self.opened_ms and self._settings.missed_fire_policy == "skip":
+        # Missed: due while the engine was down (it existed, and its time passed, before this open).
+        missed = due_ms < self.opened_ms and to_ms(automation.created_at) < self.opened_ms
+        if missed and self._settings.missed_fire_policy == "skip":
             self.fires["skipped"] += 1
             changes["last_error"] = f"missed the fire due at {from_ms(due_ms).isoformat()} (skipped: engine was down)"
             if automation.trigger_type == "one_time":
@@ -298,9 +300,12 @@ class AutomationRunner:
             changes["processed_at"] = now
         updated = msgspec.structs.replace(automation, **changes)
         run_op: Op = ("automation_runs", _run_key(run.automation_id, run.fire_ms), None)
-        await self._writer.wait_durable(
-            self._writer.append(self._automations.save_ops(updated, None, None, ops=[run_op]))
-        )
+        if automation.source == "rule_action" and status == "completed":  # fired: removed (see follow_up_ops)
+            self._automations.by_id.pop(automation.id, None)
+            ops: list[Op] = [run_op, ("automations", automation.id.encode(), None)]
+        else:
+            ops = self._automations.save_ops(updated, None, None, ops=[run_op])
+        await self._writer.wait_durable(self._writer.append(ops))
 
     # --- cancel ------------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ due is found without a heap in memory whatever its size.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,8 @@ from scrip_actor.engine._catalog import Catalog, utc_or_none
 from scrip_actor.engine._queries import page_in_memory, page_size
 from scrip_actor.engine._validation import new_id, validated
 from scrip_actor.errors import Conflict, NotFound, ValidationFailed
-from scrip_actor.model import Page
+from scrip_actor.ledger import FollowUp
+from scrip_actor.model import Event, Page
 from scrip_actor.rules import compile_condition
 from scrip_actor.store import Op, Store, Writer, be64, encode
 
@@ -253,6 +255,41 @@ class Automations:
         if schedule is not None and self.on_scheduled is not None:
             self.on_scheduled()
         return record
+
+    def follow_up_ops(self, event: Event, follow_ups: list[FollowUp]) -> list[Op]:
+        """A step's SCHEDULE_EVENT / BROADCAST actions as automations (``source: rule_action``), for the record
+        of the event's outcome: created with it or not at all. Synchronous (the publisher calls it).
+
+        SCHEDULE_EVENT is a one_time automation at the event's time plus ``delay`` (so it is dated from the
+        event, like every effect), with program scope to the participant; BROADCAST an immediate fan-out to the
+        program. Their ids derive from the event's id and the action's place, so they are the same however
+        often the step would be run. Once fired they are removed (docs/automations.md): one per event could
+        otherwise fill memory.
+        """
+        ops: list[Op] = []
+        now = self._clock()
+        for index, follow_up in enumerate(follow_ups):
+            automation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"scrip:follow-up:{event.id}:{index}"))
+            fire = event.event_timestamp + timedelta(seconds=follow_up.delay_s)
+            kind = "BROADCAST" if follow_up.broadcast else "SCHEDULE_EVENT"
+            automation = Automation(
+                id=automation_id,
+                program_id=event.program_id,
+                name=f"{kind} {follow_up.event_name!r} of event {event.id} #{index + 1}",
+                description=f"made by rule {follow_up.rule_id} for event {event.id}",
+                trigger_type="immediate" if follow_up.broadcast else "one_time",
+                scope="participants" if follow_up.broadcast else "program",
+                event_name=follow_up.event_name,
+                payload=follow_up.payload,
+                trigger_at=None if follow_up.broadcast else fire,
+                participant_id=None if follow_up.broadcast else follow_up.participant_id,
+                source="rule_action",
+                next_run_at=now if follow_up.broadcast else fire,
+                created_at=now,
+                updated_at=now,
+            )
+            ops.extend(self.save_ops(automation, automation.next_run_at, None))
+        return ops
 
     # --- checks ---------------------------------------------------------------------------------------------
 

@@ -906,6 +906,7 @@ def _automation_stages(engine: Engine) -> tuple[Automations, AutomationRunner]:
         participant=cache.get,
         closing=lambda: admission.closing,
     )
+    engine._publisher.follow_up_ops = automations.follow_up_ops
     return automations, runner
 
 

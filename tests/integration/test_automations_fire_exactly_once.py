@@ -10,12 +10,13 @@ import msgspec
 import pytest
 import trio
 
-from scrip_actor import CreditAction, Engine, ParticipantCreate, open_engine
+from scrip_actor import CreditAction, DebitAction, Engine, ParticipantCreate, open_engine
 from scrip_actor.automations import AutomationCreate, AutomationUpdate, Trigger, next_cron
 from scrip_actor.config import AutomationSettings
 from scrip_actor.errors import ValidationFailed
+from scrip_actor.model import BroadcastAction, ScheduleEventAction
 from tests.conftest import ManualClock, small_config
-from tests.helpers import available, program_with_asset, rule
+from tests.helpers import available, program_with_asset, rule, send
 
 NEW_YORK = "America/New_York"
 
@@ -299,3 +300,56 @@ async def test_invalid_automations_are_refused_with_the_field_named(tmp_path: Pa
         await engine.automations.update(program.id, automation.id, AutomationUpdate(status="paused"))
         with pytest.raises(ValidationFailed):  # a paused automation cannot be triggered
             await engine.automations.trigger(program.id, automation.id)
+
+
+async def test_schedule_event_and_broadcast_actions_become_rule_action_automations(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, asset = await program_with_asset(engine)
+        members = await _members(engine, program.id, 3)
+        await rule(
+            engine,
+            program,
+            "event.type == 'signup'",
+            [ScheduleEventAction(event_name="day_after", delay="24h", payload={"step": 2})],
+        )
+        await rule(engine, program, "event.type == 'launch'", [BroadcastAction(event_name="announce")])
+        await rule(engine, program, "event.type == 'day_after'", [CreditAction(asset_id=asset.id, amount="3")])
+        signup = await send(engine, program, "member-0001", {"type": "signup"}, at=clock.now)
+        assert signup.status == "COMPLETED"
+        (pending,) = engine.automations.list(program.id, source="rule_action").data
+        assert (pending.trigger_type, pending.scope, pending.participant_id) == ("one_time", "program", members[1])
+        assert pending.trigger_at == clock.now + timedelta(hours=24)
+        clock.advance(timedelta(hours=23))
+        assert await engine.automation_runs.run_due() == 0
+        clock.advance(timedelta(hours=1))
+        assert await engine.automation_runs.run_due() == 1
+        (follow_up,) = await _system_events(engine, program.id)
+        assert follow_up.event_data == {"step": 2, "type": "day_after"}
+        assert await available(engine, "member-0001", asset) == "3.00"
+        assert engine.automations.list(program.id, source="rule_action").data == []  # fired: removed
+        await send(engine, program, "member-0000", {"type": "launch"})
+        await engine.automation_runs.run_due()
+        announced = [e for e in await _system_events(engine, program.id) if e.event_data["type"] == "announce"]
+        assert sorted(e.participant_id for e in announced) == sorted(members)
+
+
+async def test_a_failed_event_schedules_nothing(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, asset = await program_with_asset(engine)
+        await _members(engine, program.id, 1)
+        actions = [ScheduleEventAction(event_name="later"), DebitAction(asset_id=asset.id, amount="5")]
+        await rule(engine, program, "true", actions)
+        event = await send(engine, program, "member-0000", {"type": "x"})
+        assert event.status == "FAILED"  # the debit has nothing to spend: the follow-up goes with it
+        assert engine.automations.list(program.id).data == []
+
+
+async def test_a_bad_follow_up_delay_is_refused_when_the_rule_is_made(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        for delay in ("soon", "-1h", "900000h"):
+            with pytest.raises(ValidationFailed) as raised:
+                await rule(engine, program, "true", [ScheduleEventAction(event_name="x", delay=delay)])
+            assert "actions[0].delay" in str(raised.value.details)
