@@ -284,5 +284,6 @@ def migrate_9_to_10(txn: Any, dbs: dict[str, Any]) -> int:
     assert "automations" in dbs
     assert "automation_schedule" in dbs
     assert "automation_runs" in dbs
+    assert "automation_subscriptions" in dbs
     _log.warning("migrated the store to schema 10: new databases created empty")
     return 0

@@ -13,7 +13,8 @@ one that occurs twice on the fall-back day (01:30) fires once, at its first occu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import calendar
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,7 @@ import msgspec
 from cronsim import CronSim, CronSimError
 from msgspec import Meta, Struct
 
+from scrip_actor.durations import parse_duration
 from scrip_actor.errors import ValidationFailed
 
 __all__ = [
@@ -28,12 +30,15 @@ __all__ = [
     "AutomationCreate",
     "AutomationRun",
     "AutomationUpdate",
+    "ScheduleConfig",
+    "Subscription",
     "Trigger",
     "next_cron",
     "zone",
 ]
 
-TriggerType = Literal["cron", "one_time", "immediate"]
+TriggerType = Literal["cron", "one_time", "immediate", "participant_state"]
+ScheduleType = Literal["ATTRIBUTE_DATE", "INTERVAL", "CRON", "THRESHOLD"]
 Scope = Literal["program", "participants"]
 AutomationStatus = Literal["active", "paused", "archived"]
 ExecutionStatus = Literal["idle", "pending", "executing", "completed", "failed", "cancelled"]
@@ -49,6 +54,7 @@ VALID_SCOPES: dict[str, frozenset[str]] = {
     "cron": frozenset({"program", "participants"}),
     "one_time": frozenset({"program", "participants"}),
     "immediate": frozenset({"participants"}),
+    "participant_state": frozenset({"participants"}),
 }
 
 
@@ -59,6 +65,23 @@ class Trigger(Struct, **_request):  # type: ignore[call-arg]
     cron_expression: CronText | None = None
     timezone: ZoneName | None = None
     trigger_at: datetime | None = None
+    schedule_type: ScheduleType | None = None
+    schedule_config: dict[str, Any] | None = None
+
+
+class ScheduleConfig(Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """A participant_state schedule's keys (ours: the hosted ones were not published; docs/automations.md).
+
+    ATTRIBUTE_DATE: ``attribute`` (a participant attribute ``MM-DD`` or ``YYYY-MM-DD``), ``time`` (``HH:MM``,
+    default 00:00) and ``timezone``; INTERVAL: ``interval`` (a duration, the first fire one interval after the
+    subscription); CRON: ``cron_expression`` and ``timezone``.
+    """
+
+    attribute: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    time: Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
+    timezone: ZoneName | None = None
+    interval: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    cron_expression: CronText | None = None
 
 
 class AutomationCreate(Struct, **_request):  # type: ignore[call-arg]
@@ -86,6 +109,7 @@ class AutomationUpdate(Struct, **_request):  # type: ignore[call-arg]
     cron_expression: CronText | None = None
     timezone: ZoneName | None = None
     trigger_at: datetime | None = None
+    schedule_config: dict[str, Any] | None = None
     participant_filter: Expression | None = None
     guard_condition: Expression | None = None
 
@@ -107,6 +131,9 @@ class Automation(Struct, kw_only=True):
     participant_id: str | None = None
     participant_filter: str | None = None
     guard_condition: str | None = None
+    schedule_type: ScheduleType | None = None
+    schedule_config: dict[str, Any] | None = None
+    last_evaluated_at: datetime | None = None
     status: AutomationStatus = "active"
     source: Literal["api", "rule_action"] = "api"
     execution_status: ExecutionStatus = "idle"
@@ -145,6 +172,78 @@ class AutomationRun(Struct, kw_only=True, frozen=True):
     participants_processed: int = 0
     events_created: int = 0
     error: str | None = None
+
+
+class Subscription(Struct, kw_only=True):
+    """A participant_state automation's enrolment of one participant (``automation_subscriptions``)."""
+
+    id: str
+    automation_id: str
+    participant_id: str
+    status: Literal["active", "completed", "failed"] = "active"
+    next_trigger_at: datetime | None = None
+    last_triggered_at: datetime | None = None
+    trigger_count: int = 0
+    retry_count: int = 0
+    last_error: str | None = None
+    created_at: datetime
+    basis: str | None = None  # what next_trigger_at was computed from (the attribute's value): a change reschedules
+
+
+def schedule_config(schedule_type: str | None, raw: dict[str, Any] | None, field: str) -> ScheduleConfig:
+    """A participant_state trigger's config, checked for its type (400 naming ``field`` otherwise)."""
+    if schedule_type is None:
+        raise ValidationFailed.field(field.replace("schedule_config", "schedule_type"), "required", "give one")
+    if schedule_type == "THRESHOLD":
+        raise ValidationFailed.field(field, "invalid", "THRESHOLD schedules are not supported (docs/automations.md)")
+    try:
+        config = msgspec.convert(raw or {}, ScheduleConfig)
+    except msgspec.ValidationError as error:
+        raise ValidationFailed.field(field, "invalid", str(error)) from None
+    needed = {"ATTRIBUTE_DATE": "attribute", "INTERVAL": "interval", "CRON": "cron_expression"}[schedule_type]
+    if getattr(config, needed) is None:
+        raise ValidationFailed.field(f"{field}.{needed}", "required", f"a {schedule_type} schedule needs {needed}")
+    zone(config.timezone, f"{field}.timezone")
+    if config.cron_expression is not None:
+        check_cron(config.cron_expression, f"{field}.cron_expression")
+    if config.interval is not None:
+        try:
+            parse_duration(config.interval)
+        except ValueError as error:
+            raise ValidationFailed.field(f"{field}.interval", "invalid", str(error)) from None
+    return config
+
+
+def attribute_month_day(value: str | None) -> tuple[int, int] | None:
+    """``MM-DD`` or ``YYYY-MM-DD`` (a date or the start of a timestamp) as (month, day); None if neither."""
+    if value is None:
+        return None
+    text = value.strip()
+    parts = text[5:10] if len(text) >= 10 and text[4] == "-" else text[:5]
+    try:
+        month, day = (int(piece) for piece in parts.split("-"))
+        date(2024, month, day)  # a leap year: 02-29 is a date
+    except ValueError:
+        return None
+    return month, day
+
+
+def next_attribute_date(month_day: tuple[int, int], config: ScheduleConfig, after: datetime) -> datetime:
+    """The first anniversary of ``month_day`` at ``config.time`` in its zone strictly after ``after`` (UTC).
+
+    February 29 falls on February 28 in a year without it: once a year, never skipped.
+    """
+    tz = zone(config.timezone)
+    hour, minute = (int(piece) for piece in (config.time or "00:00").split(":"))
+    month, day = month_day
+    year = after.astimezone(tz).year
+    while True:
+        fire_day = day if (month, day) != (2, 29) or calendar.isleap(year) else 28
+        local = datetime(year, month, fire_day, hour, minute, tzinfo=tz)
+        fire = local.astimezone(UTC)
+        if fire > after:
+            return fire
+        year += 1
 
 
 def zone(name: str | None, field: str = "timezone") -> ZoneInfo:

@@ -89,6 +89,8 @@ class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     fanout_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500  # participants per durable cursor step
     fanout_inflight_max: _Positive = 2000  # a fan-out waits while more events than this are unprocessed
     poll_interval_s: Annotated[float, Meta(gt=0)] = 1.0  # the longest the runner sleeps between looks
+    # participant_state: how often the participants are enrolled again (new members, changed attributes).
+    subscription_refresh_interval_s: Annotated[float, Meta(ge=60)] = 86400.0
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

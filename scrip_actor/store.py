@@ -29,6 +29,7 @@ schedule           be64(due_ms) + lot id                       participant id (l
 automations        automation id                               Automation (schema 10, docs/automations.md)
 automation_sched.  be64(due_ms) + automation id [+ NUL manual]  b"": its next fire (or a trigger); automation_schedule
 automation_runs    automation id + be64(fire_ms)               AutomationRun: a fire's cursor while it runs
+automation_subs.   automation id + NUL + participant id        Subscription; full name automation_subscriptions
 =================  ==========================================  ==============================================
 
 Values are msgspec JSON: unlike msgpack it stores Python ints of any size exactly (amounts at scale 18 exceed
@@ -99,7 +100,7 @@ _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_fai
 _LAST_VALUE_DATABASES = frozenset(
     {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts", "tiers"}
     | {"rule_budgets", "report_hours", "report_counts", "report_expiry"}
-    | {"automations", "automation_runs"}  # schema 10
+    | {"automations", "automation_runs", "automation_subscriptions"}  # schema 10
 )
 DATABASES = (
     "meta",
@@ -139,6 +140,7 @@ DATABASES = (
     "automations",  # schema 10: automation id -> the Automation (scrip_actor/automations.py)
     "automation_schedule",  # schema 10: be64(due ms) automation id [NUL "manual"] -> b"", its next fire
     "automation_runs",  # schema 10: automation id be64(fire ms) -> the AutomationRun while it executes
+    "automation_subscriptions",  # schema 10: automation id NUL participant id -> the Subscription
 )
 
 T = TypeVar("T")

@@ -28,8 +28,9 @@ import trio
 
 from scrip_actor.automations import Automation, AutomationRun, from_ms, next_cron, to_ms
 from scrip_actor.cel import CelCostExceeded, CelEvaluationError
-from scrip_actor.config import AutomationSettings
-from scrip_actor.engine._automations import MANUAL, Automations, event_data
+from scrip_actor.config import AutomationSettings, Limits
+from scrip_actor.engine._automations import MANUAL, REFRESH, SUBSCRIBER, Automations, event_data
+from scrip_actor.engine._subscriptions import Subscriptions
 from scrip_actor.errors import IdempotencyConflict, Overloaded, ScripError, ValidationFailed
 from scrip_actor.ledger import ParticipantState
 from scrip_actor.model import Event, EventSubmit
@@ -71,6 +72,7 @@ class AutomationRunner:
         settings: AutomationSettings,
         cel_compiler: Any,
         cel_cost_max: int,
+        limits: Limits,
         accept: Callable[[EventSubmit], tuple[Event, bool]],
         inflight: Callable[[], int],
         participant: Callable[[str], ParticipantState | None],
@@ -92,6 +94,18 @@ class AutomationRunner:
         self._cancelled: set[str] = set()
         self.opened_ms = to_ms(clock())  # a fire due before this was missed (the engine was down)
         self.fires = {"run": 0, "skipped": 0}
+        self._compiled: dict[str, Any] = {}  # CEL text -> compiled, for subscriptions' fires
+        self.subscriptions = Subscriptions(
+            automations=automations,
+            store=store,
+            writer=writer,
+            clock=clock,
+            settings=settings,
+            limits=limits,
+            participant=participant,
+            passes=self.passes,
+            send=self._send,
+        )
         self.events_created = 0
         automations.on_scheduled = self.wake
 
@@ -144,11 +158,16 @@ class AutomationRunner:
     # --- one fire ---------------------------------------------------------------------------------------------
 
     async def _start(self, key: bytes, now_ms: int) -> AutomationRun | None:
-        """Take one schedule entry: the run it starts (durable, with the next fire scheduled), or None."""
-        due_ms, manual = unbe64(key[:8]), key.endswith(MANUAL)
-        automation_id = (key[8 : -len(MANUAL)] if manual else key[8:]).decode()
-        automation = self._automations.by_id.get(automation_id)
+        """Take one schedule entry: the run it starts (durable, with the next fire scheduled), or None (a
+        participant_state entry is handled here whole: an enrolment, or one subscription's fire)."""
+        due_ms = unbe64(key[:8])
+        automation_id, _, tail = key[8:].partition(b"\0")
+        manual = tail == MANUAL[1:]
+        automation = self._automations.by_id.get(automation_id.decode())
         ops: list[Op] = [("automation_schedule", key, None)]
+        if (automation is not None and tail[:1] == SUBSCRIBER[1:]) or tail == REFRESH[1:]:
+            await self._participant_state(automation, key, tail, due_ms)
+            return None
         if automation is None or automation.status != "active":
             await self._writer.wait_durable(self._writer.append(ops))
             return None
@@ -306,6 +325,30 @@ class AutomationRunner:
         else:
             ops = self._automations.save_ops(updated, None, None, ops=[run_op])
         await self._writer.wait_durable(self._writer.append(ops))
+
+    async def _participant_state(self, automation: Automation | None, key: bytes, tail: bytes, due_ms: int) -> None:
+        if automation is None:
+            await self._writer.wait_durable(self._writer.append([("automation_schedule", key, None)]))
+        elif tail == REFRESH[1:]:
+            await self.subscriptions.refresh(automation, key)
+        else:
+            missed = due_ms < self.opened_ms and self._settings.missed_fire_policy == "skip"
+            self.fires["skipped" if missed else "run"] += 1
+            await self.subscriptions.fire(automation, tail[1:].decode(), due_ms, missed)
+
+    def passes(self, run: AutomationRun, state: ParticipantState) -> bool:
+        """Whether ``state`` passes the run's participant_filter and guard_condition at the run's fire time."""
+        fire_time = from_ms(run.fire_ms)
+        data = cel_event_data(run.event_data)
+        for field, text in _conditions(run):
+            check = self._compiled.get(text)
+            if check is None:
+                if len(self._compiled) > 256:
+                    self._compiled.clear()
+                check = self._compiled[text] = compile_condition(text, field, self._cel_compiler)
+            if not _passes(check, data, state, fire_time, self._cel_cost_max):
+                return False
+        return True
 
     # --- cancel ------------------------------------------------------------------------------------------------
 

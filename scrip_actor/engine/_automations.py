@@ -22,6 +22,7 @@ from scrip_actor.automations import (
     AutomationUpdate,
     check_cron,
     next_cron,
+    schedule_config,
     to_ms,
     view,
     zone,
@@ -40,10 +41,14 @@ __all__ = ["AUTOMATIONS_PER_PROGRAM_MAX", "Automations", "schedule_key"]
 
 AUTOMATIONS_PER_PROGRAM_MAX = 1000
 MANUAL = b"\0manual"  # the suffix of a schedule entry made by POST …/trigger (fires once, schedules nothing)
+REFRESH = b"\0refresh"  # participant_state: (re-)enrol the participants (at create, on refresh, then periodically)
+SUBSCRIBER = b"\0p"  # participant_state: + participant id, that subscription's next fire
 
 
-def schedule_key(due_ms: int, automation_id: str, manual: bool = False) -> bytes:
-    return be64(due_ms) + automation_id.encode() + (MANUAL if manual else b"")
+def schedule_key(due_ms: int, automation_id: str, manual: bool | bytes = False) -> bytes:
+    """``be64(due_ms) + automation id`` and the tail of its kind (``manual``: True for MANUAL, or a tail)."""
+    tail = MANUAL if manual is True else (manual or b"")
+    return be64(due_ms) + automation_id.encode() + tail
 
 
 class Automations:
@@ -150,6 +155,8 @@ class Automations:
             event_name=request.event_name,
             payload=request.payload,
             cron_expression=trigger.cron_expression,
+            schedule_type=trigger.schedule_type,
+            schedule_config=trigger.schedule_config,
             timezone=trigger.timezone or "UTC",
             trigger_at=utc_or_none(trigger.trigger_at, "trigger.trigger_at"),
             participant_id=request.participant_id,
@@ -160,6 +167,9 @@ class Automations:
             updated_at=now,
         )
         automation = self._checked(automation, "trigger.")
+        if automation.trigger_type == "participant_state":  # the runner enrols the participants at once
+            await self.save(automation, schedule=now, manual=REFRESH)
+            return view(automation)
         automation.next_run_at = self._first_fire(automation, now)
         await self.save(automation, schedule=automation.next_run_at)
         return view(automation)
@@ -172,7 +182,8 @@ class Automations:
         changes = {name: value for name, value in changes.items() if value is not None}
         if not changes:
             raise ValidationFailed("give at least one field to change")
-        for name, kind in (("cron_expression", "cron"), ("timezone", "cron"), ("trigger_at", "one_time")):
+        pairs = (("cron_expression", "cron"), ("timezone", "cron"), ("trigger_at", "one_time"))
+        for name, kind in (*pairs, ("schedule_config", "participant_state")):
             if name in changes and current.trigger_type != kind:
                 raise ValidationFailed.field(name, "invalid", f"{name} applies to {kind} automations only")
         if "trigger_at" in changes:
@@ -180,7 +191,12 @@ class Automations:
         now = self._clock()
         updated = self._checked(msgspec.structs.replace(current, **changes, updated_at=now), "")
         timing = {"cron_expression", "timezone", "trigger_at", "status"} & set(changes)
-        if timing:
+        if updated.trigger_type == "participant_state":
+            refresh = updated.status == "active" and bool(
+                {"status", "schedule_config", "participant_filter"} & set(changes)
+            )
+            await self.save(updated, schedule=now if refresh else None, manual=REFRESH)
+        elif timing:
             fire = None
             if updated.status == "active" and (updated.trigger_type == "cron" or updated.processed_at is None):
                 fire = self._first_fire(updated, now) if updated.trigger_type != "immediate" else None
@@ -207,6 +223,7 @@ class Automations:
             current.status != "active"
             or (current.scope == "participants" and busy)
             or (current.trigger_type == "one_time" and current.scope == "program")
+            or current.trigger_type == "participant_state"
         ):
             raise ValidationFailed("Automation cannot be triggered (must be active and idle or cron+program)")
         now = self._clock()
@@ -220,13 +237,24 @@ class Automations:
         await self.save(updated, schedule=now, unschedule=None if manual else stored.next_run_at, manual=manual)
         return view(updated)
 
+    async def request_refresh(self, program_id: str, automation_id: str) -> None:
+        """``POST …/refresh-subscriptions``: enrol the participants again now (participant_state and active only)."""
+        current = self.get(program_id, automation_id)
+        if current.trigger_type != "participant_state":
+            raise ValidationFailed(
+                f"refresh-subscriptions is for participant_state automations, not {current.trigger_type}"
+            )
+        if current.status != "active":
+            raise ValidationFailed(f"automation {automation_id} is {current.status}: only an active one is refreshed")
+        await self.save(self.by_id[automation_id], schedule=self._clock(), manual=REFRESH)
+
     async def save(
         self,
         automation: Automation,
         *,
         schedule: datetime | None = None,
         unschedule: datetime | None = None,
-        manual: bool = False,
+        manual: bool | bytes = False,
         ops: list[Op] | None = None,
     ) -> None:
         """Write ``automation`` (with its schedule entry moved from ``unschedule`` to ``schedule``) and ``ops``,
@@ -240,7 +268,7 @@ class Automations:
         automation: Automation,
         schedule: datetime | None,
         unschedule: datetime | None,
-        manual: bool = False,
+        manual: bool | bytes = False,
         ops: list[Op] | None = None,
     ) -> list[Op]:
         """The ops of :meth:`save`, with the definition swapped in memory now (synchronous: for a record that
@@ -309,6 +337,10 @@ class Automations:
             automation.cron_expression = check_cron(automation.cron_expression, prefix + "cron_expression")
         elif automation.cron_expression is not None or automation.timezone != "UTC":
             raise ValidationFailed.field(prefix + "cron_expression", "invalid", "cron_expression is for cron only")
+        if kind == "participant_state":
+            schedule_config(automation.schedule_type, automation.schedule_config, prefix + "schedule_config")
+        elif automation.schedule_type is not None or automation.schedule_config is not None:
+            raise ValidationFailed.field(prefix + "schedule_type", "invalid", "schedule_type is for participant_state")
         if kind == "one_time":
             if automation.trigger_at is None:
                 raise ValidationFailed.field(prefix + "trigger_at", "required", "a one_time automation needs one")

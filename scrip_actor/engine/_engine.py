@@ -901,6 +901,7 @@ def _automation_stages(engine: Engine) -> tuple[Automations, AutomationRunner]:
         settings=engine.config.automations,
         cel_compiler=engine._catalog.cel_compiler,
         cel_cost_max=engine._limits.cel_cost_per_event_max,
+        limits=engine._limits,
         accept=lambda request: admission.accept(request, "SYSTEM"),
         inflight=lambda: admission.inflight,
         participant=cache.get,

@@ -1,19 +1,15 @@
 """Automations (``/v1/programs/{id}/automations``): definitions, trigger, cancel, subscriptions (docs/automations.md).
 
 Each handler decodes, makes one call on ``engine.automations`` (definitions) or ``engine.automation_runs`` (the
-runner: cancel) and encodes. participant_state triggers are not built, so every automation has no subscriptions
-and refresh-subscriptions is the hosted 400 for a trigger of another type.
+runner: cancel, subscriptions) and encodes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from msgspec import Struct
-
-from scrip_actor.automations import Automation, AutomationCreate, AutomationUpdate
-from scrip_actor.errors import ValidationFailed
-from scrip_actor.http.routing import Call, Endpoint, ListOf, listing, whole
+from scrip_actor.automations import Automation, AutomationCreate, AutomationUpdate, Subscription
+from scrip_actor.http.routing import Call, Endpoint, ListOf, listing
 from scrip_actor.http.schemas import PageQuery, Search
 
 __all__ = ["ENDPOINTS"]
@@ -37,21 +33,6 @@ class SubscriptionQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_o
     """``status`` of the subscriptions to list."""
 
     status: Literal["active", "completed", "failed"] | None = None
-
-
-class Subscription(Struct, kw_only=True):
-    """A participant_state automation's enrolment of one participant (none here: that trigger is not built)."""
-
-    id: str
-    automation_id: str
-    participant_id: str
-    status: Literal["active", "completed", "failed"]
-    next_trigger_at: str | None = None
-    last_triggered_at: str | None = None
-    trigger_count: int = 0
-    retry_count: int = 0
-    last_error: str | None = None
-    created_at: str
 
 
 def _ids(call: Call) -> tuple[str, str]:
@@ -112,17 +93,16 @@ async def cancel_automation(call: Call) -> Automation:
 
 
 async def refresh_subscriptions(call: Call) -> None:
-    """participant_state only: every automation here is another type, so this is the hosted 400."""
-    automation: Automation = call.engine.automations.get(*_ids(call))
-    raise ValidationFailed(
-        f"refresh-subscriptions applies to participant_state automations; this one is {automation.trigger_type}"
-    )
+    """participant_state and active only (400 otherwise): the participants are enrolled again, in the background."""
+    await call.engine.automations.request_refresh(*_ids(call))
 
 
-async def list_subscriptions(call: Call) -> ListOf[Subscription]:
-    """An empty list: only participant_state automations have subscriptions (not built)."""
-    call.engine.automations.get(*_ids(call))
-    return whole([])
+async def list_subscriptions(call: Call) -> ListOf[Any]:
+    """The participant_state automation's subscriptions in participant order (empty for other types)."""
+    query: SubscriptionQuery = call.query
+    automation = call.engine.automations.get(*_ids(call))
+    page = call.engine.automation_runs.subscriptions.list(automation, query.status, query.limit, query.cursor)
+    return listing(page)
 
 
 ENDPOINTS = [

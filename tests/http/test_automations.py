@@ -28,6 +28,15 @@ async def _wait_status(api: Api, path: str, status: str) -> dict[str, Any]:
             await trio.sleep(0.01)
 
 
+async def _subscribed(api: Api, path: str, count: int) -> None:
+    """Wait until ``count`` subscriptions are listed (the runner enrols in the background)."""
+    with trio.fail_after(10):
+        while True:
+            if len((await api.ok("GET", path))["data"]) >= count:
+                return
+            await trio.sleep(0.02)
+
+
 def _nested(depth: int) -> dict[str, Any]:
     value: dict[str, Any] = {"leaf": 1}
     for _ in range(depth):
@@ -176,3 +185,42 @@ async def test_bad_automations_are_400s_naming_the_field(api: Api) -> None:
     await api.error("GET", f"{base}?color=red", 400, "bad_request")  # an undocumented query parameter
     await api.error("GET", f"{base}?cursor=garbage", 400, "bad_request")
     await api.error("PATCH", f"{base}/no-such-id", 404, "not_found", json={"name": "n"})
+
+
+async def test_participant_state_subscriptions_and_refresh(api: Api) -> None:
+    program, members = await _program_with_members(api, 3)
+    base = f"/v1/programs/{program['id']}/automations"
+    await api.ok("PUT", f"/v1/participants/{members[0]['id']}/state/attributes/birthday", json={"value": "06-15"})
+    body = {
+        "name": "birthday",
+        "trigger": {
+            "type": "participant_state",
+            "schedule_type": "ATTRIBUTE_DATE",
+            "schedule_config": {"attribute": "birthday", "time": "09:30"},
+        },
+        "scope": "participants",
+        "event_name": "birthday",
+        "participant_filter": "'birthday' in participant.attributes",
+    }
+    created = await api.ok("POST", base, 201, json=body)
+    assert (created["schedule_type"], created["trigger_type"]) == ("ATTRIBUTE_DATE", "participant_state")
+    path = f"{base}/{created['id']}/subscriptions"
+    await _subscribed(api, path, 1)
+    (subscription,) = (await api.ok("GET", path))["data"]
+    assert subscription["participant_id"] == members[0]["id"] and subscription["status"] == "active"
+    assert subscription["next_trigger_at"].endswith("09:30:00Z") and "-06-15T" in subscription["next_trigger_at"]
+    await api.ok("PUT", f"/v1/participants/{members[1]['id']}/state/attributes/birthday", json={"value": "1999-01-02"})
+    await api.ok("POST", f"{base}/{created['id']}/refresh-subscriptions", 202)
+    await _subscribed(api, path, 2)
+    assert (await api.ok("GET", f"{path}?status=failed"))["data"] == []
+    page = await api.ok("GET", f"{path}?limit=1")
+    assert page["pagination"]["has_more"] is True
+    await api.error("POST", f"{base}/{created['id']}/trigger", 400, "bad_request")  # participant_state
+    await api.ok("PATCH", f"{base}/{created['id']}", json={"status": "paused"})
+    await api.error("POST", f"{base}/{created['id']}/refresh-subscriptions", 400, "bad_request")  # paused
+    bad = {**body, "name": "b2", "trigger": {**body["trigger"], "schedule_config": {"time": "25:00"}}}
+    await api.error("POST", base, 400, "bad_request", json=bad)
+    threshold = {**body, "name": "b3", "trigger": {**body["trigger"], "schedule_type": "THRESHOLD"}}
+    await api.error("POST", base, 400, "bad_request", json=threshold)
+    program_scope = {**body, "name": "b4", "scope": "program", "participant_id": members[0]["id"]}
+    await api.error("POST", base, 400, "bad_request", json=program_scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
@@ -353,3 +354,58 @@ async def test_a_bad_follow_up_delay_is_refused_when_the_rule_is_made(tmp_path: 
             with pytest.raises(ValidationFailed) as raised:
                 await rule(engine, program, "true", [ScheduleEventAction(event_name="x", delay=delay)])
             assert "actions[0].delay" in str(raised.value.details)
+
+
+async def test_a_birthday_automation_over_a_year_sends_each_member_one_event_on_their_day(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2027, 1, 1, tzinfo=UTC))  # 2027 has no February 29
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        birthdays = {"m-a": "03-15", "m-b": "1990-12-31", "m-c": "02-29", "m-d": "2001-01-01", "m-e": "not a date"}
+        ids = {}
+        for external_id, birthday in birthdays.items():
+            participant, _ = await engine.create_participant(
+                ParticipantCreate(external_id=external_id, program_id=program.id, attributes={"birthday": birthday})
+            )
+            ids[external_id] = participant.id
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="birthday",
+                trigger=Trigger(
+                    type="participant_state",
+                    schedule_type="ATTRIBUTE_DATE",
+                    schedule_config={"attribute": "birthday", "time": "09:00", "timezone": "Europe/Paris"},
+                ),
+                scope="participants",
+                event_name="birthday",
+            ),
+        )
+        await engine.automation_runs.run_due()  # the enrolment
+        late, _ = await engine.create_participant(  # joins in March: enrolled by the daily refresh
+            ParticipantCreate(external_id="m-f", program_id=program.id, attributes={"birthday": "07-04"})
+        )
+        subscriptions = engine.automation_runs.subscriptions.list(automation, None, 50, None).data
+        assert {s.participant_id: s.status for s in subscriptions} == {
+            ids["m-a"]: "active", ids["m-b"]: "active", ids["m-c"]: "active", ids["m-d"]: "active", ids["m-e"]: "failed"
+        }  # fmt: skip
+        for _ in range(365 * 4):  # a year, six hours at a time
+            clock.advance(timedelta(hours=6))
+            await engine.automation_runs.run_due()
+        events = await _system_events(engine, program.id)
+        days = {event.participant_id: event.event_timestamp for event in events}
+        assert len(events) == len(days) == 5  # one each; none for the member whose birthday is not a date
+        paris = ZoneInfo("Europe/Paris")
+        assert {pid: (t.astimezone(paris).month, t.astimezone(paris).day, t.astimezone(paris).hour) for pid, t in days.items()} == {
+            ids["m-a"]: (3, 15, 9),
+            ids["m-b"]: (12, 31, 9),
+            ids["m-c"]: (2, 28, 9),  # February 29 falls on the 28th in a year without it
+            ids["m-d"]: (1, 1, 9),
+            late.id: (7, 4, 9),
+        }  # fmt: skip
+        (m_c,) = [
+            s
+            for s in engine.automation_runs.subscriptions.list(automation, None, 50, None).data
+            if s.participant_id == ids["m-c"]
+        ]
+        assert m_c.trigger_count == 1
+        assert m_c.next_trigger_at == datetime(2028, 2, 29, 8, 0, tzinfo=UTC)  # 2028 has one
