@@ -86,8 +86,8 @@ class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 
     # A fire that was due while the engine was down: "run_late" runs it once at the next open, "skip" drops it.
     missed_fire_policy: Literal["run_late", "skip"] = "run_late"
-    fanout_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500  # participants per durable cursor step
-    fanout_inflight_max: _Positive = 2000  # a fan-out waits while more events than this are unprocessed
+    fanout_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 200  # participants per durable cursor step
+    fanout_inflight_max: _Positive = 256  # a fan-out waits while more events than this are unprocessed
     poll_interval_s: Annotated[float, Meta(gt=0)] = 1.0  # the longest the runner sleeps between looks
     # participant_state: how often the participants are enrolled again (new members, changed attributes).
     subscription_refresh_interval_s: Annotated[float, Meta(ge=60)] = 86400.0

@@ -41,6 +41,7 @@ __all__ = ["AutomationRunner", "idempotency_key_of"]
 
 _log = logging.getLogger("scrip_actor.automations")
 _run_decoder = msgspec.json.Decoder(AutomationRun)
+_YIELD_EVERY = 16  # participants a fan-out handles between two checkpoints
 
 
 def idempotency_key_of(automation_id: str, fire_ms: int, participant_id: str) -> str:
@@ -247,6 +248,8 @@ class AutomationRunner:
                 processed += 1
                 if all(_passes(check, variables_data, state, fire_time, self._cel_cost_max) for check in checks):
                     created += await self._send(run, state.id)
+                if processed % _YIELD_EVERY == 0:  # admission is synchronous: let client requests in between
+                    await self._drain()
                 if self._closing():
                     return run  # this batch's cursor is not written: its events are replays at the next open
             if run.automation_id in self._cancelled:
@@ -271,10 +274,15 @@ class AutomationRunner:
         await self._writer.wait_durable(
             self._writer.append(self._automations.save_ops(updated, None, None, ops=[run_op]))
         )
-        while True:  # the actors drain what is queued (polled: no hook per processed event); clients go on meanwhile
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait while more than ``fanout_inflight_max`` events are queued, then yield: a client's event never
+        waits behind more than that many of the fan-out's in the actors' round-robin."""
+        while True:  # polled: no hook per processed event; clients go on meanwhile
             if self._inflight() <= self._settings.fanout_inflight_max or self._closing():
                 break
-            await trio.sleep(0.005)
+            await trio.sleep(0.002)
         await trio.lowlevel.checkpoint()
 
     async def _send(self, run: AutomationRun, participant_id: str) -> bool:
