@@ -96,6 +96,7 @@ class AutomationCreate(Struct, **_request):  # type: ignore[call-arg]
     participant_filter: Expression | None = None
     guard_condition: Expression | None = None
     participant_id: str | None = None
+    filter_hints: Annotated[list[dict[str, Any]], Meta(max_length=20)] | None = None
 
 
 class AutomationUpdate(Struct, **_request):  # type: ignore[call-arg]
@@ -112,6 +113,7 @@ class AutomationUpdate(Struct, **_request):  # type: ignore[call-arg]
     schedule_config: dict[str, Any] | None = None
     participant_filter: Expression | None = None
     guard_condition: Expression | None = None
+    filter_hints: Annotated[list[dict[str, Any]], Meta(max_length=20)] | None = None
 
 
 class Automation(Struct, kw_only=True):
@@ -133,6 +135,7 @@ class Automation(Struct, kw_only=True):
     guard_condition: str | None = None
     schedule_type: ScheduleType | None = None
     schedule_config: dict[str, Any] | None = None
+    filter_hints: list[dict[str, Any]] | None = None  # kept and shown; not needed to filter (compiled CEL)
     last_evaluated_at: datetime | None = None
     status: AutomationStatus = "active"
     source: Literal["api", "rule_action"] = "api"

@@ -162,6 +162,7 @@ class Automations:
             participant_id=request.participant_id,
             participant_filter=request.participant_filter,
             guard_condition=request.guard_condition,
+            filter_hints=request.filter_hints,
             source=source,  # type: ignore[arg-type]
             created_at=now,
             updated_at=now,
