@@ -130,11 +130,15 @@ class AutomationRunner:
 
     async def resume(self) -> int:
         """Run to their end the fan-outs that were executing when the engine stopped; returns how many."""
-        runs = [_run_decoder.decode(raw) for _, raw in self._store.scan("automation_runs")]
-        for run in runs:
+        keys = [key for key, _ in self._store.scan("automation_runs")]
+        resumed = 0
+        for key in keys:
             async with self._lock:
-                await self._execute(run)
-        return len(runs)
+                raw = self._store.get_raw("automation_runs", key)  # read under the lock: another resume may have run it
+                if raw is not None:
+                    resumed += 1
+                    await self._execute(_run_decoder.decode(raw))
+        return resumed
 
     async def run_due(self) -> int:
         """Fire every automation due by now (the clock's), each to its end; returns how many fires started.
@@ -169,7 +173,12 @@ class AutomationRunner:
         if (automation is not None and tail[:1] == SUBSCRIBER[1:]) or tail == REFRESH[1:]:
             await self._participant_state(automation, key, tail, due_ms)
             return None
-        if automation is None or automation.status != "active":
+        one_shot = manual or (automation is not None and automation.trigger_type == "immediate")
+        if (
+            automation is None
+            or automation.status != "active"
+            or (one_shot and automation.execution_status == "cancelled")
+        ):
             await self._writer.wait_durable(self._writer.append(ops))
             return None
         now = from_ms(now_ms)
@@ -383,7 +392,10 @@ class AutomationRunner:
             key for key, _ in self._store.scan("automation_schedule") if key.endswith(automation_id.encode() + MANUAL)
         ]
         ops.extend(("automation_schedule", key, None) for key in manual)
-        await self._automations.save(updated, ops=ops)
+        unschedule = None
+        if stored.trigger_type == "immediate" and stored.next_run_at is not None:  # created, not started yet
+            unschedule, updated.next_run_at = stored.next_run_at, None
+        await self._automations.save(updated, unschedule=unschedule, ops=ops)
         return msgspec.structs.replace(updated)
 
 

@@ -172,6 +172,8 @@ class Automations:
             await self.save(automation, schedule=now, manual=REFRESH)
             return view(automation)
         automation.next_run_at = self._first_fire(automation, now)
+        if automation.trigger_type == "immediate":
+            automation.execution_status = "pending"  # fires at once: cancellable until it starts
         await self.save(automation, schedule=automation.next_run_at)
         return view(automation)
 

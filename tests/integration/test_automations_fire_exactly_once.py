@@ -409,3 +409,23 @@ async def test_a_birthday_automation_over_a_year_sends_each_member_one_event_on_
         ]
         assert m_c.trigger_count == 1
         assert m_c.next_trigger_at == datetime(2028, 2, 29, 8, 0, tzinfo=UTC)  # 2028 has one
+
+
+async def test_an_immediate_fan_out_cancelled_before_it_starts_sends_nothing(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        await _members(engine, program.id, 5)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(name="blast", trigger=Trigger(type="immediate"), scope="participants", event_name="x"),
+        )
+        assert automation.execution_status == "pending"
+        await engine.automation_runs.cancel(program.id, automation.id)
+        await engine.automation_runs.run_due()
+        assert await _system_events(engine, program.id) == []
+        assert engine.automations.get(program.id, automation.id).execution_status == "cancelled"
+        await engine.automations.trigger(program.id, automation.id)  # a new fire after the cancel runs
+        await engine.automation_runs.run_due()
+        assert len(await _system_events(engine, program.id)) == 5
