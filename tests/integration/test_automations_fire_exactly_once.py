@@ -429,3 +429,38 @@ async def test_an_immediate_fan_out_cancelled_before_it_starts_sends_nothing(
         await engine.automations.trigger(program.id, automation.id)  # a new fire after the cancel runs
         await engine.automation_runs.run_due()
         assert len(await _system_events(engine, program.id)) == 5
+
+
+async def test_pause_resume_and_archive_control_a_cron_automation(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        (member,) = await _members(engine, program.id, 1)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="hourly",
+                trigger=Trigger(type="cron", cron_expression="0 * * * *"),
+                scope="program",
+                participant_id=member,
+                event_name="tick",
+            ),
+        )
+        paused = await engine.automations.update(program.id, automation.id, AutomationUpdate(status="paused"))
+        assert paused.next_run_at is None
+        clock.advance(timedelta(hours=3))
+        assert await engine.automation_runs.run_due() == 0  # nothing fires while paused
+        resumed = await engine.automations.update(program.id, automation.id, AutomationUpdate(status="active"))
+        assert resumed.next_run_at == datetime(2026, 1, 1, 4, 0, tzinfo=UTC)  # from now, not the missed hours
+        clock.advance(timedelta(hours=1))
+        assert await engine.automation_runs.run_due() == 1
+        await engine.automations.update(program.id, automation.id, AutomationUpdate(payload={"v": 2}))
+        clock.advance(timedelta(hours=1))
+        await engine.automation_runs.run_due()
+        assert [e.event_data for e in sorted(await _system_events(engine, program.id), key=lambda e: e.sequence)] == [
+            {"type": "tick"},
+            {"v": 2, "type": "tick"},
+        ]
+        await engine.automations.archive(program.id, automation.id)
+        clock.advance(timedelta(hours=5))
+        assert await engine.automation_runs.run_due() == 0
+        assert len(await _system_events(engine, program.id)) == 2
