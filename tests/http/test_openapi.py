@@ -116,6 +116,8 @@ _HOSTED_LIST_PARAMETERS = {
     "/v1/participants/{participant_id}/events": {"program_id", "status", "from", "to", "event_from", "event_to"},
     "/v1/participants/{participant_id}/redemptions": {"status", "reward_catalog_item_id", "from", "to"},
     "/v1/redemptions/{redemption_id}/reversals": set(),
+    "/v1/programs/{program_id}/automations": {"trigger_type", "scope", "status", "source", "search"},
+    "/v1/programs/{program_id}/automations/{automation_id}/subscriptions": {"status"},
     "/v1/events": {
         "program_id",
         "status",
