@@ -240,10 +240,11 @@ async def test_a_fan_out_cancelled_half_way_stops_at_its_next_batch(tmp_path: Pa
             await engine.automation_runs.cancel(program.id, automation.id)
 
 
+@pytest.mark.parametrize(("batch", "stop_after"), [(10, 1), (10, 45), (7, 70), (150, 16)])
 async def test_a_fan_out_interrupted_by_a_close_resumes_and_nobody_gets_a_second_event(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, batch: int, stop_after: int
 ) -> None:
-    config = _config(tmp_path / "data", fanout_batch_size=10)
+    config = _config(tmp_path / "data", fanout_batch_size=batch)
     async with open_engine(config=config, clock=clock) as engine:
         program, _ = await program_with_asset(engine)
         members = await _members(engine, program.id, 150)
@@ -254,12 +255,17 @@ async def test_a_fan_out_interrupted_by_a_close_resumes_and_nobody_gets_a_second
         with trio.move_on_after(30):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(engine.automation_runs.run_due)
-                await _progress(engine, program.id, automation.id, 40)
+                while engine.automation_runs.events_created < stop_after:
+                    await trio.lowlevel.checkpoint()
                 nursery.cancel_scope.cancel()  # stop mid fan-out, as a close would
+        sent = engine.automation_runs.events_created  # admitted before the stop (a few more than stop_after)
     async with open_engine(config=config, clock=clock) as engine:
         await engine.automation_runs.resume()  # the worker also does this on open; either finishes it
         events = await _system_events(engine, program.id)
         assert sorted(event.participant_id for event in events) == sorted(members)
+        # At most the batch after the durable cursor is admitted again: as replays, never as new events.
+        assert engine.statistics().events_accepted == len(members) - sent
+        assert engine.statistics().idempotent_replays <= batch
         assert engine.automations.get(program.id, automation.id).execution_status == "completed"
 
 
