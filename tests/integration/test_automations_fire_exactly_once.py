@@ -11,7 +11,7 @@ import msgspec
 import pytest
 import trio
 
-from scrip_actor import CreditAction, DebitAction, Engine, ParticipantCreate, open_engine
+from scrip_actor import CreditAction, DebitAction, Engine, EventSubmit, ParticipantCreate, open_engine
 from scrip_actor.automations import AutomationCreate, AutomationUpdate, Trigger, next_cron
 from scrip_actor.config import AutomationSettings
 from scrip_actor.errors import ValidationFailed
@@ -54,6 +54,15 @@ async def _progress(engine: Engine, program_id: str, automation_id: str, process
     while True:
         if (engine.automations.get(program_id, automation_id).participants_processed or 0) >= processed:
             return
+        await trio.sleep(0.001)
+
+
+async def _processed(engine: Engine, event_id: str) -> Any:
+    """An event once its outcome is there (without waiting for the whole engine to be idle)."""
+    while True:
+        event = await engine.get_event(event_id)
+        if event.status not in ("PENDING", "PROCESSING"):
+            return event
         await trio.sleep(0.001)
 
 
@@ -470,3 +479,35 @@ async def test_pause_resume_and_archive_control_a_cron_automation(tmp_path: Path
         clock.advance(timedelta(hours=5))
         assert await engine.automation_runs.run_due() == 0
         assert len(await _system_events(engine, program.id)) == 2
+
+
+async def test_client_events_are_processed_while_a_fan_out_runs(tmp_path: Path, clock: ManualClock) -> None:
+    async with open_engine(config=_config(tmp_path / "data", fanout_batch_size=20), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        await engine.submit_batch(
+            [
+                EventSubmit(program_id=program.id, external_id=f"m{n:05}", idempotency_key=f"join{n}", event_data={})
+                for n in range(1500)
+            ]
+        )
+        await engine.wait_idle()
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(name="blast", trigger=Trigger(type="immediate"), scope="participants", event_name="x"),
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(engine.automation_runs.run_due)
+            await _progress(engine, program.id, automation.id, 20)
+            served = 0
+            while engine.automations.get(program.id, automation.id).execution_status == "executing" and served < 5:
+                submitted = await engine.submit(
+                    EventSubmit(
+                        program_id=program.id, external_id="a-client", idempotency_key=f"c{served}", event_data={}
+                    )
+                )
+                event = await _processed(engine, submitted.id)
+                assert event.status == "COMPLETED" and event.event_type == "EXTERNAL"
+                served += 1
+            running = engine.automations.get(program.id, automation.id).execution_status == "executing"
+        assert served == 5 and running  # five client events went through before the fan-out ended
+        assert len(await _system_events(engine, program.id)) == 1501  # and the fan-out still reached everyone
