@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +23,7 @@ import msgspec
 from cronsim import CronSim, CronSimError
 from msgspec import Meta, Struct
 
+from scrip_actor.amounts import parse_decimal
 from scrip_actor.durations import parse_duration
 from scrip_actor.errors import ValidationFailed
 
@@ -74,7 +76,8 @@ class ScheduleConfig(Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
 
     ATTRIBUTE_DATE: ``attribute`` (a participant attribute ``MM-DD`` or ``YYYY-MM-DD``), ``time`` (``HH:MM``,
     default 00:00) and ``timezone``; INTERVAL: ``interval`` (a duration, the first fire one interval after the
-    subscription); CRON: ``cron_expression`` and ``timezone``.
+    subscription); CRON: ``cron_expression`` and ``timezone``; THRESHOLD: ``counter`` and ``threshold`` (a decimal
+    string: fires once when the participant's counter reaches it).
     """
 
     attribute: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
@@ -82,6 +85,14 @@ class ScheduleConfig(Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     timezone: ZoneName | None = None
     interval: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     cron_expression: CronText | None = None
+    counter: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    threshold: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+def threshold_of(config: ScheduleConfig, field: str = "schedule_config.threshold") -> Decimal:
+    """A THRESHOLD schedule's threshold, a decimal string (400 otherwise)."""
+    assert config.threshold is not None
+    return parse_decimal(config.threshold, field)
 
 
 class AutomationCreate(Struct, **_request):  # type: ignore[call-arg]
@@ -197,18 +208,22 @@ def schedule_config(schedule_type: str | None, raw: dict[str, Any] | None, field
     """A participant_state trigger's config, checked for its type (400 naming ``field`` otherwise)."""
     if schedule_type is None:
         raise ValidationFailed.field(field.replace("schedule_config", "schedule_type"), "required", "give one")
-    if schedule_type == "THRESHOLD":
-        raise ValidationFailed.field(field, "invalid", "THRESHOLD schedules are not supported (docs/automations.md)")
     try:
         config = msgspec.convert(raw or {}, ScheduleConfig)
     except msgspec.ValidationError as error:
         raise ValidationFailed.field(field, "invalid", str(error)) from None
-    needed = {"ATTRIBUTE_DATE": "attribute", "INTERVAL": "interval", "CRON": "cron_expression"}[schedule_type]
+    needed = {"ATTRIBUTE_DATE": "attribute", "INTERVAL": "interval", "CRON": "cron_expression", "THRESHOLD": "counter"}[
+        schedule_type
+    ]
     if getattr(config, needed) is None:
         raise ValidationFailed.field(f"{field}.{needed}", "required", f"a {schedule_type} schedule needs {needed}")
     zone(config.timezone, f"{field}.timezone")
     if config.cron_expression is not None:
         check_cron(config.cron_expression, f"{field}.cron_expression")
+    if schedule_type == "THRESHOLD":
+        if config.threshold is None:
+            raise ValidationFailed.field(f"{field}.threshold", "required", "a THRESHOLD schedule needs threshold")
+        threshold_of(config, f"{field}.threshold")
     if config.interval is not None:
         try:
             parse_duration(config.interval)

@@ -78,6 +78,7 @@ class Automations:
         self._check_event_data = check_event_data
         self._known_participant = known_participant
         self.by_id: dict[str, Automation] = {}
+        self.thresholds: dict[str, list[Automation]] = {}  # program id -> its active THRESHOLD automations
         self.on_scheduled: Callable[[], None] | None = None  # wakes the runner when a sooner fire is scheduled
 
     def load(self) -> None:
@@ -85,6 +86,19 @@ class Automations:
         for _, raw in self._store.scan("automations"):
             automation = msgspec.json.decode(raw, type=Automation)
             self.by_id[automation.id] = automation
+        for program_id in {a.program_id for a in self.by_id.values() if a.schedule_type == "THRESHOLD"}:
+            self._index_thresholds(program_id)
+
+    def _index_thresholds(self, program_id: str) -> None:
+        watching = [
+            a
+            for a in self.by_id.values()
+            if a.program_id == program_id and a.schedule_type == "THRESHOLD" and a.status == "active"
+        ]
+        if watching:
+            self.thresholds[program_id] = watching
+        else:
+            self.thresholds.pop(program_id, None)
 
     # --- reads ----------------------------------------------------------------------------------------------
 
@@ -283,6 +297,8 @@ class Automations:
             record.append(("automation_schedule", schedule_key(to_ms(schedule), automation.id, manual), b""))
         record.extend(ops or [])
         self.by_id[automation.id] = automation  # swapped whole: a run holding the old one keeps a consistent one
+        if automation.schedule_type == "THRESHOLD" or automation.program_id in self.thresholds:
+            self._index_thresholds(automation.program_id)
         if schedule is not None and self.on_scheduled is not None:
             self.on_scheduled()
         return record

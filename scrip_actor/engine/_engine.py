@@ -908,6 +908,7 @@ def _automation_stages(engine: Engine) -> tuple[Automations, AutomationRunner]:
         closing=lambda: admission.closing,
     )
     engine._publisher.follow_up_ops = automations.follow_up_ops
+    engine._publisher.counter_ops = runner.subscriptions.counters_changed
     return automations, runner
 
 

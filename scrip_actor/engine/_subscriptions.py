@@ -32,6 +32,7 @@ from scrip_actor.automations import (
     next_attribute_date,
     next_cron,
     schedule_config,
+    threshold_of,
     to_ms,
 )
 from scrip_actor.config import AutomationSettings, Limits
@@ -39,7 +40,7 @@ from scrip_actor.durations import parse_duration
 from scrip_actor.engine._automations import REFRESH, SUBSCRIBER, Automations, event_data, schedule_key
 from scrip_actor.engine._queries import page_size
 from scrip_actor.ledger import ParticipantState
-from scrip_actor.model import Page
+from scrip_actor.model import Event, Page
 from scrip_actor.store import Op, Store, Writer, encode
 
 __all__ = ["Subscriptions"]
@@ -152,10 +153,12 @@ class Subscriptions:
                 )
             return ops
         basis = state.attributes.get(config.attribute) if config.attribute else None
-        if existing is not None and existing.basis == basis and existing.status == "active":
-            if existing.next_trigger_at is None:
-                return []
-            return [("automation_schedule", self._entry(automation.id, existing.next_trigger_at, state.id), b"")]
+        if existing is not None and existing.basis == basis and existing.status in ("active", "completed"):
+            if existing.next_trigger_at is not None:
+                return [("automation_schedule", self._entry(automation.id, existing.next_trigger_at, state.id), b"")]
+            if existing.status == "active" and automation.schedule_type == "THRESHOLD":
+                return self.threshold_ops(automation, config, existing, state, now)  # reached while not watched
+            return []
         subscription = existing or Subscription(
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"scrip:subscription:{automation.id}:{state.id}")),
             automation_id=automation.id,
@@ -167,18 +170,64 @@ class Subscriptions:
             ops.append(("automation_schedule", self._entry(automation.id, existing.next_trigger_at, state.id), None))
         after = max(now, existing.last_triggered_at) if existing and existing.last_triggered_at else now
         fire = _next_fire(automation, config, basis, after, subscription.created_at)
+        waits = automation.schedule_type == "THRESHOLD"  # no time of its own: the counter decides
         subscription = msgspec.structs.replace(
             subscription,
             basis=basis,
             next_trigger_at=fire,
-            status="active" if fire is not None else "failed",
+            status="active" if fire is not None or waits else "failed",
             last_error=None
-            if fire is not None
+            if fire is not None or waits
             else f"attribute {config.attribute!r} is not a date (MM-DD or YYYY-MM-DD)",
         )
+        if waits:
+            return [*ops, *self.threshold_ops(automation, config, subscription, state, now)]
         ops.append(("automation_subscriptions", key, encode(subscription)))
         if fire is not None:
             ops.append(("automation_schedule", self._entry(automation.id, fire, state.id), b""))
+        return ops
+
+    def threshold_ops(
+        self,
+        automation: Automation,
+        config: ScheduleConfig,
+        subscription: Subscription,
+        state: ParticipantState,
+        now: datetime,
+    ) -> list[Op]:
+        """A THRESHOLD subscription's record, armed to fire now if the participant's counter has reached it."""
+        key = _key(automation.id, state.id)
+        assert config.counter is not None
+        value = state.counters.get(config.counter)
+        if value is None or value < threshold_of(config) or subscription.next_trigger_at is not None:
+            return [("automation_subscriptions", key, encode(subscription))]
+        armed = msgspec.structs.replace(subscription, next_trigger_at=now)
+        return [
+            ("automation_subscriptions", key, encode(armed)),
+            ("automation_schedule", self._entry(automation.id, now, state.id), b""),
+        ]
+
+    def counters_changed(self, event: Event, states: list[ParticipantState]) -> list[Op]:
+        """The publisher's hook, with every event's outcome: arm the THRESHOLD subscriptions whose counter the event
+        made reach its threshold, in the outcome's own record. O(1) for a program without THRESHOLD automations."""
+        watching = self._automations.thresholds.get(event.program_id)
+        if not watching:
+            return []
+        ops: list[Op] = []
+        now = event.processed_at or self._clock()
+        for automation in watching:
+            config = schedule_config(automation.schedule_type, automation.schedule_config, "schedule_config")
+            for state in states:
+                raw = self._store.get_raw("automation_subscriptions", _key(automation.id, state.id))
+                if raw is None:
+                    continue  # not enrolled (yet): the next refresh enrols it, and checks the counter then
+                subscription = _decoder.decode(raw)
+                if subscription.status == "active" and subscription.next_trigger_at is None:
+                    armed = self.threshold_ops(automation, config, subscription, state, now)
+                    if len(armed) > 1:
+                        ops.extend(armed)
+        if ops and self._automations.on_scheduled is not None:
+            self._automations.on_scheduled()
         return ops
 
     def _entry(self, automation_id: str, due: datetime, participant_id: str) -> bytes:
@@ -239,6 +288,8 @@ def _next_fire(
     if automation.schedule_type == "ATTRIBUTE_DATE":
         month_day = attribute_month_day(basis)
         return next_attribute_date(month_day, config, after) if month_day is not None else None
+    if automation.schedule_type == "THRESHOLD":
+        return None  # fires once, when armed by the counter (Subscriptions.threshold_ops)
     if automation.schedule_type == "INTERVAL":
         assert config.interval is not None
         step = parse_duration(config.interval)

@@ -221,6 +221,9 @@ async def test_participant_state_subscriptions_and_refresh(api: Api) -> None:
     bad = {**body, "name": "b2", "trigger": {**body["trigger"], "schedule_config": {"time": "25:00"}}}
     await api.error("POST", base, 400, "bad_request", json=bad)
     threshold = {**body, "name": "b3", "trigger": {**body["trigger"], "schedule_type": "THRESHOLD"}}
+    await api.error("POST", base, 400, "bad_request", json=threshold)  # no counter
+    bad_threshold = {"counter": "visits", "threshold": "lots"}
+    threshold["trigger"] = {**threshold["trigger"], "schedule_config": bad_threshold}
     await api.error("POST", base, 400, "bad_request", json=threshold)
     program_scope = {**body, "name": "b4", "scope": "program", "participant_id": members[0]["id"]}
     await api.error("POST", base, 400, "bad_request", json=program_scope)

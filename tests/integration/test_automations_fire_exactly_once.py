@@ -11,7 +11,7 @@ import msgspec
 import pytest
 import trio
 
-from scrip_actor import CreditAction, DebitAction, Engine, EventSubmit, ParticipantCreate, open_engine
+from scrip_actor import CounterAction, CreditAction, DebitAction, Engine, EventSubmit, ParticipantCreate, open_engine
 from scrip_actor.automations import AutomationCreate, AutomationUpdate, Trigger, next_cron
 from scrip_actor.config import AutomationSettings
 from scrip_actor.errors import ValidationFailed
@@ -511,3 +511,39 @@ async def test_client_events_are_processed_while_a_fan_out_runs(tmp_path: Path, 
             running = engine.automations.get(program.id, automation.id).execution_status == "executing"
         assert served == 5 and running  # five client events went through before the fan-out ended
         assert len(await _system_events(engine, program.id)) == 1501  # and the fan-out still reached everyone
+
+
+async def test_a_threshold_subscription_fires_once_when_the_counter_reaches_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        await rule(engine, program, "event.type == 'visit'", [CounterAction(key="visits", value="1")])
+        members = await _members(engine, program.id, 2)
+        await engine.set_counter(members[1], "visits", "5")  # already past it when enrolled
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="third visit",
+                trigger=Trigger(
+                    type="participant_state",
+                    schedule_type="THRESHOLD",
+                    schedule_config={"counter": "visits", "threshold": "3"},
+                ),
+                scope="participants",
+                event_name="loyal",
+            ),
+        )
+        await engine.automation_runs.run_due()  # enrolment: member 1 is armed at once
+        await engine.automation_runs.run_due()
+        assert [e.participant_id for e in await _system_events(engine, program.id)] == [members[1]]
+        for visit in range(5):
+            await send(engine, program, "member-0000", {"type": "visit"})
+            await engine.automation_runs.run_due()
+            loyal = [e for e in await _system_events(engine, program.id) if e.participant_id == members[0]]
+            assert len(loyal) == (1 if visit >= 2 else 0)  # on the third visit, and only then
+        states = {
+            s.participant_id: s for s in engine.automation_runs.subscriptions.list(automation, None, 10, None).data
+        }
+        assert states[members[0]].status == states[members[1]].status == "completed"
+        assert states[members[0]].trigger_count == 1
