@@ -1,7 +1,8 @@
 """Automations: the records, the requests, and when a trigger is due (pure; docs/automations.md).
 
 An automation makes events no client sends: ``cron`` (a 5-field expression in an IANA timezone), ``one_time``
-(at ``trigger_at``) and ``immediate`` (once, when created). Its scope is ``program`` (one event per fire, to the
+(at ``trigger_at``), ``immediate`` (once, when created) and ``participant_state`` (a subscription per participant:
+ATTRIBUTE_DATE, INTERVAL, CRON, THRESHOLD; engine/_subscriptions.py). Its scope is ``program`` (one event per fire, to the
 ``participant_id`` it names) or ``participants`` (a fan-out to every participant of the program that passes
 ``participant_filter`` and, at fire time, ``guard_condition``). The engine's stage (engine/_automations.py) stores
 and runs them; this module only validates and computes times.
@@ -51,7 +52,7 @@ CronText = Annotated[str, Meta(min_length=1, max_length=255)]
 ZoneName = Annotated[str, Meta(min_length=1, max_length=64)]
 _request = {"forbid_unknown_fields": True, "kw_only": True, "frozen": True}
 
-# Which scopes each trigger allows (the hosted table; participant_state is not built here).
+# Which scopes each trigger allows (the hosted table).
 VALID_SCOPES: dict[str, frozenset[str]] = {
     "cron": frozenset({"program", "participants"}),
     "one_time": frozenset({"program", "participants"}),
