@@ -2,8 +2,8 @@
 
 An automation makes events no client sends: ``cron`` (a 5-field expression in an IANA timezone), ``one_time``
 (at ``trigger_at``), ``immediate`` (once, when created) and ``participant_state`` (a subscription per participant:
-ATTRIBUTE_DATE, INTERVAL, CRON, THRESHOLD; engine/_subscriptions.py). Its scope is ``program`` (one event per fire, to the
-``participant_id`` it names) or ``participants`` (a fan-out to every participant of the program that passes
+ATTRIBUTE_DATE, INTERVAL, CRON, THRESHOLD; engine/_subscriptions.py). Its scope is ``program`` (one event per
+fire, to the ``participant_id`` it names) or ``participants`` (a fan-out to every participant of the program that passes
 ``participant_filter`` and, at fire time, ``guard_condition``). The engine's stage (engine/_automations.py) stores
 and runs them; this module only validates and computes times.
 
