@@ -64,7 +64,7 @@ class Route:
         path: the server's path template, ``{name}`` for parameters.
         response: the msgspec type the answer decodes into; ``str`` for text answers, None for 204.
         retry_safe: repeating it after it may have reached the server changes nothing (see the module docstring).
-        keyed: the body has an ``idempotency_key`` the client fills in when it is None.
+        keyed: the body has an ``idempotency_key`` the client fills in when it is None (so it is repeatable too).
     """
 
     method: str
@@ -72,6 +72,12 @@ class Route:
     response: Any
     retry_safe: bool = False
     keyed: bool = False
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether the client may send it again after it may have reached the server: a keyed write always
+        carries its key (the client adds one), so a repeat is answered with the original."""
+        return self.retry_safe or self.keyed
 
 
 def _get(path: str, response: Any) -> Route:

@@ -5,7 +5,7 @@ sleep, around :class:`Attempts`.
 
 Retries (docs/client.md): a connection that could not be opened, and a 429 (the server refused the work before
 doing any), are retried for every route. A 502/503/504 or an answer that never came (read timeout, dropped
-connection) are retried only for routes whose repetition is harmless (``Route.retry_safe``), because the first
+connection) are retried only for routes whose repetition is harmless (``Route.repeatable``), because the first
 request may have done its work. The wait is ``Retry-After`` when the server sends one, else exponential backoff
 with full jitter; attempts and the total time are both bounded.
 """
@@ -201,14 +201,14 @@ class Attempts:
 
     def after_exception(self, error: httpx.TransportError) -> float | None:
         """After a request got no answer: the wait before retrying, or None to raise."""
-        if not isinstance(error, _NOT_SENT) and not self._route.retry_safe:
+        if not isinstance(error, _NOT_SENT) and not self._route.repeatable:
             return None  # it may have reached the server and done its work
         return self._wait(None)
 
     def after_answer(self, response: httpx.Response) -> float | None:
         """After a refused answer: the wait before retrying, or None to raise it."""
         status = response.status_code
-        if status not in _RETRIED_STATUSES or (status != 429 and not self._route.retry_safe):
+        if status not in _RETRIED_STATUSES or (status != 429 and not self._route.repeatable):
             return None
         return self._wait(_retry_after_s(response.headers.get("Retry-After")))
 

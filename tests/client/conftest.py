@@ -15,9 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import msgspec
 import pytest
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
 
 from scrip_actor import Engine, open_engine
 from scrip_actor.client import AsyncScripClient, RetryPolicy
@@ -78,3 +81,75 @@ async def program_with_points(client: AsyncScripClient, name: str = "Rewards") -
         )
     )
     return program, asset.id
+
+
+@dataclass
+class Seen:
+    """One request the proxy received."""
+
+    method: str
+    path: str
+    body: bytes
+
+
+class FlakyProxy:
+    """A loopback HTTP server in front of the real one that misbehaves on cue, then forwards.
+
+    ``script`` holds what to do with the next requests, one step each: ``(status, headers)`` answers that status
+    without forwarding (the request never reached the server), ``("lost", status)`` forwards the request and
+    then answers ``status`` instead of the server's answer (a gateway that timed out waiting: the work was done,
+    the answer lost). Once the script is used up, requests pass through untouched.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.script: list[tuple[Any, Any]] = []
+        self.seen: list[Seen] = []
+        self.base_url = ""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})  # lifespan.startup / lifespan.shutdown
+                if message["type"] == "lifespan.shutdown":
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.seen.append(Seen(scope["method"], scope["path"], body))
+        step = self.script.pop(0) if self.script else None
+        if step is not None and step[0] != "lost":
+            status, headers = step
+            await _answer(send, status, [(k.encode(), v.encode()) for k, v in headers.items()], b'{"code":"x"}')
+            return
+        headers = {k.decode(): v.decode() for k, v in scope["headers"] if k.lower() not in (b"host", b"content-length")}
+        url = self.upstream + scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+        async with httpx.AsyncClient() as upstream:
+            response = await upstream.request(scope["method"], url, content=body, headers=headers)
+        if step is not None:  # ("lost", status): the server did the work; its answer never comes back
+            await _answer(send, step[1], [], b"<html>upstream timed out</html>")
+            return
+        passed = [(b"content-type", response.headers.get("content-type", "application/json").encode())]
+        await _answer(send, response.status_code, passed, response.content)
+
+
+async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+async def flaky_proxy(server: Server) -> AsyncIterator[FlakyProxy]:
+    proxy = FlakyProxy(server.base_url)
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(hypercorn_serve, proxy, config))
+        proxy.base_url = binds[0]
+        yield proxy
+        nursery.cancel_scope.cancel()
