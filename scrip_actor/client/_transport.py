@@ -101,10 +101,14 @@ class Prepared:
 
 
 def decimal_string(amount: str | int | Decimal) -> str:
-    """An amount as the decimal string the API takes; floats are refused (money is never a float)."""
+    """An amount as the decimal string the API takes; floats (money is never a float) and NaN are refused."""
     if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
         raise TypeError(f"amounts are decimal strings, ints or Decimals, not {type(amount).__name__}")
-    return format(amount, "f") if isinstance(amount, Decimal) else str(amount)
+    if isinstance(amount, Decimal):
+        if not amount.is_finite():
+            raise ValueError(f"amounts are finite, not {amount}")
+        return format(amount, "f")  # never an exponent: Decimal("1E+2") is "100"
+    return str(amount)
 
 
 def _query_value(value: QueryValue) -> str:

@@ -10,6 +10,7 @@ mock of our code.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,15 +46,22 @@ class Server:
     engine: Engine
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = small_config(tmp_path / "data")
+@asynccontextmanager
+async def running_server(data_dir: Path, key: str = API_KEY) -> AsyncIterator[Server]:
+    """A server on a fresh store in ``data_dir``, accepting ``key``, on a free loopback port."""
+    config = small_config(data_dir)
     config = msgspec.structs.replace(config, server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=2))
     async with open_engine(config=config) as engine, trio.open_nursery() as nursery:
         limits = HttpLimits(batch_events_max=20)
-        port = await nursery.start(partial(serve, engine, config, ApiKeys.of(API_KEY), limits=limits))
+        port = await nursery.start(partial(serve, engine, config, ApiKeys.of(key), limits=limits))
         yield Server(f"http://127.0.0.1:{port}", engine)
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    async with running_server(tmp_path / "data") as running:
+        yield running
 
 
 @pytest.fixture

@@ -7,18 +7,12 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 
-import msgspec
 import pytest
 import trio
 
-from scrip_actor import open_engine
-from scrip_actor.config import ServerSettings
-from scrip_actor.http.auth import ApiKeys
-from scrip_actor.http.server import serve
-from tests.conftest import small_config
+from tests.client.conftest import running_server
 
 REPO = Path(__file__).resolve().parents[2]
 # This checkout's package, whichever one the interpreter has installed.
@@ -28,12 +22,8 @@ _ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 @pytest.fixture
 async def dev_server(tmp_path: Path) -> AsyncIterator[str]:
     """A server with the README's key, ``dev-key``."""
-    config = small_config(tmp_path / "data")
-    config = msgspec.structs.replace(config, server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=2))
-    async with open_engine(config=config) as engine, trio.open_nursery() as nursery:
-        port = await nursery.start(partial(serve, engine, config, ApiKeys.of("dev-key")))
-        yield f"http://127.0.0.1:{port}"
-        nursery.cancel_scope.cancel()
+    async with running_server(tmp_path / "data", key="dev-key") as running:
+        yield running.base_url
 
 
 async def test_python_quickstart_runs(dev_server: str, tmp_path: Path) -> None:
