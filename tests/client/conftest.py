@@ -47,9 +47,10 @@ class Server:
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, key: str = API_KEY) -> AsyncIterator[Server]:
-    """A server on a fresh store in ``data_dir``, accepting ``key``, on a free loopback port."""
-    config = small_config(data_dir)
+async def running_server(data_dir: Path, key: str = API_KEY, **engine: object) -> AsyncIterator[Server]:
+    """A server on a fresh store in ``data_dir``, accepting ``key``, on a free loopback port; ``engine``: engine
+    settings (``inflight_events_max=...``)."""
+    config = small_config(data_dir, **engine)
     config = msgspec.structs.replace(config, server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=2))
     async with open_engine(config=config) as engine, trio.open_nursery() as nursery:
         limits = HttpLimits(batch_events_max=20)
