@@ -90,13 +90,15 @@ class _SyncTransport:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """Args:
-        base_url: the server, e.g. ``http://127.0.0.1:8080``.
-        api_key: an API key of the server (sent as ``Authorization: Bearer``).
-        timeout_s: the longest wait for each read, write or pooled connection of a request.
-        connect_timeout_s: the longest wait to open a connection.
-        retry: attempts, backoff and total time of each call (:class:`RetryPolicy`).
-        transport: an ``httpx`` transport to send through (a proxy's, a test's); default: TCP.
+        """A client of the server at ``base_url``; open until :meth:`close` (or the end of its ``with``).
+
+        Args:
+            base_url: the server, e.g. ``http://127.0.0.1:8080``.
+            api_key: an API key of the server (sent as ``Authorization: Bearer``).
+            timeout_s: the longest wait for each read, write or pooled connection of a request.
+            connect_timeout_s: the longest wait to open a connection.
+            retry: attempts, backoff and total time of each call (:class:`RetryPolicy`).
+            transport: an ``httpx`` transport to send through (a proxy's, a test's); default: TCP.
         """
         self.settings = ClientSettings(
             base_url=base_url,

@@ -13,6 +13,7 @@ with full jitter; attempts and the total time are both bounded.
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import secrets
 import time
@@ -32,6 +33,7 @@ __all__ = ["Attempts", "ClientSettings", "Prepared", "RetryPolicy", "decimal_str
 
 QueryValue = str | int | bool | Decimal | datetime | date | None
 
+log = logging.getLogger("scrip_actor.client")
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 # Failures that prove the request never reached the server: retrying them is safe for any route.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -207,14 +209,28 @@ class Attempts:
         """After a request got no answer: the wait before retrying, or None to raise."""
         if not isinstance(error, _NOT_SENT) and not self._route.repeatable:
             return None  # it may have reached the server and done its work
-        return self._wait(None)
+        return self._logged(self._wait(None), type(error).__name__)
 
     def after_answer(self, response: httpx.Response) -> float | None:
         """After a refused answer: the wait before retrying, or None to raise it."""
         status = response.status_code
         if status not in _RETRIED_STATUSES or (status != 429 and not self._route.repeatable):
             return None
-        return self._wait(_retry_after_s(response.headers.get("Retry-After")))
+        return self._logged(self._wait(_retry_after_s(response.headers.get("Retry-After"))), str(status))
+
+    def _logged(self, wait_s: float | None, cause: str) -> float | None:
+        if wait_s is not None:
+            route = self._route
+            log.info(
+                "retrying %s %s in %.3f s after %s (attempt %d of %d)",
+                route.method,
+                route.path,
+                wait_s,
+                cause,
+                self.sent,
+                self._policy.attempts_max,
+            )
+        return wait_s
 
     @staticmethod
     def error_of(response: httpx.Response) -> ApiError:

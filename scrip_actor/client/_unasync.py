@@ -32,7 +32,7 @@ _TOKENS = [
     (r"\bawait anyio\.sleep\(", "time.sleep("),
     (r"\basync def ", "def "),
     (r"\basync for ", "for "),
-    (r"\basync with ", "with "),
+    (r"\basync with\b", "with"),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),

@@ -6,6 +6,7 @@ The misbehaving peer is a real loopback HTTP server (``FlakyProxy``) in front of
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -49,12 +50,19 @@ async def test_the_sync_client_waits_for_retry_after_too(flaky_proxy: FlakyProxy
     assert len(flaky_proxy.seen) == 3
 
 
-async def test_gateway_errors_on_a_read_are_retried_with_backoff(flaky_proxy: FlakyProxy) -> None:
+async def test_gateway_errors_on_a_read_are_retried_with_backoff(
+    flaky_proxy: FlakyProxy, caplog: pytest.LogCaptureFixture
+) -> None:
     flaky_proxy.script = [(502, {}), (503, {}), (504, {})]
-    async with AsyncScripClient(flaky_proxy.base_url, API_KEY, retry=FAST_RETRY) as client:
-        page = await client.list_programs()
+    with caplog.at_level(logging.INFO, logger="scrip_actor.client"):
+        async with AsyncScripClient(flaky_proxy.base_url, API_KEY, retry=FAST_RETRY) as client:
+            page = await client.list_programs()
     assert page.data == []
     assert len(flaky_proxy.seen) == 4
+    retries = [record.getMessage() for record in caplog.records if record.name == "scrip_actor.client"]
+    assert len(retries) == 3
+    assert retries[0].startswith("retrying GET /v1/programs in ")
+    assert retries[0].endswith("after 502 (attempt 1 of 4)")
 
 
 async def test_attempts_are_bounded_and_the_last_error_is_raised(flaky_proxy: FlakyProxy) -> None:
