@@ -5,9 +5,10 @@ the server's own route table (``scrip_actor.http.app.all_endpoints``), so a rout
 client method fails the build. The answer types are the server's own msgspec Structs.
 
 ``retry_safe`` says whether repeating the request after it may have reached the server is harmless: reads, PUT and
-DELETE (they set a state), pure computations (validate, simulate), the participant upsert, and POSTs whose body
-carries an idempotency key (the client fills one in when the caller gives none). Every other write (creating a
-program, funding a wallet...) is retried only when it provably never reached the server.
+DELETE (they set a state), pure computations (validate, simulate), the participant upsert, and event submissions
+(their key is required); ``keyed`` routes are repeatable too, because the client fills in their idempotency key
+when the caller gives none. Every other write (creating a program, funding a wallet, any PATCH...) is retried
+only when it provably never reached the server.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ ROUTES: dict[str, Route] = {
     "add_tag": Route("PUT", _STATE + "/tags/{tag}", TagItem, retry_safe=True),
     "remove_tag": Route("DELETE", _STATE + "/tags/{tag}", None, retry_safe=True),
     "list_attributes": _get(_STATE + "/attributes", DataOf[AttributeItem]),
-    "merge_attributes": Route("PATCH", _STATE + "/attributes", AttributeMap, retry_safe=True),
+    "merge_attributes": Route("PATCH", _STATE + "/attributes", AttributeMap),
     "set_attribute": Route("PUT", _STATE + "/attributes/{key}", AttributeItem, retry_safe=True),
     "delete_attribute": Route("DELETE", _STATE + "/attributes/{key}", None, retry_safe=True),
     "list_counters": _get(_STATE + "/counters", DataOf[CounterItem]),
