@@ -108,13 +108,12 @@ class _AsyncTransport:
             transport: an ``httpx`` transport to send through (a proxy's, a test's); default: TCP.
         """
         self.settings = ClientSettings(
-            base_url=base_url,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_timeout_s,
-            retry=retry or RetryPolicy(),
+            base_url=base_url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, retry=retry or RetryPolicy()
         )
-        self._http = httpx.AsyncClient(transport=transport, **self.settings.httpx_options())
+        self._http = httpx.AsyncClient(transport=transport, **self.settings.httpx_options(api_key))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings.base_url!r})"  # never the key
 
     async def __aenter__(self) -> Any:
         return self

@@ -66,27 +66,28 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ClientSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the server is and how to talk to it.
+    """Where the server is and how to talk to it (the API key is not kept here, so printing these never shows it).
 
     Attributes:
         base_url: e.g. ``http://127.0.0.1:8080``.
-        api_key: sent as ``Authorization: Bearer <key>`` (docs/http.md, "Authentication").
         timeout_s: the longest wait for each read, write or pooled connection of one request.
         connect_timeout_s: the longest wait to open a connection.
         retry: the retry policy (:class:`RetryPolicy`).
     """
 
     base_url: str
-    api_key: str
     timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
     retry: RetryPolicy = RetryPolicy()
 
-    def httpx_options(self) -> dict[str, Any]:
-        """The keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient`` for these settings."""
+    def httpx_options(self, api_key: str) -> dict[str, Any]:
+        """The keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient``; ``api_key`` is sent as
+        ``Authorization: Bearer <key>`` (docs/http.md, "Authentication")."""
+        if not api_key or api_key != api_key.strip():
+            raise ValueError("api_key must be a non-empty key without surrounding spaces")
         return {
             "base_url": self.base_url,
-            "headers": {"Authorization": f"Bearer {self.api_key}", "User-Agent": "scrip-actor-client"},
+            "headers": {"Authorization": f"Bearer {api_key}", "User-Agent": "scrip-actor-client"},
             "timeout": httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
             "follow_redirects": False,
         }

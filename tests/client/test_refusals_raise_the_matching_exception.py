@@ -147,3 +147,18 @@ async def test_the_sync_client_raises_the_same_exceptions(server: Server) -> Non
             client.get_event("evt_missing")
 
     await in_thread(call)
+
+
+async def test_the_key_never_shows_in_a_repr_or_an_error(server: Server) -> None:
+    async with AsyncScripClient(server.base_url, "sk_secret_value") as client:
+        with pytest.raises(UnauthorizedError) as raised:
+            await client.list_programs()
+        shown = [repr(client), repr(client.settings), str(raised.value), repr(raised.value)]
+    assert repr(client) == f"AsyncScripClient({server.base_url!r})"
+    assert not any("sk_secret_value" in text for text in shown)
+
+
+def test_an_empty_or_padded_key_is_refused_up_front() -> None:
+    for key in ("", " sk_x", "sk_x\n"):
+        with pytest.raises(ValueError, match="api_key"):
+            ScripClient("http://127.0.0.1:1", key)
