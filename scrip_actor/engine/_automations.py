@@ -224,7 +224,10 @@ class Automations:
         return view(updated)
 
     async def archive(self, program_id: str, automation_id: str) -> Automation:
-        """``DELETE``: archived for good (no more fires; a fan-out already running finishes)."""
+        """``DELETE``: archived for good (no more fires; a fan-out already running finishes). Archiving an archived
+        automation answers it as it is (a DELETE repeated after a lost answer changes nothing)."""
+        if self.get(program_id, automation_id).status == "archived":
+            return view(self.by_id[automation_id])
         current = self._changeable(program_id, automation_id)
         now = self._clock()
         archived = msgspec.structs.replace(current, status="archived", next_run_at=None, updated_at=now)

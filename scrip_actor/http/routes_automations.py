@@ -75,7 +75,7 @@ async def update_automation(call: Call) -> Automation:
 
 
 async def delete_automation(call: Call) -> Automation:
-    """Archive an automation for good."""
+    """Archive an automation for good (again: the same answer)."""
     automation: Automation = await call.engine.automations.archive(*_ids(call))
     return automation
 
@@ -92,9 +92,11 @@ async def cancel_automation(call: Call) -> Automation:
     return automation
 
 
-async def refresh_subscriptions(call: Call) -> None:
+async def refresh_subscriptions(call: Call) -> Automation:
     """participant_state and active only (400 otherwise): the participants are enrolled again, in the background."""
     await call.engine.automations.request_refresh(*_ids(call))
+    automation: Automation = call.engine.automations.get(*_ids(call))
+    return automation
 
 
 async def list_subscriptions(call: Call) -> ListOf[Any]:
@@ -132,7 +134,15 @@ ENDPOINTS = [
     Endpoint("DELETE", _ONE, delete_automation, "Archive an automation", _TAG, response=Automation),
     Endpoint("POST", _ONE + "/trigger", trigger_automation, "Fire an automation now", _TAG, response=Automation),
     Endpoint("POST", _ONE + "/cancel", cancel_automation, "Cancel a running fan-out", _TAG, response=Automation),
-    Endpoint("POST", _ONE + "/refresh-subscriptions", refresh_subscriptions, "Re-enrol participants", _TAG, status=202),
+    Endpoint(
+        "POST",
+        _ONE + "/refresh-subscriptions",
+        refresh_subscriptions,
+        "Re-enrol participants",
+        _TAG,
+        response=Automation,
+        status=202,
+    ),
     Endpoint(
         "GET",
         _ONE + "/subscriptions",
