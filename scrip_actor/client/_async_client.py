@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import httpx
 
+from scrip_actor.automations import Automation, AutomationCreate, AutomationUpdate, Subscription
 from scrip_actor.client._errors import ApiError
 from scrip_actor.client._transport import Attempts, ClientSettings, QueryValue, RetryPolicy, decimal_string, decode
 from scrip_actor.client._transport import prepare as _prepare
@@ -608,7 +609,64 @@ class _AsyncRuleMethods(_AsyncTransport):
         return await self._send("docs_page", {})
 
 
-class AsyncScripClient(_AsyncLedgerMethods, _AsyncRuleMethods):
+class _AsyncAutomationMethods(_AsyncTransport):
+    """Automations (docs/automations.md)."""
+
+    async def create_automation(self, program_id: str, body: AutomationCreate) -> Automation:
+        """``POST /v1/programs/{program_id}/automations``."""
+        return await self._send("create_automation", {"program_id": program_id}, body)
+
+    async def list_automations(self, program_id: str, **filters: QueryValue) -> ListOf[Automation]:
+        """``GET /v1/programs/{program_id}/automations``: one page, newest first (filters: trigger_type, scope,
+        status, source, search)."""
+        return await self._send("list_automations", {"program_id": program_id}, None, filters)
+
+    def iter_automations(self, program_id: str, **filters: QueryValue) -> AsyncIterator[Automation]:
+        """Every automation of the program matching the filters of :meth:`list_automations`."""
+        return self._pages("list_automations", {"program_id": program_id}, filters)
+
+    async def get_automation(self, program_id: str, automation_id: str) -> Automation:
+        """``GET .../automations/{automation_id}``: with its fan-out's progress."""
+        return await self._send("get_automation", {"program_id": program_id, "automation_id": automation_id})
+
+    async def update_automation(self, program_id: str, automation_id: str, body: AutomationUpdate) -> Automation:
+        """``PATCH .../automations/{automation_id}``."""
+        path = {"program_id": program_id, "automation_id": automation_id}
+        return await self._send("update_automation", path, body)
+
+    async def archive_automation(self, program_id: str, automation_id: str) -> Automation:
+        """``DELETE .../automations/{automation_id}``: archived for good."""
+        return await self._send("archive_automation", {"program_id": program_id, "automation_id": automation_id})
+
+    async def trigger_automation(self, program_id: str, automation_id: str) -> Automation:
+        """``POST .../automations/{automation_id}/trigger``: fire now."""
+        return await self._send("trigger_automation", {"program_id": program_id, "automation_id": automation_id})
+
+    async def cancel_automation(self, program_id: str, automation_id: str) -> Automation:
+        """``POST .../automations/{automation_id}/cancel``: stop the fan-out at its next batch."""
+        return await self._send("cancel_automation", {"program_id": program_id, "automation_id": automation_id})
+
+    async def refresh_subscriptions(self, program_id: str, automation_id: str) -> Automation:
+        """``POST .../automations/{automation_id}/refresh-subscriptions``: enrol the participants again (202)."""
+        path = {"program_id": program_id, "automation_id": automation_id}
+        return await self._send("refresh_subscriptions", path)
+
+    async def list_subscriptions(
+        self, program_id: str, automation_id: str, **filters: QueryValue
+    ) -> ListOf[Subscription]:
+        """``GET .../automations/{automation_id}/subscriptions``: one page (filters: status)."""
+        path = {"program_id": program_id, "automation_id": automation_id}
+        return await self._send("list_subscriptions", path, None, filters)
+
+    def iter_subscriptions(
+        self, program_id: str, automation_id: str, **filters: QueryValue
+    ) -> AsyncIterator[Subscription]:
+        """Every subscription of a participant_state automation."""
+        path = {"program_id": program_id, "automation_id": automation_id}
+        return self._pages("list_subscriptions", path, filters)
+
+
+class AsyncScripClient(_AsyncLedgerMethods, _AsyncRuleMethods, _AsyncAutomationMethods):
     """An asynchronous client of a scrip-actor server (asyncio or trio), one method per route.
 
     Use it as ``async with AsyncScripClient(base_url, api_key) as client: ...`` (or call :meth:`aclose`).

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scrip_actor.automations import Automation, Subscription
 from scrip_actor.http.hosted import ActivityItem, EventRecord, JournalEntryRecord, ParticipantItem, RuleVersionRecord
 from scrip_actor.http.schemas import (
     AttributeItem,
@@ -91,6 +92,7 @@ _PARTICIPANT = "/v1/participants/{participant_id}"
 _STATE = _PARTICIPANT + "/state"
 _TIER = _PROGRAM + "/tiers/{key}"
 _RULE = "/v1/rules/{rule_id}"
+_AUTOMATION = _PROGRAM + "/automations/{automation_id}"
 
 ROUTES: dict[str, Route] = {
     # system
@@ -165,6 +167,17 @@ ROUTES: dict[str, Route] = {
     "get_tier_state": _get(_STATE + "/tiers/{key}", TierState),
     "set_tier_state": Route("PUT", _STATE + "/tiers/{key}", TierState, retry_safe=True),
     "delete_tier_state": Route("DELETE", _STATE + "/tiers/{key}", None, retry_safe=True),
+    # automations
+    "create_automation": Route("POST", _PROGRAM + "/automations", Automation),
+    "list_automations": _get(_PROGRAM + "/automations", ListOf[Automation]),
+    "get_automation": _get(_AUTOMATION, Automation),
+    "update_automation": Route("PATCH", _AUTOMATION, Automation),
+    "archive_automation": Route("DELETE", _AUTOMATION, Automation, retry_safe=True),
+    "trigger_automation": Route("POST", _AUTOMATION + "/trigger", Automation),
+    "cancel_automation": Route("POST", _AUTOMATION + "/cancel", Automation),
+    # Enrolling again is what a refresh does: a second one changes nothing the first did not.
+    "refresh_subscriptions": Route("POST", _AUTOMATION + "/refresh-subscriptions", Automation, retry_safe=True),
+    "list_subscriptions": _get(_AUTOMATION + "/subscriptions", ListOf[Subscription]),
     # rules
     "create_rule": Route("POST", "/v1/rules", Rule),
     "list_rules": _get("/v1/rules", ListOf[Rule]),

@@ -66,7 +66,16 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
     assert [item["name"] for item in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
     assert dashboard["uid"] and dashboard["title"] and dashboard["id"] is None
     rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
-    assert rows == ["Throughput", "Latency", "Failures", "Backpressure", "Actors", "Commit health", "Money out"]
+    assert rows == [
+        "Throughput",
+        "Latency",
+        "Failures",
+        "Backpressure",
+        "Actors",
+        "Commit health",
+        "Money out",
+        "Automations",
+    ]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
