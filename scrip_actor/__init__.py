@@ -37,6 +37,7 @@ from scrip_actor.model import Balance as Balance
 from scrip_actor.model import BalanceAdjust as BalanceAdjust
 from scrip_actor.model import BalanceOperation as BalanceOperation
 from scrip_actor.model import BalanceOperationResult as BalanceOperationResult
+from scrip_actor.model import BroadcastAction as BroadcastAction
 from scrip_actor.model import BudgetSpec as BudgetSpec
 from scrip_actor.model import CounterAction as CounterAction
 from scrip_actor.model import CreditAction as CreditAction
@@ -71,6 +72,7 @@ from scrip_actor.model import RuleCreate as RuleCreate
 from scrip_actor.model import RuleEvaluation as RuleEvaluation
 from scrip_actor.model import RuleUpdate as RuleUpdate
 from scrip_actor.model import RuleVersion as RuleVersion
+from scrip_actor.model import ScheduleEventAction as ScheduleEventAction
 from scrip_actor.model import SetAttributeAction as SetAttributeAction
 from scrip_actor.model import TagAction as TagAction
 from scrip_actor.model import Target as Target
@@ -93,6 +95,7 @@ __all__ = [
     "BalanceAdjust",
     "BalanceOperation",
     "BalanceOperationResult",
+    "BroadcastAction",
     "BudgetSpec",
     "Config",
     "Conflict",
@@ -137,6 +140,7 @@ __all__ = [
     "RuleEvaluation",
     "RuleUpdate",
     "RuleVersion",
+    "ScheduleEventAction",
     "ScripError",
     "SelfTransfer",
     "SetAttributeAction",

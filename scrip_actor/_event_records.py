@@ -55,6 +55,8 @@ class StoredEvent(msgspec.Struct, array_like=True, frozen=True):
     created_at: datetime
     payload_hash: str
     event_data: msgspec.Raw
+    # Schema 10: "SYSTEM" for an automation's event; absent (the array ends before it) for a client's.
+    event_type: str = "EXTERNAL"
 
 
 class StoredOutcome(msgspec.Struct, array_like=True, frozen=True):
@@ -81,6 +83,7 @@ assert StoredEvent.__struct_fields__ == (
     "created_at",
     "payload_hash",
     "event_data",
+    "event_type",
 ), "StoredEvent's fields changed: change encode_event with them"
 
 _event_encoder = msgspec.json.Encoder()
@@ -95,18 +98,19 @@ def encode_event(event: Event, data_json: bytes) -> bytes:
     The fields go out as a tuple in :class:`StoredEvent`'s order: the same JSON array the Struct encodes to
     (it is array-like), without building one per admitted event.
     """
-    return _event_encoder.encode(
-        (
-            event.program_id,
-            event.external_id,
-            event.participant_id,
-            event.idempotency_key,
-            event.event_timestamp,
-            event.created_at,
-            event.payload_hash,
-            msgspec.Raw(data_json),
-        )
+    fields = (
+        event.program_id,
+        event.external_id,
+        event.participant_id,
+        event.idempotency_key,
+        event.event_timestamp,
+        event.created_at,
+        event.payload_hash,
+        msgspec.Raw(data_json),
     )
+    if event.event_type != "EXTERNAL":  # a client's event stays as schema 9 wrote it: no byte more per event
+        fields = (*fields, event.event_type)
+    return _event_encoder.encode(fields)
 
 
 def evaluation_codes(evaluations: list[RuleEvaluation]) -> tuple[str, list[tuple[int, str]]]:
@@ -173,6 +177,7 @@ def decode_event(
         participant_id=stored.participant_id,
         created_at=stored.created_at,
         payload_hash=stored.payload_hash,
+        event_type=stored.event_type,  # type: ignore[arg-type]
     )
     if raw_outcome is None:
         return event

@@ -281,6 +281,10 @@ def migrate_9_to_10(txn: Any, dbs: dict[str, Any]) -> int:
     """Schema 10 (push and time) only adds databases, created empty by the open: a v9 store has no webhook
     endpoints, nothing in the outbox, and no automations. Returns 0 (no record rewritten)."""
     assert "meta" in dbs
+    assert "automations" in dbs
+    assert "automation_schedule" in dbs
+    assert "automation_runs" in dbs
+    assert "automation_subscriptions" in dbs
     assert "webhook_endpoints" in dbs
     assert "webhook_events" in dbs
     assert "webhook_deliveries" in dbs

@@ -25,7 +25,7 @@ from cronsim import CronSim, CronSimError
 
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.durations import parse_duration
-from scrip_actor.errors import ScripError, ValidationFailed
+from scrip_actor.errors import ValidationFailed
 from scrip_actor.model import Asset, BudgetSpec, JournalEntry, RuleBudget
 
 __all__ = [
@@ -217,10 +217,9 @@ def checked_budgets(specs: list[BudgetSpec], program_id: str, assets: dict[str, 
 
 
 def _checked_limit(text: str, asset: Asset, field: str) -> str:
-    try:
-        minor = to_minor(parse_decimal(text, field), asset.scale, field)
-    except ScripError as error:
-        raise ValidationFailed.field(field, "invalid", error.message) from None
+    # parse_decimal and to_minor raise the API's own errors for this field (invalid_scale for too many decimals,
+    # like every other amount), so they pass through unchanged.
+    minor = to_minor(parse_decimal(text, field), asset.scale, field)
     if minor <= 0:
         raise ValidationFailed.field(field, "invalid", f"{field} must be positive, got {text}")
     return format_minor(minor, asset.scale)

@@ -15,7 +15,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-__all__ = ["Config", "EngineSettings", "Limits", "ServerSettings", "StorageSettings", "WebhookSettings", "load_config"]
+__all__ = [
+    "AutomationSettings",
+    "Config",
+    "EngineSettings",
+    "Limits",
+    "ServerSettings",
+    "StorageSettings",
+    "WebhookSettings",
+    "load_config",
+]
 
 _Positive = Annotated[int, Meta(ge=1)]
 
@@ -73,6 +82,18 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     cel_cost_per_event_max: _Positive = 20_000
 
 
+class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The automation runner (docs/automations.md)."""
+
+    # A fire that was due while the engine was down: "run_late" runs it once at the next open, "skip" drops it.
+    missed_fire_policy: Literal["run_late", "skip"] = "run_late"
+    fanout_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 200  # participants per durable cursor step
+    fanout_inflight_max: _Positive = 256  # a fan-out waits while more events than this are unprocessed
+    poll_interval_s: Annotated[float, Meta(gt=0)] = 1.0  # the longest the runner sleeps between looks
+    # participant_state: how often the participants are enrolled again (new members, changed attributes).
+    subscription_refresh_interval_s: Annotated[float, Meta(ge=60)] = 86400.0
+
+
 class WebhookSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Outgoing webhooks (docs/webhooks.md)."""
 
@@ -103,10 +124,11 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     storage: StorageSettings = StorageSettings()
     engine: EngineSettings = EngineSettings()
     limits: Limits = Limits()
+    automations: AutomationSettings = AutomationSettings()
     webhooks: WebhookSettings = WebhookSettings()
 
 
-_SECTIONS = ("server", "storage", "engine", "limits", "webhooks")
+_SECTIONS = ("server", "storage", "engine", "limits", "automations", "webhooks")
 # SCRIP_* variables that are not settings of a section (read by the CLI / HTTP layer themselves).
 _NON_SECTION_VARIABLES = frozenset({"SCRIP_CONFIG", "SCRIP_API_KEY", "SCRIP_API_KEYS"})
 

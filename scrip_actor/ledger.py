@@ -19,7 +19,7 @@ import bisect
 import hashlib
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -381,6 +381,18 @@ class World:
         self.reports = ReportTotals()  # schema 9: the reports' running totals, kept by every commit
 
 
+class FollowUp(msgspec.Struct, frozen=True, kw_only=True):
+    """A SCHEDULE_EVENT (``delay``) or BROADCAST (``broadcast``) a rule's action asked for: an automation to be
+    created with the event's outcome (engine/_automations.py), never an await inside the step."""
+
+    participant_id: str
+    event_name: str
+    payload: dict[str, Any]
+    delay_s: float = 0.0
+    broadcast: bool = False
+    rule_id: str | None = None
+
+
 class Changes(msgspec.Struct, kw_only=True):
     """What one committed transaction changed, for the store to write."""
 
@@ -451,6 +463,7 @@ class LedgerTx:
         self._state_notes: list[tuple[str, str, str, str, object, object, str, str | None]] = []
         # SET_TIER actions (participant, tier, level, rule id), resolved after the rules (scrip_actor.tier_effects).
         self.tier_sets: list[tuple[str, str, str, str | None]] = []
+        self.follow_ups: list[FollowUp] = []  # SCHEDULE_EVENT / BROADCAST, as data for the publisher
 
     # --- working copies ---------------------------------------------------------------------------------------
 
@@ -813,13 +826,10 @@ class LedgerTx:
     # --- savepoints -------------------------------------------------------------------------------------------
 
     def savepoint(self) -> _Savepoint | None:
-        """Mark what the transaction holds now, so :meth:`rollback` can undo everything after it.
-
-        One step is one transaction: an event's settlement and enrolment stand even when its rules then fail, so
-        the step takes a savepoint between the two. Cheap in the common case (nothing before it: None); otherwise
-        the working copies are cloned once, which only a step that settled a lot or enrolled a participant pays.
-        """
-        if self.is_empty() and not self._account_deltas:
+        """Mark what the transaction holds now, so :meth:`rollback` can undo everything after it (the step's
+        settlement and enrolment stand when its rules fail). Nothing held: None, free; otherwise the working
+        copies are cloned once, which only a step that settled a lot or enrolled a participant pays."""
+        if self.is_empty() and not self._account_deltas and not self.follow_ups:
             return None
         return _Savepoint(
             counter=self._counter,
@@ -830,6 +840,7 @@ class LedgerTx:
             lots=dict(self._lots),
             schedule=len(self._schedule),
             state_notes=len(self._state_notes),
+            follow_ups=len(self.follow_ups),
         )
 
     def rollback(self, savepoint: _Savepoint | None) -> None:
@@ -837,7 +848,7 @@ class LedgerTx:
         if savepoint is None:
             self._counter = 0
             self._participants, self._originals, self._account_deltas = {}, {}, {}
-            self._entries, self._lots, self._schedule, self._state_notes = [], {}, [], []
+            self._entries, self._lots, self._schedule, self._state_notes, self.follow_ups = [], {}, [], [], []
             return
         self._counter = savepoint.counter
         self._participants = {key: state.clone() for key, state in savepoint.participants.items()}
@@ -847,6 +858,7 @@ class LedgerTx:
         self._lots = dict(savepoint.lots)
         del self._schedule[savepoint.schedule :]
         del self._state_notes[savepoint.state_notes :]
+        del self.follow_ups[savepoint.follow_ups :]
 
     def check(self) -> None:
         """Raise ActionFailed now if :meth:`commit` would refuse (a bound would break). Changes nothing."""
@@ -965,6 +977,7 @@ class _Savepoint(msgspec.Struct, kw_only=True):
     lots: dict[str, Lot]
     schedule: int
     state_notes: int
+    follow_ups: int = 0
 
 
 def _numbered_state_changes(tx: LedgerTx, changed_at: datetime) -> list[tuple[str, int, tuple[object, ...]]]:

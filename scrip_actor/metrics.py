@@ -366,6 +366,7 @@ class _Collector(Collector):
         yield metrics.commit_records.family()
         yield metrics.commit_s.family()
         yield from self._statistics.collect()
+        yield from _automation_families(self._engine)
 
     def _asset_families(self) -> Iterator[Metric]:
         """The per-asset series, every known asset bound at 0 (at scrape time: nothing on the hot path)."""
@@ -385,6 +386,24 @@ class _Collector(Collector):
             rendered.add(series.family)
             labels = ["asset"] if series.direction is None else ["asset", "direction"]
             yield _counter(series.family, series.documentation, labels, values[series.family])
+
+
+def _automation_families(engine: Engine) -> Iterator[Metric]:
+    """``scrip_automation_*`` (docs/automations.md): fires by outcome, the events they sent, fan-outs running."""
+    runner = engine.automation_runs
+    yield _counter(
+        "scrip_automation_fires",
+        "automation fires since start, by outcome (run; skipped: missed while down, automations.missed_fire_policy)",
+        ["outcome"],
+        {(outcome,): float(count) for outcome, count in runner.fires.items()},
+    )
+    yield CounterMetricFamily(
+        "scrip_automation_events_created",
+        "new SYSTEM events automations admitted since start",
+        value=runner.events_created,
+    )
+    running = sum(a.execution_status == "executing" for a in engine.automations.by_id.values())
+    yield GaugeMetricFamily("scrip_automation_fan_outs_executing", "automation fires running now", value=running)
 
 
 def _counter(name: str, documentation: str, labels: list[str], values: dict[Any, float]) -> CounterMetricFamily:

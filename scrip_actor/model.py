@@ -671,6 +671,24 @@ class VoidHoldAction(Struct, tag="VOID_HOLD", tag_field="type", **_request):
     target: Target | None = None
 
 
+class ScheduleEventAction(Struct, tag="SCHEDULE_EVENT", tag_field="type", **_request):
+    """A SYSTEM follow-up event for this participant (or ``target``) after ``delay`` from the event's time, stored
+    as a one_time automation with ``source: rule_action`` (docs/automations.md)."""
+
+    event_name: Annotated[str, Meta(min_length=1, max_length=255)]
+    delay: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    payload: dict[str, Any] = {}
+    target: Target | None = None
+
+
+class BroadcastAction(Struct, tag="BROADCAST", tag_field="type", **_request):
+    """A SYSTEM event to every participant of the program: an immediate automation, ``source: rule_action``."""
+
+    event_name: Annotated[str, Meta(min_length=1, max_length=255)]
+    payload: dict[str, Any] = {}
+    target: Target | None = None
+
+
 Action = (
     CreditAction
     | DebitAction
@@ -683,6 +701,8 @@ Action = (
     | ForfeitAction
     | VoidHoldAction
     | SetTierAction
+    | ScheduleEventAction
+    | BroadcastAction
 )
 
 
@@ -834,6 +854,7 @@ class Event(Struct, kw_only=True):
     processed_at: datetime | None = None
     attempts: int = 0  # processing attempts: 1 after the first, +1 per retry of a FAILED event
     payload_hash: str = ""
+    event_type: Literal["EXTERNAL", "SYSTEM"] = "EXTERNAL"  # SYSTEM: made by an automation (docs/automations.md)
 
 
 # --- ledger ---------------------------------------------------------------------------------------------------

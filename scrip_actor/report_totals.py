@@ -244,18 +244,32 @@ class ReportTotals:
             new_held = _held_assets(state)
             if old_programs == state.program_ids and old_held == new_held:
                 continue
-            self._count_participant(old_programs, old_held, -1, ops)
-            self._count_participant(state.program_ids, new_held, 1, ops)
+            self._count_difference(old_programs, old_held, state.program_ids, new_held, ops)
 
-    def _count_participant(self, programs: list[str], held: set[str], delta: int, ops: list[Op]) -> None:
-        for program_id in programs:
-            self._add_count(self.enrolled, program_id, f"enrolled\0{program_id}".encode(), delta, ops)
-            for asset_id in held:
-                key = (program_id, asset_id)
-                self._add_count(self.holders, key, f"holders\0{program_id}\0{asset_id}".encode(), delta, ops)
-        for asset_id in held:
-            key = (ALL_PROGRAMS, asset_id)
-            self._add_count(self.holders, key, f"holders\0{ALL_PROGRAMS}\0{asset_id}".encode(), delta, ops)
+    def _count_difference(
+        self, old_programs: list[str], old_held: set[str], new_programs: list[str], new_held: set[str], ops: list[Op]
+    ) -> None:
+        """Move one participant's counts from its old enrolment and holdings to its new ones, touching only the
+        counts that change (a first balance of one more asset moves that asset's holders, not the enrolment)."""
+        old_set, new_set = set(old_programs), set(new_programs)
+        for program_id in old_programs:
+            if program_id not in new_set:
+                self._add_count(self.enrolled, program_id, f"enrolled\0{program_id}".encode(), -1, ops)
+            for asset_id in old_held if program_id not in new_set else old_held - new_held:
+                self._add_holder(program_id, asset_id, -1, ops)
+        for program_id in new_programs:
+            if program_id not in old_set:
+                self._add_count(self.enrolled, program_id, f"enrolled\0{program_id}".encode(), 1, ops)
+            for asset_id in new_held if program_id not in old_set else new_held - old_held:
+                self._add_holder(program_id, asset_id, 1, ops)
+        for asset_id in old_held - new_held:
+            self._add_holder(ALL_PROGRAMS, asset_id, -1, ops)
+        for asset_id in new_held - old_held:
+            self._add_holder(ALL_PROGRAMS, asset_id, 1, ops)
+
+    def _add_holder(self, program_key: str, asset_id: str, delta: int, ops: list[Op]) -> None:
+        stored_key = f"holders\0{program_key}\0{asset_id}".encode()
+        self._add_count(self.holders, (program_key, asset_id), stored_key, delta, ops)
 
     def record_lots(self, lots: Iterable[Lot], originals: Mapping[str, ParticipantState], ops: list[Op]) -> None:
         """Move each changed lot's value from its old expiry cell to its new one."""

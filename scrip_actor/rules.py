@@ -35,10 +35,11 @@ from scrip_actor.cel import (
 from scrip_actor.counters import window_from
 from scrip_actor.durations import parse_duration, parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
-from scrip_actor.ledger import ActionFailed, LedgerTx, ParticipantState
+from scrip_actor.ledger import ActionFailed, FollowUp, LedgerTx, ParticipantState
 from scrip_actor.model import (
     Action,
     Asset,
+    BroadcastAction,
     CounterAction,
     CreditAction,
     DebitAction,
@@ -47,6 +48,7 @@ from scrip_actor.model import (
     ReleaseAction,
     Rule,
     RuleEvaluation,
+    ScheduleEventAction,
     SetAttributeAction,
     SetTierAction,
     TagAction,
@@ -79,6 +81,7 @@ TargetResolver = Callable[[str], ParticipantState]
 # The hold kinds last, so ``kind >= _HOLD`` selects them.
 _CREDIT, _DEBIT, _TAG, _UNTAG, _COUNTER, _SET_ATTRIBUTE, _HOLD, _RELEASE, _FORFEIT, _VOID_HOLD = range(10)
 _SET_TIER = 10  # after the hold kinds: checked before ``kind >= _HOLD``
+_FOLLOW_UP = 11  # SCHEDULE_EVENT and BROADCAST: data for the publisher, also checked before ``kind >= _HOLD``
 _KINDS: dict[type, int] = {
     CreditAction: _CREDIT,
     DebitAction: _DEBIT,
@@ -91,6 +94,8 @@ _KINDS: dict[type, int] = {
     ForfeitAction: _FORFEIT,
     VoidHoldAction: _VOID_HOLD,
     SetTierAction: _SET_TIER,
+    ScheduleEventAction: _FOLLOW_UP,
+    BroadcastAction: _FOLLOW_UP,
 }
 
 
@@ -224,6 +229,8 @@ class CompiledAction:
                     if strict:
                         raise
                     # Lenient (a stored rule): add_counter refuses it again, failing each event with the reason.
+        elif isinstance(action, ScheduleEventAction | BroadcastAction):
+            self.reset_after = _follow_up_delay(action, field)  # the delay (a follow-up has no counter)
         elif isinstance(action, SetAttributeAction):
             self.key = self._canonical(values.key, action.key, f"{field}.key", strict)
             if (action.value is None) == (action.value_expression is None):
@@ -324,7 +331,25 @@ def _type_of(action: Action) -> str:
         ForfeitAction: "FORFEIT",
         VoidHoldAction: "VOID_HOLD",
         SetTierAction: "SET_TIER",
+        ScheduleEventAction: "SCHEDULE_EVENT",
+        BroadcastAction: "BROADCAST",
     }[type(action)]
+
+
+FOLLOW_UP_DELAY_MAX = timedelta(days=3660)  # ten years: a later follow-up is a mistake, not a plan
+
+
+def _follow_up_delay(action: ScheduleEventAction | BroadcastAction, field: str) -> timedelta | None:
+    """A SCHEDULE_EVENT's delay (a duration, 0 to ten years); BROADCAST has none. The payload must be JSON."""
+    if isinstance(action, BroadcastAction) or action.delay is None:
+        return None
+    try:
+        delay = parse_duration(action.delay)
+    except ValueError as error:
+        raise ValidationFailed.field(f"{field}.delay", "invalid", str(error)) from None
+    if not timedelta(0) <= delay <= FOLLOW_UP_DELAY_MAX:
+        raise ValidationFailed.field(f"{field}.delay", "invalid", "delay must be between 0 and 87840h (ten years)")
+    return delay
 
 
 def _check_amount(amount: Decimal, asset: Asset, field: str) -> int:
@@ -633,6 +658,9 @@ def _apply_one(
         assert isinstance(action, SetTierAction)
         tx.tier_sets.append((state.id, action.tier, action.level, rule.id))
         return
+    if kind == _FOLLOW_UP:  # allowed whatever the status; the publisher makes it an automation (no await here)
+        _note_follow_up(tx, rule, compiled, state)
+        return
     if kind >= _HOLD:
         _apply_hold_kind(tx, rule, compiled, state, variables, assets)
         return
@@ -664,6 +692,23 @@ def _apply_one(
         state.attributes[key] = new_value
         tx.note_state(state.id, "attribute", key, "set", old_value, new_value, rule_id=rule.id)
     state.invalidate()
+
+
+def _note_follow_up(tx: LedgerTx, rule: Rule, compiled: CompiledAction, state: ParticipantState) -> None:
+    """SCHEDULE_EVENT / BROADCAST: recorded as data in the transaction, for the publisher (docs/automations.md)."""
+    action = compiled.action
+    assert isinstance(action, ScheduleEventAction | BroadcastAction)
+    delay = compiled.reset_after.total_seconds() if compiled.reset_after is not None else 0.0
+    tx.follow_ups.append(
+        FollowUp(
+            participant_id=state.id,
+            event_name=action.event_name,
+            payload=action.payload,
+            delay_s=delay,
+            broadcast=isinstance(action, BroadcastAction),
+            rule_id=rule.id,
+        )
+    )
 
 
 def _apply_counter(

@@ -26,6 +26,10 @@ journal            be64(sequence)                              JournalEntry; the
 journal_index      kind + NUL + id + NUL + be64(sequence)      b"" (participant/rule/program/asset)
 accounts           account key                                 balance in minor units (JSON int)
 schedule           be64(due_ms) + lot id                       participant id (lot expiry/maturity to sweep)
+automations        automation id                               Automation (schema 10, docs/automations.md)
+automation_sched.  be64(due_ms) + automation id [+ NUL manual]  b"": its next fire (or a trigger); automation_schedule
+automation_runs    automation id + be64(fire_ms)               AutomationRun: a fire's cursor while it runs
+automation_subs.   automation id + NUL + participant id        Subscription; full name automation_subscriptions
 webhook_endpoints  endpoint id                                 StoredEndpoint (secrets Fernet-encrypted)
 webhook_events     be64(outbox sequence)                       OutboxRecord: the envelope's bytes, its endpoints
 webhook_deliveries delivery id                                 WebhookDelivery (status, attempts, response)
@@ -101,6 +105,7 @@ _APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_fai
 _LAST_VALUE_DATABASES = frozenset(
     {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts", "tiers"}
     | {"rule_budgets", "report_hours", "report_counts", "report_expiry"}
+    | {"automations", "automation_runs", "automation_subscriptions"}  # schema 10
     | {"webhook_endpoints", "webhook_deliveries"}
 )
 DATABASES = (
@@ -138,6 +143,10 @@ DATABASES = (
     "report_counts",  # schema 9: holders / enrolled / last activity per program (and asset) -> an int
     "report_expiry",  # schema 9: program NUL asset NUL expiry day + 1 (0: never) -> [open lot value, open lots]
     "events_by_time",  # schema 9: program NUL hour of event_timestamp NUL be64(sequence) -> b""
+    "automations",  # schema 10: automation id -> the Automation (scrip_actor/automations.py)
+    "automation_schedule",  # schema 10: be64(due ms) automation id [NUL "manual"] -> b"", its next fire
+    "automation_runs",  # schema 10: automation id be64(fire ms) -> the AutomationRun while it executes
+    "automation_subscriptions",  # schema 10: automation id NUL participant id -> the Subscription
     "webhook_endpoints",  # schema 10: endpoint id -> the endpoint, its secrets encrypted (scrip_actor/webhooks)
     "webhook_events",  # schema 10: be64(outbox sequence) -> the outbox record: the envelope and its endpoints
     "webhook_deliveries",  # schema 10: delivery id -> the delivery (status, attempts, last response)

@@ -33,6 +33,7 @@ from scrip_actor.tiers import (
     add_months,
     downgrade_rank,
     holding_due,
+    level_by_key,
     level_by_rank,
     next_period_end,
     qualifying_level,
@@ -182,7 +183,7 @@ def _apply_sets(tx: LedgerTx, definitions: ProgramTiers, program_id: str, moment
             raise ActionFailed(f"SET_TIER: the program has no tier {key!r}")
         if definition.status == "ARCHIVED":
             continue  # skipped, and the event completes (the hosted rule)
-        level = next((level for level in definition.levels if level.key == level_key), None)
+        level = level_by_key(definition.levels, level_key)
         if level is None:
             raise ActionFailed(f"SET_TIER: tier {key!r} has no level {level_key!r}")
         working = tx.touched(participant_id)
@@ -453,7 +454,7 @@ def set_manual(
     Raises:
         ActionFailed: the tier has no such level (the caller answers 400).
     """
-    level = next((level for level in definition.levels if level.key == level_key), None)
+    level = level_by_key(definition.levels, level_key)
     if level is None:
         raise ActionFailed(f"tier {definition.key!r} has no level {level_key!r}")
     working = tx.edit(state)

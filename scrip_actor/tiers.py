@@ -47,6 +47,7 @@ __all__ = [
     "add_months",
     "downgrade_rank",
     "holding_due",
+    "level_by_key",
     "level_by_rank",
     "next_period_end",
     "qualifies",
@@ -306,6 +307,11 @@ def qualifying_level(levels: list[Level], counters: dict[str, Decimal]) -> Level
         if (best is None or level.rank > best.rank) and qualifies(level, counters):
             best = level
     return best
+
+
+def level_by_key(levels: list[Level], key: str | None) -> Level | None:
+    """The level keyed ``key``, or None (also for None: a holding of no level)."""
+    return next((level for level in levels if level.key == key), None)
 
 
 def level_by_rank(levels: list[Level], rank: int) -> Level | None:

@@ -2,7 +2,9 @@
 
 It recomputes every balance from the postings alone and compares it with what the engine cached, walks the hash
 chain, checks each lot against its participant's balances, checks that every acknowledged event is either
-waiting in the inbox or has its outcome, and recomputes the reports' running totals (scrip_actor/_verify_reports.py).
+waiting in the inbox or has its outcome, recomputes the reports' running totals (scrip_actor/_verify_reports.py),
+and checks tier definitions, the levels participants hold and the schedule record behind every deadline
+(scrip_actor/_verify_tiers.py).
 It only reads, and it reports every problem it finds rather than stopping at the first.
 
 Beside a running server (another process) it is safe and exact: it takes no lock and writes nothing, and every check
@@ -31,6 +33,7 @@ from scrip_actor._records import (
     schedule_key,
 )
 from scrip_actor._verify_reports import check_report_totals
+from scrip_actor._verify_tiers import check_tiers_and_schedule
 from scrip_actor.amounts import format_minor
 from scrip_actor.budgets import BudgetState, issued_minor
 from scrip_actor.config import Config
@@ -573,6 +576,7 @@ def verify_store(store: Store) -> VerifyReport:
         events, pending = checker.events()
         checker.rule_budgets()
         check_report_totals(snapshot, checker.problem)
+        check_tiers_and_schedule(snapshot, checker.problem)
         check_webhooks(snapshot, checker.problem)
         return VerifyReport(
             ok=not checker.problems,

@@ -206,8 +206,11 @@ class Admission:
         except OverflowError:
             raise ValidationFailed.field(field, "invalid", _beyond_double(field)) from None
 
-    def accept(self, request: EventSubmit) -> tuple[Event, bool]:
-        """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload."""
+    def accept(self, request: EventSubmit, event_type: str = "EXTERNAL") -> tuple[Event, bool]:
+        """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload.
+
+        ``event_type`` SYSTEM marks an automation's event (engine/_automation_runs.py); it is stored with it.
+        """
         external_id, named_id, timestamp, payload_hash, cel_data, data_json = self.check_event(request)
         data_bytes = len(data_json)
         idem_key = idempotency_key(request.program_id, request.idempotency_key)
@@ -245,6 +248,7 @@ class Admission:
             # An event that names its participant by id is bound to it now: renaming the participant while the
             # event waits must not send it (or its points) to whoever holds the old external_id by then.
             participant_id=named_id,
+            event_type=event_type,  # type: ignore[arg-type]
         )
         sequence_key = be64(sequence)
         ops: list[Op] = [

@@ -34,6 +34,8 @@ from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.config import Config
 from scrip_actor.engine._activity import Activity
 from scrip_actor.engine._admission import Admission, pending_positions
+from scrip_actor.engine._automation_runs import AutomationRunner
+from scrip_actor.engine._automations import Automations
 from scrip_actor.engine._budgets import RuleBudgets
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
@@ -217,6 +219,7 @@ class Engine:
         self._catalog.load()
         self.rewards.load()
         self.tiers.load()
+        self.automations.load()
         _records.load_world(store, self._world)
         self._rule_budgets.load(self._catalog.rules)  # after the journal head: a missing state counts from it
         # Inbox positions and event sequences share one counter (a retry takes a new position).
@@ -247,6 +250,7 @@ class Engine:
             )
             self._admission.redeliver(event, position, rules)
         nursery.start_soon(self._schedule.run, self.sweep_due, self.config.engine.sweep_interval_s)
+        nursery.start_soon(self.automation_runs.run)
         nursery.start_soon(self.webhooks.run)  # the delivery worker (scrip_actor/webhooks/_service.py)
 
     # ==========================================================================================================
@@ -339,6 +343,7 @@ class Engine:
         self.reports = Reports(
             **stages, world=self._world, rewards=self.rewards, caught_up=self._caught_up, tier_count=self._tier_count
         )
+        self.automations, self.automation_runs = _automation_stages(self)  # docs/automations.md
 
     def _tier_count(self, program_id: str) -> int:
         return sum(tier.status == "ACTIVE" for tier in self.tiers.by_program.get(program_id, {}).values())
@@ -513,17 +518,8 @@ class Engine:
             await trio.sleep(0.001)
 
     async def list_events(self, **filters: Any) -> Page:
-        """Events, newest first, filtered (:meth:`Queries.list_events` names the filters); ``cursor`` from the
-        previous page.
-
-        ``created_from``/``created_to`` bound the receipt time, ``event_from``/``event_to`` the event's own time
-        (from inclusive, to exclusive); ``rule_id`` keeps the events where that rule MATCHED.
-
-        ``external_id``, ``rule_id`` and ``status=FAILED`` are served from indexes, ``PENDING``/``PROCESSING`` from
-        memory; every other filter is checked on the candidates. One call looks at most at ``_EVENT_SCAN_MAX``
-        candidates, so no query holds the loop for long whatever the store's size: a page can then come back
-        short (even empty) with ``has_more`` and a cursor to go on from (docs/limits.md).
-        """
+        """Events, newest first, filtered (:meth:`Queries.list_events` names the filters, the indexes behind
+        them and the bound on one call's scan); ``cursor`` from the previous page."""
         return await self._queries.list_events(**filters)
 
     # --- the step ---------------------------------------------------------------------------------------------
@@ -890,6 +886,38 @@ class Engine:
 # ==============================================================================================================
 # module helpers
 # ==============================================================================================================
+
+
+def _automation_stages(engine: Engine) -> tuple[Automations, AutomationRunner]:
+    """``engine.automations`` (definitions, engine/_automations.py) and ``engine.automation_runs`` (the runner that
+    fires them through the engine's admission, engine/_automation_runs.py), each given its collaborators."""
+    admission, cache = engine._admission, engine._cache
+    automations = Automations(
+        catalog=engine._catalog,
+        store=engine._store,
+        writer=engine._writer,
+        clock=engine._clock,
+        limits=engine._limits,
+        check_event_data=admission.event_data_for_cel,
+        known_participant=lambda participant_id: cache.get(participant_id) is not None,
+    )
+    runner = AutomationRunner(
+        automations=automations,
+        store=engine._store,
+        writer=engine._writer,
+        clock=engine._clock,
+        settings=engine.config.automations,
+        cel_compiler=engine._catalog.cel_compiler,
+        cel_cost_max=engine._limits.cel_cost_per_event_max,
+        limits=engine._limits,
+        accept=lambda request: admission.accept(request, "SYSTEM"),
+        inflight=lambda: admission.inflight,
+        participant=cache.get,
+        closing=lambda: admission.closing,
+    )
+    engine._publisher.follow_up_ops = automations.follow_up_ops
+    engine._publisher.counter_ops = runner.subscriptions.counters_changed
+    return automations, runner
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from scrip_actor.engine._lot_schedule import LotSchedule
 from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._step import StepResult
-from scrip_actor.ledger import Changes, World
+from scrip_actor.ledger import Changes, FollowUp, ParticipantState, World
 from scrip_actor.model import Event, JournalEntry
 from scrip_actor.rules import CompiledRule
 from scrip_actor.store import PROCESSED_BELOW_KEY, Op, Writer, be64, events_by_rule_key
@@ -52,6 +52,10 @@ class Publisher:
         self._outbox = outbox  # webhook events of each record, in that record (scrip_actor/webhooks/_outbox.py)
         # Observation hook (metrics): entries committed to memory. Cheap, and it must not raise.
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None
+        # A step's SCHEDULE_EVENT / BROADCAST follow-ups as the automations' ops (engine/_automations.py).
+        self.follow_up_ops: Callable[[Event, list[FollowUp]], list[Op]] | None = None
+        # THRESHOLD subscriptions armed by the counters an event changed (engine/_subscriptions.py).
+        self.counter_ops: Callable[[Event, list[ParticipantState]], list[Op]] | None = None
 
     def publish(
         self,
@@ -122,5 +126,9 @@ class Publisher:
             ops.append(("events_failed", sequence_key, b""))
         if result.budget_states:  # what the rules' budgets consumed, in the record of the entries that consumed it
             ops.extend(budget_ops(result.budget_states))
+        if result.follow_ups and not failed and self.follow_up_ops is not None:  # with the outcome, or not at all
+            ops.extend(self.follow_up_ops(event, result.follow_ups))
+        if changes.participants and self.counter_ops is not None:
+            ops.extend(self.counter_ops(event, changes.participants))
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         return self.publish(changes, ops, on_durable, (event, failed))

@@ -129,7 +129,7 @@ class Queries:
     ) -> Page:
         """Events, newest first (``descending=False``: oldest first), filtered; ``cursor`` from the previous page.
 
-        ``event_type`` SYSTEM finds none (automations are not built: every event is EXTERNAL). ``owner`` keeps
+        ``event_type``: EXTERNAL (a client's) or SYSTEM (an automation's). ``owner`` keeps
         the events processed for that participant and those not yet bound to one (with ``external_id``: the
         participant's own list, where an event still queued is already theirs).
 
@@ -149,14 +149,13 @@ class Queries:
             external_id = values.normalized_text(external_id)
         if status == "RECEIVED":  # the hosted name of the first state; here an admitted event is PENDING at once
             status = "PENDING"
-        if event_type == "SYSTEM":
-            return Page(data=[], has_more=False, next_cursor=None)
 
         def keep(event: Event) -> bool:
             return (
                 (program_id is None or event.program_id == program_id)
                 and (owner is None or event.participant_id in (owner, None))
                 and (status is None or event.status == status)
+                and (event_type is None or event.event_type == event_type)
                 and (external_id is None or event.external_id == external_id)
                 and (participant_id is None or event.participant_id == participant_id)
                 and (created_from is None or event.created_at >= created_from)

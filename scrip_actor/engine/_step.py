@@ -29,6 +29,7 @@ from scrip_actor.engine._step_budgets import apply_with_budgets
 from scrip_actor.ledger import (
     ActionFailed,
     Changes,
+    FollowUp,
     LedgerTx,
     ParticipantRecord,
     ParticipantState,
@@ -80,6 +81,7 @@ class StepResult(msgspec.Struct, kw_only=True):
     reasons: list[tuple[int, str]] = []
     matched_rule_ids: list[str] = []
     budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
+    follow_ups: list[FollowUp] = []  # SCHEDULE_EVENT / BROADCAST: automations the publisher stores with the outcome
 
 
 def step_event(
@@ -218,6 +220,7 @@ def _run_rules(
             state=state, changes=changes, evaluations=evaluations, failure=None, codes=codes, reasons=reasons,
             matched_rule_ids=[compiled.rule.id for compiled in matched],
             budget_states=budget_tx.commit() if budget_tx is not None else [],  # only once the entries committed
+            follow_ups=tx.follow_ups,
         )  # fmt: skip
     except ActionFailed as error:
         failure = str(error)

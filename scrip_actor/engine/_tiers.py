@@ -40,6 +40,7 @@ from scrip_actor.tiers import (
     TierState,
     TierStateSet,
     TierUpdate,
+    level_by_key,
 )
 
 __all__ = ["Tiers"]
@@ -112,14 +113,11 @@ class Tiers:
         await self._save(definition)
         return definition
 
-    def list(self, program_id: str, *, include_archived: bool = True) -> list[TierDefinition]:
-        """A program's tiers, oldest first."""
+    def list(self, program_id: str) -> list[TierDefinition]:
+        """A program's tiers of every status, oldest first (the route filters by ``status``)."""
         self._catalog.program(program_id)
         tiers = self.by_program.get(program_id, {}).values()
-        return sorted(
-            (tier for tier in tiers if include_archived or tier.status == "ACTIVE"),
-            key=lambda tier: (tier.created_at, tier.key),
-        )
+        return sorted(tiers, key=lambda tier: (tier.created_at, tier.key))
 
     def get(self, program_id: str, key: str) -> TierDefinition:
         """One tier of a program by key; 404 if there is none."""
@@ -243,7 +241,7 @@ class Tiers:
 
 
 def _state_view(definition: TierDefinition, holding: TierHolding) -> TierState:
-    level = next((level for level in definition.levels if level.key == holding.level), None)
+    level = level_by_key(definition.levels, holding.level)
     review = [moment for moment in (holding.period_end, holding.active_until) if moment is not None]
     return TierState(
         key=definition.key,

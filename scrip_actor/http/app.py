@@ -27,6 +27,7 @@ from scrip_actor.engine import Engine
 from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
 from scrip_actor.http import (
     routes_assets,
+    routes_automations,
     routes_events,
     routes_history,
     routes_participants,
@@ -100,6 +101,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_history.ENDPOINTS,
         *routes_state.ENDPOINTS,
         *routes_tiers.ENDPOINTS,
+        *routes_automations.ENDPOINTS,
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),
         *routes_reports.ENDPOINTS,

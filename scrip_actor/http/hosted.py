@@ -244,7 +244,7 @@ def event_record(event: Event, *, include_skipped: bool) -> EventRecord:
         idempotency_key=event.idempotency_key,
         event_timestamp=event.event_timestamp,
         event_data=event.event_data,
-        event_type="EXTERNAL",  # SYSTEM events come with automations (not built)
+        event_type=event.event_type,  # SYSTEM: an automation made it (docs/automations.md)
         status=event.status,
         error_message=event.error_message,
         rule_evaluations=evaluations,

@@ -21,6 +21,7 @@ from scrip_actor.ledger import ActionFailed
 from scrip_actor.model import (
     Action,
     Asset,
+    BroadcastAction,
     CounterAction,
     CreditAction,
     DebitAction,
@@ -28,6 +29,7 @@ from scrip_actor.model import (
     HoldAction,
     ReleaseAction,
     Rule,
+    ScheduleEventAction,
     SetAttributeAction,
     SetTierAction,
     TagAction,
@@ -163,6 +165,13 @@ def _describe(compiled: CompiledAction, variables: dict[str, Any], state: MockSt
             return _describe_tag(action, state, target)
         if isinstance(action, HoldAction | ReleaseAction | ForfeitAction | VoidHoldAction):
             return _describe_hold_kind(compiled, action, variables, target)
+        if isinstance(action, ScheduleEventAction):  # the hosted §4.6: a description only
+            delay = f" after {action.delay}" if action.delay else ""
+            return ActionResult(description=f"Schedule event {action.event_name!r} for {target}{delay}")
+        if isinstance(action, BroadcastAction):
+            return ActionResult(
+                description=f"Broadcast event {action.event_name!r} to every participant of the program"
+            )
         if isinstance(action, SetTierAction):  # resolved against the tier definitions only when processed
             return ActionResult(
                 value=action.level, description=f"Set tier {action.tier!r} of {target} to {action.level!r}"

@@ -41,10 +41,10 @@ async def test_document_lists_every_served_route(api: Api) -> None:
     }
     assert served == documented
     assert (
-        len(served) == 91
+        len(served) == 100
     )  # grows with every new route; update deliberately (issue 12: +5 balance operations, +5 redemptions, +5 catalog,
     # +1 transfers; issue 13: +activity/history, +participant events, +activity/state-history, +5 tier definitions,
-    # +4 state/tiers, +1 reset-budget, +3 reports; issue 14: +9 webhooks)
+    # +4 state/tiers, +1 reset-budget, +3 reports; issue 14: +9 automations, +9 webhooks)
 
 
 async def test_schemas_come_from_the_handlers_types(api: Api) -> None:
@@ -116,6 +116,8 @@ _HOSTED_LIST_PARAMETERS = {
     "/v1/participants/{participant_id}/events": {"program_id", "status", "from", "to", "event_from", "event_to"},
     "/v1/participants/{participant_id}/redemptions": {"status", "reward_catalog_item_id", "from", "to"},
     "/v1/redemptions/{redemption_id}/reversals": set(),
+    "/v1/programs/{program_id}/automations": {"trigger_type", "scope", "status", "source", "search"},
+    "/v1/programs/{program_id}/automations/{automation_id}/subscriptions": {"status"},
     "/v1/events": {
         "program_id",
         "status",

@@ -75,6 +75,7 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
         "Actors",
         "Commit health",
         "Money out",
+        "Automations",
         "Webhooks",
     ]
     ids = [panel["id"] for panel in dashboard["panels"]]

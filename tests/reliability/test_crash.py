@@ -85,3 +85,11 @@ async def test_sigkill_across_budget_resets_loses_nothing_credits_nothing_twice_
     result = await budget_trial(tmp_path, random.Random(9), kill_min_s=0.8, kill_max_s=1.4)
     assert result.acknowledged > 0
     assert result.extra["credits"] > 0
+
+
+async def test_sigkill_mid_fan_out_resumes_and_every_participant_gets_exactly_one_event(tmp_path: Path) -> None:
+    from bench.crash_automations import fan_out_trial
+
+    result = await fan_out_trial(tmp_path, participants=1500, kill_after_processed=200)
+    assert result.existing == 1500
+    assert 200 <= result.extra["processed_at_kill"] < 1500
