@@ -285,5 +285,10 @@ def migrate_9_to_10(txn: Any, dbs: dict[str, Any]) -> int:
     assert "automation_schedule" in dbs
     assert "automation_runs" in dbs
     assert "automation_subscriptions" in dbs
+    assert "webhook_endpoints" in dbs
+    assert "webhook_events" in dbs
+    assert "webhook_deliveries" in dbs
+    assert "webhook_queue" in dbs
+    assert "webhook_by_endpoint" in dbs
     _log.warning("migrated the store to schema 10: new databases created empty")
     return 0

@@ -22,6 +22,7 @@ __all__ = [
     "Limits",
     "ServerSettings",
     "StorageSettings",
+    "WebhookSettings",
     "load_config",
 ]
 
@@ -93,6 +94,29 @@ class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     subscription_refresh_interval_s: Annotated[float, Meta(ge=60)] = 86400.0
 
 
+class WebhookSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Outgoing webhooks (docs/webhooks.md)."""
+
+    # Targets on private, loopback, link-local, multicast or reserved addresses (and plain http) are refused unless
+    # this is true: for tests and a receiver on the same host, never for targets users can choose.
+    allow_private_targets: bool = False
+    # The Fernet key that encrypts endpoint secrets at rest: this (SCRIP_WEBHOOKS_SECRET_KEY), else the key file,
+    # created 0600 on first use, outside the data directory: a copy of ./data alone reveals no secret.
+    secret_key: str = ""
+    secret_key_file: str = "./scrip-webhooks.key"
+    # After rotate-secret, deliveries are signed with the new and the old secret for this long.
+    rotation_overlap_s: Annotated[float, Meta(ge=0)] = 86400.0
+    attempts_max: Annotated[int, Meta(ge=1, le=100)] = 8
+    retry_base_s: Annotated[float, Meta(gt=0)] = 5.0  # attempt n waits base * 2**(n-1), with jitter, up to max
+    retry_max_s: Annotated[float, Meta(gt=0)] = 3600.0
+    connect_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
+    read_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    poll_interval_s: Annotated[float, Meta(gt=0)] = 1.0  # how often the worker looks for due retries
+    # Outbox records whose every delivery is DELIVERED or FAILED are pruned (with those deliveries) after this long.
+    retention_s: Annotated[float, Meta(gt=0)] = 7 * 86400.0
+    endpoints_max: _Positive = 100
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """All settings. Build with :func:`load_config`, or directly in tests: ``Config()`` is the default."""
 
@@ -101,9 +125,10 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     engine: EngineSettings = EngineSettings()
     limits: Limits = Limits()
     automations: AutomationSettings = AutomationSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
 
-_SECTIONS = ("server", "storage", "engine", "limits", "automations")
+_SECTIONS = ("server", "storage", "engine", "limits", "automations", "webhooks")
 # SCRIP_* variables that are not settings of a section (read by the CLI / HTTP layer themselves).
 _NON_SECTION_VARIABLES = frozenset({"SCRIP_CONFIG", "SCRIP_API_KEY", "SCRIP_API_KEYS"})
 

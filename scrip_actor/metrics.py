@@ -169,6 +169,39 @@ class _StatisticsCollector(Collector):
         }
         for name, (value, help_text) in gauges.items():
             yield GaugeMetricFamily(f"scrip_engine_{name}", help_text, value=value)
+        yield from _webhook_families(self._engine)
+
+
+def _webhook_families(engine: Engine) -> Iterator[Metric]:
+    """``scrip_webhook_*``: deliveries by outcome, attempts, and the outbox's depth and age (docs/webhooks.md)."""
+    hooks = engine.webhooks.statistics()
+    outcomes = CounterMetricFamily(
+        "scrip_webhook_deliveries",
+        "webhook attempts by outcome since start: delivered, failed (out of attempts), retry (scheduled again)",
+        labels=["outcome"],
+    )
+    for outcome, value in (
+        ("delivered", hooks.delivered),
+        ("failed", hooks.failed),
+        ("retry", hooks.retries_scheduled),
+    ):
+        outcomes.add_metric([outcome], value)
+    yield outcomes
+    yield CounterMetricFamily("scrip_webhook_attempts", "webhook delivery attempts since start", value=hooks.attempts)
+    yield CounterMetricFamily("scrip_webhook_pruned", "outbox records pruned after retention", value=hooks.pruned)
+    yield GaugeMetricFamily(
+        "scrip_webhook_outbox_depth", "webhook deliveries PENDING on disk", value=hooks.outbox_depth
+    )
+    yield GaugeMetricFamily(
+        "scrip_webhook_outbox_oldest_age_seconds",
+        "age of the oldest PENDING webhook delivery (0: none)",
+        value=hooks.outbox_oldest_age_s,
+    )
+    yield GaugeMetricFamily(
+        "scrip_webhook_outbox_records",
+        "webhook events kept in the outbox (pending or within retention)",
+        value=hooks.outbox_records,
+    )
 
 
 class _Histogram:

@@ -30,6 +30,11 @@ automations        automation id                               Automation (schem
 automation_sched.  be64(due_ms) + automation id [+ NUL manual]  b"": its next fire (or a trigger); automation_schedule
 automation_runs    automation id + be64(fire_ms)               AutomationRun: a fire's cursor while it runs
 automation_subs.   automation id + NUL + participant id        Subscription; full name automation_subscriptions
+webhook_endpoints  endpoint id                                 StoredEndpoint (secrets Fernet-encrypted)
+webhook_events     be64(outbox sequence)                       OutboxRecord: the envelope's bytes, its endpoints
+webhook_deliveries delivery id                                 WebhookDelivery (status, attempts, response)
+webhook_queue      endpoint id + NUL + be64(outbox sequence)   delivery id, while the delivery is PENDING
+webhook_by_endpoint endpoint id + NUL + be64(outbox sequence)  delivery id (GET .../deliveries, newest first)
 =================  ==========================================  ==============================================
 
 Values are msgspec JSON: unlike msgpack it stores Python ints of any size exactly (amounts at scale 18 exceed
@@ -95,12 +100,13 @@ SCHEMA_VERSION = 10
 _MIGRATABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9)
 KEY_BYTES_MAX = 511  # LMDB's compiled-in maximum key size
 # Databases keyed by an increasing sequence: new keys are always the largest (see Store.write).
-_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets"})
+_APPEND_DATABASES = frozenset({"journal", "events", "inbox_pending", "events_failed", "rule_sets", "webhook_events"})
 # Databases whose records each carry a key's whole new value: within one batch only the last one is put (fill).
 _LAST_VALUE_DATABASES = frozenset(
     {"meta", "accounts", "participants", "event_outcomes", "redemptions", "rewards", "reward_counts", "tiers"}
     | {"rule_budgets", "report_hours", "report_counts", "report_expiry"}
     | {"automations", "automation_runs", "automation_subscriptions"}  # schema 10
+    | {"webhook_endpoints", "webhook_deliveries"}
 )
 DATABASES = (
     "meta",
@@ -141,6 +147,11 @@ DATABASES = (
     "automation_schedule",  # schema 10: be64(due ms) automation id [NUL "manual"] -> b"", its next fire
     "automation_runs",  # schema 10: automation id be64(fire ms) -> the AutomationRun while it executes
     "automation_subscriptions",  # schema 10: automation id NUL participant id -> the Subscription
+    "webhook_endpoints",  # schema 10: endpoint id -> the endpoint, its secrets encrypted (scrip_actor/webhooks)
+    "webhook_events",  # schema 10: be64(outbox sequence) -> the outbox record: the envelope and its endpoints
+    "webhook_deliveries",  # schema 10: delivery id -> the delivery (status, attempts, last response)
+    "webhook_queue",  # schema 10: endpoint id NUL be64(outbox sequence) -> delivery id, while PENDING
+    "webhook_by_endpoint",  # schema 10: endpoint id NUL be64(outbox sequence) -> delivery id (the endpoint's list)
 )
 
 T = TypeVar("T")

@@ -60,6 +60,7 @@ from scrip_actor.store import (
     unbe32,
     unbe64,
 )
+from scrip_actor.webhooks._verify import check_webhooks
 
 __all__ = ["VerifyReport", "verify", "verify_store"]
 
@@ -576,6 +577,7 @@ def verify_store(store: Store) -> VerifyReport:
         checker.rule_budgets()
         check_report_totals(snapshot, checker.problem)
         check_tiers_and_schedule(snapshot, checker.problem)
+        check_webhooks(snapshot, checker.problem)
         return VerifyReport(
             ok=not checker.problems,
             problems=checker.problems,

@@ -79,6 +79,13 @@ from scrip_actor.model import (
 )
 from scrip_actor.report_model import ExpirationSchedule, LedgerSummary, ProgramActivity
 from scrip_actor.tiers import TierCreate, TierDefinition, TierState, TierStateSet, TierUpdate
+from scrip_actor.webhooks import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointCreate,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
 
 __all__ = ["AsyncScripClient"]
 
@@ -666,7 +673,55 @@ class _AsyncAutomationMethods(_AsyncTransport):
         return self._pages("list_subscriptions", path, filters)
 
 
-class AsyncScripClient(_AsyncLedgerMethods, _AsyncRuleMethods, _AsyncAutomationMethods):
+class _AsyncWebhookMethods(_AsyncTransport):
+    """Webhook endpoints and their deliveries (docs/webhooks.md)."""
+
+    async def create_webhook_endpoint(self, body: WebhookEndpointCreate) -> WebhookEndpointWithSecret:
+        """``POST /v1/webhook-endpoints``: the answer carries the secret, shown this once."""
+        return await self._send("create_webhook_endpoint", {}, body)
+
+    async def list_webhook_endpoints(self, **filters: QueryValue) -> ListOf[WebhookEndpoint]:
+        """``GET /v1/webhook-endpoints``: one page, newest first (filters: status)."""
+        return await self._send("list_webhook_endpoints", {}, None, filters)
+
+    def iter_webhook_endpoints(self, **filters: QueryValue) -> AsyncIterator[WebhookEndpoint]:
+        """Every endpoint matching the filters of :meth:`list_webhook_endpoints`."""
+        return self._pages("list_webhook_endpoints", {}, filters)
+
+    async def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """``GET /v1/webhook-endpoints/{endpoint_id}`` (no secret)."""
+        return await self._send("get_webhook_endpoint", {"endpoint_id": endpoint_id})
+
+    async def update_webhook_endpoint(self, endpoint_id: str, body: WebhookEndpointUpdate) -> WebhookEndpoint:
+        """``PATCH /v1/webhook-endpoints/{endpoint_id}``."""
+        return await self._send("update_webhook_endpoint", {"endpoint_id": endpoint_id}, body)
+
+    async def delete_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """``DELETE /v1/webhook-endpoints/{endpoint_id}``: archived; its pending deliveries become FAILED."""
+        return await self._send("delete_webhook_endpoint", {"endpoint_id": endpoint_id})
+
+    async def rotate_webhook_secret(self, endpoint_id: str) -> WebhookEndpointWithSecret:
+        """``POST .../{endpoint_id}/rotate-secret``: a new secret, shown once; the old one signs during the overlap."""
+        return await self._send("rotate_webhook_secret", {"endpoint_id": endpoint_id})
+
+    async def list_webhook_deliveries(self, endpoint_id: str, **filters: QueryValue) -> ListOf[WebhookDelivery]:
+        """``GET .../{endpoint_id}/deliveries``: one page, newest first (filters: status)."""
+        return await self._send("list_webhook_deliveries", {"endpoint_id": endpoint_id}, None, filters)
+
+    def iter_webhook_deliveries(self, endpoint_id: str, **filters: QueryValue) -> AsyncIterator[WebhookDelivery]:
+        """Every delivery of an endpoint matching the filters of :meth:`list_webhook_deliveries`."""
+        return self._pages("list_webhook_deliveries", {"endpoint_id": endpoint_id}, filters)
+
+    async def get_webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
+        """``GET /v1/webhook-deliveries/{delivery_id}``: with its last response body and error."""
+        return await self._send("get_webhook_delivery", {"delivery_id": delivery_id})
+
+    async def retry_webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
+        """``POST /v1/webhook-deliveries/{delivery_id}/retry``: a FAILED delivery sent again with a new budget."""
+        return await self._send("retry_webhook_delivery", {"delivery_id": delivery_id})
+
+
+class AsyncScripClient(_AsyncLedgerMethods, _AsyncRuleMethods, _AsyncAutomationMethods, _AsyncWebhookMethods):
     """An asynchronous client of a scrip-actor server (asyncio or trio), one method per route.
 
     Use it as ``async with AsyncScripClient(base_url, api_key) as client: ...`` (or call :meth:`aclose`).

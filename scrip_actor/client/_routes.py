@@ -53,6 +53,7 @@ from scrip_actor.model import (
 )
 from scrip_actor.report_model import ExpirationSchedule, LedgerSummary, ProgramActivity
 from scrip_actor.tiers import TierDefinition, TierState
+from scrip_actor.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEndpointWithSecret
 
 __all__ = ["ROUTES", "Route"]
 
@@ -93,6 +94,8 @@ _STATE = _PARTICIPANT + "/state"
 _TIER = _PROGRAM + "/tiers/{key}"
 _RULE = "/v1/rules/{rule_id}"
 _AUTOMATION = _PROGRAM + "/automations/{automation_id}"
+_ENDPOINT = "/v1/webhook-endpoints/{endpoint_id}"
+_DELIVERY = "/v1/webhook-deliveries/{delivery_id}"
 
 ROUTES: dict[str, Route] = {
     # system
@@ -200,4 +203,15 @@ ROUTES: dict[str, Route] = {
     "ledger_summary": _get("/v1/reports/ledger-summary", DataOf[LedgerSummary]),
     "expiration_schedule": _get("/v1/reports/expiration-schedule", DataOf[ExpirationSchedule]),
     "program_activity": _get("/v1/reports/program-activity", DataOf[ProgramActivity]),
+    # webhooks
+    "create_webhook_endpoint": Route("POST", "/v1/webhook-endpoints", WebhookEndpointWithSecret),
+    "list_webhook_endpoints": _get("/v1/webhook-endpoints", ListOf[WebhookEndpoint]),
+    "get_webhook_endpoint": _get(_ENDPOINT, WebhookEndpoint),
+    "update_webhook_endpoint": Route("PATCH", _ENDPOINT, WebhookEndpoint),
+    "delete_webhook_endpoint": Route("DELETE", _ENDPOINT, WebhookEndpoint, retry_safe=True),
+    "rotate_webhook_secret": Route("POST", _ENDPOINT + "/rotate-secret", WebhookEndpointWithSecret),
+    "list_webhook_deliveries": _get(_ENDPOINT + "/deliveries", ListOf[WebhookDelivery]),
+    "get_webhook_delivery": _get(_DELIVERY, WebhookDelivery),
+    # A second retry of the same delivery is a 404 (it is no longer FAILED): not repeatable.
+    "retry_webhook_delivery": Route("POST", _DELIVERY + "/retry", WebhookDelivery),
 }

@@ -72,6 +72,13 @@ from scrip_actor.model import (
 )
 from scrip_actor.report_model import ExpirationSchedule, LedgerSummary, ProgramActivity
 from scrip_actor.tiers import TierCreate, TierDefinition, TierState, TierStateSet, TierUpdate
+from scrip_actor.webhooks import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointCreate,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
 
 __all__ = ["ScripClient"]
 
@@ -651,7 +658,55 @@ class _SyncAutomationMethods(_SyncTransport):
         return self._pages("list_subscriptions", path, filters)
 
 
-class ScripClient(_SyncLedgerMethods, _SyncRuleMethods, _SyncAutomationMethods):
+class _SyncWebhookMethods(_SyncTransport):
+    """Webhook endpoints and their deliveries (docs/webhooks.md)."""
+
+    def create_webhook_endpoint(self, body: WebhookEndpointCreate) -> WebhookEndpointWithSecret:
+        """``POST /v1/webhook-endpoints``: the answer carries the secret, shown this once."""
+        return self._send("create_webhook_endpoint", {}, body)
+
+    def list_webhook_endpoints(self, **filters: QueryValue) -> ListOf[WebhookEndpoint]:
+        """``GET /v1/webhook-endpoints``: one page, newest first (filters: status)."""
+        return self._send("list_webhook_endpoints", {}, None, filters)
+
+    def iter_webhook_endpoints(self, **filters: QueryValue) -> Iterator[WebhookEndpoint]:
+        """Every endpoint matching the filters of :meth:`list_webhook_endpoints`."""
+        return self._pages("list_webhook_endpoints", {}, filters)
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """``GET /v1/webhook-endpoints/{endpoint_id}`` (no secret)."""
+        return self._send("get_webhook_endpoint", {"endpoint_id": endpoint_id})
+
+    def update_webhook_endpoint(self, endpoint_id: str, body: WebhookEndpointUpdate) -> WebhookEndpoint:
+        """``PATCH /v1/webhook-endpoints/{endpoint_id}``."""
+        return self._send("update_webhook_endpoint", {"endpoint_id": endpoint_id}, body)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """``DELETE /v1/webhook-endpoints/{endpoint_id}``: archived; its pending deliveries become FAILED."""
+        return self._send("delete_webhook_endpoint", {"endpoint_id": endpoint_id})
+
+    def rotate_webhook_secret(self, endpoint_id: str) -> WebhookEndpointWithSecret:
+        """``POST .../{endpoint_id}/rotate-secret``: a new secret, shown once; the old one signs during the overlap."""
+        return self._send("rotate_webhook_secret", {"endpoint_id": endpoint_id})
+
+    def list_webhook_deliveries(self, endpoint_id: str, **filters: QueryValue) -> ListOf[WebhookDelivery]:
+        """``GET .../{endpoint_id}/deliveries``: one page, newest first (filters: status)."""
+        return self._send("list_webhook_deliveries", {"endpoint_id": endpoint_id}, None, filters)
+
+    def iter_webhook_deliveries(self, endpoint_id: str, **filters: QueryValue) -> Iterator[WebhookDelivery]:
+        """Every delivery of an endpoint matching the filters of :meth:`list_webhook_deliveries`."""
+        return self._pages("list_webhook_deliveries", {"endpoint_id": endpoint_id}, filters)
+
+    def get_webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
+        """``GET /v1/webhook-deliveries/{delivery_id}``: with its last response body and error."""
+        return self._send("get_webhook_delivery", {"delivery_id": delivery_id})
+
+    def retry_webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
+        """``POST /v1/webhook-deliveries/{delivery_id}/retry``: a FAILED delivery sent again with a new budget."""
+        return self._send("retry_webhook_delivery", {"delivery_id": delivery_id})
+
+
+class ScripClient(_SyncLedgerMethods, _SyncRuleMethods, _SyncAutomationMethods, _SyncWebhookMethods):
     """A client of a scrip-actor server, one method per route.
 
     Use it as ``with ScripClient(base_url, api_key) as client: ...`` (or call :meth:`close`).

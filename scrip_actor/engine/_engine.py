@@ -102,6 +102,7 @@ from scrip_actor.store import (
     unbe64,
 )
 from scrip_actor.verify import VerifyReport, verify_store
+from scrip_actor.webhooks import Outbox, Webhooks
 
 __all__ = ["Engine", "EngineStatistics", "open_engine"]
 
@@ -184,7 +185,10 @@ class Engine:
         self._events_live: dict[str, Event] = {}
         self._schedule = LotSchedule()
         self._rule_sets = RuleSetRegistry()
-        self._publisher = Publisher(self._writer, self._world, self._cache, self._schedule, self._rule_sets)
+        self._outbox = Outbox(self._clock, config.webhooks.attempts_max)
+        self._publisher = Publisher(
+            self._writer, self._world, self._cache, self._schedule, self._rule_sets, self._outbox
+        )
         limits = config.limits
         self._step_limits = StepLimits(
             cel_cost_per_event_max=limits.cel_cost_per_event_max,
@@ -224,6 +228,7 @@ class Engine:
         self._admission.inbox_sequence = max(unbe64(last[0]) if last else 0 for last in (last_event, last_position))
         self._schedule.load(store)
         self._rule_sets.load(store)
+        self.webhooks.load()
 
     def _start(self, nursery: trio.Nursery) -> None:
         """Start actors and the sweeper; re-deliver events accepted before a restart, in their original order."""
@@ -246,6 +251,7 @@ class Engine:
             self._admission.redeliver(event, position, rules)
         nursery.start_soon(self._schedule.run, self.sweep_due, self.config.engine.sweep_interval_s)
         nursery.start_soon(self.automation_runs.run)
+        nursery.start_soon(self.webhooks.run)  # the delivery worker (scrip_actor/webhooks/_service.py)
 
     # ==========================================================================================================
     # helpers
@@ -331,6 +337,7 @@ class Engine:
         self.redemptions = Redemptions(**stages, writer=self._writer, operations=self._operations, rewards=self.rewards)
         self.transfers = Transfers(catalog=self._catalog, cache=self._cache, operations=self._operations)
         self.state_history = StateHistory(self._store, self._world.ids)
+        self.webhooks = Webhooks(self._store, self._writer, self._outbox, self._clock, self.config.webhooks)
         reads = {"store": self._store, "event_by_sequence": self._event_by_sequence, "caught_up": self._caught_up}
         self.activity = Activity(**reads, queries=self._queries, ids=self._world.ids)  # balance operations, events
         self.reports = Reports(
@@ -391,6 +398,7 @@ class Engine:
     def _after_commit(self, records: int, elapsed_s: float) -> None:
         """After each group commit: states just made durable may now be passivated."""
         self._cache.passivate()
+        self.webhooks.after_commit()
         if self.on_commit is not None:
             self.on_commit(records, elapsed_s)
 

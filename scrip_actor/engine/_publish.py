@@ -24,6 +24,7 @@ from scrip_actor.ledger import Changes, FollowUp, ParticipantState, World
 from scrip_actor.model import Event, JournalEntry
 from scrip_actor.rules import CompiledRule
 from scrip_actor.store import PROCESSED_BELOW_KEY, Op, Writer, be64, events_by_rule_key
+from scrip_actor.webhooks._outbox import Outbox
 
 __all__ = ["Publisher"]
 
@@ -41,12 +42,14 @@ class Publisher:
         cache: ParticipantCache,
         schedule: LotSchedule,
         rule_sets: RuleSetRegistry,
+        outbox: Outbox,
     ) -> None:
         self._writer = writer
         self._world = world
         self._cache = cache
         self._schedule = schedule
         self._rule_sets = rule_sets
+        self._outbox = outbox  # webhook events of each record, in that record (scrip_actor/webhooks/_outbox.py)
         # Observation hook (metrics): entries committed to memory. Cheap, and it must not raise.
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None
         # A step's SCHEDULE_EVENT / BROADCAST follow-ups as the automations' ops (engine/_automations.py).
@@ -54,13 +57,29 @@ class Publisher:
         # THRESHOLD subscriptions armed by the counters an event changed (engine/_subscriptions.py).
         self.counter_ops: Callable[[Event, list[ParticipantState]], list[Op]] | None = None
 
-    def publish(self, changes: Changes, extra_ops: list[Op], on_durable: Callable[[], None] | None = None) -> int:
+    def publish(
+        self,
+        changes: Changes,
+        extra_ops: list[Op],
+        on_durable: Callable[[], None] | None = None,
+        outcome: tuple[Event, bool] | None = None,
+    ) -> int:
         """Append one record with ``changes`` and ``extra_ops``; swap the new states into the cache. Synchronous.
+
+        With webhook endpoints subscribed, the record also carries the webhook events of the changes and then of
+        the event's ``outcome`` (event, failed), in that order (scrip_actor/webhooks/_outbox.py).
 
         Returns the record's ticket (for :meth:`Writer.wait_durable`).
         """
+        outbox = None
+        if self._outbox.subscribed:  # before changes_ops: a new participant is still new
+            outbox = self._outbox.change_ops(changes)
+            if outcome is not None:
+                outbox.extend(self._outbox.outcome_ops(*outcome))
         ops = _records.changes_ops(changes, (self._world.journal_sequence, self._world.journal_hash))
         ops.extend(extra_ops)
+        if outbox:
+            ops.extend(outbox)
         if changes.entries and self.on_entries is not None:
             self.on_entries(changes.entries)
         ticket = self._writer.append(ops, on_durable)
@@ -112,4 +131,4 @@ class Publisher:
         if changes.participants and self.counter_ops is not None:
             ops.extend(self.counter_ops(event, changes.participants))
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
-        return self.publish(changes, ops, on_durable)
+        return self.publish(changes, ops, on_durable, (event, failed))

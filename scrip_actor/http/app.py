@@ -38,6 +38,7 @@ from scrip_actor.http import (
     routes_state,
     routes_system,
     routes_tiers,
+    routes_webhooks,
 )
 from scrip_actor.http.auth import ApiKeys, presented_key
 from scrip_actor.http.errors import (
@@ -104,6 +105,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),
         *routes_reports.ENDPOINTS,
+        *routes_webhooks.ENDPOINTS,
     ]
 
 

@@ -33,6 +33,7 @@ from scrip_actor.http import protocol_errors
 from scrip_actor.http.app import HttpLimits, create_app
 from scrip_actor.http.auth import KEYS_FILE_NAME, ApiKeys
 from scrip_actor.store import WriterFailed
+from scrip_actor.webhooks._secrets import SecretBox
 
 __all__ = ["run_server", "serve"]
 
@@ -118,6 +119,8 @@ def run_server(host: str | None, port: int | None, data_dir: str | None, config_
     try:
         config = _with_overrides(load_config(config_path), host, port, data_dir)
         keys, new_key = ApiKeys.load(config.storage.data_dir)
+        webhooks = config.webhooks  # a bad webhook key is a settings error (exit 2), like the others
+        SecretBox(webhooks.secret_key, webhooks.secret_key_file, config.storage.data_dir).check()
     except (ValueError, OSError) as error:
         print(f"scrip serve: {error}", file=sys.stderr)
         return 2

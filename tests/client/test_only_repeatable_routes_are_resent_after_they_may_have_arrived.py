@@ -33,6 +33,10 @@ _WRITES_SENT_ONCE = {
     "update_rule",
     "reset_budget",
     "retry_event",
+    "create_webhook_endpoint",
+    "update_webhook_endpoint",
+    "rotate_webhook_secret",
+    "retry_webhook_delivery",
 }
 _KEYED = {
     "adjust_balance",

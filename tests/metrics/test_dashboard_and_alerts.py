@@ -49,6 +49,7 @@ def test_alert_rules_are_valid_yaml_with_the_expected_groups() -> None:
         "scrip-failed-events",
         "scrip-commit-latency",
         "scrip-backpressure",
+        "scrip-webhooks",
         "scrip-scrape",
     ]
     rules = _alert_rules()
@@ -75,6 +76,7 @@ def test_dashboard_is_an_importable_grafana_dashboard() -> None:
         "Commit health",
         "Money out",
         "Automations",
+        "Webhooks",
     ]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
