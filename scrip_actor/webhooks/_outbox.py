@@ -19,8 +19,9 @@ from typing import Any
 
 import msgspec
 
+from scrip_actor.amounts import format_minor
 from scrip_actor.ledger import Changes, derived_id
-from scrip_actor.model import Event, JournalEntry
+from scrip_actor.model import Event, JournalEntry, Posting
 from scrip_actor.store import Op, Store, be64, encode, unbe64
 from scrip_actor.webhooks._model import (
     API_VERSION,
@@ -210,7 +211,23 @@ def _entry_data(kind: str, entry: JournalEntry) -> dict[str, Any]:
     gains = kind in ("balance.credited", "balance.held", "balance.released", "redemption.reversed")
     leg = next((p for p in participant if (p.amount_minor > 0) == gains), participant[0])
     data.update(participant_id=leg.entity_id, asset_id=leg.asset_id, amount=_amount(leg.amount), bucket=leg.bucket)
+    if entry.action_type == "SETTLE":
+        data["settle"] = _settle(participant)
     return data
+
+
+def _settle(participant: list[Posting]) -> dict[str, str]:
+    """§8.2's ``settle: {held_amount, delta}`` of a SETTLE entry (balance_ops.py: one leg takes the provisional
+    value out of HELD, one puts the settled amount into AVAILABLE); delta = settled - held, positive when more was
+    settled than held. Exact: the amounts' own decimal texts and the minor units, at the postings' scale."""
+    held = next(posting for posting in participant if posting.bucket == "HELD" and posting.amount_minor < 0)
+    settled = next(posting for posting in participant if posting.bucket == "AVAILABLE" and posting.amount_minor > 0)
+    scale = len(settled.amount.partition(".")[2])
+    assert scale == len(held.amount.partition(".")[2]), "the legs of one entry share their asset's scale"
+    return {
+        "held_amount": _amount(held.amount),
+        "delta": format_minor(settled.amount_minor + held.amount_minor, scale),  # the HELD leg is negative
+    }
 
 
 def _tier_data(participant_id: str, fields: tuple[object, ...]) -> dict[str, Any]:

@@ -309,3 +309,28 @@ async def test_expiry_redemptions_reversals_and_transfers_are_reported(
         {"participant_id": bob, "amount": "5"}
     ]
     assert receiver.unverified == 0
+
+
+@pytest.mark.parametrize(
+    ("settled", "amount", "delta"), [("12", "12.00", "2.00"), ("7.50", "7.50", "-2.50"), ("10", "10.00", "0.00")]
+)
+async def test_a_settle_reports_what_was_held_and_the_difference(
+    hooked: tuple[Engine, Receiver], settled: str, amount: str, delta: str
+) -> None:
+    """§8.2: a settle is a balance.credited of the settled amount with ``settle: {held_amount, delta}``."""
+    engine, receiver = hooked
+    await _subscribe(engine, receiver, ["balance.credited"])
+    program, asset = await program_with_asset(engine, mode="LOT")
+    authorize = [
+        {"type": "CREDIT", "asset_id": asset.id, "amount": "10", "bucket": "HELD", "reference_id": "event.auth"}
+    ]
+    settle = [{"type": "CREDIT", "asset_id": asset.id, "amount": settled, "reference_id": "event.auth"}]
+    await rule(engine, program, "event.type == 'auth'", authorize)
+    await rule(engine, program, "event.type == 'settle'", settle)
+    assert (await send(engine, program, "ann", {"type": "auth", "auth": "a-1"})).status == "COMPLETED"
+    assert (await send(engine, program, "ann", {"type": "settle", "auth": "a-1"})).status == "COMPLETED"
+    provisional, settlement = [delivery.body["data"] for delivery in await receiver.wait_for(2)]
+    assert provisional["bucket"] == "HELD" and "settle" not in provisional
+    assert settlement["action_type"] == "SETTLE" and settlement["reference_id"] == "a-1"
+    assert (settlement["bucket"], settlement["amount"]) == ("AVAILABLE", amount)
+    assert settlement["settle"] == {"held_amount": "10.00", "delta": delta}
