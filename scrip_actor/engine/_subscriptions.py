@@ -217,7 +217,12 @@ class Subscriptions:
         now = event.processed_at or self._clock()
         for automation in watching:
             config = schedule_config(automation.schedule_type, automation.schedule_config, "schedule_config")
+            assert config.counter is not None
+            threshold = threshold_of(config)
             for state in states:
+                value = state.counters.get(config.counter)
+                if value is None or value < threshold:
+                    continue  # below it: nothing to arm, and no store read on the event path
                 raw = self._store.get_raw("automation_subscriptions", _key(automation.id, state.id))
                 if raw is None:
                     continue  # not enrolled (yet): the next refresh enrols it, and checks the counter then
