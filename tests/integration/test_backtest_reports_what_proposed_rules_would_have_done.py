@@ -1,0 +1,209 @@
+"""A backtest replays the program's recorded events with proposed rules and reports exact, hand-checkable totals.
+
+Each test records a history through the real engine (manual clock: the receipt times, and so the window, are
+known), then backtests it and compares the report with the arithmetic done by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scrip_actor import CounterAction, CreditAction, DebitAction, Engine, NotFound, ValidationFailed
+from scrip_actor.backtest_model import Backtest, BacktestCreate, ProposedRule
+from scrip_actor.model import BudgetSpec
+from tests.conftest import ManualClock
+from tests.helpers import program_with_asset, rule, send
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def window(
+    hours_from: float, hours_to: float, rules: list[ProposedRule] | None = None, **bounds: Any
+) -> BacktestCreate:
+    return BacktestCreate(
+        rules=rules, from_=START + timedelta(hours=hours_from), to=START + timedelta(hours=hours_to), **bounds
+    )
+
+
+def by_asset(rows: list[Any], asset_id: str) -> Any:
+    [row] = [row for row in rows if row.asset_id == asset_id]
+    return row
+
+
+async def purchases(engine: Engine, clock: ManualClock, program: Any, amounts: list[tuple[str, float]]) -> None:
+    """One purchase per (external id, amount), an hour apart of receipt time, from START + 1h."""
+    for external_id, amount in amounts:
+        clock.advance(timedelta(hours=1))
+        await send(engine, program, external_id, {"type": "purchase", "amount": amount})
+
+
+async def test_unchanged_rules_reproduce_the_live_totals(engine: Engine, clock: ManualClock) -> None:
+    program, asset = await program_with_asset(engine)
+    await rule(engine, program, "event.amount >= 10.0", [CreditAction(asset_id=asset.id, amount="event.amount * 0.1")])
+    await purchases(engine, clock, program, [("u1", 50.0), ("u2", 5.0), ("u1", 120.0), ("u3", 33.3)])
+    report = await engine.backtest(program.id, window(0, 10))
+    assert report.status == "COMPLETED", report.failure_reason
+    assert report.events_replayed == 4
+    assert by_asset(report.totals, asset.id).credited == "20.33"  # 5.00 + 12.00 + 3.33
+    assert report.totals == report.actual
+    assert by_asset(report.difference, asset.id).credited == "0.00"
+    [row] = report.rules
+    assert (row.change, row.matches, row.actual_matches, row.credited) == ("unchanged", 3, 3, "20.33")
+
+
+async def test_a_changed_rule_a_new_rule_and_a_removed_rule_are_counted_by_hand(
+    engine: Engine, clock: ManualClock
+) -> None:
+    program, asset = await program_with_asset(engine)
+    base = await rule(engine, program, "event.amount >= 10.0", [CreditAction(asset_id=asset.id, amount="1")])
+    await rule(engine, program, "event.amount >= 100.0", [CreditAction(asset_id=asset.id, amount="50")], name="big")
+    # hours 1..4; the window [2h, 4h) holds the 2nd and 3rd event only: u2 5.0 and u1 120.0.
+    await purchases(engine, clock, program, [("u1", 50.0), ("u2", 5.0), ("u1", 120.0), ("u3", 33.3)])
+    proposed = [
+        ProposedRule(  # changed: every purchase earns 2
+            rule_id=base.id, name="base", condition="true", actions=[CreditAction(asset_id=asset.id, amount="2")]
+        ),
+        ProposedRule(  # new: a counter and a debit on big purchases
+            name="fee",
+            condition="event.amount >= 100.0",
+            actions=[DebitAction(asset_id=asset.id, amount="0.5"), CounterAction(key="big", value="1")],
+        ),
+    ]  # "big" is removed
+    report = await engine.backtest(program.id, window(1.5, 3.5, proposed))
+    assert report.status == "COMPLETED", report.failure_reason
+    assert report.events_replayed == 2
+    assert report.events_warmup == 1
+    # Proposed: 2 + 2 credited, 0.5 debited. Actual: u2 nothing, u1 1 + 50.
+    totals, actual = by_asset(report.totals, asset.id), by_asset(report.actual, asset.id)
+    assert (totals.credited, totals.debited) == ("4.00", "0.50")
+    assert (actual.credited, actual.debited) == ("51.00", "0.00")
+    assert by_asset(report.difference, asset.id).credited == "-47.00"
+    rows = {(row.name, row.change): row for row in report.rules}
+    assert rows["base", "changed"].matches == 2
+    assert rows["base", "changed"].actual_matches == 1
+    assert rows["base", "changed"].credited == "4.00"
+    assert rows["base", "changed"].actual_credited == "1.00"
+    assert rows["fee", "new"].rule_id is None
+    assert rows["fee", "new"].debited == "0.50"
+    assert rows["big", "removed"].matches == 0
+    assert rows["big", "removed"].actual_credited == "50.00"
+    [asset_report] = report.assets
+    assert asset_report.participants_affected == 2
+    assert asset_report.distribution.count == 2
+    assert asset_report.distribution.max == "2.00"
+    assert {event.external_id for event in report.sample} == {"u1", "u2"}
+
+
+async def test_state_carries_forward_from_before_the_window_and_within_it(engine: Engine, clock: ManualClock) -> None:
+    """A counter built before the window (by the old rules) and within it (by the proposed ones) is what later
+    events of the window see."""
+    program, asset = await program_with_asset(engine)
+    await rule(engine, program, "true", [CounterAction(key="visits", value="1")], name="count")
+    await purchases(engine, clock, program, [("u1", 1.0), ("u1", 1.0), ("u1", 1.0), ("u1", 1.0)])
+    proposed = [
+        ProposedRule(name="count", condition="true", actions=[CounterAction(key="visits", value="1")]),
+        ProposedRule(
+            name="third visit",
+            condition="participant.counters.visits == 2.0",  # before this event's own count
+            actions=[CreditAction(asset_id=asset.id, amount="7")],
+        ),
+    ]
+    # Window: events 2..4 (hours 2, 3, 4). visits before them: 1 (built live), then 2, then 3.
+    report = await engine.backtest(program.id, window(1.5, 10, proposed))
+    assert report.events_warmup == 1
+    assert by_asset(report.totals, asset.id).credited == "7.00"
+
+
+async def test_a_prefunded_wallet_runs_out_in_the_sandbox_as_it_would_live(engine: Engine, clock: ManualClock) -> None:
+    program, asset = await program_with_asset(engine, policy="PREFUNDED")
+    await engine.fund(program.id, asset.id, "25")
+    await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="5")])
+    await purchases(engine, clock, program, [("u1", 1.0), ("u2", 1.0), ("u3", 1.0)])  # wallet 25 -> 10
+    proposed = [ProposedRule(name="more", condition="true", actions=[CreditAction(asset_id=asset.id, amount="4")])]
+    report = await engine.backtest(program.id, window(1.5, 10, proposed))  # wallet at the start: 20; 4 + 4
+    assert by_asset(report.totals, asset.id).credited == "8.00"
+    [row] = report.assets
+    assert (row.wallet_draw, row.actual_wallet_draw, row.wallet_failures) == ("8.00", "10.00", 0)
+    greedy = [ProposedRule(name="greedy", condition="true", actions=[CreditAction(asset_id=asset.id, amount="15")])]
+    report = await engine.backtest(program.id, window(1.5, 10, greedy))  # 20: the first 15 fits, the second not
+    [row] = report.assets
+    assert (row.credited, row.wallet_draw, row.wallet_failures) == ("15.00", "15.00", 1)
+    assert report.events_failed == 1
+    assert report.events_failed_actual == 0
+    [failed] = [event for event in report.sample if event.failure]
+    assert "wallet" in failed.failure
+
+
+async def test_a_budget_caps_the_proposed_rule_and_counts_its_hits(engine: Engine, clock: ManualClock) -> None:
+    program, asset = await program_with_asset(engine)
+    await purchases(engine, clock, program, [("u1", 1.0), ("u2", 1.0), ("u3", 1.0), ("u4", 1.0)])
+    capped = ProposedRule(
+        name="capped",
+        condition="true",
+        actions=[CreditAction(asset_id=asset.id, amount="4")],
+        budgets=[BudgetSpec(asset_id=asset.id, limit="10")],
+    )
+    report = await engine.backtest(program.id, window(0, 10, [capped]))
+    [row] = report.rules
+    assert (row.matches, row.budget_hits, row.credited) == (2, 2, "8.00")
+
+
+async def test_bad_requests_are_refused_naming_the_field(engine: Engine) -> None:
+    program, asset = await program_with_asset(engine)
+    cases = [
+        (window(5, 1), "to"),
+        (window(0, 24 * 93), "to"),
+        (window(0, 1, events_max=10**9), "events_max"),
+        (window(0, 1, time_max_s=10**6), "time_max_s"),
+        (
+            window(
+                0,
+                1,
+                [ProposedRule(name="x", condition="event.", actions=[CreditAction(asset_id=asset.id, amount="1")])],
+            ),
+            "rules[0].condition",
+        ),  # fmt: skip
+        (
+            window(
+                0,
+                1,
+                [
+                    ProposedRule(
+                        rule_id="nope",
+                        name="x",
+                        condition="true",
+                        actions=[CreditAction(asset_id=asset.id, amount="1")],
+                    )
+                ],
+            ),
+            "rules[0].rule_id",
+        ),  # fmt: skip
+        (
+            window(
+                0, 1, [ProposedRule(name="x", condition="true", actions=[CreditAction(asset_id="nope", amount="1")])]
+            ),
+            "rules[0].actions[0].asset_id",
+        ),  # fmt: skip
+    ]
+    for request, field in cases:
+        with pytest.raises(ValidationFailed) as refused:
+            await engine.backtests.start(program.id, request)
+        fields = [item["field"] for item in refused.value.details["fields"]]
+        assert any(name.startswith(field) for name in fields), (field, refused.value.details)
+    with pytest.raises(NotFound):
+        await engine.backtests.start("no-such-program", window(0, 1))
+    with pytest.raises(NotFound):
+        engine.backtests.get(program.id, "no-such-backtest")
+
+
+async def test_a_run_over_its_event_bound_fails_with_its_partial_counts(engine: Engine, clock: ManualClock) -> None:
+    program, _ = await program_with_asset(engine)
+    await purchases(engine, clock, program, [("u1", 1.0)] * 3)
+    report: Backtest = await engine.backtest(program.id, window(0, 10, events_max=2))
+    assert report.status == "FAILED"
+    assert report.failure_reason is not None
+    assert "events_max" in report.failure_reason
+    assert report.events_replayed == 2
