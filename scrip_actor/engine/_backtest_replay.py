@@ -222,6 +222,7 @@ def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally
         )
     wallet = _Wallet(wallet_entries)
     history = sources.rule_history()
+    yield  # once before the first event: a run cancelled as it starts stops here
     stepped = 0
     for sequence_key, raw in _chunked(sources.store, "events"):
         if not raw.startswith(b'["' + program.id.encode() + b'"'):

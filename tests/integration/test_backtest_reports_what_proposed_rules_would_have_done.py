@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scrip_actor import CounterAction, CreditAction, DebitAction, Engine, NotFound, ValidationFailed
+from scrip_actor import Conflict, CounterAction, CreditAction, DebitAction, Engine, NotFound, ValidationFailed
 from scrip_actor.backtest_model import Backtest, BacktestCreate, ProposedRule
 from scrip_actor.model import BudgetSpec
 from tests.conftest import ManualClock
@@ -207,3 +207,23 @@ async def test_a_run_over_its_event_bound_fails_with_its_partial_counts(engine: 
     assert report.failure_reason is not None
     assert "events_max" in report.failure_reason
     assert report.events_replayed == 2
+
+
+async def test_a_cancelled_run_ends_cancelled_and_one_more_than_running_max_is_refused(
+    engine: Engine, clock: ManualClock
+) -> None:
+    program, _ = await program_with_asset(engine)
+    await purchases(engine, clock, program, [("u1", 1.0)] * 3)
+    started = await engine.backtests.start(program.id, window(0, 10))
+    assert started.status == "RUNNING"
+    with pytest.raises(Conflict) as refused:  # backtests.running_max = 1, and the first has not run yet
+        await engine.backtests.start(program.id, window(0, 10))
+    assert refused.value.code == "backtest_running"
+    engine.backtests.cancel(program.id, started.id)
+    finished = await engine.backtests.wait(program.id, started.id)
+    assert finished.status == "CANCELLED"
+    assert finished.finished_at is not None
+    with pytest.raises(Conflict):
+        engine.backtests.cancel(program.id, started.id)  # only a RUNNING one
+    listed = engine.backtests.list(program.id)
+    assert [job.id for job in listed.data] == [started.id]
