@@ -164,6 +164,7 @@ class Backtest(Struct, kw_only=True):
     finished_at: datetime | None = None
     failure_reason: str | None = None
     events_replayed: int = 0  # window events replayed with the proposed rules
+    replayed_to: datetime | None = None  # receipt time of the last event replayed: the progress through the window
     events_warmup: int = 0  # earlier events replayed with their own rules to rebuild the state at the window start
     events_skipped: int = 0  # window events not replayed: not processed yet, or refused by a paused program
     events_failed: int = 0  # window events that FAILED with the proposed rules

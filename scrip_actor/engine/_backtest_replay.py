@@ -21,7 +21,7 @@ count (docs/backtest.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -175,12 +175,14 @@ class _Wallet:
             self._next += 1
 
 
-def scan_program_journal(store: Store, program_id: str) -> tuple[list[JournalEntry], int]:
-    """The program wallet's FUND/BURN entries, and how many operator entries of the program no replay repeats."""
-    wallet: list[JournalEntry] = []
+def scan_program_journal(store: Store, program_id: str, wallet: list[JournalEntry]) -> Generator[None, None, int]:
+    """Collect into ``wallet`` the program wallet's FUND/BURN entries; yields after every chunk read, and returns
+    how many operator entries of the program (adjustments, holds, ...) no replay repeats."""
     operations = 0
     needle = f'"program_id":"{program_id}"'.encode()
-    for raw in _chunked_values(store, "journal"):
+    for index, raw in enumerate(_chunked_values(store, "journal"), 1):
+        if index % READ_CHUNK_RECORDS == 0:
+            yield
         if b'"event_id":null' not in raw or needle not in raw:
             continue  # an event's entry (replayed with its event), or another program's
         entry = _records.decode_entry(raw)
@@ -188,7 +190,7 @@ def scan_program_journal(store: Store, program_id: str) -> tuple[list[JournalEnt
             wallet.append(entry)
         elif entry.action_type not in _SETTLEMENTS:
             operations += 1
-    return wallet, operations
+    return operations
 
 
 def _chunked_values(store: Store, db: str) -> Iterator[bytes]:
@@ -209,12 +211,13 @@ def _chunked(store: Store, db: str) -> Iterator[tuple[bytes, bytes]]:
         start = chunk[-1][0]
 
 
-def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally) -> Iterator[None]:
+def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally) -> Generator[None, None, None]:
     """Replay the program's history up to ``plan.to`` into a new sandbox, counting the window into ``tally`` and
     the progress into ``job``; yields every :data:`STEPS_PER_YIELD` events (the caller may stop there)."""
     program = plan.program
     sandbox = Sandbox(sources.id_prefix, sources.world.assets)
-    wallet_entries, operations = scan_program_journal(sources.store, program.id)
+    wallet_entries: list[JournalEntry] = []
+    operations = yield from scan_program_journal(sources.store, program.id, wallet_entries)
     if operations:
         job.warnings.append(
             f"{operations} balance operations of operators (adjustments, holds, transfers, redemptions) are in the "
@@ -224,7 +227,9 @@ def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally
     history = sources.rule_history()
     yield  # once before the first event: a run cancelled as it starts stops here
     stepped = 0
-    for sequence_key, raw in _chunked(sources.store, "events"):
+    for scanned, (sequence_key, raw) in enumerate(_chunked(sources.store, "events"), 1):
+        if scanned % READ_CHUNK_RECORDS == 0:
+            yield  # also while passing other programs' events
         if not raw.startswith(b'["' + program.id.encode() + b'"'):
             continue
         admitted = decode_stored_event(raw)
@@ -248,6 +253,7 @@ def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally
             job.events_replayed += 1
         else:
             job.events_warmup += 1
+        job.replayed_to = admitted.created_at
         stepped += 1
         if stepped % STEPS_PER_YIELD == 0:
             yield
