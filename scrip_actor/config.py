@@ -127,6 +127,13 @@ class BacktestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     running_max: Annotated[int, Meta(ge=1, le=16)] = 1  # more at once: 409 backtest_running
     finished_kept: Annotated[int, Meta(ge=1, le=10_000)] = 20  # finished runs kept in memory, newest
     inline_wait_s: Annotated[float, Meta(ge=0, le=60)] = 5.0  # POST .../backtest waits this long for the result
+    # A run holds the engine's one thread at most this long, then gives it back for pause_ms (0: just a turn of
+    # trio's loop) so live events, HTTP and the writer run between two slices (docs/benchmarks.md).
+    # "process": each run in a child process reading the store read-only (live traffic keeps its latency);
+    # "task": on the engine's own thread, slice by slice (no process to start; measured in docs/benchmarks.md).
+    isolation: Literal["process", "task"] = "process"
+    slice_ms: Annotated[float, Meta(gt=0, le=1000)] = 1.0
+    pause_ms: Annotated[float, Meta(ge=0, le=1000)] = 0.0
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -46,7 +46,7 @@ from scrip_actor.tier_effects import ProgramTiers
 __all__ = ["ReplayPlan", "ReplaySources", "Sandbox", "replay"]
 
 READ_CHUNK_RECORDS = 256  # records read per LMDB read transaction: no transaction outlives a chunk
-STEPS_PER_YIELD = 32  # events stepped between two yields to the caller (the job checks its bounds, trio breathes)
+STEPS_PER_YIELD = 1  # events stepped between two yields to the caller, which decides when to give trio the thread
 _WALLET_OPERATIONS = frozenset({"FUND", "BURN"})
 _SETTLEMENTS = frozenset({"EXPIRATION", "MATURITY"})  # made by the steps themselves, replayed with them
 _PAUSED = " events are not processed"

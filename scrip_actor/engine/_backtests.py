@@ -15,6 +15,7 @@ was going is not resumed: nothing of it was ever stored.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -45,20 +46,33 @@ class BacktestRunning(Conflict):
     code = "backtest_running"
 
 
+WORKER_GRACE_S = 5.0  # the child enforces time_max_s itself; the parent kills it this much later
+# What the parent takes from the child's job lines (it keeps its own id, created_at, status and finish).
+_FROM_CHILD = tuple(
+    field.name
+    for field in msgspec.structs.fields(Backtest)
+    if field.name not in ("id", "created_at", "status", "failure_reason", "finished_at")
+)
+
+Worker = Callable[[str, BacktestCreate, Callable[[Backtest], None]], Awaitable[Backtest]]
+
+
 class _Job:
-    """One job: its public record, its tally, and how its task is told to stop."""
+    """One job: its public record, its tally (None when a child process counts), and how it is told to stop."""
 
-    __slots__ = ("cancel_requested", "done", "record", "tally")
+    __slots__ = ("cancel_requested", "done", "record", "scope", "tally")
 
-    def __init__(self, record: Backtest, tally: Tally) -> None:
+    def __init__(self, record: Backtest, tally: Tally | None) -> None:
         self.record = record
         self.tally = tally
         self.cancel_requested = False
         self.done = trio.Event()
+        self.scope = trio.CancelScope()  # cancels a child process's run
 
     def snapshot(self) -> Backtest:
         """The record with the tally so far written in (a copy: the caller may keep it)."""
-        self.tally.fill(self.record)
+        if self.tally is not None:
+            self.tally.fill(self.record)
         return msgspec.structs.replace(self.record, warnings=list(self.record.warnings))
 
 
@@ -74,13 +88,16 @@ class Backtests:
         limits: Limits,
         clock: Callable[[], datetime],
         caught_up: Callable[[], Awaitable[None]],
+        worker: Worker | None = None,
     ) -> None:
+        """``worker``: runs a job in a child process (engine/_backtest_process.py); None: on this thread."""
         self._catalog = catalog
         self._sources = sources
         self._settings = settings
         self._limits = limits
         self._clock = clock
         self._caught_up = caught_up
+        self._worker = worker
         self._jobs: dict[str, _Job] = {}  # insertion order is creation order
         self.nursery: trio.Nursery | None = None  # the engine's workers, set when it starts
 
@@ -111,9 +128,10 @@ class Backtests:
             rules_source="current" if request.rules is None else "proposed",
             created_at=self._clock(),
         )
-        job = _Job(record, Tally(program.id, self._sources.world.assets, names))
+        tally = Tally(program.id, self._sources.world.assets, names) if self._worker is None else None
+        job = _Job(record, tally)
         self._jobs[record.id] = job
-        self.nursery.start_soon(self._run, job, plan, time_max_s)
+        self.nursery.start_soon(self._run, job, plan, time_max_s, request)
         return job.snapshot()
 
     def _plan(self, program_id: str, request: BacktestCreate) -> tuple[ReplayPlan, dict[str, tuple[str, str]], float]:
@@ -147,37 +165,72 @@ class Backtests:
         )
         return plan, names, request.time_max_s or settings.time_max_s
 
-    async def _run(self, job: _Job, plan: ReplayPlan, time_max_s: float) -> None:
-        """The run's task: replay chunk by chunk, stopping at a cancel request or over a bound."""
+    async def _run(self, job: _Job, plan: ReplayPlan, time_max_s: float, request: BacktestCreate) -> None:
+        """The run's task: the replay here, or in a child process (``backtests.isolation``), until it ends."""
         record = job.record
-        deadline = trio.current_time() + time_max_s
-        steps = replay(self._sources, plan, record, job.tally)
         try:
-            for _ in steps:
-                if job.cancel_requested:
-                    record.status = "CANCELLED"
-                    break
-                if trio.current_time() > deadline:
-                    record.status = "FAILED"
-                    record.failure_reason = f"the run took longer than time_max_s = {time_max_s} s"
-                    break
-                await trio.lowlevel.checkpoint()  # live events, HTTP and the writer run here
+            if self._worker is None:
+                await self._run_here(job, plan, time_max_s)
             else:
-                record.status = "COMPLETED"
-        except OverBound as bound:
-            record.status, record.failure_reason = "FAILED", str(bound)
+                await self._run_in_worker(job, plan.program.id, request, time_max_s)
         except Exception as error:  # a bug: the job fails, the engine goes on (the sandbox was never published)
             _log.exception("backtest %s failed", record.id)
             record.status = "FAILED"
             record.failure_reason = f"internal error during the backtest ({type(error).__name__}); it was logged"
         finally:
-            steps.close()
             if record.status == "RUNNING":  # cancelled from outside (the engine is closing)
                 record.status, record.failure_reason = "FAILED", "the engine stopped during the run"
             record.finished_at = self._clock()
-            job.tally.fill(record)
+            if job.tally is not None:
+                job.tally.fill(record)
             job.done.set()
             self._prune()
+
+    async def _run_here(self, job: _Job, plan: ReplayPlan, time_max_s: float) -> None:
+        """Replay on the engine's thread, holding it at most ``slice_ms`` at a time."""
+        record = job.record
+        assert job.tally is not None
+        deadline = trio.current_time() + time_max_s
+        slice_s, pause_s = self._settings.slice_ms / 1000, self._settings.pause_ms / 1000
+        steps = replay(self._sources, plan, record, job.tally)
+        try:
+            slice_start = time.perf_counter()
+            for _ in steps:
+                if job.cancel_requested:
+                    record.status = "CANCELLED"
+                    return
+                if time.perf_counter() - slice_start < slice_s:
+                    continue
+                if trio.current_time() > deadline:
+                    record.status = "FAILED"
+                    record.failure_reason = f"the run took longer than time_max_s = {time_max_s} s"
+                    return
+                await trio.sleep(pause_s)  # live events, HTTP and the writer run here
+                slice_start = time.perf_counter()
+            record.status = "COMPLETED"
+        except OverBound as bound:
+            record.status, record.failure_reason = "FAILED", str(bound)
+        finally:
+            steps.close()
+
+    async def _run_in_worker(self, job: _Job, program_id: str, request: BacktestCreate, time_max_s: float) -> None:
+        """Run in a child process (engine/_backtest_process.py); a cancel or the time bound kills it."""
+        assert self._worker is not None
+        record = job.record
+
+        def progress(child: Backtest) -> None:
+            for name in _FROM_CHILD:
+                setattr(record, name, getattr(child, name))
+
+        child: Backtest | None = None
+        with job.scope, trio.move_on_after(time_max_s + WORKER_GRACE_S) as bound:
+            child = await self._worker(program_id, request, progress)
+        if job.cancel_requested:
+            record.status = "CANCELLED"
+        elif bound.cancelled_caught or child is None:
+            record.status, record.failure_reason = "FAILED", f"the run took longer than time_max_s = {time_max_s} s"
+        else:
+            record.status, record.failure_reason = child.status, child.failure_reason
 
     def _prune(self) -> None:
         finished = [key for key, job in self._jobs.items() if job.record.status != "RUNNING"]
@@ -201,6 +254,7 @@ class Backtests:
         if job.record.status != "RUNNING":
             raise Conflict(f"the backtest is {job.record.status}; only a RUNNING one can be cancelled")
         job.cancel_requested = True
+        job.scope.cancel()
         return job.snapshot()
 
     async def wait(self, program_id: str, backtest_id: str, timeout_s: float | None = None) -> Backtest:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from scrip_actor.engine._activity import Activity
 from scrip_actor.engine._admission import Admission, pending_positions
 from scrip_actor.engine._automation_runs import AutomationRunner
 from scrip_actor.engine._automations import Automations
+from scrip_actor.engine._backtest_process import run_in_process
 from scrip_actor.engine._backtest_replay import ReplaySources
 from scrip_actor.engine._backtests import Backtests
 from scrip_actor.engine._budgets import RuleBudgets
@@ -949,6 +951,7 @@ def _backtest_stage(engine: Engine) -> Backtests:
         limits=engine._limits,
         clock=engine._clock,
         caught_up=engine._caught_up,
+        worker=partial(run_in_process, engine.config) if engine.config.backtests.isolation == "process" else None,
     )
 
 
