@@ -199,12 +199,12 @@ class Backtests:
                 if job.cancel_requested:
                     record.status = "CANCELLED"
                     return
-                if time.perf_counter() - slice_start < slice_s:
-                    continue
                 if trio.current_time() > deadline:
                     record.status = "FAILED"
                     record.failure_reason = f"the run took longer than time_max_s = {time_max_s} s"
                     return
+                if time.perf_counter() - slice_start < slice_s:
+                    continue
                 await trio.sleep(pause_s)  # live events, HTTP and the writer run here
                 slice_start = time.perf_counter()
             record.status = "COMPLETED"

@@ -227,3 +227,13 @@ async def test_a_cancelled_run_ends_cancelled_and_one_more_than_running_max_is_r
         engine.backtests.cancel(program.id, started.id)  # only a RUNNING one
     listed = engine.backtests.list(program.id)
     assert [job.id for job in listed.data] == [started.id]
+
+
+async def test_a_run_over_its_time_bound_fails_naming_the_bound(engine: Engine, clock: ManualClock) -> None:
+    program, _ = await program_with_asset(engine)
+    await purchases(engine, clock, program, [("u1", 1.0)] * 2)
+    report = await engine.backtest(program.id, window(0, 10, time_max_s=1e-9))
+    assert report.status == "FAILED"
+    assert report.failure_reason is not None
+    assert "time_max_s" in report.failure_reason
+    assert report.finished_at is not None
