@@ -7,14 +7,26 @@ known), then backtests it and compares the report with the arithmetic done by ha
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from scrip_actor import Conflict, CounterAction, CreditAction, DebitAction, Engine, NotFound, ValidationFailed
+from scrip_actor import (
+    Conflict,
+    CounterAction,
+    CreditAction,
+    DebitAction,
+    Engine,
+    NotFound,
+    ValidationFailed,
+    open_engine,
+)
 from scrip_actor.backtest_model import Backtest, BacktestCreate, ProposedRule
+from scrip_actor.config import BacktestSettings
 from scrip_actor.model import BudgetSpec
-from tests.conftest import ManualClock
+from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset, rule, send
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -237,3 +249,28 @@ async def test_a_run_over_its_time_bound_fails_naming_the_bound(engine: Engine, 
     assert report.failure_reason is not None
     assert "time_max_s" in report.failure_reason
     assert report.finished_at is not None
+
+
+async def test_on_the_engines_thread_a_run_reports_the_same_and_cancels_the_same(tmp_path: Path) -> None:
+    """``backtests.isolation = "task"``: the replay runs as a task of the engine, slice by slice."""
+    clock = ManualClock(START)
+    config = small_config(tmp_path / "data")
+    config = msgspec.structs.replace(config, backtests=BacktestSettings(isolation="task", slice_ms=0.05))
+    async with open_engine(config=config, clock=clock) as engine:
+        program, asset = await program_with_asset(engine)
+        await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="2")])
+        await purchases(engine, clock, program, [(f"u{n}", 1.0) for n in range(40)])
+        doubled = [ProposedRule(name="four", condition="true", actions=[CreditAction(asset_id=asset.id, amount="4")])]
+        report = await engine.backtest(program.id, window(0, 100, doubled))
+        assert report.status == "COMPLETED"
+        assert (by_asset(report.totals, asset.id).credited, by_asset(report.actual, asset.id).credited) == (
+            "160.00",
+            "80.00",
+        )
+        started = await engine.backtests.start(program.id, window(0, 100))
+        engine.backtests.cancel(program.id, started.id)
+        cancelled = await engine.backtests.wait(program.id, started.id)
+        assert cancelled.status == "CANCELLED"
+        assert cancelled.events_replayed < 40
+        await engine.wait_idle()
+        assert (await engine.verify()).ok
