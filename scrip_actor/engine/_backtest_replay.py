@@ -47,6 +47,7 @@ __all__ = ["ReplayPlan", "ReplaySources", "Sandbox", "replay"]
 
 READ_CHUNK_RECORDS = 256  # records read per LMDB read transaction: no transaction outlives a chunk
 STEPS_PER_YIELD = 1  # events stepped between two yields to the caller, which decides when to give trio the thread
+STATE_CHANGES_COUNTED_MAX = 10_000  # state-history entries looked at per participant for the warning
 _WALLET_OPERATIONS = frozenset({"FUND", "BURN"})
 _SETTLEMENTS = frozenset({"EXPIRATION", "MATURITY"})  # made by the steps themselves, replayed with them
 _PAUSED = " events are not processed"
@@ -257,6 +258,26 @@ def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally
         stepped += 1
         if stepped % STEPS_PER_YIELD == 0:
             yield
+    edits = yield from _api_state_changes(sources, list(sandbox.states), plan.to)
+    if edits:
+        job.warnings.append(
+            f"{edits} changes of tags, counters, attributes or tiers were made through the API to this program's "
+            "participants before the window ended; a backtest does not replay them, so rules that read them may differ"
+        )
+
+
+def _api_state_changes(sources: ReplaySources, participant_ids: list[str], to: datetime) -> Generator[None, None, int]:
+    """How many state-history entries of these participants an operator made (``source: api``) before ``to``."""
+    edits = 0
+    for index, participant_id in enumerate(participant_ids, 1):
+        if index % READ_CHUNK_RECORDS == 0:
+            yield
+        scan = sources.store.scan("state_history", participant_id.encode() + b"\0")
+        for key, raw in islice(scan, STATE_CHANGES_COUNTED_MAX):
+            change = _records.decode_state_change(key, raw, sources.world.ids)
+            edits += change.source == "api" and change.changed_at < to
+        scan.close()
+    return edits
 
 
 class _OverBound(Exception):

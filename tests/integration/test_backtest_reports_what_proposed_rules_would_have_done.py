@@ -25,7 +25,7 @@ from scrip_actor import (
 )
 from scrip_actor.backtest_model import Backtest, BacktestCreate, ProposedRule
 from scrip_actor.config import BacktestSettings
-from scrip_actor.model import BudgetSpec
+from scrip_actor.model import BalanceAdjust, BudgetSpec
 from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset, rule, send
 
@@ -274,3 +274,21 @@ async def test_on_the_engines_thread_a_run_reports_the_same_and_cancels_the_same
         assert cancelled.events_replayed < 40
         await engine.wait_idle()
         assert (await engine.verify()).ok
+
+
+async def test_operators_changes_are_not_replayed_and_the_report_says_so(engine: Engine, clock: ManualClock) -> None:
+    program, asset = await program_with_asset(engine)
+    await rule(engine, program, "true", [CreditAction(asset_id=asset.id, amount="1")])
+    await purchases(engine, clock, program, [("u1", 1.0)])
+    participant = await engine.get_participant_by_external_id("u1")
+    await engine.adjust_balance(
+        participant.id,
+        BalanceAdjust(program_id=program.id, asset_id=asset.id, type="CREDIT", amount="5", description="goodwill"),
+    )
+    await engine.add_tags(participant.id, ["vip"])
+    report = await engine.backtest(program.id, window(0, 10))
+    assert report.status == "COMPLETED"
+    assert report.totals == report.actual  # the adjustment is no event's: on neither side
+    assert len(report.warnings) == 2
+    assert report.warnings[0].startswith("1 balance operations")
+    assert report.warnings[1].startswith("1 changes of tags")
