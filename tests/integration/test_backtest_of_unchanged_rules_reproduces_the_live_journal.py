@@ -30,7 +30,7 @@ PARTICIPANTS = ["p0", "p1", "p2"]
 
 event = st.tuples(
     st.sampled_from(PARTICIPANTS),
-    st.sampled_from(["purchase", "refund"]),
+    st.sampled_from(["purchase", "refund", "other program", "burn"]),
     st.integers(min_value=1, max_value=300),  # amount
     st.integers(min_value=1, max_value=60 * 30),  # minutes before the next one arrives
 )
@@ -39,8 +39,12 @@ event = st.tuples(
 async def _history(engine: Engine, clock: ManualClock, events: list[tuple[Any, ...]]) -> tuple[Any, Any, Any]:
     program, points = await program_with_asset(engine)
     miles = await engine.create_asset(
-        _asset_create(program.id)  # LOT, with credits that expire after two days and vest after one hour
+        _asset_create(program.id, "MILES", "LOT", "UNLIMITED")  # credits that expire after two days, vest after 1h
     )
+    gems = await engine.create_asset(_asset_create(program.id, "GEMS", "SIMPLE", "PREFUNDED"))
+    await engine.fund(program.id, gems.id, "100000")  # never runs out: the order across participants cannot matter
+    other, other_points = await program_with_asset(engine, symbol="OTHER")
+    await rule(engine, other, "true", [CreditAction(asset_id=other_points.id, amount="7")], name="other")
     await rule(
         engine,
         program,
@@ -49,6 +53,7 @@ async def _history(engine: Engine, clock: ManualClock, events: list[tuple[Any, .
             CreditAction(asset_id=points.id, amount="event.amount * 0.1"),
             CreditAction(asset_id=miles.id, amount="event.amount", expires_at="48h", matures_at="1h"),
             CounterAction(key="purchases", value="1"),
+            CreditAction(asset_id=gems.id, amount="1"),
         ],
         name="earn",
     )
@@ -61,20 +66,24 @@ async def _history(engine: Engine, clock: ManualClock, events: list[tuple[Any, .
     )
     for index, (external_id, kind, amount, minutes) in enumerate(events):
         clock.advance(timedelta(minutes=minutes))
-        await engine.submit(_submit(program.id, external_id, kind, amount, index))
+        if kind == "burn":  # a wallet operation between events: the replay applies it in its place
+            await engine.burn(program.id, gems.id, str(amount))
+            continue
+        target = other.id if kind == "other program" else program.id  # another program's events interleave
+        await engine.submit(_submit(target, external_id, kind, amount, index))
         if index % 3 == 0:
             await engine.wait_idle()
             engine.sweep_due()  # lots mature and expire between events too, as the sweeper would do
     await engine.wait_idle()
-    return program, points, miles
+    return program, points, (miles, gems)
 
 
-def _asset_create(program_id: str) -> Any:
+def _asset_create(program_id: str, symbol: str, mode: str, policy: str) -> Any:
     from scrip_actor import AssetCreate
 
     return AssetCreate(
-        program_id=program_id, name="Miles", symbol="MILES", inventory_mode="LOT", issuance_policy="UNLIMITED", scale=0
-    )
+        program_id=program_id, name=symbol, symbol=symbol, inventory_mode=mode, issuance_policy=policy, scale=0
+    )  # type: ignore[arg-type]
 
 
 def _submit(program_id: str, external_id: str, kind: str, amount: int, index: int) -> Any:
@@ -110,7 +119,7 @@ async def test_a_backtest_of_the_unchanged_rules_gives_the_live_totals_exactly_a
     clock = ManualClock(START)
     with tempfile.TemporaryDirectory() as directory:
         async with open_engine(config=small_config(Path(directory) / "data"), clock=clock) as engine:
-            program, points, miles = await _history(engine, clock, events)
+            program, points, (miles, gems) = await _history(engine, clock, events)
             span = clock.now - START
             from_ = START + span * cut
             to = from_ + max(span * length, timedelta(seconds=1))
@@ -130,6 +139,8 @@ async def test_a_backtest_of_the_unchanged_rules_gives_the_live_totals_exactly_a
             for asset in report.assets:
                 assert asset.credited == asset.actual_credited
                 assert asset.debited == asset.actual_debited
+                assert asset.wallet_draw == asset.actual_wallet_draw
+                assert asset.wallet_failures == 0
             assert report.events_failed == report.events_failed_actual
             # The proposed set spelled out as the current rules, by id, gives the same as null.
             current = [engine.rule(row.rule_id) for row in report.rules if row.rule_id is not None]
@@ -142,4 +153,4 @@ async def test_a_backtest_of_the_unchanged_rules_gives_the_live_totals_exactly_a
             assert store_digest(engine) == before  # read-only: not one record changed
             verified = await engine.verify()
             assert verified.ok, verified.problems
-            assert {points.id, miles.id} >= {row.asset_id for row in report.totals}
+            assert {points.id, miles.id, gems.id} >= {row.asset_id for row in report.totals}  # not the other's

@@ -25,7 +25,7 @@ from scrip_actor import (
 )
 from scrip_actor.backtest_model import Backtest, BacktestCreate, ProposedRule
 from scrip_actor.config import BacktestSettings
-from scrip_actor.model import BalanceAdjust, BudgetSpec
+from scrip_actor.model import BalanceAdjust, BudgetSpec, RuleUpdate
 from tests.conftest import ManualClock, small_config
 from tests.helpers import program_with_asset, rule, send
 
@@ -292,3 +292,27 @@ async def test_operators_changes_are_not_replayed_and_the_report_says_so(engine:
     assert len(report.warnings) == 2
     assert report.warnings[0].startswith("1 balance operations")
     assert report.warnings[1].startswith("1 changes of tags")
+
+
+async def test_the_warm_up_replays_each_event_with_the_rule_version_live_at_it(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """v1 counts visits; v2 credits the count and adds 10. Before the window v1 ran (n = 2), in it v2 (2, then
+    12): had the warm-up used v2, the window would start from n = 20 and credit 20 + 30."""
+    program, asset = await program_with_asset(engine)
+    counted = await rule(engine, program, "true", [CounterAction(key="n", value="1")], name="count")
+    await purchases(engine, clock, program, [("u1", 1.0), ("u1", 1.0)])
+    await engine.update_rule(
+        counted.id,
+        RuleUpdate(
+            actions=[
+                CreditAction(asset_id=asset.id, amount="participant.counters.n"),
+                CounterAction(key="n", value="10"),
+            ]
+        ),
+    )
+    await purchases(engine, clock, program, [("u1", 1.0), ("u1", 1.0)])  # hours 3 and 4
+    report = await engine.backtest(program.id, window(2.5, 10))
+    assert report.events_warmup == 2
+    assert by_asset(report.actual, asset.id).credited == "14.00"
+    assert report.totals == report.actual
