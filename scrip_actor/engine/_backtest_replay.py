@@ -43,7 +43,7 @@ from scrip_actor.rules import CompiledRule, cel_event_data
 from scrip_actor.store import Store, be64
 from scrip_actor.tier_effects import ProgramTiers
 
-__all__ = ["ReplayPlan", "ReplaySources", "Sandbox", "replay"]
+__all__ = ["OverBound", "ReplayPlan", "ReplaySources", "Sandbox", "replay"]
 
 READ_CHUNK_RECORDS = 256  # records read per LMDB read transaction: no transaction outlives a chunk
 STEPS_PER_YIELD = 1  # events stepped between two yields to the caller, which decides when to give trio the thread
@@ -243,7 +243,7 @@ def replay(sources: ReplaySources, plan: ReplayPlan, job: Backtest, tally: Tally
             job.events_skipped += in_window
             continue
         if in_window and job.events_replayed >= plan.events_max:
-            raise _OverBound(f"the window holds more than events_max = {plan.events_max} events")
+            raise OverBound(f"the window holds more than events_max = {plan.events_max} events")
         rules = plan.rules if in_window else history.at(program.id, event.sequence)
         live_entries = [_live_entry(sources, entry_id) for entry_id in event.journal_entry_ids]
         wallet.before(sandbox, event, min((entry.sequence for entry in live_entries), default=None))
@@ -280,11 +280,8 @@ def _api_state_changes(sources: ReplaySources, participant_ids: list[str], to: d
     return edits
 
 
-class _OverBound(Exception):
+class OverBound(Exception):
     """The window holds more events than the run may replay (the job ends FAILED with its partial counts)."""
-
-
-OverBound = _OverBound
 
 
 def _live_entry(sources: ReplaySources, entry_id: str) -> JournalEntry:

@@ -57,7 +57,7 @@ def entry_amounts(entries: Iterable[JournalEntry], program_id: str) -> dict[str,
 class EventSide:
     """One event on one side (proposed or actual): its rule entries, evaluations and failure."""
 
-    __slots__ = ("by_rule", "evaluations", "failure", "participants", "totals")
+    __slots__ = ("by_rule", "evaluations", "failure", "participants", "participants_by_rule", "totals")
 
     def __init__(
         self, entries: list[JournalEntry], evaluations: list[RuleEvaluation], failure: str | None, program_id: str
@@ -68,14 +68,20 @@ class EventSide:
         for entry in rule_entries:
             rules.setdefault(entry.rule_id, []).append(entry)
         self.by_rule = {rule_id: entry_amounts(group, program_id) for rule_id, group in rules.items()}
-        self.participants = {
-            (posting.entity_id, posting.asset_id)
-            for entry in rule_entries
-            for posting in entry.postings
-            if posting.entity_type == "PARTICIPANT"
-        }
+        self.participants_by_rule = {rule_id: _participants(group) for rule_id, group in rules.items()}
+        self.participants = _participants(rule_entries)
         self.evaluations = evaluations
         self.failure = failure
+
+
+def _participants(entries: list[JournalEntry]) -> set[tuple[str, str]]:
+    """(participant id, asset id) of every participant posting of ``entries``."""
+    return {
+        (posting.entity_id, posting.asset_id)
+        for entry in entries
+        for posting in entry.postings
+        if posting.entity_type == "PARTICIPANT"
+    }
 
 
 class _RuleRow:
@@ -151,11 +157,10 @@ class Tally:
                     values = row.assets.setdefault(asset_id, [0, 0, 0, 0])
                     values[column] += credited
                     values[column + 1] += debited
-        for rule_id, amounts in proposed.by_rule.items():
+        for rule_id, participants in proposed.participants_by_rule.items():
             if rule_id is not None:
-                for participant_id, asset_id in proposed.participants:
-                    if asset_id in amounts:
-                        self._rules[rule_id].participants.setdefault(asset_id, set()).add(participant_id)
+                for participant_id, asset_id in participants:
+                    self._rules[rule_id].participants.setdefault(asset_id, set()).add(participant_id)
 
     def _add_sample(self, event: Event, proposed: EventSide, actual: EventSide) -> None:
         differs = proposed.totals != actual.totals or (proposed.failure is None) != (actual.failure is None)

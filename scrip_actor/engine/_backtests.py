@@ -111,6 +111,8 @@ class Backtests:
         request = validated(request)
         program = self._catalog.program(program_id)
         plan, names, time_max_s = self._plan(program_id, request)
+        await self._caught_up()  # every processed event's outcome is on disk, where the replay reads it
+        # From here to the job's registration nothing awaits: two starts cannot both pass the bound.
         running = sum(job.record.status == "RUNNING" for job in self._jobs.values())
         if running >= self._settings.running_max:
             raise BacktestRunning(
@@ -118,7 +120,6 @@ class Backtests:
                 {"running_max": self._settings.running_max},
             )
         assert self.nursery is not None, "backtests start once the engine has started"
-        await self._caught_up()  # every processed event's outcome is on disk, where the replay reads it
         record = Backtest(
             id=str(uuid.uuid4()),
             program_id=program.id,
