@@ -316,3 +316,31 @@ async def test_the_warm_up_replays_each_event_with_the_rule_version_live_at_it(
     assert report.events_warmup == 2
     assert by_asset(report.actual, asset.id).credited == "14.00"
     assert report.totals == report.actual
+
+
+async def test_the_distribution_of_per_event_amounts_is_exact(engine: Engine, clock: ManualClock) -> None:
+    program, asset = await program_with_asset(engine)
+    amounts = [0.5, 2.0, 2.0, 15.0, 150.0, 20000.0]
+    await purchases(engine, clock, program, [(f"u{n}", amount) for n, amount in enumerate(amounts)])
+    credit = ProposedRule(
+        name="all", condition="true", actions=[CreditAction(asset_id=asset.id, amount="event.amount")]
+    )
+    report = await engine.backtest(program.id, window(0, 10, [credit]))
+    distribution = by_asset(report.assets, asset.id).distribution
+    assert (distribution.count, distribution.min, distribution.p50, distribution.p90, distribution.max) == (
+        6,
+        "0.50",
+        "2.00",  # nearest rank: the 3rd of 6
+        "20000.00",  # the 6th of 6 (ceil(0.9 * 6) = 6)
+        "20000.00",
+    )
+    assert [(bucket.lower, bucket.upper, bucket.count) for bucket in distribution.histogram] == [
+        ("0", "1", 1),
+        ("1", "10", 2),
+        ("10", "100", 1),
+        ("100", "1000", 1),
+        ("1000", "10000", 0),
+        ("10000", None, 1),
+    ]
+    assert by_asset(report.totals, asset.id).credited == "20169.50"
+    assert report.participants_affected == 6
