@@ -108,3 +108,19 @@ async def test_refusals_name_the_field_and_unknowns_are_404(api: Api) -> None:
     await api.error("GET", f"{base}/nope", 404, "not_found")
     await api.error("POST", f"{base}/nope/cancel", 404, "not_found")
     await api.error("GET", "/v1/programs/nope/backtests", 404, "not_found")
+
+
+async def test_one_run_at_a_time_and_a_cancel_ends_it_cancelled(api: Api) -> None:
+    program, _, _, before, after = await _history(api)
+    base = f"/v1/programs/{program['id']}/backtests"
+    window = {"from": before.isoformat(), "to": after.isoformat()}
+    started = await api.ok("POST", base, 202, json=window)  # its child process takes a while to start
+    busy = await api.error("POST", base, 409, "backtest_running", json=window)
+    assert busy["details"] == {"running_max": 1}
+    cancelled = await api.ok("POST", f"{base}/{started['id']}/cancel")
+    assert cancelled["id"] == started["id"]
+    job = await _finished(api, f"{base}/{started['id']}")
+    assert job["status"] == "CANCELLED"
+    assert job["finished_at"] is not None
+    again = await api.ok("POST", base, 202, json=window)  # the slot is free again
+    assert (await _finished(api, f"{base}/{again['id']}"))["status"] == "COMPLETED"
