@@ -92,7 +92,7 @@ def account_key(entity_type: str, entity_id: str, asset_id: str, bucket: str = "
     return f"{entity_type}:{entity_id}:{asset_id}:{bucket}"
 
 
-class ParticipantRecord(msgspec.Struct, kw_only=True, array_like=True):
+class ParticipantRecord(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """A participant as stored (lots live in their own database): a JSON array, so names are not repeated."""
 
     id: str
@@ -236,6 +236,32 @@ class ParticipantState:
             tiers=self.tiers,
         )
 
+    def record_fields(self) -> list[object]:
+        """:meth:`to_record`'s fields in its array order, without building the struct: the store encodes this list
+        to the very bytes the record would encode to (``ParticipantRecord`` is ``array_like``; a test holds the
+        two equal), at a third of the cost, on every event."""
+        overdraft = self.overdraft
+        if overdraft and not all(overdraft.values()):
+            overdraft = {asset: value for asset, value in overdraft.items() if value}
+        counters = self.counters
+        return [
+            self.id,
+            self.external_id,
+            self.status,
+            self.profile,
+            sorted(self.tags) if len(self.tags) > 1 else list(self.tags),
+            {key: decimal_text(value) for key, value in counters.items()} if counters else {},
+            self.attributes,
+            self.program_ids,
+            self.balances,
+            overdraft,
+            self.lot_numbers,
+            self.created_at,
+            self.updated_at,
+            self.counter_windows,
+            self.tiers,
+        ]
+
     def cel_view_at(self, now: datetime) -> dict[str, object]:
         """:meth:`cel_view` with each counter's effective value at ``now`` (0 once its reset window has passed)."""
         view = self.cel_view()
@@ -364,7 +390,9 @@ _views_served = 0
 
 def decimal_text(value: Decimal) -> str:
     """Exact, plain decimal text (no exponent): ``Decimal("1E+2")`` -> ``"100"``."""
-    text = format(value, "f")
+    text = str(value)  # a third of format()'s cost, and the same text unless str() chose an exponent
+    if "E" in text:
+        text = format(value, "f")
     return text
 
 
