@@ -178,15 +178,19 @@ class ParticipantState:
         copy.id = self.id
         copy.external_id = self.external_id
         copy.status = self.status
-        copy.profile = dict(self.profile)
-        copy.tags = set(self.tags)
-        copy.counters = dict(self.counters)
-        copy.counter_windows = dict(self.counter_windows) if self.counter_windows else {}
+        # Empty containers are made with a literal (cheaper than copying): most participants have no profile,
+        # windows, tiers or attributes, and this runs for every event.
+        copy.profile = self.profile.copy() if self.profile else {}
+        copy.tags = self.tags.copy() if self.tags else set()
+        copy.counters = self.counters.copy() if self.counters else {}
+        copy.counter_windows = self.counter_windows.copy() if self.counter_windows else {}
         # Holdings are frozen: copying the two levels of dicts is enough (and nothing, for most participants).
         copy.tiers = {program_id: dict(held) for program_id, held in self.tiers.items()} if self.tiers else {}
-        copy.attributes = dict(self.attributes)
-        copy.program_ids = list(self.program_ids)
-        copy.balances = {asset: list(values) for asset, values in self.balances.items()}
+        copy.attributes = self.attributes.copy() if self.attributes else {}
+        copy.program_ids = self.program_ids.copy()
+        balances = copy.balances = {}
+        for asset, values in self.balances.items():  # a loop: a comprehension is a function call in 3.11
+            balances[asset] = values.copy()
         copy.created_at = self.created_at
         copy.updated_at = self.updated_at
         # Copied on write: most events change no lot, and copying them was the largest part of a clone. Both
