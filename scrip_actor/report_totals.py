@@ -149,6 +149,7 @@ class ReportTotals:
         self.enrolled: dict[str, int] = {}  # program id -> participants enrolled
         self.last_activity_us: dict[str, int] = {}  # program id -> latest entry or event time, µs since the epoch
         self._cells: dict[tuple[str, str, int], _Cell] = {}
+        self._event_prefixes: dict[bytes, bytes] = {}  # a program's "" row key -> its hour's events_by_time prefix
         self.expiry: dict[tuple[str, str, int], list[int]] = {}  # (program, asset, day + 1 or 0) -> [value, lots]
 
     # --- keeping them --------------------------------------------------------------------------------------------
@@ -243,12 +244,29 @@ class ReportTotals:
             ops.append(("report_hours", stored_key, _encode(row)))
 
     def record_event(self, program_id: str, event_timestamp: datetime, sequence_key: bytes, ops: list[Op]) -> None:
-        """Count an accepted event under its program and the hour of its event_timestamp; index it by that hour."""
-        moment_us = micros(event_timestamp)
+        """Count an accepted event under its program and the hour of its event_timestamp; index it by that hour.
+
+        Every admission runs this, so :meth:`_count` is inlined for a row that exists and the index prefix of
+        the row's hour is kept beside it (rows, and so prefixes, are as many as (program, hour) pairs seen).
+        """
+        moment_us = (event_timestamp - EPOCH) // _MICROSECOND
         hour = moment_us // _HOUR_US
-        row, _, stored_key = self._count(program_id, hour, EVENTS, moment_us)
+        cell = self._cells.get((program_id, "", hour))
+        if cell is None:
+            cell = self._cell(program_id, "", hour)
+        row, total, stored_key = cell
+        row[EVENTS] += 1
+        total[EVENTS] += 1
+        if moment_us > row[LAST]:
+            row[LAST] = moment_us
+            if moment_us > total[LAST]:
+                total[LAST] = moment_us
+                self.last_activity_us[program_id] = moment_us
         ops.append(("report_hours", stored_key, _encode(row)))
-        ops.append(("events_by_time", event_time_key(program_id, hour) + sequence_key, b""))
+        prefix = self._event_prefixes.get(stored_key)
+        if prefix is None:
+            prefix = self._event_prefixes[stored_key] = event_time_key(program_id, hour)
+        ops.append(("events_by_time", prefix + sequence_key, b""))
 
     def _add_count(self, table: dict[Any, int], key: Any, stored_key: bytes, delta: int, ops: list[Op]) -> None:
         value = table.get(key, 0) + delta
