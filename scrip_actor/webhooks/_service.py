@@ -38,7 +38,7 @@ from scrip_actor.webhooks._model import (
 )
 from scrip_actor.webhooks._outbox import Outbox, delivery_id, queue_key
 from scrip_actor.webhooks._secrets import SecretBox, new_secret, signature_header
-from scrip_actor.webhooks._targets import refusal
+from scrip_actor.webhooks._targets import checked_transport, refusal
 
 __all__ = ["WebhookStatistics", "Webhooks"]
 
@@ -293,7 +293,11 @@ class Webhooks:
         """The delivery worker: a task per endpoint, and the outbox's pruning."""
         settings = self._settings
         timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client, trio.open_nursery() as nursery:
+        # trust_env=False: no proxy from the environment, so the connection's address check (checked_transport)
+        # is made on the receiver itself, not on a proxy that would resolve the name again.
+        transport = checked_transport(settings.allow_private_targets)
+        client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport, trust_env=False)
+        async with client, trio.open_nursery() as nursery:
             self._client, self._nursery = client, nursery
             for endpoint_id in list(self._endpoints):
                 self._start_endpoint(endpoint_id)
