@@ -486,6 +486,10 @@ class LedgerTx:
         self.event_id: str | None = None
         self._counter = 0
         self._seed_int: int | None = None  # computed on first use: most steps create no lot
+        # Participants with a balance bucket that left or reached zero (made on first use): only they can have
+        # changed the set of assets they hold, so only they are re-checked for the reports' holder counts.
+        # Never undone by a rollback: a stale mark costs one check, never a wrong count.
+        self._crossed_zero: set[str] | None = None
         self._participants: dict[str, ParticipantState] = {}
         self._originals: dict[str, ParticipantState] = {}
         self._account_deltas: dict[str, int] = {}
@@ -575,7 +579,13 @@ class LedgerTx:
             if entity_type == "PARTICIPANT":
                 state = self._participants[entity_id]
                 values = state.balance(asset_id)
-                values[_BUCKET_INDEX[bucket]] += amount_minor  # bounds: _check()
+                index = _BUCKET_INDEX[bucket]
+                before = values[index]
+                values[index] = after = before + amount_minor  # bounds: _check()
+                if not before or not after:  # a bucket left or reached zero: the assets held may have changed
+                    if self._crossed_zero is None:
+                        self._crossed_zero = set()
+                    self._crossed_zero.add(entity_id)
             else:
                 key = account_key(entity_type, entity_id, asset_id, bucket)
                 self._account_deltas[key] = self._account_deltas.get(key, 0) + amount_minor
@@ -976,7 +986,7 @@ def _record_reports(tx: LedgerTx, entries: list[JournalEntry]) -> list[tuple[str
     report_ops: list[tuple[str, bytes, bytes | None]] = []
     reports = tx.world.reports
     reports.record_entries(entries, report_ops)
-    reports.record_participants(tx._participants.values(), tx._originals, report_ops)
+    reports.record_participants(tx._participants.values(), tx._originals, report_ops, tx._crossed_zero)
     reports.record_lots(tx._lots.values(), tx._originals, report_ops)
     return report_ops
 

@@ -278,13 +278,25 @@ class ReportTotals:
         ops.append(("report_counts", stored_key, _encode(value) if value else None))
 
     def record_participants(
-        self, states: Iterable[ParticipantState], originals: Mapping[str, ParticipantState], ops: list[Op]
+        self,
+        states: Iterable[ParticipantState],
+        originals: Mapping[str, ParticipantState],
+        ops: list[Op],
+        crossed_zero: set[str] | None = None,
     ) -> None:
-        """Count the participants whose enrolment or set of nonzero balances changed (old out, new in)."""
+        """Count the participants whose enrolment or set of nonzero balances changed (old out, new in).
+
+        ``crossed_zero``: the participants with a balance bucket that left or reached zero in this commit
+        (``LedgerTx.post`` notes them); any other participant with an ``original`` holds what it held, so its
+        balances are not even looked at. None: nobody crossed zero.
+        """
         for state in states:
             original = originals.get(state.id)
-            if original is not None and original.program_ids == state.program_ids and _same_holdings(original, state):
-                continue  # the common step: balances moved, but none went to or from zero
+            if original is not None and original.program_ids == state.program_ids:
+                if crossed_zero is None or state.id not in crossed_zero:
+                    continue  # the common step: balances moved, but no bucket went to or from zero
+                if _same_holdings(original, state):
+                    continue
             old_programs: list[str] = original.program_ids if original is not None else []
             old_held = _held_assets(original) if original is not None else set()
             new_held = _held_assets(state)
