@@ -486,10 +486,7 @@ class LedgerTx:
         self.event_id: str | None = None
         self._counter = 0
         self._seed_int: int | None = None  # computed on first use: most steps create no lot
-        # Participants with a balance bucket that left or reached zero (made on first use): only they can have
-        # changed the set of assets they hold, so only they are re-checked for the reports' holder counts.
-        # Never undone by a rollback: a stale mark costs one check, never a wrong count.
-        self._crossed_zero: set[str] | None = None
+        self._crossed_zero: set[str] | None = None  # see _post_to_participant
         self._participants: dict[str, ParticipantState] = {}
         self._originals: dict[str, ParticipantState] = {}
         self._account_deltas: dict[str, int] = {}
@@ -577,15 +574,7 @@ class LedgerTx:
                 )
             )
             if entity_type == "PARTICIPANT":
-                state = self._participants[entity_id]
-                values = state.balance(asset_id)
-                index = _BUCKET_INDEX[bucket]
-                before = values[index]
-                values[index] = after = before + amount_minor  # bounds: _check()
-                if not before or not after:  # a bucket left or reached zero: the assets held may have changed
-                    if self._crossed_zero is None:
-                        self._crossed_zero = set()
-                    self._crossed_zero.add(entity_id)
+                _post_to_participant(self, entity_id, asset_id, bucket, amount_minor)
             else:
                 key = account_key(entity_type, entity_id, asset_id, bucket)
                 self._account_deltas[key] = self._account_deltas.get(key, 0) + amount_minor
@@ -989,6 +978,24 @@ def _record_reports(tx: LedgerTx, entries: list[JournalEntry]) -> list[tuple[str
     reports.record_participants(tx._participants.values(), tx._originals, report_ops, tx._crossed_zero)
     reports.record_lots(tx._lots.values(), tx._originals, report_ops)
     return report_ops
+
+
+def _post_to_participant(tx: LedgerTx, participant_id: str, asset_id: str, bucket: str, amount_minor: int) -> None:
+    """Apply one leg of :meth:`LedgerTx.post` to a participant's working copy (bounds: ``_check``).
+
+    A bucket that leaves or reaches zero marks the participant in ``tx._crossed_zero`` (the set is made on first
+    use): only such a participant can have changed the set of assets it holds, so only it is re-checked for the
+    reports' holder counts (report_totals.record_participants). A rollback keeps the marks: a stale one costs one
+    check, never a wrong count.
+    """
+    values = tx._participants[participant_id].balance(asset_id)
+    index = _BUCKET_INDEX[bucket]
+    before = values[index]
+    values[index] = after = before + amount_minor
+    if not before or not after:
+        if tx._crossed_zero is None:
+            tx._crossed_zero = set()
+        tx._crossed_zero.add(participant_id)
 
 
 def entry_count(tx: LedgerTx) -> int:

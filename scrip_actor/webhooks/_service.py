@@ -487,25 +487,16 @@ class Webhooks:
         await self._writer.wait_durable(self._writer.append(ops))
 
     def _count_run(self, endpoint_id: str, failed: bool, error: str | None) -> list[Op]:
-        """Count a finished delivery in its endpoint's run of failures; DISABLE the endpoint when the run reaches
-        ``webhooks.disable_after_failed_deliveries``. Returns the endpoint's new record (none if unchanged), to be
-        written with the delivery's. Synchronous from the read to the swap, so no API change interleaves."""
+        """Count a finished delivery in its endpoint's run of failures (:func:`_after_delivery`); the endpoint's new
+        record to write with the delivery's (none if unchanged). Synchronous from the read to the swap."""
         stored = self._endpoints.get(endpoint_id)
-        if stored is None or (not failed and stored.failed_in_a_row == 0):
+        updated = _after_delivery(stored, failed, error, self._settings.disable_after_failed_deliveries, self._clock)
+        if stored is None or updated is None:
             return []
-        run = stored.failed_in_a_row + 1 if failed else 0
-        endpoint = stored.endpoint
-        limit = self._settings.disable_after_failed_deliveries
-        if failed and limit and run >= limit and endpoint.status == "ACTIVE":
-            reason = f"disabled after {run} deliveries in a row failed; the last: {error}"
-            endpoint = msgspec.structs.replace(
-                endpoint, status="DISABLED", disabled_reason=reason[:_RESPONSE_BODY_MAX], updated_at=self._clock()
-            )
-            self._counts["disabled"] += 1
-            _log.warning("webhook endpoint %s %s", endpoint_id, reason)
-        updated = StoredEndpoint(endpoint=endpoint, secrets=stored.secrets, failed_in_a_row=run)
         self._endpoints[endpoint_id] = updated
-        if endpoint is not stored.endpoint:
+        if updated.endpoint.status != stored.endpoint.status:
+            self._counts["disabled"] += 1
+            _log.warning("webhook endpoint %s %s", endpoint_id, updated.endpoint.disabled_reason)
             self._resubscribe()  # nothing new is queued for it from the next record on
         return [("webhook_endpoints", endpoint_id.encode(), encode(updated))]
 
@@ -562,6 +553,26 @@ class Webhooks:
             outbox_records=self._store.count("webhook_events"),
             pruned=counts["pruned"],
         )
+
+
+def _after_delivery(
+    stored: StoredEndpoint | None, failed: bool, error: str | None, limit: int, clock: Callable[[], datetime]
+) -> StoredEndpoint | None:
+    """The endpoint after one of its deliveries ended FAILED (``failed``) or DELIVERED; None if unchanged.
+
+    A failure lengthens the run, a success ends it; when the run reaches ``limit``
+    (``webhooks.disable_after_failed_deliveries``, 0: never) an ACTIVE endpoint becomes DISABLED with a reason.
+    """
+    if stored is None or (not failed and stored.failed_in_a_row == 0):
+        return None
+    run = stored.failed_in_a_row + 1 if failed else 0
+    endpoint = stored.endpoint
+    if failed and limit and run >= limit and endpoint.status == "ACTIVE":
+        reason = f"disabled after {run} deliveries in a row failed; the last: {error}"
+        endpoint = msgspec.structs.replace(
+            endpoint, status="DISABLED", disabled_reason=reason[:_RESPONSE_BODY_MAX], updated_at=clock()
+        )
+    return StoredEndpoint(endpoint=endpoint, secrets=stored.secrets, failed_in_a_row=run)
 
 
 def _micros(moment: datetime) -> int:
