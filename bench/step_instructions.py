@@ -8,7 +8,8 @@ Run under valgrind, with instrumentation off at start::
 It sets up the ``bench.costs`` workload at 1,000 participants (the 10 rules of ``bench.embedded``; with
 ``--budgets`` two of them budgeted), runs one warm-up round of 2,000 events (admission, then the steps), admits a
 second round, and switches callgrind's instrumentation on (``callgrind_control -i on``) around that round's 2,000
-``_step`` calls only. valgrind's closing ``I refs`` line is then the instructions of those steps: divide by 2,000.
+``_step`` calls only (``--stage admission``: around the 2,000 ``_accept`` calls before them instead). valgrind's
+closing ``I refs`` line is then the instructions of those steps: divide by 2,000.
 The same code varies by about ±0.5 % between runs (ids are random, so dict orders differ), so compare several runs
 (docs/benchmarks.md, "Rule budgets"). Drives private engine methods on purpose, like ``bench.costs``.
 """
@@ -39,7 +40,7 @@ def _instrumentation(flag: str) -> None:
     time.sleep(0.5)  # callgrind picks the command up at its next check
 
 
-async def count(budgets: bool) -> None:
+async def count(budgets: bool, stage: str = "step") -> None:
     """The warm-up round, then the counted round (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="scrip-instructions-") as scratch:
         config = bench_config(Path(scratch) / "store", sync=False)
@@ -56,16 +57,19 @@ async def count(budgets: bool) -> None:
                 registry = engine._registry
                 deliver = registry.deliver
                 registry.deliver = lambda key, message, held=held: held.append((key, message))
+                counted = number == 1
+                if counted and stage == "admission":
+                    _instrumentation("on")
                 try:
                     for request in requests:
                         engine._accept(request)
                 finally:
                     registry.deliver = deliver
-                if number == 1:
-                    _instrumentation("on")
+                if counted:
+                    _instrumentation("off" if stage == "admission" else "on")
                 for key, message in held:
                     engine._step(key, message)
-                if number == 1:
+                if counted and stage == "step":
                     _instrumentation("off")
                 await engine.wait_idle()
 
@@ -80,8 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="bench.embedded --mechanics: budgets and a tier",
     )
+    parser.add_argument(
+        "--stage",
+        choices=["step", "admission"],
+        default="step",
+        help="count the 2,000 steps (default) or the 2,000 admissions (Engine._accept) before them",
+    )
     args = parser.parse_args(argv)
-    trio.run(count, args.budgets)
+    trio.run(count, args.budgets, args.stage)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def changes_ops(changes: Changes, journal_head: tuple[int, str]) -> list[Op]:
     """All writes of one committed :class:`Changes`, with the journal head after it."""
     ops: list[Op] = []
     for state in changes.participants:
-        ops.append(("participants", state.id.encode(), encode(state.to_record())))
+        ops.append(("participants", state.id.encode(), encode(state.record_fields())))
         if state.stored_external_id != state.external_id:
             # Only new participants and renamed ones touch the (random-key) external id index.
             ops.append(("participant_ext", external_id_key(state.external_id), state.id.encode()))

@@ -116,6 +116,9 @@ class WebhookSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     # Outbox records whose every delivery is DELIVERED or FAILED are pruned (with those deliveries) after this long.
     retention_s: Annotated[float, Meta(gt=0)] = 7 * 86400.0
     endpoints_max: _Positive = 100
+    # An ACTIVE endpoint whose deliveries end FAILED (every attempt spent) this many times in a row is DISABLED, with
+    # a disabled_reason: a dead receiver stops holding up its queue and growing the outbox. 0: never.
+    disable_after_failed_deliveries: Annotated[int, Meta(ge=0, le=1000)] = 5
 
 
 class BacktestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

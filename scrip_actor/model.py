@@ -283,7 +283,7 @@ class ParticipantUpdate(Struct, **_request):
     attributes: dict[Key, AttributeValue] | None = None
 
 
-class Lot(Struct, kw_only=True):
+class Lot(Struct, kw_only=True, gc=False):
     """One credit of a LOT asset: spent oldest first, expiring and maturing on its own."""
 
     id: str
@@ -824,7 +824,7 @@ class EventSubmit(Struct, **_request):
     event_timestamp: datetime | None = None
 
 
-class RuleEvaluation(Struct, kw_only=True, frozen=True):
+class RuleEvaluation(Struct, kw_only=True, frozen=True, gc=False):
     """How one rule fared for one event (immutable: the common outcomes are shared, not rebuilt per event)."""
 
     rule_id: str
@@ -835,7 +835,7 @@ class RuleEvaluation(Struct, kw_only=True, frozen=True):
     stopped_by_rule_id: str | None = None
 
 
-class Event(Struct, kw_only=True):
+class Event(Struct, kw_only=True, gc=False):
     """An event and, once processed, its outcome."""
 
     id: str
@@ -860,7 +860,7 @@ class Event(Struct, kw_only=True):
 # --- ledger ---------------------------------------------------------------------------------------------------
 
 
-class Posting(Struct, kw_only=True):
+class Posting(Struct, kw_only=True, gc=False):
     """One leg of a journal entry: a signed amount on one account bucket."""
 
     entity_type: EntityType
@@ -871,7 +871,7 @@ class Posting(Struct, kw_only=True):
     amount: str
 
 
-class JournalEntry(Struct, kw_only=True):
+class JournalEntry(Struct, kw_only=True, gc=False):
     """An immutable, hash-chained record of one balance change; its postings sum to zero per asset."""
 
     id: str

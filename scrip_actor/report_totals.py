@@ -149,6 +149,7 @@ class ReportTotals:
         self.enrolled: dict[str, int] = {}  # program id -> participants enrolled
         self.last_activity_us: dict[str, int] = {}  # program id -> latest entry or event time, µs since the epoch
         self._cells: dict[tuple[str, str, int], _Cell] = {}
+        self._event_prefixes: dict[bytes, bytes] = {}  # a program's "" row key -> its hour's events_by_time prefix
         self.expiry: dict[tuple[str, str, int], list[int]] = {}  # (program, asset, day + 1 or 0) -> [value, lots]
 
     # --- keeping them --------------------------------------------------------------------------------------------
@@ -182,26 +183,54 @@ class ReportTotals:
         return cell
 
     def record_entries(self, entries: Iterable[JournalEntry], ops: list[Op]) -> None:
-        """Add committed entries to the hour rows (one write per row and commit, however many entries)."""
+        """Add committed entries to the hour rows (one write per row and commit, however many entries).
+
+        This runs for every commit, so the common entry (two legs, one of them a participant's, a row already
+        made) takes an inlined path: no call but the dict lookups. :meth:`_count` and :meth:`_cell` say the same
+        for the rest.
+        """
         rows: dict[bytes, list[int]] = {}
+        cells = self._cells
         moment: datetime | None = None
         moment_us = hour = 0
         for entry in entries:
             if entry.created_at is not moment:  # the entries of one step mostly share their time
                 moment = entry.created_at
-                moment_us = micros(moment)
+                moment_us = (moment - EPOCH) // _MICROSECOND
                 hour = moment_us // _HOUR_US
             program_key = entry.program_id or ""
-            row, _, stored_key = self._count(program_key, hour, ENTRIES, moment_us)
+            cell = cells.get((program_key, "", hour))
+            if cell is None:
+                cell = self._cell(program_key, "", hour)
+            row, total, stored_key = cell
+            row[ENTRIES] += 1
+            total[ENTRIES] += 1
+            if moment_us > row[LAST]:
+                row[LAST] = moment_us
+                if moment_us > total[LAST]:
+                    total[LAST] = moment_us
+                    if program_key:
+                        self.last_activity_us[program_key] = moment_us
             rows[stored_key] = row
             postings = entry.postings
             if len(postings) == 2:  # the common entry: one leg each side, one asset; classified without dicts
                 first, second = postings
-                first_in = first.entity_type == "PARTICIPANT"
-                if first_in == (second.entity_type == "PARTICIPANT"):
-                    continue  # between participants (net zero) or between system accounts: no participant change
-                column, amount = _column(entry.action_type, first.amount_minor if first_in else second.amount_minor)
-                row, total, stored_key = self._cell(program_key, first.asset_id, hour)
+                if first.entity_type == "PARTICIPANT":
+                    if second.entity_type == "PARTICIPANT":
+                        continue  # between participants: net zero
+                    change = first.amount_minor
+                elif second.entity_type == "PARTICIPANT":
+                    change = second.amount_minor
+                else:
+                    continue  # between system accounts: no participant change
+                if change > 0 and entry.action_type == "CREDIT":
+                    column, amount = ISSUED, change  # what _column says, without the call
+                else:
+                    column, amount = _column(entry.action_type, change)
+                cell = cells.get((program_key, first.asset_id, hour))
+                if cell is None:
+                    cell = self._cell(program_key, first.asset_id, hour)
+                row, total, stored_key = cell
                 row[column] += amount
                 total[column] += amount
                 rows[stored_key] = row
@@ -215,12 +244,29 @@ class ReportTotals:
             ops.append(("report_hours", stored_key, _encode(row)))
 
     def record_event(self, program_id: str, event_timestamp: datetime, sequence_key: bytes, ops: list[Op]) -> None:
-        """Count an accepted event under its program and the hour of its event_timestamp; index it by that hour."""
-        moment_us = micros(event_timestamp)
+        """Count an accepted event under its program and the hour of its event_timestamp; index it by that hour.
+
+        Every admission runs this, so :meth:`_count` is inlined for a row that exists and the index prefix of
+        the row's hour is kept beside it (rows, and so prefixes, are as many as (program, hour) pairs seen).
+        """
+        moment_us = (event_timestamp - EPOCH) // _MICROSECOND
         hour = moment_us // _HOUR_US
-        row, _, stored_key = self._count(program_id, hour, EVENTS, moment_us)
+        cell = self._cells.get((program_id, "", hour))
+        if cell is None:
+            cell = self._cell(program_id, "", hour)
+        row, total, stored_key = cell
+        row[EVENTS] += 1
+        total[EVENTS] += 1
+        if moment_us > row[LAST]:
+            row[LAST] = moment_us
+            if moment_us > total[LAST]:
+                total[LAST] = moment_us
+                self.last_activity_us[program_id] = moment_us
         ops.append(("report_hours", stored_key, _encode(row)))
-        ops.append(("events_by_time", event_time_key(program_id, hour) + sequence_key, b""))
+        prefix = self._event_prefixes.get(stored_key)
+        if prefix is None:
+            prefix = self._event_prefixes[stored_key] = event_time_key(program_id, hour)
+        ops.append(("events_by_time", prefix + sequence_key, b""))
 
     def _add_count(self, table: dict[Any, int], key: Any, stored_key: bytes, delta: int, ops: list[Op]) -> None:
         value = table.get(key, 0) + delta
@@ -232,13 +278,25 @@ class ReportTotals:
         ops.append(("report_counts", stored_key, _encode(value) if value else None))
 
     def record_participants(
-        self, states: Iterable[ParticipantState], originals: Mapping[str, ParticipantState], ops: list[Op]
+        self,
+        states: Iterable[ParticipantState],
+        originals: Mapping[str, ParticipantState],
+        ops: list[Op],
+        crossed_zero: set[str] | None = None,
     ) -> None:
-        """Count the participants whose enrolment or set of nonzero balances changed (old out, new in)."""
+        """Count the participants whose enrolment or set of nonzero balances changed (old out, new in).
+
+        ``crossed_zero``: the participants with a balance bucket that left or reached zero in this commit
+        (``LedgerTx.post`` notes them); any other participant with an ``original`` holds what it held, so its
+        balances are not even looked at. None: nobody crossed zero.
+        """
         for state in states:
             original = originals.get(state.id)
-            if original is not None and original.program_ids == state.program_ids and _same_holdings(original, state):
-                continue  # the common step: balances moved, but none went to or from zero
+            if original is not None and original.program_ids == state.program_ids:
+                if crossed_zero is None or state.id not in crossed_zero:
+                    continue  # the common step: balances moved, but no bucket went to or from zero
+                if _same_holdings(original, state):
+                    continue
             old_programs: list[str] = original.program_ids if original is not None else []
             old_held = _held_assets(original) if original is not None else set()
             new_held = _held_assets(state)

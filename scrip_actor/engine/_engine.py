@@ -303,7 +303,7 @@ class Engine:
             participant=self._participant,
             participant_by_external=self._participant_by_external,
             external_ids=self._external_ids,
-            publish=self._publisher.publish,
+            publish=self._publisher.publish_edit,
         )
         self._admission = Admission(
             store=self._store,

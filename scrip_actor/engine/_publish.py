@@ -12,7 +12,8 @@ Nothing here calls back up: the durability callback a caller passes runs when th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from scrip_actor import _event_records, _records
 from scrip_actor.engine._budgets import budget_ops
@@ -54,8 +55,9 @@ class Publisher:
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None
         # A step's SCHEDULE_EVENT / BROADCAST follow-ups as the automations' ops (engine/_automations.py).
         self.follow_up_ops: Callable[[Event, list[FollowUp]], list[Op]] | None = None
-        # THRESHOLD subscriptions armed by the counters an event changed (engine/_subscriptions.py).
-        self.counter_ops: Callable[[Event, list[ParticipantState]], list[Op]] | None = None
+        # THRESHOLD subscriptions armed by the counters a record changed (engine/_subscriptions.py): called with
+        # the programs to look in, the time (None: now) and the changed participants.
+        self.counter_ops: Callable[[Iterable[str], datetime | None, list[ParticipantState]], list[Op]] | None = None
 
     def publish(
         self,
@@ -90,6 +92,15 @@ class Publisher:
         for due, lot_id, participant_id in changes.schedule:
             self._schedule.add(due, lot_id, participant_id)
         return ticket
+
+    def publish_edit(self, changes: Changes, extra_ops: list[Op]) -> int:
+        """:meth:`publish` for an operator's edit of participants (the API's counters, tags, ...): a counter set by
+        the API arms the THRESHOLD subscriptions it reaches in the same record, in every program of the
+        participant, as an event's counter would."""
+        if changes.participants and self.counter_ops is not None:
+            programs = dict.fromkeys(program for state in changes.participants for program in state.program_ids)
+            extra_ops = [*extra_ops, *self.counter_ops(programs, None, changes.participants)]
+        return self.publish(changes, extra_ops)
 
     def publish_outcome(
         self,
@@ -129,6 +140,6 @@ class Publisher:
         if result.follow_ups and not failed and self.follow_up_ops is not None:  # with the outcome, or not at all
             ops.extend(self.follow_up_ops(event, result.follow_ups))
         if changes.participants and self.counter_ops is not None:
-            ops.extend(self.counter_ops(event, changes.participants))
+            ops.extend(self.counter_ops((event.program_id,), event.processed_at, changes.participants))
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         return self.publish(changes, ops, on_durable, (event, failed))

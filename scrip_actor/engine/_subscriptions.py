@@ -14,7 +14,7 @@ and then every ``automations.subscription_refresh_interval_s``, so new members a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -40,7 +40,7 @@ from scrip_actor.durations import parse_duration
 from scrip_actor.engine._automations import REFRESH, SUBSCRIBER, Automations, event_data, schedule_key
 from scrip_actor.engine._queries import page_size
 from scrip_actor.ledger import ParticipantState
-from scrip_actor.model import Event, Page
+from scrip_actor.model import Page
 from scrip_actor.store import Op, Store, Writer, encode
 
 __all__ = ["Subscriptions"]
@@ -207,14 +207,22 @@ class Subscriptions:
             ("automation_schedule", self._entry(automation.id, now, state.id), b""),
         ]
 
-    def counters_changed(self, event: Event, states: list[ParticipantState]) -> list[Op]:
-        """The publisher's hook, with every event's outcome: arm the THRESHOLD subscriptions whose counter the event
-        made reach its threshold, in the outcome's own record. O(1) for a program without THRESHOLD automations."""
-        watching = self._automations.thresholds.get(event.program_id)
+    def counters_changed(
+        self, program_ids: Iterable[str], at: datetime | None, states: list[ParticipantState]
+    ) -> list[Op]:
+        """The publisher's hook, with every event's outcome (its program) and every operator edit of participants
+        (their programs): arm the THRESHOLD subscriptions whose counter the change made reach its threshold, in the
+        change's own record. O(1) for a program without THRESHOLD automations. ``at``: when (None: now)."""
+        thresholds = self._automations.thresholds
+        if not thresholds:
+            return []  # no THRESHOLD automation anywhere: the event path's common case, one test
+        watching: list[Automation] = []
+        for program_id in program_ids:
+            watching.extend(thresholds.get(program_id, ()))
         if not watching:
             return []
         ops: list[Op] = []
-        now = event.processed_at or self._clock()
+        now = at or self._clock()
         for automation in watching:
             config = schedule_config(automation.schedule_type, automation.schedule_config, "schedule_config")
             assert config.counter is not None

@@ -80,6 +80,8 @@ class WebhookEndpoint(Struct, kw_only=True):
     enabled_events: list[str]
     metadata: dict[str, Any] | None = None
     status: EndpointStatus
+    # Why the engine DISABLED it (webhooks.disable_after_failed_deliveries); None otherwise. Our addition.
+    disabled_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -96,6 +98,7 @@ class StoredEndpoint(Struct, kw_only=True):
 
     endpoint: WebhookEndpoint
     secrets: list[tuple[str, datetime | None]]
+    failed_in_a_row: int = 0  # deliveries ended FAILED since the last DELIVERED one (auto-disable, docs/webhooks.md)
 
 
 class WebhookDelivery(Struct, kw_only=True):

@@ -38,7 +38,7 @@ from scrip_actor.webhooks._model import (
 )
 from scrip_actor.webhooks._outbox import Outbox, delivery_id, queue_key
 from scrip_actor.webhooks._secrets import SecretBox, new_secret, signature_header
-from scrip_actor.webhooks._targets import refusal
+from scrip_actor.webhooks._targets import checked_transport, refusal
 
 __all__ = ["WebhookStatistics", "Webhooks"]
 
@@ -75,7 +75,7 @@ class Webhooks:
         self._sending: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._client: httpx.AsyncClient | None = None
-        self._counts = {"attempts": 0, "delivered": 0, "failed": 0, "retries": 0, "pruned": 0}
+        self._counts = {"attempts": 0, "delivered": 0, "failed": 0, "retries": 0, "pruned": 0, "disabled": 0}
 
     def load(self) -> None:
         """Endpoints and the outbox sequence from the store (called by the engine's recovery, which closes the store
@@ -163,8 +163,13 @@ class Webhooks:
         return Page(data=chunk, has_more=more, next_cursor=next_cursor)
 
     async def update(self, endpoint_id: str, request: WebhookEndpointUpdate) -> WebhookEndpoint:
-        """Change url, description, enabled_events (replaced), metadata or status."""
-        stored = self._stored(endpoint_id)
+        """Change url, description, enabled_events (replaced), metadata or status.
+
+        Setting a status clears ``disabled_reason`` and the run of failures (re-enabling is the operator's word
+        that the receiver is back). The stored endpoint is read after the target check's await, so a change the
+        delivery worker made meanwhile (an auto-disable) is not overwritten by an older copy.
+        """
+        self._stored(endpoint_id)  # 404 before any check
         changes: dict[str, Any] = {}
         if request.enabled_events is not None:
             changes["enabled_events"] = self._check_types(request.enabled_events)
@@ -174,8 +179,12 @@ class Webhooks:
         for name in ("description", "metadata", "status"):
             if getattr(request, name) is not None:
                 changes[name] = getattr(request, name)
+        stored = self._stored(endpoint_id)
+        failed_in_a_row = stored.failed_in_a_row
+        if request.status is not None:
+            changes["disabled_reason"], failed_in_a_row = None, 0
         endpoint = msgspec.structs.replace(stored.endpoint, **changes, updated_at=self._clock())
-        await self._save(StoredEndpoint(endpoint=endpoint, secrets=stored.secrets))
+        await self._save(StoredEndpoint(endpoint=endpoint, secrets=stored.secrets, failed_in_a_row=failed_in_a_row))
         self._wake(endpoint_id)
         return endpoint
 
@@ -183,7 +192,7 @@ class Webhooks:
         """DELETE: the endpoint is ARCHIVED (kept, so its deliveries still answer); nothing more is sent to it."""
         stored = self._stored(endpoint_id)
         endpoint = msgspec.structs.replace(stored.endpoint, status="ARCHIVED", updated_at=self._clock())
-        await self._save(StoredEndpoint(endpoint=endpoint, secrets=stored.secrets))
+        await self._save(msgspec.structs.replace(stored, endpoint=endpoint))
         self._wake(endpoint_id)
         return endpoint
 
@@ -197,7 +206,9 @@ class Webhooks:
             kept.insert(0, (stored.secrets[0][0], now + timedelta(seconds=overlap)))
         secret = new_secret()
         endpoint = msgspec.structs.replace(stored.endpoint, updated_at=now)
-        await self._save(StoredEndpoint(endpoint=endpoint, secrets=[(self._box.seal(secret), None), *kept]))
+        await self._save(
+            msgspec.structs.replace(stored, endpoint=endpoint, secrets=[(self._box.seal(secret), None), *kept])
+        )
         return WebhookEndpointWithSecret(**msgspec.structs.asdict(endpoint), secret=secret)
 
     def _secrets_in_force(self, stored: StoredEndpoint) -> list[str]:
@@ -293,7 +304,11 @@ class Webhooks:
         """The delivery worker: a task per endpoint, and the outbox's pruning."""
         settings = self._settings
         timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client, trio.open_nursery() as nursery:
+        # trust_env=False: no proxy from the environment, so the connection's address check (checked_transport)
+        # is made on the receiver itself, not on a proxy that would resolve the name again.
+        transport = checked_transport(settings.allow_private_targets)
+        client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport, trust_env=False)
+        async with client, trio.open_nursery() as nursery:
             self._client, self._nursery = client, nursery
             for endpoint_id in list(self._endpoints):
                 self._start_endpoint(endpoint_id)
@@ -468,7 +483,22 @@ class Webhooks:
         ]
         if updated.status != "PENDING":
             ops.append(("webhook_queue", queue_key(delivery.webhook_endpoint_id, stored.outbox), None))
+            ops.extend(self._count_run(delivery.webhook_endpoint_id, updated.status == "FAILED", error))
         await self._writer.wait_durable(self._writer.append(ops))
+
+    def _count_run(self, endpoint_id: str, failed: bool, error: str | None) -> list[Op]:
+        """Count a finished delivery in its endpoint's run of failures (:func:`_after_delivery`); the endpoint's new
+        record to write with the delivery's (none if unchanged). Synchronous from the read to the swap."""
+        stored = self._endpoints.get(endpoint_id)
+        updated = _after_delivery(stored, failed, error, self._settings.disable_after_failed_deliveries, self._clock)
+        if stored is None or updated is None:
+            return []
+        self._endpoints[endpoint_id] = updated
+        if updated.endpoint.status != stored.endpoint.status:
+            self._counts["disabled"] += 1
+            _log.warning("webhook endpoint %s %s", endpoint_id, updated.endpoint.disabled_reason)
+            self._resubscribe()  # nothing new is queued for it from the next record on
+        return [("webhook_endpoints", endpoint_id.encode(), encode(updated))]
 
     def _backoff_s(self, attempts: int) -> float:
         """Exponential, with jitter: between half and all of ``base * 2**(attempts-1)``, at most ``retry_max_s``."""
@@ -523,6 +553,26 @@ class Webhooks:
             outbox_records=self._store.count("webhook_events"),
             pruned=counts["pruned"],
         )
+
+
+def _after_delivery(
+    stored: StoredEndpoint | None, failed: bool, error: str | None, limit: int, clock: Callable[[], datetime]
+) -> StoredEndpoint | None:
+    """The endpoint after one of its deliveries ended FAILED (``failed``) or DELIVERED; None if unchanged.
+
+    A failure lengthens the run, a success ends it; when the run reaches ``limit``
+    (``webhooks.disable_after_failed_deliveries``, 0: never) an ACTIVE endpoint becomes DISABLED with a reason.
+    """
+    if stored is None or (not failed and stored.failed_in_a_row == 0):
+        return None
+    run = stored.failed_in_a_row + 1 if failed else 0
+    endpoint = stored.endpoint
+    if failed and limit and run >= limit and endpoint.status == "ACTIVE":
+        reason = f"disabled after {run} deliveries in a row failed; the last: {error}"
+        endpoint = msgspec.structs.replace(
+            endpoint, status="DISABLED", disabled_reason=reason[:_RESPONSE_BODY_MAX], updated_at=clock()
+        )
+    return StoredEndpoint(endpoint=endpoint, secrets=stored.secrets, failed_in_a_row=run)
 
 
 def _micros(moment: datetime) -> int:

@@ -553,3 +553,40 @@ async def test_a_threshold_subscription_fires_once_when_the_counter_reaches_it(
         }
         assert states[members[0]].status == states[members[1]].status == "completed"
         assert states[members[0]].trigger_count == 1
+
+
+async def test_a_counter_set_by_the_api_arms_a_threshold_at_once(tmp_path: Path, clock: ManualClock) -> None:
+    """An operator's counter set reaches the THRESHOLD the way an event's does: in its own record, no refresh."""
+    async with open_engine(config=_config(tmp_path / "data"), clock=clock) as engine:
+        program, _ = await program_with_asset(engine)
+        members = await _members(engine, program.id, 2)
+        automation = await engine.automations.create(
+            program.id,
+            AutomationCreate(
+                name="vip at 10",
+                trigger=Trigger(
+                    type="participant_state",
+                    schedule_type="THRESHOLD",
+                    schedule_config={"counter": "spend", "threshold": "10"},
+                ),
+                scope="participants",
+                event_name="vip",
+            ),
+        )
+        await engine.automation_runs.run_due()  # enrolment: both below (no counter yet)
+        await engine.automation_runs.run_due()
+        assert await _system_events(engine, program.id) == []
+        await engine.set_counter(members[0], "spend", "9.99")  # below: nothing armed
+        await engine.automation_runs.run_due()
+        assert await _system_events(engine, program.id) == []
+        await engine.set_counter(members[0], "spend", "10")  # reaches it: armed in the set's record
+        await engine.automation_runs.run_due()
+        assert [e.participant_id for e in await _system_events(engine, program.id)] == [members[0]]
+        await engine.set_counter(members[0], "spend", "50")  # completed: never again
+        await engine.automation_runs.run_due()
+        assert len(await _system_events(engine, program.id)) == 1
+        states = {
+            s.participant_id: s for s in engine.automation_runs.subscriptions.list(automation, None, 10, None).data
+        }
+        assert states[members[0]].status == "completed"
+        assert states[members[1]].status == "active"
