@@ -26,9 +26,10 @@ import scrip_actor
 from scrip_actor.backtest_model import Backtest, BacktestCreate
 from scrip_actor.config import Config
 
-__all__ = ["WorkerRequest", "run_in_process"]
+__all__ = ["WorkerRequest", "WorkerStopped", "run_in_process"]
 
 LINE_BYTES_MAX = 64 * 1024 * 1024  # one job line at most: the report is bounded (a sample of 20 events)
+STDERR_TAIL_BYTES = 4096  # what is kept of the child's stderr
 
 
 class WorkerRequest(msgspec.Struct, kw_only=True):
@@ -42,13 +43,17 @@ class WorkerRequest(msgspec.Struct, kw_only=True):
 _job_decoder = msgspec.json.Decoder(Backtest)
 
 
+class WorkerStopped(Exception):
+    """The child ended without its last job line; the message is its exit status and the last line of stderr."""
+
+
 async def run_in_process(
     config: Config, program_id: str, request: BacktestCreate, progress: Callable[[Backtest], None]
 ) -> Backtest:
     """Run the backtest in a child process; ``progress`` sees each job line; the last one is returned.
 
     Raises:
-        RuntimeError: the child ended without a last line (its stderr, shortened, says why).
+        WorkerStopped: the child ended without a last line (its stderr, shortened, says why).
     """
     stdin = msgspec.json.encode(WorkerRequest(config=config, program_id=program_id, request=request))
     command = [sys.executable, "-m", "scrip_actor.engine._backtest_worker"]
@@ -60,25 +65,13 @@ async def run_in_process(
     )
     assert process.stdin is not None
     assert process.stdout is not None
-    assert process.stderr is not None
-    last: Backtest | None = None
+    errors = bytearray()  # the tail of the child's stderr, for the reason it stopped
     try:
-        await process.stdin.send_all(stdin)
-        await process.stdin.aclose()
-        pending = b""
-        while True:
-            chunk = await process.stdout.receive_some(1 << 16)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line:
-                    last = _job_decoder.decode(line)
-                    progress(last)
-            if len(pending) > LINE_BYTES_MAX:
-                raise RuntimeError("the backtest worker wrote a line over its bound")
-        errors = await process.stderr.receive_some(4096)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_drain, process.stderr, errors)  # a full stderr pipe would stall the child
+            await process.stdin.send_all(stdin)
+            await process.stdin.aclose()
+            last = await _read_jobs(process.stdout, progress)
         await process.wait()
     finally:
         if process.returncode is None:
@@ -86,6 +79,33 @@ async def run_in_process(
             with trio.CancelScope(shield=True):
                 await process.wait()
     if last is None or last.status == "RUNNING":
-        reason = errors.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"the backtest worker stopped (exit {process.returncode}): {reason[0]}")
+        reason = bytes(errors).decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise WorkerStopped(f"the backtest worker stopped (exit {process.returncode}): {reason[0]}")
     return last
+
+
+async def _read_jobs(stdout: trio.abc.ReceiveStream, progress: Callable[[Backtest], None]) -> Backtest | None:
+    """Decode the child's job lines as they come; the last one (None: there was none)."""
+    last: Backtest | None = None
+    pending = b""
+    while True:
+        chunk = await stdout.receive_some(1 << 16)
+        if not chunk:
+            return last
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line:
+                last = _job_decoder.decode(line)
+                progress(last)
+        if len(pending) > LINE_BYTES_MAX:
+            raise WorkerStopped("the backtest worker wrote a line over its bound")
+
+
+async def _drain(stderr: trio.abc.ReceiveStream | None, tail: bytearray) -> None:
+    """Read the child's stderr to its end, keeping the last :data:`STDERR_TAIL_BYTES`."""
+    if stderr is None:
+        return
+    while chunk := await stderr.receive_some(1 << 14):
+        tail.extend(chunk)
+        del tail[:-STDERR_TAIL_BYTES]

@@ -27,6 +27,7 @@ from scrip_actor.backtest_model import Backtest, BacktestCreate
 from scrip_actor.config import BacktestSettings, Limits
 from scrip_actor.cursors import decode as decode_cursor
 from scrip_actor.cursors import encode as encode_cursor
+from scrip_actor.engine._backtest_process import WorkerStopped
 from scrip_actor.engine._backtest_replay import OverBound, ReplayPlan, ReplaySources, replay
 from scrip_actor.engine._backtest_report import Tally
 from scrip_actor.engine._backtest_rules import current_rules, proposed_rules
@@ -225,7 +226,11 @@ class Backtests:
 
         child: Backtest | None = None
         with job.scope, trio.move_on_after(time_max_s + WORKER_GRACE_S) as bound:
-            child = await self._worker(program_id, request, progress)
+            try:
+                child = await self._worker(program_id, request, progress)
+            except WorkerStopped as stopped:
+                record.status, record.failure_reason = "FAILED", str(stopped)
+                return
         if job.cancel_requested:
             record.status = "CANCELLED"
         elif bound.cancelled_caught or child is None:
