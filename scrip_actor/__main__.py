@@ -1,4 +1,5 @@
-"""The ``scrip`` command: ``scrip serve`` runs the HTTP server, ``scrip verify`` checks a store.
+"""The ``scrip`` command: ``scrip serve`` runs the HTTP server, ``scrip verify`` checks a store, ``scrip backtest``
+replays a program's events with a proposed rule set (docs/backtest.md).
 
 Also runnable as ``python -m scrip_actor ...``. Exit statuses are :class:`scrip_actor.errors.ExitCode` (the table is
 in docs/operations.md). A store that cannot be opened as it is (in use, not a directory, a damaged data file, a map
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -33,7 +35,22 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--data-dir", default=None, help="LMDB data directory (default ./data)")
     verify.add_argument("--config", help="TOML settings file")
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _backtest_parser(commands)
     return parser
+
+
+def _backtest_parser(commands: Any) -> None:
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay a program's recorded events with a proposed rule set, read-only (safe beside a running server)",
+    )
+    backtest.add_argument("--data-dir", default=None, help="LMDB data directory (default ./data)")
+    backtest.add_argument("--config", help="TOML settings file")
+    backtest.add_argument("--program", required=True, help="the program's id")
+    backtest.add_argument("--rules", help="JSON file: a list of rule bodies (omitted: the program's current rules)")
+    backtest.add_argument("--from", dest="from_", required=True, help="window start, ISO 8601 (inclusive)")
+    backtest.add_argument("--to", required=True, help="window end, ISO 8601 (exclusive)")
+    backtest.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -132,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "backtest":
+        from scrip_actor._backtest_cli import run_backtest_command
+
+        return run_backtest_command(args)
     return _serve(args)
 
 

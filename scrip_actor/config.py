@@ -17,6 +17,7 @@ from msgspec import Meta
 
 __all__ = [
     "AutomationSettings",
+    "BacktestSettings",
     "Config",
     "EngineSettings",
     "Limits",
@@ -120,6 +121,24 @@ class WebhookSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     disable_after_failed_deliveries: Annotated[int, Meta(ge=0, le=1000)] = 5
 
 
+class BacktestSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Backtests of proposed rule sets (docs/backtest.md): the bounds of one run and how many run or are kept."""
+
+    window_days_max: Annotated[int, Meta(ge=1, le=3660)] = 92  # to - from, at most
+    events_max: _Positive = 1_000_000  # window events one run replays, at most
+    time_max_s: Annotated[float, Meta(gt=0)] = 600.0  # a run over this ends FAILED with its partial counts
+    running_max: Annotated[int, Meta(ge=1, le=16)] = 1  # more at once: 409 backtest_running
+    finished_kept: Annotated[int, Meta(ge=1, le=10_000)] = 20  # finished runs kept in memory, newest
+    inline_wait_s: Annotated[float, Meta(ge=0, le=60)] = 5.0  # POST .../backtest waits this long for the result
+    # A run holds the engine's one thread at most this long, then gives it back for pause_ms (0: just a turn of
+    # trio's loop) so live events, HTTP and the writer run between two slices (docs/benchmarks.md).
+    # "process": each run in a child process reading the store read-only (live traffic keeps its latency);
+    # "task": on the engine's own thread, slice by slice (no process to start; measured in docs/benchmarks.md).
+    isolation: Literal["process", "task"] = "process"
+    slice_ms: Annotated[float, Meta(gt=0, le=1000)] = 1.0
+    pause_ms: Annotated[float, Meta(ge=0, le=1000)] = 0.0
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """All settings. Build with :func:`load_config`, or directly in tests: ``Config()`` is the default."""
 
@@ -129,9 +148,10 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     limits: Limits = Limits()
     automations: AutomationSettings = AutomationSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    backtests: BacktestSettings = BacktestSettings()
 
 
-_SECTIONS = ("server", "storage", "engine", "limits", "automations", "webhooks")
+_SECTIONS = ("server", "storage", "engine", "limits", "automations", "webhooks", "backtests")
 # SCRIP_* variables that are not settings of a section (read by the CLI / HTTP layer themselves).
 _NON_SECTION_VARIABLES = frozenset({"SCRIP_CONFIG", "SCRIP_API_KEY", "SCRIP_API_KEYS"})
 

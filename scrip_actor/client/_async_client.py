@@ -22,6 +22,7 @@ import anyio
 import httpx
 
 from scrip_actor.automations import Automation, AutomationCreate, AutomationUpdate, Subscription
+from scrip_actor.backtest_model import Backtest, BacktestCreate
 from scrip_actor.client._errors import ApiError
 from scrip_actor.client._transport import Attempts, ClientSettings, QueryValue, RetryPolicy, decimal_string, decode
 from scrip_actor.client._transport import prepare as _prepare
@@ -721,7 +722,38 @@ class _AsyncWebhookMethods(_AsyncTransport):
         return await self._send("retry_webhook_delivery", {"delivery_id": delivery_id})
 
 
-class AsyncScripClient(_AsyncLedgerMethods, _AsyncRuleMethods, _AsyncAutomationMethods, _AsyncWebhookMethods):
+class _AsyncBacktestMethods(_AsyncTransport):
+    """Backtests of proposed rule sets (docs/backtest.md)."""
+
+    async def create_backtest(self, program_id: str, body: BacktestCreate) -> Backtest:
+        """``POST /v1/programs/{program_id}/backtests``: the job starts (202, RUNNING); poll :meth:`get_backtest`."""
+        return await self._send("create_backtest", {"program_id": program_id}, body)
+
+    async def run_backtest(self, program_id: str, body: BacktestCreate) -> Backtest:
+        """``POST /v1/programs/{program_id}/backtest``: the job, finished if it took under the server's
+        ``backtests.inline_wait_s``, else still RUNNING."""
+        return await self._send("run_backtest", {"program_id": program_id}, body)
+
+    async def list_backtests(self, program_id: str, **filters: QueryValue) -> ListOf[Backtest]:
+        """``GET /v1/programs/{program_id}/backtests``: one page, newest first."""
+        return await self._send("list_backtests", {"program_id": program_id}, None, filters)
+
+    def iter_backtests(self, program_id: str, **filters: QueryValue) -> AsyncIterator[Backtest]:
+        """Every backtest of the program the server still keeps."""
+        return self._pages("list_backtests", {"program_id": program_id}, filters)
+
+    async def get_backtest(self, program_id: str, backtest_id: str) -> Backtest:
+        """``GET .../backtests/{backtest_id}``: status, counts and the report (so far, while RUNNING)."""
+        return await self._send("get_backtest", {"program_id": program_id, "backtest_id": backtest_id})
+
+    async def cancel_backtest(self, program_id: str, backtest_id: str) -> Backtest:
+        """``POST .../backtests/{backtest_id}/cancel``: stop at the next chunk of events (it ends CANCELLED)."""
+        return await self._send("cancel_backtest", {"program_id": program_id, "backtest_id": backtest_id})
+
+
+class AsyncScripClient(
+    _AsyncLedgerMethods, _AsyncRuleMethods, _AsyncAutomationMethods, _AsyncWebhookMethods, _AsyncBacktestMethods
+):
     """An asynchronous client of a scrip-actor server (asyncio or trio), one method per route.
 
     Use it as ``async with AsyncScripClient(base_url, api_key) as client: ...`` (or call :meth:`aclose`).

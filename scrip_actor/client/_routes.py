@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scrip_actor.automations import Automation, Subscription
+from scrip_actor.backtest_model import Backtest
 from scrip_actor.http.hosted import ActivityItem, EventRecord, JournalEntryRecord, ParticipantItem, RuleVersionRecord
 from scrip_actor.http.schemas import (
     AttributeItem,
@@ -94,6 +95,7 @@ _STATE = _PARTICIPANT + "/state"
 _TIER = _PROGRAM + "/tiers/{key}"
 _RULE = "/v1/rules/{rule_id}"
 _AUTOMATION = _PROGRAM + "/automations/{automation_id}"
+_BACKTEST = _PROGRAM + "/backtests/{backtest_id}"
 _ENDPOINT = "/v1/webhook-endpoints/{endpoint_id}"
 _DELIVERY = "/v1/webhook-deliveries/{delivery_id}"
 
@@ -181,6 +183,12 @@ ROUTES: dict[str, Route] = {
     # Enrolling again is what a refresh does: a second one changes nothing the first did not.
     "refresh_subscriptions": Route("POST", _AUTOMATION + "/refresh-subscriptions", Automation, retry_safe=True),
     "list_subscriptions": _get(_AUTOMATION + "/subscriptions", ListOf[Subscription]),
+    # backtests: a second start is a second job, so neither POST is repeatable; a second cancel is a 409
+    "create_backtest": Route("POST", _PROGRAM + "/backtests", Backtest),
+    "run_backtest": Route("POST", _PROGRAM + "/backtest", Backtest),
+    "list_backtests": _get(_PROGRAM + "/backtests", ListOf[Backtest]),
+    "get_backtest": _get(_BACKTEST, Backtest),
+    "cancel_backtest": Route("POST", _BACKTEST + "/cancel", Backtest),
     # rules
     "create_rule": Route("POST", "/v1/rules", Rule),
     "list_rules": _get("/v1/rules", ListOf[Rule]),

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from scrip_actor.automations import Automation, AutomationCreate, AutomationUpdate, Subscription
+from scrip_actor.backtest_model import Backtest, BacktestCreate
 from scrip_actor.client._errors import ApiError
 from scrip_actor.client._transport import Attempts, ClientSettings, QueryValue, RetryPolicy, decimal_string, decode
 from scrip_actor.client._transport import prepare as _prepare
@@ -706,7 +707,38 @@ class _SyncWebhookMethods(_SyncTransport):
         return self._send("retry_webhook_delivery", {"delivery_id": delivery_id})
 
 
-class ScripClient(_SyncLedgerMethods, _SyncRuleMethods, _SyncAutomationMethods, _SyncWebhookMethods):
+class _SyncBacktestMethods(_SyncTransport):
+    """Backtests of proposed rule sets (docs/backtest.md)."""
+
+    def create_backtest(self, program_id: str, body: BacktestCreate) -> Backtest:
+        """``POST /v1/programs/{program_id}/backtests``: the job starts (202, RUNNING); poll :meth:`get_backtest`."""
+        return self._send("create_backtest", {"program_id": program_id}, body)
+
+    def run_backtest(self, program_id: str, body: BacktestCreate) -> Backtest:
+        """``POST /v1/programs/{program_id}/backtest``: the job, finished if it took under the server's
+        ``backtests.inline_wait_s``, else still RUNNING."""
+        return self._send("run_backtest", {"program_id": program_id}, body)
+
+    def list_backtests(self, program_id: str, **filters: QueryValue) -> ListOf[Backtest]:
+        """``GET /v1/programs/{program_id}/backtests``: one page, newest first."""
+        return self._send("list_backtests", {"program_id": program_id}, None, filters)
+
+    def iter_backtests(self, program_id: str, **filters: QueryValue) -> Iterator[Backtest]:
+        """Every backtest of the program the server still keeps."""
+        return self._pages("list_backtests", {"program_id": program_id}, filters)
+
+    def get_backtest(self, program_id: str, backtest_id: str) -> Backtest:
+        """``GET .../backtests/{backtest_id}``: status, counts and the report (so far, while RUNNING)."""
+        return self._send("get_backtest", {"program_id": program_id, "backtest_id": backtest_id})
+
+    def cancel_backtest(self, program_id: str, backtest_id: str) -> Backtest:
+        """``POST .../backtests/{backtest_id}/cancel``: stop at the next chunk of events (it ends CANCELLED)."""
+        return self._send("cancel_backtest", {"program_id": program_id, "backtest_id": backtest_id})
+
+
+class ScripClient(
+    _SyncLedgerMethods, _SyncRuleMethods, _SyncAutomationMethods, _SyncWebhookMethods, _SyncBacktestMethods
+):
     """A client of a scrip-actor server, one method per route.
 
     Use it as ``with ScripClient(base_url, api_key) as client: ...`` (or call :meth:`close`).

@@ -22,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,15 @@ import trio
 from scrip_actor import _event_records, _records
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
+from scrip_actor.backtest_model import Backtest, BacktestCreate
 from scrip_actor.config import Config
 from scrip_actor.engine._activity import Activity
 from scrip_actor.engine._admission import Admission, pending_positions
 from scrip_actor.engine._automation_runs import AutomationRunner
 from scrip_actor.engine._automations import Automations
+from scrip_actor.engine._backtest_process import run_in_process
+from scrip_actor.engine._backtest_replay import ReplaySources
+from scrip_actor.engine._backtests import Backtests
 from scrip_actor.engine._budgets import RuleBudgets
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._catalog import expression_compiler as _expression_compiler
@@ -252,6 +257,7 @@ class Engine:
         nursery.start_soon(self._schedule.run, self.sweep_due, self.config.engine.sweep_interval_s)
         nursery.start_soon(self.automation_runs.run)
         nursery.start_soon(self.webhooks.run)  # the delivery worker (scrip_actor/webhooks/_service.py)
+        self.backtests.nursery = nursery  # backtest runs are tasks of the engine's workers (engine/_backtests.py)
 
     # ==========================================================================================================
     # helpers
@@ -344,6 +350,7 @@ class Engine:
             **stages, world=self._world, rewards=self.rewards, caught_up=self._caught_up, tier_count=self._tier_count
         )
         self.automations, self.automation_runs = _automation_stages(self)  # docs/automations.md
+        self.backtests = _backtest_stage(self)  # docs/backtest.md
 
     def _tier_count(self, program_id: str) -> int:
         return sum(tier.status == "ACTIVE" for tier in self.tiers.by_program.get(program_id, {}).values())
@@ -872,6 +879,11 @@ class Engine:
         self._registry.reset_peaks()
         self._writer.reset_peaks()
 
+    async def backtest(self, program_id: str, request: BacktestCreate) -> Backtest:
+        """Replay the program's recorded events in ``[from, to)`` with a proposed rule set, in a sandbox, and
+        return the finished job with its report (docs/backtest.md); ``engine.backtests`` runs them as jobs."""
+        return await self.backtests.run(program_id, request)
+
     async def verify(self) -> VerifyReport:
         """Run ``verify`` on this engine's store once everything appended is durable (see scrip_actor.verify)."""
         await self._caught_up()
@@ -918,6 +930,29 @@ def _automation_stages(engine: Engine) -> tuple[Automations, AutomationRunner]:
     engine._publisher.follow_up_ops = automations.follow_up_ops
     engine._publisher.counter_ops = runner.subscriptions.counters_changed
     return automations, runner
+
+
+def _backtest_stage(engine: Engine) -> Backtests:
+    """``engine.backtests`` (engine/_backtests.py), reading the store through the replay's sources only."""
+    catalog, store = engine._catalog, engine._store
+    sources = ReplaySources(
+        store=store,
+        id_prefix=store.id_prefix,
+        stored_event=engine._stored_event,
+        world=engine._world,
+        step_limits=engine._step_limits,
+        tiers=lambda: engine.tiers.by_program,
+        rule_history=catalog.rule_history_sets,
+    )
+    return Backtests(
+        catalog=catalog,
+        sources=sources,
+        settings=engine.config.backtests,
+        limits=engine._limits,
+        clock=engine._clock,
+        caught_up=engine._caught_up,
+        worker=partial(run_in_process, engine.config) if engine.config.backtests.isolation == "process" else None,
+    )
 
 
 @asynccontextmanager

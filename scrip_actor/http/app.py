@@ -28,6 +28,7 @@ from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
 from scrip_actor.http import (
     routes_assets,
     routes_automations,
+    routes_backtests,
     routes_events,
     routes_history,
     routes_participants,
@@ -102,6 +103,7 @@ def all_endpoints(metrics: HttpMetrics, limits: HttpLimits, document: Callable[[
         *routes_state.ENDPOINTS,
         *routes_tiers.ENDPOINTS,
         *routes_automations.ENDPOINTS,
+        *routes_backtests.ENDPOINTS,
         *routes_rules.ENDPOINTS,
         *routes_events.endpoints(limits.batch_events_max),
         *routes_reports.ENDPOINTS,

@@ -37,6 +37,9 @@ _WRITES_SENT_ONCE = {
     "update_webhook_endpoint",
     "rotate_webhook_secret",
     "retry_webhook_delivery",
+    "create_backtest",
+    "run_backtest",
+    "cancel_backtest",
 }
 _KEYED = {
     "adjust_balance",

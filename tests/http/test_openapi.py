@@ -41,10 +41,10 @@ async def test_document_lists_every_served_route(api: Api) -> None:
     }
     assert served == documented
     assert (
-        len(served) == 100
+        len(served) == 105
     )  # grows with every new route; update deliberately (issue 12: +5 balance operations, +5 redemptions, +5 catalog,
     # +1 transfers; issue 13: +activity/history, +participant events, +activity/state-history, +5 tier definitions,
-    # +4 state/tiers, +1 reset-budget, +3 reports; issue 14: +9 automations, +9 webhooks)
+    # +4 state/tiers, +1 reset-budget, +3 reports; issue 14: +9 automations, +9 webhooks; issue 15: +5 backtests)
 
 
 async def test_schemas_come_from_the_handlers_types(api: Api) -> None:
