@@ -159,10 +159,14 @@ async def applied_balances(partitions_dir: Path, partitions: int, asset_id: str)
         assert report.events_pending == 0
         events_stored += report.events
         async with open_engine(config=config_for(data_dir)) as engine:
-            page = await engine.list_participants(limit=100)
-            assert not page.has_more
-            for participant in page.data:
-                assert participant.external_id not in applied, "a participant lives in exactly one partition"
-                points = [int(b.available) for b in participant.balances if b.asset_id == asset_id]
-                applied[participant.external_id] = sum(points)
+            cursor = None
+            while True:
+                page = await engine.list_participants(limit=100, cursor=cursor)
+                for participant in page.data:
+                    assert participant.external_id not in applied, "a participant lives in exactly one partition"
+                    points = [int(b.available) for b in participant.balances if b.asset_id == asset_id]
+                    applied[participant.external_id] = sum(points)
+                if not page.has_more:
+                    break
+                cursor = page.next_cursor
     return applied, events_stored
