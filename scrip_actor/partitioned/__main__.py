@@ -1,14 +1,16 @@
 """``python -m scrip_actor.partitioned engine ...``: run the engine role for one partition (until killed).
 
-Prints ``READY <offset>`` once the store is open and reading resumes at ``offset``, and ``DONE <offset>`` when
-``--until-offset`` is reached and every event is processed. ``scrip serve --role engine`` will wrap this with
-group membership; for now a partition is given explicitly.
+Prints ``READY <offset> <unix time>`` once the store is open and reading resumes at ``offset``, and
+``DONE <offset> <unix time>`` when ``--until-offset`` is reached and every event is processed (the times let
+bench.partitioned measure the applying alone, without the process's start-up). ``scrip serve --role engine``
+will wrap this with group membership; for now a partition is given explicitly.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import time
 
 import trio
 
@@ -43,10 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         args.topic,
         args.partition,
         until_offset=args.until_offset,
-        on_ready=lambda offset: print(f"READY {offset}", flush=True),
+        on_ready=lambda offset: print(f"READY {offset} {time.time():.6f}", flush=True),
     )
     done = trio.run(run)
-    print(f"DONE {done}", flush=True)
+    print(f"DONE {done} {time.time():.6f}", flush=True)
 
 
 if __name__ == "__main__":
