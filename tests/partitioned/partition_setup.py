@@ -170,3 +170,26 @@ async def applied_balances(partitions_dir: Path, partitions: int, asset_id: str)
                     break
                 cursor = page.next_cursor
     return applied, events_stored
+
+
+async def assert_applied_in_order(partitions_dir: Path, partitions: int) -> int:
+    """Each participant's events were admitted (hence processed) in the order produced: ``k<number>`` rising.
+
+    Returns how many events were checked."""
+    checked = 0
+    for partition in range(partitions):
+        async with open_engine(config=config_for(partition_data_dir(partitions_dir, partition))) as engine:
+            by_participant: dict[str, list[int]] = {}
+            cursor = None
+            while True:
+                page = await engine.list_events(descending=False, limit=100, cursor=cursor)
+                for event in page.data:
+                    assert event.status == "COMPLETED", event
+                    by_participant.setdefault(event.external_id, []).append(int(event.idempotency_key[1:]))
+                if not page.has_more:
+                    break
+                cursor = page.next_cursor
+            for external_id, numbers in by_participant.items():
+                assert numbers == sorted(numbers), f"{external_id}'s events were applied out of order"
+                checked += len(numbers)
+    return checked

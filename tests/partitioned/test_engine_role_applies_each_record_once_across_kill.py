@@ -1,4 +1,4 @@
-"""The engine role applies every acknowledged record exactly once, though it is SIGKILLed mid-partition.
+"""The engine role applies every acknowledged record exactly once and in order, though SIGKILLed mid-partition.
 
 Real broker (Tansu), real engine processes (``python -m scrip_actor.partitioned engine``), real LMDB.
 """
@@ -11,7 +11,14 @@ from pathlib import Path
 import trio
 
 from scrip_actor.partitioned import _kafka
-from tests.partitioned.partition_setup import TOPIC, applied_balances, produce, seed_partitions, start_engine
+from tests.partitioned.partition_setup import (
+    TOPIC,
+    applied_balances,
+    assert_applied_in_order,
+    produce,
+    seed_partitions,
+    start_engine,
+)
 
 PARTITIONS = 2
 EVENTS = 8000
@@ -49,3 +56,5 @@ async def test_every_acknowledged_event_is_applied_once_across_a_sigkill(broker:
     applied, events_stored = await applied_balances(partitions_dir, PARTITIONS, asset_id)
     assert events_stored == EVENTS  # the repeated records made no event of their own
     assert applied == dict(acked)  # balances equal the events: none lost, none applied twice
+    # Per participant, in the order produced, across the kill and the replacement's resumption.
+    assert await assert_applied_in_order(partitions_dir, PARTITIONS) == EVENTS
