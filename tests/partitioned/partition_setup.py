@@ -140,8 +140,8 @@ def produce(
 def start_engine(
     bootstrap: str, partitions_dir: Path, partition: int, until: int, topic: str = TOPIC
 ) -> subprocess.Popen[str]:
-    """``python -m scrip_actor.partitioned engine`` for one partition, until offset ``until``; stdout piped."""
-    command = [sys.executable, "-m", "scrip_actor.partitioned", "engine", "--bootstrap", bootstrap]
+    """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped."""
+    command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
     command += ["--topic", topic, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
     command += ["--until-offset", str(until)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
