@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="LMDB data directory (default ./data)")
     serve.add_argument("--config", help="TOML settings file (default: built-in defaults, see config/default.toml)")
+    _partitioned_options(serve)
     verify = commands.add_parser(
         "verify",
         help="replay the journal and check sums, balances, lots and the hash chain (safe beside a running server)",
@@ -37,6 +38,31 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
     _backtest_parser(commands)
     return parser
+
+
+def _partitioned_options(serve: Any) -> None:
+    """``--role engine`` (docs/partitioned.md): apply one partition of a Kafka-protocol events topic."""
+    serve.add_argument("--role", choices=["embedded", "engine"], default="embedded", help="default: embedded")
+    serve.add_argument("--bootstrap", help="--role engine: the broker, host:port")
+    serve.add_argument("--topic", default="events", help="--role engine: the events topic (default events)")
+    serve.add_argument("--partition", type=int, help="--role engine: the partition to apply")
+    serve.add_argument("--partitions-dir", help="--role engine: holds one data directory per partition")
+    serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
+
+
+def _serve_engine_role(args: argparse.Namespace) -> int:
+    """Hand ``scrip serve --role engine`` to the engine role (group membership is not built yet: one partition)."""
+    if args.bootstrap is None or args.partition is None or args.partitions_dir is None:
+        print("scrip serve --role engine needs --bootstrap, --partition and --partitions-dir", file=sys.stderr)
+        return 2
+    from scrip_actor.partitioned.__main__ import main as engine_role
+
+    argv = ["engine", "--bootstrap", args.bootstrap, "--topic", args.topic, "--partition", str(args.partition)]
+    argv += ["--partitions-dir", args.partitions_dir]
+    if args.until_offset is not None:
+        argv += ["--until-offset", str(args.until_offset)]
+    engine_role(argv)
+    return 0
 
 
 def _backtest_parser(commands: Any) -> None:
@@ -153,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         from scrip_actor._backtest_cli import run_backtest_command
 
         return run_backtest_command(args)
+    if args.role == "engine":
+        return _serve_engine_role(args)
     return _serve(args)
 
 

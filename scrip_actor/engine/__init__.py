@@ -16,10 +16,20 @@ the durability callbacks that finish the event. :class:`Engine` only validates, 
 """
 
 from scrip_actor.engine._backtest_offline import backtest_data_dir as backtest_data_dir
+from scrip_actor.engine._consumed import admit_consumed as admit_consumed
+from scrip_actor.engine._consumed import consumed_offset as consumed_offset
 from scrip_actor.engine._engine import Engine as Engine
 from scrip_actor.engine._engine import EngineStatistics as EngineStatistics
 from scrip_actor.engine._engine import open_engine as open_engine
 from scrip_actor.engine._queries import _EVENT_SCAN_MAX as _EVENT_SCAN_MAX
 from scrip_actor.engine._state_history import StateHistoryFilter as StateHistoryFilter
 
-__all__ = ["Engine", "EngineStatistics", "StateHistoryFilter", "backtest_data_dir", "open_engine"]
+__all__ = [
+    "Engine",
+    "EngineStatistics",
+    "StateHistoryFilter",
+    "admit_consumed",
+    "backtest_data_dir",
+    "consumed_offset",
+    "open_engine",
+]

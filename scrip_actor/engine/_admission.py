@@ -206,10 +206,14 @@ class Admission:
         except OverflowError:
             raise ValidationFailed.field(field, "invalid", _beyond_double(field)) from None
 
-    def accept(self, request: EventSubmit, event_type: str = "EXTERNAL") -> tuple[Event, bool]:
+    def accept(
+        self, request: EventSubmit, event_type: str = "EXTERNAL", extra_ops: list[Op] | None = None
+    ) -> tuple[Event, bool]:
         """Admit one event synchronously: (event, is_new). Raises ScripError for bad input or overload.
 
         ``event_type`` SYSTEM marks an automation's event (engine/_automation_runs.py); it is stored with it.
+        ``extra_ops`` join a new event's record (partitioned mode: the consumed log offset, so the offset and the
+        event are durable together or not at all); a replay or a refusal writes nothing, so they are not written.
         """
         external_id, named_id, timestamp, payload_hash, cel_data, data_json = self.check_event(request)
         data_bytes = len(data_json)
@@ -250,13 +254,7 @@ class Admission:
             participant_id=named_id,
             event_type=event_type,  # type: ignore[arg-type]
         )
-        sequence_key = be64(sequence)
-        ops: list[Op] = [
-            ("events", sequence_key, _event_records.encode_event(event, data_json)),
-            ("idempotency", idem_key, sequence_key),
-            ("events_by_external", events_by_external_key(external_id, sequence), b""),
-        ]
-        self._reports.record_event(event.program_id, event.event_timestamp, sequence_key, ops)  # schema 9
+        ops = self._record_ops(event, data_json, idem_key, extra_ops)
         self._idempotency_pending[idem_key] = event
         self._events_live[event.id] = event
         heapq.heappush(self._first_attempts, sequence)
@@ -274,6 +272,19 @@ class Admission:
         rules = self._catalog.compiled.get(request.program_id, [])
         self._deliver(external_id, Process(event, cel_data, sequence, rules, data_bytes))
         return event, True
+
+    def _record_ops(self, event: Event, data_json: bytes, idem_key: bytes, extra_ops: list[Op] | None) -> list[Op]:
+        """A new event's admission record: the event, its idempotency key, its indexes, then ``extra_ops``."""
+        sequence_key = be64(event.sequence)
+        ops: list[Op] = [
+            ("events", sequence_key, _event_records.encode_event(event, data_json)),
+            ("idempotency", idem_key, sequence_key),
+            ("events_by_external", events_by_external_key(event.external_id, event.sequence), b""),
+        ]
+        self._reports.record_event(event.program_id, event.event_timestamp, sequence_key, ops)  # schema 9
+        if extra_ops:
+            ops.extend(extra_ops)
+        return ops
 
     def _forget_oldest_pending_key(self) -> None:
         """The oldest admitted event's record is durable: its idempotency key is found in the store from now on."""

@@ -1,0 +1,76 @@
+"""Admitting records consumed from a log (partitioned mode, issue 16): each with its log position, atomically.
+
+A partition's engine (scrip_actor/partitioned/) reads its partition's records in offset order and admits each as
+an event. Exactly-once rests on one rule: the offset after a record is written **in the same LMDB record as the
+event the record produced** (an op in its admission record, see :meth:`Admission.accept`), so after any crash
+the store says exactly which records it holds and the consumer resumes right after the last one. Whatever the
+broker's transactions do (or, on Tansu, fail to do), no record is applied twice or skipped.
+
+A record that admits nothing new (a replay of an idempotency key, or refused input: a 4xx the front would have
+caught) still moves the position, in a small record of its own: the writer commits records in the order they
+were appended, so the position can never run ahead of an event before it.
+
+Processing then follows the embedded engine's own guarantees: an admitted event is in the inbox and is processed
+exactly once, before or after a restart.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scrip_actor.errors import Overloaded, ScripError
+from scrip_actor.model import Event, EventSubmit
+from scrip_actor.store import Op, be64, unbe64
+
+if TYPE_CHECKING:
+    from scrip_actor.engine._engine import Engine
+
+__all__ = ["admit_consumed", "consumed_offset", "offset_op"]
+
+_OFFSET_KEY_PREFIX = b"log_offset:"
+
+
+def _offset_key(log: str) -> bytes:
+    return _OFFSET_KEY_PREFIX + log.encode()
+
+
+def offset_op(log: str, next_offset: int) -> Op:
+    """The op that records ``next_offset`` (the offset after the last record applied) for ``log``."""
+    return ("meta", _offset_key(log), be64(next_offset))
+
+
+def consumed_offset(engine: Engine, log: str) -> int:
+    """The offset to resume ``log`` at: after the last record whose effects are durable (0: none yet)."""
+    raw = engine._store.get_raw("meta", _offset_key(log))
+    return 0 if raw is None else unbe64(raw)
+
+
+async def admit_consumed(
+    engine: Engine, log: str, records: list[tuple[int, EventSubmit | ScripError]]
+) -> list[Event | ScripError]:
+    """Admit ``(offset, request or its decoding error)`` records in order; return once their records are durable.
+
+    Each result is the admitted event (or the original, for a replay) or the error that refused it. An
+    ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded, and neither is any after it.
+    """
+    admission, writer = engine._admission, engine._writer
+    results: list[Event | ScripError] = []
+    for offset, request in records:
+        position = [offset_op(log, offset + 1)]
+        if isinstance(request, ScripError):
+            results.append(request)
+            writer.append(position)
+            continue
+        try:
+            event, is_new = admission.accept(request, extra_ops=position)
+        except ScripError as error:
+            results.append(error.with_traceback(None))
+            if isinstance(error, Overloaded):
+                break
+            writer.append(position)
+            continue
+        if not is_new:
+            writer.append(position)
+        results.append(event)
+    await engine._caught_up()
+    return results

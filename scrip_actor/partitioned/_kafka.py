@@ -1,0 +1,102 @@
+"""The one module that speaks to the broker (confluent-kafka): everything else sees plain tuples and bytes.
+
+Kept this small on purpose: the broker client is a C library with its own threads and callbacks, and issue 16
+asks that swapping it, or faking nothing, touch one file. Calls here block (they are run with
+``trio.to_thread.run_sync`` by callers on the trio thread).
+
+Settings that matter for correctness, whatever the broker (Tansu in tests, Apache Kafka or Redpanda in
+production, docs/partitioned.md):
+
+* the producer is idempotent with ``acks=all``: a record acknowledged is on every in-sync replica, and a retry
+  inside the client never writes it twice;
+* consumers never commit offsets to the broker (``enable.auto.commit`` off): the partition's LMDB store holds the
+  offset, in the transaction of the record's effects (scrip_actor/engine/_consumed.py). The broker's group
+  offsets would be a second, racing truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+__all__ = ["LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
+
+LogRecord = tuple[int, bytes | None, bytes]  # (offset, key, value)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> None:
+    """Create ``topic`` with ``partitions`` partitions (replication factor 1: tests; production creates its own)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    for future in futures.values():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+class RecordProducer:
+    """An idempotent, acks=all producer; :meth:`produce` calls ``on_acked(error, partition, offset)`` once the broker
+    answered (``error`` None: the record is stored at that partition and offset)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
+        )
+
+    def produce(self, topic: str, key: bytes, value: bytes, on_acked: Callable[[str | None, int, int], None]) -> None:
+        """Queue one record keyed by ``key`` (the participant's routing key: one partition per participant)."""
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            on_acked(None if error is None else str(error), message.partition(), message.offset())
+
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
+                break
+            except BufferError:  # the client's queue is full: let it deliver some first
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        """Wait for every queued record's answer; returns how many are still unanswered."""
+        return self._producer.flush(timeout_s)
+
+
+class PartitionReader:
+    """Reads one partition from ``start_offset`` on, in offset order, without any group membership or commits."""
+
+    def __init__(self, bootstrap: str, topic: str, partition: int, start_offset: int) -> None:
+        self._topic, self._partition = topic, partition
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"scrip-engine-{topic}-{partition}",  # required by the client; never committed to
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, partition, start_offset)])
+
+    def read(self, records_max: int, timeout_s: float) -> list[LogRecord]:
+        """Up to ``records_max`` records, waiting at most ``timeout_s`` for the first. Raises on a broker error."""
+        batch: list[LogRecord] = []
+        for message in self._consumer.consume(records_max, timeout_s):
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            batch.append((message.offset(), message.key(), message.value()))
+        return batch
+
+    def seek(self, offset: int) -> None:
+        """Read from ``offset`` next (after a record refused for overload, to read it again)."""
+        self._consumer.seek(TopicPartition(self._topic, self._partition, offset))
+
+    def close(self) -> None:
+        self._consumer.close()

