@@ -161,11 +161,13 @@ class LeasePolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     ``partitions_count × min_lease_minor`` is the endgame threshold; a grant is at most the remainder divided by
     ``partitions_count × share_divisor`` (so grants shrink with the remainder) and at least ``min_lease_minor``.
+    A partition asks for ``max(debit, request_minor)``: by default as much as it may get, its share.
     """
 
     partitions_count: int
     min_lease_minor: int
     share_divisor: int = 2
+    request_minor: int = 1 << 62
     lease_ttl_ms: int = 60_000
     denied_retry_ms: int = 5_000
 
@@ -422,7 +424,7 @@ class PartitionLeases:
             messages.append(self._start_return(txn, wallet_id, holding))
         holding.requests_sent_count += 1
         holding.pending_request_id = f"{self._partition}:{wallet_id}:{holding.requests_sent_count}"
-        holding.pending_want_minor = max(want_minor, self._policy.min_lease_minor)
+        holding.pending_want_minor = max(want_minor, self._policy.min_lease_minor, self._policy.request_minor)
         self._put_holding(txn, wallet_id, holding)
         messages.append(self._request(wallet_id, holding))
         return messages
