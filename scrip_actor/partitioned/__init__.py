@@ -1,5 +1,6 @@
 """The engine run as N partitions over a Kafka-protocol log (issue 16).
 
 Broker-independent pieces live in private modules here and are wired by the engine role: ``_leases`` (shared
-wallet and budget funding spent from many partitions, docs/partitioned-shared-state.md).
+wallet and budget funding spent from many partitions) and ``_outbox`` (effects on another partition's
+participants, applied there exactly once); both are described in docs/partitioned-shared-state.md.
 """
