@@ -2,5 +2,6 @@
 
 Broker-independent pieces live in private modules here and are wired by the engine role: ``_leases`` (shared
 wallet and budget funding spent from many partitions) and ``_outbox`` (effects on another partition's
-participants, applied there exactly once); both are described in docs/partitioned-shared-state.md.
+participants, applied there exactly once) and ``_claims`` (idempotency keys owned by one partition, so a reuse
+across participants is a 409); all are described in docs/partitioned-shared-state.md.
 """
