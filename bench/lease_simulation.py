@@ -110,8 +110,11 @@ def leases_without_endgame(
 def leases_with_endgame(funded_minor: int, demand: list[tuple[int, int]], policy: LeasePolicy) -> dict[str, Any]:
     """The real ``_leases`` state machines on real LMDB, every message delivered at once."""
     with tempfile.TemporaryDirectory(prefix="lease-sim-") as directory:
-        owner_env = lmdb.open(f"{directory}/owner", max_dbs=2, map_size=1 << 26)
-        envs = [lmdb.open(f"{directory}/p{p}", max_dbs=2, map_size=1 << 26) for p in range(policy.partitions_count)]
+        owner_env = lmdb.open(f"{directory}/owner", max_dbs=2, map_size=1 << 26, sync=False)
+        envs = [
+            lmdb.open(f"{directory}/p{p}", max_dbs=2, map_size=1 << 26, sync=False)
+            for p in range(policy.partitions_count)
+        ]
         owner = LeaseOwner(owner_env, policy)
         sides = [PartitionLeases(env, p, policy) for p, env in enumerate(envs)]
         with owner_env.begin(write=True) as txn:

@@ -12,7 +12,7 @@ from scrip_actor.partitioned._claims import ClaimStore
 
 
 def _store(tmp_path: Path) -> tuple[lmdb.Environment, ClaimStore]:
-    env = lmdb.open(str(tmp_path / "claims"), max_dbs=2, map_size=1 << 22)
+    env = lmdb.open(str(tmp_path / "claims"), max_dbs=2, map_size=1 << 22, sync=False)
     return env, ClaimStore(env)
 
 

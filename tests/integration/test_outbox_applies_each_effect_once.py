@@ -13,7 +13,7 @@ from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 
 
 def _env(path: Path) -> lmdb.Environment:
-    return lmdb.open(str(path), max_dbs=2, map_size=1 << 22)
+    return lmdb.open(str(path), max_dbs=2, map_size=1 << 22, sync=False)
 
 
 def _record(origin: int, offset: int, ordinal: int = 0, destination: int = 9) -> OutboxRecord:

@@ -23,7 +23,7 @@ POLICY = LeasePolicy(partitions_count=4, min_lease_minor=10, share_divisor=2)
 
 
 def _owner(tmp_path: Path, funded_minor: int) -> tuple[lmdb.Environment, LeaseOwner]:
-    env = lmdb.open(str(tmp_path / "owner"), max_dbs=2, map_size=1 << 22)
+    env = lmdb.open(str(tmp_path / "owner"), max_dbs=2, map_size=1 << 22, sync=False)
     owner = LeaseOwner(env, POLICY)
     with env.begin(write=True) as txn:
         owner.fund(txn, "w", funded_minor)
@@ -94,7 +94,7 @@ def test_endgame_debits_take_the_last_units_and_refuse_beyond_them(tmp_path: Pat
 
 def test_a_partition_draws_synchronously_only_within_its_unexpired_lease(tmp_path: Path) -> None:
     env_owner, owner = _owner(tmp_path, 1_000)
-    env = lmdb.open(str(tmp_path / "p1"), max_dbs=2, map_size=1 << 22)
+    env = lmdb.open(str(tmp_path / "p1"), max_dbs=2, map_size=1 << 22, sync=False)
     side = PartitionLeases(env, 1, POLICY)
     with env.begin(write=True) as txn:
         assert not side.draw(txn, "w", 5, now_ms=0)
