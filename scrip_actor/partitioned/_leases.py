@@ -30,6 +30,7 @@ drawing from it at ``expires_at_ms`` and returns it the next time it runs ``expi
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Literal
 
@@ -203,8 +204,11 @@ def _prefixed(txn: lmdb.Transaction, db: object, prefix: bytes) -> list[tuple[by
     return rows
 
 
+_ORIGIN = struct.Struct(">IQ")  # big-endian, so key order is (partition, offset) order and pruning is a range
+
+
 def _origin_key(prefix: bytes, origin_partition: int, origin_offset: int) -> bytes:
-    return prefix + b"%d:%d" % (origin_partition, origin_offset)
+    return prefix + _ORIGIN.pack(origin_partition, origin_offset)
 
 
 class LeaseOwner:
@@ -263,6 +267,28 @@ class LeaseOwner:
             reply = self._debit(txn, message)
         txn.put(cache_key, _ENCODER.encode(reply), db=self._db)
         return reply
+
+    def prune_debit_replies(self, txn: lmdb.Transaction, origin_partition: int, below_offset: int) -> int:
+        """Forget the endgame replies of one partition's debits below ``below_offset``; their count.
+
+        Safe once that partition reports ``PartitionLeases.answered_below`` *through the same ordered topic
+        partition as its debits*: it re-sends a debit only until it has applied the answer, and every copy it sent
+        before then is ahead of the report in that topic, so the owner has already answered it from the cache. A
+        report that could overtake a copy (another topic, a producer without idempotence) would let that copy be
+        debited twice.
+        """
+        start = _origin_key(b"e:", origin_partition, 0)
+        end = _origin_key(b"e:", origin_partition, below_offset)
+        keys: list[bytes] = []
+        with txn.cursor(db=self._db) as cursor:
+            if cursor.set_range(start):
+                for key in cursor.iternext(values=False):
+                    if key >= end:
+                        break
+                    keys.append(bytes(key))
+        for key in keys:
+            txn.delete(key, db=self._db)
+        return len(keys)
 
     def _grant_size_minor(self, books: WalletBooks, want_minor: int) -> int:
         policy = self._policy
@@ -499,6 +525,19 @@ class PartitionLeases:
                 messages.append(self._start_return(txn, key[2:].decode(), holding))
                 self._put_holding(txn, key[2:].decode(), holding)
         return messages
+
+    def answered_below(self, txn: lmdb.Transaction, consumed_offset: int) -> int:
+        """Every endgame debit of this partition below this offset has been answered and applied.
+
+        The lowest offset still waiting for its answer, or ``consumed_offset + 1`` when none waits; send it to the
+        owners now and then so they can ``prune_debit_replies``.
+        """
+        rows = _prefixed(txn, self._db, b"d:")
+        if not rows:
+            return consumed_offset + 1
+        partition, offset = _ORIGIN.unpack(rows[0][0][2:])
+        assert partition == self._partition, rows[0]
+        return offset
 
     def pending(self, txn: lmdb.Transaction) -> list[LeaseMessage]:
         """Everything produced and not yet answered, to produce again after a restart (the owner deduplicates)."""

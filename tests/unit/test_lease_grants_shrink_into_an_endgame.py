@@ -108,3 +108,25 @@ def test_a_partition_draws_synchronously_only_within_its_unexpired_lease(tmp_pat
         assert not side.draw(txn, "w", 100, now_ms=1)  # the lease is 125: only 25 are left
         assert not side.draw(txn, "w", 1, now_ms=POLICY.lease_ttl_ms)  # expired
         assert [type(message) for message in side.expire(txn, now_ms=POLICY.lease_ttl_ms)] == [LeaseReturn]
+
+
+def test_endgame_replies_are_pruned_below_what_the_partition_has_applied(tmp_path: Path) -> None:
+    env_owner, owner = _owner(tmp_path, 25)
+    env = lmdb.open(str(tmp_path / "p1"), max_dbs=2, map_size=1 << 22, sync=False)
+    side = PartitionLeases(env, 1, POLICY)
+    with env.begin(write=True) as txn:
+        debits = [side.short(txn, "w", 1, origin_offset=offset, now_ms=0)[0] for offset in (3, 4, 5)]
+        assert side.answered_below(txn, consumed_offset=5) == 3
+    with env_owner.begin(write=True) as txn:
+        replies = [owner.handle(txn, debit, now_ms=0) for debit in debits]
+    with env.begin(write=True) as txn:
+        assert side.on_reply(txn, replies[0], now_ms=0)
+        assert side.on_reply(txn, replies[1], now_ms=0)
+        watermark = side.answered_below(txn, consumed_offset=5)
+    assert watermark == 5
+    with env_owner.begin(write=True) as txn:
+        assert owner.prune_debit_replies(txn, origin_partition=1, below_offset=watermark) == 2
+        assert owner.prune_debit_replies(txn, origin_partition=2, below_offset=99) == 0
+        assert owner.handle(txn, debits[2], now_ms=1) == replies[2]  # the unanswered one still gets its first answer
+        books = owner.books(txn, "w")
+    assert books is not None and books.spent_minor == 3
