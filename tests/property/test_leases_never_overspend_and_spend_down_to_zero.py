@@ -13,7 +13,7 @@ import shutil
 import tempfile
 
 import lmdb
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -26,7 +26,7 @@ from scrip_actor.partitioned._leases import (
     PartitionLeases,
 )
 
-PARTITIONS_COUNT = 4
+PARTITIONS_COUNT = 6
 WALLET = "wallet-1"
 # sync=False: the crashes here lose uncommitted txns and unproduced messages, not the disk, so fsync only costs time.
 POLICY = LeasePolicy(partitions_count=PARTITIONS_COUNT, min_lease_minor=5, lease_ttl_ms=1_000, denied_retry_ms=200)
@@ -87,6 +87,7 @@ class LeaseMachine(RuleBasedStateMachine):
     def deliver_to_partition(self, data: st.DataObject, keep: bool) -> None:
         index = data.draw(st.integers(0, len(self.to_partition) - 1))
         reply = self.to_partition[index] if keep else self.to_partition.pop(index)
+        event(type(reply).__name__)
         self._deliver_to_partition(reply)
 
     @rule(elapsed_ms=st.integers(1, 600))
@@ -153,4 +154,4 @@ class LeaseMachine(RuleBasedStateMachine):
 
 
 TestLeases = LeaseMachine.TestCase
-TestLeases.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestLeases.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
