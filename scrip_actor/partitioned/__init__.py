@@ -3,8 +3,13 @@
 What exists (docs/partitioned.md): the engine role (:func:`run_partition`), which applies one partition's
 records to that partition's own store with the consumed offset in the same LMDB transaction as the effects. All
 broker code is in ``_kafka.py``. Not yet: the front role, group membership/rebalancing, the catalog topic, reads
-through the front; leases and the cross-partition outbox come from branch i16-leases (``_leases.py``,
-``_outbox.py``).
+through the front.
+
+Broker-independent pieces for state shared across partitions, tested on their own and not yet wired into the
+engine role (docs/partitioned-shared-state.md): ``_leases`` (with ``_lease_messages`` and ``_lease_owner``:
+shared wallet and budget funding spent from many partitions, never overspent), ``_outbox`` (effects on another
+partition's participants, applied there exactly once) and ``_claims`` (idempotency keys owned by one partition,
+so a reuse across participants is a 409).
 """
 
 from scrip_actor.partitioned._engine_role import log_name as log_name
