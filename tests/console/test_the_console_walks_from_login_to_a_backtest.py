@@ -1,0 +1,106 @@
+"""The web console in a real headless Chromium: login, a participant, an event's evaluations, simulate, backtest.
+
+Every request the browser makes is recorded: the API key must never be part of a URL. A wrong key must show a
+clear error. With ``SCRIP_CONSOLE_SCREENSHOTS=<dir>`` the test also writes one PNG per page there (docs/console/).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scrip_actor.http.console import CONTENT_SECURITY_POLICY
+from tests.console.conftest import API_KEY, Seeded
+
+pytestmark = pytest.mark.browser
+
+_TIMEOUT_MS = 10_000
+
+
+def _screenshot(page: Any, name: str) -> None:
+    target = os.environ.get("SCRIP_CONSOLE_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+
+
+def test_console_files_are_open_and_carry_a_strict_csp(seeded: Seeded) -> None:
+    for path, media in [("/console", "text/html"), ("/console/app.js", "text/javascript")]:
+        response = httpx.get(seeded.base_url + path, timeout=10)
+        assert response.status_code == 200, path
+        assert response.headers["Content-Type"].startswith(media)
+        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in CONTENT_SECURITY_POLICY and "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    missing = httpx.get(seeded.base_url + "/console/..%2Fapp.py", timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert httpx.get(seeded.base_url + "/v1/programs", timeout=10).status_code == 401
+
+
+def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(seeded: Seeded, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(_TIMEOUT_MS)
+    urls: list[str] = []
+    page_errors: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.on("console", lambda message: page_errors.append(message.text) if message.type == "error" else None)
+
+    page.goto(seeded.base_url + "/console")
+    page.fill("#api-key", "sk_wrong_key")
+    page.click("#login button[type=submit]")
+    assert "refused (401 unauthorized)" in page.text_content("#login-error")
+    _screenshot(page, "login-wrong-key")
+    page_errors.clear()  # the browser logs the refused fetch's 401 itself
+
+    page.fill("#api-key", API_KEY)
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("text=Coffee Club")
+    _screenshot(page, "programs")
+
+    page.click("nav >> text=Participants")
+    page.fill("input[name=external_id]", seeded.external_id)
+    page.click("form button[type=submit]")
+    page.wait_for_selector("text=Participant user_123")
+    assert "20.00" in page.text_content("main")  # two of three purchases matched: 2 × 10
+    _screenshot(page, "participant")
+
+    page.click(f"a[href='#/events/{seeded.event_ids[0]}']")
+    evaluations = page.wait_for_selector("#rule-evaluations table")
+    assert "MATCHED" in evaluations.text_content() and seeded.rule_id in evaluations.text_content()
+    assert "PARTICIPANT" in page.text_content("#journal-entries")
+    assert page.text_content("#event-status") == "COMPLETED"
+    _screenshot(page, "event")
+
+    page.goto(f"{seeded.base_url}/console#/rules/{seeded.rule_id}")
+    page.click("#validate")
+    page.wait_for_selector("#validate-result .ok")
+    page.fill("#simulate-event", '{"type": "purchase", "amount": 120.0}')
+    page.click("#simulate")
+    assert page.wait_for_selector("#simulate-result .ok").text_content().startswith("matched")
+    page.fill("#condition", "event.type == 'purchase' && event.amount >= 50.0")
+    page.click("#backtest")
+    page.wait_for_selector("#backtest-status")
+    assert page.text_content("#backtest-status") == "COMPLETED"
+    rows = page.text_content("#backtest-rules")
+    assert seeded.rule_name in rows and "30.00" in rows  # the lower bar matches all three purchases
+    _screenshot(page, "rule-backtest")
+
+    page.click("nav >> text=Journal")
+    assert "SYSTEM_ISSUANCE" in page.wait_for_selector("main .panel").text_content()
+    _screenshot(page, "journal")
+    page.click("nav >> text=Overview")
+    page.wait_for_selector("[data-metric=scrip_engine_events_completed_total]")
+    assert page.text_content("[data-metric=scrip_engine_events_completed_total]") == "3"
+    _screenshot(page, "overview")
+
+    assert urls, "the browser made no requests"
+    assert not [url for url in urls if API_KEY in url or "sk_wrong_key" in url]
+    assert page_errors == []
+    assert page.evaluate("sessionStorage.getItem('scrip.apiKey')") == API_KEY
+    context.close()
