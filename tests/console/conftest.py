@@ -25,6 +25,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sk_console_test_key"
+MARKUP = '<img src=x id="injected"><b>Ann</b>'
 _START_TIMEOUT_S = 60
 CHROMIUM_ARGS = [
     "--headless",
@@ -98,7 +99,7 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
 
 
 def _seed(client: httpx.Client) -> dict[str, Any]:
-    """A program, an asset, a rule, and three purchases of one participant (two of them match)."""
+    """A program, an asset, a rule, three purchases of one participant (two of them match), a tag, an attribute."""
 
     def ok(method: str, path: str, **kwargs: Any) -> Any:
         response = client.request(method, path, **kwargs)
@@ -146,6 +147,11 @@ def _seed(client: httpx.Client) -> dict[str, Any]:
         while ok("GET", f"/v1/events/{event_id}")["status"] not in ("COMPLETED", "FAILED"):
             assert time.monotonic() < deadline_s, "events did not complete"
             time.sleep(0.02)
+    participant_id = ok("GET", f"/v1/events/{events[0]}")["participant_id"]
+    state = f"/v1/participants/{participant_id}/state"
+    ok("PUT", f"{state}/tags/vip")
+    # Markup in data must be shown as text: the console never turns data into HTML.
+    ok("PUT", f"{state}/attributes/nickname", json={"value": MARKUP})
     return {"program": program, "asset": asset, "rule": rule, "events": events}
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from scrip_actor.http.console import CONTENT_SECURITY_POLICY
-from tests.console.conftest import API_KEY, Seeded
+from tests.console.conftest import API_KEY, MARKUP, Seeded
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +68,8 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     page.click("form button[type=submit]")
     page.wait_for_selector("text=Participant user_123")
     assert "20.00" in page.text_content("main")  # two of three purchases matched: 2 × 10
+    assert "vip" in page.text_content("main") and MARKUP in page.text_content("main")
+    assert page.query_selector("#injected") is None  # the attribute was rendered as text, not parsed
     _screenshot(page, "participant")
 
     page.click(f"a[href='#/events/{seeded.event_ids[0]}']")

@@ -119,6 +119,6 @@ function backtestReport(job) {
     barChart(rows.map((row) => ({ label: row.name, proposed: Number(row.credited ?? 0), live: Number(row.actual_credited ?? 0) }))),
     el("h3", {}, "Per asset"),
     table(report.difference ?? []),
-    (report.warnings ?? []).length ? el("div", { class: "error" }, (report.warnings ?? []).map(text).join("; ")) : null,
+    (report.warnings ?? []).length ? el("div", { class: "warn" }, (report.warnings ?? []).map(text).join("; ")) : null,
   );
 }
