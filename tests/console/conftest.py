@@ -99,7 +99,7 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
 
 
 def _seed(client: httpx.Client) -> dict[str, Any]:
-    """A program, an asset, a rule, three purchases of one participant (two of them match), a tag, an attribute."""
+    """A program, two assets (one PREFUNDED with lots), two rules, three purchases of one participant (two of them match), a tag, an attribute."""
 
     def ok(method: str, path: str, **kwargs: Any) -> Any:
         response = client.request(method, path, **kwargs)
@@ -127,6 +127,30 @@ def _seed(client: httpx.Client) -> dict[str, Any]:
             "name": "Big purchase",
             "condition": "event.type == 'purchase' && event.amount >= 100.0",
             "actions": [{"type": "CREDIT", "asset_id": asset["id"], "amount": "10"}],
+        },
+    )
+    # A PREFUNDED LOT asset with a funded wallet, and a rule crediting expiring lots of it.
+    cash = ok(
+        "POST",
+        "/v1/assets",
+        json={
+            "program_id": program["id"],
+            "name": "Cashback",
+            "symbol": "CASH",
+            "inventory_mode": "LOT",
+            "issuance_policy": "PREFUNDED",
+            "scale": 2,
+        },
+    )
+    ok("POST", f"/v1/programs/{program['id']}/assets/{cash['id']}/fund", json={"amount": "1000.00"})
+    ok(
+        "POST",
+        "/v1/rules",
+        json={
+            "program_id": program["id"],
+            "name": "Cashback on large orders",
+            "condition": "event.amount >= 150.0",
+            "actions": [{"type": "CREDIT", "asset_id": cash["id"], "amount": "5", "expires_at": "720h"}],
         },
     )
     events = [

@@ -21,11 +21,12 @@ pytestmark = pytest.mark.browser
 _TIMEOUT_MS = 10_000
 
 
-def _screenshot(page: Any, name: str) -> None:
+def _screenshot(page: Any, name: str, full_page: bool = True) -> None:
+    """A PNG of the page; ``full_page=False`` keeps long pages (the journal) under the docs' 300 KB per image."""
     target = os.environ.get("SCRIP_CONSOLE_SCREENSHOTS")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=full_page)
 
 
 def test_console_files_are_open_and_carry_a_strict_csp(seeded: Seeded) -> None:
@@ -61,6 +62,7 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     page.fill("#api-key", API_KEY)
     page.click("#login button[type=submit]")
     page.wait_for_selector("text=Coffee Club")
+    assert "995.00" in page.text_content("main")  # the CASH wallet: 1000 funded, 5 drawn by the cashback rule
     _screenshot(page, "programs")
 
     page.click("nav >> text=Participants")
@@ -68,6 +70,7 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     page.click("form button[type=submit]")
     page.wait_for_selector("text=Participant user_123")
     assert "20.00" in page.text_content("main")  # two of three purchases matched: 2 × 10
+    assert "CASH (Cashback)" in page.text_content("main")  # its lots, with their expiry
     assert "vip" in page.text_content("main") and MARKUP in page.text_content("main")
     assert page.query_selector("#injected") is None  # the attribute was rendered as text, not parsed
     _screenshot(page, "participant")
@@ -94,8 +97,12 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     _screenshot(page, "rule-backtest")
 
     page.click("nav >> text=Journal")
-    assert "SYSTEM_ISSUANCE" in page.wait_for_selector("main .panel").text_content()
-    _screenshot(page, "journal")
+    page.wait_for_selector("main .panel")
+    journal = page.text_content("main")
+    # every entry (newest first, the wallet-funded cashback among them) with its place in the hash chain
+    assert "SYSTEM_ISSUANCE" in journal and "CASH" in journal
+    assert "previous_hash" in journal and "entry_hash" in journal
+    _screenshot(page, "journal", full_page=False)
     page.click("nav >> text=Overview")
     page.wait_for_selector("[data-metric=scrip_engine_events_completed_total]")
     assert page.text_content("[data-metric=scrip_engine_events_completed_total]") == "3"

@@ -145,7 +145,8 @@ export async function eventPage(view, eventId) {
 
 function journalEntry(entry) {
   const { postings = [], ...rest } = entry;
-  return el("div", { class: "panel" }, fields(rest), table(postings));
+  const columns = ["entity_type", "entity_id", "asset_symbol", "bucket", "amount"];
+  return el("div", { class: "panel" }, fields(rest), table(postings, columns));
 }
 
 export async function journalPage(view, query) {
