@@ -25,7 +25,7 @@ from scrip_actor.http.errors import RouteNotFound
 __all__ = ["CONSOLE_ENDPOINTS", "CONTENT_SECURITY_POLICY", "install_console"]
 
 # Quart endpoint names of the console's routes: static files, like Quart's own "static", not API operations.
-CONSOLE_ENDPOINTS = frozenset({"console_page", "console_file"})
+CONSOLE_ENDPOINTS = frozenset({"console_page", "console_page_slash", "console_file"})
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -68,7 +68,7 @@ def _answer(name: str) -> Response:
 
 
 def install_console(app: QuartTrio) -> None:
-    """Serve ``/console`` (the page) and ``/console/<file>`` (its scripts and style) on ``app``, without a key.
+    """Serve the page at ``/console`` and ``/console/``, and its scripts and style at ``/console/<file>``, no key.
 
     They are not API routes, so they are not in ``/openapi.json``; the request metrics count them under the
     templates ``/console`` and ``/console/<name>``.
@@ -82,6 +82,13 @@ def install_console(app: QuartTrio) -> None:
 
     app.add_url_rule(
         "/console", endpoint="console_page", view_func=console_page, methods=["GET"], provide_automatic_options=False
+    )
+    app.add_url_rule(
+        "/console/",
+        endpoint="console_page_slash",
+        view_func=console_page,
+        methods=["GET"],
+        provide_automatic_options=False,
     )
     app.add_url_rule(
         "/console/<name>",
