@@ -77,7 +77,8 @@ export async function participantsPage(view, query) {
     el("h2", {}, "Events"), table(events.data, [["id", eventLink], "status", "event_timestamp", "created_at"].map(
       (column) => (Array.isArray(column) ? column : [column, (row) => text(row[column] ?? row.received_at)]),
     )),
-    el("h2", {}, "Activity history"), table(history.data),
+    el("h2", {}, "Activity history"),
+    table(history.data, ["created_at", "action_type", "amount", "asset_symbol", "bucket", "event_id", "description"]),
   );
 }
 
@@ -95,7 +96,8 @@ async function lotTables(base, balances) {
     const asset = await get(`/v1/assets/${encodeURIComponent(balance.asset_id)}`);
     if (asset.inventory_mode !== "LOT") continue;
     const lots = await get(`${base}/balances/lots`, { asset_id: balance.asset_id, limit: 100 });
-    parts.push(el("h3", {}, `${asset.symbol} (${asset.name})`), table(lots.data));
+    const columns = ["id", "status", "amount", "remaining", "created_at", "expires_at", "matures_at", "event_id"];
+    parts.push(el("h3", {}, `${asset.symbol} (${asset.name})`), table(lots.data, columns));
   }
   return parts.length ? parts : el("p", { class: "muted" }, "no LOT assets held");
 }
