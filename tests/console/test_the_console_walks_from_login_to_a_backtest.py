@@ -77,6 +77,11 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     page.click("#validate")
     page.wait_for_selector("#validate-result .ok")
     page.fill("#simulate-event", '{"type": "purchase", "amount": 120.0}')
+    page.fill("#simulate-state", '{"nope": 1}')
+    page.click("#simulate")
+    assert "400 bad_request" in page.wait_for_selector("#simulate-result .error").text_content()
+    page_errors.clear()  # the browser logs the refused call's 400 itself
+    page.fill("#simulate-state", '{"tags": ["vip"], "counters": {}, "attributes": {}}')
     page.click("#simulate")
     assert page.wait_for_selector("#simulate-result .ok").text_content().startswith("matched")
     page.fill("#condition", "event.type == 'purchase' && event.amount >= 50.0")

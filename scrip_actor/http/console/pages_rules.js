@@ -42,6 +42,7 @@ export async function rulePage(view, ruleId) {
   const [rule, history] = await Promise.all([get(path), get(`${path}/history`, { limit: 20 })]);
   const condition = el("textarea", { id: "condition", spellcheck: "false" }, rule.condition);
   const eventJson = el("textarea", { id: "simulate-event", spellcheck: "false" }, '{"type": "purchase", "amount": 120.0}');
+  const stateJson = el("textarea", { id: "simulate-state", spellcheck: "false" }, '{"tags": [], "counters": {}, "attributes": {}}');
   const validateOut = el("div", { id: "validate-result" });
   const simulateOut = el("div", { id: "simulate-result" });
   const validate = actionButton("Validate", "validate", validateOut, async () => {
@@ -49,7 +50,10 @@ export async function rulePage(view, ruleId) {
     return el("div", { class: result.valid ? "ok" : "error" }, `${result.valid ? "valid" : "invalid"}: ${result.message}`);
   });
   const simulate = actionButton("Simulate", "simulate", simulateOut, async () => {
-    const result = await post(`${path}/simulate`, { event: parseJson(eventJson.value, "the event") });
+    const result = await post(`${path}/simulate`, {
+      event: parseJson(eventJson.value, "the event"),
+      participant_state: parseJson(stateJson.value, "the participant state"),
+    });
     const outcome = result.evaluation;
     return [
       el("div", { class: outcome.matched ? "ok" : "error" },
@@ -64,7 +68,8 @@ export async function rulePage(view, ruleId) {
     el("h2", {}, "Condition"),
     el("div", { class: "panel" }, condition, validate, " ", validateOut),
     el("h2", {}, "Simulate (writes nothing; the stored rule's condition)"),
-    el("div", { class: "panel" }, el("label", {}, "Event data (JSON)"), eventJson, simulate, simulateOut),
+    el("div", { class: "panel" }, el("label", {}, "Event data (JSON)"), eventJson,
+      el("label", {}, "As if the participant had (tags, counters, attributes; JSON)"), stateJson, simulate, simulateOut),
     el("h2", {}, "Backtest the condition above"),
     backtestPanel(rule, condition),
     el("h2", {}, "Version history"),
