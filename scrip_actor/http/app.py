@@ -42,6 +42,7 @@ from scrip_actor.http import (
     routes_webhooks,
 )
 from scrip_actor.http.auth import ApiKeys, presented_key
+from scrip_actor.http.console import install_console
 from scrip_actor.http.errors import (
     ErrorBody,
     MethodNotAllowed,
@@ -279,6 +280,7 @@ def create_app(engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None) 
         )
         metrics.bind(endpoint.path, endpoint.method, (endpoint.status, *endpoint.also))
     app.extensions["scrip_endpoints"] = endpoints
+    install_console(app)
     _install_hooks(app, metrics, routes)
     _install_error_handlers(app)
     return app
