@@ -90,6 +90,9 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     assert page.text_content("#backtest-status") == "COMPLETED"
     rows = page.text_content("#backtest-rules")
     assert seeded.rule_name in rows and "30.00" in rows  # the lower bar matches all three purchases
+    # per asset, the proposed credit (30.00), the live one (20.00) and their difference (10.00) side by side
+    assets = [row.text_content() for row in page.query_selector_all("#backtest-assets tr")]
+    assert any("30.00" in row and "20.00" in row and "10.00" in row for row in assets), assets
     _screenshot(page, "rule-backtest")
 
     page.click("nav >> text=Journal")

@@ -122,8 +122,8 @@ function backtestReport(job) {
     el("h3", {}, "Per rule: proposed against live"),
     el("div", { id: "backtest-rules" }, table(rows, ["name", "change", "asset_id", "matches", "actual_matches", "credited", "actual_credited", "debited", "actual_debited", "budget_hits"])),
     barChart(rows.map((row) => ({ label: row.name, proposed: Number(row.credited ?? 0), live: Number(row.actual_credited ?? 0) }))),
-    el("h3", {}, "Per asset"),
-    table(report.difference ?? []),
+    el("h3", {}, "Per asset: proposed, live and their difference"),
+    el("div", { id: "backtest-assets" }, table(report.assets ?? [], ["asset_id", "credited", "actual_credited", "difference_credited", "debited", "actual_debited", "difference_debited", "wallet_draw", "actual_wallet_draw", "participants_affected"])),
     (report.warnings ?? []).length ? el("div", { class: "warn" }, (report.warnings ?? []).map(text).join("; ")) : null,
   );
 }
