@@ -108,7 +108,30 @@ def _checked(
         budgets=checked_budgets(list(body.budgets), program.id, assets),
     )
     compile_rule(rule, assets, catalog.cel_compiler)  # strict: the actions against the assets as they are now
-    return rule, "new" if existing is None else "changed"
+    if existing is None:
+        return rule, "new"
+    if _same_rule(existing, rule):
+        return existing, "unchanged"  # the live rule itself, its version included
+    return rule, "changed"
+
+
+_COMPARED_FIELDS = (
+    "name",
+    "description",
+    "condition",
+    "actions",
+    "order",
+    "stop_after_match",
+    "active_from",
+    "active_to",
+    "status",
+    "budgets",
+)
+
+
+def _same_rule(existing: Rule, proposed: Rule) -> bool:
+    """Whether a proposed item only restates the live rule (a set sent back whole is mostly such items)."""
+    return all(getattr(existing, name) == getattr(proposed, name) for name in _COMPARED_FIELDS)
 
 
 @contextmanager

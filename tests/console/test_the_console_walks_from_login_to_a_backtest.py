@@ -90,6 +90,10 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     assert page.text_content("#backtest-status") == "COMPLETED"
     rows = page.text_content("#backtest-rules")
     assert seeded.rule_name in rows and "30.00" in rows  # the lower bar matches all three purchases
+    # the whole set is sent back; only the edited rule reads "changed", the restated one "unchanged"
+    changes = [row.text_content() for row in page.query_selector_all("#backtest-rules tr")]
+    assert any(seeded.rule_name in row and "changed" in row and "unchanged" not in row for row in changes), changes
+    assert any(seeded.rule_name not in row and "unchanged" in row for row in changes[1:]), changes
     # per asset, the proposed credit (30.00), the live one (20.00) and their difference (10.00) side by side
     assets = [row.text_content() for row in page.query_selector_all("#backtest-assets tr")]
     assert any("30.00" in row and "20.00" in row and "10.00" in row for row in assets), assets

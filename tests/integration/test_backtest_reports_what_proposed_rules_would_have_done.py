@@ -109,6 +109,25 @@ async def test_a_changed_rule_a_new_rule_and_a_removed_rule_are_counted_by_hand(
     assert {event.external_id for event in report.sample} == {"u1", "u2"}
 
 
+async def test_a_rule_restated_as_it_is_counts_as_unchanged(engine: Engine, clock: ManualClock) -> None:
+    """A whole rule set sent back (as the console sends it) names each rule by id; only the edited one changed."""
+    program, asset = await program_with_asset(engine)
+    credit_one = [CreditAction(asset_id=asset.id, amount="1")]
+    base = await rule(engine, program, "event.amount >= 10.0", credit_one, name="base")
+    big = await rule(engine, program, "event.amount >= 100.0", credit_one, name="big")
+    await purchases(engine, clock, program, [("u1", 50.0), ("u2", 150.0)])
+    proposed = [
+        ProposedRule(rule_id=base.id, name="base", condition=base.condition, actions=credit_one, order=base.order),
+        ProposedRule(rule_id=big.id, name="big", condition="event.amount >= 40.0", actions=credit_one),
+    ]
+    report = await engine.backtest(program.id, window(0, 10, proposed))
+    assert report.status == "COMPLETED", report.failure_reason
+    changes = {row.name: row.change for row in report.rules}
+    assert changes == {"base": "unchanged", "big": "changed"}
+    assert by_asset(report.totals, asset.id).credited == "4.00"  # base 2 + big 2 (was 1)
+    assert by_asset(report.actual, asset.id).credited == "3.00"
+
+
 async def test_state_carries_forward_from_before_the_window_and_within_it(engine: Engine, clock: ManualClock) -> None:
     """A counter built before the window (by the old rules) and within it (by the proposed ones) is what later
     events of the window see."""
