@@ -100,7 +100,8 @@ def test_login_participant_event_simulate_backtest_without_the_key_in_any_url(se
     _screenshot(page, "rule-backtest")
 
     page.click("nav >> text=Journal")
-    page.wait_for_selector("main .panel")
+    # the journal's own list, not the rule page's panels still shown until the hash change routes
+    page.wait_for_selector("#journal .panel")
     journal = page.text_content("main")
     # every entry (newest first, the wallet-funded cashback among them) with its place in the hash chain
     assert "SYSTEM_ISSUANCE" in journal and "CASH" in journal

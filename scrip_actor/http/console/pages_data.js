@@ -159,7 +159,7 @@ export async function journalPage(view, query) {
     view,
     el("h1", {}, "Journal"),
     el("p", { class: "muted" }, "Newest entries first; each entry's postings balance to zero per asset."),
-    page.data.map(journalEntry),
+    el("div", { id: "journal" }, page.data.map(journalEntry)),
     next ? link(`#/journal?cursor=${encodeURIComponent(next)}`, "Older entries →") : null,
   );
 }
