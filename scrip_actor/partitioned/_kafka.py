@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 __all__ = ["LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
 
-LogRecord = tuple[int, bytes | None, bytes]  # (offset, key, value)
+LogRecord = tuple[int, bytes | None, bytes | None]  # (offset, key, value; None for a tombstone)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> None:
@@ -47,7 +47,9 @@ class RecordProducer:
             {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
         )
 
-    def produce(self, topic: str, key: bytes, value: bytes, on_acked: Callable[[str | None, int, int], None]) -> None:
+    def produce(
+        self, topic: str, key: bytes, value: bytes | None, on_acked: Callable[[str | None, int, int], None]
+    ) -> None:
         """Queue one record keyed by ``key`` (the participant's routing key: one partition per participant)."""
 
         def delivered(error: KafkaError | None, message: Message) -> None:
@@ -77,7 +79,9 @@ class PartitionReader:
                 "group.id": f"scrip-engine-{topic}-{partition}",  # required by the client; never committed to
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # A stored offset the log no longer holds (retention deleted records not yet applied, or the
+                # topic was recreated) is an error to stop on, not a silent jump to either end.
+                "auto.offset.reset": "error",
             }
         )
         self._consumer.assign([TopicPartition(topic, partition, start_offset)])
