@@ -21,6 +21,7 @@ are a later step (docs/partitioned.md).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -94,10 +95,8 @@ class EventLog:
             answered.set()
 
         def on_acked(error: str | None, stored_partition: int, offset: int) -> None:  # any thread
-            try:
+            with contextlib.suppress(trio.RunFinishedError):  # the front stopped; nobody is waiting any more
                 self._token.run_sync_soon(settle, error, stored_partition, offset)
-            except trio.RunFinishedError:  # the front stopped; nobody is waiting any more
-                pass
 
         self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition)
         await answered.wait()
