@@ -113,13 +113,28 @@ def _poll_until(producer: RecordProducer, stop: threading.Event) -> None:
         producer.poll(_POLL_S)
 
 
+async def _check_partitions(producer: RecordProducer, topic: str, partitions: int, timeout_s: float) -> None:
+    """Refuse to start with a partition count other than the topic's: the count is part of the routing rule, so a
+    front with another one would put a participant's events on a partition its engine never reads."""
+    found = await trio.to_thread.run_sync(producer.partition_count, topic, timeout_s)
+    if found is None:
+        raise ValueError(f"the events topic {topic!r} does not exist (create it with {partitions} partitions)")
+    if found != partitions:
+        raise ValueError(f"the events topic {topic!r} has {found} partitions, not --partitions {partitions}")
+
+
 @asynccontextmanager
 async def open_event_log(
     bootstrap: str, topic: str, partitions: int, *, delivery_timeout_s: float = 10.0
 ) -> AsyncIterator[EventLog]:
     """An :class:`EventLog` with its delivery-report thread; on exit, waits (``delivery_timeout_s`` at most) for
-    records still in flight, so none is left unanswered by the broker."""
+    records still in flight, so none is left unanswered by the broker.
+
+    Raises ValueError if ``topic`` does not exist or has another partition count, ConnectionError if the broker
+    does not answer within ``delivery_timeout_s``.
+    """
     producer = RecordProducer(bootstrap, delivery_timeout_s=delivery_timeout_s)
+    await _check_partitions(producer, topic, partitions, delivery_timeout_s)
     stop = threading.Event()
     poller = threading.Thread(target=_poll_until, args=(producer, stop), name="scrip-front-deliveries", daemon=True)
     poller.start()

@@ -73,6 +73,10 @@ def run_front(
             file=sys.stderr,
             flush=True,
         )
-    trio.run(_main, options, config, keys)
+    try:
+        trio.run(_main, options, config, keys)
+    except (ValueError, ConnectionError) as error:  # the topic or the broker, checked before serving
+        print(f"scrip serve --role front: {error}", file=sys.stderr)
+        return 2
     print("scrip: front stopped", file=sys.stderr, flush=True)
     return 0

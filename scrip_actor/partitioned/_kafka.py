@@ -88,6 +88,18 @@ class RecordProducer:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        """How many partitions ``topic`` has (None: no such topic). Raises ConnectionError if the broker does not
+        answer within ``timeout_s``."""
+        try:
+            metadata = self._producer.list_topics(timeout=timeout_s)  # all topics: naming one may create it
+        except KafkaException as error:
+            raise ConnectionError(f"the broker did not answer: {error}") from None
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return None
+        return len(found.partitions)
+
     def poll(self, timeout_s: float) -> int:
         """Serve delivery reports (their ``on_acked`` calls) for up to ``timeout_s``; returns how many ran."""
         return self._producer.poll(timeout_s)

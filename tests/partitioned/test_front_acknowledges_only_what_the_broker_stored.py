@@ -133,3 +133,13 @@ async def test_with_the_broker_gone_the_front_answers_503(tmp_path: Path) -> Non
         assert answer.status_code == 503, answer.text
         assert answer.json()["code"] == "broker_unavailable"
         assert "request_id" in answer.json()
+
+
+async def test_the_front_refuses_to_start_with_another_partition_count(broker: str) -> None:
+    _kafka.create_topic(broker, TOPIC, 2)
+    with pytest.raises(ValueError, match="has 2 partitions, not --partitions 3"):
+        async with open_event_log(broker, TOPIC, 3):
+            pass
+    with pytest.raises(ValueError, match="does not exist"):
+        async with open_event_log(broker, "no-such-topic", 2):
+            pass
