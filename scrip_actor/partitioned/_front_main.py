@@ -41,12 +41,13 @@ async def _until_signalled(stop: trio.Event, task_status: trio.TaskStatus[None] 
 
 async def _main(options: FrontOptions, config: Config, keys: ApiKeys) -> None:
     stop = trio.Event()
-    async with trio.open_nursery() as signals:
+    # The log is opened (the topic checked) outside every nursery, so a refusal is a plain ValueError, not a group.
+    log_opened = open_event_log(
+        options.bootstrap, options.topic, options.partitions, delivery_timeout_s=options.delivery_timeout_s
+    )
+    async with log_opened as log, trio.open_nursery() as signals:
         await signals.start(_until_signalled, stop)
-        log_opened = open_event_log(
-            options.bootstrap, options.topic, options.partitions, delivery_timeout_s=options.delivery_timeout_s
-        )
-        async with log_opened as log, trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
             port = await nursery.start(partial(serve_front, log, config, keys, shutdown_trigger=stop.wait))
             host = config.server.host
             print(f"scrip: front listening on http://{f'[{host}]' if ':' in host else host}:{port}", flush=True)

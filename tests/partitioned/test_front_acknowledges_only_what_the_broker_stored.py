@@ -7,6 +7,10 @@ Real broker (Tansu), the real front app served by Hypercorn on loopback, real en
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
@@ -143,3 +147,33 @@ async def test_the_front_refuses_to_start_with_another_partition_count(broker: s
     with pytest.raises(ValueError, match="does not exist"):
         async with open_event_log(broker, "no-such-topic", 2):
             pass
+
+
+def _front_process(broker: str, partitions: int, data_dir: Path) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "front", "--bootstrap", broker]
+    command += ["--topic", TOPIC, "--partitions", str(partitions), "--port", "0", "--data-dir", str(data_dir)]
+    env = {**os.environ, "SCRIP_API_KEY": KEY, "PYTHONPATH": str(Path(__file__).parents[2])}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+async def test_scrip_serve_role_front_serves_until_sigterm(broker: str, tmp_path: Path) -> None:
+    _kafka.create_topic(broker, TOPIC, 2)
+    refused = _front_process(broker, 3, tmp_path)
+    assert refused.wait(timeout=30) == 2
+    assert "has 2 partitions, not --partitions 3" in refused.communicate()[1]
+    front = _front_process(broker, 2, tmp_path)
+    try:
+        assert front.stdout is not None
+        line = front.stdout.readline()
+        assert "front listening on" in line, line
+        async with httpx.AsyncClient(base_url=line.split()[-1], timeout=30) as client:
+            answer = await client.post("/v1/events", json=_event("prg_x", 5), headers={"X-API-Key": KEY})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["log"]["partition"] == partition_for("user5", 2)
+        front.send_signal(signal.SIGTERM)  # by its own pid
+        _, stderr = front.communicate(timeout=30)
+        assert front.returncode == 0 and "front stopped" in stderr
+    finally:
+        if front.poll() is None:
+            front.kill()
+            front.communicate()
