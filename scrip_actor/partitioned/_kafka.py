@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 __all__ = ["LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
 
-LogRecord = tuple[int, bytes | None, bytes]  # (offset, key, value)
+LogRecord = tuple[int, bytes | None, bytes | None]  # (offset, key, value; None for a tombstone)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> None:
@@ -62,7 +62,7 @@ class RecordProducer:
         self,
         topic: str,
         key: bytes,
-        value: bytes,
+        value: bytes | None,
         on_acked: Callable[[str | None, int, int], None],
         *,
         partition: int | None = None,
@@ -120,7 +120,9 @@ class PartitionReader:
                 "group.id": f"scrip-engine-{topic}-{partition}",  # required by the client; never committed to
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # A stored offset the log no longer holds (retention deleted records not yet applied, or the
+                # topic was recreated) is an error to stop on, not a silent jump to either end.
+                "auto.offset.reset": "error",
             }
         )
         self._consumer.assign([TopicPartition(topic, partition, start_offset)])
