@@ -41,10 +41,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _partitioned_options(serve: Any) -> None:
-    """``--role engine`` (docs/partitioned.md): apply one partition of a Kafka-protocol events topic."""
-    serve.add_argument("--role", choices=["embedded", "engine"], default="embedded", help="default: embedded")
-    serve.add_argument("--bootstrap", help="--role engine: the broker, host:port")
-    serve.add_argument("--topic", default="events", help="--role engine: the events topic (default events)")
+    """``--role engine`` (docs/partitioned.md): apply one partition of a Kafka-protocol events topic;
+    ``--role front``: accept ``POST /v1/events`` into that topic."""
+    roles = ["embedded", "engine", "front"]
+    serve.add_argument("--role", choices=roles, default="embedded", help="default: embedded")
+    serve.add_argument("--bootstrap", help="--role engine/front: the broker, host:port")
+    serve.add_argument("--topic", default="events", help="--role engine/front: the events topic (default events)")
+    serve.add_argument("--partitions", type=int, help="--role front: the events topic's partition count")
+    serve.add_argument(
+        "--delivery-timeout-s", type=float, default=10.0, help="--role front: answer 503 if unstored by then"
+    )
     serve.add_argument("--partition", type=int, help="--role engine: the partition to apply")
     serve.add_argument("--partitions-dir", help="--role engine: holds one data directory per partition")
     serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
@@ -63,6 +69,22 @@ def _serve_engine_role(args: argparse.Namespace) -> int:
         argv += ["--until-offset", str(args.until_offset)]
     engine_role(argv)
     return 0
+
+
+def _serve_front_role(args: argparse.Namespace) -> int:
+    """``scrip serve --role front``: the stateless HTTP front of the events topic (docs/partitioned.md)."""
+    if args.bootstrap is None or args.partitions is None:
+        print("scrip serve --role front needs --bootstrap and --partitions", file=sys.stderr)
+        return 2
+    from scrip_actor.partitioned._front_main import FrontOptions, run_front
+
+    options = FrontOptions(
+        bootstrap=args.bootstrap,
+        topic=args.topic,
+        partitions=args.partitions,
+        delivery_timeout_s=args.delivery_timeout_s,
+    )
+    return run_front(options, args.host, args.port, args.data_dir, args.config)
 
 
 def _backtest_parser(commands: Any) -> None:
@@ -181,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_backtest_command(args)
     if args.role == "engine":
         return _serve_engine_role(args)
+    if args.role == "front":
+        return _serve_front_role(args)
     return _serve(args)
 
 

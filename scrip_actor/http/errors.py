@@ -29,8 +29,10 @@ from scrip_actor.errors import (
 )
 
 __all__ = [
+    "BrokerUnavailable",
     "ErrorBody",
     "MethodNotAllowed",
+    "NotRouted",
     "PayloadTooLarge",
     "RequestTimeout",
     "RouteNotFound",
@@ -78,6 +80,20 @@ class MethodNotAllowed(ScripError):
     code = "method_not_allowed"
 
 
+class BrokerUnavailable(ScripError):
+    """Partitioned mode's front could not get an event stored in the events topic (HTTP 503): the broker did not
+    acknowledge it in time or refused it. Nothing was acknowledged; sending the same event again (same
+    ``idempotency_key``) is safe, the partition's engine applies it once."""
+
+    code = "broker_unavailable"
+
+
+class NotRouted(ScripError):
+    """Partitioned mode's front does not serve this route yet (HTTP 501): reads are routed in a later step."""
+
+    code = "not_routed"
+
+
 # The single map from error class to status. Subclasses not named here inherit their nearest ancestor's entry.
 _STATUS_BY_CLASS: dict[type[ScripError], int] = {
     ValidationFailed: 400,
@@ -94,6 +110,8 @@ _STATUS_BY_CLASS: dict[type[ScripError], int] = {
     UnsupportedMediaType: 415,
     InsufficientFunds: 422,
     Overloaded: 429,
+    NotRouted: 501,
+    BrokerUnavailable: 503,
     ScripError: 400,
 }
 

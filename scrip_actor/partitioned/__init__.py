@@ -1,9 +1,10 @@
 """Partitioned mode (issue 16): the engine run once per partition of a Kafka-protocol events topic.
 
 What exists (docs/partitioned.md): the engine role (:func:`run_partition`), which applies one partition's
-records to that partition's own store with the consumed offset in the same LMDB transaction as the effects. All
-broker code is in ``_kafka.py``. Not yet: the front role, group membership/rebalancing, the catalog topic, reads
-through the front.
+records to that partition's own store with the consumed offset in the same LMDB transaction as the effects; and
+the front role (``_front.py``, ``scrip serve --role front``), which accepts ``POST /v1/events`` as the embedded
+server does and answers 202 once the event is stored at its partition (``_routing.partition_for``). All broker
+code is in ``_kafka.py``. Not yet: group membership/rebalancing, the catalog topic, reads through the front.
 
 Broker-independent pieces for state shared across partitions, tested on their own and not yet wired into the
 engine role (docs/partitioned-shared-state.md): ``_leases`` (with ``_lease_messages`` and ``_lease_owner``:

@@ -40,28 +40,69 @@ def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: floa
 
 class RecordProducer:
     """An idempotent, acks=all producer; :meth:`produce` calls ``on_acked(error, partition, offset)`` once the broker
-    answered (``error`` None: the record is stored at that partition and offset)."""
+    answered (``error`` None: the record is stored at that partition and offset).
 
-    def __init__(self, bootstrap: str) -> None:
+    ``on_acked`` runs inside :meth:`poll`, :meth:`flush` or :meth:`produce`, on whichever thread calls them.
+    ``delivery_timeout_s`` bounds how long the client retries a record (``message.timeout.ms``) before it reports
+    an error instead: with the broker down, an answer comes within that time rather than librdkafka's 300 s.
+    """
+
+    def __init__(self, bootstrap: str, *, delivery_timeout_s: float = 300.0) -> None:
         self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "message.timeout.ms": int(delivery_timeout_s * 1000),
+            }
         )
 
     def produce(
-        self, topic: str, key: bytes, value: bytes | None, on_acked: Callable[[str | None, int, int], None]
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes | None,
+        on_acked: Callable[[str | None, int, int], None],
+        *,
+        partition: int | None = None,
     ) -> None:
-        """Queue one record keyed by ``key`` (the participant's routing key: one partition per participant)."""
+        """Queue one record keyed by ``key`` (the participant's routing key: one partition per participant).
+
+        ``partition`` None leaves the choice to the client's partitioner; the front names it
+        (scrip_actor/partitioned/_routing.py), so the rule is ours, not a client setting.
+        """
 
         def delivered(error: KafkaError | None, message: Message) -> None:
             on_acked(None if error is None else str(error), message.partition(), message.offset())
 
+        chosen = {} if partition is None else {"partition": partition}
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
+                self._producer.produce(topic, key=key, value=value, on_delivery=delivered, **chosen)
                 break
+            except KafkaException as error:  # refused before queueing (e.g. an unknown partition): same answer path
+                on_acked(str(error), -1, -1)
+                return
             except BufferError:  # the client's queue is full: let it deliver some first
                 self._producer.poll(0.05)
         self._producer.poll(0)
+
+    def partition_count(self, topic: str, timeout_s: float) -> int | None:
+        """How many partitions ``topic`` has (None: no such topic). Raises ConnectionError if the broker does not
+        answer within ``timeout_s``."""
+        try:
+            metadata = self._producer.list_topics(timeout=timeout_s)  # all topics: naming one may create it
+        except KafkaException as error:
+            raise ConnectionError(f"the broker did not answer: {error}") from None
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return None
+        return len(found.partitions)
+
+    def poll(self, timeout_s: float) -> int:
+        """Serve delivery reports (their ``on_acked`` calls) for up to ``timeout_s``; returns how many ran."""
+        return self._producer.poll(timeout_s)
 
     def flush(self, timeout_s: float = 30.0) -> int:
         """Wait for every queued record's answer; returns how many are still unanswered."""

@@ -1,0 +1,222 @@
+"""The front role: a stateless HTTP process that puts each accepted event in the events topic, at its partition.
+
+``POST /v1/events`` is judged exactly as the embedded server judges it, by the same code: the view built by
+``scrip_actor.http.app`` for an :class:`~scrip_actor.http.routing.Endpoint` (API key, JSON media type, body byte
+limit and read timeout, :class:`~scrip_actor.model.EventSubmit` decoding, ``{code, message, details}`` errors,
+request ids), with the embedded error handlers and hooks. Only the handler differs: instead of the engine's
+``submit``, it produces the decoded event, re-encoded as JSON (what ``_engine_role`` decodes), keyed by the
+participant's ``external_id`` to partition :func:`~scrip_actor.partitioned._routing.partition_for`, and answers
+202 only once the broker's delivery report says the record is stored (idempotent producer, ``acks=all``). A
+broker error or a delivery timeout is a 503 ``broker_unavailable``: nothing was acknowledged, and sending the
+same event again is safe (the partition's engine dedupes by ``idempotency_key``).
+
+The delivery report runs on a poll thread of ours (or inside ``produce`` on the trio thread); it hands the answer
+to the waiting request with ``TrioToken.run_sync_soon``, the one thread-safe way into a trio run.
+
+What the front cannot judge, because it holds no state: whether the program exists, event_data's engine-side
+limits, an idempotency key reused with another payload. The partition's engine records those as the event's
+failure (``GET /v1/events/{id}`` there). Every other route answers 501 ``not_routed``: reads through the front
+are a later step (docs/partitioned.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
+from typing import Literal
+
+import msgspec
+import trio
+from hypercorn.trio import serve as hypercorn_serve
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from scrip_actor.config import Config
+from scrip_actor.errors import ValidationFailed
+from scrip_actor.http import protocol_errors
+from scrip_actor.http.app import HttpLimits, _error, _install_error_handlers, _install_hooks, _view
+from scrip_actor.http.auth import ApiKeys
+from scrip_actor.http.errors import BrokerUnavailable, NotRouted
+from scrip_actor.http.metrics import HttpMetrics
+from scrip_actor.http.routing import Call, Endpoint
+from scrip_actor.http.server import _hypercorn_config
+from scrip_actor.model import EventSubmit
+from scrip_actor.partitioned._kafka import RecordProducer
+from scrip_actor.partitioned._routing import partition_for
+
+__all__ = ["EventLog", "FrontAccepted", "LogPosition", "create_front_app", "open_event_log", "serve_front"]
+
+_encoder = msgspec.json.Encoder()
+_POLL_S = 0.05
+
+
+class LogPosition(msgspec.Struct, kw_only=True, frozen=True):
+    """Where the broker stored the event: the record at ``offset`` of ``partition`` of ``topic``."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class FrontAccepted(msgspec.Struct, kw_only=True):
+    """The front's 202: the embedded 202's fields the front knows, and where the event is in the log.
+
+    ``status`` is ``ACCEPTED``: stored in the events topic, not yet admitted by its partition's engine (which
+    assigns the event's ``id`` and ``participant_id``; the embedded ``PENDING`` means admitted). ``event_timestamp``
+    is the one sent, or None (the engine then stamps the time it admits the record). ``log`` is an extension.
+    """
+
+    program_id: str
+    external_id: str
+    idempotency_key: str
+    event_timestamp: datetime | None
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+    log: LogPosition
+
+
+class EventLog:
+    """The events topic as the front writes it: :meth:`append` produces one record and waits for its answer."""
+
+    def __init__(self, producer: RecordProducer, topic: str, partitions: int, token: trio.lowlevel.TrioToken) -> None:
+        self._producer, self.topic, self.partitions, self._token = producer, topic, partitions, token
+
+    async def append(self, routing_key: str, value: bytes) -> LogPosition:
+        """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored."""
+        partition = partition_for(routing_key, self.partitions)
+        answered = trio.Event()
+        answer: list[tuple[str | None, int, int]] = []
+
+        def settle(error: str | None, stored_partition: int, offset: int) -> None:  # on the trio thread
+            answer.append((error, stored_partition, offset))
+            answered.set()
+
+        def on_acked(error: str | None, stored_partition: int, offset: int) -> None:  # any thread
+            with contextlib.suppress(trio.RunFinishedError):  # the front stopped; nobody is waiting any more
+                self._token.run_sync_soon(settle, error, stored_partition, offset)
+
+        self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition)
+        await answered.wait()
+        error, stored_partition, offset = answer[0]
+        if error is not None:
+            raise BrokerUnavailable(
+                f"the events topic did not store the event: {error}", {"topic": self.topic, "partition": partition}
+            )
+        return LogPosition(topic=self.topic, partition=stored_partition, offset=offset)
+
+
+def _poll_until(producer: RecordProducer, stop: threading.Event) -> None:
+    while not stop.is_set():
+        producer.poll(_POLL_S)
+
+
+async def _check_partitions(producer: RecordProducer, topic: str, partitions: int, timeout_s: float) -> None:
+    """Refuse to start with a partition count other than the topic's: the count is part of the routing rule, so a
+    front with another one would put a participant's events on a partition its engine never reads."""
+    found = await trio.to_thread.run_sync(producer.partition_count, topic, timeout_s)
+    if found is None:
+        raise ValueError(f"the events topic {topic!r} does not exist (create it with {partitions} partitions)")
+    if found != partitions:
+        raise ValueError(f"the events topic {topic!r} has {found} partitions, not --partitions {partitions}")
+
+
+@asynccontextmanager
+async def open_event_log(
+    bootstrap: str, topic: str, partitions: int, *, delivery_timeout_s: float = 10.0
+) -> AsyncIterator[EventLog]:
+    """An :class:`EventLog` with its delivery-report thread; on exit, waits (``delivery_timeout_s`` at most) for
+    records still in flight, so none is left unanswered by the broker.
+
+    Raises ValueError if ``topic`` does not exist or has another partition count, ConnectionError if the broker
+    does not answer within ``delivery_timeout_s``.
+    """
+    producer = RecordProducer(bootstrap, delivery_timeout_s=delivery_timeout_s)
+    await _check_partitions(producer, topic, partitions, delivery_timeout_s)
+    stop = threading.Event()
+    poller = threading.Thread(target=_poll_until, args=(producer, stop), name="scrip-front-deliveries", daemon=True)
+    poller.start()
+    try:
+        yield EventLog(producer, topic, partitions, trio.lowlevel.current_trio_token())
+    finally:
+        stop.set()
+        await trio.to_thread.run_sync(poller.join)
+        await trio.to_thread.run_sync(producer.flush, delivery_timeout_s)
+
+
+def _submit_endpoint(log: EventLog) -> Endpoint:
+    async def submit_event(call: Call) -> FrontAccepted:
+        event: EventSubmit = call.body
+        if event.external_id is None or event.participant_id is not None:
+            # A participant id is assigned by one partition's engine: the front cannot know where it lives.
+            raise ValidationFailed.field(
+                "external_id", "required", "the partitioned front routes by external_id: give it, not participant_id"
+            )
+        position = await log.append(event.external_id, _encoder.encode(event))
+        return FrontAccepted(
+            program_id=event.program_id,
+            external_id=event.external_id,
+            idempotency_key=event.idempotency_key,
+            event_timestamp=event.event_timestamp,
+            log=position,
+        )
+
+    return Endpoint(
+        "POST",
+        "/v1/events",
+        submit_event,
+        "Submit an event to the events topic (202 once the broker stored it)",
+        "Events",
+        body=EventSubmit,
+        response=FrontAccepted,
+        status=202,
+    )
+
+
+def create_front_app(log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None) -> QuartTrio:
+    """The front's ASGI app: ``POST /v1/events`` through the embedded view; every other ``/v1`` route a 501."""
+    limits = limits or HttpLimits()
+    app = QuartTrio("scrip_actor.partitioned.front")
+    app.config["MAX_CONTENT_LENGTH"] = limits.body_bytes_max
+    app.config["BODY_TIMEOUT"] = limits.body_read_timeout_s
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.url_map.merge_slashes = False
+    endpoint = _submit_endpoint(log)
+    # No engine behind the view: the handler never reads Call.engine.
+    view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
+    app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
+
+    async def not_routed(rest: str) -> Response:
+        return _error(
+            NotRouted(
+                f"the front role serves only POST /v1/events; {request.method} /v1/{rest} is routed in a later step",
+                {"path": f"/v1/{rest}", "served": ["POST /v1/events"]},
+            )
+        )
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app.add_url_rule("/v1/<path:rest>", endpoint="not_routed", view_func=not_routed, methods=methods)
+    _install_hooks(app, HttpMetrics(), {endpoint.name: endpoint.path, "not_routed": "/v1/{rest}"})
+    _install_error_handlers(app)
+    return app
+
+
+async def serve_front(
+    log: EventLog,
+    config: Config,
+    keys: ApiKeys,
+    *,
+    limits: HttpLimits | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the front on ``config.server.host:port`` (0: a free port, reported by ``task_status.started``)."""
+    protocol_errors.install()
+    app = create_front_app(log, keys, limits)
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            partial(hypercorn_serve, app, _hypercorn_config(config), shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+        )
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))
