@@ -142,6 +142,7 @@ class GroupReader:
     ) -> None:
         self._topic = topic
         self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._cooperative = strategy == "cooperative-sticky"  # incremental (un)assign; eager ones replace it all
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -156,20 +157,17 @@ class GroupReader:
         )
         self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
 
-    def _cooperative(self) -> bool:
-        return self._consumer.rebalance_protocol() == "COOPERATIVE"
-
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         starts = self._on_assign([tp.partition for tp in partitions])
         chosen = [TopicPartition(self._topic, n, offset) for n, offset in starts.items()]
-        if self._cooperative():
+        if self._cooperative:
             consumer.incremental_assign(chosen)
         else:
             consumer.assign(chosen)
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._on_revoke([tp.partition for tp in partitions])  # before unassigning: stop, then let go
-        if self._cooperative():
+        if self._cooperative:
             consumer.incremental_unassign(partitions)
         else:
             consumer.unassign()
