@@ -60,13 +60,18 @@ async def test_each_participants_events_are_applied_once_in_order_across_rebalan
         await _produce(broker, program_id, 4, ends)
         assert await trio.to_thread.run_sync(second.wait_owning, PARTITIONS, 30.0) == set(range(PARTITIONS))
         await _produce(broker, program_id, 5, ends)
-        await trio.sleep(1.0)
+        await trio.sleep(0.5)
         second.stop(signal.SIGTERM)  # leaves the group cleanly: every store closed after its events are processed
     finally:
         for engine in (first, second):
             if engine is not None:
                 engine.stop(signal.SIGKILL)
     assert second.process.returncode == 0, second.lines
+    # The hand-over is exact: B resumes each partition where A stored it last (revoked cleanly, or killed).
+    resumed = {int(n): int(at) for what, n, at in (line.split() for line in second.lines[:2]) if what == "ASSIGNED"}
+    handed = {int(line.split()[1]): int(line.split()[2]) for line in first.lines if line.startswith("REVOKED")}
+    assert set(handed) == split and all(resumed[n] == handed[n] for n in split), (first.lines, second.lines)
+    assert all(offset > 0 for offset in resumed.values()), "A had applied part of every partition before it moved"
     assert {line.split()[1] for line in second.lines if line.startswith("REVOKED")} == {"0", "1"}
 
     # Whatever the last owner had not reached yet, a catch-up run applies (resuming at the stored offset).
