@@ -199,10 +199,18 @@ async def assert_applied_in_order(partitions_dir: Path, partitions: int) -> int:
 class GroupEngine:
     """``scrip serve --role engine --group ...`` as a process; its stdout lines are collected by a thread."""
 
-    def __init__(self, bootstrap: str, partitions_dir: Path, group: str, *, session_timeout_ms: int = 3000) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        partitions_dir: Path,
+        group: str,
+        *,
+        strategy: str = "cooperative-sticky",
+        session_timeout_ms: int = 3000,
+    ) -> None:
         command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
         command += ["--topic", TOPIC, "--group", group, "--partitions-dir", str(partitions_dir)]
-        command += ["--session-timeout-ms", str(session_timeout_ms)]
+        command += ["--assignment-strategy", strategy, "--session-timeout-ms", str(session_timeout_ms)]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []

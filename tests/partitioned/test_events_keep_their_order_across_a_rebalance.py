@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 import trio
 
 from scrip_actor.partitioned import _kafka
@@ -39,17 +40,37 @@ async def _produce(broker: str, program_id: str, phase: int, ends: list[int]) ->
 async def test_each_participants_events_are_applied_once_in_order_across_rebalances(
     broker: str, tmp_path: Path
 ) -> None:
+    await _rebalance_run(broker, tmp_path, "cooperative-sticky")
+
+
+@pytest.mark.slow
+async def test_the_same_holds_with_an_eager_assignment_strategy(broker: str, tmp_path: Path) -> None:
+    """``roundrobin`` revokes every partition on each rebalance, then reassigns: stores close and reopen."""
+    await _rebalance_run(broker, tmp_path, "roundrobin")
+
+
+def _first_offsets(lines: list[str], what: str) -> dict[int, int]:
+    """Partition -> offset of the first ``what`` line (ASSIGNED: resumed at; REVOKED: closed at) of an engine."""
+    first: dict[int, int] = {}
+    for line in lines:
+        kind, *rest = line.split()
+        if kind == what:
+            first.setdefault(int(rest[0]), int(rest[1]))
+    return first
+
+
+async def _rebalance_run(broker: str, tmp_path: Path, strategy: str) -> None:
     partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, PARTITIONS)
     _kafka.create_topic(broker, TOPIC, PARTITIONS)
     ends = [0] * PARTITIONS
     await _produce(broker, program_id, 0, ends)
 
-    first = GroupEngine(broker, partitions_dir, GROUP)
+    first = GroupEngine(broker, partitions_dir, GROUP, strategy=strategy)
     second: GroupEngine | None = None
     try:
         assert await trio.to_thread.run_sync(first.wait_owning, PARTITIONS, 20.0) == set(range(PARTITIONS))
         await _produce(broker, program_id, 1, ends)
-        second = GroupEngine(broker, partitions_dir, GROUP)
+        second = GroupEngine(broker, partitions_dir, GROUP, strategy=strategy)
         await _produce(broker, program_id, 2, ends)  # while the group rebalances
         split = await trio.to_thread.run_sync(second.wait_owning, PARTITIONS // 2, 30.0)
         assert await trio.to_thread.run_sync(first.wait_owning, PARTITIONS - len(split), 5.0) == (
@@ -67,10 +88,11 @@ async def test_each_participants_events_are_applied_once_in_order_across_rebalan
             if engine is not None:
                 engine.stop(signal.SIGKILL)
     assert second.process.returncode == 0, second.lines
-    # The hand-over is exact: B resumes each partition where A stored it last (revoked cleanly, or killed).
-    resumed = {int(n): int(at) for what, n, at in (line.split() for line in second.lines[:2]) if what == "ASSIGNED"}
-    handed = {int(line.split()[1]): int(line.split()[2]) for line in first.lines if line.startswith("REVOKED")}
-    assert set(handed) == split and all(resumed[n] == handed[n] for n in split), (first.lines, second.lines)
+    # The hand-over is exact: B first opens each partition A gave up where A stored it last (cooperative: only the
+    # partitions that moved; eager: all of them, A reopening the ones it keeps).
+    resumed = _first_offsets(second.lines, "ASSIGNED")
+    handed = _first_offsets(first.lines, "REVOKED")
+    assert split <= set(handed) and all(resumed[n] == handed[n] for n in split), (first.lines, second.lines)
     assert all(offset > 0 for offset in resumed.values()), "A had applied part of every partition before it moved"
     assert {line.split()[1] for line in second.lines if line.startswith("REVOKED")} == {"0", "1"}
 
