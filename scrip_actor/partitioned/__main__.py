@@ -4,10 +4,10 @@ Prints ``READY <offset> <unix time>`` once the store is open and reading resumes
 ``DONE <offset> <unix time>`` when ``--until-offset`` is reached and every event is processed (the times let
 bench.partitioned measure the applying alone, without the process's start-up).
 
-Without ``--partition`` it is a consumer-group member (``--group``, :mod:`._engine_group`): the broker assigns the
-partitions, and it prints ``ASSIGNED <n> <offset>`` when it opens partition ``n`` (resuming at ``offset``) and
-``REVOKED <n> <offset>`` once it has closed it; ``--until-offsets E0,E1,...`` makes it exit (``DONE``) once it
-owns every partition ``n`` and has applied every record below ``En``.
+Without ``--partition`` it is a consumer-group member (``--group``, :mod:`._engine_group`): the broker assigns
+the partitions, and it prints ``ASSIGNED <n> <offset> <unix time>`` when it opens partition ``n`` (resuming at
+``offset``) and ``REVOKED <n> <offset> <unix time>`` once it has closed it; ``--until-offsets E0,E1,...`` makes it
+exit (``DONE``) once it owns every partition ``n`` and has applied every record below ``En``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _main_group(args: argparse.Namespace) -> None:
         args.topic,
         settings,
         until_offsets=until,
-        on_change=lambda what, partition, offset: print(f"{what} {partition} {offset}", flush=True),
+        on_change=lambda what, partition, offset: print(f"{what} {partition} {offset} {time.time():.6f}", flush=True),
     )
     trio.run(_until_signalled, run)
     print(f"DONE {time.time():.6f}", flush=True)
