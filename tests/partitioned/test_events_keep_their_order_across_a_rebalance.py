@@ -27,7 +27,7 @@ from tests.partitioned.partition_setup import (
 
 PARTITIONS = 2
 PARTICIPANTS = 17
-EVENTS_PER_PHASE = 1500
+EVENTS_PER_PHASE = 1000
 GROUP = "engines"
 
 
@@ -97,10 +97,12 @@ async def _rebalance_run(broker: str, tmp_path: Path, strategy: str) -> None:
     assert {line.split()[1] for line in second.lines if line.startswith("REVOKED")} == {"0", "1"}
 
     # Whatever the last owner had not reached yet, a catch-up run applies (resuming at the stored offset).
+    left_at = _first_offsets(list(reversed(second.lines)), "REVOKED")  # where B closed each store last
     for partition in range(PARTITIONS):
-        catch_up = start_engine(broker, partitions_dir, partition, ends[partition])
-        output = catch_up.communicate(timeout=60)[0]
-        assert f"DONE {ends[partition]}" in output, output
+        if left_at[partition] < ends[partition]:
+            catch_up = start_engine(broker, partitions_dir, partition, ends[partition])
+            output = catch_up.communicate(timeout=60)[0]
+            assert f"DONE {ends[partition]}" in output, output
 
     events = 6 * EVENTS_PER_PHASE
     assert sum(ends) == events
