@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
 import trio
 
 from scrip_actor.config import Config
@@ -29,8 +30,7 @@ from scrip_actor.partitioned._kafka import GroupReader, GroupRecord
 __all__ = ["GroupSettings", "run_group"]
 
 
-@dataclass(frozen=True)
-class GroupSettings:
+class GroupSettings(msgspec.Struct, frozen=True):
     """How a member joins: the group, the assignment strategy and the session timeout (a dead member's partitions
     move after it; small in tests)."""
 
