@@ -55,7 +55,12 @@ async def admit_consumed(
     """
     admission, writer = engine._admission, engine._writer
     results: list[Event | ScripError] = []
+    # Offsets only move forward, from where the store says the log was left (gaps are fine: a broker's control
+    # records take offsets too). A reader that jumped back (a recreated topic) or was rewound would re-admit.
+    previous_offset = consumed_offset(engine, log) - 1
     for offset, request in records:
+        assert offset > previous_offset, (log, previous_offset, offset)
+        previous_offset = offset
         position = [offset_op(log, offset + 1)]
         if isinstance(request, ScripError):
             results.append(request)
@@ -73,4 +78,6 @@ async def admit_consumed(
             writer.append(position)
         results.append(event)
     await engine._caught_up()
+    assert len(results) <= len(records)
+    assert not any(isinstance(result, Overloaded) for result in results[:-1])
     return results

@@ -152,3 +152,24 @@ def validation_failed(error: msgspec.ValidationError, root: str = "") -> Validat
         f"invalid request: {message} (field {field})",
         {"fields": [{"field": field, "reason": reason, "message": message}]},
     )
+
+
+def decode_json(decoder: msgspec.json.Decoder[Any], raw: bytes) -> Any:
+    """Decode and validate ``raw`` JSON with ``decoder``; every way bytes can be wrong is a 400, never a crash.
+
+    Used for request bodies and for records consumed from the events topic (partitioned mode), where one bad
+    record raising anything else would stop its partition at the same offset on every restart.
+    """
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        raise validation_failed(error) from None
+    except msgspec.DecodeError as error:
+        raise ValidationFailed(f"malformed JSON: {error}", {"reason": "malformed_json"}) from None
+    except RecursionError:  # msgspec decodes nested arrays/objects recursively
+        raise ValidationFailed("malformed JSON: nested too deeply", {"reason": "too_deep"}) from None
+    except UnicodeDecodeError as error:  # msgspec validates UTF-8 only when it builds a str
+        raise ValidationFailed(
+            f"malformed JSON: body is not valid UTF-8 ({error.reason} at byte {error.start})",
+            {"reason": "malformed_json"},
+        ) from None

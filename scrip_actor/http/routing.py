@@ -22,8 +22,7 @@ from quart import Request
 
 from scrip_actor import cursors
 from scrip_actor.engine import Engine
-from scrip_actor.errors import ValidationFailed
-from scrip_actor.http.errors import PayloadTooLarge, UnsupportedMediaType, validation_failed
+from scrip_actor.http.errors import PayloadTooLarge, UnsupportedMediaType, decode_json, validation_failed
 from scrip_actor.http.schemas import ListOf, Pagination
 from scrip_actor.model import Page
 
@@ -187,19 +186,7 @@ def _separators_exceed(text: bytes, items_max: int) -> bool:
 def decode_body(endpoint: Endpoint, raw: bytes) -> Any:
     """Decode and validate a body with the endpoint's decoder; malformed JSON and wrong shapes are 400s."""
     assert endpoint.body_decoder is not None
-    try:
-        return endpoint.body_decoder.decode(raw)
-    except msgspec.ValidationError as error:
-        raise validation_failed(error) from None
-    except msgspec.DecodeError as error:
-        raise ValidationFailed(f"malformed JSON: {error}", {"reason": "malformed_json"}) from None
-    except RecursionError:  # msgspec decodes nested arrays/objects recursively
-        raise ValidationFailed("malformed JSON: nested too deeply", {"reason": "too_deep"}) from None
-    except UnicodeDecodeError as error:  # msgspec validates UTF-8 only when it builds a str
-        raise ValidationFailed(
-            f"malformed JSON: body is not valid UTF-8 ({error.reason} at byte {error.start})",
-            {"reason": "malformed_json"},
-        ) from None
+    return decode_json(endpoint.body_decoder, raw)
 
 
 def decode_query(query_type: Any, args: dict[str, str]) -> Any:

@@ -13,8 +13,8 @@ offset, then forwards the event through the outbox to the participant's partitio
 * ``IdempotencyConflict`` (HTTP 409, ``details.event_id`` the original) — another payload under the same key.
 
 ``prune(txn, claimed_before_ms)`` forgets claims older than the program's idempotency window, via a time index.
-Keys in the ``claims`` named database: ``c:<program>\\0<key>`` → claim; ``t:`` + claimed_at_ms (big-endian) +
-``<program>\\0<key>`` → empty.
+Keys in the ``claims`` named database: ``c:<program>\\0<sha256(key)>`` → claim; ``t:`` + claimed_at_ms (big-endian) +
+``<program>\\0<sha256(key)>`` → empty (the digest, as the store's idempotency index, keeps keys under 511 bytes).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import struct
 import lmdb
 import msgspec
 
+from scrip_actor import store
 from scrip_actor.errors import IdempotencyConflict
 
 CLAIMS_DB = b"claims"
@@ -43,8 +44,9 @@ _DECODER = msgspec.msgpack.Decoder(Claim)
 
 
 def _name(program_id: str, idempotency_key: str) -> bytes:
+    """The store's own key for a program's idempotency key: a digest, so any key fits LMDB's 511-byte limit."""
     assert "\0" not in program_id, program_id
-    return program_id.encode() + b"\0" + idempotency_key.encode()
+    return store.idempotency_key(program_id, idempotency_key)
 
 
 class ClaimStore:

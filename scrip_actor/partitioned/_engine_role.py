@@ -26,6 +26,7 @@ import trio
 from scrip_actor.config import Config
 from scrip_actor.engine import Engine, admit_consumed, consumed_offset, open_engine
 from scrip_actor.errors import DataDirInUse, Overloaded, ScripError, ValidationFailed
+from scrip_actor.http.errors import decode_json
 from scrip_actor.model import EventSubmit
 from scrip_actor.partitioned._kafka import LogRecord, PartitionReader
 
@@ -49,10 +50,12 @@ def log_name(topic: str, partition: int) -> str:
 
 def _decoded(record: LogRecord) -> tuple[int, EventSubmit | ScripError]:
     offset, _key, value = record
+    if value is None:  # a tombstone: nothing to apply, and it must not stop the partition
+        return offset, ValidationFailed(f"record at offset {offset} has no value", {"offset": offset})
     try:
-        return offset, _decoder.decode(value)
-    except msgspec.ValidationError as error:  # the front validates; a bad record must not stop the partition
-        return offset, ValidationFailed(f"record at offset {offset} is not an event: {error}")
+        return offset, decode_json(_decoder, value)
+    except ValidationFailed as error:  # the front validates; a bad record must not stop the partition
+        return offset, ValidationFailed(f"record at offset {offset} is not an event: {error.message}", error.details)
 
 
 async def _with_store(config: Config, wait_s: float, body: Callable[[Engine], Awaitable[int]]) -> int:

@@ -23,8 +23,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 __all__ = ["GroupReader", "GroupRecord", "LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
 
-LogRecord = tuple[int, bytes | None, bytes]  # (offset, key, value)
-GroupRecord = tuple[int, int, bytes | None, bytes]  # (partition, offset, key, value)
+LogRecord = tuple[int, bytes | None, bytes | None]  # (offset, key, value; None for a tombstone)
+GroupRecord = tuple[int, int, bytes | None, bytes | None]  # (partition, offset, key, value)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> None:
@@ -48,7 +48,9 @@ class RecordProducer:
             {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}
         )
 
-    def produce(self, topic: str, key: bytes, value: bytes, on_acked: Callable[[str | None, int, int], None]) -> None:
+    def produce(
+        self, topic: str, key: bytes, value: bytes | None, on_acked: Callable[[str | None, int, int], None]
+    ) -> None:
         """Queue one record keyed by ``key`` (the participant's routing key: one partition per participant)."""
 
         def delivered(error: KafkaError | None, message: Message) -> None:
@@ -78,7 +80,9 @@ class PartitionReader:
                 "group.id": f"scrip-engine-{topic}-{partition}",  # required by the client; never committed to
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # A stored offset the log no longer holds (retention deleted records not yet applied, or the
+                # topic was recreated) is an error to stop on, not a silent jump to either end.
+                "auto.offset.reset": "error",
             }
         )
         self._consumer.assign([TopicPartition(topic, partition, start_offset)])
@@ -152,7 +156,8 @@ class GroupReader:
                 "heartbeat.interval.ms": max(100, session_timeout_ms // 6),
                 "enable.auto.commit": False,  # the offset lives in LMDB, with the record's effects
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # As PartitionReader: a stored offset the log no longer holds is an error, not a silent jump.
+                "auto.offset.reset": "error",
             }
         )
         self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)

@@ -33,13 +33,18 @@ class LeaseReturn(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class EndgameDebit(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """One debit made at the owner (the slow path), deduplicated by the record that caused it."""
+    """One debit made at the owner (the slow path), deduplicated by the record that caused it and its ordinal.
+
+    ``ordinal`` tells apart the debits one record makes (two actions, two wallets of one owner): keyed by the
+    record alone, the second would overwrite the first's pending copy and be answered from the first's reply.
+    """
 
     partition: int
     wallet_id: str
     amount_minor: int
     origin_partition: int
     origin_offset: int
+    ordinal: int = 0
 
 
 # --- replies (owner → partition) -------------------------------------------------------------------------------
@@ -81,6 +86,7 @@ class Debited(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     origin_partition: int
     origin_offset: int
     amount_minor: int
+    ordinal: int = 0
 
 
 class Insufficient(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -91,6 +97,7 @@ class Insufficient(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     origin_partition: int
     origin_offset: int
     remainder_minor: int
+    ordinal: int = 0
 
 
 LeaseMessage = LeaseRequest | LeaseReturn | EndgameDebit
@@ -178,8 +185,8 @@ def prefixed(txn: lmdb.Transaction, db: object, prefix: bytes) -> list[tuple[byt
     return rows
 
 
-ORIGIN = struct.Struct(">IQ")  # big-endian, so key order is (partition, offset) order and pruning is a range
+ORIGIN = struct.Struct(">IQI")  # big-endian: key order is (partition, offset, ordinal), so pruning is a range
 
 
-def origin_key(prefix: bytes, origin_partition: int, origin_offset: int) -> bytes:
-    return prefix + ORIGIN.pack(origin_partition, origin_offset)
+def origin_key(prefix: bytes, origin_partition: int, origin_offset: int, ordinal: int = 0) -> bytes:
+    return prefix + ORIGIN.pack(origin_partition, origin_offset, ordinal)

@@ -74,11 +74,14 @@ class LeaseOwner:
         cache_key = (
             b"r:" + message.request_id.encode()
             if isinstance(message, LeaseRequest)
-            else origin_key(b"e:", message.origin_partition, message.origin_offset)
+            else origin_key(b"e:", message.origin_partition, message.origin_offset, message.ordinal)
         )
         cached = txn.get(cache_key, db=self._db)
         if cached is not None:
-            return REPLY_DECODER.decode(cached)
+            first = REPLY_DECODER.decode(cached)
+            assert first.wallet_id == message.wallet_id, (first, message)  # the same message, redelivered
+            assert not isinstance(first, Debited) or first.amount_minor == message.amount_minor, (first, message)
+            return first
         if isinstance(message, LeaseRequest):
             reply: LeaseReply = self._grant(txn, message, now_ms)
         else:
@@ -182,6 +185,7 @@ class LeaseOwner:
                 origin_partition=debit.origin_partition,
                 origin_offset=debit.origin_offset,
                 remainder_minor=remainder_minor,
+                ordinal=debit.ordinal,
             )
         books.remainder_minor -= debit.amount_minor
         books.spent_minor += debit.amount_minor
@@ -192,4 +196,5 @@ class LeaseOwner:
             origin_partition=debit.origin_partition,
             origin_offset=debit.origin_offset,
             amount_minor=debit.amount_minor,
+            ordinal=debit.ordinal,
         )

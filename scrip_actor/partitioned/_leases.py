@@ -108,17 +108,29 @@ class PartitionLeases:
         return True
 
     def short(
-        self, txn: lmdb.Transaction, wallet_id: str, amount_minor: int, origin_offset: int, now_ms: int
+        self,
+        txn: lmdb.Transaction,
+        wallet_id: str,
+        amount_minor: int,
+        origin_offset: int,
+        now_ms: int,
+        ordinal: int = 0,
     ) -> list[LeaseMessage]:
-        """After a failed draw: the debit goes to the owner, and (when it may) a new lease is asked for."""
+        """After a failed draw: the debit goes to the owner, and (when it may) a new lease is asked for.
+
+        ``ordinal`` numbers the debits of one record (0, 1, ...): each is deduplicated on its own.
+        """
         debit = EndgameDebit(
             partition=self._partition,
             wallet_id=wallet_id,
             amount_minor=amount_minor,
             origin_partition=self._partition,
             origin_offset=origin_offset,
+            ordinal=ordinal,
         )
-        txn.put(origin_key(b"d:", self._partition, origin_offset), ENCODER.encode(debit), db=self._db)
+        key = origin_key(b"d:", self._partition, origin_offset, ordinal)
+        stored = txn.put(key, ENCODER.encode(debit), db=self._db, overwrite=False)
+        assert stored, ("a debit of this record and ordinal is already pending", debit)
         messages: list[LeaseMessage] = [debit]
         holding = self.holding(txn, wallet_id)
         recently_denied = (
@@ -175,7 +187,7 @@ class PartitionLeases:
             key = b"t:" + reply.lease_id.encode()
             return txn.delete(key, db=self._db)
         if isinstance(reply, Debited | Insufficient):
-            key = origin_key(b"d:", reply.origin_partition, reply.origin_offset)
+            key = origin_key(b"d:", reply.origin_partition, reply.origin_offset, reply.ordinal)
             return txn.delete(key, db=self._db)
         holding = self.holding(txn, reply.wallet_id)
         if holding.pending_request_id != reply.request_id:
@@ -219,7 +231,7 @@ class PartitionLeases:
         rows = prefixed(txn, self._db, b"d:")
         if not rows:
             return consumed_offset + 1
-        partition, offset = ORIGIN.unpack(rows[0][0][2:])
+        partition, offset, _ordinal = ORIGIN.unpack(rows[0][0][2:])
         assert partition == self._partition, rows[0]
         return offset
 

@@ -55,3 +55,17 @@ def test_pruning_forgets_only_claims_outside_the_window(tmp_path: Path) -> None:
         assert store.claim(txn, "prog", "k0", b"new", "evt-new", claimed_at_ms=20_000)[1]  # forgotten: new again
         with pytest.raises(IdempotencyConflict):
             store.claim(txn, "prog", "k5", b"new", "evt-new", claimed_at_ms=20_000)  # kept
+
+
+def test_the_longest_key_allowed_fits_in_a_claim_and_is_pruned(tmp_path: Path) -> None:
+    """255 four-byte characters (1,020 bytes: twice LMDB's key limit) are claimed by their digest."""
+    env, store = _store(tmp_path)
+    longest = "\U0001f600" * 255  # limits.idempotency_key_length_max characters
+    with env.begin(write=True) as txn:
+        _, made = store.claim(txn, "prog", longest, b"h", "evt-1", claimed_at_ms=10)
+        assert made
+        with pytest.raises(IdempotencyConflict):
+            store.claim(txn, "prog", longest, b"other", "evt-2", claimed_at_ms=11)
+        assert store.prune(txn, claimed_before_ms=11) == 1
+        _, made_after_prune = store.claim(txn, "prog", longest, b"other", "evt-3", claimed_at_ms=12)
+        assert made_after_prune

@@ -130,3 +130,24 @@ def test_endgame_replies_are_pruned_below_what_the_partition_has_applied(tmp_pat
         assert owner.handle(txn, debits[2], now_ms=1) == replies[2]  # the unanswered one still gets its first answer
         books = owner.books(txn, "w")
     assert books is not None and books.spent_minor == 3
+
+
+def test_two_endgame_debits_of_one_record_are_each_debited_once(tmp_path: Path) -> None:
+    """One record's two debits (two actions on one wallet) are two debits, each deduplicated by its ordinal."""
+    env_owner, owner = _owner(tmp_path, 25)
+    env = lmdb.open(str(tmp_path / "p1"), max_dbs=2, map_size=1 << 22, sync=False)
+    side = PartitionLeases(env, 1, POLICY)
+    with env.begin(write=True) as txn:
+        first = side.short(txn, "w", 7, origin_offset=4, now_ms=0, ordinal=0)[0]
+        second = side.short(txn, "w", 8, origin_offset=4, now_ms=0, ordinal=1)[0]
+        assert {message.ordinal for message in side.pending(txn) if isinstance(message, EndgameDebit)} == {0, 1}
+    with env_owner.begin(write=True) as txn:
+        replies = [owner.handle(txn, debit, now_ms=0) for debit in (first, second, second, first)]
+        books = owner.books(txn, "w")
+    assert all(isinstance(reply, Debited) for reply in replies)
+    assert replies[2] == replies[1] and replies[3] == replies[0]  # redeliveries get their own first answers
+    assert books is not None and (books.spent_minor, books.remainder_minor) == (15, 10)
+    with env.begin(write=True) as txn:
+        assert side.on_reply(txn, replies[0], now_ms=0) and side.on_reply(txn, replies[1], now_ms=0)
+        assert not side.on_reply(txn, replies[1], now_ms=0)  # a duplicate reply is ignored
+        assert not [message for message in side.pending(txn) if isinstance(message, EndgameDebit)]
