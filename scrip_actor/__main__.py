@@ -41,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _partitioned_options(serve: Any) -> None:
-    """``--role engine`` (docs/partitioned.md): apply one partition of a Kafka-protocol events topic;
-    ``--role front``: accept ``POST /v1/events`` into that topic."""
+    """``--role engine`` (docs/partitioned.md): apply partitions of a Kafka-protocol events topic (one given, or
+    those a consumer group assigns); ``--role front``: accept ``POST /v1/events`` into that topic."""
     roles = ["embedded", "engine", "front"]
     serve.add_argument("--role", choices=roles, default="embedded", help="default: embedded")
     serve.add_argument("--bootstrap", help="--role engine/front: the broker, host:port")
@@ -51,22 +51,31 @@ def _partitioned_options(serve: Any) -> None:
     serve.add_argument(
         "--delivery-timeout-s", type=float, default=10.0, help="--role front: answer 503 if unstored by then"
     )
-    serve.add_argument("--partition", type=int, help="--role engine: the partition to apply")
+    serve.add_argument("--partition", type=int, help="--role engine: the partition to apply (or --group)")
+    serve.add_argument("--group", help="--role engine without --partition: the consumer group to be a member of")
+    serve.add_argument("--assignment-strategy", help="--role engine --group: default cooperative-sticky")
+    serve.add_argument("--session-timeout-ms", type=int, help="--role engine --group: default 6000")
+    serve.add_argument("--until-offsets", help="--role engine --group: E0,E1,...: exit once all applied below En")
     serve.add_argument("--partitions-dir", help="--role engine: holds one data directory per partition")
     serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
 
 
 def _serve_engine_role(args: argparse.Namespace) -> int:
-    """Hand ``scrip serve --role engine`` to the engine role (group membership is not built yet: one partition)."""
-    if args.bootstrap is None or args.partition is None or args.partitions_dir is None:
-        print("scrip serve --role engine needs --bootstrap, --partition and --partitions-dir", file=sys.stderr)
+    """Hand ``scrip serve --role engine`` to the engine role: one given ``--partition``, or a ``--group`` member."""
+    if args.bootstrap is None or (args.partition is None and args.group is None) or args.partitions_dir is None:
+        print(
+            "scrip serve --role engine needs --bootstrap, --partitions-dir and --partition or --group", file=sys.stderr
+        )
         return 2
     from scrip_actor.partitioned.__main__ import main as engine_role
 
-    argv = ["engine", "--bootstrap", args.bootstrap, "--topic", args.topic, "--partition", str(args.partition)]
-    argv += ["--partitions-dir", args.partitions_dir]
-    if args.until_offset is not None:
-        argv += ["--until-offset", str(args.until_offset)]
+    argv = ["engine", "--bootstrap", args.bootstrap, "--topic", args.topic, "--partitions-dir", args.partitions_dir]
+    passed = {"--partition": args.partition, "--until-offset": args.until_offset, "--group": args.group}
+    passed |= {"--assignment-strategy": args.assignment_strategy, "--session-timeout-ms": args.session_timeout_ms}
+    passed |= {"--until-offsets": args.until_offsets}
+    for option, value in passed.items():
+        if value is not None:
+            argv += [option, str(value)]
     engine_role(argv)
     return 0
 

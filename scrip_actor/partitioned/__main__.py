@@ -2,19 +2,26 @@
 
 Prints ``READY <offset> <unix time>`` once the store is open and reading resumes at ``offset``, and
 ``DONE <offset> <unix time>`` when ``--until-offset`` is reached and every event is processed (the times let
-bench.partitioned measure the applying alone, without the process's start-up). ``scrip serve --role engine``
-will wrap this with group membership; for now a partition is given explicitly.
+bench.partitioned measure the applying alone, without the process's start-up).
+
+Without ``--partition`` it is a consumer-group member (``--group``, :mod:`._engine_group`): the broker assigns
+the partitions, and it prints ``ASSIGNED <n> <offset> <unix time>`` when it opens partition ``n`` (resuming at
+``offset``) and ``REVOKED <n> <offset> <unix time>`` once it has closed it; ``--until-offsets E0,E1,...`` makes it
+exit (``DONE``) once it owns every partition ``n`` and has applied every record below ``En``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from scrip_actor.config import Config, StorageSettings
+from scrip_actor.partitioned._engine_group import GroupSettings, run_group
 from scrip_actor.partitioned._engine_role import partition_data_dir, run_partition
 
 
@@ -24,20 +31,63 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     engine = roles.add_parser("engine", help="apply one partition of the events topic to its own store")
     engine.add_argument("--bootstrap", required=True, help="broker address, host:port")
     engine.add_argument("--topic", required=True)
-    engine.add_argument("--partition", type=int, required=True)
+    engine.add_argument("--partition", type=int, help="apply this partition (default: be a --group member)")
+    engine.add_argument("--group", help="without --partition: the consumer group whose member this is")
+    engine.add_argument("--assignment-strategy", default="cooperative-sticky", help="default cooperative-sticky")
+    engine.add_argument("--session-timeout-ms", type=int, default=6000, help="default 6000")
+    engine.add_argument("--until-offsets", help="--group: E0,E1,...: exit once owning all and each applied below En")
     engine.add_argument("--partitions-dir", required=True, help="holds one data directory per partition")
     engine.add_argument("--until-offset", type=int, default=None, help="exit once every record below is applied")
     engine.add_argument("--lmdb-map-size-bytes", type=int, default=1 << 30)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parse(argv)
-    data_dir = partition_data_dir(args.partitions_dir, args.partition)
+def _config_for(args: argparse.Namespace, partition: int) -> Config:
+    data_dir = partition_data_dir(args.partitions_dir, partition)
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = Config(
+    return Config(
         storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=args.lmdb_map_size_bytes)
     )
+
+
+def _main_group(args: argparse.Namespace) -> None:
+    settings = GroupSettings(args.group, args.assignment_strategy, args.session_timeout_ms)
+    until = None if args.until_offsets is None else [int(end) for end in args.until_offsets.split(",")]
+    run = functools.partial(
+        run_group,
+        functools.partial(_config_for, args),
+        args.bootstrap,
+        args.topic,
+        settings,
+        until_offsets=until,
+        on_change=lambda what, partition, offset: print(f"{what} {partition} {offset} {time.time():.6f}", flush=True),
+    )
+    trio.run(_until_signalled, run)
+    print(f"DONE {time.time():.6f}", flush=True)
+
+
+async def _until_signalled(run: Callable[[], Awaitable[None]]) -> None:
+    """Run ``run``; SIGTERM or SIGINT cancels it, which leaves the group cleanly (every partition revoked first)."""
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        await run()
+        nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    if args.partition is None:
+        if args.group is None:
+            raise SystemExit("engine: give --partition N, or --group G to be a consumer-group member")
+        _main_group(args)
+        return
+    config = _config_for(args, args.partition)
     run = functools.partial(
         run_partition,
         config,

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
+__all__ = ["GroupReader", "GroupRecord", "LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
 
 LogRecord = tuple[int, bytes | None, bytes | None]  # (offset, key, value; None for a tombstone)
+GroupRecord = tuple[int, int, bytes | None, bytes | None]  # (partition, offset, key, value)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> None:
@@ -144,4 +145,87 @@ class PartitionReader:
         self._consumer.seek(TopicPartition(self._topic, self._partition, offset))
 
     def close(self) -> None:
+        self._consumer.close()
+
+
+def _records(messages: list[Message]) -> list[GroupRecord]:
+    batch: list[GroupRecord] = []
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(error)
+        batch.append((message.partition(), message.offset(), message.key(), message.value()))
+    return batch
+
+
+class GroupReader:
+    """A consumer-group member of ``topic`` (classic protocol): the broker decides which partitions it reads.
+
+    ``on_assign(partitions)`` returns where to start reading each newly assigned partition (the offset stored in
+    its LMDB store: broker-committed offsets are never read nor written); ``on_revoke(partitions)`` must have
+    stopped using them when it returns, because the new owner may start reading as soon as it does. Both are
+    called *inside* :meth:`read` and :meth:`close`, on the calling thread (librdkafka's rebalance callbacks run in
+    ``consume``/``close``), so a batch is never being applied while partitions move. A partition lost without a
+    clean revocation (session timed out) is handed to ``on_revoke`` too.
+
+    ``strategy``: ``cooperative-sticky`` (incremental: only moving partitions are revoked) or an eager one
+    (``range``, ``roundrobin``: everything is revoked, then reassigned).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        on_assign: Callable[[list[int]], dict[int, int]],
+        on_revoke: Callable[[list[int]], None],
+        *,
+        strategy: str = "cooperative-sticky",
+        session_timeout_ms: int = 6000,
+    ) -> None:
+        self._topic = topic
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._cooperative = strategy == "cooperative-sticky"  # incremental (un)assign; eager ones replace it all
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "partition.assignment.strategy": strategy,
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": max(100, session_timeout_ms // 6),
+                "enable.auto.commit": False,  # the offset lives in LMDB, with the record's effects
+                "enable.auto.offset.store": False,
+                # As PartitionReader: a stored offset the log no longer holds is an error, not a silent jump.
+                "auto.offset.reset": "error",
+            }
+        )
+        self._consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        starts = self._on_assign([tp.partition for tp in partitions])
+        chosen = [TopicPartition(self._topic, n, offset) for n, offset in starts.items()]
+        if self._cooperative:
+            consumer.incremental_assign(chosen)
+        else:
+            consumer.assign(chosen)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_revoke([tp.partition for tp in partitions])  # before unassigning: stop, then let go
+        if self._cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+
+    def read(self, records_max: int, timeout_s: float) -> list[GroupRecord]:
+        """Up to ``records_max`` records of the assigned partitions; rebalance callbacks may run in here."""
+        return _records(self._consumer.consume(records_max, timeout_s))
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read ``partition`` from ``offset`` next (after a record refused for overload, to read it again)."""
+        self._consumer.seek(TopicPartition(self._topic, partition, offset))
+
+    def close(self) -> None:
+        """Leave the group (its partitions are revoked through ``on_revoke`` first)."""
         self._consumer.close()

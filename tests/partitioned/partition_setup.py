@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -193,3 +194,62 @@ async def assert_applied_in_order(partitions_dir: Path, partitions: int) -> int:
                 assert numbers == sorted(numbers), f"{external_id}'s events were applied out of order"
                 checked += len(numbers)
     return checked
+
+
+class GroupEngine:
+    """``scrip serve --role engine --group ...`` as a process; its stdout lines are collected by a thread."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        partitions_dir: Path,
+        group: str,
+        *,
+        strategy: str = "cooperative-sticky",
+        session_timeout_ms: int = 3000,
+        until_offsets: list[int] | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
+        command += ["--topic", TOPIC, "--group", group, "--partitions-dir", str(partitions_dir)]
+        command += ["--assignment-strategy", strategy, "--session-timeout-ms", str(session_timeout_ms)]
+        if until_offsets is not None:
+            command += ["--until-offsets", ",".join(str(end) for end in until_offsets)]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
+
+    def owned(self) -> set[int]:
+        """The partitions it has open now, from its ASSIGNED / REVOKED lines."""
+        owned: set[int] = set()
+        for line in list(self.lines):
+            what, _, rest = line.partition(" ")
+            if what == "ASSIGNED":
+                owned.add(int(rest.split()[0]))
+            elif what == "REVOKED":
+                owned.discard(int(rest.split()[0]))
+        return owned
+
+    def wait_owning(self, count: int, timeout_s: float) -> set[int]:
+        """Wait until it owns exactly ``count`` partitions (or it exits); returns them."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if len(owned := self.owned()) == count:
+                return owned
+            time.sleep(0.05)
+        raise AssertionError(f"did not come to own {count} partitions in {timeout_s} s: {self.lines}")
+
+    def stop(self, sig: int) -> None:
+        """Send ``sig`` (by pid) and wait for the process and its output."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
