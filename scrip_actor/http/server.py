@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import msgspec
 import trio
@@ -64,14 +65,41 @@ async def serve(
     Binds ``config.server.host:port`` (port 0 picks a free one) and reports the bound port through
     ``task_status.started(port)``, so a test can write ``port = await nursery.start(serve, engine, config, keys)``.
     """
+    await serve_app(
+        create_app(engine, keys, limits), config, shutdown_trigger=shutdown_trigger, task_status=task_status
+    )
+
+
+async def serve_app(
+    app: Any,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve a Quart-Trio ``app`` on ``config.server.host:port`` with Hypercorn; reports the bound port.
+
+    Shared by the embedded server and the partitioned front role, so both answer Hypercorn's own errors in the
+    API's shape and bind, log and drain the same way.
+    """
     protocol_errors.install()  # Hypercorn's own 400/431/501 answers in the API's error shape (docs/http.md)
-    app = create_app(engine, keys, limits)
     async with trio.open_nursery() as nursery:
         binds: list[str] = await nursery.start(
             partial(hypercorn_serve, app, _hypercorn_config(config), shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
         )
         port = int(binds[0].rsplit(":", 1)[1])
         task_status.started(port)
+
+
+def announce_new_key(config: Config, new_key: str | None) -> None:
+    """Print an API key created on first start, once: only its hash is stored."""
+    if new_key is not None:
+        print(
+            f"scrip: created an API key (shown once; only its hash is kept in "
+            f"{config.storage.data_dir}/{KEYS_FILE_NAME}):\n    {new_key}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _signalled(done: trio.Event, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -124,13 +152,7 @@ def run_server(host: str | None, port: int | None, data_dir: str | None, config_
     except (ValueError, OSError) as error:
         print(f"scrip serve: {error}", file=sys.stderr)
         return 2
-    if new_key is not None:
-        print(
-            f"scrip: created an API key (shown once; only its hash is kept in "
-            f"{config.storage.data_dir}/{KEYS_FILE_NAME}):\n    {new_key}",
-            file=sys.stderr,
-            flush=True,
-        )
+    announce_new_key(config, new_key)
     try:
         trio.run(_main, config, keys)
     except BaseException as error:

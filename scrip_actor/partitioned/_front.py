@@ -26,24 +26,21 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from functools import partial
 from typing import Literal
 
 import msgspec
 import trio
-from hypercorn.trio import serve as hypercorn_serve
 from quart import Response, request
 from quart_trio import QuartTrio
 
 from scrip_actor.config import Config
 from scrip_actor.errors import ValidationFailed
-from scrip_actor.http import protocol_errors
 from scrip_actor.http.app import HttpLimits, _error, _install_error_handlers, _install_hooks, _view
 from scrip_actor.http.auth import ApiKeys
 from scrip_actor.http.errors import BrokerUnavailable, NotRouted
 from scrip_actor.http.metrics import HttpMetrics
 from scrip_actor.http.routing import Call, Endpoint
-from scrip_actor.http.server import _hypercorn_config
+from scrip_actor.http.server import serve_app
 from scrip_actor.model import EventSubmit
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._routing import partition_for
@@ -213,10 +210,5 @@ async def serve_front(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the front on ``config.server.host:port`` (0: a free port, reported by ``task_status.started``)."""
-    protocol_errors.install()
     app = create_front_app(log, keys, limits)
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(hypercorn_serve, app, _hypercorn_config(config), shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
-        )
-        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    await serve_app(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)

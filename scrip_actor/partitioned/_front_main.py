@@ -15,8 +15,8 @@ import msgspec
 import trio
 
 from scrip_actor.config import Config, load_config
-from scrip_actor.http.auth import KEYS_FILE_NAME, ApiKeys
-from scrip_actor.http.server import _with_overrides
+from scrip_actor.http.auth import ApiKeys
+from scrip_actor.http.server import _with_overrides, announce_new_key
 from scrip_actor.partitioned._front import open_event_log, serve_front
 
 __all__ = ["FrontOptions", "run_front"]
@@ -67,13 +67,7 @@ def run_front(
     except (ValueError, OSError) as error:
         print(f"scrip serve: {error}", file=sys.stderr)
         return 2
-    if new_key is not None:
-        print(
-            f"scrip: created an API key (shown once; only its hash is kept in "
-            f"{config.storage.data_dir}/{KEYS_FILE_NAME}):\n    {new_key}",
-            file=sys.stderr,
-            flush=True,
-        )
+    announce_new_key(config, new_key)
     try:
         trio.run(_main, options, config, keys)
     except (ValueError, ConnectionError) as error:  # the topic or the broker, checked before serving
