@@ -42,13 +42,10 @@ from scrip_actor.http.errors import decode_json
 from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._kafka import LogRecord
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
-from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from scrip_actor.store import Op, be64
 
-__all__ = ["KIND_EFFECT", "KIND_TRANSFER", "PartitionApplier", "log_outcome"]
-
-KIND_TRANSFER = "transfer"
-KIND_EFFECT = "effect"
+__all__ = ["PartitionApplier", "log_outcome"]
 
 Decoded = EventSubmit | TransferCreate | OutboxRecord | ScripError
 

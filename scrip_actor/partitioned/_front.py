@@ -15,8 +15,12 @@ to the waiting request with ``TrioToken.run_sync_soon``, the one thread-safe way
 
 What the front cannot judge, because it holds no state: whether the program exists, event_data's engine-side
 limits, an idempotency key reused with another payload. The partition's engine records those as the event's
-failure (``GET /v1/events/{id}`` there). Every other route answers 501 ``not_routed``: reads through the front
-are a later step (docs/partitioned.md).
+failure (``GET /v1/events/{id}`` there).
+
+``POST /v1/transfers`` goes the same way to the source's partition as a ``scrip-kind: transfer`` record (source and
+recipients named by external_id); that partition's engine moves the value to recipients elsewhere through its
+outbox (scrip_actor/engine/_cross_partition.py). Every other route answers 501 ``not_routed``
+(docs/partitioned.md).
 """
 
 from __future__ import annotations
@@ -41,14 +45,24 @@ from scrip_actor.http.errors import BrokerUnavailable, NotRouted
 from scrip_actor.http.metrics import HttpMetrics
 from scrip_actor.http.routing import Call, Endpoint
 from scrip_actor.http.server import serve_app
-from scrip_actor.model import EventSubmit
+from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._kafka import RecordProducer
-from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._routing import KIND_TRANSFER, partition_for
+from scrip_actor.values import external_id as canonical_external_id
 
-__all__ = ["EventLog", "FrontAccepted", "LogPosition", "create_front_app", "open_event_log", "serve_front"]
+__all__ = [
+    "EventLog",
+    "FrontAccepted",
+    "LogPosition",
+    "TransferAccepted",
+    "create_front_app",
+    "open_event_log",
+    "serve_front",
+]
 
 _encoder = msgspec.json.Encoder()
 _POLL_S = 0.05
+_EXTERNAL_ID_MAX = 255
 
 
 class LogPosition(msgspec.Struct, kw_only=True, frozen=True):
@@ -81,8 +95,10 @@ class EventLog:
     def __init__(self, producer: RecordProducer, topic: str, partitions: int, token: trio.lowlevel.TrioToken) -> None:
         self._producer, self.topic, self.partitions, self._token = producer, topic, partitions, token
 
-    async def append(self, routing_key: str, value: bytes) -> LogPosition:
-        """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored."""
+    async def append(self, routing_key: str, value: bytes, kind: str | None = None) -> LogPosition:
+        """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored.
+
+        ``kind`` is the record's ``scrip-kind`` header (None: an event)."""
         partition = partition_for(routing_key, self.partitions)
         answered = trio.Event()
         answer: list[tuple[str | None, int, int]] = []
@@ -95,7 +111,7 @@ class EventLog:
             with contextlib.suppress(trio.RunFinishedError):  # the front stopped; nobody is waiting any more
                 self._token.run_sync_soon(settle, error, stored_partition, offset)
 
-        self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition)
+        self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition, kind=kind)
         await answered.wait()
         error, stored_partition, offset = answer[0]
         if error is not None:
@@ -151,7 +167,8 @@ def _submit_endpoint(log: EventLog) -> Endpoint:
             raise ValidationFailed.field(
                 "external_id", "required", "the partitioned front routes by external_id: give it, not participant_id"
             )
-        position = await log.append(event.external_id, _encoder.encode(event))
+        routing_key = canonical_external_id(event.external_id, _EXTERNAL_ID_MAX)  # the engine's own spelling (NFC)
+        position = await log.append(routing_key, _encoder.encode(event))
         return FrontAccepted(
             program_id=event.program_id,
             external_id=event.external_id,
@@ -172,6 +189,60 @@ def _submit_endpoint(log: EventLog) -> Endpoint:
     )
 
 
+class TransferAccepted(msgspec.Struct, kw_only=True):
+    """The front's 202 for a transfer: stored in the events topic at its source's partition, not yet applied.
+
+    What became of it: the source's TRANSFER entry (``GET /v1/journal`` there), or, when its partition's engine
+    refused it (e.g. an overdraft), the refusal kept under its log position (docs/partitioned.md).
+    """
+
+    program_id: str
+    asset_id: str
+    source_external_id: str
+    idempotency_key: str | None
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+    log: LogPosition
+
+
+def _routable(value: str | None, other: str | None, field: str) -> str:
+    if value is None or other is not None:
+        raise ValidationFailed.field(field, "required", "the partitioned front routes by external_id: give it")
+    return canonical_external_id(value, _EXTERNAL_ID_MAX, field)
+
+
+def _transfer_endpoint(log: EventLog) -> Endpoint:
+    async def submit_transfer(call: Call) -> TransferAccepted:
+        transfer: TransferCreate = call.body
+        source = _routable(
+            transfer.source_external_id,
+            transfer.source_participant_id or transfer.source_group_id,
+            "source_external_id",
+        )
+        for i, recipient in enumerate(transfer.recipients):
+            _routable(
+                recipient.external_id, recipient.participant_id or recipient.group_id, f"recipients[{i}].external_id"
+            )
+        position = await log.append(source, _encoder.encode(transfer), KIND_TRANSFER)
+        return TransferAccepted(
+            program_id=transfer.program_id,
+            asset_id=transfer.asset_id,
+            source_external_id=source,
+            idempotency_key=transfer.idempotency_key,
+            log=position,
+        )
+
+    return Endpoint(
+        "POST",
+        "/v1/transfers",
+        submit_transfer,
+        "Submit a transfer to its source's partition (202 once the broker stored it)",
+        "Transfers",
+        body=TransferCreate,
+        response=TransferAccepted,
+        status=202,
+    )
+
+
 def create_front_app(log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None) -> QuartTrio:
     """The front's ASGI app: ``POST /v1/events`` through the embedded view; every other ``/v1`` route a 501."""
     limits = limits or HttpLimits()
@@ -180,22 +251,24 @@ def create_front_app(log: EventLog, keys: ApiKeys, limits: HttpLimits | None = N
     app.config["BODY_TIMEOUT"] = limits.body_read_timeout_s
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.url_map.merge_slashes = False
-    endpoint = _submit_endpoint(log)
-    # No engine behind the view: the handler never reads Call.engine.
-    view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
-    app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
+    endpoints = [_submit_endpoint(log), _transfer_endpoint(log)]
+    for endpoint in endpoints:
+        # No engine behind the view: the handlers never read Call.engine.
+        view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
+        app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
 
     async def not_routed(rest: str) -> Response:
         return _error(
             NotRouted(
-                f"the front role serves only POST /v1/events; {request.method} /v1/{rest} is routed in a later step",
-                {"path": f"/v1/{rest}", "served": ["POST /v1/events"]},
+                f"the front role serves only POST /v1/events and /v1/transfers; {request.method} /v1/{rest} is not "
+                "routed yet",
+                {"path": f"/v1/{rest}", "served": ["POST /v1/events", "POST /v1/transfers"]},
             )
         )
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     app.add_url_rule("/v1/<path:rest>", endpoint="not_routed", view_func=not_routed, methods=methods)
-    _install_hooks(app, HttpMetrics(), {endpoint.name: endpoint.path, "not_routed": "/v1/{rest}"})
+    _install_hooks(app, HttpMetrics(), {e.name: e.path for e in endpoints} | {"not_routed": "/v1/{rest}"})
     _install_error_handlers(app)
     return app
 

@@ -20,9 +20,10 @@ import msgspec
 import trio
 
 from scrip_actor.engine import TransitCredit
-from scrip_actor.partitioned._apply import KIND_EFFECT, PartitionApplier
+from scrip_actor.partitioned._apply import PartitionApplier
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
+from scrip_actor.partitioned._routing import KIND_EFFECT
 
 __all__ = ["relay_pending", "relay_until_cancelled"]
 

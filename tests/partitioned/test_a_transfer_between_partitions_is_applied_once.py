@@ -24,9 +24,9 @@ from scrip_actor import open_engine
 from scrip_actor.engine import TransitCredit, transit_account
 from scrip_actor.ledger import account_key
 from scrip_actor.partitioned import _kafka, partition_data_dir
-from scrip_actor.partitioned._apply import KIND_EFFECT, KIND_TRANSFER, log_outcome
+from scrip_actor.partitioned._apply import log_outcome
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
-from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from tests.partitioned.partition_setup import applied_balances, config_for, seed_partitions, start_engine
 
 TOPIC = "events-transfers"
