@@ -58,6 +58,11 @@ def _partitioned_options(serve: Any) -> None:
     serve.add_argument("--until-offsets", help="--role engine --group: E0,E1,...: exit once all applied below En")
     serve.add_argument("--partitions-dir", help="--role engine: holds one data directory per partition")
     serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
+    serve.add_argument(
+        "--idempotency-scope",
+        choices=["program", "participant"],
+        help="--role engine: default program (a 409 across " "partitions for a key reused by another participant)",
+    )
 
 
 def _serve_engine_role(args: argparse.Namespace) -> int:
@@ -73,6 +78,7 @@ def _serve_engine_role(args: argparse.Namespace) -> int:
     passed = {"--partition": args.partition, "--until-offset": args.until_offset, "--group": args.group}
     passed |= {"--assignment-strategy": args.assignment_strategy, "--session-timeout-ms": args.session_timeout_ms}
     passed |= {"--until-offsets": args.until_offsets, "--config": args.config}
+    passed |= {"--idempotency-scope": args.idempotency_scope}
     for option, value in passed.items():
         if value is not None:
             argv += [option, str(value)]

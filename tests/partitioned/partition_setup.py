@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
+import trio
 
 from scrip_actor import AssetCreate, Config, CreditAction, ProgramCreate, RuleCreate, open_engine
 from scrip_actor.config import StorageSettings
@@ -259,3 +260,33 @@ class GroupEngine:
         self._reader.join(timeout=5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def log_end(bootstrap: str, topic: str, partition: int) -> int:
+    """The offset after the partition's last record (read to the end: Tansu's high watermark is not relied on)."""
+    reader = _kafka.PartitionReader(bootstrap, topic, partition, 0)
+    try:
+        end = 0
+        # Every record is acknowledged by now (engines relay and flush before they exit): one quiet read is the end.
+        while batch := reader.read(500, 0.3):
+            end = batch[-1][0] + 1
+        return end
+    finally:
+        reader.close()
+
+
+async def settle(bootstrap: str, partitions_dir: Path, topic: str, partitions: int) -> list[int]:
+    """Run each partition's engine (in this process) to its log's end, round after round, until none produced
+    anything more: partitions answer each other (claims, credits, returns). Returns the ends."""
+    from scrip_actor.partitioned import run_partition
+
+    ends = [-1] * partitions
+    for _ in range(10):
+        before = list(ends)
+        for partition in range(partitions):
+            ends[partition] = await trio.to_thread.run_sync(log_end, bootstrap, topic, partition)
+            config = config_for(partition_data_dir(partitions_dir, partition))
+            await run_partition(config, bootstrap, topic, partition, until_offset=ends[partition])
+        if ends == before:
+            return ends
+    raise AssertionError(f"the partitions kept producing: {ends}")
