@@ -76,8 +76,8 @@ def tansu_broker(binary: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def config_for(data_dir: Path) -> Config:
-    return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=1 << 30))
+def config_for(data_dir: Path, map_size_bytes: int = 1 << 30) -> Config:
+    return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=map_size_bytes))
 
 
 async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, str]:
@@ -139,27 +139,41 @@ def produce(
 
 
 def start_engine(
-    bootstrap: str, partitions_dir: Path, partition: int, until: int, topic: str = TOPIC
+    bootstrap: str,
+    partitions_dir: Path,
+    partition: int,
+    until: int,
+    topic: str = TOPIC,
+    *,
+    map_size_bytes: int | None = None,
 ) -> subprocess.Popen[str]:
-    """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped."""
+    """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped.
+
+    ``map_size_bytes`` (a store bigger than the default 1 GiB map): ``python -m scrip_actor.partitioned engine``
+    instead, the same role, which takes ``--lmdb-map-size-bytes``."""
     command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
+    if map_size_bytes is not None:
+        command = [sys.executable, "-m", "scrip_actor.partitioned", "engine", "--bootstrap", bootstrap]
+        command += ["--lmdb-map-size-bytes", str(map_size_bytes)]
     command += ["--topic", topic, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
     command += ["--until-offset", str(until)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 
 
-async def applied_balances(partitions_dir: Path, partitions: int, asset_id: str) -> tuple[dict[str, int], int]:
+async def applied_balances(
+    partitions_dir: Path, partitions: int, asset_id: str, map_size_bytes: int = 1 << 30
+) -> tuple[dict[str, int], int]:
     """Every participant's points over all partitions, and the events stored; each store passes `scrip verify`."""
     applied: dict[str, int] = {}
     events_stored = 0
     for partition in range(partitions):
         data_dir = partition_data_dir(partitions_dir, partition)
-        report = verify(str(data_dir))  # what `scrip verify` runs
+        report = verify(str(data_dir))  # what `scrip verify` runs (its default map: any store under 16 GiB)
         assert report.ok, report.problems
         assert report.events_pending == 0
         events_stored += report.events
-        async with open_engine(config=config_for(data_dir)) as engine:
+        async with open_engine(config=config_for(data_dir, map_size_bytes)) as engine:
             cursor = None
             while True:
                 page = await engine.list_participants(limit=100, cursor=cursor)
