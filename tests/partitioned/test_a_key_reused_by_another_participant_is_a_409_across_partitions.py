@@ -95,7 +95,7 @@ async def test_every_event_is_admitted_once_in_order_across_a_kill(broker: str, 
     partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, PARTITIONS)
     _kafka.create_topic(broker, TOPIC, PARTITIONS)
     counts, ends = await trio.to_thread.run_sync(produce, broker, program_id, list(range(600)), 20, PARTITIONS, TOPIC)
-    victim = start_engine(broker, partitions_dir, 0, ends[0], TOPIC)
+    victim = start_engine(broker, partitions_dir, 0, ends[0], TOPIC, scope="program")
     assert victim.stdout is not None
     victim.stdout.readline()  # READY
     await trio.sleep(0.4)

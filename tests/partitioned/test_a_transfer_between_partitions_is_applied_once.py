@@ -65,7 +65,7 @@ class _Log:
 
 async def _run_until_end(bootstrap: str, partitions_dir: Path, partition: int, *, kill: bool = False) -> int:
     end = await trio.to_thread.run_sync(log_end, bootstrap, TOPIC, partition)
-    process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC)
+    process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC, scope="program")
     if kill:
         assert process.stdout is not None
         process.stdout.readline()  # READY
@@ -73,7 +73,7 @@ async def _run_until_end(bootstrap: str, partitions_dir: Path, partition: int, *
         process.send_signal(signal.SIGKILL)
         process.wait()
         process.stdout.close()
-        process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC)
+        process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC, scope="program")
     out, _ = await trio.to_thread.run_sync(process.communicate)
     assert f"DONE {end}" in out, out
     return end
