@@ -17,10 +17,10 @@ exactly once, before or after a restart.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from scrip_actor.errors import Overloaded, ScripError
-from scrip_actor.model import Event, EventSubmit
+from scrip_actor.model import Event
 from scrip_actor.store import Op, be64, unbe64
 
 if TYPE_CHECKING:
@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Verdict", "admit_consumed", "consumed_offset", "offset_op"]
 
-# What partitioned mode decides for a record before admitting it (scrip_actor/partitioned/_claiming.py): admit it
-# (the ops join its admission record), park it (the ops are written with the position, nothing is admitted), or
-# refuse it (the ops are written with the position; the error is the record's result).
-Verdict = tuple[Literal["admit", "park", "refuse"], list["Op"], ScripError | None]
+# What partitioned mode decides for a record before admitting it (scrip_actor/partitioned/_apply.py): admit it
+# (the ops join its admission record), consume it (the ops are written with the position and nothing is admitted:
+# an event parked until its key is claimed, or a claim effect), or refuse it (the ops are written with the
+# position; the error is the record's result).
+Verdict = tuple[Literal["admit", "consume", "refuse"], list["Op"], ScripError | None]
 
 _OFFSET_KEY_PREFIX = b"log_offset:"
 
@@ -54,13 +55,14 @@ def consumed_offset(engine: Engine, log: str) -> int:
 async def admit_consumed(
     engine: Engine,
     log: str,
-    records: list[tuple[int, EventSubmit | ScripError]],
-    decide: Callable[[int, EventSubmit], Verdict] | None = None,
+    records: list[tuple[int, Any]],
+    decide: Callable[[int, Any], Verdict] | None = None,
 ) -> list[Event | ScripError | None]:
     """Admit ``(offset, request or its decoding error)`` records in order; return once their records are durable.
 
-    Each result is the admitted event (or the original, for a replay), the error that refused it, or None for a
-    record ``decide`` parked. An ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded,
+    A record that is neither an ``EventSubmit`` nor a ``ScripError`` must be one ``decide`` consumes. Each result is
+    the admitted event (or the original, for a replay), the error that refused it, or None for a record ``decide``
+    consumed. An ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded,
     and neither is any after it.
     """
     admission, writer = engine._admission, engine._writer

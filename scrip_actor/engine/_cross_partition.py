@@ -31,7 +31,7 @@ import msgspec
 from scrip_actor import balance_ops
 from scrip_actor.amounts import format_minor
 from scrip_actor.engine._validation import positive_minor, validated
-from scrip_actor.errors import Conflict, NotFound, ScripError, SelfTransfer, ValidationFailed
+from scrip_actor.errors import Conflict, NotFound, Overloaded, ScripError, SelfTransfer, ValidationFailed
 from scrip_actor.ledger import LedgerTx, ParticipantState
 from scrip_actor.model import Asset, JournalEntry, TransferCreate, TransferResult
 from scrip_actor.store import Op
@@ -199,7 +199,10 @@ async def receive_credit(
     ``ops_for`` then gets it, and the caller writes those ops (with the log offset) in a record of their own. A
     RETURN is never refused: the source existed when it sent the value.
     """
-    asset = engine._catalog.asset(credit.asset_id)
+    try:
+        asset = engine._catalog.asset(credit.asset_id)
+    except ScripError as error:  # this partition's catalog lacks it: the value goes back, never stays in transit
+        return await _send_back(engine, credit, error, partition, ops_for)
     state = engine._cache.by_external(credit.external_id)
     if state is None:
         return await _send_back(engine, credit, NotFound("participant", credit.external_id), partition, ops_for)
@@ -230,7 +233,9 @@ async def receive_credit(
         entry, _ = await engine._operations.submit(
             "TRANSFER", state.id, _Keyless(credit.program_id), work, answer, JournalEntry
         )
-    except Conflict as refusal:
+    except Overloaded:
+        raise
+    except ScripError as refusal:  # whatever the reason, a refused credit goes back
         return await _send_back(engine, credit, refusal, partition, ops_for)
     return entry  # type: ignore[no-any-return]
 
@@ -243,8 +248,10 @@ async def _send_back(
     ops_for: Callable[[list[tuple[int, TransitCredit]]], list[Op]],
 ) -> ScripError:
     """Refuse a TRANSFER credit: a RETURN credit to its origin, written (with the offset) in a record of its own."""
-    assert credit.purpose == "TRANSFER", f"a RETURN goes to the transfer's source, which exists: {refusal}"
-    assert credit.source_external_id is not None
+    if credit.purpose != "TRANSFER" or credit.source_external_id is None:
+        # A RETURN is owed to the transfer's source, which existed when it sent the value: refused only if the
+        # record was not one of ours. Kept as the record's outcome; the value stays in transit, for an operator.
+        raise ValidationFailed(f"a {credit.purpose} credit was refused, its value stays in transit: {refusal}", {})
     back = msgspec.structs.replace(
         credit,
         purpose="RETURN",

@@ -15,10 +15,14 @@ A record's kind is its ``scrip-kind`` header (``_kafka.KIND_HEADER``; none: an e
   The outbox's applied marker for (origin partition, origin offset, ordinal) goes in the effect's own record, so a
   re-relayed copy at a later offset is passed over.
 
-A transfer or an effect is applied alone and awaited until durable before the next record: the duplicate check of
-an effect reads committed markers, and a later event's admission record must not commit before the transfer's
-(it would carry a later offset). Their cost is one commit each, on their partition only; events stay batched.
-A refused transfer, credit or event is kept as its record's outcome (:mod:`._outcomes`).
+Events, refusals and claim requests (ops in this partition's own store, judged against what the batch has written
+so far) are handed to ``admit_consumed`` together. A transfer, a credit and a claim answer are applied alone and
+awaited until durable before the next record: a transfer or a credit runs in a participant's mailbox after every
+earlier record is processed, and a claim answer releases the parked events it unblocks *before* the next record
+is looked at. So what a partition does depends on its log alone, never on where a batch happened to end: a replay
+from offset 0 reproduces the store. For the same reason, parked events that cannot be released (the admission is
+overloaded) hold the partition: nothing after them is applied until they are. A refused transfer, credit or event
+is kept as its record's outcome (:mod:`._outcomes`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import trio
 from scrip_actor.engine import (
     Engine,
     TransitCredit,
+    Verdict,
     admit_consumed,
     offset_op,
     receive_credit,
@@ -41,40 +46,38 @@ from scrip_actor.http.errors import decode_json
 from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._claiming import KeyClaims
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
+from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encode_payload
 from scrip_actor.partitioned._kafka import LogRecord
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op
+from scrip_actor.partitioned._parking import PARKED_DB
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
 
 __all__ = ["PartitionApplier", "log_outcome"]
 
-Decoded = EventSubmit | TransferCreate | OutboxRecord | ScripError
+Decoded = EventSubmit | TransferCreate | Effect | ScripError
 
 _event_decoder = msgspec.json.Decoder(EventSubmit)
 _transfer_decoder = msgspec.json.Decoder(TransferCreate)
-_effect_decoder = msgspec.msgpack.Decoder(OutboxRecord)
-_payload_decoder = msgspec.msgpack.Decoder(TransitCredit | ClaimRequest | ClaimAnswer)
-_payload_encoder = msgspec.msgpack.Encoder()
 _EXTERNAL_ID_MAX = 255
 
 
-def _decoded(record: LogRecord) -> tuple[int, Decoded]:
+def _decoded(record: LogRecord, partition: int, partitions: int) -> tuple[int, Decoded]:
     """The record's command, or why it is not one (a bad record must not stop its partition)."""
     offset, _key, value, kind = record
     if value is None:  # a tombstone: nothing to apply
         return offset, ValidationFailed(f"record at offset {offset} has no value", {"offset": offset})
+    if kind == KIND_EFFECT:
+        return offset, effect_from(value, offset, partition, partitions)
     try:
         if kind is None or kind == "event":
             return offset, decode_json(_event_decoder, value)
         if kind == KIND_TRANSFER:
             return offset, decode_json(_transfer_decoder, value)
-        if kind == KIND_EFFECT:
-            return offset, _effect_decoder.decode(value)
-    except (ValidationFailed, msgspec.DecodeError) as error:
-        message = error.message if isinstance(error, ValidationFailed) else str(error)
-        return offset, ValidationFailed(f"record at offset {offset} is not a {kind or 'event'}: {message}", {})
+    except ValidationFailed as error:
+        return offset, ValidationFailed(f"record at offset {offset} is not a {kind or 'event'}: {error.message}", {})
     return offset, ValidationFailed(f"record at offset {offset} has an unknown kind {kind!r}", {"kind": kind})
 
 
@@ -87,23 +90,32 @@ class PartitionApplier:
     partition: int
     partitions: int  # the topic's partition count: part of the routing rule
     log: str
-    wake: trio.Event = field(default_factory=trio.Event)  # set when a record appended to the outbox
+    wake: trio.Event = field(default_factory=trio.Event)  # set once a record that appended to the outbox is durable
     claims_on: bool = True  # idempotency keys claimed across partitions (--idempotency-scope program)
 
     def __post_init__(self) -> None:
-        self.engine._store.open_side_database("outbox")
-        self.outbox = Outbox(self.engine._store.env)
+        store = self.engine._store
+        store.open_side_database("outbox")
+        self.outbox = Outbox(store.env)
+        self._recent_markers: set[bytes] = set()  # applied markers appended, perhaps not durable yet
+        self._relay_due = False  # outbox records appended since the last durable point
         self.claims: KeyClaims | None = None
         if self.claims_on:
             self.claims = KeyClaims(
                 self.engine, self.log, self.partition, self.partitions, self.send_ops, self._transfer
             )
+        elif _has_parked(store.env):
+            raise ValueError(
+                "this partition has events parked for their idempotency claims: run it with "
+                "--idempotency-scope program until they are released"
+            )
 
     def partition_of(self, external_id: str) -> int:
         return partition_for(external_id, self.partitions)
 
-    def send_ops(self, offset: int, payloads: list[tuple[int, msgspec.Struct]]) -> list[Op]:
-        """The outbox ops for effects on other partitions caused by the record at ``offset`` (the relay wakes)."""
+    def send_ops(self, offset: int, payloads: list[tuple[int, Payload]]) -> list[Op]:
+        """The outbox ops for effects on other partitions caused by the record at ``offset`` (the relay is woken
+        once they are durable)."""
         ops = []
         for ordinal, (destination, payload) in enumerate(payloads):
             record = OutboxRecord(
@@ -111,42 +123,72 @@ class PartitionApplier:
                 origin_offset=offset,
                 ordinal=ordinal,
                 destination_partition=destination,
-                payload=_payload_encoder.encode(payload),
+                payload=encode_payload(payload),
             )
             ops.append(Outbox.append_op(record))
-        if payloads:
-            self.wake.set()
+        self._relay_due = self._relay_due or bool(payloads)
         return ops
+
+    def _durable(self) -> None:
+        """Everything this applier appended so far is durable (called right after each durable point)."""
+        self._recent_markers.clear()
+        if self.claims is not None:
+            self.claims.forget_recent()
+        if self._relay_due:  # only now: the relay reads committed state
+            self._relay_due = False
+            self.wake.set()
 
     async def apply(self, batch: list[LogRecord]) -> int | None:
         """Apply ``batch`` in order; None when all of it is applied, else the offset to read again (overload)."""
-        records = [_decoded(record) for record in batch]
-        decide = None if self.claims is None else self.claims.decide
+        records = [_decoded(record, self.partition, self.partitions) for record in batch]
+        if not await self.release_parked():
+            return records[0][0]  # parked events that could not be released hold everything after them
         start = 0
         for index, (offset, command) in enumerate([*records, (-1, None)]):
-            if isinstance(command, EventSubmit | ScripError):
-                continue  # events (and refusals) are admitted together
+            if isinstance(command, EventSubmit | ScripError) or self._inline(command):
+                continue
             if index > start:
-                run = records[start:index]
-                results = await admit_consumed(self.engine, self.log, run, decide)  # type: ignore[arg-type]
+                results = await admit_consumed(self.engine, self.log, records[start:index], self._decide)
+                self._durable()
                 if results and isinstance(results[-1], Overloaded):
                     return records[start + len(results) - 1][0]
             if command is None:
                 break
             try:
-                await self._apply_one(offset, command)
+                await self._apply_one(offset, command)  # type: ignore[arg-type]
             except Overloaded:
                 return offset
+            finally:
+                self._durable()
+            if not await self.release_parked():
+                return offset + 1
             start = index + 1
-        await self.release_parked()
-        return None
+        return None if await self.release_parked() else batch[-1][0] + 1
 
-    async def release_parked(self) -> None:
-        """Admit or refuse the parked events that can be judged now (called after each batch and each poll)."""
-        if self.claims is not None:
-            await self.claims.release_ready()
+    def _inline(self, command: object) -> bool:
+        """A claim request: only ops in this store, judged against what this batch wrote before it."""
+        return isinstance(command, Effect) and self.claims is not None and isinstance(command.payload, ClaimRequest)
 
-    async def _apply_one(self, offset: int, command: TransferCreate | OutboxRecord) -> None:
+    def _decide(self, offset: int, command: EventSubmit | Effect) -> Verdict:
+        """``admit_consumed``'s hook: an event's claim (or parking), or a claim request's ops."""
+        if isinstance(command, EventSubmit):
+            return ("admit", [], None) if self.claims is None else self.claims.decide(offset, command)
+        assert self.claims is not None
+        assert isinstance(command.payload, ClaimRequest), command
+        applied = self._applied_op(command.record)
+        if applied is None:  # a re-relayed copy
+            return ("consume", [], None)
+        return ("consume", [applied, *self.claims.on_request(offset, command.payload)], None)
+
+    async def release_parked(self) -> bool:
+        """Admit or refuse the parked events that can be judged now; False if some could not be (overload)."""
+        if self.claims is None:
+            return True
+        released = await self.claims.release_ready()
+        self._durable()
+        return released
+
+    async def _apply_one(self, offset: int, command: TransferCreate | Effect) -> None:
         position = offset_op(self.log, offset + 1)
         if isinstance(command, TransferCreate):
             parked = self._parked_transfer(offset, command)
@@ -193,11 +235,14 @@ class PartitionApplier:
             engine._writer.append([*first_ops, outcome_op(self.log, offset, error)])
             await engine._caught_up()
 
-    async def _apply_effect(self, offset: int, record: OutboxRecord, position: Op) -> None:
+    async def _apply_effect(self, offset: int, effect: Effect, position: Op) -> None:
         """Apply an effect from another partition once (a copy already applied only moves the position)."""
-        engine = self.engine
-        applied = self._applied_op(record)
-        payload = None if applied is None else _payload_decoder.decode(record.payload)
+        engine, payload = self.engine, effect.payload
+        applied = self._applied_op(effect.record)
+        if applied is None:
+            engine._writer.append([position])  # a copy of an effect already applied
+            await engine._caught_up()
+            return
         if isinstance(payload, TransitCredit):
 
             def credit_ops(back: list[tuple[int, TransitCredit]]) -> list[Op]:
@@ -209,21 +254,26 @@ class PartitionApplier:
                 engine._writer.append([outcome_op(self.log, offset, outcome)])
                 await engine._caught_up()
             return
-        ops = [position] if applied is None else [position, applied]
-        if isinstance(payload, ClaimRequest | ClaimAnswer):
-            if self.claims is None:
-                raise ValidationFailed("a claim reached a partition whose idempotency scope is participant", {})
-            ops += self.claims.on_request(offset, payload) if isinstance(payload, ClaimRequest) else []
-            ops += self.claims.on_answer(payload) if isinstance(payload, ClaimAnswer) else []
-        engine._writer.append(ops)
+        if self.claims is None:
+            raise ValidationFailed(f"a {type(payload).__name__} reached a partition that does not claim keys", {})
+        assert isinstance(payload, ClaimAnswer), payload  # claim requests are applied inline
+        engine._writer.append([position, applied, *self.claims.on_answer(payload)])
         await engine._caught_up()
-        if isinstance(payload, ClaimAnswer):
-            await self.release_parked()
 
     def _applied_op(self, record: OutboxRecord) -> Op | None:
-        if record.destination_partition != self.partition:
-            raise ValidationFailed(
-                f"an effect for partition {record.destination_partition} reached partition {self.partition}", {}
-            )
         with self.engine._store.env.begin() as txn:
-            return self.outbox.applied_op(txn, record)
+            applied = self.outbox.applied_op(txn, record)
+        if applied is None or applied[1] in self._recent_markers:
+            return None
+        self._recent_markers.add(applied[1])
+        return applied
+
+
+def _has_parked(env: object) -> bool:
+    """Whether the store has a ``parked`` database with anything in it."""
+    try:
+        db = env.open_db(PARKED_DB.encode(), create=False)  # type: ignore[attr-defined]
+    except Exception:  # lmdb.NotFoundError: never parked anything
+        return False
+    with env.begin() as txn:  # type: ignore[attr-defined]
+        return txn.stat(db)["entries"] > 0

@@ -82,6 +82,24 @@ class KeyClaims:
         self._send_ops, self._apply_transfer = send_ops, apply_transfer
         self._claims = ClaimStore(store.env)
         self.parked = ParkedEvents(store.env, partition)
+        # Claims appended to the writer and perhaps not durable yet, so that the records after them in one batch
+        # see them (claim effects are applied inline with events); emptied by the applier at each durable point.
+        self._recent: dict[tuple[str, str], Claim] = {}
+
+    def forget_recent(self) -> None:
+        """Everything appended so far is durable: committed state answers from now on."""
+        self._recent.clear()
+
+    def _claim_of(self, program_id: str, idempotency_key: str) -> Claim | None:
+        recent = self._recent.get((program_id, idempotency_key))
+        if recent is not None:
+            return recent
+        with self._engine._store.env.begin() as txn:
+            return self._claims.lookup(txn, program_id, idempotency_key)
+
+    def _claimed(self, program_id: str, idempotency_key: str, claim: Claim) -> list[Op]:
+        self._recent[(program_id, idempotency_key)] = claim
+        return claim_op(program_id, idempotency_key, claim)
 
     # --- events on their participant's partition --------------------------------------------------------------
 
@@ -91,7 +109,7 @@ class KeyClaims:
             external_id, named_id, _, payload_hash, _, _ = self._engine._admission.check_event(request)
         except ScripError:
             return ("admit", [], None)  # the admission refuses it itself, with the same error
-        who = external_id if named_id is None else f"id:{named_id}"
+        who = external_id if named_id is None else self._named(named_id)
         key_partition = claim_partition_for(request.program_id, request.idempotency_key, self._partitions)
         if key_partition == self._partition and not self.parked.blocked(who):
             return self._judge_here(request, payload_hash, offset)
@@ -109,7 +127,13 @@ class KeyClaims:
                 parked_offset=offset,
             )
             ops += self._send_ops(offset, [(key_partition, claim)])
-        return ("park", ops, None)
+        return ("consume", ops, None)
+
+    def _named(self, participant_id: str) -> str:
+        """The queue of an event that names its participant by id: the participant's external id, as its
+        transfers' (an unknown id cannot have transfers, and its event fails on its own)."""
+        state = self._engine._cache.get(participant_id)
+        return f"id:{participant_id}" if state is None else state.external_id
 
     def park_transfer(self, offset: int, source_external_id: str, request: TransferCreate) -> list[Op] | None:
         """Park a transfer behind its source's waiting events (None: the source has none, apply it now)."""
@@ -123,8 +147,7 @@ class KeyClaims:
 
     def _judge_here(self, request: EventSubmit, payload_hash: str, offset: int) -> Verdict:
         """An event whose key this partition owns: admitted with its claim, or the 409."""
-        with self._engine._store.env.begin() as txn:
-            existing = self._claims.lookup(txn, request.program_id, request.idempotency_key)
+        existing = self._claim_of(request.program_id, request.idempotency_key)
         if existing is not None and existing.payload_hash != payload_hash.encode():
             error = _conflict(request.idempotency_key, existing.event_id)
             return ("refuse", [outcome_op(self._log, offset, error)], error)
@@ -133,21 +156,20 @@ class KeyClaims:
         claim = Claim(
             payload_hash=payload_hash.encode(), event_id=f"{self._partition}@{offset}", claimed_at_ms=_now_ms()
         )
-        return ("admit", claim_op(request.program_id, request.idempotency_key, claim), None)
+        return ("admit", self._claimed(request.program_id, request.idempotency_key, claim), None)
 
     # --- effects: a claim asked of this partition, and an answer to one of its parked events -------------------
 
     def on_request(self, offset: int, request: ClaimRequest) -> list[Op]:
         """Claim the key (or find it claimed) and answer; the ops of the request's record (with the answer)."""
         assert request.reply_partition != self._partition, request
-        with self._engine._store.env.begin() as txn:
-            existing = self._claims.lookup(txn, request.program_id, request.idempotency_key)
+        existing = self._claim_of(request.program_id, request.idempotency_key)
         ops: list[Op] = []
         if existing is None:
             claim = Claim(
                 payload_hash=request.payload_hash.encode(), event_id=request.event_ref, claimed_at_ms=_now_ms()
             )
-            ops += claim_op(request.program_id, request.idempotency_key, claim)
+            ops += self._claimed(request.program_id, request.idempotency_key, claim)
             answer = ClaimAnswer(parked_offset=request.parked_offset, granted=True)
         elif existing.payload_hash == request.payload_hash.encode():
             answer = ClaimAnswer(parked_offset=request.parked_offset, granted=True)
@@ -164,10 +186,10 @@ class KeyClaims:
 
     # --- releasing parked events -------------------------------------------------------------------------------
 
-    async def release_ready(self) -> int:
-        """Admit or refuse every participant's head event that can be judged now, repeatedly; returns how many.
-
-        Stops early on ``Overloaded`` (the event stays parked and is tried again on the next call)."""
+    async def release_ready(self) -> bool:
+        """Admit or refuse every participant's head event that can be judged now, repeatedly, until none can;
+        returns False if one could not be (``Overloaded``: it stays parked, and the caller must not apply any
+        later record before it is released, or the outcome would depend on timing)."""
         engine, released = self._engine, 0
         while ready := self.parked.ready():
             for head in ready:
@@ -178,11 +200,13 @@ class KeyClaims:
                     await self._apply_transfer(head.offset, _transfer_decoder.decode(head.event), [release])
                 elif not self._release(head):
                     await engine._caught_up()
-                    return released
+                    self.forget_recent()
+                    return False
                 released += 1
         if released:
             await engine._caught_up()
-        return released
+            self.forget_recent()
+        return True
 
     def _release(self, head: Parked) -> bool:
         """Admit or refuse ``head`` (False: overloaded, still parked)."""

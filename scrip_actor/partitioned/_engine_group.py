@@ -123,9 +123,6 @@ class _Member:
         by_partition: dict[int, list[GroupRecord]] = {}
         for record in batch:
             by_partition.setdefault(record[0], []).append(record)
-        if not batch:
-            for owned in list(self.owned.values()):
-                await owned.applier.release_parked()  # what an overload held back
         for partition, records in by_partition.items():
             owned = self.owned.get(partition)
             if owned is None:
@@ -140,6 +137,9 @@ class _Member:
                 owned.next_offset = retry_at
                 reader.seek(partition, owned.next_offset)
                 await trio.sleep(0.05)
+        for partition, owned in list(self.owned.items()):
+            if partition not in by_partition:  # answers that arrived before, or an overload that held them back
+                await owned.applier.release_parked()
 
     def reached(self, until_offsets: list[int] | None) -> bool:
         """Whether this member owns every partition and has applied each below ``until_offsets[n]``."""

@@ -16,6 +16,7 @@ at most once by the markers: exactly once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import msgspec
 import trio
@@ -34,41 +35,48 @@ _DELIVERY_WAIT_S = 30.0
 _encoder = msgspec.msgpack.Encoder()
 
 
-def _produce_all(producer: RecordProducer, topic: str, records: list[OutboxRecord]) -> list[str]:
-    """Produce ``records`` and wait for their reports (a worker thread); the errors, empty when all were stored."""
+def _produce_all(producer: RecordProducer, topic: str, records: list[OutboxRecord]) -> tuple[list[int], list[str]]:
+    """Produce ``records`` and wait for their reports (a worker thread): the indexes stored, and the errors."""
+    stored: list[int] = []
     errors: list[str] = []
-    answered = [0]
 
-    def on_acked(error: str | None, _partition: int, _offset: int) -> None:
-        answered[0] += 1
-        if error is not None:
-            errors.append(error)
+    def on_acked_for(index: int) -> Callable[[str | None, int, int], None]:
+        def on_acked(error: str | None, _partition: int, _offset: int) -> None:
+            if error is None:
+                stored.append(index)
+            else:
+                errors.append(error)
 
-    for record in records:
+        return on_acked
+
+    for index, record in enumerate(records):
         key = f"effect/{record.origin_partition}/{record.origin_offset}/{record.ordinal}".encode()
         value = _encoder.encode(record)
-        producer.produce(topic, key, value, on_acked, partition=record.destination_partition, kind=KIND_EFFECT)
-    unanswered = producer.flush(_DELIVERY_WAIT_S)
-    if unanswered or answered[0] < len(records):
-        errors.append(f"{len(records) - answered[0]} records unanswered after {_DELIVERY_WAIT_S} s")
-    return errors
+        destination = record.destination_partition
+        producer.produce(topic, key, value, on_acked_for(index), partition=destination, kind=KIND_EFFECT)
+    if producer.flush(_DELIVERY_WAIT_S):
+        errors.append(f"{len(records) - len(stored)} records unanswered after {_DELIVERY_WAIT_S} s")
+    return stored, errors
 
 
 async def relay_pending(applier: PartitionApplier, producer: RecordProducer) -> int:
-    """Relay what is pending now, batch by batch; returns how many were relayed (stops at the first broker error)."""
+    """Relay what is pending now, batch by batch; returns how many were relayed. A record the broker did not store
+    stays pending (retried on the next run) without holding back the others: the destination's applied markers
+    make the order of delivery irrelevant."""
     engine, relayed = applier.engine, 0
     while True:
         with engine._store.env.begin() as txn:
             records = applier.outbox.pending(txn, _RELAY_BATCH_MAX)
         if not records:
             return relayed
-        errors = await trio.to_thread.run_sync(_produce_all, producer, applier.topic, records)
+        stored, errors = await trio.to_thread.run_sync(_produce_all, producer, applier.topic, records)
+        if stored:
+            engine._writer.append(Outbox.relayed_ops([records[index] for index in sorted(stored)]))
+            await engine._caught_up()
+            relayed += len(stored)
         if errors:
             print(f"scrip: relay of partition {applier.partition}: {errors[0]} (retrying)", file=sys.stderr)
             return relayed
-        engine._writer.append(Outbox.relayed_ops(records))
-        await engine._caught_up()
-        relayed += len(records)
 
 
 async def relay_until_cancelled(applier: PartitionApplier, producer: RecordProducer) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import lmdb
 import trio
 
-from scrip_actor.partitioned import _kafka
+from scrip_actor._data_dir import ENV_DIR_NAME
+from scrip_actor.partitioned import _kafka, partition_data_dir
 from tests.partitioned.partition_setup import (
     TOPIC,
     applied_balances,
@@ -26,6 +28,26 @@ PARTICIPANTS = 23
 REPEATED = 200  # records produced twice (a front retrying after a lost answer): the second must change nothing
 
 
+def _stored_offset(data_dir: Path) -> int:
+    """The offset the running engine has committed, read beside it (LMDB readers never block its writer)."""
+    env = lmdb.open(str(data_dir / ENV_DIR_NAME), readonly=True, max_dbs=64, lock=True, subdir=True)
+    try:
+        meta = env.open_db(b"meta", create=False)
+        with env.begin() as txn:
+            raw = txn.get(b"log_offset:" + f"{TOPIC}/0".encode(), db=meta)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+    finally:
+        env.close()
+
+
+async def _first_commits(data_dir: Path) -> None:
+    """Return once the engine has committed some records: kill it mid-partition, not before it starts (a fixed
+    sleep is outlived by a fast run and undershot by a slow one)."""
+    with trio.fail_after(30):
+        while _stored_offset(data_dir) == 0:
+            await trio.sleep(0.005)
+
+
 async def test_every_acknowledged_event_is_applied_once_across_a_sigkill(broker: str, tmp_path: Path) -> None:
     partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, PARTITIONS)
     _kafka.create_topic(broker, TOPIC, PARTITIONS)
@@ -37,7 +59,7 @@ async def test_every_acknowledged_event_is_applied_once_across_a_sigkill(broker:
     try:
         assert engines[0].stdout is not None
         assert engines[0].stdout.readline().startswith("READY 0")
-        await trio.sleep(0.3)  # let it apply part of its partition, then kill it without a chance to clean up
+        await _first_commits(partition_data_dir(partitions_dir, 0))  # it applied part of its partition: kill it
         engines[0].send_signal(signal.SIGKILL)
         engines[0].wait(timeout=10)
         engines[0].stdout.close()
@@ -49,7 +71,7 @@ async def test_every_acknowledged_event_is_applied_once_across_a_sigkill(broker:
                 engine.kill()
                 engine.wait()
     resumed_at = int(outputs[0].split()[1])  # the replacement's READY line: where the killed one had got to
-    assert 0 < resumed_at < ends[0], "the kill is meant to land mid-partition"
+    assert 0 < resumed_at < ends[0], f"the kill is meant to land mid-partition: {resumed_at} of {ends[0]}"
     for partition, output in enumerate(outputs):
         assert f"DONE {ends[partition]}" in output, output
 

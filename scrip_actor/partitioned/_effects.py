@@ -1,0 +1,72 @@
+"""Effect records: what one partition's relay sends another, decoded and checked before anything is applied.
+
+An ``effect`` record's value is an :class:`~scrip_actor.partitioned._outbox.OutboxRecord` (msgpack: small integers
+and bytes); its payload is one of the commands below as JSON (an amount is an integer of any size: a scale-18
+asset's amounts exceed 64 bits, which msgpack cannot carry). A record that does not decode, is not addressed to
+this partition, names itself as its origin, or whose payload contradicts its envelope is refused here, so a bad
+record never stops a partition (it is passed over with its position, like a malformed event).
+
+Trust: the events topic must be writable only by the fronts and the engines (broker ACLs): an effect is applied as
+its origin partition's word, as a transfer's credit (docs/partitioned.md, production).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgspec
+
+from scrip_actor.engine import TransitCredit
+from scrip_actor.errors import ScripError, ValidationFailed
+from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
+from scrip_actor.partitioned._outbox import OutboxRecord
+
+__all__ = ["Effect", "Payload", "effect_from", "encode_payload"]
+
+Payload = TransitCredit | ClaimRequest | ClaimAnswer
+
+_record_decoder = msgspec.msgpack.Decoder(OutboxRecord)
+_payload_decoder = msgspec.json.Decoder(Payload)
+_payload_encoder = msgspec.json.Encoder()
+
+
+class Effect(NamedTuple):
+    """A checked effect: its envelope (origin, offset, ordinal: the dedupe key) and its command."""
+
+    record: OutboxRecord
+    payload: Payload
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """The payload bytes an :class:`OutboxRecord` carries."""
+    return _payload_encoder.encode(payload)
+
+
+def _problem(record: OutboxRecord, payload: Payload, partition: int, partitions: int) -> str | None:
+    """Why this effect cannot be applied here (None: it can)."""
+    if record.destination_partition != partition:
+        return f"it is for partition {record.destination_partition}"
+    if not 0 <= record.origin_partition < partitions or record.origin_partition == partition:
+        return f"its origin partition {record.origin_partition} is not another partition of the topic"
+    if isinstance(payload, ClaimRequest):
+        if payload.reply_partition != record.origin_partition or payload.parked_offset != record.origin_offset:
+            return "a claim request must be answered to the event that sent it"
+    elif isinstance(payload, TransitCredit):
+        if payload.amount_minor <= 0 or payload.from_partition != record.origin_partition:
+            return "a credit moves a positive amount out of its origin's transit account"
+        if payload.purpose == "TRANSFER" and not payload.source_external_id:
+            return "a transfer's credit names its source, to whom a refusal returns it"
+    return None
+
+
+def effect_from(value: bytes, offset: int, partition: int, partitions: int) -> Effect | ScripError:
+    """Decode and check the effect record at ``offset`` of this partition."""
+    try:
+        record = _record_decoder.decode(value)
+        payload = _payload_decoder.decode(record.payload)
+    except msgspec.DecodeError as error:
+        return ValidationFailed(f"record at offset {offset} is not an effect: {error}", {"offset": offset})
+    problem = _problem(record, payload, partition, partitions)
+    if problem is not None:
+        return ValidationFailed(f"effect at offset {offset} refused: {problem}", {"offset": offset})
+    return Effect(record, payload)
