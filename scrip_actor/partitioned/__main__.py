@@ -8,6 +8,9 @@ Without ``--partition`` it is a consumer-group member (``--group``, :mod:`._engi
 the partitions, and it prints ``ASSIGNED <n> <offset> <unix time>`` when it opens partition ``n`` (resuming at
 ``offset``) and ``REVOKED <n> <offset> <unix time>`` once it has closed it; ``--until-offsets E0,E1,...`` makes it
 exit (``DONE``) once it owns every partition ``n`` and has applied every record below ``En``.
+
+A partition store holding ids of another partition is refused (exit status 2,
+:class:`._partition_ids.ForeignIdPrefix`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import functools
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +27,7 @@ import trio
 from scrip_actor.config import Config, StorageSettings
 from scrip_actor.partitioned._engine_group import GroupSettings, run_group
 from scrip_actor.partitioned._engine_role import partition_data_dir, run_partition
+from scrip_actor.partitioned._partition_ids import ForeignIdPrefix
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -81,7 +86,14 @@ async def _until_signalled(run: Callable[[], Awaitable[None]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parse(argv)
+    try:
+        _main(_parse(argv))
+    except ForeignIdPrefix as error:
+        print(f"engine: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def _main(args: argparse.Namespace) -> None:
     if args.partition is None:
         if args.group is None:
             raise SystemExit("engine: give --partition N, or --group G to be a consumer-group member")

@@ -24,7 +24,14 @@ import trio
 from scrip_actor.config import Config
 from scrip_actor.engine import Engine, admit_consumed, consumed_offset
 from scrip_actor.errors import Overloaded
-from scrip_actor.partitioned._engine_role import _BATCH_RECORDS_MAX, _POLL_TIMEOUT_S, _decoded, _with_store, log_name
+from scrip_actor.partitioned._engine_role import (
+    _BATCH_RECORDS_MAX,
+    _POLL_TIMEOUT_S,
+    _decoded,
+    _with_store,
+    claiming,
+    log_name,
+)
 from scrip_actor.partitioned._kafka import GroupReader, GroupRecord
 
 __all__ = ["GroupSettings", "run_group"]
@@ -74,7 +81,8 @@ class _Member:
             # Shielded: a store is closed by its revocation only (run_group revokes all on the way out, cancelled
             # or not), so that what it admitted is processed first and the lock is released at a known point.
             with trio.CancelScope(shield=True):
-                await _with_store(self._config_for(partition), self._settings.lock_wait_s, body)
+                config = self._config_for(partition)
+                await _with_store(config, self._settings.lock_wait_s, body, claiming(config, self._topic, partition))
         finally:
             closed.set()
 

@@ -16,6 +16,7 @@ docs/partitioned.md. Hooks for the wallet/budget leases and the cross-partition 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from scrip_actor.errors import DataDirInUse, Overloaded, ScripError, ValidationF
 from scrip_actor.http.errors import decode_json
 from scrip_actor.model import EventSubmit
 from scrip_actor.partitioned._kafka import LogRecord, PartitionReader
+from scrip_actor.partitioned._partition_ids import claim_partition_ids
 
 __all__ = ["partition_data_dir", "run_partition"]
 
@@ -48,6 +50,11 @@ def log_name(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
+def claiming(config: Config, topic: str, partition: int) -> Callable[[], None]:
+    """What runs before the partition's store is opened: make it mint ids that name the partition."""
+    return functools.partial(claim_partition_ids, config.storage, topic, partition)
+
+
 def _decoded(record: LogRecord) -> tuple[int, EventSubmit | ScripError]:
     offset, _key, value = record
     if value is None:  # a tombstone: nothing to apply, and it must not stop the partition
@@ -58,12 +65,19 @@ def _decoded(record: LogRecord) -> tuple[int, EventSubmit | ScripError]:
         return offset, ValidationFailed(f"record at offset {offset} is not an event: {error.message}", error.details)
 
 
-async def _with_store(config: Config, wait_s: float, body: Callable[[Engine], Awaitable[int]]) -> int:
-    """Run ``body`` on the partition's engine, waiting (up to ``wait_s``) while a previous owner holds the store."""
+async def _with_store(
+    config: Config, wait_s: float, body: Callable[[Engine], Awaitable[int]], prepare: Callable[[], None] | None = None
+) -> int:
+    """Run ``body`` on the partition's engine, waiting (up to ``wait_s``) while a previous owner holds the store.
+
+    ``prepare`` runs first, on each attempt, with the store not yet open by this process (the partition's id
+    prefix is claimed there: _partition_ids.claim_partition_ids); it may raise DataDirInUse like the open."""
     deadline = time.monotonic() + wait_s
     while True:
         opened = False
         try:
+            if prepare is not None:
+                prepare()
             async with open_engine(config=config) as engine:
                 opened = True
                 return await body(engine)
@@ -117,4 +131,4 @@ async def run_partition(
             await trio.to_thread.run_sync(reader.close)
         return next_offset
 
-    return await _with_store(config, lock_wait_s, body)
+    return await _with_store(config, lock_wait_s, body, claiming(config, topic, partition))
