@@ -57,6 +57,7 @@ def _partitioned_options(serve: Any) -> None:
     serve.add_argument("--session-timeout-ms", type=int, help="--role engine --group: default 6000")
     serve.add_argument("--until-offsets", help="--role engine --group: E0,E1,...: exit once all applied below En")
     serve.add_argument("--partitions-dir", help="--role engine: holds one data directory per partition")
+    serve.add_argument("--read-host", help="--role engine: serve each owned partition's GET routes on this host")
     serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
 
 
@@ -72,7 +73,7 @@ def _serve_engine_role(args: argparse.Namespace) -> int:
     argv = ["engine", "--bootstrap", args.bootstrap, "--topic", args.topic, "--partitions-dir", args.partitions_dir]
     passed = {"--partition": args.partition, "--until-offset": args.until_offset, "--group": args.group}
     passed |= {"--assignment-strategy": args.assignment_strategy, "--session-timeout-ms": args.session_timeout_ms}
-    passed |= {"--until-offsets": args.until_offsets}
+    passed |= {"--until-offsets": args.until_offsets, "--read-host": args.read_host}
     for option, value in passed.items():
         if value is not None:
             argv += [option, str(value)]

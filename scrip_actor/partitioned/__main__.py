@@ -9,8 +9,9 @@ the partitions, and it prints ``ASSIGNED <n> <offset> <unix time>`` when it open
 ``offset``) and ``REVOKED <n> <offset> <unix time>`` once it has closed it; ``--until-offsets E0,E1,...`` makes it
 exit (``DONE``) once it owns every partition ``n`` and has applied every record below ``En``.
 
-A partition store holding ids of another partition is refused (exit status 2,
-:class:`._partition_ids.ForeignIdPrefix`).
+``--read-host H`` serves each owned partition's GET routes on ``H`` (an ephemeral port each), advertised in
+``<partition's data dir>/reader.json`` for the front (:mod:`._engine_reads`). A partition store holding ids
+of another partition is refused (exit status 2, :class:`._partition_ids.ForeignIdPrefix`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     engine.add_argument("--partitions-dir", required=True, help="holds one data directory per partition")
     engine.add_argument("--until-offset", type=int, default=None, help="exit once every record below is applied")
     engine.add_argument("--lmdb-map-size-bytes", type=int, default=1 << 30)
+    engine.add_argument("--read-host", help="serve each owned partition's GET routes on this host (reader.json)")
     return parser.parse_args(argv)
 
 
@@ -56,7 +58,7 @@ def _config_for(args: argparse.Namespace, partition: int) -> Config:
 
 
 def _main_group(args: argparse.Namespace) -> None:
-    settings = GroupSettings(args.group, args.assignment_strategy, args.session_timeout_ms)
+    settings = GroupSettings(args.group, args.assignment_strategy, args.session_timeout_ms, read_host=args.read_host)
     until = None if args.until_offsets is None else [int(end) for end in args.until_offsets.split(",")]
     run = functools.partial(
         run_group,
@@ -108,6 +110,7 @@ def _main(args: argparse.Namespace) -> None:
         args.partition,
         until_offset=args.until_offset,
         on_ready=lambda offset: print(f"READY {offset} {time.time():.6f}", flush=True),
+        read_host=args.read_host,
     )
     done = trio.run(run)
     print(f"DONE {done} {time.time():.6f}", flush=True)

@@ -24,6 +24,7 @@ import trio
 from scrip_actor.config import Config
 from scrip_actor.engine import Engine, admit_consumed, consumed_offset
 from scrip_actor.errors import Overloaded
+from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._engine_role import (
     _BATCH_RECORDS_MAX,
     _POLL_TIMEOUT_S,
@@ -39,12 +40,13 @@ __all__ = ["GroupSettings", "run_group"]
 
 class GroupSettings(msgspec.Struct, frozen=True):
     """How a member joins: the group, the assignment strategy and the session timeout (a dead member's partitions
-    move after it; small in tests)."""
+    move after it; small in tests) and where to serve each owned partition's reads (None: nowhere)."""
 
     group: str
     strategy: str = "cooperative-sticky"
     session_timeout_ms: int = 6000
     lock_wait_s: float = 60.0
+    read_host: str | None = None
 
 
 @dataclass
@@ -82,7 +84,8 @@ class _Member:
             # or not), so that what it admitted is processed first and the lock is released at a known point.
             with trio.CancelScope(shield=True):
                 config = self._config_for(partition)
-                await _with_store(config, self._settings.lock_wait_s, body, claiming(config, self._topic, partition))
+                reading = serving_reads(body, config, self._topic, partition, self._settings.read_host)
+                await _with_store(config, self._settings.lock_wait_s, reading, claiming(config, self._topic, partition))
         finally:
             closed.set()
 

@@ -29,6 +29,7 @@ from scrip_actor.engine import Engine, admit_consumed, consumed_offset, open_eng
 from scrip_actor.errors import DataDirInUse, Overloaded, ScripError, ValidationFailed
 from scrip_actor.http.errors import decode_json
 from scrip_actor.model import EventSubmit
+from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._kafka import LogRecord, PartitionReader
 from scrip_actor.partitioned._partition_ids import claim_partition_ids
 
@@ -108,10 +109,12 @@ async def run_partition(
     until_offset: int | None = None,
     lock_wait_s: float = 60.0,
     on_ready: Callable[[int], None] | None = None,
+    read_host: str | None = None,
 ) -> int:
     """Apply partition ``partition`` of ``topic`` to ``config.storage.data_dir`` until cancelled.
 
     ``until_offset`` (tests, catch-up jobs): return once every record below it is applied and processed.
+    ``read_host``: also serve the partition's GET routes there while the store is open (_engine_reads.py).
     Returns the offset after the last record applied.
     """
     log = log_name(topic, partition)
@@ -131,4 +134,5 @@ async def run_partition(
             await trio.to_thread.run_sync(reader.close)
         return next_offset
 
-    return await _with_store(config, lock_wait_s, body, claiming(config, topic, partition))
+    reading = serving_reads(body, config, topic, partition, read_host)
+    return await _with_store(config, lock_wait_s, reading, claiming(config, topic, partition))
