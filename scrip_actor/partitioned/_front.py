@@ -15,8 +15,9 @@ to the waiting request with ``TrioToken.run_sync_soon``, the one thread-safe way
 
 What the front cannot judge, because it holds no state: whether the program exists, event_data's engine-side
 limits, an idempotency key reused with another payload. The partition's engine records those as the event's
-failure (``GET /v1/events/{id}`` there). Every other route answers 501 ``not_routed``: reads through the front
-are a later step (docs/partitioned.md).
+failure (``GET /v1/events/{id}`` there). Given the partitions' readers (``readers``), every GET is routed to the
+partition holding its data or fanned out to all and merged (``_front_reads.py``); every other route answers
+501 ``not_routed`` (docs/partitioned.md).
 """
 
 from __future__ import annotations
@@ -35,13 +36,21 @@ from quart_trio import QuartTrio
 
 from scrip_actor.config import Config
 from scrip_actor.errors import ValidationFailed
-from scrip_actor.http.app import HttpLimits, _error, _install_error_handlers, _install_hooks, _view
+from scrip_actor.http.app import (
+    HttpLimits,
+    _authenticate,
+    _error,
+    _install_error_handlers,
+    _install_hooks,
+    _view,
+)
 from scrip_actor.http.auth import ApiKeys
 from scrip_actor.http.errors import BrokerUnavailable, NotRouted
 from scrip_actor.http.metrics import HttpMetrics
 from scrip_actor.http.routing import Call, Endpoint
 from scrip_actor.http.server import serve_app
 from scrip_actor.model import EventSubmit
+from scrip_actor.partitioned._front_reads import PartitionReaders, serve_read
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._routing import partition_for
 
@@ -172,8 +181,11 @@ def _submit_endpoint(log: EventLog) -> Endpoint:
     )
 
 
-def create_front_app(log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None) -> QuartTrio:
-    """The front's ASGI app: ``POST /v1/events`` through the embedded view; every other ``/v1`` route a 501."""
+def create_front_app(
+    log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None, readers: PartitionReaders | None = None
+) -> QuartTrio:
+    """The front's ASGI app: ``POST /v1/events`` through the embedded view; with ``readers``, every GET routed to
+    the partitions' readers (_front_reads.py); every other ``/v1`` route a 501."""
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.partitioned.front")
     app.config["MAX_CONTENT_LENGTH"] = limits.body_bytes_max
@@ -185,17 +197,28 @@ def create_front_app(log: EventLog, keys: ApiKeys, limits: HttpLimits | None = N
     view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
     app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
 
+    served = ["POST /v1/events", *(["GET /v1/..."] if readers is not None else [])]
+
     async def not_routed(rest: str) -> Response:
         return _error(
             NotRouted(
-                f"the front role serves only POST /v1/events; {request.method} /v1/{rest} is routed in a later step",
-                {"path": f"/v1/{rest}", "served": ["POST /v1/events"]},
+                f"the front role does not route {request.method} /v1/{rest}: it serves {' and '.join(served)}",
+                {"path": f"/v1/{rest}", "served": served},
             )
         )
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    methods = ["POST", "PUT", "PATCH", "DELETE", *(["GET"] if readers is None else [])]
     app.add_url_rule("/v1/<path:rest>", endpoint="not_routed", view_func=not_routed, methods=methods)
-    _install_hooks(app, HttpMetrics(), {endpoint.name: endpoint.path, "not_routed": "/v1/{rest}"})
+    routes = {endpoint.name: endpoint.path, "not_routed": "/v1/{rest}"}
+    if readers is not None:
+
+        async def read(rest: str) -> Response:
+            _authenticate(keys)
+            return await serve_read(readers, rest)
+
+        app.add_url_rule("/v1/<path:rest>", endpoint="read", view_func=read, methods=["GET"])
+        routes["read"] = "/v1/{rest}"
+    _install_hooks(app, HttpMetrics(), routes)
     _install_error_handlers(app)
     return app
 
@@ -206,9 +229,10 @@ async def serve_front(
     keys: ApiKeys,
     *,
     limits: HttpLimits | None = None,
+    readers: PartitionReaders | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the front on ``config.server.host:port`` (0: a free port, reported by ``task_status.started``)."""
-    app = create_front_app(log, keys, limits)
+    app = create_front_app(log, keys, limits, readers)
     await serve_app(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
