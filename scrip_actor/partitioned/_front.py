@@ -8,7 +8,8 @@ request ids), with the embedded error handlers and hooks. Only the handler diffe
 participant's ``external_id`` to partition :func:`~scrip_actor.partitioned._routing.partition_for`, and answers
 202 only once the broker's delivery report says the record is stored (idempotent producer, ``acks=all``). A
 broker error or a delivery timeout is a 503 ``broker_unavailable``: nothing was acknowledged, and sending the
-same event again is safe (the partition's engine dedupes by ``idempotency_key``).
+same event again is safe (the partition's engine dedupes by ``idempotency_key``). ``POST /v1/events/batch`` is the
+same per item: each judged on its own, all produced in input order, each ``accepted`` after its own report.
 
 The delivery report runs on a poll thread of ours (or inside ``produce`` on the trio thread); it hands the answer
 to the waiting request with ``TrioToken.run_sync_soon``, the one thread-safe way into a trio run.
@@ -35,7 +36,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from scrip_actor.config import Config
-from scrip_actor.errors import ValidationFailed
+from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.http.app import (
     HttpLimits,
     _authenticate,
@@ -47,14 +48,25 @@ from scrip_actor.http.app import (
 from scrip_actor.http.auth import ApiKeys
 from scrip_actor.http.errors import BrokerUnavailable, NotRouted
 from scrip_actor.http.metrics import HttpMetrics
+from scrip_actor.http.routes_events import _decode_item
 from scrip_actor.http.routing import Call, Endpoint
+from scrip_actor.http.schemas import EventBatch, ItemError
 from scrip_actor.http.server import serve_app
 from scrip_actor.model import EventSubmit
 from scrip_actor.partitioned._front_reads import PartitionReaders, serve_read
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._routing import partition_for
 
-__all__ = ["EventLog", "FrontAccepted", "LogPosition", "create_front_app", "open_event_log", "serve_front"]
+__all__ = [
+    "Delivery",
+    "EventLog",
+    "FrontAccepted",
+    "FrontBatchResult",
+    "LogPosition",
+    "create_front_app",
+    "open_event_log",
+    "serve_front",
+]
 
 _encoder = msgspec.json.Encoder()
 _POLL_S = 0.05
@@ -84,34 +96,53 @@ class FrontAccepted(msgspec.Struct, kw_only=True):
     log: LogPosition
 
 
+class Delivery:
+    """One record handed to the producer: :meth:`stored` waits for the broker's answer about it."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self._topic, self._partition = topic, partition
+        self._answered = trio.Event()
+        self._answer: tuple[str | None, int, int] = (None, partition, -1)
+
+    def settle(self, error: str | None, stored_partition: int, offset: int) -> None:  # on the trio thread
+        self._answer = (error, stored_partition, offset)
+        self._answered.set()
+
+    async def stored(self) -> LogPosition:
+        """Where the record was stored; raises BrokerUnavailable if the broker did not store it."""
+        await self._answered.wait()
+        error, stored_partition, offset = self._answer
+        if error is not None:
+            raise BrokerUnavailable(
+                f"the events topic did not store the event: {error}",
+                {"topic": self._topic, "partition": self._partition},
+            )
+        return LogPosition(topic=self._topic, partition=stored_partition, offset=offset)
+
+
 class EventLog:
-    """The events topic as the front writes it: :meth:`append` produces one record and waits for its answer."""
+    """The events topic as the front writes it: :meth:`append` produces one record and waits for its answer;
+    :meth:`send` produces without waiting (a batch sends all its records in order, then waits for each)."""
 
     def __init__(self, producer: RecordProducer, topic: str, partitions: int, token: trio.lowlevel.TrioToken) -> None:
         self._producer, self.topic, self.partitions, self._token = producer, topic, partitions, token
 
-    async def append(self, routing_key: str, value: bytes) -> LogPosition:
-        """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored."""
+    def send(self, routing_key: str, value: bytes) -> Delivery:
+        """Produce ``value`` keyed by ``routing_key`` to its partition now (records sent in call order are stored in
+        that order: idempotent producer); the broker's answer arrives on the returned :class:`Delivery`."""
         partition = partition_for(routing_key, self.partitions)
-        answered = trio.Event()
-        answer: list[tuple[str | None, int, int]] = []
-
-        def settle(error: str | None, stored_partition: int, offset: int) -> None:  # on the trio thread
-            answer.append((error, stored_partition, offset))
-            answered.set()
+        delivery = Delivery(self.topic, partition)
 
         def on_acked(error: str | None, stored_partition: int, offset: int) -> None:  # any thread
             with contextlib.suppress(trio.RunFinishedError):  # the front stopped; nobody is waiting any more
-                self._token.run_sync_soon(settle, error, stored_partition, offset)
+                self._token.run_sync_soon(delivery.settle, error, stored_partition, offset)
 
         self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition)
-        await answered.wait()
-        error, stored_partition, offset = answer[0]
-        if error is not None:
-            raise BrokerUnavailable(
-                f"the events topic did not store the event: {error}", {"topic": self.topic, "partition": partition}
-            )
-        return LogPosition(topic=self.topic, partition=stored_partition, offset=offset)
+        return delivery
+
+    async def append(self, routing_key: str, value: bytes) -> LogPosition:
+        """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored."""
+        return await self.send(routing_key, value).stored()
 
 
 def _poll_until(producer: RecordProducer, stop: threading.Event) -> None:
@@ -152,22 +183,35 @@ async def open_event_log(
         await trio.to_thread.run_sync(producer.flush, delivery_timeout_s)
 
 
+def _unroutable(event: EventSubmit) -> ValidationFailed | None:
+    """Why the front cannot route ``event``, or None: a participant id is assigned by one partition's engine, so
+    the front cannot know where it lives; it routes by ``external_id``."""
+    if event.external_id is None or event.participant_id is not None:
+        return ValidationFailed.field(
+            "external_id", "required", "the partitioned front routes by external_id: give it, not participant_id"
+        )
+    return None
+
+
+def _accepted(event: EventSubmit, position: LogPosition) -> FrontAccepted:
+    assert event.external_id is not None
+    return FrontAccepted(
+        program_id=event.program_id,
+        external_id=event.external_id,
+        idempotency_key=event.idempotency_key,
+        event_timestamp=event.event_timestamp,
+        log=position,
+    )
+
+
 def _submit_endpoint(log: EventLog) -> Endpoint:
     async def submit_event(call: Call) -> FrontAccepted:
         event: EventSubmit = call.body
-        if event.external_id is None or event.participant_id is not None:
-            # A participant id is assigned by one partition's engine: the front cannot know where it lives.
-            raise ValidationFailed.field(
-                "external_id", "required", "the partitioned front routes by external_id: give it, not participant_id"
-            )
-        position = await log.append(event.external_id, _encoder.encode(event))
-        return FrontAccepted(
-            program_id=event.program_id,
-            external_id=event.external_id,
-            idempotency_key=event.idempotency_key,
-            event_timestamp=event.event_timestamp,
-            log=position,
-        )
+        refusal = _unroutable(event)
+        if refusal is not None:
+            raise refusal
+        assert event.external_id is not None
+        return _accepted(event, await log.append(event.external_id, _encoder.encode(event)))
 
     return Endpoint(
         "POST",
@@ -181,6 +225,79 @@ def _submit_endpoint(log: EventLog) -> Endpoint:
     )
 
 
+class FrontBatchItem(msgspec.Struct, kw_only=True):
+    """One batch item's outcome at its input ``index``: the front's 202 shape when stored, else its error."""
+
+    index: int
+    status: Literal["accepted", "error"]
+    error: ItemError | None = None
+    event: FrontAccepted | None = None
+
+
+class FrontBatchResult(msgspec.Struct, kw_only=True):
+    """``POST /v1/events/batch`` on the front: the embedded batch answer's shape, items in input order."""
+
+    total: int
+    success_count: int
+    error_count: int
+    results: list[FrontBatchItem]
+
+
+def _send(log: EventLog, event: EventSubmit) -> Delivery:
+    assert event.external_id is not None  # _unroutable refused it otherwise
+    return log.send(event.external_id, _encoder.encode(event))
+
+
+async def _stored_or_refused(delivery: Delivery) -> LogPosition | ScripError:
+    try:
+        return await delivery.stored()
+    except BrokerUnavailable as error:
+        return error
+
+
+def _batch_endpoint(log: EventLog, events_max: int) -> Endpoint:
+    async def submit_event_batch(call: Call) -> FrontBatchResult:
+        """Judge each item as ``POST /v1/events`` would; produce the valid ones in input order (one participant's
+        events keep their order), then wait for each one's delivery report: an item is ``accepted`` only once
+        the broker stored it, and a broker failure is that item's ``broker_unavailable``."""
+        body: EventBatch = call.body
+        if not 1 <= len(body.events) <= events_max:
+            raise ValidationFailed.field(
+                "events", "invalid", f"a batch holds 1-{events_max} events, got {len(body.events)}"
+            )
+        judged: list[EventSubmit | ScripError] = []
+        for raw in body.events:
+            item = _decode_item(raw)
+            judged.append(item if isinstance(item, ScripError) else (_unroutable(item) or item))
+        # Every record is handed to the producer before any answer is awaited, in input order.
+        sent = [None if isinstance(item, ScripError) else _send(log, item) for item in judged]
+        results: list[FrontBatchItem] = []
+        for index, (item, delivery) in enumerate(zip(judged, sent, strict=True)):
+            outcome = item if delivery is None else await _stored_or_refused(delivery)
+            if isinstance(outcome, LogPosition) and isinstance(item, EventSubmit):
+                results.append(FrontBatchItem(index=index, status="accepted", event=_accepted(item, outcome)))
+            else:
+                assert isinstance(outcome, ScripError)
+                failure = ItemError(code=outcome.code, message=outcome.message, details=outcome.details)
+                results.append(FrontBatchItem(index=index, status="error", error=failure))
+        success = sum(1 for result in results if result.status == "accepted")
+        return FrontBatchResult(
+            total=len(results), success_count=success, error_count=len(results) - success, results=results
+        )
+
+    return Endpoint(
+        "POST",
+        "/v1/events/batch",
+        submit_event_batch,
+        f"Submit 1-{events_max} events to the events topic; each item 202'd once the broker stored it",
+        "Events",
+        body=EventBatch,
+        response=FrontBatchResult,
+        status=202,
+        batch=True,
+    )
+
+
 def create_front_app(
     log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None, readers: PartitionReaders | None = None
 ) -> QuartTrio:
@@ -188,16 +305,17 @@ def create_front_app(
     the partitions' readers (_front_reads.py); every other ``/v1`` route a 501."""
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.partitioned.front")
-    app.config["MAX_CONTENT_LENGTH"] = limits.body_bytes_max
+    app.config["MAX_CONTENT_LENGTH"] = limits.batch_body_bytes_max  # each view enforces its own route's limit
     app.config["BODY_TIMEOUT"] = limits.body_read_timeout_s
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.url_map.merge_slashes = False
-    endpoint = _submit_endpoint(log)
-    # No engine behind the view: the handler never reads Call.engine.
-    view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
-    app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
+    endpoints = [_submit_endpoint(log), _batch_endpoint(log, limits.batch_events_max)]
+    for endpoint in endpoints:
+        # No engine behind the view: the handlers never read Call.engine.
+        view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
+        app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
 
-    served = ["POST /v1/events", *(["GET /v1/..."] if readers is not None else [])]
+    served = ["POST /v1/events", "POST /v1/events/batch", *(["GET /v1/..."] if readers is not None else [])]
 
     async def not_routed(rest: str) -> Response:
         return _error(
@@ -209,7 +327,7 @@ def create_front_app(
 
     methods = ["POST", "PUT", "PATCH", "DELETE", *(["GET"] if readers is None else [])]
     app.add_url_rule("/v1/<path:rest>", endpoint="not_routed", view_func=not_routed, methods=methods)
-    routes = {endpoint.name: endpoint.path, "not_routed": "/v1/{rest}"}
+    routes = {endpoint.name: endpoint.path for endpoint in endpoints} | {"not_routed": "/v1/{rest}"}
     if readers is not None:
 
         async def read(rest: str) -> Response:
