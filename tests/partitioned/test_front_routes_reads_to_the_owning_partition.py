@@ -108,7 +108,10 @@ async def _submit_and_wait_applied(running: Running, program_id: str) -> None:
             await trio.sleep(0.1)
 
 
-async def _paged(running: Running, path: str, limit: int, **params: Any) -> list[dict[str, Any]]:
+async def _paged(
+    running: Running, path: str, limit: int, sizes: list[int] | None = None, **params: Any
+) -> list[dict[str, Any]]:
+    """Every item of a list through the front, page by page (each page's size appended to ``sizes``)."""
     items: list[dict[str, Any]] = []
     cursor = None
     for _ in range(1000):
@@ -118,6 +121,8 @@ async def _paged(running: Running, path: str, limit: int, **params: Any) -> list
         page = answer.json()
         assert len(page["data"]) <= limit
         items += page["data"]
+        if sizes is not None:
+            sizes.append(len(page["data"]))
         if not page["pagination"]["has_more"]:
             return items
         cursor = page["pagination"]["next_cursor"]
@@ -238,3 +243,55 @@ async def test_reads_through_the_front_are_answered_by_the_owning_partitions(bro
         await _routed_reads_equal_the_partitions_own(running)
         await _fanned_out_lists_page_exactly(running)
         await _a_stopped_partition_is_503(running)
+
+
+async def _post_batch(front: httpx.AsyncClient, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    answer = await front.post("/v1/events/batch", json={"events": events}, headers=AUTH)
+    assert answer.status_code == 202 and answer.json()["error_count"] == 0, answer.text
+    return [result["event"]["log"] for result in answer.json()["results"]]
+
+
+async def test_a_partition_whose_page_comes_back_short_is_asked_again(broker: str, tmp_path: Path) -> None:
+    """A filter checked on candidates can leave a partition's page empty with has_more (its scan bound, 1,000
+    candidates): the merge asks it again before taking anything, so no item is skipped or repeated."""
+    partitions, old = 2, "2019-06-01T00:00:00Z"
+    partitions_dir, program_id, _ = await seed_partitions(tmp_path, partitions)
+    _kafka.create_topic(broker, TOPIC, partitions)
+    crowded = next(f"user{n}" for n in range(50) if partition_for(f"user{n}", partitions) == 0)
+    quiet = next(f"user{n}" for n in range(50) if partition_for(f"user{n}", partitions) == 1)
+    ends = [0] * partitions
+    async with (
+        open_event_log(broker, TOPIC, partitions) as log,
+        open_readers(partitions_dir, TOPIC, partitions) as readers,
+        trio.open_nursery() as nursery,
+    ):
+        port = await nursery.start(partial(serve_front, log, _LOOPBACK, ApiKeys.of(KEY), readers=readers))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as front:
+
+            def event(who: str, key: str, **extra: Any) -> dict[str, Any]:
+                return {"program_id": program_id, "external_id": who, "idempotency_key": key, "event_data": {}, **extra}
+
+            olds = [event(who, f"old-{who}-{n}", event_timestamp=old) for who in (crowded, quiet) for n in range(3)]
+            logs = await _post_batch(front, olds)
+            for start in range(0, 1100, 550):  # newer than the old ones, all in the crowded partition
+                logs += await _post_batch(front, [event(crowded, f"new-{n}") for n in range(start, start + 550)])
+            for position in logs:
+                ends[position["partition"]] = max(ends[position["partition"]], position["offset"] + 1)
+            for partition in range(partitions):  # applied first, then served: the reads see every event
+                config = config_for(partition_data_dir(partitions_dir, partition))
+                assert await run_partition(config, broker, TOPIC, partition, until_offset=ends[partition]) > 0
+            for partition in range(partitions):
+                nursery.start_soon(_engine, broker, partitions_dir, partition, trio.CancelScope())
+            await _until(lambda: all(read_advert(partition_data_dir(partitions_dir, p)) for p in range(partitions)), 15)
+            running = Running(front, {}, partitions_dir)
+            short = await running.direct(0, "/v1/events", event_to="2020-01-01T00:00:00Z", limit=2)
+            assert short.json()["data"] == [] and short.json()["pagination"]["has_more"]  # the path under test
+            for sort_dir in ("desc", "asc"):
+                sizes: list[int] = []
+                filters = {"event_to": "2020-01-01T00:00:00Z", "sort_dir": sort_dir}
+                paged = await _paged(running, "/v1/events", 2, sizes, **filters)
+                assert sizes == [2, 2, 2], sizes  # full pages: the short partition was asked again, not waited for
+                assert sorted(e["idempotency_key"] for e in paged) == sorted(e["idempotency_key"] for e in olds)
+                times = [_created(item) for item in paged]
+                assert times == sorted(times, reverse=sort_dir == "desc")
+        nursery.cancel_scope.cancel()
