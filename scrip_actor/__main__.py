@@ -75,7 +75,7 @@ def _serve_engine_role(args: argparse.Namespace) -> int:
     argv = ["engine", "--bootstrap", args.bootstrap, "--topic", args.topic, "--partitions-dir", args.partitions_dir]
     passed = {"--partition": args.partition, "--until-offset": args.until_offset, "--group": args.group}
     passed |= {"--assignment-strategy": args.assignment_strategy, "--session-timeout-ms": args.session_timeout_ms}
-    passed |= {"--until-offsets": args.until_offsets, "--read-host": args.read_host}
+    passed |= {"--until-offsets": args.until_offsets, "--config": args.config, "--read-host": args.read_host}
     for option, value in passed.items():
         if value is not None:
             argv += [option, str(value)]

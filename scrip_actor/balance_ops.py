@@ -447,15 +447,22 @@ def transfer(
     *,
     program_id: str,
     description: str,
+    remote: list[tuple[str, int]] | None = None,
 ) -> int:
     """Move AVAILABLE value from ``source`` to each recipient, in one TRANSFER entry; returns the total.
 
     The source's lots are spent FIFO; each recipient gets a new lot dated now with no expiry (the vintage resets,
     as in the hosted API). 422 when the source's AVAILABLE is short; nothing moves for anyone then.
+
+    ``remote`` (partitioned mode): ``(system account id, amount)`` for recipients on other partitions. Their value
+    goes to that in-transit SYSTEM account in this same entry, and the recipient's partition moves it on
+    (scrip_actor/engine/_cross_partition.py), so every partition's journal still balances on its own.
     """
-    total = sum(amount for _, amount in recipients)
+    remote = remote or []
+    total = sum(amount for _, amount in recipients) + sum(amount for _, amount in remote)
     assert total > 0
     assert all(amount > 0 and state.id != source.id for state, amount in recipients)
+    assert all(amount > 0 for _, amount in remote)
     participant = tx.edit(source)
     spendable = _spendable(tx, participant, asset)
     if spendable < total:
@@ -464,6 +471,7 @@ def transfer(
         tx.consume_lots(participant, asset, total)
     legs = [("PARTICIPANT", participant.id, asset.id, "AVAILABLE", -total)]
     legs += [("PARTICIPANT", state.id, asset.id, "AVAILABLE", amount) for state, amount in recipients]
+    legs += [("SYSTEM", account_id, asset.id, "AVAILABLE", amount) for account_id, amount in remote]
     edited = [(tx.edit(state), amount) for state, amount in recipients]  # working copies before the postings
     tx.post("TRANSFER", legs, rule_id=None, description=description)
     if asset.inventory_mode == "LOT":

@@ -108,6 +108,7 @@ _LAST_VALUE_DATABASES = frozenset(
     | {"automations", "automation_runs", "automation_subscriptions"}  # schema 10
     | {"webhook_endpoints", "webhook_deliveries"}
 )
+SIDE_DATABASES = ("outbox",)  # see Store.open_side_database
 DATABASES = (
     "meta",
     "programs",
@@ -287,6 +288,17 @@ class Store:
                     raise SchemaMismatch(problem)  # the transaction aborts: the old store is left as it was
             if txn.get(b"id_prefix", db=meta) is None:
                 txn.put(b"id_prefix", encode(new_prefix()), db=meta)
+
+    def open_side_database(self, name: str) -> None:
+        """Open (creating) a named database that is not part of the schema, so the writer can write it.
+
+        Side databases belong to a role, not to every store: partitioned mode's cross-partition ``outbox``
+        (scrip_actor/partitioned/_outbox.py) exists only in partition stores. ``max_dbs`` leaves room for them, and
+        an embedded store never has one, so the schema and its migrations do not change.
+        """
+        assert name in SIDE_DATABASES, name
+        if name not in self.dbs:
+            self.dbs[name] = self.env.open_db(name.encode(), create=True)
 
     @property
     def id_prefix(self) -> int:
@@ -527,7 +539,7 @@ def _open_environment(path: Path, map_size_bytes: int, *, sync: bool, max_reader
         return lmdb.open(
             str(path / ENV_DIR_NAME),
             map_size=map_size_bytes,
-            max_dbs=len(DATABASES) + 2,
+            max_dbs=len(DATABASES) + 2,  # room for SIDE_DATABASES
             max_readers=max_readers,
             sync=sync,
             metasync=sync,

@@ -18,6 +18,11 @@ the durability callbacks that finish the event. :class:`Engine` only validates, 
 from scrip_actor.engine._backtest_offline import backtest_data_dir as backtest_data_dir
 from scrip_actor.engine._consumed import admit_consumed as admit_consumed
 from scrip_actor.engine._consumed import consumed_offset as consumed_offset
+from scrip_actor.engine._consumed import offset_op as offset_op
+from scrip_actor.engine._cross_partition import TransitCredit as TransitCredit
+from scrip_actor.engine._cross_partition import receive_credit as receive_credit
+from scrip_actor.engine._cross_partition import send_transfer as send_transfer
+from scrip_actor.engine._cross_partition import transit_account as transit_account
 from scrip_actor.engine._engine import Engine as Engine
 from scrip_actor.engine._engine import EngineStatistics as EngineStatistics
 from scrip_actor.engine._engine import open_engine as open_engine
@@ -28,8 +33,13 @@ __all__ = [
     "Engine",
     "EngineStatistics",
     "StateHistoryFilter",
+    "TransitCredit",
     "admit_consumed",
     "backtest_data_dir",
     "consumed_offset",
+    "offset_op",
     "open_engine",
+    "receive_credit",
+    "send_transfer",
+    "transit_account",
 ]

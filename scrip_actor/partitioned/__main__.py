@@ -23,9 +23,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import trio
 
-from scrip_actor.config import Config, StorageSettings
+from scrip_actor.config import Config, load_config
 from scrip_actor.partitioned._engine_group import GroupSettings, run_group
 from scrip_actor.partitioned._engine_role import partition_data_dir, run_partition
 from scrip_actor.partitioned._partition_ids import ForeignIdPrefix
@@ -44,17 +45,28 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     engine.add_argument("--until-offsets", help="--group: E0,E1,...: exit once owning all and each applied below En")
     engine.add_argument("--partitions-dir", required=True, help="holds one data directory per partition")
     engine.add_argument("--until-offset", type=int, default=None, help="exit once every record below is applied")
-    engine.add_argument("--lmdb-map-size-bytes", type=int, default=1 << 30)
+    engine.add_argument("--lmdb-map-size-bytes", type=int, help="default: the config's storage.lmdb_map_size_bytes")
+    engine.add_argument("--config", help="TOML settings file, as for the embedded server (storage.data_dir unused)")
     engine.add_argument("--read-host", help="serve each owned partition's GET routes on this host (reader.json)")
     return parser.parse_args(argv)
 
 
-def _config_for(args: argparse.Namespace, partition: int) -> Config:
+def _config_for(settings: Config, args: argparse.Namespace, partition: int) -> Config:
+    """Partition ``partition``'s settings: the loaded ones (the same limits as every front and engine should
+    have), with the partition's own data directory."""
     data_dir = partition_data_dir(args.partitions_dir, partition)
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Config(
-        storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=args.lmdb_map_size_bytes)
-    )
+    storage = msgspec.structs.replace(settings.storage, data_dir=str(data_dir))
+    if args.lmdb_map_size_bytes is not None:
+        storage = msgspec.structs.replace(storage, lmdb_map_size_bytes=args.lmdb_map_size_bytes)
+    return msgspec.structs.replace(settings, storage=storage)
+
+
+def _settings(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(args.config)  # defaults, the file, then SCRIP_<SECTION>_<KEY> variables
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"scrip: {error}") from None
 
 
 def _main_group(args: argparse.Namespace) -> None:
@@ -62,7 +74,7 @@ def _main_group(args: argparse.Namespace) -> None:
     until = None if args.until_offsets is None else [int(end) for end in args.until_offsets.split(",")]
     run = functools.partial(
         run_group,
-        functools.partial(_config_for, args),
+        functools.partial(_config_for, _settings(args), args),
         args.bootstrap,
         args.topic,
         settings,
@@ -90,8 +102,8 @@ async def _until_signalled(run: Callable[[], Awaitable[None]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         _main(_parse(argv))
-    except ForeignIdPrefix as error:
-        print(f"engine: {error}", file=sys.stderr, flush=True)
+    except* ForeignIdPrefix as refused:  # a group from a --group member's nursery, or the bare error
+        print(f"engine: {refused.exceptions[0]}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 
@@ -101,7 +113,7 @@ def _main(args: argparse.Namespace) -> None:
             raise SystemExit("engine: give --partition N, or --group G to be a consumer-group member")
         _main_group(args)
         return
-    config = _config_for(args, args.partition)
+    config = _config_for(_settings(args), args, args.partition)
     run = functools.partial(
         run_partition,
         config,

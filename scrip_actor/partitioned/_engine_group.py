@@ -22,18 +22,19 @@ import msgspec
 import trio
 
 from scrip_actor.config import Config
-from scrip_actor.engine import Engine, admit_consumed, consumed_offset
-from scrip_actor.errors import Overloaded
+from scrip_actor.engine import Engine, consumed_offset
+from scrip_actor.partitioned._apply import PartitionApplier
 from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._engine_role import (
     _BATCH_RECORDS_MAX,
     _POLL_TIMEOUT_S,
-    _decoded,
+    _topic_partitions,
     _with_store,
     claiming,
     log_name,
 )
-from scrip_actor.partitioned._kafka import GroupReader, GroupRecord
+from scrip_actor.partitioned._kafka import GroupReader, GroupRecord, RecordProducer
+from scrip_actor.partitioned._relay import relay_pending, relay_until_cancelled
 
 __all__ = ["GroupSettings", "run_group"]
 
@@ -51,9 +52,9 @@ class GroupSettings(msgspec.Struct, frozen=True):
 
 @dataclass
 class _Owned:
-    """One assigned partition: its open engine and the offset to apply next."""
+    """One assigned partition: its open engine (in its applier) and the offset to apply next."""
 
-    engine: Engine
+    applier: PartitionApplier
     next_offset: int
     release: trio.Event = field(default_factory=trio.Event)
 
@@ -62,9 +63,15 @@ class _Member:
     """The partitions this process owns right now, opened on assignment and closed on revocation."""
 
     def __init__(
-        self, nursery: trio.Nursery, topic: str, config_for: Callable[[int], Config], settings: GroupSettings
+        self,
+        nursery: trio.Nursery,
+        topic: str,
+        config_for: Callable[[int], Config],
+        settings: GroupSettings,
+        relay: tuple[RecordProducer, int],
     ) -> None:
         self._nursery, self._topic, self._config_for, self._settings = nursery, topic, config_for, settings
+        self._producer, self._partitions = relay  # the outbox relays' producer, and the topic's partition count
         self.owned: dict[int, _Owned] = {}
         self._closed: dict[int, trio.Event] = {}
         self.on_change: Callable[[str, int, int], None] = lambda _what, _partition, _offset: None
@@ -73,10 +80,16 @@ class _Member:
         closed = self._closed[partition] = trio.Event()
 
         async def body(engine: Engine) -> int:
-            owned = _Owned(engine, consumed_offset(engine, log_name(self._topic, partition)))
-            task_status.started(owned)
-            await owned.release.wait()
-            await engine.wait_idle()  # every admitted event processed before the store is let go
+            log = log_name(self._topic, partition)
+            applier = PartitionApplier(engine, self._topic, partition, self._partitions, log)
+            owned = _Owned(applier, consumed_offset(engine, log))
+            async with trio.open_nursery() as relays:
+                relays.start_soon(relay_until_cancelled, applier, self._producer)
+                task_status.started(owned)
+                await owned.release.wait()
+                await engine.wait_idle()  # every admitted event processed before the store is let go
+                relays.cancel_scope.cancel()
+            await relay_pending(applier, self._producer)  # whatever is left is the next owner's to relay
             return owned.next_offset
 
         try:
@@ -116,16 +129,16 @@ class _Member:
             owned = self.owned.get(partition)
             if owned is None:
                 continue
-            fresh = [_decoded(record[1:]) for record in records if record[1] >= owned.next_offset]
+            fresh = [record[1:] for record in records if record[1] >= owned.next_offset]
             if not fresh:
                 continue
-            results = await admit_consumed(owned.engine, log_name(self._topic, partition), fresh)
-            if results and isinstance(results[-1], Overloaded):
-                owned.next_offset = fresh[len(results) - 1][0]
+            retry_at = await owned.applier.apply(fresh)
+            if retry_at is None:
+                owned.next_offset = fresh[-1][0] + 1
+            else:
+                owned.next_offset = retry_at
                 reader.seek(partition, owned.next_offset)
                 await trio.sleep(0.05)
-            else:
-                owned.next_offset = fresh[-1][0] + 1
 
     def reached(self, until_offsets: list[int] | None) -> bool:
         """Whether this member owns every partition and has applied each below ``until_offsets[n]``."""
@@ -150,8 +163,10 @@ async def run_group(
     once this member owns partition ``n`` for every ``n`` and has applied every record below ``until_offsets[n]``.
     ``on_change(what, partition, offset)`` is told ``ASSIGNED`` (resuming at offset) and ``REVOKED`` (closed).
     """
+    producer = RecordProducer(bootstrap)
+    partitions = await _topic_partitions(producer, topic)
     async with trio.open_nursery() as nursery:
-        member = _Member(nursery, topic, config_for, settings)
+        member = _Member(nursery, topic, config_for, settings, (producer, partitions))
         if on_change is not None:
             member.on_change = on_change
 

@@ -1,17 +1,18 @@
 """The engine role: one partition of the events topic, applied in offset order to that partition's own store.
 
 Each partition is a whole embedded engine (its own LMDB store, journal and hash chain) in
-``<partitions_dir>/partition-<n>``. The loop reads a batch from the stored offset on, decodes each record as an
-:class:`~scrip_actor.model.EventSubmit` and admits the batch with :func:`scrip_actor.engine.admit_consumed`,
-which writes each record's offset in the LMDB record of the event it produced. A restart, a SIGKILL or a new
+``<partitions_dir>/partition-<n>``. The loop reads a batch from the stored offset on and applies it with
+:class:`~scrip_actor.partitioned._apply.PartitionApplier` (events admitted with
+:func:`scrip_actor.engine.admit_consumed`, transfers and effects from other partitions one by one), which writes
+each record's offset in the LMDB record of the effects it produced; the partition's outbox relay
+(:mod:`._relay`) runs beside it. A restart, a SIGKILL or a new
 owner therefore resumes exactly after the last record applied: nothing is ever committed to the broker.
 
 Fencing: the partition's store is a data directory, and a data directory belongs to one process at a time (an
 exclusive ``flock``, scrip_actor/_data_dir.py). A new owner waits for it (:func:`_with_store`); a stopped
 (SIGSTOP) or zombie owner keeps it, so it can never write beside its successor. Production needs the broker-side
 half too (the group generation checked before each write, or the lock's holder killed on revocation): see
-docs/partitioned.md. Hooks for the wallet/budget leases and the cross-partition outbox (``_leases.py``,
-``_outbox.py``, being built on branch i16-leases) go where :func:`_apply` admits a batch.
+docs/partitioned.md.
 """
 
 from __future__ import annotations
@@ -21,24 +22,23 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import msgspec
 import trio
 
 from scrip_actor.config import Config
-from scrip_actor.engine import Engine, admit_consumed, consumed_offset, open_engine
-from scrip_actor.errors import DataDirInUse, Overloaded, ScripError, ValidationFailed
-from scrip_actor.http.errors import decode_json
-from scrip_actor.model import EventSubmit
+from scrip_actor.engine import Engine, consumed_offset, open_engine
+from scrip_actor.errors import DataDirInUse, ValidationFailed
+from scrip_actor.partitioned._apply import PartitionApplier
 from scrip_actor.partitioned._engine_reads import serving_reads
-from scrip_actor.partitioned._kafka import LogRecord, PartitionReader
+from scrip_actor.partitioned._kafka import LogRecord, PartitionReader, RecordProducer
 from scrip_actor.partitioned._partition_ids import claim_partition_ids
+from scrip_actor.partitioned._relay import relay_pending, relay_until_cancelled
 
 __all__ = ["partition_data_dir", "run_partition"]
 
-_decoder = msgspec.json.Decoder(EventSubmit)
 _BATCH_RECORDS_MAX = 500
 _POLL_TIMEOUT_S = 0.2
 _LOCK_RETRY_S = 0.1
+_METADATA_WAIT_S = 10.0
 
 
 def partition_data_dir(partitions_dir: str | Path, partition: int) -> Path:
@@ -54,16 +54,6 @@ def log_name(topic: str, partition: int) -> str:
 def claiming(config: Config, topic: str, partition: int) -> Callable[[], None]:
     """What runs before the partition's store is opened: make it mint ids that name the partition."""
     return functools.partial(claim_partition_ids, config.storage, topic, partition)
-
-
-def _decoded(record: LogRecord) -> tuple[int, EventSubmit | ScripError]:
-    offset, _key, value = record
-    if value is None:  # a tombstone: nothing to apply, and it must not stop the partition
-        return offset, ValidationFailed(f"record at offset {offset} has no value", {"offset": offset})
-    try:
-        return offset, decode_json(_decoder, value)
-    except ValidationFailed as error:  # the front validates; a bad record must not stop the partition
-        return offset, ValidationFailed(f"record at offset {offset} is not an event: {error.message}", error.details)
 
 
 async def _with_store(
@@ -88,16 +78,12 @@ async def _with_store(
         await trio.sleep(_LOCK_RETRY_S)
 
 
-async def _apply(engine: Engine, reader: PartitionReader, log: str, batch: list[LogRecord]) -> int:
-    """Admit one batch; returns the offset to read next (the overloaded record's, to read it again)."""
-    records = [_decoded(record) for record in batch]
-    results = await admit_consumed(engine, log, records)
-    if results and isinstance(results[-1], Overloaded):
-        retry_at = records[len(results) - 1][0]
-        reader.seek(retry_at)
-        await trio.sleep(0.05)
-        return retry_at
-    return batch[-1][0] + 1
+async def _topic_partitions(producer: RecordProducer, topic: str) -> int:
+    """The topic's partition count (part of the routing rule for cross-partition effects); refuses a missing one."""
+    partitions = await trio.to_thread.run_sync(producer.partition_count, topic, _METADATA_WAIT_S)
+    if partitions is None:
+        raise ValidationFailed(f"topic {topic!r} does not exist", {"topic": topic})
+    return partitions
 
 
 async def run_partition(
@@ -118,21 +104,38 @@ async def run_partition(
     Returns the offset after the last record applied.
     """
     log = log_name(topic, partition)
+    producer = RecordProducer(bootstrap)  # the outbox relay's
+    partitions = await _topic_partitions(producer, topic)
 
     async def body(engine: Engine) -> int:
+        applier = PartitionApplier(engine, topic, partition, partitions, log)
         next_offset = consumed_offset(engine, log)
         reader = await trio.to_thread.run_sync(PartitionReader, bootstrap, topic, partition, next_offset)
         try:
-            if on_ready is not None:
-                on_ready(next_offset)
-            while until_offset is None or next_offset < until_offset:
-                batch = await trio.to_thread.run_sync(reader.read, _BATCH_RECORDS_MAX, _POLL_TIMEOUT_S)
-                if batch:
-                    next_offset = await _apply(engine, reader, log, batch)
-            await engine.wait_idle()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(relay_until_cancelled, applier, producer)
+                if on_ready is not None:
+                    on_ready(next_offset)
+                while until_offset is None or next_offset < until_offset:
+                    batch = await trio.to_thread.run_sync(reader.read, _BATCH_RECORDS_MAX, _POLL_TIMEOUT_S)
+                    if batch:
+                        next_offset = await _applied(applier, reader, batch)
+                await engine.wait_idle()
+                nursery.cancel_scope.cancel()
+            await relay_pending(applier, producer)  # what the last records sent, before the store is let go
         finally:
             await trio.to_thread.run_sync(reader.close)
         return next_offset
 
     reading = serving_reads(body, config, topic, partition, read_host)
     return await _with_store(config, lock_wait_s, reading, claiming(config, topic, partition))
+
+
+async def _applied(applier: PartitionApplier, reader: PartitionReader, batch: list[LogRecord]) -> int:
+    """Apply one batch; returns the offset to read next (the overloaded record's, to read it again)."""
+    retry_at = await applier.apply(batch)
+    if retry_at is None:
+        return batch[-1][0] + 1
+    reader.seek(retry_at)
+    await trio.sleep(0.05)
+    return retry_at

@@ -16,9 +16,13 @@ to the waiting request with ``TrioToken.run_sync_soon``, the one thread-safe way
 
 What the front cannot judge, because it holds no state: whether the program exists, event_data's engine-side
 limits, an idempotency key reused with another payload. The partition's engine records those as the event's
-failure (``GET /v1/events/{id}`` there). Given the partitions' readers (``readers``), every GET is routed to the
-partition holding its data or fanned out to all and merged (``_front_reads.py``); every other route answers
-501 ``not_routed`` (docs/partitioned.md).
+failure (``GET /v1/events/{id}`` there).
+
+``POST /v1/transfers`` goes the same way to the source's partition as a ``scrip-kind: transfer`` record (source and
+recipients named by external_id); that partition's engine moves the value to recipients elsewhere through its
+outbox (scrip_actor/engine/_cross_partition.py). Given the partitions' readers (``readers``), every GET is routed
+to the partition holding its data or fanned out to all and merged (``_front_reads.py``). Every other route
+answers 501 ``not_routed`` (docs/partitioned.md).
 """
 
 from __future__ import annotations
@@ -52,10 +56,11 @@ from scrip_actor.http.routes_events import _decode_item
 from scrip_actor.http.routing import Call, Endpoint
 from scrip_actor.http.schemas import EventBatch, ItemError
 from scrip_actor.http.server import serve_app
-from scrip_actor.model import EventSubmit
+from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._front_reads import PartitionReaders, serve_read
 from scrip_actor.partitioned._kafka import RecordProducer
-from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._routing import KIND_TRANSFER, partition_for
+from scrip_actor.values import external_id as canonical_external_id
 
 __all__ = [
     "Delivery",
@@ -63,6 +68,7 @@ __all__ = [
     "FrontAccepted",
     "FrontBatchResult",
     "LogPosition",
+    "TransferAccepted",
     "create_front_app",
     "open_event_log",
     "serve_front",
@@ -70,6 +76,7 @@ __all__ = [
 
 _encoder = msgspec.json.Encoder()
 _POLL_S = 0.05
+_EXTERNAL_ID_MAX = 255
 
 
 class LogPosition(msgspec.Struct, kw_only=True, frozen=True):
@@ -127,9 +134,11 @@ class EventLog:
     def __init__(self, producer: RecordProducer, topic: str, partitions: int, token: trio.lowlevel.TrioToken) -> None:
         self._producer, self.topic, self.partitions, self._token = producer, topic, partitions, token
 
-    def send(self, routing_key: str, value: bytes) -> Delivery:
+    def send(self, routing_key: str, value: bytes, kind: str | None = None) -> Delivery:
         """Produce ``value`` keyed by ``routing_key`` to its partition now (records sent in call order are stored in
-        that order: idempotent producer); the broker's answer arrives on the returned :class:`Delivery`."""
+        that order: idempotent producer); the broker's answer arrives on the returned :class:`Delivery`.
+
+        ``kind`` is the record's ``scrip-kind`` header (None: an event)."""
         partition = partition_for(routing_key, self.partitions)
         delivery = Delivery(self.topic, partition)
 
@@ -137,12 +146,12 @@ class EventLog:
             with contextlib.suppress(trio.RunFinishedError):  # the front stopped; nobody is waiting any more
                 self._token.run_sync_soon(delivery.settle, error, stored_partition, offset)
 
-        self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition)
+        self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition, kind=kind)
         return delivery
 
-    async def append(self, routing_key: str, value: bytes) -> LogPosition:
+    async def append(self, routing_key: str, value: bytes, kind: str | None = None) -> LogPosition:
         """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored."""
-        return await self.send(routing_key, value).stored()
+        return await self.send(routing_key, value, kind).stored()
 
 
 def _poll_until(producer: RecordProducer, stop: threading.Event) -> None:
@@ -183,14 +192,15 @@ async def open_event_log(
         await trio.to_thread.run_sync(producer.flush, delivery_timeout_s)
 
 
-def _unroutable(event: EventSubmit) -> ValidationFailed | None:
-    """Why the front cannot route ``event``, or None: a participant id is assigned by one partition's engine, so
-    the front cannot know where it lives; it routes by ``external_id``."""
+def _routing_key(event: EventSubmit) -> str:
+    """The key ``event`` is routed by: its external id in the engine's own spelling (NFC), so two spellings of one
+    participant land on one partition. A participant id is assigned by one partition's engine, so the front
+    cannot know where it lives: an event without an external id is a ValidationFailed."""
     if event.external_id is None or event.participant_id is not None:
-        return ValidationFailed.field(
+        raise ValidationFailed.field(
             "external_id", "required", "the partitioned front routes by external_id: give it, not participant_id"
         )
-    return None
+    return canonical_external_id(event.external_id, _EXTERNAL_ID_MAX)
 
 
 def _accepted(event: EventSubmit, position: LogPosition) -> FrontAccepted:
@@ -207,11 +217,7 @@ def _accepted(event: EventSubmit, position: LogPosition) -> FrontAccepted:
 def _submit_endpoint(log: EventLog) -> Endpoint:
     async def submit_event(call: Call) -> FrontAccepted:
         event: EventSubmit = call.body
-        refusal = _unroutable(event)
-        if refusal is not None:
-            raise refusal
-        assert event.external_id is not None
-        return _accepted(event, await log.append(event.external_id, _encoder.encode(event)))
+        return _accepted(event, await log.append(_routing_key(event), _encoder.encode(event)))
 
     return Endpoint(
         "POST",
@@ -243,9 +249,15 @@ class FrontBatchResult(msgspec.Struct, kw_only=True):
     results: list[FrontBatchItem]
 
 
-def _send(log: EventLog, event: EventSubmit) -> Delivery:
-    assert event.external_id is not None  # _unroutable refused it otherwise
-    return log.send(event.external_id, _encoder.encode(event))
+def _judged(raw: msgspec.Raw) -> tuple[EventSubmit, str] | ScripError:
+    """One batch item decoded and routed (the event and its routing key), or why it is refused."""
+    item = _decode_item(raw)
+    if isinstance(item, ScripError):
+        return item
+    try:
+        return item, _routing_key(item)
+    except ValidationFailed as error:
+        return error
 
 
 async def _stored_or_refused(delivery: Delivery) -> LogPosition | ScripError:
@@ -265,17 +277,16 @@ def _batch_endpoint(log: EventLog, events_max: int) -> Endpoint:
             raise ValidationFailed.field(
                 "events", "invalid", f"a batch holds 1-{events_max} events, got {len(body.events)}"
             )
-        judged: list[EventSubmit | ScripError] = []
-        for raw in body.events:
-            item = _decode_item(raw)
-            judged.append(item if isinstance(item, ScripError) else (_unroutable(item) or item))
+        judged = [_judged(raw) for raw in body.events]
         # Every record is handed to the producer before any answer is awaited, in input order.
-        sent = [None if isinstance(item, ScripError) else _send(log, item) for item in judged]
+        sent = [
+            None if isinstance(item, ScripError) else log.send(item[1], _encoder.encode(item[0])) for item in judged
+        ]
         results: list[FrontBatchItem] = []
         for index, (item, delivery) in enumerate(zip(judged, sent, strict=True)):
-            outcome = item if delivery is None else await _stored_or_refused(delivery)
-            if isinstance(outcome, LogPosition) and isinstance(item, EventSubmit):
-                results.append(FrontBatchItem(index=index, status="accepted", event=_accepted(item, outcome)))
+            outcome = item if isinstance(item, ScripError) or delivery is None else await _stored_or_refused(delivery)
+            if isinstance(outcome, LogPosition) and not isinstance(item, ScripError):
+                results.append(FrontBatchItem(index=index, status="accepted", event=_accepted(item[0], outcome)))
             else:
                 assert isinstance(outcome, ScripError)
                 failure = ItemError(code=outcome.code, message=outcome.message, details=outcome.details)
@@ -298,29 +309,82 @@ def _batch_endpoint(log: EventLog, events_max: int) -> Endpoint:
     )
 
 
+class TransferAccepted(msgspec.Struct, kw_only=True):
+    """The front's 202 for a transfer: stored in the events topic at its source's partition, not yet applied.
+
+    What became of it: the source's TRANSFER entry (``GET /v1/journal`` there), or, when its partition's engine
+    refused it (e.g. an overdraft), the refusal kept under its log position (docs/partitioned.md).
+    """
+
+    program_id: str
+    asset_id: str
+    source_external_id: str
+    idempotency_key: str | None
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+    log: LogPosition
+
+
+def _routable(value: str | None, other: str | None, field: str) -> str:
+    if value is None or other is not None:
+        raise ValidationFailed.field(field, "required", "the partitioned front routes by external_id: give it")
+    return canonical_external_id(value, _EXTERNAL_ID_MAX, field)
+
+
+def _transfer_endpoint(log: EventLog) -> Endpoint:
+    async def submit_transfer(call: Call) -> TransferAccepted:
+        transfer: TransferCreate = call.body
+        source = _routable(
+            transfer.source_external_id,
+            transfer.source_participant_id or transfer.source_group_id,
+            "source_external_id",
+        )
+        for i, recipient in enumerate(transfer.recipients):
+            _routable(
+                recipient.external_id, recipient.participant_id or recipient.group_id, f"recipients[{i}].external_id"
+            )
+        position = await log.append(source, _encoder.encode(transfer), KIND_TRANSFER)
+        return TransferAccepted(
+            program_id=transfer.program_id,
+            asset_id=transfer.asset_id,
+            source_external_id=source,
+            idempotency_key=transfer.idempotency_key,
+            log=position,
+        )
+
+    return Endpoint(
+        "POST",
+        "/v1/transfers",
+        submit_transfer,
+        "Submit a transfer to its source's partition (202 once the broker stored it)",
+        "Transfers",
+        body=TransferCreate,
+        response=TransferAccepted,
+        status=202,
+    )
+
+
 def create_front_app(
     log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None, readers: PartitionReaders | None = None
 ) -> QuartTrio:
-    """The front's ASGI app: ``POST /v1/events`` through the embedded view; with ``readers``, every GET routed to
-    the partitions' readers (_front_reads.py); every other ``/v1`` route a 501."""
+    """The front's ASGI app: ``POST /v1/events``, ``/v1/events/batch`` and ``/v1/transfers`` through the embedded
+    view; with ``readers``, every GET routed to the partitions' readers (_front_reads.py); the rest a 501."""
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.partitioned.front")
     app.config["MAX_CONTENT_LENGTH"] = limits.batch_body_bytes_max  # each view enforces its own route's limit
     app.config["BODY_TIMEOUT"] = limits.body_read_timeout_s
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.url_map.merge_slashes = False
-    endpoints = [_submit_endpoint(log), _batch_endpoint(log, limits.batch_events_max)]
+    endpoints = [_submit_endpoint(log), _batch_endpoint(log, limits.batch_events_max), _transfer_endpoint(log)]
     for endpoint in endpoints:
         # No engine behind the view: the handlers never read Call.engine.
         view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
         app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
-
-    served = ["POST /v1/events", "POST /v1/events/batch", *(["GET /v1/..."] if readers is not None else [])]
+    served = [f"POST {endpoint.path}" for endpoint in endpoints] + (["GET /v1/..."] if readers is not None else [])
 
     async def not_routed(rest: str) -> Response:
         return _error(
             NotRouted(
-                f"the front role does not route {request.method} /v1/{rest}: it serves {' and '.join(served)}",
+                f"the front role does not route {request.method} /v1/{rest}: it serves {', '.join(served)}",
                 {"path": f"/v1/{rest}", "served": served},
             )
         )

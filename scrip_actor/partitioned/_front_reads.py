@@ -7,7 +7,7 @@ then, by the route (:func:`_routed`):
 * **one partition** when the request names one participant or one record: ``/v1/participants/{id}`` and
   everything under it, ``/v1/events/{id}``, ``/v1/journal-entries/{id}`` (the id's first 8 hex digits are its
   partition, ``_partition_ids.py``), and the lists when filtered to one participant or event
-  (``external_id=``: :func:`~scrip_actor.partitioned._routing.partition_for`; ``participant_id=``,
+  (``external_id=``, NFC: :func:`~scrip_actor.partitioned._routing.partition_for`; ``participant_id=``,
   ``event_id=``: the id's partition). The reader's answer is passed through unchanged: status, body,
   ``Content-Type``, ``Retry-After``; cursors are the partition's own. An id that names no partition is the
   embedded 404.
@@ -44,7 +44,7 @@ import msgspec
 import trio
 from quart import Response, request
 
-from scrip_actor import cursors
+from scrip_actor import cursors, values
 from scrip_actor.errors import NotFound
 from scrip_actor.http.app import _error
 from scrip_actor.http.errors import NotRouted, PartitionUnavailable
@@ -164,8 +164,8 @@ _LISTS = {
 
 def _routed_list(readers: PartitionReaders, route: str, args: dict[str, str]) -> int | None:
     """The one partition a list filtered to one participant or event lives in, or None to fan out."""
-    if args.get("external_id"):
-        return partition_for(args["external_id"], readers.partitions)
+    if args.get("external_id"):  # in the engine's own spelling (NFC), as the front routed its events
+        return partition_for(values.normalized_text(args["external_id"]), readers.partitions)
     for name in ("participant_id", "event_id") if route != "participants" else ():
         partition = partition_of(args.get(name, ""))
         if partition is not None and partition < readers.partitions:

@@ -16,15 +16,41 @@ production, docs/partitioned.md):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["GroupReader", "GroupRecord", "LogRecord", "PartitionReader", "RecordProducer", "create_topic"]
+__all__ = [
+    "KIND_HEADER",
+    "GroupReader",
+    "GroupRecord",
+    "LogRecord",
+    "PartitionReader",
+    "RecordProducer",
+    "create_topic",
+]
 
-LogRecord = tuple[int, bytes | None, bytes | None]  # (offset, key, value; None for a tombstone)
-GroupRecord = tuple[int, int, bytes | None, bytes | None]  # (partition, offset, key, value)
+# (offset, key, value — None for a tombstone —, kind: the record's ``scrip-kind`` header, None when it has none)
+LogRecord = tuple[int, bytes | None, bytes | None, str | None]
+GroupRecord = tuple[int, int, bytes | None, bytes | None, str | None]  # (partition, offset, key, value, kind)
+
+# What a record is, named in a header so that a stock Kafka producer's plain records (no header) stay events, and a
+# value is never sniffed: ``transfer`` and ``effect`` records (scrip_actor/partitioned/_cross.py) carry the kind.
+KIND_HEADER = "scrip-kind"
+# Consume errors the client recovers from by itself (a broker restarting, a leader moving): reading goes on. Any
+# other error stops the partition — above all ``_AUTO_OFFSET_RESET``, an offset the log no longer holds.
+_TRANSIENT_CONSUME_ERRORS = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+    }
+)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 10.0) -> None:
@@ -67,17 +93,21 @@ class RecordProducer:
         on_acked: Callable[[str | None, int, int], None],
         *,
         partition: int | None = None,
+        kind: str | None = None,
     ) -> None:
         """Queue one record keyed by ``key`` (the participant's routing key: one partition per participant).
 
         ``partition`` None leaves the choice to the client's partitioner; the front names it
-        (scrip_actor/partitioned/_routing.py), so the rule is ours, not a client setting.
+        (scrip_actor/partitioned/_routing.py), so the rule is ours, not a client setting. ``kind`` (None: an event)
+        goes in the ``scrip-kind`` header.
         """
 
         def delivered(error: KafkaError | None, message: Message) -> None:
             on_acked(None if error is None else str(error), message.partition(), message.offset())
 
-        chosen = {} if partition is None else {"partition": partition}
+        chosen: dict[str, object] = {} if partition is None else {"partition": partition}
+        if kind is not None:
+            chosen["headers"] = [(KIND_HEADER, kind.encode())]
         while True:
             try:
                 self._producer.produce(topic, key=key, value=value, on_delivery=delivered, **chosen)
@@ -130,15 +160,7 @@ class PartitionReader:
 
     def read(self, records_max: int, timeout_s: float) -> list[LogRecord]:
         """Up to ``records_max`` records, waiting at most ``timeout_s`` for the first. Raises on a broker error."""
-        batch: list[LogRecord] = []
-        for message in self._consumer.consume(records_max, timeout_s):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(error)
-            batch.append((message.offset(), message.key(), message.value()))
-        return batch
+        return [record[1:] for record in _records(self._consumer.consume(records_max, timeout_s))]
 
     def seek(self, offset: int) -> None:
         """Read from ``offset`` next (after a record refused for overload, to read it again)."""
@@ -148,15 +170,29 @@ class PartitionReader:
         self._consumer.close()
 
 
+def _kind(message: Message) -> str | None:
+    headers = message.headers()
+    if not headers:
+        return None
+    for name, value in headers:
+        if name == KIND_HEADER:
+            return None if value is None else value.decode("utf-8", "replace")
+    return None
+
+
 def _records(messages: list[Message]) -> list[GroupRecord]:
+    """The records among ``messages``; a transient error is passed over (the client retries), any other raises."""
     batch: list[GroupRecord] = []
     for message in messages:
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 continue
+            if error.code() in _TRANSIENT_CONSUME_ERRORS and not error.fatal():
+                print(f"scrip: broker: {error.str()} (transient, the client retries)", file=sys.stderr, flush=True)
+                continue
             raise KafkaException(error)
-        batch.append((message.partition(), message.offset(), message.key(), message.value()))
+        batch.append((message.partition(), message.offset(), message.key(), message.value(), _kind(message)))
     return batch
 
 

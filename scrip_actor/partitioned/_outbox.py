@@ -26,6 +26,8 @@ import struct
 import lmdb
 import msgspec
 
+from scrip_actor.store import Op
+
 OUTBOX_DB = b"outbox"
 _KEY = struct.Struct(">IQI")
 _ORIGIN = struct.Struct(">I")
@@ -60,6 +62,32 @@ class Outbox:
         """Record an effect for another partition, in the caller's txn (the one with its own effects)."""
         assert record.origin_partition != record.destination_partition, record
         assert txn.put(_key(b"o:", record), _ENCODER.encode(record), db=self._db, overwrite=False), record
+
+    # --- the same writes as ops, for the engine's writer (one LMDB record with the effects that caused them) -----
+
+    @staticmethod
+    def append_op(record: OutboxRecord) -> Op:
+        """:meth:`append` as a writer op (``Store.open_side_database("outbox")`` must have been called)."""
+        assert record.origin_partition != record.destination_partition, record
+        return (OUTBOX_DB.decode(), _key(b"o:", record), _ENCODER.encode(record))
+
+    @staticmethod
+    def relayed_ops(records: list[OutboxRecord]) -> list[Op]:
+        """:meth:`mark_relayed` as writer ops."""
+        return [(OUTBOX_DB.decode(), _key(b"o:", record), None) for record in records]
+
+    def applied_op(self, txn: lmdb.Transaction, record: OutboxRecord) -> Op | None:
+        """:meth:`apply_once` as a writer op: None for a duplicate (already applied, or below the watermark).
+
+        The check reads committed state only, so the caller must not look at a second copy of a record before the
+        first one's op is durable (the engine role applies effect records one at a time).
+        """
+        if record.origin_offset < self.watermark(txn, record.origin_partition):
+            return None
+        key = _key(b"a:", record)
+        if txn.get(key, db=self._db) is not None:
+            return None
+        return (OUTBOX_DB.decode(), key, b"")
 
     def pending(self, txn: lmdb.Transaction, limit: int = 1_000) -> list[OutboxRecord]:
         """Records not yet marked relayed, in (origin, offset, ordinal) order."""

@@ -11,7 +11,7 @@ in place (docs/partitioned.md).
 
 from __future__ import annotations
 
-__all__ = ["murmur2", "partition_for"]
+__all__ = ["KIND_EFFECT", "KIND_TRANSFER", "murmur2", "partition_for"]
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -48,3 +48,9 @@ def partition_for(routing_key: str, partitions: int) -> int:
     if partitions < 1:
         raise ValueError(f"a topic has at least one partition, got {partitions}")
     return (murmur2(routing_key.encode()) & 0x7FFFFFFF) % partitions
+
+
+# A record's ``scrip-kind`` header (``_kafka.KIND_HEADER``): none for an event (what a stock producer writes), these
+# for the other commands of the events topic (scrip_actor/partitioned/_apply.py decodes each).
+KIND_TRANSFER = "transfer"  # a TransferCreate, at its source's partition (the front's POST /v1/transfers)
+KIND_EFFECT = "effect"  # an OutboxRecord from another partition's relay

@@ -139,12 +139,18 @@ def produce(
 
 
 def start_engine(
-    bootstrap: str, partitions_dir: Path, partition: int, until: int, topic: str = TOPIC
+    bootstrap: str,
+    partitions_dir: Path,
+    partition: int,
+    until: int,
+    topic: str = TOPIC,
+    *,
+    extra: list[str] | None = None,
 ) -> subprocess.Popen[str]:
     """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped."""
     command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
     command += ["--topic", topic, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
-    command += ["--until-offset", str(until)]
+    command += ["--until-offset", str(until), *(extra or [])]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 

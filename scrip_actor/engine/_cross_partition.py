@@ -1,0 +1,258 @@
+"""Transfers between partitions (partitioned mode, issue 16): sent by the source's, received by each recipient's.
+
+In partitioned mode a participant lives on exactly one partition (its store, journal and hash chain), so a
+transfer whose recipients live elsewhere cannot be one entry. It is three steps, each one LMDB record on one
+partition, each applied exactly once:
+
+1. **Send** (:func:`send_transfer`, on the source's partition): one TRANSFER entry debits the source, credits the
+   local recipients, and credits each remote recipient's amount to the SYSTEM account ``SYSTEM_TRANSIT_P<n>`` —
+   value on its way to partition ``n``. In the same record the caller writes one :class:`TransitCredit` per remote
+   recipient into the cross-partition outbox (scrip_actor/partitioned/_outbox.py), with the log offset.
+2. **Receive** (:func:`receive_credit`, on the recipient's partition, once per outbox record): a TRANSFER entry
+   moves the amount from ``SYSTEM_TRANSIT_P<origin>`` to the recipient (a new lot for LOT assets, no expiry, as a
+   local transfer's).
+3. **Return**: a recipient that does not exist, or is not ACTIVE, cannot take it; its partition instead sends a
+   RETURN credit back, and the origin moves the amount from ``SYSTEM_TRANSIT_P<recipient's partition>`` back to
+   the source (always accepted: value is never left in transit).
+
+Every partition's journal balances on its own. Summed over all partitions, the transit accounts hold exactly what
+is still in flight: zero once every outbox record is delivered (the test checks it). A partition's reports count
+a remote transfer as an OTHER change of its participants (out on the origin, in at the destination), which the
+partitions' sum nets to zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+import msgspec
+
+from scrip_actor import balance_ops
+from scrip_actor.amounts import format_minor
+from scrip_actor.engine._validation import positive_minor, validated
+from scrip_actor.errors import Conflict, NotFound, ScripError, SelfTransfer, ValidationFailed
+from scrip_actor.ledger import LedgerTx, ParticipantState
+from scrip_actor.model import Asset, JournalEntry, TransferCreate, TransferResult
+from scrip_actor.store import Op
+from scrip_actor.values import external_id as canonical_external_id
+
+if TYPE_CHECKING:
+    from scrip_actor.engine._engine import Engine
+
+__all__ = ["TransitCredit", "receive_credit", "send_transfer", "transit_account"]
+
+_EXTERNAL_ID_MAX = 255
+
+
+class TransitCredit(msgspec.Struct, frozen=True, kw_only=True):
+    """A credit owed to a participant of another partition: a transfer's (TRANSFER) or a refused one's (RETURN)."""
+
+    purpose: Literal["TRANSFER", "RETURN"]
+    program_id: str
+    asset_id: str
+    external_id: str  # who receives it, on the destination partition
+    amount_minor: int
+    from_partition: int  # whose transit account it leaves
+    reference_id: str  # the origin's TRANSFER entry
+    description: str
+    source_external_id: str | None = None  # TRANSFER: the source, to whom a refusal returns it
+
+
+class _Keyless(NamedTuple):
+    """What ``Operations.submit`` reads of a request, for a step that is deduplicated by its log position."""
+
+    program_id: str
+    idempotency_key: None = None
+
+
+def transit_account(partition: int) -> str:
+    """The SYSTEM account holding value on its way to or from partition ``partition``."""
+    return f"SYSTEM_TRANSIT_P{partition}"
+
+
+def _linked_asset(engine: Engine, program_id: str, asset_id: str) -> Asset:
+    catalog = engine._catalog
+    program, asset = catalog.program(program_id), catalog.asset(asset_id)
+    if program_id not in asset.program_ids:
+        raise ValidationFailed.field("asset_id", "not_linked", f"asset {asset.symbol} is not linked to the program")
+    if program.status != "ACTIVE" or asset.status != "ACTIVE":
+        raise Conflict("transfers need an ACTIVE program and asset")
+    return asset
+
+
+def _routable(value: str | None, field: str) -> str:
+    if value is None:
+        raise ValidationFailed.field(field, "required", "in partitioned mode a transfer names people by external_id")
+    return canonical_external_id(value, _EXTERNAL_ID_MAX, field)
+
+
+def _split_recipients(
+    engine: Engine,
+    request: TransferCreate,
+    asset: Asset,
+    source: ParticipantState,
+    partition: int,
+    partition_of: Callable[[str], int],
+) -> tuple[list[tuple[str, int]], list[tuple[int, str, int]]]:
+    """The recipients here ``(participant id, amount)`` and elsewhere ``(partition, external id, amount)``."""
+    local: list[tuple[str, int]] = []
+    remote: list[tuple[int, str, int]] = []
+    for i, recipient in enumerate(request.recipients):
+        if recipient.group_id is not None or recipient.participant_id is not None:
+            raise ValidationFailed.field(f"recipients[{i}].external_id", "required", "name recipients by external_id")
+        external_id = _routable(recipient.external_id, f"recipients[{i}].external_id")
+        amount_minor = positive_minor(recipient.amount, asset.scale, f"recipients[{i}].amount")
+        if external_id == source.external_id:
+            raise SelfTransfer("a transfer cannot name its source among its recipients", {"source_id": source.id})
+        if partition_of(external_id) != partition:
+            remote.append((partition_of(external_id), external_id, amount_minor))
+            continue
+        state = engine._cache.by_external(external_id)
+        if state is None:
+            raise NotFound("participant", external_id)
+        local.append((state.id, amount_minor))
+    return local, remote
+
+
+async def send_transfer(
+    engine: Engine,
+    request: TransferCreate,
+    *,
+    partition: int,
+    partition_of: Callable[[str], int],
+    ops_for: Callable[[list[tuple[int, TransitCredit]]], list[Op]],
+) -> TransferResult:
+    """Apply a transfer on its source's partition; returns once its record is durable (raises a ScripError).
+
+    ``partition_of(external_id)`` is the routing rule. ``ops_for([(destination partition, credit), ...])`` gives
+    the ops written in the transfer's own record: the outbox records and the log offset (called even with no
+    remote recipient, so the offset always commits with the effects).
+    """
+    request = validated(request)
+    asset = _linked_asset(engine, request.program_id, request.asset_id)
+    source_external_id = _routable(request.source_external_id, "source_external_id")
+    if partition_of(source_external_id) != partition:
+        raise ValidationFailed.field("source_external_id", "invalid", f"the source does not live on {partition}")
+    source = engine._cache.by_external(source_external_id)
+    if source is None:
+        raise NotFound("participant", source_external_id)
+    local, remote = _split_recipients(engine, request, asset, source, partition_of(source_external_id), partition_of)
+    cache = engine._cache
+
+    def work(tx: LedgerTx, state: ParticipantState) -> int:
+        found = [(cache.get(participant_id), amount) for participant_id, amount in local]
+        for who in [state, *(recipient for recipient, _ in found)]:
+            assert who is not None, "participants are never deleted"
+            if who.status != "ACTIVE":
+                raise Conflict(f"participant {who.external_id!r} is {who.status}; transfers need ACTIVE ones")
+        working = [(tx.touched(recipient.id) or recipient, amount) for recipient, amount in found]  # type: ignore[union-attr]
+        in_transit = [(transit_account(destination), amount) for destination, _, amount in remote]
+        return balance_ops.transfer(
+            tx, state, working, asset, program_id=request.program_id, description=request.description, remote=in_transit
+        )
+
+    def answer(total: int, entry: JournalEntry, state: ParticipantState) -> tuple[TransferResult, list[Op]]:
+        credits = [
+            (
+                destination,
+                TransitCredit(
+                    purpose="TRANSFER",
+                    program_id=request.program_id,
+                    asset_id=asset.id,
+                    external_id=external_id,
+                    amount_minor=amount_minor,
+                    from_partition=partition,
+                    reference_id=entry.id,
+                    description=request.description,
+                    source_external_id=source_external_id,
+                ),
+            )
+            for destination, external_id, amount_minor in remote
+        ]
+        result = TransferResult(
+            asset_id=asset.id,
+            journal_entry_id=entry.id,
+            recipient_count=len(request.recipients),
+            source_id=state.id,
+            total_amount=format_minor(total, asset.scale),
+        )
+        return result, ops_for(credits)
+
+    result, replayed = await engine._operations.submit("TRANSFER", source.id, request, work, answer, TransferResult)
+    if replayed:  # an earlier record with this idempotency key did it: only the position moves
+        engine._writer.append(ops_for([]))
+        await engine._caught_up()
+    return result  # type: ignore[no-any-return]
+
+
+async def receive_credit(
+    engine: Engine,
+    credit: TransitCredit,
+    *,
+    partition: int,
+    ops_for: Callable[[list[tuple[int, TransitCredit]]], list[Op]],
+) -> JournalEntry | ScripError:
+    """Apply a credit from another partition once; returns its entry, or why it was refused and sent back.
+
+    A refused TRANSFER credit (no such participant here, or not ACTIVE) becomes a RETURN credit to its origin;
+    ``ops_for`` then gets it, and the caller writes those ops (with the log offset) in a record of their own. A
+    RETURN is never refused: the source existed when it sent the value.
+    """
+    asset = engine._catalog.asset(credit.asset_id)
+    state = engine._cache.by_external(credit.external_id)
+    if state is None:
+        return await _send_back(engine, credit, NotFound("participant", credit.external_id), partition, ops_for)
+
+    def work(tx: LedgerTx, participant: ParticipantState) -> None:
+        if credit.purpose == "TRANSFER" and participant.status != "ACTIVE":
+            raise Conflict(f"participant {credit.external_id!r} is {participant.status}; transfers need ACTIVE ones")
+        working = tx.edit(participant)
+        legs = [
+            ("SYSTEM", transit_account(credit.from_partition), asset.id, "AVAILABLE", -credit.amount_minor),
+            ("PARTICIPANT", working.id, asset.id, "AVAILABLE", credit.amount_minor),
+        ]
+        tx.post(
+            "TRANSFER",
+            legs,
+            rule_id=None,
+            description=credit.description,
+            reference_id=credit.reference_id,
+            program_id=credit.program_id,
+        )
+        if asset.inventory_mode == "LOT":
+            tx.open_lot(working, asset, credit.amount_minor, credit.program_id, None, None, False)
+
+    def answer(_: None, entry: JournalEntry, _state: ParticipantState) -> tuple[JournalEntry, list[Op]]:
+        return entry, ops_for([])
+
+    try:
+        entry, _ = await engine._operations.submit(
+            "TRANSFER", state.id, _Keyless(credit.program_id), work, answer, JournalEntry
+        )
+    except Conflict as refusal:
+        return await _send_back(engine, credit, refusal, partition, ops_for)
+    return entry  # type: ignore[no-any-return]
+
+
+async def _send_back(
+    engine: Engine,
+    credit: TransitCredit,
+    refusal: ScripError,
+    partition: int,
+    ops_for: Callable[[list[tuple[int, TransitCredit]]], list[Op]],
+) -> ScripError:
+    """Refuse a TRANSFER credit: a RETURN credit to its origin, written (with the offset) in a record of its own."""
+    assert credit.purpose == "TRANSFER", f"a RETURN goes to the transfer's source, which exists: {refusal}"
+    assert credit.source_external_id is not None
+    back = msgspec.structs.replace(
+        credit,
+        purpose="RETURN",
+        external_id=credit.source_external_id,
+        from_partition=partition,
+        description=f"returned: {refusal.message}",
+        source_external_id=None,
+    )
+    engine._writer.append(ops_for([(credit.from_partition, back)]))
+    await engine._caught_up()
+    return refusal
