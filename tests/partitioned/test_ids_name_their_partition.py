@@ -7,10 +7,13 @@ already minted ids under another prefix is refused, never silently re-prefixed. 
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from scrip_actor import open_engine
 from scrip_actor.partitioned import _kafka, partition_data_dir, run_partition
@@ -54,6 +57,12 @@ async def test_a_store_with_another_partitions_ids_is_refused(broker: str, tmp_p
     shutil.copytree(applied, misplaced)  # the source partition's store, events and all, where the target's belongs
     with pytest.raises(ForeignIdPrefix, match="partition ids can only be set on a store with no events yet"):
         await run_partition(config_for(misplaced), broker, TOPIC, target, until_offset=ends[target])
+    command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", broker, "--topic"]
+    command += [TOPIC, "--partition", str(target), "--partitions-dir", str(partitions_dir), "--until-offset", "1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    refused = await trio.run_process(command, capture_stdout=True, capture_stderr=True, env=env, check=False)
+    stderr = refused.stderr.decode()
+    assert refused.returncode == 2 and "partition ids can only be set" in stderr, stderr
     async with open_engine(config=config_for(misplaced)) as engine:  # left as it was: still the source's ids
         events = (await engine.list_events(limit=200)).data
     assert len(events) == ends[source] and {partition_of(e.id) for e in events} == {source}
