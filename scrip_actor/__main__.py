@@ -61,6 +61,11 @@ def _partitioned_options(serve: Any) -> None:
     )
     serve.add_argument("--read-host", help="--role engine: serve each owned partition's GET routes on this host")
     serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
+    serve.add_argument(
+        "--idempotency-scope",
+        choices=["program", "participant"],
+        help="--role engine: default program (a 409 across " "partitions for a key reused by another participant)",
+    )
 
 
 def _serve_engine_role(args: argparse.Namespace) -> int:
@@ -76,6 +81,7 @@ def _serve_engine_role(args: argparse.Namespace) -> int:
     passed = {"--partition": args.partition, "--until-offset": args.until_offset, "--group": args.group}
     passed |= {"--assignment-strategy": args.assignment_strategy, "--session-timeout-ms": args.session_timeout_ms}
     passed |= {"--until-offsets": args.until_offsets, "--config": args.config, "--read-host": args.read_host}
+    passed |= {"--idempotency-scope": args.idempotency_scope}
     for option, value in passed.items():
         if value is not None:
             argv += [option, str(value)]

@@ -108,7 +108,7 @@ _LAST_VALUE_DATABASES = frozenset(
     | {"automations", "automation_runs", "automation_subscriptions"}  # schema 10
     | {"webhook_endpoints", "webhook_deliveries"}
 )
-SIDE_DATABASES = ("outbox",)  # see Store.open_side_database
+SIDE_DATABASES = ("outbox", "claims", "parked")  # see Store.open_side_database
 DATABASES = (
     "meta",
     "programs",
@@ -539,7 +539,7 @@ def _open_environment(path: Path, map_size_bytes: int, *, sync: bool, max_reader
         return lmdb.open(
             str(path / ENV_DIR_NAME),
             map_size=map_size_bytes,
-            max_dbs=len(DATABASES) + 2,  # room for SIDE_DATABASES
+            max_dbs=len(DATABASES) + 4,  # room for SIDE_DATABASES
             max_readers=max_readers,
             sync=sync,
             metasync=sync,

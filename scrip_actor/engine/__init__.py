@@ -16,6 +16,7 @@ the durability callbacks that finish the event. :class:`Engine` only validates, 
 """
 
 from scrip_actor.engine._backtest_offline import backtest_data_dir as backtest_data_dir
+from scrip_actor.engine._consumed import Verdict as Verdict
 from scrip_actor.engine._consumed import admit_consumed as admit_consumed
 from scrip_actor.engine._consumed import consumed_offset as consumed_offset
 from scrip_actor.engine._consumed import offset_op as offset_op
@@ -34,6 +35,7 @@ __all__ = [
     "EngineStatistics",
     "StateHistoryFilter",
     "TransitCredit",
+    "Verdict",
     "admit_consumed",
     "backtest_data_dir",
     "consumed_offset",

@@ -16,7 +16,8 @@ exactly once, before or after a restart.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from scrip_actor.errors import Overloaded, ScripError
 from scrip_actor.model import Event, EventSubmit
@@ -25,7 +26,12 @@ from scrip_actor.store import Op, be64, unbe64
 if TYPE_CHECKING:
     from scrip_actor.engine._engine import Engine
 
-__all__ = ["admit_consumed", "consumed_offset", "offset_op"]
+__all__ = ["Verdict", "admit_consumed", "consumed_offset", "offset_op"]
+
+# What partitioned mode decides for a record before admitting it (scrip_actor/partitioned/_claiming.py): admit it
+# (the ops join its admission record), park it (the ops are written with the position, nothing is admitted), or
+# refuse it (the ops are written with the position; the error is the record's result).
+Verdict = tuple[Literal["admit", "park", "refuse"], list["Op"], ScripError | None]
 
 _OFFSET_KEY_PREFIX = b"log_offset:"
 
@@ -46,15 +52,19 @@ def consumed_offset(engine: Engine, log: str) -> int:
 
 
 async def admit_consumed(
-    engine: Engine, log: str, records: list[tuple[int, EventSubmit | ScripError]]
-) -> list[Event | ScripError]:
+    engine: Engine,
+    log: str,
+    records: list[tuple[int, EventSubmit | ScripError]],
+    decide: Callable[[int, EventSubmit], Verdict] | None = None,
+) -> list[Event | ScripError | None]:
     """Admit ``(offset, request or its decoding error)`` records in order; return once their records are durable.
 
-    Each result is the admitted event (or the original, for a replay) or the error that refused it. An
-    ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded, and neither is any after it.
+    Each result is the admitted event (or the original, for a replay), the error that refused it, or None for a
+    record ``decide`` parked. An ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded,
+    and neither is any after it.
     """
     admission, writer = engine._admission, engine._writer
-    results: list[Event | ScripError] = []
+    results: list[Event | ScripError | None] = []
     # Offsets only move forward, from where the store says the log was left (gaps are fine: a broker's control
     # records take offsets too). A reader that jumped back (a recreated topic) or was rewound would re-admit.
     previous_offset = consumed_offset(engine, log) - 1
@@ -66,8 +76,15 @@ async def admit_consumed(
             results.append(request)
             writer.append(position)
             continue
+        extra: list[Op] = []
+        if decide is not None:
+            verdict, extra, refusal = decide(offset, request)
+            if verdict != "admit":
+                writer.append(position + extra)
+                results.append(refusal)
+                continue
         try:
-            event, is_new = admission.accept(request, extra_ops=position)
+            event, is_new = admission.accept(request, extra_ops=position + extra)
         except ScripError as error:
             results.append(error.with_traceback(None))
             if isinstance(error, Overloaded):

@@ -45,7 +45,7 @@ __all__ = ["TransitCredit", "receive_credit", "send_transfer", "transit_account"
 _EXTERNAL_ID_MAX = 255
 
 
-class TransitCredit(msgspec.Struct, frozen=True, kw_only=True):
+class TransitCredit(msgspec.Struct, frozen=True, kw_only=True, tag="credit"):
     """A credit owed to a participant of another partition: a transfer's (TRANSFER) or a refused one's (RETURN)."""
 
     purpose: Literal["TRANSFER", "RETURN"]

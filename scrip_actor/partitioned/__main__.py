@@ -46,6 +46,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     engine.add_argument("--partitions-dir", required=True, help="holds one data directory per partition")
     engine.add_argument("--until-offset", type=int, default=None, help="exit once every record below is applied")
     engine.add_argument("--lmdb-map-size-bytes", type=int, help="default: the config's storage.lmdb_map_size_bytes")
+    engine.add_argument(
+        "--idempotency-scope",
+        choices=["program", "participant"],
+        default="program",
+        help="program (default): a key reused by another participant is a 409, at a round trip per event; "
+        "participant: checked on the participant's partition only. Every engine of a topic must use the same.",
+    )
     engine.add_argument("--config", help="TOML settings file, as for the embedded server (storage.data_dir unused)")
     engine.add_argument("--read-host", help="serve each owned partition's GET routes on this host (reader.json)")
     return parser.parse_args(argv)
@@ -70,7 +77,13 @@ def _settings(args: argparse.Namespace) -> Config:
 
 
 def _main_group(args: argparse.Namespace) -> None:
-    settings = GroupSettings(args.group, args.assignment_strategy, args.session_timeout_ms, read_host=args.read_host)
+    settings = GroupSettings(
+        args.group,
+        args.assignment_strategy,
+        args.session_timeout_ms,
+        idempotency_scope=args.idempotency_scope,
+        read_host=args.read_host,
+    )
     until = None if args.until_offsets is None else [int(end) for end in args.until_offsets.split(",")]
     run = functools.partial(
         run_group,
@@ -121,6 +134,7 @@ def _main(args: argparse.Namespace) -> None:
         args.topic,
         args.partition,
         until_offset=args.until_offset,
+        idempotency_scope=args.idempotency_scope,
         on_ready=lambda offset: print(f"READY {offset} {time.time():.6f}", flush=True),
         read_host=args.read_host,
     )

@@ -26,6 +26,7 @@ import msgspec
 
 from scrip_actor import store
 from scrip_actor.errors import IdempotencyConflict
+from scrip_actor.store import Op
 
 CLAIMS_DB = b"claims"
 _TIME = struct.Struct(">Q")
@@ -43,6 +44,34 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Claim)
 
 
+class ClaimRequest(msgspec.Struct, frozen=True, kw_only=True, tag="claim"):
+    """A participant's partition asks the key's partition for the key (an outbox payload; docs/partitioned.md)."""
+
+    program_id: str
+    idempotency_key: str
+    payload_hash: str  # the event's canonical hash (engine admission), hex
+    event_ref: str  # where the event waits: "<partition>@<offset>", named in a 409 to a later reuse
+    reply_partition: int
+    parked_offset: int  # the waiting event's offset on reply_partition, echoed in the answer
+
+
+class ClaimAnswer(msgspec.Struct, frozen=True, kw_only=True, tag="claim_answer"):
+    """The key's partition's answer: granted (first use, or the same payload again), or the 409 to give."""
+
+    parked_offset: int
+    granted: bool
+    conflict_event_ref: str | None = None  # not granted: the first use's event_ref
+
+
+def claim_op(program_id: str, idempotency_key: str, claim: Claim) -> list[Op]:
+    """The writer ops that record ``claim`` (with its time index), for a record of the engine's writer."""
+    name = _name(program_id, idempotency_key)
+    return [
+        (CLAIMS_DB.decode(), b"c:" + name, _ENCODER.encode(claim)),
+        (CLAIMS_DB.decode(), b"t:" + _TIME.pack(claim.claimed_at_ms) + name, b""),
+    ]
+
+
 def _name(program_id: str, idempotency_key: str) -> bytes:
     """The store's own key for a program's idempotency key: a digest, so any key fits LMDB's 511-byte limit."""
     assert "\0" not in program_id, program_id
@@ -54,6 +83,11 @@ class ClaimStore:
 
     def __init__(self, env: lmdb.Environment) -> None:
         self._db = env.open_db(CLAIMS_DB)
+
+    def lookup(self, txn: lmdb.Transaction, program_id: str, idempotency_key: str) -> Claim | None:
+        """The key's claim, if it has one (committed state)."""
+        raw = txn.get(b"c:" + _name(program_id, idempotency_key), db=self._db)
+        return None if raw is None else _DECODER.decode(raw)
 
     def claim(
         self,

@@ -28,6 +28,7 @@ from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._engine_role import (
     _BATCH_RECORDS_MAX,
     _POLL_TIMEOUT_S,
+    _claims_on,
     _topic_partitions,
     _with_store,
     claiming,
@@ -47,6 +48,7 @@ class GroupSettings(msgspec.Struct, frozen=True):
     strategy: str = "cooperative-sticky"
     session_timeout_ms: int = 6000
     lock_wait_s: float = 60.0
+    idempotency_scope: str = "program"  # see run_partition; every engine of a topic must use the same
     read_host: str | None = None
 
 
@@ -81,7 +83,8 @@ class _Member:
 
         async def body(engine: Engine) -> int:
             log = log_name(self._topic, partition)
-            applier = PartitionApplier(engine, self._topic, partition, self._partitions, log)
+            claims_on = _claims_on(self._settings.idempotency_scope)
+            applier = PartitionApplier(engine, self._topic, partition, self._partitions, log, claims_on=claims_on)
             owned = _Owned(applier, consumed_offset(engine, log))
             async with trio.open_nursery() as relays:
                 relays.start_soon(relay_until_cancelled, applier, self._producer)
@@ -125,6 +128,9 @@ class _Member:
         by_partition: dict[int, list[GroupRecord]] = {}
         for record in batch:
             by_partition.setdefault(record[0], []).append(record)
+        if not batch:
+            for owned in list(self.owned.values()):
+                await owned.applier.release_parked()  # what an overload held back
         for partition, records in by_partition.items():
             owned = self.owned.get(partition)
             if owned is None:

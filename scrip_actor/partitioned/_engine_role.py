@@ -95,11 +95,14 @@ async def run_partition(
     until_offset: int | None = None,
     lock_wait_s: float = 60.0,
     on_ready: Callable[[int], None] | None = None,
+    idempotency_scope: str = "program",
     read_host: str | None = None,
 ) -> int:
     """Apply partition ``partition`` of ``topic`` to ``config.storage.data_dir`` until cancelled.
 
     ``until_offset`` (tests, catch-up jobs): return once every record below it is applied and processed.
+    ``idempotency_scope``: ``program`` (a key is claimed across partitions, scrip_actor/partitioned/_claiming.py)
+    or ``participant`` (checked on the participant's partition only); every engine of a topic must use the same.
     ``read_host``: also serve the partition's GET routes there while the store is open (_engine_reads.py).
     Returns the offset after the last record applied.
     """
@@ -108,7 +111,7 @@ async def run_partition(
     partitions = await _topic_partitions(producer, topic)
 
     async def body(engine: Engine) -> int:
-        applier = PartitionApplier(engine, topic, partition, partitions, log)
+        applier = PartitionApplier(engine, topic, partition, partitions, log, claims_on=_claims_on(idempotency_scope))
         next_offset = consumed_offset(engine, log)
         reader = await trio.to_thread.run_sync(PartitionReader, bootstrap, topic, partition, next_offset)
         try:
@@ -120,6 +123,8 @@ async def run_partition(
                     batch = await trio.to_thread.run_sync(reader.read, _BATCH_RECORDS_MAX, _POLL_TIMEOUT_S)
                     if batch:
                         next_offset = await _applied(applier, reader, batch)
+                    else:
+                        await applier.release_parked()  # what an overload held back
                 await engine.wait_idle()
                 nursery.cancel_scope.cancel()
             await relay_pending(applier, producer)  # what the last records sent, before the store is let go
@@ -129,6 +134,12 @@ async def run_partition(
 
     reading = serving_reads(body, config, topic, partition, read_host)
     return await _with_store(config, lock_wait_s, reading, claiming(config, topic, partition))
+
+
+def _claims_on(idempotency_scope: str) -> bool:
+    if idempotency_scope not in ("program", "participant"):
+        raise ValueError(f"idempotency scope must be program or participant, not {idempotency_scope!r}")
+    return idempotency_scope == "program"
 
 
 async def _applied(applier: PartitionApplier, reader: PartitionReader, batch: list[LogRecord]) -> int:

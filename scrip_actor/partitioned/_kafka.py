@@ -140,6 +140,19 @@ class RecordProducer:
         return self._producer.flush(timeout_s)
 
 
+def _consume(consumer: Consumer, records_max: int, timeout_s: float) -> list[Message]:
+    """Up to ``records_max`` messages, waiting at most ``timeout_s`` for the first, none for the rest.
+
+    ``Consumer.consume(n, timeout)`` alone waits until it has ``n`` messages or the timeout passed: a partition
+    receiving fewer than ``n`` records per timeout would hold every record back by up to the whole timeout
+    (bench.partitioned's front-and-engines run measured ~0.25 s from 202 to applied at ~300 events/s). So: wait
+    for one, then take whatever the client has already fetched."""
+    messages = consumer.consume(1, timeout_s)
+    if messages and records_max > 1:
+        messages.extend(consumer.consume(records_max - 1, 0))
+    return messages
+
+
 class PartitionReader:
     """Reads one partition from ``start_offset`` on, in offset order, without any group membership or commits."""
 
@@ -160,7 +173,7 @@ class PartitionReader:
 
     def read(self, records_max: int, timeout_s: float) -> list[LogRecord]:
         """Up to ``records_max`` records, waiting at most ``timeout_s`` for the first. Raises on a broker error."""
-        return [record[1:] for record in _records(self._consumer.consume(records_max, timeout_s))]
+        return [record[1:] for record in _records(_consume(self._consumer, records_max, timeout_s))]
 
     def seek(self, offset: int) -> None:
         """Read from ``offset`` next (after a record refused for overload, to read it again)."""
@@ -255,8 +268,9 @@ class GroupReader:
             consumer.unassign()
 
     def read(self, records_max: int, timeout_s: float) -> list[GroupRecord]:
-        """Up to ``records_max`` records of the assigned partitions; rebalance callbacks may run in here."""
-        return _records(self._consumer.consume(records_max, timeout_s))
+        """Up to ``records_max`` records of the assigned partitions, waiting at most ``timeout_s`` for the first;
+        rebalance callbacks may run in here."""
+        return _records(_consume(self._consumer, records_max, timeout_s))
 
     def seek(self, partition: int, offset: int) -> None:
         """Read ``partition`` from ``offset`` next (after a record refused for overload, to read it again)."""

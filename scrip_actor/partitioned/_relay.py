@@ -2,9 +2,10 @@
 
 :class:`~scrip_actor.partitioned._apply.PartitionApplier` writes each effect for another partition into the
 partition's outbox, in the LMDB record of the effects that caused it. The relay then, in a loop: reads what is
-pending (in (origin offset, ordinal) order), produces each record to its destination partition of the same topic
-(``scrip-kind: effect``, keyed by the recipient's external id, the idempotent acks=all producer), waits for every
-delivery report, and only then deletes them from the outbox (:meth:`Outbox.relayed_ops`, one more record).
+pending (in (origin offset, ordinal) order), produces each record to its destination partition of the same
+topic (``scrip-kind: effect``, keyed ``effect/<origin>/<offset>/<ordinal>``, the idempotent acks=all producer),
+waits for every delivery report, and only then deletes them from the outbox (:meth:`Outbox.relayed_ops`, one
+more record).
 
 A crash, a broker error or a revocation between the produce and the delete leaves them pending, and the next
 relay (this owner's after a retry, or the next owner's, which reads the same store) produces them again: the
@@ -19,7 +20,6 @@ import sys
 import msgspec
 import trio
 
-from scrip_actor.engine import TransitCredit
 from scrip_actor.partitioned._apply import PartitionApplier
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
@@ -32,7 +32,6 @@ _IDLE_CHECK_S = 1.0  # also relays what a previous owner left pending, without a
 _DELIVERY_WAIT_S = 30.0
 
 _encoder = msgspec.msgpack.Encoder()
-_credit_decoder = msgspec.msgpack.Decoder(TransitCredit)
 
 
 def _produce_all(producer: RecordProducer, topic: str, records: list[OutboxRecord]) -> list[str]:
@@ -46,7 +45,7 @@ def _produce_all(producer: RecordProducer, topic: str, records: list[OutboxRecor
             errors.append(error)
 
     for record in records:
-        key = _credit_decoder.decode(record.payload).external_id.encode()
+        key = f"effect/{record.origin_partition}/{record.origin_offset}/{record.ordinal}".encode()
         value = _encoder.encode(record)
         producer.produce(topic, key, value, on_acked, partition=record.destination_partition, kind=KIND_EFFECT)
     unanswered = producer.flush(_DELIVERY_WAIT_S)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
+import trio
 
 from scrip_actor import AssetCreate, Config, CreditAction, ProgramCreate, RuleCreate, open_engine
 from scrip_actor.config import StorageSettings
@@ -76,8 +77,8 @@ def tansu_broker(binary: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def config_for(data_dir: Path) -> Config:
-    return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=1 << 30))
+def config_for(data_dir: Path, map_size_bytes: int = 1 << 30) -> Config:
+    return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=map_size_bytes))
 
 
 async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, str]:
@@ -146,26 +147,38 @@ def start_engine(
     topic: str = TOPIC,
     *,
     extra: list[str] | None = None,
+    map_size_bytes: int | None = None,
+    scope: str = "participant",
 ) -> subprocess.Popen[str]:
-    """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped."""
+    """``scrip serve --role engine`` for one partition, until offset ``until``; stdout piped.
+
+    ``map_size_bytes`` (a store bigger than the default 1 GiB map): ``python -m scrip_actor.partitioned engine``
+    instead, the same role, which takes ``--lmdb-map-size-bytes``."""
     command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
+    if map_size_bytes is not None:
+        command = [sys.executable, "-m", "scrip_actor.partitioned", "engine", "--bootstrap", bootstrap]
+        command += ["--lmdb-map-size-bytes", str(map_size_bytes)]
     command += ["--topic", topic, "--partition", str(partition), "--partitions-dir", str(partitions_dir)]
-    command += ["--until-offset", str(until), *(extra or [])]
+    # ``participant`` unless a test is about claims: with them, an event may wait for another partition's answer,
+    # so running one partition to the end of its records is not "everything applied" (see ``settle``).
+    command += ["--until-offset", str(until), "--idempotency-scope", scope, *(extra or [])]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 
 
-async def applied_balances(partitions_dir: Path, partitions: int, asset_id: str) -> tuple[dict[str, int], int]:
+async def applied_balances(
+    partitions_dir: Path, partitions: int, asset_id: str, map_size_bytes: int = 1 << 30
+) -> tuple[dict[str, int], int]:
     """Every participant's points over all partitions, and the events stored; each store passes `scrip verify`."""
     applied: dict[str, int] = {}
     events_stored = 0
     for partition in range(partitions):
         data_dir = partition_data_dir(partitions_dir, partition)
-        report = verify(str(data_dir))  # what `scrip verify` runs
+        report = verify(str(data_dir))  # what `scrip verify` runs (its default map: any store under 16 GiB)
         assert report.ok, report.problems
         assert report.events_pending == 0
         events_stored += report.events
-        async with open_engine(config=config_for(data_dir)) as engine:
+        async with open_engine(config=config_for(data_dir, map_size_bytes)) as engine:
             cursor = None
             while True:
                 page = await engine.list_participants(limit=100, cursor=cursor)
@@ -214,10 +227,12 @@ class GroupEngine:
         strategy: str = "cooperative-sticky",
         session_timeout_ms: int = 3000,
         until_offsets: list[int] | None = None,
+        scope: str = "participant",
         read_host: str | None = None,
     ) -> None:
         command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
         command += ["--topic", TOPIC, "--group", group, "--partitions-dir", str(partitions_dir)]
+        command += ["--idempotency-scope", scope]  # see start_engine
         command += ["--assignment-strategy", strategy, "--session-timeout-ms", str(session_timeout_ms)]
         if until_offsets is not None:
             command += ["--until-offsets", ",".join(str(end) for end in until_offsets)]
@@ -262,3 +277,37 @@ class GroupEngine:
         self._reader.join(timeout=5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def log_end(bootstrap: str, topic: str, partition: int) -> int:
+    """The offset after the partition's last record (read to the end: Tansu's high watermark is not relied on)."""
+    reader = _kafka.PartitionReader(bootstrap, topic, partition, 0)
+    try:
+        end = 0
+        # Every record is acknowledged by now (engines relay and flush before they exit): one quiet read is the end.
+        while batch := reader.read(500, 0.3):
+            end = batch[-1][0] + 1
+        return end
+    finally:
+        reader.close()
+
+
+async def settle(
+    bootstrap: str, partitions_dir: Path, topic: str, partitions: int, scope: str = "program"
+) -> list[int]:
+    """Run each partition's engine (in this process) to its log's end, round after round, until none produced
+    anything more: partitions answer each other (claims, credits, returns). Returns the ends."""
+    from scrip_actor.partitioned import run_partition
+
+    ends = [-1] * partitions
+    for _ in range(10):
+        before = list(ends)
+        for partition in range(partitions):
+            ends[partition] = await trio.to_thread.run_sync(log_end, bootstrap, topic, partition)
+            config = config_for(partition_data_dir(partitions_dir, partition))
+            await run_partition(
+                config, bootstrap, topic, partition, until_offset=ends[partition], idempotency_scope=scope
+            )
+        if ends == before:
+            return ends
+    raise AssertionError(f"the partitions kept producing: {ends}")

@@ -58,7 +58,12 @@ async def test_records_that_are_not_events_are_refused_and_the_partition_goes_on
 
     data_dir = partition_data_dir(partitions_dir, 0)
     with trio.fail_after(30):
-        assert await run_partition(config_for(data_dir), broker, TOPIC, 0, until_offset=end) == end
+        assert (
+            await run_partition(
+                config_for(data_dir), broker, TOPIC, 0, until_offset=end, idempotency_scope="participant"
+            )
+            == end
+        )
 
     applied, events_stored = await applied_balances(partitions_dir, 1, asset_id)
     assert events_stored == 2 and applied == {"user1": 2}  # the good records on both sides of the bad ones

@@ -27,7 +27,14 @@ from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._apply import log_outcome
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
-from tests.partitioned.partition_setup import applied_balances, config_for, seed_partitions, start_engine
+from tests.partitioned.partition_setup import (
+    applied_balances,
+    config_for,
+    log_end,
+    seed_partitions,
+    settle,
+    start_engine,
+)
 
 TOPIC = "events-transfers"
 SOURCE_POINTS = 30
@@ -56,23 +63,9 @@ class _Log:
         assert self._producer.flush() == 0
 
 
-def _log_end(bootstrap: str, partition: int) -> int:
-    """The offset after the partition's last record (read to the end: Tansu's high watermark is not relied on)."""
-    reader = _kafka.PartitionReader(bootstrap, TOPIC, partition, 0)
-    try:
-        end, quiet_reads = 0, 0
-        while quiet_reads < 3:
-            batch = reader.read(500, 0.5)
-            quiet_reads = 0 if batch else quiet_reads + 1
-            end = batch[-1][0] + 1 if batch else end
-        return end
-    finally:
-        reader.close()
-
-
-async def _run_until_end(bootstrap: str, partitions_dir: Path, partition: int, *, kill: bool = False) -> None:
-    end = await trio.to_thread.run_sync(_log_end, bootstrap, partition)
-    process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC)
+async def _run_until_end(bootstrap: str, partitions_dir: Path, partition: int, *, kill: bool = False) -> int:
+    end = await trio.to_thread.run_sync(log_end, bootstrap, TOPIC, partition)
+    process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC, scope="program")
     if kill:
         assert process.stdout is not None
         process.stdout.readline()  # READY
@@ -80,9 +73,10 @@ async def _run_until_end(bootstrap: str, partitions_dir: Path, partition: int, *
         process.send_signal(signal.SIGKILL)
         process.wait()
         process.stdout.close()
-        process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC)
+        process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC, scope="program")
     out, _ = await trio.to_thread.run_sync(process.communicate)
     assert f"DONE {end}" in out, out
+    return end
 
 
 def _transfer(program_id: str, asset_id: str, source: str, recipients: dict[str, int], key: str | None = None) -> dict:
@@ -107,7 +101,10 @@ async def test_a_transfer_between_partitions_is_applied_once(broker: str, tmp_pa
         for n in range(points):
             event = {"program_id": program_id, "external_id": name, "idempotency_key": f"{name}-{n}", "event_data": {}}
             log.send(name, event, partition_for(name, 2))
-    first_transfer_offset = len([partition for partition, _ in log.stored if partition == 0])
+    # Every participant exists before the transfers are sent, as a client would see first: the order between two
+    # participants' records is not kept (an event may wait for its key's claim while later records go on).
+    await settle(broker, partitions_dir, TOPIC, 2)
+    first_transfer_offset = await trio.to_thread.run_sync(log_end, broker, TOPIC, 0)
     for round_number in range(TRANSFERS_PER_SOURCE):
         for i, source in enumerate(sources):
             far = recipients[(i + round_number) % len(recipients)]
@@ -124,7 +121,8 @@ async def test_a_transfer_between_partitions_is_applied_once(broker: str, tmp_pa
     expected[sources[2]] -= 3
     expected[recipients[1]] += 3
 
-    await _run_until_end(broker, partitions_dir, 0, kill=True)  # sends: the relay puts the credits on partition 1
+    await _run_until_end(broker, partitions_dir, 0, kill=True)  # killed while applying and relaying
+    await settle(broker, partitions_dir, TOPIC, 2)  # claims answered, events and transfers released, credits delivered
     bogus = TransitCredit(
         purpose="TRANSFER",
         program_id=program_id,
@@ -143,8 +141,7 @@ async def test_a_transfer_between_partitions_is_applied_once(broker: str, tmp_pa
         payload=msgspec.msgpack.encode(bogus),
     )
     log.send(recipients[0], msgspec.msgpack.encode(copy), 1, KIND_EFFECT)
-    await _run_until_end(broker, partitions_dir, 1)  # receives (and sends the ghost's credit back)
-    await _run_until_end(broker, partitions_dir, 0)  # takes the return
+    await settle(broker, partitions_dir, TOPIC, 2)
 
     applied, _ = await applied_balances(partitions_dir, 2, asset_id)  # `scrip verify` passes on each store
     assert applied == expected

@@ -112,7 +112,12 @@ async def test_every_202_is_stored_at_its_partition_and_applied_once(broker: str
 
     for partition in range(PARTITIONS):
         config = config_for(partition_data_dir(partitions_dir, partition))
-        assert await run_partition(config, broker, TOPIC, partition, until_offset=ends[partition]) == ends[partition]
+        assert (
+            await run_partition(
+                config, broker, TOPIC, partition, until_offset=ends[partition], idempotency_scope="participant"
+            )
+            == ends[partition]
+        )
     applied, events_stored = await applied_balances(partitions_dir, PARTITIONS, asset_id)
     assert events_stored == EVENTS  # the repeated events made no event of their own
     assert applied == dict(Counter(f"user{number % PARTICIPANTS}" for number in range(EVENTS)))

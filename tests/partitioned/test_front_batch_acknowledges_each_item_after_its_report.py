@@ -40,6 +40,7 @@ KEY = "batch-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 _LOOPBACK = Config(server=ServerSettings(host="127.0.0.1", port=0))
 _LIMITS = HttpLimits(batch_events_max=100)
+_SCOPE = "participant"  # partitions applied one after another: no claim to wait for (_claiming.py)
 
 
 def _event(program_id: str, number: int) -> dict[str, Any]:
@@ -96,7 +97,9 @@ async def test_each_item_is_accepted_only_once_stored_and_applied_in_order(broke
 
     for partition in range(PARTITIONS):
         config = config_for(partition_data_dir(partitions_dir, partition))
-        await run_partition(config, broker, TOPIC, partition, until_offset=len(offsets[partition]))
+        await run_partition(
+            config, broker, TOPIC, partition, until_offset=len(offsets[partition]), idempotency_scope=_SCOPE
+        )
     applied, events_stored = await applied_balances(partitions_dir, PARTITIONS, asset_id)
     assert events_stored == GOOD
     assert applied == dict(Counter(f"user{number % PARTICIPANTS}" for number in range(GOOD)))

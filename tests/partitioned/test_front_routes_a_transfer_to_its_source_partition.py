@@ -70,8 +70,13 @@ async def test_a_transfer_through_the_front_reaches_a_recipient_on_another_parti
 
     source_end = body["log"]["offset"] + 1
     config = config_for(partition_data_dir(partitions_dir, 0))
-    assert await run_partition(config, broker, TOPIC, 0, until_offset=source_end) == source_end  # relays the credit
+    assert (
+        await run_partition(config, broker, TOPIC, 0, until_offset=source_end, idempotency_scope="participant")
+        == source_end
+    )  # relays the credit
     config = config_for(partition_data_dir(partitions_dir, 1))
-    assert await run_partition(config, broker, TOPIC, 1, until_offset=2) == 2  # its event, then the credit
+    assert (
+        await run_partition(config, broker, TOPIC, 1, until_offset=2, idempotency_scope="participant") == 2
+    )  # its event, then the credit
     applied, _ = await applied_balances(partitions_dir, 2, asset_id)
     assert applied == {source: 5 - 3, recipient: 1 + 3}

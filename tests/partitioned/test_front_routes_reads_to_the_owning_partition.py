@@ -61,10 +61,14 @@ async def _until(condition: Callable[[], Any], timeout_s: float) -> None:
             await trio.sleep(0.05)
 
 
-async def _engine(broker: str, partitions_dir: Path, partition: int, scope: trio.CancelScope) -> None:
+async def _engine(
+    broker: str, partitions_dir: Path, partition: int, scope: trio.CancelScope, idempotency_scope: str = "program"
+) -> None:
     with scope:
         config = config_for(partition_data_dir(partitions_dir, partition))
-        await run_partition(config, broker, TOPIC, partition, read_host="127.0.0.1")
+        await run_partition(
+            config, broker, TOPIC, partition, read_host="127.0.0.1", idempotency_scope=idempotency_scope
+        )
 
 
 @asynccontextmanager
@@ -279,9 +283,12 @@ async def test_a_partition_whose_page_comes_back_short_is_asked_again(broker: st
                 ends[position["partition"]] = max(ends[position["partition"]], position["offset"] + 1)
             for partition in range(partitions):  # applied first, then served: the reads see every event
                 config = config_for(partition_data_dir(partitions_dir, partition))
-                assert await run_partition(config, broker, TOPIC, partition, until_offset=ends[partition]) > 0
+                applied = await run_partition(
+                    config, broker, TOPIC, partition, until_offset=ends[partition], idempotency_scope="participant"
+                )
+                assert applied == ends[partition]
             for partition in range(partitions):
-                nursery.start_soon(_engine, broker, partitions_dir, partition, trio.CancelScope())
+                nursery.start_soon(_engine, broker, partitions_dir, partition, trio.CancelScope(), "participant")
             await _until(lambda: all(read_advert(partition_data_dir(partitions_dir, p)) for p in range(partitions)), 15)
             running = Running(front, {}, partitions_dir)
             short = await running.direct(0, "/v1/events", event_to="2020-01-01T00:00:00Z", limit=2)

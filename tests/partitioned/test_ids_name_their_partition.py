@@ -21,6 +21,7 @@ from scrip_actor.partitioned._partition_ids import ForeignIdPrefix, partition_of
 from tests.partitioned.partition_setup import TOPIC, config_for, produce, seed_partitions
 
 PARTITIONS = 2
+_SCOPE = "participant"  # partitions applied one after another: no claim to wait for (_claiming.py)
 
 
 async def test_each_partitions_ids_decode_to_it(broker: str, tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ async def test_each_partitions_ids_decode_to_it(broker: str, tmp_path: Path) -> 
     seen_ids: set[str] = set()
     for partition in range(PARTITIONS):
         config = config_for(partition_data_dir(partitions_dir, partition))
-        await run_partition(config, broker, TOPIC, partition, until_offset=ends[partition])
+        await run_partition(config, broker, TOPIC, partition, until_offset=ends[partition], idempotency_scope=_SCOPE)
         async with open_engine(config=config) as engine:
             events = (await engine.list_events(limit=200)).data
             participants = (await engine.list_participants(limit=200)).data
@@ -51,14 +52,17 @@ async def test_a_store_with_another_partitions_ids_is_refused(broker: str, tmp_p
     _, ends = produce(broker, program_id, list(range(20)), participants=7, partitions=PARTITIONS)
     source, target = (0, 1) if ends[0] else (1, 0)
     applied = partition_data_dir(partitions_dir, source)
-    await run_partition(config_for(applied), broker, TOPIC, source, until_offset=ends[source])
+    await run_partition(config_for(applied), broker, TOPIC, source, until_offset=ends[source], idempotency_scope=_SCOPE)
     misplaced = partition_data_dir(partitions_dir, target)
     shutil.rmtree(misplaced)
     shutil.copytree(applied, misplaced)  # the source partition's store, events and all, where the target's belongs
     with pytest.raises(ForeignIdPrefix, match="partition ids can only be set on a store with no events yet"):
-        await run_partition(config_for(misplaced), broker, TOPIC, target, until_offset=ends[target])
+        await run_partition(
+            config_for(misplaced), broker, TOPIC, target, until_offset=ends[target], idempotency_scope=_SCOPE
+        )
     command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", broker, "--topic"]
     command += [TOPIC, "--partition", str(target), "--partitions-dir", str(partitions_dir), "--until-offset", "1"]
+    command += ["--idempotency-scope", _SCOPE]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     refused = await trio.run_process(command, capture_stdout=True, capture_stderr=True, env=env, check=False)
     stderr = refused.stderr.decode()

@@ -1,0 +1,222 @@
+"""Idempotency keys across partitions, wired into the engine role: a key reused by another participant is a 409.
+
+Every ``(program_id, idempotency_key)`` has a **key partition**, ``claim_partition_for`` (the same murmur2 rule as
+participants, over ``program_id NUL key``). The key partition's :class:`~scrip_actor.partitioned._claims.ClaimStore`
+records who used the key first (the event's canonical payload hash, which covers the participant). For an event
+record on its participant's partition *p* with key partition *c*:
+
+* **c == p** (1 in N events): judged at once against the claim store and admitted with its claim in the same LMDB
+  record — or refused with ``idempotency_conflict`` (409) if the key was claimed for another payload. Two events of
+  this partition with one key meet in the embedded admission's own idempotency check, as on one process.
+* **c != p**: the event is **parked** (:mod:`._parking`) with a :class:`~._claims.ClaimRequest` to *c* in the outbox,
+  in the record with its offset. *c* claims the key (or finds it claimed) and answers with a
+  :class:`~._claims.ClaimAnswer` through its own outbox; when the answer reaches *p*, the event is admitted
+  (granted: first use, or the same payload again, which the admission then answers as a replay) or refused with the
+  409 (``details.event_id`` names the first use as ``<partition>@<offset>`` of its record).
+
+A participant's later events wait behind its parked one, so order per participant is kept. A refusal is kept under
+the event's log position (``log_outcome``), which the front's 202 names. Claims and answers are applied once each
+(the outbox's applied markers); a claim is idempotent anyway (the same request always gets the same answer).
+
+The cost: (N-1)/N of events take a round trip through the log (two relay hops) before admission, and two more
+small LMDB records (the claim at *c*, the answer at *p*). ``--idempotency-scope participant`` turns this off (a key
+is then checked on the participant's partition only, as without claims; docs/partitioned.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from scrip_actor.engine import Engine, Verdict
+from scrip_actor.errors import IdempotencyConflict, Overloaded, ScripError
+from scrip_actor.model import EventSubmit, TransferCreate
+from scrip_actor.partitioned._claims import Claim, ClaimAnswer, ClaimRequest, ClaimStore, claim_op
+from scrip_actor.partitioned._outcomes import outcome_op
+from scrip_actor.partitioned._parking import Parked, ParkedEvents
+from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.store import Op
+
+__all__ = ["KeyClaims", "claim_partition_for"]
+
+_event_encoder = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(EventSubmit)
+_transfer_decoder = msgspec.json.Decoder(TransferCreate)
+
+# Outbox appends for this record: (offset, [(destination partition, payload struct)]) -> ops.
+SendOps = Callable[[int, list[tuple[int, msgspec.Struct]]], list[Op]]
+# Apply a released transfer: (its offset, its request, the ops its record must carry) -> until durable.
+ApplyTransfer = Callable[[int, TransferCreate, list[Op]], Awaitable[None]]
+
+
+def claim_partition_for(program_id: str, idempotency_key: str, partitions: int) -> int:
+    """The partition that owns a program's idempotency key."""
+    return partition_for(f"{program_id}\0{idempotency_key}", partitions)
+
+
+def _conflict(idempotency_key: str, first_ref: str) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        f"idempotency_key {idempotency_key!r} was used with a different payload",
+        {"event_id": first_ref, "idempotency_key": idempotency_key},
+    )
+
+
+class KeyClaims:
+    """The claims this partition owns and the events it parked (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        log: str,
+        partition: int,
+        partitions: int,
+        send_ops: SendOps,
+        apply_transfer: ApplyTransfer,
+    ) -> None:
+        store = engine._store
+        store.open_side_database("claims")
+        store.open_side_database("parked")
+        self._engine, self._log, self._partition, self._partitions = engine, log, partition, partitions
+        self._send_ops, self._apply_transfer = send_ops, apply_transfer
+        self._claims = ClaimStore(store.env)
+        self.parked = ParkedEvents(store.env, partition)
+
+    # --- events on their participant's partition --------------------------------------------------------------
+
+    def decide(self, offset: int, request: EventSubmit) -> Verdict:
+        """Admit, park or refuse an event record (``admit_consumed``'s hook)."""
+        try:
+            external_id, named_id, _, payload_hash, _, _ = self._engine._admission.check_event(request)
+        except ScripError:
+            return ("admit", [], None)  # the admission refuses it itself, with the same error
+        who = external_id if named_id is None else f"id:{named_id}"
+        key_partition = claim_partition_for(request.program_id, request.idempotency_key, self._partitions)
+        if key_partition == self._partition and not self.parked.blocked(who):
+            return self._judge_here(request, payload_hash, offset)
+        parked = Parked(
+            offset=offset, external_id=who, event=_event_encoder.encode(request), claim_partition=key_partition
+        )
+        ops = [self.parked.park(parked)]
+        if key_partition != self._partition:
+            claim = ClaimRequest(
+                program_id=request.program_id,
+                idempotency_key=request.idempotency_key,
+                payload_hash=payload_hash,
+                event_ref=f"{self._partition}@{offset}",
+                reply_partition=self._partition,
+                parked_offset=offset,
+            )
+            ops += self._send_ops(offset, [(key_partition, claim)])
+        return ("park", ops, None)
+
+    def park_transfer(self, offset: int, source_external_id: str, request: TransferCreate) -> list[Op] | None:
+        """Park a transfer behind its source's waiting events (None: the source has none, apply it now)."""
+        if not self.parked.blocked(source_external_id):
+            return None
+        body = _event_encoder.encode(request)
+        parked = Parked(
+            offset=offset, external_id=source_external_id, event=body, claim_partition=self._partition, kind="transfer"
+        )
+        return [self.parked.park(parked)]
+
+    def _judge_here(self, request: EventSubmit, payload_hash: str, offset: int) -> Verdict:
+        """An event whose key this partition owns: admitted with its claim, or the 409."""
+        with self._engine._store.env.begin() as txn:
+            existing = self._claims.lookup(txn, request.program_id, request.idempotency_key)
+        if existing is not None and existing.payload_hash != payload_hash.encode():
+            error = _conflict(request.idempotency_key, existing.event_id)
+            return ("refuse", [outcome_op(self._log, offset, error)], error)
+        if existing is not None:
+            return ("admit", [], None)  # the same payload again: the admission answers it as a replay
+        claim = Claim(
+            payload_hash=payload_hash.encode(), event_id=f"{self._partition}@{offset}", claimed_at_ms=_now_ms()
+        )
+        return ("admit", claim_op(request.program_id, request.idempotency_key, claim), None)
+
+    # --- effects: a claim asked of this partition, and an answer to one of its parked events -------------------
+
+    def on_request(self, offset: int, request: ClaimRequest) -> list[Op]:
+        """Claim the key (or find it claimed) and answer; the ops of the request's record (with the answer)."""
+        assert request.reply_partition != self._partition, request
+        with self._engine._store.env.begin() as txn:
+            existing = self._claims.lookup(txn, request.program_id, request.idempotency_key)
+        ops: list[Op] = []
+        if existing is None:
+            claim = Claim(
+                payload_hash=request.payload_hash.encode(), event_id=request.event_ref, claimed_at_ms=_now_ms()
+            )
+            ops += claim_op(request.program_id, request.idempotency_key, claim)
+            answer = ClaimAnswer(parked_offset=request.parked_offset, granted=True)
+        elif existing.payload_hash == request.payload_hash.encode():
+            answer = ClaimAnswer(parked_offset=request.parked_offset, granted=True)
+        else:
+            answer = ClaimAnswer(
+                parked_offset=request.parked_offset, granted=False, conflict_event_ref=existing.event_id
+            )
+        return ops + self._send_ops(offset, [(request.reply_partition, answer)])
+
+    def on_answer(self, answer: ClaimAnswer) -> list[Op]:
+        """Record the answer on the parked event (nothing for a copy of an answer already recorded)."""
+        found = self.parked.answer(answer.parked_offset, answer.granted, answer.conflict_event_ref)
+        return [] if found is None else [found[1]]
+
+    # --- releasing parked events -------------------------------------------------------------------------------
+
+    async def release_ready(self) -> int:
+        """Admit or refuse every participant's head event that can be judged now, repeatedly; returns how many.
+
+        Stops early on ``Overloaded`` (the event stays parked and is tried again on the next call)."""
+        engine, released = self._engine, 0
+        while ready := self.parked.ready():
+            for head in ready:
+                if head.kind == "transfer":
+                    await engine._caught_up()  # the source's events before it are admitted first
+                    release = self.parked.release_op(head)
+                    self.parked.pop(head)
+                    await self._apply_transfer(head.offset, _transfer_decoder.decode(head.event), [release])
+                elif not self._release(head):
+                    await engine._caught_up()
+                    return released
+                released += 1
+        if released:
+            await engine._caught_up()
+        return released
+
+    def _release(self, head: Parked) -> bool:
+        """Admit or refuse ``head`` (False: overloaded, still parked)."""
+        engine, request = self._engine, _event_decoder.decode(head.event)
+        release = self.parked.release_op(head)
+        if head.granted is False:
+            assert head.conflict_event_ref is not None
+            error = _conflict(request.idempotency_key, head.conflict_event_ref)
+            engine._writer.append([release, outcome_op(self._log, head.offset, error)])
+            self.parked.pop(head)
+            return True
+        extra: list[Op] = []
+        if head.granted is None:  # its key is this partition's: judged now that it is the head
+            try:
+                payload_hash = engine._admission.check_event(request)[3]
+                verdict, extra, _ = self._judge_here(request, payload_hash, head.offset)
+            except ScripError:
+                verdict = "admit"  # the admission refuses it below, with the same error
+            if verdict == "refuse":
+                engine._writer.append([release, *extra])
+                self.parked.pop(head)
+                return True
+        try:
+            _, is_new = engine._admission.accept(request, extra_ops=[release, *extra])
+        except Overloaded:
+            return False
+        except ScripError as error:
+            engine._writer.append([release, outcome_op(self._log, head.offset, error)])
+            is_new = True
+        if not is_new:
+            engine._writer.append([release])
+        self.parked.pop(head)
+        return True
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

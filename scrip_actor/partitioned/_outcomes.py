@@ -1,0 +1,37 @@
+"""What became of a record that was refused: kept under its log position, which the front's 202 names.
+
+A front answers 202 once the broker stored a record, before any engine judged it. When the partition's engine then
+refuses it (a transfer that overdraws, an event whose idempotency key another participant used first, a credit
+whose recipient is gone), the refusal ``{code, message, details}`` is written under ``meta`` key
+``log_outcome:<topic>/<partition>/<offset>`` in the same record as the position it moved. An event refused by the
+embedded admission checks (bad input) is not kept here: the front refuses those with a 4xx before producing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from scrip_actor.engine import Engine
+from scrip_actor.errors import ScripError
+from scrip_actor.store import Op, be64
+
+__all__ = ["log_outcome", "outcome_op"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def _key(log: str, offset: int) -> bytes:
+    return b"log_outcome:" + log.encode() + b"/" + be64(offset)
+
+
+def outcome_op(log: str, offset: int, error: ScripError) -> Op:
+    """The op that keeps ``error`` as the outcome of the record at ``offset`` of ``log``."""
+    return ("meta", _key(log, offset), _encoder.encode(error.to_dict()))
+
+
+def log_outcome(engine: Engine, log: str, offset: int) -> dict[str, Any] | None:
+    """The refusal kept for the record at ``offset`` (None: it was applied, or is not judged yet)."""
+    raw = engine._store.get_raw("meta", _key(log, offset))
+    return None if raw is None else msgspec.json.decode(raw)
