@@ -56,7 +56,10 @@ def _partitioned_options(serve: Any) -> None:
     serve.add_argument("--assignment-strategy", help="--role engine --group: default cooperative-sticky")
     serve.add_argument("--session-timeout-ms", type=int, help="--role engine --group: default 6000")
     serve.add_argument("--until-offsets", help="--role engine --group: E0,E1,...: exit once all applied below En")
-    serve.add_argument("--partitions-dir", help="--role engine: holds one data directory per partition")
+    serve.add_argument(
+        "--partitions-dir", help="--role engine: holds one data directory per partition; --role front: finds readers"
+    )
+    serve.add_argument("--read-host", help="--role engine: serve each owned partition's GET routes on this host")
     serve.add_argument("--until-offset", type=int, help="--role engine: exit once every record below is applied")
     serve.add_argument(
         "--idempotency-scope",
@@ -77,7 +80,7 @@ def _serve_engine_role(args: argparse.Namespace) -> int:
     argv = ["engine", "--bootstrap", args.bootstrap, "--topic", args.topic, "--partitions-dir", args.partitions_dir]
     passed = {"--partition": args.partition, "--until-offset": args.until_offset, "--group": args.group}
     passed |= {"--assignment-strategy": args.assignment_strategy, "--session-timeout-ms": args.session_timeout_ms}
-    passed |= {"--until-offsets": args.until_offsets, "--config": args.config}
+    passed |= {"--until-offsets": args.until_offsets, "--config": args.config, "--read-host": args.read_host}
     passed |= {"--idempotency-scope": args.idempotency_scope}
     for option, value in passed.items():
         if value is not None:
@@ -98,6 +101,7 @@ def _serve_front_role(args: argparse.Namespace) -> int:
         topic=args.topic,
         partitions=args.partitions,
         delivery_timeout_s=args.delivery_timeout_s,
+        partitions_dir=args.partitions_dir,
     )
     return run_front(options, args.host, args.port, args.data_dir, args.config)
 

@@ -35,9 +35,15 @@ from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.backtest_model import Backtest
 from scrip_actor.budgets import Budget, Budgets, BudgetState
 from scrip_actor.engine._backtest_report import EventSide, Tally
-from scrip_actor.engine._step import StepLimits, new_participant, step_event
+from scrip_actor.engine._step import (
+    StepLimits,
+    created_participant_id,
+    legacy_participant_id,
+    new_participant,
+    step_event,
+)
 from scrip_actor.ids import KIND_ENTRY, SequenceIds
-from scrip_actor.ledger import Changes, ParticipantState, World, account_key, derived_id
+from scrip_actor.ledger import Changes, ParticipantState, World, account_key
 from scrip_actor.model import Event, JournalEntry, Program
 from scrip_actor.rules import CompiledRule, cel_event_data
 from scrip_actor.store import Store, be64
@@ -310,8 +316,11 @@ def _step(
     if state is None and admitted_participant_id is None:
         state = sandbox.participant_by_external(event.external_id)
     if state is None and live_id is not None:
-        derived = derived_id(f"participant/{event.id}/{attempt}/{event.external_id}", 0)
-        if live_id != derived:  # created before (through the API, or by another program's event): seed it empty
+        derived = (
+            created_participant_id(event.id, attempt, event.external_id),
+            legacy_participant_id(event.id, attempt, event.external_id),
+        )
+        if live_id not in derived:  # created before (through the API, or by another program's event): seed it empty
             state = new_participant(event.external_id, event.created_at, live_id)
             sandbox.keep(state)
     wall_now = event.processed_at or event.created_at

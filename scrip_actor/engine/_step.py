@@ -303,13 +303,29 @@ def new_participant(external_id: str, now: datetime, participant_id: str) -> Par
     return ParticipantState(record, {})
 
 
+def created_participant_id(event_id: str, attempts: int, external_id: str) -> str:
+    """The id of the participant ``external_id`` that attempt ``attempts`` of event ``event_id`` creates.
+
+    Derived (a replay recreates it), with the event id's first 8 hex digits in front: the top of the store's id
+    prefix, which in partitioned mode is the partition number (scrip_actor/partitioned/_partition_ids.py), so a
+    participant id names the partition holding it as its events' ids do. Ids created before this rule are the
+    plain derived ids (:func:`legacy_participant_id`); nothing relies on their digits.
+    """
+    return event_id[:8] + legacy_participant_id(event_id, attempts, external_id)[8:]
+
+
+def legacy_participant_id(event_id: str, attempts: int, external_id: str) -> str:
+    """The participant id an event created before ids carried their store's prefix (the whole SHA-256 derivation)."""
+    return derived_id(f"participant/{event_id}/{attempts}/{external_id}", 0)
+
+
 def _created_by(event: Event, external_id: str, lookups: Lookups) -> ParticipantState:
     """A participant an event creates; its id derives from the event, its attempt and the external id.
 
     So a replay recreates the same id, two participants created by one event differ, and a retried event
     (another attempt) never collides with a participant its earlier attempt created and a rename moved away.
     """
-    participant_id = derived_id(f"participant/{event.id}/{event.attempts}/{external_id}", 0)
+    participant_id = created_participant_id(event.id, event.attempts, external_id)
     if lookups.participant(participant_id) is not None:
         raise ActionFailed(f"participant id {participant_id} derived for {external_id!r} is already in use")
     return new_participant(external_id, event.created_at, participant_id)

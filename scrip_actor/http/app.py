@@ -248,13 +248,17 @@ def _install_error_handlers(app: QuartTrio) -> None:
         return _json(500, body)
 
 
-def create_app(engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None) -> QuartTrio:
+def create_app(
+    engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None, *, read_only: bool = False
+) -> QuartTrio:
     """The ASGI app for an open engine. Starts nothing; serve it with ``server.serve``.
 
     Args:
         engine: an engine inside its ``open_engine`` block; it must outlive the server.
         keys: the API keys ``/v1`` routes and ``/metrics`` accept.
         limits: body and batch limits; the defaults suit most deployments.
+        read_only: serve only the GET routes, no console (a partition's reader in partitioned mode: its writes
+            arrive through the events topic, never over HTTP); any other method is a 405 or 404.
     """
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.http")
@@ -266,6 +270,8 @@ def create_app(engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None) 
     metrics = HttpMetrics(engine)
     document: dict[str, Any] = {}
     endpoints = all_endpoints(metrics, limits, lambda: document)
+    if read_only:
+        endpoints = [endpoint for endpoint in endpoints if endpoint.method == "GET"]
     document.update(routes_system.openapi_document(endpoints))
     routes = {}
     for endpoint in endpoints:
@@ -280,7 +286,8 @@ def create_app(engine: Engine, keys: ApiKeys, limits: HttpLimits | None = None) 
         )
         metrics.bind(endpoint.path, endpoint.method, (endpoint.status, *endpoint.also))
     app.extensions["scrip_endpoints"] = endpoints
-    install_console(app)
+    if not read_only:
+        install_console(app)
     _install_hooks(app, metrics, routes)
     _install_error_handlers(app)
     return app

@@ -33,6 +33,7 @@ __all__ = [
     "ErrorBody",
     "MethodNotAllowed",
     "NotRouted",
+    "PartitionUnavailable",
     "PayloadTooLarge",
     "RequestTimeout",
     "RouteNotFound",
@@ -88,8 +89,17 @@ class BrokerUnavailable(ScripError):
     code = "broker_unavailable"
 
 
+class PartitionUnavailable(ScripError):
+    """Partitioned mode's front has no answering reader for a partition the read needs (HTTP 503): its engine is
+    down, moving, or started without ``--read-host``. ``details.partition`` names it; a list is never answered
+    without it (no silent partial list). Retrying later is safe: reads change nothing."""
+
+    code = "partition_unavailable"
+
+
 class NotRouted(ScripError):
-    """Partitioned mode's front does not serve this route yet (HTTP 501): reads are routed in a later step."""
+    """Partitioned mode's front does not serve this route (HTTP 501): writes other than ``POST /v1/events``, and
+    reads whose data is spread over the partitions in a way the front does not merge yet (reports, ...)."""
 
     code = "not_routed"
 
@@ -112,6 +122,7 @@ _STATUS_BY_CLASS: dict[type[ScripError], int] = {
     Overloaded: 429,
     NotRouted: 501,
     BrokerUnavailable: 503,
+    PartitionUnavailable: 503,
     ScripError: 400,
 }
 

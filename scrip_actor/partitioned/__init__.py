@@ -5,8 +5,9 @@ records to that partition's own store with the consumed offset in the same LMDB 
 its consumer-group form (:func:`run_group`): the broker assigns partitions, each store opened on assignment and
 closed on revocation; and the front role (``_front.py``, ``scrip serve --role front``), which accepts
 ``POST /v1/events`` as the embedded server does and answers 202 once the event is stored at its partition
-(``_routing.partition_for``). All broker code is in ``_kafka.py``. Not yet: the catalog topic, reads through the
-front.
+(``_routing.partition_for``), and routes every GET to the partitions' readers (``_engine_reads.py`` serves them
+beside each owned store, ``_front_reads.py`` routes and merges; ids name their partition, ``_partition_ids.py``).
+All broker code is in ``_kafka.py``. Not yet: the catalog topic, merged reports.
 
 Broker-independent pieces for state shared across partitions, tested on their own and not yet wired into the
 engine role (docs/partitioned-shared-state.md): ``_leases`` (with ``_lease_messages`` and ``_lease_owner``:

@@ -8,6 +8,10 @@ Without ``--partition`` it is a consumer-group member (``--group``, :mod:`._engi
 the partitions, and it prints ``ASSIGNED <n> <offset> <unix time>`` when it opens partition ``n`` (resuming at
 ``offset``) and ``REVOKED <n> <offset> <unix time>`` once it has closed it; ``--until-offsets E0,E1,...`` makes it
 exit (``DONE``) once it owns every partition ``n`` and has applied every record below ``En``.
+
+``--read-host H`` serves each owned partition's GET routes on ``H`` (an ephemeral port each), advertised in
+``<partition's data dir>/reader.json`` for the front (:mod:`._engine_reads`). A partition store holding ids
+of another partition is refused (exit status 2, :class:`._partition_ids.ForeignIdPrefix`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,6 +29,7 @@ import trio
 from scrip_actor.config import Config, load_config
 from scrip_actor.partitioned._engine_group import GroupSettings, run_group
 from scrip_actor.partitioned._engine_role import partition_data_dir, run_partition
+from scrip_actor.partitioned._partition_ids import ForeignIdPrefix
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -48,6 +54,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "participant: checked on the participant's partition only. Every engine of a topic must use the same.",
     )
     engine.add_argument("--config", help="TOML settings file, as for the embedded server (storage.data_dir unused)")
+    engine.add_argument("--read-host", help="serve each owned partition's GET routes on this host (reader.json)")
     return parser.parse_args(argv)
 
 
@@ -71,7 +78,11 @@ def _settings(args: argparse.Namespace) -> Config:
 
 def _main_group(args: argparse.Namespace) -> None:
     settings = GroupSettings(
-        args.group, args.assignment_strategy, args.session_timeout_ms, idempotency_scope=args.idempotency_scope
+        args.group,
+        args.assignment_strategy,
+        args.session_timeout_ms,
+        idempotency_scope=args.idempotency_scope,
+        read_host=args.read_host,
     )
     until = None if args.until_offsets is None else [int(end) for end in args.until_offsets.split(",")]
     run = functools.partial(
@@ -102,7 +113,14 @@ async def _until_signalled(run: Callable[[], Awaitable[None]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parse(argv)
+    try:
+        _main(_parse(argv))
+    except* ForeignIdPrefix as refused:  # a group from a --group member's nursery, or the bare error
+        print(f"engine: {refused.exceptions[0]}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def _main(args: argparse.Namespace) -> None:
     if args.partition is None:
         if args.group is None:
             raise SystemExit("engine: give --partition N, or --group G to be a consumer-group member")
@@ -118,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         until_offset=args.until_offset,
         idempotency_scope=args.idempotency_scope,
         on_ready=lambda offset: print(f"READY {offset} {time.time():.6f}", flush=True),
+        read_host=args.read_host,
     )
     done = trio.run(run)
     print(f"DONE {done} {time.time():.6f}", flush=True)

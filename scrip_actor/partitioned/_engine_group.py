@@ -24,12 +24,14 @@ import trio
 from scrip_actor.config import Config
 from scrip_actor.engine import Engine, consumed_offset
 from scrip_actor.partitioned._apply import PartitionApplier
+from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._engine_role import (
     _BATCH_RECORDS_MAX,
     _POLL_TIMEOUT_S,
     _claims_on,
     _topic_partitions,
     _with_store,
+    claiming,
     log_name,
 )
 from scrip_actor.partitioned._kafka import GroupReader, GroupRecord, RecordProducer
@@ -40,13 +42,14 @@ __all__ = ["GroupSettings", "run_group"]
 
 class GroupSettings(msgspec.Struct, frozen=True):
     """How a member joins: the group, the assignment strategy and the session timeout (a dead member's partitions
-    move after it; small in tests)."""
+    move after it; small in tests) and where to serve each owned partition's reads (None: nowhere)."""
 
     group: str
     strategy: str = "cooperative-sticky"
     session_timeout_ms: int = 6000
     lock_wait_s: float = 60.0
     idempotency_scope: str = "program"  # see run_partition; every engine of a topic must use the same
+    read_host: str | None = None
 
 
 @dataclass
@@ -96,7 +99,9 @@ class _Member:
             # Shielded: a store is closed by its revocation only (run_group revokes all on the way out, cancelled
             # or not), so that what it admitted is processed first and the lock is released at a known point.
             with trio.CancelScope(shield=True):
-                await _with_store(self._config_for(partition), self._settings.lock_wait_s, body)
+                config = self._config_for(partition)
+                reading = serving_reads(body, config, self._topic, partition, self._settings.read_host)
+                await _with_store(config, self._settings.lock_wait_s, reading, claiming(config, self._topic, partition))
         finally:
             closed.set()
 

@@ -17,6 +17,7 @@ docs/partitioned.md.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,7 +28,9 @@ from scrip_actor.config import Config
 from scrip_actor.engine import Engine, consumed_offset, open_engine
 from scrip_actor.errors import DataDirInUse, ValidationFailed
 from scrip_actor.partitioned._apply import PartitionApplier
+from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._kafka import LogRecord, PartitionReader, RecordProducer
+from scrip_actor.partitioned._partition_ids import claim_partition_ids
 from scrip_actor.partitioned._relay import relay_pending, relay_until_cancelled
 
 __all__ = ["partition_data_dir", "run_partition"]
@@ -48,12 +51,24 @@ def log_name(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-async def _with_store(config: Config, wait_s: float, body: Callable[[Engine], Awaitable[int]]) -> int:
-    """Run ``body`` on the partition's engine, waiting (up to ``wait_s``) while a previous owner holds the store."""
+def claiming(config: Config, topic: str, partition: int) -> Callable[[], None]:
+    """What runs before the partition's store is opened: make it mint ids that name the partition."""
+    return functools.partial(claim_partition_ids, config.storage, topic, partition)
+
+
+async def _with_store(
+    config: Config, wait_s: float, body: Callable[[Engine], Awaitable[int]], prepare: Callable[[], None] | None = None
+) -> int:
+    """Run ``body`` on the partition's engine, waiting (up to ``wait_s``) while a previous owner holds the store.
+
+    ``prepare`` runs first, on each attempt, with the store not yet open by this process (the partition's id
+    prefix is claimed there: _partition_ids.claim_partition_ids); it may raise DataDirInUse like the open."""
     deadline = time.monotonic() + wait_s
     while True:
         opened = False
         try:
+            if prepare is not None:
+                prepare()
             async with open_engine(config=config) as engine:
                 opened = True
                 return await body(engine)
@@ -81,12 +96,14 @@ async def run_partition(
     lock_wait_s: float = 60.0,
     on_ready: Callable[[int], None] | None = None,
     idempotency_scope: str = "program",
+    read_host: str | None = None,
 ) -> int:
     """Apply partition ``partition`` of ``topic`` to ``config.storage.data_dir`` until cancelled.
 
     ``until_offset`` (tests, catch-up jobs): return once every record below it is applied and processed.
     ``idempotency_scope``: ``program`` (a key is claimed across partitions, scrip_actor/partitioned/_claiming.py)
     or ``participant`` (checked on the participant's partition only); every engine of a topic must use the same.
+    ``read_host``: also serve the partition's GET routes there while the store is open (_engine_reads.py).
     Returns the offset after the last record applied.
     """
     log = log_name(topic, partition)
@@ -115,7 +132,8 @@ async def run_partition(
             await trio.to_thread.run_sync(reader.close)
         return next_offset
 
-    return await _with_store(config, lock_wait_s, body)
+    reading = serving_reads(body, config, topic, partition, read_host)
+    return await _with_store(config, lock_wait_s, reading, claiming(config, topic, partition))
 
 
 def _claims_on(idempotency_scope: str) -> bool:

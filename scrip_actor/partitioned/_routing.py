@@ -1,4 +1,4 @@
-"""Which partition a participant lives in: :func:`partition_for`, the one rule the front and (later) reads share.
+"""Which partition a participant lives in: :func:`partition_for`, the one rule the front's writes and reads share.
 
 The hash is Kafka's own default partitioner for keyed records (murmur2 of the key bytes, sign bit cleared,
 modulo the partition count: Java's ``DefaultPartitioner`` / ``BuiltInPartitioner.partitionForKey`` and

@@ -228,6 +228,7 @@ class GroupEngine:
         session_timeout_ms: int = 3000,
         until_offsets: list[int] | None = None,
         scope: str = "participant",
+        read_host: str | None = None,
     ) -> None:
         command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "engine", "--bootstrap", bootstrap]
         command += ["--topic", TOPIC, "--group", group, "--partitions-dir", str(partitions_dir)]
@@ -235,6 +236,8 @@ class GroupEngine:
         command += ["--assignment-strategy", strategy, "--session-timeout-ms", str(session_timeout_ms)]
         if until_offsets is not None:
             command += ["--until-offsets", ",".join(str(end) for end in until_offsets)]
+        if read_host is not None:
+            command += ["--read-host", read_host]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []

@@ -157,6 +157,7 @@ async def test_the_front_refuses_to_start_with_another_partition_count(broker: s
 def _front_process(broker: str, partitions: int, data_dir: Path) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "scrip_actor", "serve", "--role", "front", "--bootstrap", broker]
     command += ["--topic", TOPIC, "--partitions", str(partitions), "--port", "0", "--data-dir", str(data_dir)]
+    command += ["--partitions-dir", str(data_dir / "partitions")]  # no engine advertises a reader there
     env = {**os.environ, "SCRIP_API_KEY": KEY, "PYTHONPATH": str(Path(__file__).parents[2])}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -175,6 +176,10 @@ async def test_scrip_serve_role_front_serves_until_sigterm(broker: str, tmp_path
             answer = await client.post("/v1/events", json=_event("prg_x", 5), headers={"X-API-Key": KEY})
         assert answer.status_code == 202, answer.text
         assert answer.json()["log"]["partition"] == partition_for("user5", 2)
+        async with httpx.AsyncClient(base_url=line.split()[-1], timeout=30) as client:
+            read = await client.get("/v1/participants", params={"external_id": "user5"}, headers={"X-API-Key": KEY})
+        assert read.status_code == 503, read.text  # reads are routed, and this partition has no reader
+        assert read.json()["details"]["partition"] == partition_for("user5", 2)
         front.send_signal(signal.SIGTERM)  # by its own pid
         _, stderr = front.communicate(timeout=30)
         assert front.returncode == 0 and "front stopped" in stderr
