@@ -36,9 +36,10 @@ import trio
 
 from scrip_actor.config import Config, ServerSettings
 from scrip_actor.engine import Engine
-from scrip_actor.http.app import create_app
+from scrip_actor.http.app import HttpLimits, _view, create_app
 from scrip_actor.http.auth import ApiKeys
 from scrip_actor.http.server import serve_app
+from scrip_actor.partitioned._log_records import log_record_endpoint
 
 __all__ = ["READER_FILE", "ReaderAdvert", "read_advert", "serving_reads"]
 
@@ -97,7 +98,11 @@ def serving_reads(
 
     async def with_reader(engine: Engine) -> int:
         token = secrets.token_urlsafe(24)
-        app = create_app(engine, ApiKeys.of(token), read_only=True)
+        keys = ApiKeys.of(token)
+        app = create_app(engine, keys, read_only=True)
+        endpoint = log_record_endpoint(topic, partition)  # what became of a 202'd record, from this store
+        view = _view(endpoint, engine, keys, HttpLimits())
+        app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["GET"])
         settings = Config(server=ServerSettings(host=host, port=0, shutdown_grace_s=_SHUTDOWN_GRACE_S))
         stop = trio.Event()
         failure: Exception | None = None

@@ -45,7 +45,7 @@ import trio
 from quart import Response, request
 
 from scrip_actor import cursors, values
-from scrip_actor.errors import NotFound
+from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.http.app import _error
 from scrip_actor.http.errors import NotRouted, PartitionUnavailable
 from scrip_actor.http.routing import decode_query
@@ -126,6 +126,7 @@ async def open_readers(
 
 _CATALOG = re.compile(r"programs(/[^/]+(/(assets|tiers)(/[^/]+)?)?)?|assets(/[^/]+)?|rules(/[^/]+(/history)?)?")
 _BY_ID = re.compile(r"(participants|events|journal-entries)/([^/]+)(/.+)?")
+_LOG_RECORD = re.compile(r"log-records/([0-9]{1,9})/[0-9]{1,19}")
 _KINDS = {"participants": "participant", "events": "event", "journal-entries": "journal entry"}
 
 
@@ -191,6 +192,14 @@ async def serve_read(readers: PartitionReaders, rest: str) -> Response:
         partition = partition_of(identifier)
         if partition is None or partition >= readers.partitions:
             raise NotFound(_KINDS[kind], identifier)
+        return _passed_through(await readers.get(partition, target))
+    log_record = _LOG_RECORD.fullmatch(rest)
+    if log_record is None and rest.startswith("log-records/"):
+        raise ValidationFailed.field("path", "invalid", "GET /v1/log-records/{partition}/{offset}: whole numbers")
+    if log_record is not None:  # the receipt of a 202: its partition is in the path
+        partition = int(log_record.group(1))
+        if partition >= readers.partitions:
+            raise NotFound("log record", rest.removeprefix("log-records/"))
         return _passed_through(await readers.get(partition, target))
     if _CATALOG.fullmatch(rest):
         return _passed_through(await readers.get_any(target))
