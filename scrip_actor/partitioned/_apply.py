@@ -50,7 +50,7 @@ from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encod
 from scrip_actor.partitioned._kafka import LogRecord
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op
-from scrip_actor.partitioned._parking import PARKED_DB
+from scrip_actor.partitioned._parking import PARKED_DB, Parked
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
@@ -61,6 +61,8 @@ Decoded = EventSubmit | TransferCreate | Effect | ScripError
 
 _event_decoder = msgspec.json.Decoder(EventSubmit)
 _transfer_decoder = msgspec.json.Decoder(TransferCreate)
+_credit_decoder = msgspec.json.Decoder(TransitCredit)
+_json_encoder = msgspec.json.Encoder()
 _EXTERNAL_ID_MAX = 255
 
 
@@ -102,7 +104,7 @@ class PartitionApplier:
         self.claims: KeyClaims | None = None
         if self.claims_on:
             self.claims = KeyClaims(
-                self.engine, self.log, self.partition, self.partitions, self.send_ops, self._transfer
+                self.engine, self.log, self.partition, self.partitions, self.send_ops, self._released
             )
         elif _has_parked(store.env):
             raise ValueError(
@@ -213,7 +215,29 @@ class PartitionApplier:
             source = canonical_external_id(request.source_external_id, _EXTERNAL_ID_MAX, "source_external_id")
         except ScripError:
             return None  # send_transfer refuses it, with the same error
-        return self.claims.park_transfer(offset, source, request)
+        return self.claims.park_behind(offset, source, "transfer", _json_encoder.encode(request))
+
+    async def _released(self, parked: Parked, first_ops: list[Op]) -> None:
+        """Apply a transfer or a credit that waited behind its participant's parked events."""
+        if parked.kind == "transfer":
+            await self._transfer(parked.offset, _transfer_decoder.decode(parked.event), first_ops)
+        else:
+            assert parked.kind == "credit", parked
+            await self._receive(parked.offset, _credit_decoder.decode(parked.event), first_ops)
+
+    async def _receive(self, offset: int, credit: TransitCredit, first_ops: list[Op]) -> None:
+        """Apply a credit from another partition; ``first_ops`` (position and applied marker, or the release from
+        parking) join its record, or the record that sends it back."""
+        engine = self.engine
+
+        def credit_ops(back: list[tuple[int, TransitCredit]]) -> list[Op]:
+            return [*first_ops, *self.send_ops(offset, back)]  # type: ignore[arg-type]
+
+        await engine.wait_idle()  # as for a transfer: the recipient may be made by the event just before it
+        outcome = await receive_credit(engine, credit, partition=self.partition, ops_for=credit_ops)
+        if isinstance(outcome, ScripError):  # sent back (durable already); keep why
+            engine._writer.append([outcome_op(self.log, offset, outcome)])
+            await engine._caught_up()
 
     async def _transfer(self, offset: int, request: TransferCreate, first_ops: list[Op]) -> None:
         """Apply a transfer; ``first_ops`` (its position, or its release from parking) join its record."""
@@ -244,15 +268,15 @@ class PartitionApplier:
             await engine._caught_up()
             return
         if isinstance(payload, TransitCredit):
-
-            def credit_ops(back: list[tuple[int, TransitCredit]]) -> list[Op]:
-                return [position, applied, *self.send_ops(offset, back)]  # type: ignore[list-item, arg-type]
-
-            await engine.wait_idle()  # as for a transfer: the recipient may be made by the event just before it
-            outcome = await receive_credit(engine, payload, partition=self.partition, ops_for=credit_ops)
-            if isinstance(outcome, ScripError):  # sent back (durable already); keep why
-                engine._writer.append([outcome_op(self.log, offset, outcome)])
+            parked = None
+            if self.claims is not None and payload.purpose == "TRANSFER":  # behind its recipient's parked events
+                body = _json_encoder.encode(payload)
+                parked = self.claims.park_behind(offset, payload.external_id, "credit", body)
+            if parked is not None:
+                engine._writer.append([position, applied, *parked])
                 await engine._caught_up()
+                return
+            await self._receive(offset, payload, [position, applied])
             return
         if self.claims is None:
             raise ValidationFailed(f"a {type(payload).__name__} reached a partition that does not claim keys", {})

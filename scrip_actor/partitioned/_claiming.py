@@ -32,7 +32,7 @@ import msgspec
 
 from scrip_actor.engine import Engine, Verdict
 from scrip_actor.errors import IdempotencyConflict, Overloaded, ScripError
-from scrip_actor.model import EventSubmit, TransferCreate
+from scrip_actor.model import EventSubmit
 from scrip_actor.partitioned._claims import Claim, ClaimAnswer, ClaimRequest, ClaimStore, claim_op
 from scrip_actor.partitioned._outcomes import outcome_op
 from scrip_actor.partitioned._parking import Parked, ParkedEvents
@@ -43,12 +43,11 @@ __all__ = ["KeyClaims", "claim_partition_for"]
 
 _event_encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(EventSubmit)
-_transfer_decoder = msgspec.json.Decoder(TransferCreate)
 
 # Outbox appends for this record: (offset, [(destination partition, payload struct)]) -> ops.
 SendOps = Callable[[int, list[tuple[int, msgspec.Struct]]], list[Op]]
-# Apply a released transfer: (its offset, its request, the ops its record must carry) -> until durable.
-ApplyTransfer = Callable[[int, TransferCreate, list[Op]], Awaitable[None]]
+# Apply a released transfer or credit: (the parked record, the ops its record must carry) -> until durable.
+ApplyReleased = Callable[[Parked, list[Op]], Awaitable[None]]
 
 
 def claim_partition_for(program_id: str, idempotency_key: str, partitions: int) -> int:
@@ -73,13 +72,13 @@ class KeyClaims:
         partition: int,
         partitions: int,
         send_ops: SendOps,
-        apply_transfer: ApplyTransfer,
+        apply_released: ApplyReleased,
     ) -> None:
         store = engine._store
         store.open_side_database("claims")
         store.open_side_database("parked")
         self._engine, self._log, self._partition, self._partitions = engine, log, partition, partitions
-        self._send_ops, self._apply_transfer = send_ops, apply_transfer
+        self._send_ops, self._apply_released = send_ops, apply_released
         self._claims = ClaimStore(store.env)
         self.parked = ParkedEvents(store.env, partition)
         # Claims appended to the writer and perhaps not durable yet, so that the records after them in one batch
@@ -135,14 +134,12 @@ class KeyClaims:
         state = self._engine._cache.get(participant_id)
         return f"id:{participant_id}" if state is None else state.external_id
 
-    def park_transfer(self, offset: int, source_external_id: str, request: TransferCreate) -> list[Op] | None:
-        """Park a transfer behind its source's waiting events (None: the source has none, apply it now)."""
-        if not self.parked.blocked(source_external_id):
+    def park_behind(self, offset: int, external_id: str, kind: str, body: bytes) -> list[Op] | None:
+        """Park a transfer (``body``: its request) behind its source's waiting events, or a credit (``body``: the
+        TransitCredit) behind its recipient's; None when that participant has none (apply it now)."""
+        if not self.parked.blocked(external_id):
             return None
-        body = _event_encoder.encode(request)
-        parked = Parked(
-            offset=offset, external_id=source_external_id, event=body, claim_partition=self._partition, kind="transfer"
-        )
+        parked = Parked(offset=offset, external_id=external_id, event=body, claim_partition=self._partition, kind=kind)
         return [self.parked.park(parked)]
 
     def _judge_here(self, request: EventSubmit, payload_hash: str, offset: int) -> Verdict:
@@ -193,11 +190,11 @@ class KeyClaims:
         engine, released = self._engine, 0
         while ready := self.parked.ready():
             for head in ready:
-                if head.kind == "transfer":
-                    await engine._caught_up()  # the source's events before it are admitted first
+                if head.kind != "event":  # a transfer or a credit, parked to keep its participant's order
+                    await engine._caught_up()  # the participant's events before it are admitted first
                     release = self.parked.release_op(head)
                     self.parked.pop(head)
-                    await self._apply_transfer(head.offset, _transfer_decoder.decode(head.event), [release])
+                    await self._apply_released(head, [release])
                 elif not self._release(head):
                     await engine._caught_up()
                     self.forget_recent()

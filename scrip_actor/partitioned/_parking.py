@@ -31,14 +31,14 @@ PARKED_DB = "parked"
 class Parked(msgspec.Struct, frozen=True, kw_only=True):
     """One waiting record: its offset, its participant, its request (JSON), and its key's answer so far.
 
-    A ``transfer`` is parked only to keep order (its source has an event waiting): its idempotency key is kept by
-    the source's partition, as on one process, so it is applied when it reaches the head."""
+    A ``transfer`` (its source has an event waiting) or a ``credit`` from another partition (its recipient has one:
+    that event may create the recipient) is parked only to keep order, and applied when it reaches the head."""
 
     offset: int
     external_id: str
-    event: bytes  # the EventSubmit (or, for a transfer, the TransferCreate) as JSON
+    event: bytes  # the EventSubmit (a transfer's TransferCreate, a credit's TransitCredit) as JSON
     claim_partition: int  # == this partition: parked only to keep order; judged here when it reaches the head
-    kind: str = "event"  # or "transfer"
+    kind: str = "event"  # or "transfer", "credit"
     granted: bool | None = None  # None: no answer yet
     conflict_event_ref: str | None = None
 

@@ -23,8 +23,9 @@ import trio
 from scrip_actor import open_engine
 from scrip_actor.engine import TransitCredit, transit_account
 from scrip_actor.ledger import account_key
-from scrip_actor.partitioned import _kafka, partition_data_dir
+from scrip_actor.partitioned import _kafka, partition_data_dir, run_partition
 from scrip_actor.partitioned._apply import log_outcome
+from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from tests.partitioned.partition_setup import (
@@ -159,3 +160,28 @@ async def test_a_transfer_between_partitions_is_applied_once(broker: str, tmp_pa
                 assert refused is not None
                 assert refused["code"] == "insufficient_balance", refused
     assert in_transit == 0, "value left in transit, or created on the way"
+
+
+async def test_a_credit_waits_behind_its_recipients_parked_event(broker: str, tmp_path: Path) -> None:
+    """The recipient's creating event is parked for its key's claim when the credit arrives: the credit waits
+    behind it instead of finding nobody and going back."""
+    partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, 2)
+    _kafka.create_topic(broker, TOPIC, 2)
+    log = _Log(broker)
+    source, recipient = _named("giver", 0, 1)[0], _named("taker", 1, 1)[0]
+    keys_of_0 = (f"k{n}" for n in range(1000))
+    key_owned_by_0 = next(key for key in keys_of_0 if claim_partition_for(program_id, key, 2) == 0)
+    for n in range(5):
+        event = {"program_id": program_id, "external_id": source, "idempotency_key": f"s{n}", "event_data": {}}
+        log.send(source, event, 0)
+    await settle(broker, partitions_dir, TOPIC, 2)
+    first = {"program_id": program_id, "external_id": recipient, "idempotency_key": key_owned_by_0, "event_data": {}}
+    log.send(recipient, first, 1)  # parked on 1 until 0 answers its claim
+    log.send(source, _transfer(program_id, asset_id, source, {recipient: 3}), 0, KIND_TRANSFER)
+    for partition in (1, 0, 1):  # 1 parks and asks; 0 sends the credit, then answers; 1 gets both, in that order
+        end = await trio.to_thread.run_sync(log_end, broker, TOPIC, partition)
+        config = config_for(partition_data_dir(partitions_dir, partition))
+        await run_partition(config, broker, TOPIC, partition, until_offset=end)
+    await settle(broker, partitions_dir, TOPIC, 2)
+    applied, _ = await applied_balances(partitions_dir, 2, asset_id)
+    assert applied == {source: 5 - 3, recipient: 1 + 3}
