@@ -193,12 +193,12 @@ class PartitionApplier:
     async def _apply_one(self, offset: int, command: TransferCreate | Effect) -> None:
         position = offset_op(self.log, offset + 1)
         if isinstance(command, TransferCreate):
-            parked = self._parked_transfer(offset, command)
-            if parked is not None:  # behind its source's waiting events
-                self.engine._writer.append([position, *parked])
+            verdict, ops, _ = self._transfer_verdict(offset, command)
+            if verdict == "admit":
+                await self._transfer(offset, command, [position, *ops])
+            else:  # parked (behind its source's events, or for its key's claim), or refused (its key was taken)
+                self.engine._writer.append([position, *ops])
                 await self.engine._caught_up()
-                return
-            await self._transfer(offset, command, [position])
             return
         try:
             await self._apply_effect(offset, command, position)
@@ -208,14 +208,14 @@ class PartitionApplier:
             self.engine._writer.append([position, outcome_op(self.log, offset, error)])
             await self.engine._caught_up()
 
-    def _parked_transfer(self, offset: int, request: TransferCreate) -> list[Op] | None:
+    def _transfer_verdict(self, offset: int, request: TransferCreate) -> Verdict:
         if self.claims is None or request.source_external_id is None:
-            return None
+            return ("admit", [], None)
         try:
             source = canonical_external_id(request.source_external_id, _EXTERNAL_ID_MAX, "source_external_id")
         except ScripError:
-            return None  # send_transfer refuses it, with the same error
-        return self.claims.park_behind(offset, source, "transfer", _json_encoder.encode(request))
+            return ("admit", [], None)  # send_transfer refuses it, with the same error
+        return self.claims.transfer_verdict(offset, source, request)
 
     async def _released(self, parked: Parked, first_ops: list[Op]) -> None:
         """Apply a transfer or a credit that waited behind its participant's parked events."""

@@ -25,6 +25,7 @@ is then checked on the participant's partition only, as without claims; docs/par
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -32,7 +33,7 @@ import msgspec
 
 from scrip_actor.engine import Engine, Verdict
 from scrip_actor.errors import IdempotencyConflict, Overloaded, ScripError
-from scrip_actor.model import EventSubmit
+from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._claims import Claim, ClaimAnswer, ClaimRequest, ClaimStore, claim_op
 from scrip_actor.partitioned._outcomes import outcome_op
 from scrip_actor.partitioned._parking import Parked, ParkedEvents
@@ -43,6 +44,9 @@ __all__ = ["KeyClaims", "claim_partition_for"]
 
 _event_encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(EventSubmit)
+_transfer_decoder = msgspec.json.Decoder(TransferCreate)
+# Claims of balance operations' keys (transfers) live apart from events' keys, as on one process.
+_OPERATIONS_PREFIX = "operations:"
 
 # Outbox appends for this record: (offset, [(destination partition, payload struct)]) -> ops.
 SendOps = Callable[[int, list[tuple[int, msgspec.Struct]]], list[Op]]
@@ -117,14 +121,7 @@ class KeyClaims:
         )
         ops = [self.parked.park(parked)]
         if key_partition != self._partition:
-            claim = ClaimRequest(
-                program_id=request.program_id,
-                idempotency_key=request.idempotency_key,
-                payload_hash=payload_hash,
-                event_ref=f"{self._partition}@{offset}",
-                reply_partition=self._partition,
-                parked_offset=offset,
-            )
+            claim = self._request(request.program_id, request.idempotency_key, payload_hash, offset)
             ops += self._send_ops(offset, [(key_partition, claim)])
         return ("consume", ops, None)
 
@@ -144,16 +141,71 @@ class KeyClaims:
 
     def _judge_here(self, request: EventSubmit, payload_hash: str, offset: int) -> Verdict:
         """An event whose key this partition owns: admitted with its claim, or the 409."""
-        existing = self._claim_of(request.program_id, request.idempotency_key)
+        return self._judge(request.program_id, request.idempotency_key, payload_hash, offset)
+
+    def _judge(self, claim_program: str, idempotency_key: str, payload_hash: str, offset: int) -> Verdict:
+        """A key this partition owns: "admit" with the ops of its claim (none for the same payload again: a replay),
+        or "refuse" with the 409 and the op that keeps it."""
+        existing = self._claim_of(claim_program, idempotency_key)
         if existing is not None and existing.payload_hash != payload_hash.encode():
-            error = _conflict(request.idempotency_key, existing.event_id)
+            error = _conflict(idempotency_key, existing.event_id)
             return ("refuse", [outcome_op(self._log, offset, error)], error)
         if existing is not None:
-            return ("admit", [], None)  # the same payload again: the admission answers it as a replay
+            return ("admit", [], None)  # the same payload again: the admission (or operation) answers it as a replay
         claim = Claim(
             payload_hash=payload_hash.encode(), event_id=f"{self._partition}@{offset}", claimed_at_ms=_now_ms()
         )
-        return ("admit", self._claimed(request.program_id, request.idempotency_key, claim), None)
+        return ("admit", self._claimed(claim_program, idempotency_key, claim), None)
+
+    # --- transfers on their source's partition ----------------------------------------------------------------
+
+    def transfer_verdict(self, offset: int, source_external_id: str, request: TransferCreate) -> Verdict:
+        """Apply a transfer now ("admit", with its claim's ops), park it ("consume": behind its source's parked
+        events, or until its key's partition answers), or refuse it (its key was used for another transfer).
+
+        A transfer's idempotency key is claimed like an event's, in the operations' own namespace (as on one
+        process, where events and balance operations keep their keys apart)."""
+        body = _event_encoder.encode(request)
+        key = request.idempotency_key
+        if key is None:
+            ops = self.park_behind(offset, source_external_id, "transfer", body)
+            return ("admit", [], None) if ops is None else ("consume", ops, None)
+        claim_program = _OPERATIONS_PREFIX + request.program_id
+        key_partition = claim_partition_for(claim_program, key, self._partitions)
+        if key_partition == self._partition and not self.parked.blocked(source_external_id):
+            return self._judge(claim_program, key, _transfer_hash(request), offset)
+        parked = Parked(
+            offset=offset, external_id=source_external_id, event=body, claim_partition=key_partition, kind="transfer"
+        )
+        ops = [self.parked.park(parked)]
+        if key_partition != self._partition:
+            ops += self._send_ops(
+                offset, [(key_partition, self._request(claim_program, key, _transfer_hash(request), offset))]
+            )
+        return ("consume", ops, None)
+
+    def _request(self, claim_program: str, idempotency_key: str, payload_hash: str, offset: int) -> ClaimRequest:
+        return ClaimRequest(
+            program_id=claim_program,
+            idempotency_key=idempotency_key,
+            payload_hash=payload_hash,
+            event_ref=f"{self._partition}@{offset}",
+            reply_partition=self._partition,
+            parked_offset=offset,
+        )
+
+    def _released_transfer(self, head: Parked) -> Verdict:
+        """A parked transfer at the head: refused (its key's answer was a conflict), or applied with these ops."""
+        request = _transfer_decoder.decode(head.event)
+        if head.granted is False:
+            assert head.conflict_event_ref is not None
+            assert request.idempotency_key is not None
+            error = _conflict(request.idempotency_key, head.conflict_event_ref)
+            return ("refuse", [outcome_op(self._log, head.offset, error)], error)
+        if head.granted is None and request.idempotency_key is not None:  # its key is this partition's
+            claim_program = _OPERATIONS_PREFIX + request.program_id
+            return self._judge(claim_program, request.idempotency_key, _transfer_hash(request), head.offset)
+        return ("admit", [], None)
 
     # --- effects: a claim asked of this partition, and an answer to one of its parked events -------------------
 
@@ -190,11 +242,17 @@ class KeyClaims:
         engine, released = self._engine, 0
         while ready := self.parked.ready():
             for head in ready:
-                if head.kind != "event":  # a transfer or a credit, parked to keep its participant's order
+                if head.kind != "event":  # a transfer or a credit
                     await engine._caught_up()  # the participant's events before it are admitted first
+                    verdict, extra, _ = (
+                        self._released_transfer(head) if head.kind == "transfer" else ("admit", [], None)
+                    )
                     release = self.parked.release_op(head)
                     self.parked.pop(head)
-                    await self._apply_released(head, [release])
+                    if verdict == "refuse":
+                        engine._writer.append([release, *extra])
+                    else:
+                        await self._apply_released(head, [release, *extra])
                 elif not self._release(head):
                     await engine._caught_up()
                     self.forget_recent()
@@ -237,6 +295,11 @@ class KeyClaims:
             engine._writer.append([release])
         self.parked.pop(head)
         return True
+
+
+def _transfer_hash(request: TransferCreate) -> str:
+    """A transfer's payload hash for its key's claim: the whole request, source and recipients included."""
+    return hashlib.sha256(_event_encoder.encode(request)).hexdigest()
 
 
 def _now_ms() -> int:

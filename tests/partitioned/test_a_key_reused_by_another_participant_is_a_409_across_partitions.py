@@ -24,7 +24,7 @@ from scrip_actor import open_engine
 from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._outcomes import log_outcome
-from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._routing import KIND_TRANSFER, partition_for
 from tests.partitioned.partition_setup import (
     applied_balances,
     assert_applied_in_order,
@@ -109,3 +109,48 @@ async def test_every_event_is_admitted_once_in_order_across_a_kill(broker: str, 
     assert applied == dict(counts)
     assert await assert_applied_in_order(partitions_dir, PARTITIONS) == 600
     assert await trio.to_thread.run_sync(log_end, broker, TOPIC, 0) > ends[0]  # claims and answers went through it
+
+
+def _send_transfer(bootstrap: str, program_id: str, asset_id: str, source: str, recipient: str, key: str) -> int:
+    producer = _kafka.RecordProducer(bootstrap)
+    stored: list[int] = []
+    body = {
+        "program_id": program_id,
+        "asset_id": asset_id,
+        "source_external_id": source,
+        "recipients": [{"external_id": recipient, "amount": "1"}],
+        "description": "gift",
+        "idempotency_key": key,
+    }
+    partition = partition_for(source, PARTITIONS)
+    producer.produce(
+        TOPIC,
+        source.encode(),
+        msgspec.json.encode(body),
+        lambda _e, _p, offset: stored.append(offset),
+        partition=partition,
+        kind=KIND_TRANSFER,
+    )
+    assert producer.flush() == 0
+    return stored[0]
+
+
+async def test_a_transfer_key_reused_by_another_source_is_a_409(broker: str, tmp_path: Path) -> None:
+    partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, PARTITIONS)
+    _kafka.create_topic(broker, TOPIC, PARTITIONS)
+    alice, bob, carol = _on(0, "alice"), _on(1, "bob"), _on(2, "carol")
+    for name in (alice, bob, carol):
+        for n in range(3):
+            _send(broker, program_id, name, f"{name}-{n}", n)
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS)
+    transfer_key = "gift-1"
+    _send_transfer(broker, program_id, asset_id, alice, carol, transfer_key)
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS)
+    reused = _send_transfer(broker, program_id, asset_id, bob, carol, transfer_key)  # another source: a 409
+    _send_transfer(broker, program_id, asset_id, alice, carol, transfer_key)  # the same transfer again: a replay
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS)
+
+    applied, _ = await applied_balances(partitions_dir, PARTITIONS, asset_id)
+    assert applied == {alice: 3 - 1, bob: 3, carol: 3 + 1}
+    refused = await _outcome(partitions_dir, 1, reused)
+    assert refused is not None and refused["code"] == "idempotency_conflict", refused
