@@ -36,16 +36,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from bench._claims_cost import claims_figures, finish_claims, lmdb_counts
 from bench._partition_move import move_run
 from bench._partitioned_front_engines import front_engines_run
 from scrip_actor.partitioned import _kafka
 from tests.partitioned.partition_setup import (
     applied_balances,
+    claimed_log_ends,
     produce,
     seed_partitions,
     start_engine,
@@ -65,19 +68,61 @@ _FRONT_KEYS = (
 
 
 async def _one_run(
-    bootstrap: str, work_dir: Path, engines: int, events: int, participants: int, kill: bool
+    bootstrap: str, work_dir: Path, engines: int, events: int, participants: int, kill: bool, scope: str = "participant"
 ) -> dict[str, Any]:
-    topic = f"events-{engines}{'-kill' if kill else ''}"
+    topic = f"events-{engines}{'-kill' if kill else ''}{'-claims' if scope == 'program' else ''}"
     partitions_dir, program_id, asset_id = await seed_partitions(work_dir / topic, engines)
     _kafka.create_topic(bootstrap, topic, engines)
+    placed: dict[int, int] | None = {} if scope == "program" else None
     started = time.perf_counter()
     acked, ends = await trio.to_thread.run_sync(
-        produce, bootstrap, program_id, list(range(events)), participants, engines, topic
+        partial(produce, bootstrap, program_id, list(range(events)), participants, engines, topic, placed=placed)
     )
     produce_s = time.perf_counter() - started
+    # With claims each partition's log grows by the requests and answers: its final end is the engine's until.
+    until = ends if placed is None else claimed_log_ends(program_id, placed, engines)
+    txns_before = lmdb_counts(partitions_dir, engines)["lmdb_txns"]
+    outputs, killed_ready_at, wall_s = await _engines(bootstrap, partitions_dir, topic, until, kill, scope)
+    done = all(f"DONE {until[n]}" in outputs[n] for n in range(engines))
+    # The applying alone: from the first engine READY (store open, reading) to the last DONE (all processed).
+    ready_at = [float(line.split()[2]) for out in outputs for line in out.splitlines() if line.startswith("READY")]
+    done_at = [float(line.split()[2]) for out in outputs for line in out.splitlines() if line.startswith("DONE")]
+    apply_s = max(done_at) - min(ready_at + killed_ready_at)
+    log_ends, as_predicted = until, True
+    if scope == "program":
+        log_ends, as_predicted = await finish_claims(bootstrap, partitions_dir, topic, until)
+    counts = lmdb_counts(partitions_dir, engines)
+    applied, events_stored = await applied_balances(partitions_dir, engines, asset_id)
+    lost = sum(max(0, count - applied.get(who, 0)) for who, count in acked.items())
+    twice = sum(max(0, applied.get(who, 0) - count) for who, count in acked.items()) + max(0, events_stored - events)
+    return {
+        "engines": engines,
+        "events": events,
+        "idempotency_scope": scope,
+        "killed_and_replaced": kill,
+        "all_done": done and as_predicted and counts["parked_entries"] == 0,
+        "events_per_s": round(events / apply_s, 1),
+        "events_per_s_with_startup": round(events / wall_s, 1),
+        "producer_records_per_s": round(events / produce_s, 1),
+        "log_ends": log_ends,
+        "claim_records_per_partition": [end - produced for end, produced in zip(log_ends, ends, strict=True)],
+        "lmdb_txns_added": counts["lmdb_txns"] - txns_before,
+        "claims_entries": counts["claims_entries"],
+        "parked_left": counts["parked_entries"],
+        "lost": lost,
+        "applied_twice": twice,
+    }
+
+
+async def _engines(
+    bootstrap: str, partitions_dir: Path, topic: str, until: list[int], kill: bool, scope: str
+) -> tuple[list[str], list[float], float]:
+    """One engine process per partition, each to its ``until``; partition 0's SIGKILLed and replaced if ``kill``.
+
+    Returns their outputs, the killed one's READY time, and the wall time from their start to the last exit."""
     started = time.perf_counter()
     killed_ready_at: list[float] = []
-    processes = [start_engine(bootstrap, partitions_dir, n, ends[n], topic) for n in range(engines)]
+    processes = [start_engine(bootstrap, partitions_dir, n, end, topic, scope=scope) for n, end in enumerate(until)]
     try:
         if kill:
             assert processes[0].stdout is not None
@@ -86,34 +131,14 @@ async def _one_run(
             processes[0].send_signal(signal.SIGKILL)
             processes[0].wait()
             processes[0].stdout.close()
-            processes[0] = start_engine(bootstrap, partitions_dir, 0, ends[0], topic)
-        outputs = [await trio.to_thread.run_sync(process.communicate) for process in processes]
+            processes[0] = start_engine(bootstrap, partitions_dir, 0, until[0], topic, scope=scope)
+        outputs = [(await trio.to_thread.run_sync(process.communicate))[0] for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    wall_s = time.perf_counter() - started
-    done = all(f"DONE {ends[n]}" in outputs[n][0] for n in range(engines))
-    # The applying alone: from the first engine READY (store open, reading) to the last DONE (all processed).
-    ready_at = [float(line.split()[2]) for out, _ in outputs for line in out.splitlines() if line.startswith("READY")]
-    done_at = [float(line.split()[2]) for out, _ in outputs for line in out.splitlines() if line.startswith("DONE")]
-    ready_at.extend(killed_ready_at)
-    apply_s = max(done_at) - min(ready_at)
-    applied, events_stored = await applied_balances(partitions_dir, engines, asset_id)
-    lost = sum(max(0, count - applied.get(who, 0)) for who, count in acked.items())
-    twice = sum(max(0, applied.get(who, 0) - count) for who, count in acked.items()) + max(0, events_stored - events)
-    return {
-        "engines": engines,
-        "events": events,
-        "killed_and_replaced": kill,
-        "all_done": done,
-        "events_per_s": round(events / apply_s, 1),
-        "events_per_s_with_startup": round(events / wall_s, 1),
-        "producer_records_per_s": round(events / produce_s, 1),
-        "lost": lost,
-        "applied_twice": twice,
-    }
+    return outputs, killed_ready_at, time.perf_counter() - started
 
 
 def _embedded_quick() -> float | None:
@@ -130,8 +155,11 @@ async def _engine_runs(bootstrap: str, work_dir: Path, args: argparse.Namespace)
         await _one_run(bootstrap, work_dir, engines, args.events, args.participants, False) for engines in (1, 2, 4)
     ]
     runs.append(await _one_run(bootstrap, work_dir, 2, args.events // 2, args.participants, True))
+    claims = await _one_run(bootstrap, work_dir, 2, args.events, args.participants, False, scope="program")
+    runs.append(claims)
     one = runs[0]["events_per_s"]
     return {
+        **claims_figures(runs[1], claims),
         "events_per_s_1": one,
         "events_per_s_2": runs[1]["events_per_s"],
         "events_per_s_4": runs[2]["events_per_s"],
