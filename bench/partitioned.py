@@ -181,11 +181,15 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             await front_engines_run(bootstrap, Path(work), engines, args.front_requests, args.participants)
             for engines in (1, 2)
         ]
+        front_runs.append(  # the k = 2 run again, the engines claiming every key (ack → applied with claims)
+            await front_engines_run(bootstrap, Path(work), 2, args.front_requests, args.participants, "program")
+        )
         if args.move_events > 0:
             move = await move_run(bootstrap, Path(work) / "move", args.move_events, args.participants)
     result["embedded_events_per_s"] = await trio.to_thread.run_sync(_embedded_quick)
     two = front_runs[1]
     result |= {key: two[key] for key in _FRONT_KEYS}  # the top-level front figures: 2 engines
+    result |= {f"{key}_claims": front_runs[2][key] for key in _FRONT_KEYS}  # and the same with claims
     result["front_runs"] = front_runs
     result |= {key: value for key, value in move.items() if key.startswith("move_")}
     result["move"] = move
