@@ -8,6 +8,9 @@ bench.partitioned_front) while the engines apply what the front produces.
 The engines are given ``--until-offset`` before the load starts: each partition's end is known in advance, since
 the routing is ``partition_for(external_id, k)`` and the front produces exactly one record per 202 (offsets
 0..n-1, which is checked against the 202s afterwards). So the engines' DONE says when the last event is applied.
+With ``scope="program"`` (idempotency keys claimed across partitions) each log also gets the claims' requests and
+answers: its final end is predicted (``claimed_log_ends``) and checked afterwards by reading it (bench._claims_cost),
+and no event may be left parked.
 
 Figures:
 
@@ -36,7 +39,7 @@ from typing import Any
 
 import trio
 
-from bench._claims_cost import finish_claims
+from bench._claims_cost import finish_claims, lmdb_counts
 from bench._front_load import WARM_UP_NUMBER, LoadOutcome, event_body, post_events, start_front
 from scrip_actor import open_engine
 from scrip_actor.partitioned import _kafka, partition_data_dir
@@ -176,6 +179,7 @@ async def front_engines_run(
         log_ends, as_predicted = await finish_claims(bootstrap, partitions_dir, run_dir.name, until)
     done_at = [float(line.split()[2]) for out in outputs for line in out.splitlines() if line.startswith("DONE")]
     all_done = len(done_at) == engines and as_predicted and _offsets_as_expected(outcome, ends, log_ends)
+    all_done = all_done and lmdb_counts(partitions_dir, engines)["parked_entries"] == 0
     acked = Counter(
         event_body(answer.number, program_id, participants)["external_id"]
         for answer in outcome.answers

@@ -11,15 +11,25 @@ engines together, and a partition moved to a new owner.
    events / (the first engine READY, its store open and reading → the last one DONE: every event applied and
    processed, fsync on); ``events_per_s_with_startup`` also counts the processes' start-up (~1 s of imports each).
 2. A kill run with 2 engines: one is SIGKILLed mid-partition and replaced; it resumes at its stored offset.
-3. The front and the engines in one run, k = 1 and 2 (bench._partitioned_front_engines): engine processes READY,
+   Every run so far starts its engines with ``--idempotency-scope participant`` (a key checked on its
+   participant's partition only).
+3. The k = 2 run again, same workload, with ``--idempotency-scope program`` (the default: every key claimed at
+   its key partition, docs/partitioned.md), so the claims' cost is measured beside it: ``events_per_s_2_claims``,
+   ``claims_ratio_2`` (claims / participant scope), and what the claims add per event
+   (``claims_log_records_added_per_event``, ``claims_requests_and_answers_per_partition``,
+   ``claims_lmdb_txns_per_event`` against ``participant_scope_lmdb_txns_per_event``; bench._claims_cost). The
+   logs grow after the produce (requests and answers), so each engine's ``--until-offset`` is its log's
+   predicted final end (``claimed_log_ends``), checked afterwards by reading every log to its end.
+4. The front and the engines in one run, k = 1 and 2 (bench._partitioned_front_engines): engine processes READY,
    a front process (``scrip serve --role front``), ``--front-requests`` POSTs through it with the client of
    bench.partitioned_front. ``front_req_per_s``, ``front_engines_events_per_s`` (end to end, first POST → last
    event applied), ``ack_to_applied_p50_ms``/``p99`` (a 202 → its event processed in its store); the top-level
-   keys are the k = 2 run's, both are under ``front_runs``.
-4. A partition of ``--move-events`` events moved (bench._partition_move): a new process reopening the kept store
+   keys are the k = 2 run's. Then the k = 2 run again with claims (``--idempotency-scope program``): the same
+   keys with ``_claims`` appended. All three are under ``front_runs``.
+5. A partition of ``--move-events`` events moved (bench._partition_move): a new process reopening the kept store
    (``move_reopen_s``), and a deterministic replay from offset 0 into a fresh store (``move_replay_s``,
    ``move_replay_events_per_s``), whose balances must equal the kept store's. ``--move-events 0`` skips it.
-5. ``bench.embedded --quick --baseline none`` in the same run, for the scaling ratio against one process.
+6. ``bench.embedded --quick --baseline none`` in the same run, for the scaling ratio against one process.
 
 After every run, each partition store passes ``scrip verify`` and every participant's balance is compared with
 the events acknowledged for it: ``lost`` (acknowledged, not applied) and ``applied_twice`` are summed over all
