@@ -8,6 +8,9 @@ bench.partitioned_front) while the engines apply what the front produces.
 The engines are given ``--until-offset`` before the load starts: each partition's end is known in advance, since
 the routing is ``partition_for(external_id, k)`` and the front produces exactly one record per 202 (offsets
 0..n-1, which is checked against the 202s afterwards). So the engines' DONE says when the last event is applied.
+With ``scope="program"`` (idempotency keys claimed across partitions) each log also gets the claims' requests and
+answers: its final end is predicted (``claimed_log_ends``) and checked afterwards by reading it (bench._claims_cost),
+and no event may be left parked.
 
 Figures:
 
@@ -36,11 +39,18 @@ from typing import Any
 
 import trio
 
+from bench._claims_cost import finish_claims, lmdb_counts
 from bench._front_load import WARM_UP_NUMBER, LoadOutcome, event_body, post_events, start_front
 from scrip_actor import open_engine
 from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._routing import partition_for
-from tests.partitioned.partition_setup import applied_balances, config_for, seed_partitions, start_engine
+from tests.partitioned.partition_setup import (
+    applied_balances,
+    claimed_log_ends,
+    config_for,
+    seed_partitions,
+    start_engine,
+)
 
 __all__ = ["front_engines_run"]
 
@@ -48,21 +58,30 @@ _CONCURRENCY = 32
 _DRAIN_TIMEOUT_S = 120.0  # after the load: the engines are then at most a few seconds behind
 
 
-def _ends(engines: int, requests: int, program_id: str, participants: int) -> list[int]:
-    """Each partition's offset after its last record, if every POST (the warm-up too) is one record."""
+def _ends(engines: int, requests: int, program_id: str, participants: int) -> tuple[list[int], dict[int, int]]:
+    """Each partition's offset after its last event record, if every POST (the warm-up too) is one record, and
+    each POST's number → its partition (what ``claimed_log_ends`` needs)."""
     ends = [0] * engines
+    placed: dict[int, int] = {}
     for number in [WARM_UP_NUMBER, *range(requests)]:
-        ends[partition_for(event_body(number, program_id, participants)["external_id"], engines)] += 1
-    return ends
+        placed[number] = partition_for(event_body(number, program_id, participants)["external_id"], engines)
+        ends[placed[number]] += 1
+    return ends, placed
 
 
-def _offsets_as_expected(outcome: LoadOutcome, ends: list[int]) -> bool:
-    """The 202s' log positions are exactly 0..end-1 on each partition (one record per 202, nothing else)."""
+def _offsets_as_expected(outcome: LoadOutcome, ends: list[int], log_ends: list[int]) -> bool:
+    """The 202s' log positions: exactly 0..end-1 on each partition (one record per 202, nothing else) without
+    claims; with them (``log_ends`` beyond ``ends``), ``ends[n]`` distinct positions below the log's end."""
     found: dict[int, set[int]] = {}
     for answer in outcome.answers:
         if answer.partition is not None and answer.offset is not None:
             found.setdefault(answer.partition, set()).add(answer.offset)
-    return all(found.get(partition, set()) == set(range(end)) for partition, end in enumerate(ends))
+    if log_ends == ends:
+        return all(found.get(partition, set()) == set(range(end)) for partition, end in enumerate(ends))
+    return all(
+        len(found.get(partition, set())) == end and max(found.get(partition, {0})) < log_ends[partition]
+        for partition, end in enumerate(ends)
+    )
 
 
 async def _processed_at(partitions_dir: Path, engines: int) -> dict[int, float]:
@@ -111,11 +130,11 @@ def _drain(processes: list[subprocess.Popen[str]]) -> list[str]:
 
 
 async def _load_while_applying(
-    bootstrap: str, work_dir: Path, engines: int, requests: int, ends: list[int], program_id: str, participants: int
+    bootstrap: str, work_dir: Path, until: list[int], requests: int, program_id: str, participants: int, scope: str
 ) -> tuple[LoadOutcome, list[str], float]:
     """Engines READY, then the front, then the load; returns it, the engines' outputs and the load's start time."""
-    topic = work_dir.name
-    processes = [start_engine(bootstrap, work_dir / "partitions", n, ends[n], topic) for n in range(engines)]
+    topic, engines, partitions_dir = work_dir.name, len(until), work_dir / "partitions"
+    processes = [start_engine(bootstrap, partitions_dir, n, end, topic, scope=scope) for n, end in enumerate(until)]
     front: subprocess.Popen[str] | None = None
     try:
         for process in processes:
@@ -141,18 +160,26 @@ async def _load_while_applying(
 
 
 async def front_engines_run(
-    bootstrap: str, work_dir: Path, engines: int, requests: int, participants: int
+    bootstrap: str, work_dir: Path, engines: int, requests: int, participants: int, scope: str = "participant"
 ) -> dict[str, Any]:
-    """One end-to-end run with ``engines`` partitions and engine processes; the figures of the module docstring."""
-    run_dir = work_dir / f"front-{engines}"
+    """One end-to-end run with ``engines`` partitions and engine processes; the figures of the module docstring.
+
+    ``scope`` ``program``: the engines claim every key at its partition, so each log ends after the claims' records
+    too (predicted, given as ``--until-offset``, checked afterwards by reading each log: bench._claims_cost)."""
+    run_dir = work_dir / f"front-{engines}{'-claims' if scope == 'program' else ''}"
     partitions_dir, program_id, asset_id = await seed_partitions(run_dir, engines)
     _kafka.create_topic(bootstrap, run_dir.name, engines)
-    ends = _ends(engines, requests, program_id, participants)
+    ends, placed = _ends(engines, requests, program_id, participants)
+    until = claimed_log_ends(program_id, placed, engines) if scope == "program" else ends
     outcome, outputs, started_at_unix_s = await _load_while_applying(
-        bootstrap, run_dir, engines, requests, ends, program_id, participants
+        bootstrap, run_dir, until, requests, program_id, participants, scope
     )
+    log_ends, as_predicted = until, True
+    if scope == "program":
+        log_ends, as_predicted = await finish_claims(bootstrap, partitions_dir, run_dir.name, until)
     done_at = [float(line.split()[2]) for out in outputs for line in out.splitlines() if line.startswith("DONE")]
-    all_done = len(done_at) == engines and _offsets_as_expected(outcome, ends)
+    all_done = len(done_at) == engines and as_predicted and _offsets_as_expected(outcome, ends, log_ends)
+    all_done = all_done and lmdb_counts(partitions_dir, engines)["parked_entries"] == 0
     acked = Counter(
         event_body(answer.number, program_id, participants)["external_id"]
         for answer in outcome.answers
@@ -166,6 +193,7 @@ async def front_engines_run(
     last_done_at = max(done_at, default=float("nan"))
     return {
         "engines": engines,
+        "idempotency_scope": scope,
         "requests": requests,
         "concurrency": _CONCURRENCY,
         "all_done": all_done,

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import trio
 from scrip_actor import AssetCreate, Config, CreditAction, ProgramCreate, RuleCreate, open_engine
 from scrip_actor.config import StorageSettings
 from scrip_actor.partitioned import _kafka, partition_data_dir
+from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.verify import verify
 
 TOPIC = "events"
@@ -111,12 +112,21 @@ async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, s
 
 
 def produce(
-    bootstrap: str, program_id: str, numbers: list[int], participants: int, partitions: int, topic: str = TOPIC
+    bootstrap: str,
+    program_id: str,
+    numbers: list[int],
+    participants: int,
+    partitions: int,
+    topic: str = TOPIC,
+    *,
+    placed: dict[int, int] | None = None,
 ) -> tuple[Counter[str], list[int]]:
     """Produce event ``k<number>`` for each number (a number twice: a front retrying after a lost answer).
 
     Returns the distinct acknowledged events per participant and the offset after the last record of each
     partition, from the acknowledgements (Tansu 0.6's high watermark is not the next offset: not relied on).
+    ``placed`` (if given) is filled with number → the partition the broker stored it at (the client's own
+    partitioner chose it, not ``partition_for``: what ``claimed_log_ends`` needs).
     """
     producer = _kafka.RecordProducer(bootstrap)
     errors: list[str] = []
@@ -128,12 +138,20 @@ def produce(
         else:
             ends[partition] = max(ends[partition], offset + 1)
 
+    def placing(number: int) -> Callable[[str | None, int, int], None]:
+        def on_acked_placed(error: str | None, partition: int, offset: int) -> None:
+            on_acked(error, partition, offset)
+            if error is None and placed is not None:
+                placed[number] = partition
+
+        return on_acked_placed
+
     for number in numbers:
         participant = f"user{number % participants}"
         value = msgspec.json.encode(
             {"program_id": program_id, "external_id": participant, "idempotency_key": f"k{number}", "event_data": {}}
         )
-        producer.produce(topic, participant.encode(), value, on_acked)
+        producer.produce(topic, participant.encode(), value, on_acked if placed is None else placing(number))
     assert producer.flush() == 0
     assert errors == []
     return Counter(f"user{number % participants}" for number in set(numbers)), ends
@@ -311,3 +329,22 @@ async def settle(
         if ends == before:
             return ends
     raise AssertionError(f"the partitions kept producing: {ends}")
+
+
+def claimed_log_ends(program_id: str, placed: dict[int, int], partitions: int) -> list[int]:
+    """Each partition's log end once every event produced as ``k<number>`` (``placed``: number → its partition,
+    from :func:`produce`) has been judged with ``--idempotency-scope program``, nothing produced meanwhile.
+
+    An event on p whose key partition c (``claim_partition_for``) is another one sends exactly one ClaimRequest
+    to c, which answers with exactly one ClaimAnswer to p (scrip_actor/partitioned/_claiming.py): one more record
+    on each. So the ends are known in advance and can be an engine's ``--until-offset`` — unless a relay produced
+    a record twice (a broker error between its produce and its bookkeeping), which :func:`log_end` afterwards shows.
+    """
+    ends = [0] * partitions
+    for number, partition in placed.items():
+        ends[partition] += 1
+        key_partition = claim_partition_for(program_id, f"k{number}", partitions)
+        if key_partition != partition:
+            ends[key_partition] += 1  # the request
+            ends[partition] += 1  # its answer
+    return ends
