@@ -160,12 +160,13 @@ class PartitionApplier:
                 await self._apply_one(offset, command)  # type: ignore[arg-type]
             except Overloaded:
                 return offset
-            finally:
-                self._durable()
             if not await self.release_parked():
                 return offset + 1
             start = index + 1
-        return None if await self.release_parked() else batch[-1][0] + 1
+        released = await self.release_parked()
+        await self.engine._caught_up()  # claim answers and releases are appended, not awaited one by one
+        self._durable()
+        return None if released else batch[-1][0] + 1
 
     def _inline(self, command: object) -> bool:
         """A claim request: only ops in this store, judged against what this batch wrote before it."""
@@ -183,12 +184,9 @@ class PartitionApplier:
         return ("consume", [applied, *self.claims.on_request(offset, command.payload)], None)
 
     async def release_parked(self) -> bool:
-        """Admit or refuse the parked events that can be judged now; False if some could not be (overload)."""
-        if self.claims is None:
-            return True
-        released = await self.claims.release_ready()
-        self._durable()
-        return released
+        """Admit or refuse the parked events that can be judged now; False if some could not be (overload).
+        What it appends is durable at the caller's next durable point (:meth:`apply` ends with one)."""
+        return True if self.claims is None else await self.claims.release_ready()
 
     async def _apply_one(self, offset: int, command: TransferCreate | Effect) -> None:
         position = offset_op(self.log, offset + 1)
@@ -199,6 +197,7 @@ class PartitionApplier:
             else:  # parked (behind its source's events, or for its key's claim), or refused (its key was taken)
                 self.engine._writer.append([position, *ops])
                 await self.engine._caught_up()
+            self._durable()
             return
         try:
             await self._apply_effect(offset, command, position)
@@ -207,6 +206,7 @@ class PartitionApplier:
         except ScripError as error:  # refused: only the position moves, and the refusal is kept
             self.engine._writer.append([position, outcome_op(self.log, offset, error)])
             await self.engine._caught_up()
+            self._durable()
 
     def _transfer_verdict(self, offset: int, request: TransferCreate) -> Verdict:
         if self.claims is None or request.source_external_id is None:
@@ -266,6 +266,7 @@ class PartitionApplier:
         if applied is None:
             engine._writer.append([position])  # a copy of an effect already applied
             await engine._caught_up()
+            self._durable()
             return
         if isinstance(payload, TransitCredit):
             parked = None
@@ -281,8 +282,9 @@ class PartitionApplier:
         if self.claims is None:
             raise ValidationFailed(f"a {type(payload).__name__} reached a partition that does not claim keys", {})
         assert isinstance(payload, ClaimAnswer), payload  # claim requests are applied inline
+        # Appended, not awaited: its marker is in _recent_markers and the releases it causes come right after it,
+        # in the writer's order; apply's next durable point covers them all (consecutive answers share a commit).
         engine._writer.append([position, applied, *self.claims.on_answer(payload)])
-        await engine._caught_up()
 
     def _applied_op(self, record: OutboxRecord) -> Op | None:
         with self.engine._store.env.begin() as txn:

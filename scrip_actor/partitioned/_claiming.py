@@ -238,29 +238,23 @@ class KeyClaims:
     async def release_ready(self) -> bool:
         """Admit or refuse every participant's head event that can be judged now, repeatedly, until none can;
         returns False if one could not be (``Overloaded``: it stays parked, and the caller must not apply any
-        later record before it is released, or the outcome would depend on timing)."""
-        engine, released = self._engine, 0
+        later record before it is released, or the outcome would depend on timing).
+
+        The admissions are appended, not awaited: the caller's next durable point covers them (the claims they
+        make are in ``_recent`` until then). A released transfer or credit is applied, and awaited, in turn."""
         while ready := self.parked.ready():
             for head in ready:
-                if head.kind != "event":  # a transfer or a credit
-                    await engine._caught_up()  # the participant's events before it are admitted first
-                    verdict, extra, _ = (
-                        self._released_transfer(head) if head.kind == "transfer" else ("admit", [], None)
-                    )
-                    release = self.parked.release_op(head)
-                    self.parked.pop(head)
-                    if verdict == "refuse":
-                        engine._writer.append([release, *extra])
-                    else:
-                        await self._apply_released(head, [release, *extra])
-                elif not self._release(head):
-                    await engine._caught_up()
-                    self.forget_recent()
-                    return False
-                released += 1
-        if released:
-            await engine._caught_up()
-            self.forget_recent()
+                if head.kind == "event":
+                    if not self._release(head):
+                        return False
+                    continue
+                verdict, extra, _ = self._released_transfer(head) if head.kind == "transfer" else ("admit", [], None)
+                release = self.parked.release_op(head)
+                self.parked.pop(head)
+                if verdict == "refuse":
+                    self._engine._writer.append([release, *extra])
+                else:  # after every earlier record is processed, as any transfer or credit
+                    await self._apply_released(head, [release, *extra])
         return True
 
     def _release(self, head: Parked) -> bool:

@@ -65,6 +65,9 @@ async def relay_pending(applier: PartitionApplier, producer: RecordProducer) -> 
     make the order of delivery irrelevant."""
     engine, relayed = applier.engine, 0
     while True:
+        # What an earlier run marked relayed is committed before pending is read again: a run cancelled between
+        # appending its marks and their commit (a revocation, an exit) would otherwise produce them twice.
+        await engine._caught_up()
         with engine._store.env.begin() as txn:
             records = applier.outbox.pending(txn, _RELAY_BATCH_MAX)
         if not records:
