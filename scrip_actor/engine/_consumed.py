@@ -57,13 +57,14 @@ async def admit_consumed(
     log: str,
     records: list[tuple[int, Any]],
     decide: Callable[[int, Any], Verdict] | None = None,
+    admitted: Callable[[int], None] | None = None,
 ) -> list[Event | ScripError | None]:
     """Admit ``(offset, request or its decoding error)`` records in order; return once their records are durable.
 
     A record that is neither an ``EventSubmit`` nor a ``ScripError`` must be one ``decide`` consumes. Each result is
     the admitted event (or the original, for a replay), the error that refused it, or None for a record ``decide``
-    consumed. An ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded,
-    and neither is any after it.
+    consumed. ``admitted(offset)`` is told of each record admitted as a new event, its ``decide`` ops with it. An
+    ``Overloaded`` refusal is the caller's to retry: its position is *not* recorded, and neither is any after it.
     """
     admission, writer = engine._admission, engine._writer
     results: list[Event | ScripError | None] = []
@@ -95,6 +96,8 @@ async def admit_consumed(
             continue
         if not is_new:
             writer.append(position)
+        elif admitted is not None:
+            admitted(offset)
         results.append(event)
     await engine._caught_up()
     assert len(results) <= len(records)

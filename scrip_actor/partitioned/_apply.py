@@ -150,7 +150,8 @@ class PartitionApplier:
             if isinstance(command, EventSubmit | ScripError) or self._inline(command):
                 continue
             if index > start:
-                results = await admit_consumed(self.engine, self.log, records[start:index], self._decide)
+                admitted = None if self.claims is None else self.claims.confirm
+                results = await admit_consumed(self.engine, self.log, records[start:index], self._decide, admitted)
                 self._durable()
                 if results and isinstance(results[-1], Overloaded):
                     return records[start + len(results) - 1][0]
@@ -183,6 +184,12 @@ class PartitionApplier:
             return ("consume", [], None)
         return ("consume", [applied, *self.claims.on_request(offset, command.payload)], None)
 
+    async def release_and_flush(self) -> None:
+        """:meth:`release_parked` from an idle poll, then a durable point (the relay is woken for what it sent)."""
+        await self.release_parked()
+        await self.engine._caught_up()
+        self._durable()
+
     async def release_parked(self) -> bool:
         """Admit or refuse the parked events that can be judged now; False if some could not be (overload).
         What it appends is durable at the caller's next durable point (:meth:`apply` ends with one)."""
@@ -192,8 +199,8 @@ class PartitionApplier:
         position = offset_op(self.log, offset + 1)
         if isinstance(command, TransferCreate):
             verdict, ops, _ = self._transfer_verdict(offset, command)
-            if verdict == "admit":
-                await self._transfer(offset, command, [position, *ops])
+            if verdict == "admit":  # ops: its key's claim, if it has one and this partition owns it
+                await self._transfer(offset, command, [position], ops)
             else:  # parked (behind its source's events, or for its key's claim), or refused (its key was taken)
                 self.engine._writer.append([position, *ops])
                 await self.engine._caught_up()
@@ -217,12 +224,13 @@ class PartitionApplier:
             return ("admit", [], None)  # send_transfer refuses it, with the same error
         return self.claims.transfer_verdict(offset, source, request)
 
-    async def _released(self, parked: Parked, first_ops: list[Op]) -> None:
+    async def _released(self, parked: Parked, first_ops: list[Op], claim_ops: list[Op]) -> None:
         """Apply a transfer or a credit that waited behind its participant's parked events."""
         if parked.kind == "transfer":
-            await self._transfer(parked.offset, _transfer_decoder.decode(parked.event), first_ops)
+            await self._transfer(parked.offset, _transfer_decoder.decode(parked.event), first_ops, claim_ops)
         else:
             assert parked.kind == "credit", parked
+            assert not claim_ops, parked
             await self._receive(parked.offset, _credit_decoder.decode(parked.event), first_ops)
 
     async def _receive(self, offset: int, credit: TransitCredit, first_ops: list[Op]) -> None:
@@ -239,12 +247,15 @@ class PartitionApplier:
             engine._writer.append([outcome_op(self.log, offset, outcome)])
             await engine._caught_up()
 
-    async def _transfer(self, offset: int, request: TransferCreate, first_ops: list[Op]) -> None:
-        """Apply a transfer; ``first_ops`` (its position, or its release from parking) join its record."""
-        engine = self.engine
+    async def _transfer(
+        self, offset: int, request: TransferCreate, first_ops: list[Op], claim_ops: list[Op] | None = None
+    ) -> None:
+        """Apply a transfer; ``first_ops`` (its position, or its release from parking) join its record, and
+        ``claim_ops`` (its key's claim) too if it is applied: a refused transfer uses up no key, as on one process."""
+        engine, claims = self.engine, self.claims
 
         def transfer_ops(credits: list[tuple[int, TransitCredit]]) -> list[Op]:
-            return [*first_ops, *self.send_ops(offset, credits)]  # type: ignore[arg-type]
+            return [*first_ops, *(claim_ops or []), *self.send_ops(offset, credits)]  # type: ignore[arg-type]
 
         # The records before it are processed first: its source (and a local recipient) may be made by the event
         # just before it, and its debit must see every earlier credit — the log's order, on replay too.
@@ -256,8 +267,13 @@ class PartitionApplier:
         except Overloaded:
             raise
         except ScripError as error:  # refused: nothing moves, and the refusal is kept
+            if claims is not None:
+                claims.drop(offset)
             engine._writer.append([*first_ops, outcome_op(self.log, offset, error)])
             await engine._caught_up()
+            return
+        if claims is not None:
+            claims.confirm(offset)
 
     async def _apply_effect(self, offset: int, effect: Effect, position: Op) -> None:
         """Apply an effect from another partition once (a copy already applied only moves the position)."""

@@ -39,6 +39,7 @@ from scrip_actor.partitioned._outcomes import outcome_op
 from scrip_actor.partitioned._parking import Parked, ParkedEvents
 from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.store import Op
+from scrip_actor.values import external_id as canonical_external_id
 
 __all__ = ["KeyClaims", "claim_partition_for"]
 
@@ -47,11 +48,13 @@ _event_decoder = msgspec.json.Decoder(EventSubmit)
 _transfer_decoder = msgspec.json.Decoder(TransferCreate)
 # Claims of balance operations' keys (transfers) live apart from events' keys, as on one process.
 _OPERATIONS_PREFIX = "operations:"
+_EXTERNAL_ID_MAX = 255
 
 # Outbox appends for this record: (offset, [(destination partition, payload struct)]) -> ops.
 SendOps = Callable[[int, list[tuple[int, msgspec.Struct]]], list[Op]]
-# Apply a released transfer or credit: (the parked record, the ops its record must carry) -> until durable.
-ApplyReleased = Callable[[Parked, list[Op]], Awaitable[None]]
+# Apply a released transfer or credit: (the parked record, the ops its record must carry, the ops of its key's
+# claim, written only if it is applied) -> until durable.
+ApplyReleased = Callable[[Parked, list[Op], list[Op]], Awaitable[None]]
 
 
 def claim_partition_for(program_id: str, idempotency_key: str, partitions: int) -> int:
@@ -88,10 +91,24 @@ class KeyClaims:
         # Claims appended to the writer and perhaps not durable yet, so that the records after them in one batch
         # see them (claim effects are applied inline with events); emptied by the applier at each durable point.
         self._recent: dict[tuple[str, str], Claim] = {}
+        # Claims judged for a record whose own write is still to come (its admission, its transfer): they join
+        # _recent only once that record is appended with them (confirm), never if it is refused or held back.
+        self._tentative: dict[int, tuple[tuple[str, str], Claim]] = {}
 
     def forget_recent(self) -> None:
         """Everything appended so far is durable: committed state answers from now on."""
         self._recent.clear()
+        self._tentative.clear()
+
+    def confirm(self, offset: int) -> None:
+        """The record at ``offset`` was appended with the claim judged for it: later records must see it."""
+        tentative = self._tentative.pop(offset, None)
+        if tentative is not None:
+            self._recent[tentative[0]] = tentative[1]
+
+    def drop(self, offset: int) -> None:
+        """The record at ``offset`` was refused or held back: the claim judged for it was never written."""
+        self._tentative.pop(offset, None)
 
     def _claim_of(self, program_id: str, idempotency_key: str) -> Claim | None:
         recent = self._recent.get((program_id, idempotency_key))
@@ -155,7 +172,8 @@ class KeyClaims:
         claim = Claim(
             payload_hash=payload_hash.encode(), event_id=f"{self._partition}@{offset}", claimed_at_ms=_now_ms()
         )
-        return ("admit", self._claimed(claim_program, idempotency_key, claim), None)
+        self._tentative[offset] = ((claim_program, idempotency_key), claim)
+        return ("admit", claim_op(claim_program, idempotency_key, claim), None)
 
     # --- transfers on their source's partition ----------------------------------------------------------------
 
@@ -167,22 +185,42 @@ class KeyClaims:
         process, where events and balance operations keep their keys apart)."""
         body = _event_encoder.encode(request)
         key = request.idempotency_key
-        if key is None:
-            ops = self.park_behind(offset, source_external_id, "transfer", body)
-            return ("admit", [], None) if ops is None else ("consume", ops, None)
+        waits_for = [name for name in self._local_recipients(request) if self.parked.blocked(name)]
+        blocked = self.parked.blocked(source_external_id) or bool(waits_for)
         claim_program = _OPERATIONS_PREFIX + request.program_id
-        key_partition = claim_partition_for(claim_program, key, self._partitions)
-        if key_partition == self._partition and not self.parked.blocked(source_external_id):
-            return self._judge(claim_program, key, _transfer_hash(request), offset)
+        key_partition = self._partition if key is None else claim_partition_for(claim_program, key, self._partitions)
+        if key_partition == self._partition and not blocked:
+            return (
+                ("admit", [], None) if key is None else self._judge(claim_program, key, _transfer_hash(request), offset)
+            )
         parked = Parked(
-            offset=offset, external_id=source_external_id, event=body, claim_partition=key_partition, kind="transfer"
+            offset=offset,
+            external_id=source_external_id,
+            event=body,
+            claim_partition=key_partition,
+            kind="transfer",
+            waits_for=waits_for,  # a local recipient's earlier parked event (it may create the recipient)
         )
         ops = [self.parked.park(parked)]
-        if key_partition != self._partition:
+        if key is not None and key_partition != self._partition:
             ops += self._send_ops(
                 offset, [(key_partition, self._request(claim_program, key, _transfer_hash(request), offset))]
             )
         return ("consume", ops, None)
+
+    def _local_recipients(self, request: TransferCreate) -> list[str]:
+        """The recipients of ``request`` that live on this partition, by their canonical external id."""
+        names = []
+        for recipient in request.recipients:
+            if recipient.external_id is None:
+                continue  # send_transfer refuses it
+            try:
+                name = canonical_external_id(recipient.external_id, _EXTERNAL_ID_MAX)
+            except ScripError:
+                continue
+            if partition_for(name, self._partitions) == self._partition:
+                names.append(name)
+        return names
 
     def _request(self, claim_program: str, idempotency_key: str, payload_hash: str, offset: int) -> ClaimRequest:
         return ClaimRequest(
@@ -253,8 +291,8 @@ class KeyClaims:
                 self.parked.pop(head)
                 if verdict == "refuse":
                     self._engine._writer.append([release, *extra])
-                else:  # after every earlier record is processed, as any transfer or credit
-                    await self._apply_released(head, [release, *extra])
+                else:  # after every earlier record is processed, as any transfer or credit; extra: its claim
+                    await self._apply_released(head, [release], extra)
         return True
 
     def _release(self, head: Parked) -> bool:
@@ -281,11 +319,17 @@ class KeyClaims:
         try:
             _, is_new = engine._admission.accept(request, extra_ops=[release, *extra])
         except Overloaded:
+            self.drop(head.offset)
             return False
         except ScripError as error:
+            self.drop(head.offset)
             engine._writer.append([release, outcome_op(self._log, head.offset, error)])
-            is_new = True
-        if not is_new:
+            self.parked.pop(head)
+            return True
+        if is_new:
+            self.confirm(head.offset)
+        else:
+            self.drop(head.offset)
             engine._writer.append([release])
         self.parked.pop(head)
         return True

@@ -144,7 +144,7 @@ class _Member:
                 await trio.sleep(0.05)
         for partition, owned in list(self.owned.items()):
             if partition not in by_partition:  # answers that arrived before, or an overload that held them back
-                await owned.applier.release_parked()
+                await owned.applier.release_and_flush()
 
     def reached(self, until_offsets: list[int] | None) -> bool:
         """Whether this member owns every partition and has applied each below ``until_offsets[n]``."""

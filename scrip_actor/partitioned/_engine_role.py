@@ -124,7 +124,7 @@ async def run_partition(
                     if batch:
                         next_offset = await _applied(applier, reader, batch)
                     else:
-                        await applier.release_parked()  # what an overload held back
+                        await applier.release_and_flush()  # what an overload held back
                 await engine.wait_idle()
                 nursery.cancel_scope.cancel()
             await relay_pending(applier, producer)  # what the last records sent, before the store is let go

@@ -39,6 +39,7 @@ class Parked(msgspec.Struct, frozen=True, kw_only=True):
     event: bytes  # the EventSubmit (a transfer's TransferCreate, a credit's TransitCredit) as JSON
     claim_partition: int  # == this partition: parked only to keep order; judged here when it reaches the head
     kind: str = "event"  # or "transfer", "credit"
+    waits_for: list[str] = []  # a transfer: local recipients whose earlier parked records must go first
     granted: bool | None = None  # None: no answer yet
     conflict_event_ref: str | None = None
 
@@ -90,7 +91,16 @@ class ParkedEvents:
     def ready(self) -> list[Parked]:
         """Each participant's head event, if it can be judged now (answered, or its key is this partition's)."""
         heads = (queue[0] for queue in self._queues.values())
-        return [head for head in heads if head.granted is not None or head.claim_partition == self.partition]
+        return [
+            head
+            for head in heads
+            if (head.granted is not None or head.claim_partition == self.partition) and not self._waiting(head)
+        ]
+
+    def _waiting(self, head: Parked) -> bool:
+        """Whether a participant ``head`` waits for still has a parked record from before it."""
+        queues = self._queues
+        return any(name in queues and queues[name][0].offset < head.offset for name in head.waits_for)
 
     def release_op(self, parked: Parked) -> Op:
         """The op that deletes the head event ``parked`` (written in its admission's, or refusal's, record)."""
