@@ -115,11 +115,12 @@ class PartitionApplier:
     def partition_of(self, external_id: str) -> int:
         return partition_for(external_id, self.partitions)
 
-    def send_ops(self, offset: int, payloads: list[tuple[int, Payload]]) -> list[Op]:
+    def send_ops(self, offset: int, payloads: list[tuple[int, Payload]], first_ordinal: int = 0) -> list[Op]:
         """The outbox ops for effects on other partitions caused by the record at ``offset`` (the relay is woken
-        once they are durable)."""
+        once they are durable). ``first_ordinal``: a record that sends twice (a parked transfer's claim request,
+        then its credits) keeps its sends apart, since (origin, offset, ordinal) is what the destination dedupes."""
         ops = []
-        for ordinal, (destination, payload) in enumerate(payloads):
+        for ordinal, (destination, payload) in enumerate(payloads, start=first_ordinal):
             record = OutboxRecord(
                 origin_partition=self.partition,
                 origin_offset=offset,

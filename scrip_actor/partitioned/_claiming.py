@@ -50,8 +50,11 @@ _transfer_decoder = msgspec.json.Decoder(TransferCreate)
 _OPERATIONS_PREFIX = "operations:"
 _EXTERNAL_ID_MAX = 255
 
-# Outbox appends for this record: (offset, [(destination partition, payload struct)]) -> ops.
-SendOps = Callable[[int, list[tuple[int, msgspec.Struct]]], list[Op]]
+# Outbox appends for this record: (offset, [(destination partition, payload struct)], first ordinal) -> ops.
+SendOps = Callable[[int, list[tuple[int, msgspec.Struct]], int], list[Op]]
+# The ordinal of a record's claim request: apart from the credits a parked transfer sends later from the same
+# offset (ordinals 0, 1, ...), which the destination would otherwise take for copies of the request and drop.
+CLAIM_ORDINAL = 0xFFFF_FFFF
 # Apply a released transfer or credit: (the parked record, the ops its record must carry, the ops of its key's
 # claim, written only if it is applied) -> until durable.
 ApplyReleased = Callable[[Parked, list[Op], list[Op]], Awaitable[None]]
@@ -139,7 +142,7 @@ class KeyClaims:
         ops = [self.parked.park(parked)]
         if key_partition != self._partition:
             claim = self._request(request.program_id, request.idempotency_key, payload_hash, offset)
-            ops += self._send_ops(offset, [(key_partition, claim)])
+            ops += self._send_ops(offset, [(key_partition, claim)], CLAIM_ORDINAL)
         return ("consume", ops, None)
 
     def _named(self, participant_id: str) -> str:
@@ -203,9 +206,8 @@ class KeyClaims:
         )
         ops = [self.parked.park(parked)]
         if key is not None and key_partition != self._partition:
-            ops += self._send_ops(
-                offset, [(key_partition, self._request(claim_program, key, _transfer_hash(request), offset))]
-            )
+            claim = self._request(claim_program, key, _transfer_hash(request), offset)
+            ops += self._send_ops(offset, [(key_partition, claim)], CLAIM_ORDINAL)
         return ("consume", ops, None)
 
     def _local_recipients(self, request: TransferCreate) -> list[str]:
@@ -264,7 +266,7 @@ class KeyClaims:
             answer = ClaimAnswer(
                 parked_offset=request.parked_offset, granted=False, conflict_event_ref=existing.event_id
             )
-        return ops + self._send_ops(offset, [(request.reply_partition, answer)])
+        return ops + self._send_ops(offset, [(request.reply_partition, answer)], 0)
 
     def on_answer(self, answer: ClaimAnswer) -> list[Op]:
         """Record the answer on the parked event (nothing for a copy of an answer already recorded)."""

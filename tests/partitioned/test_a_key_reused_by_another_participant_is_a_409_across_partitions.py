@@ -143,7 +143,9 @@ async def test_a_transfer_key_reused_by_another_source_is_a_409(broker: str, tmp
         for n in range(3):
             _send(broker, program_id, name, f"{name}-{n}", n)
     await settle(broker, partitions_dir, TOPIC, PARTITIONS)
-    transfer_key = "gift-1"
+    # Owned by a third partition: alice's transfer is parked for its claim, then sends its credit from the same
+    # record (the claim request and the credit must not share a dedupe key at the destination).
+    transfer_key = _key_on("operations:" + program_id, 2, "gift-")
     _send_transfer(broker, program_id, asset_id, alice, carol, transfer_key)
     await settle(broker, partitions_dir, TOPIC, PARTITIONS)
     reused = _send_transfer(broker, program_id, asset_id, bob, carol, transfer_key)  # another source: a 409
