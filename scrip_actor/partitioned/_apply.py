@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import lmdb
 import msgspec
 import trio
 
@@ -50,7 +51,7 @@ from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encod
 from scrip_actor.partitioned._kafka import LogRecord
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op
-from scrip_actor.partitioned._parking import PARKED_DB, Parked
+from scrip_actor.partitioned._parking import Parked, parked_db
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
@@ -312,11 +313,10 @@ class PartitionApplier:
         return applied
 
 
-def _has_parked(env: object) -> bool:
+def _has_parked(env: lmdb.Environment) -> bool:
     """Whether the store has a ``parked`` database with anything in it."""
-    try:
-        db = env.open_db(PARKED_DB.encode(), create=False)  # type: ignore[attr-defined]
-    except Exception:  # lmdb.NotFoundError: never parked anything
+    db = parked_db(env)
+    if db is None:
         return False
-    with env.begin() as txn:  # type: ignore[attr-defined]
+    with env.begin() as txn:
         return txn.stat(db)["entries"] > 0

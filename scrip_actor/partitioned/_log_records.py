@@ -24,7 +24,7 @@ from scrip_actor.engine import Engine, consumed_offset
 from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.http.routing import Call, Endpoint
 from scrip_actor.partitioned._outcomes import log_outcome
-from scrip_actor.partitioned._parking import PARKED_DB
+from scrip_actor.partitioned._parking import parked_db
 from scrip_actor.store import be64
 
 __all__ = ["LogRecordStatus", "log_record_endpoint", "log_record_status"]
@@ -44,9 +44,8 @@ class LogRecordStatus(msgspec.Struct, kw_only=True):
 
 def _parked(engine: Engine, offset: int) -> bool:
     env = engine._store.env
-    try:
-        db = env.open_db(PARKED_DB.encode(), create=False)
-    except Exception:  # lmdb.NotFoundError: this store never parked anything
+    db = parked_db(env)
+    if db is None:
         return False
     with env.begin() as txn:
         return txn.get(be64(offset), db=db) is not None

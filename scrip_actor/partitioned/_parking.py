@@ -23,9 +23,18 @@ import msgspec
 
 from scrip_actor.store import Op, be64
 
-__all__ = ["PARKED_DB", "Parked", "ParkedEvents"]
+__all__ = ["PARKED_DB", "Parked", "ParkedEvents", "parked_db"]
 
 PARKED_DB = "parked"
+
+
+def parked_db(env: lmdb.Environment) -> object | None:
+    """The store's ``parked`` database, or None if it never parked anything (it is not created here: a reader or
+    a partition with claims off must not add a side database)."""
+    try:
+        return env.open_db(PARKED_DB.encode(), create=False)
+    except lmdb.NotFoundError:
+        return None
 
 
 class Parked(msgspec.Struct, frozen=True, kw_only=True):
