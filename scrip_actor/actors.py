@@ -19,7 +19,15 @@ from typing import Any
 import msgspec
 import trio
 
-__all__ = ["ActorRegistry", "ActorStatistics"]
+__all__ = ["AGAIN", "HOLD", "ActorRegistry", "ActorStatistics"]
+
+# What a step returns to keep its message at the head of the mailbox and stop taking the actor's messages until
+# :meth:`ActorRegistry.resume` (partitioned mode: a credit waiting for more of a shared wallet). Any other return
+# value means the message is done.
+HOLD = object()
+# What a step returns to run the same message again at once, before any other actor's (it changed what the step
+# will decide: partitioned mode's lease keeper refusing to hold a credit any longer).
+AGAIN = object()
 
 
 class ActorStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,7 +44,8 @@ class ActorRegistry:
     """Per-key mailboxes and the dispatcher that drains them.
 
     Args:
-        step: the synchronous handler ``step(key, message)``; it must not await.
+        step: the synchronous handler ``step(key, message)``; it must not await. Returning :data:`HOLD` keeps the
+            message at its mailbox's head and the actor out of turn until :meth:`resume`.
         steps_per_checkpoint: how many steps run before the dispatcher yields to other tasks.
     """
 
@@ -54,6 +63,7 @@ class ActorRegistry:
         self._processed = 0
         self._depth_peak = 0
         self.queued = 0  # messages waiting in all mailboxes
+        self._held: set[str] = set()  # actors whose head message's step returned HOLD, until resumed
 
     def deliver(self, key: str, message: Any) -> None:
         """Queue ``message`` for actor ``key`` (synchronous; mailboxes are bounded by admission control upstream)."""
@@ -76,9 +86,35 @@ class ActorRegistry:
         """True while ``key`` has queued work."""
         return key in self._mailboxes
 
+    def is_held(self, key: str) -> bool:
+        """True while ``key``'s head message is held (its step returned HOLD) and not yet resumed."""
+        return key in self._held
+
+    def head(self, key: str) -> Any:
+        """The message at the head of ``key``'s mailbox (None: no mailbox)."""
+        mailbox = self._mailboxes.get(key)
+        return mailbox[0] if mailbox else None
+
+    def runnable(self) -> bool:
+        """True while some actor that is not held has a message waiting."""
+        return len(self._mailboxes) > len(self._held)
+
+    def held(self) -> list[str]:
+        """The actors held right now."""
+        return list(self._held)
+
+    def resume(self, key: str) -> None:
+        """Run a held actor's head message again, before any other actor's (nothing if it is not held)."""
+        if key in self._held:
+            self._held.discard(key)
+            self._ready.appendleft(key)
+            if self._idle.is_set():
+                self._idle = trio.Event()
+            self._wakeup.set()
+
     async def wait_idle(self) -> None:
-        """Wait until every mailbox is empty."""
-        while self._mailboxes:
+        """Wait until every mailbox is empty, or held: no step is left to run until something resumes one."""
+        while self.runnable():
             await self._idle.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -94,13 +130,19 @@ class ActorRegistry:
                 continue
             key = ready.popleft()
             mailbox = mailboxes[key]
-            step(key, mailbox.popleft())
-            self.queued -= 1
-            self._processed += 1
-            if mailbox:
-                ready.append(key)
+            verdict = step(key, mailbox[0])
+            if verdict is HOLD:
+                self._held.add(key)  # out of ``ready`` until resume(); deliver() only appends to its mailbox
+            elif verdict is AGAIN:
+                ready.appendleft(key)
             else:
-                del mailboxes[key]
+                mailbox.popleft()
+                self.queued -= 1
+                self._processed += 1
+                if mailbox:
+                    ready.append(key)
+                else:
+                    del mailboxes[key]
             since_checkpoint += 1
             if since_checkpoint >= self._steps_per_checkpoint:
                 since_checkpoint = 0

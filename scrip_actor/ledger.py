@@ -42,6 +42,7 @@ __all__ = [
     "LedgerTx",
     "ParticipantRecord",
     "ParticipantState",
+    "WalletShort",
     "World",
     "account_key",
     "check_entry",
@@ -68,6 +69,27 @@ OPEN_LOT_STATUSES = ("AVAILABLE", "HELD", "DEFERRED")
 
 class ActionFailed(Exception):
     """An action cannot apply (balance too small, wallet empty, blocked status, bad amount): the event fails."""
+
+
+class WalletShort(ActionFailed):
+    """A credit needs more than the program wallet holds. In partitioned mode a partition's wallet account is its
+    lease of a wallet shared by all partitions, so the step may be held until the wallet's owner partition sends
+    more (scrip_actor/partitioned/_wallet_leases.py) instead of failing the event."""
+
+    def __init__(self, message: str, *, program_id: str, asset_id: str, need_minor: int, available_minor: int) -> None:
+        super().__init__(message)
+        self.program_id, self.asset_id = program_id, asset_id
+        self.need_minor, self.available_minor = need_minor, available_minor
+
+    def reworded(self, message: str) -> WalletShort:
+        """The same shortage, told with ``message`` (an action's label in front)."""
+        return WalletShort(
+            message,
+            program_id=self.program_id,
+            asset_id=self.asset_id,
+            need_minor=self.need_minor,
+            available_minor=self.available_minor,
+        )
 
 
 def derived_id(seed: str, counter: int) -> str:
@@ -600,9 +622,13 @@ class LedgerTx:
         wallet = account_key("PROGRAM", program_id, asset.id)
         available = self.account_balance(wallet)
         if available < amount_minor:
-            raise ActionFailed(
+            raise WalletShort(
                 f"program wallet for asset {asset.symbol} has {format_minor(available, asset.scale)}, "
-                f"needs {format_minor(amount_minor, asset.scale)}"
+                f"needs {format_minor(amount_minor, asset.scale)}",
+                program_id=program_id,
+                asset_id=asset.id,
+                need_minor=amount_minor,
+                available_minor=available,
             )
         return ("PROGRAM", program_id, asset.id, "AVAILABLE", -amount_minor)
 

@@ -35,7 +35,7 @@ from scrip_actor.cel import (
 from scrip_actor.counters import window_from
 from scrip_actor.durations import parse_duration, parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
-from scrip_actor.ledger import ActionFailed, FollowUp, LedgerTx, ParticipantState
+from scrip_actor.ledger import ActionFailed, FollowUp, LedgerTx, ParticipantState, WalletShort
 from scrip_actor.model import (
     Action,
     Asset,
@@ -618,6 +618,8 @@ def apply_actions(
     for action in compiled.actions:
         try:
             _apply_one(tx, compiled.rule, action, participant, variables, resolve_target, assets)
+        except WalletShort as error:  # kept a WalletShort: partitioned mode may hold the step instead
+            raise error.reworded(f"{action.label} failed: {error}") from None
         except ActionFailed as error:
             raise ActionFailed(f"{action.label} failed: {error}") from None
         except ScripError as error:

@@ -108,7 +108,7 @@ _LAST_VALUE_DATABASES = frozenset(
     | {"automations", "automation_runs", "automation_subscriptions"}  # schema 10
     | {"webhook_endpoints", "webhook_deliveries"}
 )
-SIDE_DATABASES = ("outbox", "claims", "parked")  # see Store.open_side_database
+SIDE_DATABASES = ("outbox", "claims", "parked", "leases")  # see Store.open_side_database
 DATABASES = (
     "meta",
     "programs",

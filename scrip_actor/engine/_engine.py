@@ -65,10 +65,7 @@ from scrip_actor.errors import (
     ScripError,
 )
 from scrip_actor.ids import SequenceIds
-from scrip_actor.ledger import (
-    ParticipantState,
-    World,
-)
+from scrip_actor.ledger import ParticipantState, WalletShort, World
 from scrip_actor.model import (
     AdjustResult,
     Asset,
@@ -119,6 +116,11 @@ _log = logging.getLogger("scrip_actor.engine")
 
 def _now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def _never_hold(_actor: str, _event: Event, _short: WalletShort) -> object:
+    """The embedded engine's answer to a credit short of its wallet: never hold, the event fails."""
+    return None
 
 
 class EngineStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -188,8 +190,7 @@ class Engine:
         self._participants = self._cache.states
         self._external_ids = self._cache.external_ids
         self._events_live: dict[str, Event] = {}
-        self._schedule = LotSchedule()
-        self._rule_sets = RuleSetRegistry()
+        self._schedule, self._rule_sets = LotSchedule(), RuleSetRegistry()
         self._outbox = Outbox(self._clock, config.webhooks.attempts_max)
         self._publisher = Publisher(
             self._writer, self._world, self._cache, self._schedule, self._rule_sets, self._outbox
@@ -208,6 +209,7 @@ class Engine:
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
+        self.on_wallet_short: Callable[[str, Event, WalletShort], object] = _never_hold  # True: HOLD it (partitioned)
         try:
             self._recover()
         except BaseException:
@@ -531,8 +533,8 @@ class Engine:
 
     # --- the step ---------------------------------------------------------------------------------------------
 
-    def _step(self, external_id: str, message: Any) -> None:
-        """One synchronous, await-free step of a participant actor: the pure step, then publish its result."""
+    def _step(self, external_id: str, message: Any) -> object:
+        """One synchronous, await-free step of a participant actor: the pure step, then publish (or HOLD) its result."""
         if not isinstance(message, Process):
             (self._step_sweep if isinstance(message, Sweep) else self._operations.step)(message)
             return
@@ -555,6 +557,8 @@ class Engine:
             tiers=self.tiers.by_program,
             budgets=self._budgets,
         )
+        if result.held is not None and (verdict := self.on_wallet_short(external_id, event, result.held)):
+            return verdict  # HOLD or AGAIN (scrip_actor/actors.py)
         if result.internal_error is not None:
             _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)
         failure = result.failure

@@ -33,6 +33,7 @@ from scrip_actor.ledger import (
     LedgerTx,
     ParticipantRecord,
     ParticipantState,
+    WalletShort,
     World,
     derived_id,
 )
@@ -61,6 +62,11 @@ class StepLimits(msgspec.Struct, frozen=True, kw_only=True):
     tags_per_participant_max: int
     counters_per_participant_max: int
     attributes_per_participant_max: int
+    # Partitioned mode with shared wallets: a credit the partition's lease of a wallet cannot cover holds the step
+    # (StepResult.held, nothing committed) instead of failing the event, so the engine can ask for more first.
+    hold_on_wallet_short: bool = False
+    wallet_refused: set[str] = set()  # events whose credits fail on a short wallet all the same (their lease
+    # was denied, or they asked too often): the partition's lease keeper fills it before it runs them again
 
 
 class StepResult(msgspec.Struct, kw_only=True):
@@ -82,6 +88,8 @@ class StepResult(msgspec.Struct, kw_only=True):
     matched_rule_ids: list[str] = []
     budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
     follow_ups: list[FollowUp] = []  # SCHEDULE_EVENT / BROADCAST: automations the publisher stores with the outcome
+    held: WalletShort | None = None  # the step waits for its wallet (``StepLimits.hold_on_wallet_short``): not
+    # committed, nothing changed; the engine runs it again later, or lets it fail
 
 
 def step_event(
@@ -222,6 +230,10 @@ def _run_rules(
             budget_states=budget_tx.commit() if budget_tx is not None else [],  # only once the entries committed
             follow_ups=tx.follow_ups,
         )  # fmt: skip
+    except WalletShort as error:
+        if limits.hold_on_wallet_short and event.id not in limits.wallet_refused:  # uncommitted: never happened
+            return StepResult(state=state, changes=None, evaluations=evaluations, failure=str(error), held=error)
+        failure = str(error)
     except ActionFailed as error:
         failure = str(error)
     except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole

@@ -38,6 +38,7 @@ from scrip_actor.engine import (
     TransitCredit,
     Verdict,
     admit_consumed,
+    consumed_offset,
     offset_op,
     receive_credit,
     send_transfer,
@@ -52,17 +53,21 @@ from scrip_actor.partitioned._kafka import LogRecord
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op
 from scrip_actor.partitioned._parking import Parked, parked_db
-from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._wallet_leases import WalletLeases, refuse_copied_funding, wait_quiet
+from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, WalletFund
+from scrip_actor.partitioned._wallet_owner import WalletOwner
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
 
 __all__ = ["PartitionApplier", "log_outcome"]
 
-Decoded = EventSubmit | TransferCreate | Effect | ScripError
+Decoded = EventSubmit | TransferCreate | WalletFund | Effect | ScripError
 
 _event_decoder = msgspec.json.Decoder(EventSubmit)
 _transfer_decoder = msgspec.json.Decoder(TransferCreate)
 _credit_decoder = msgspec.json.Decoder(TransitCredit)
+_fund_decoder = msgspec.json.Decoder(WalletFund)
 _json_encoder = msgspec.json.Encoder()
 _EXTERNAL_ID_MAX = 255
 
@@ -79,6 +84,8 @@ def _decoded(record: LogRecord, partition: int, partitions: int) -> tuple[int, D
             return offset, decode_json(_event_decoder, value)
         if kind == KIND_TRANSFER:
             return offset, decode_json(_transfer_decoder, value)
+        if kind == KIND_FUND:
+            return offset, decode_json(_fund_decoder, value)
     except ValidationFailed as error:
         return offset, ValidationFailed(f"record at offset {offset} is not a {kind or 'event'}: {error.message}", {})
     return offset, ValidationFailed(f"record at offset {offset} has an unknown kind {kind!r}", {"kind": kind})
@@ -112,6 +119,15 @@ class PartitionApplier:
                 "this partition has events parked for their idempotency claims: run it with "
                 "--idempotency-scope program until they are released"
             )
+        if consumed_offset(self.engine, self.log) == 0:  # a fresh copy of the template store
+            refuse_copied_funding(self.engine, self.partition, self.partitions)
+        # Shared PREFUNDED wallets (_wallet_leases.py): a credit short of this partition's lease waits for more.
+        self.leases = WalletLeases(
+            self.engine, self.partition, self.partitions, self.send_ops, self.wake.set, holds=self.claims_on
+        )
+        self.wallets = WalletOwner(self.engine, self.partition, self.partitions, self.send_ops, self.leases)
+        if self.claims is not None:  # a held participant's transfers and credits park behind it
+            self.claims.held = self.leases.is_held
 
     def partition_of(self, external_id: str) -> int:
         return partition_for(external_id, self.partitions)
@@ -197,9 +213,17 @@ class PartitionApplier:
         What it appends is durable at the caller's next durable point (:meth:`apply` ends with one)."""
         return True if self.claims is None else await self.claims.release_ready()
 
-    async def _apply_one(self, offset: int, command: TransferCreate | Effect) -> None:
+    async def _apply_one(self, offset: int, command: TransferCreate | WalletFund | Effect) -> None:
         position = offset_op(self.log, offset + 1)
+        if isinstance(command, WalletFund):
+            try:
+                await self.wallets.on_fund(offset, command, [position])
+            except ScripError as error:  # refused: only the position moves, and the refusal is kept
+                self.engine._writer.append([position, outcome_op(self.log, offset, error)])
+                await self.engine._caught_up()
+            return
         if isinstance(command, TransferCreate):
+            await wait_quiet(self.engine)  # its verdict must see whether its participants are held
             verdict, ops, _ = self._transfer_verdict(offset, command)
             if verdict == "admit":  # ops: its key's claim, if it has one and this partition owns it
                 await self._transfer(offset, command, [position], ops)
@@ -243,7 +267,7 @@ class PartitionApplier:
         def credit_ops(back: list[tuple[int, TransitCredit]]) -> list[Op]:
             return [*first_ops, *self.send_ops(offset, back)]  # type: ignore[arg-type]
 
-        await engine.wait_idle()  # as for a transfer: the recipient may be made by the event just before it
+        await wait_quiet(engine)  # as for a transfer: the recipient may be made by the event just before it
         outcome = await receive_credit(engine, credit, partition=self.partition, ops_for=credit_ops)
         if isinstance(outcome, ScripError):  # sent back (durable already); keep why
             engine._writer.append([outcome_op(self.log, offset, outcome)])
@@ -261,7 +285,7 @@ class PartitionApplier:
 
         # The records before it are processed first: its source (and a local recipient) may be made by the event
         # just before it, and its debit must see every earlier credit — the log's order, on replay too.
-        await engine.wait_idle()
+        await wait_quiet(engine)
         try:
             await send_transfer(
                 engine, request, partition=self.partition, partition_of=self.partition_of, ops_for=transfer_ops
@@ -286,7 +310,11 @@ class PartitionApplier:
             await engine._caught_up()
             self._durable()
             return
+        if isinstance(payload, LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn):
+            await self._apply_lease(offset, effect, [position, applied])
+            return
         if isinstance(payload, TransitCredit):
+            await wait_quiet(engine)  # whether its recipient is held (then it parks behind) needs the steps run
             parked = None
             if self.claims is not None and payload.purpose == "TRANSFER":  # behind its recipient's parked events
                 body = _json_encoder.encode(payload)
@@ -303,6 +331,19 @@ class PartitionApplier:
         # Appended, not awaited: its marker is in _recent_markers and the releases it causes come right after it,
         # in the writer's order; apply's next durable point covers them all (consecutive answers share a commit).
         engine._writer.append([position, applied, *self.claims.on_answer(payload)])
+
+    async def _apply_lease(self, offset: int, effect: Effect, first_ops: list[Op]) -> None:
+        """A shared wallet's message (_wallet_messages.py): the owner's side or this lease's."""
+        payload, origin = effect.payload, effect.record.origin_partition
+        if isinstance(payload, LeaseAsk):
+            await self.wallets.on_ask(offset, origin, payload, first_ops)
+        elif isinstance(payload, LeaseReturn):
+            await self.wallets.on_return(offset, origin, payload, first_ops)
+        elif isinstance(payload, LeaseAnswer):
+            await self.leases.on_answer(offset, origin, payload, first_ops)
+        else:
+            assert isinstance(payload, LeaseRecall), payload
+            await self.leases.on_recall(offset, origin, payload, first_ops)
 
     def _applied_op(self, record: OutboxRecord) -> Op | None:
         with self.engine._store.env.begin() as txn:

@@ -38,6 +38,7 @@ from scrip_actor.partitioned._claims import Claim, ClaimAnswer, ClaimRequest, Cl
 from scrip_actor.partitioned._outcomes import outcome_op
 from scrip_actor.partitioned._parking import Parked, ParkedEvents
 from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._wallet_leases import wait_quiet
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
 
@@ -97,6 +98,9 @@ class KeyClaims:
         # Claims judged for a record whose own write is still to come (its admission, its transfer): they join
         # _recent only once that record is appended with them (confirm), never if it is refused or held back.
         self._tentative: dict[int, tuple[tuple[str, str], Claim]] = {}
+        # Whether a participant has an event held for a shared wallet (_wallet_leases.py): its transfers and the
+        # credits sent to it park behind that event as behind a parked one.
+        self.held: Callable[[str], bool] = lambda _external_id: False
 
     def forget_recent(self) -> None:
         """Everything appended so far is durable: committed state answers from now on."""
@@ -154,7 +158,7 @@ class KeyClaims:
     def park_behind(self, offset: int, external_id: str, kind: str, body: bytes) -> list[Op] | None:
         """Park a transfer (``body``: its request) behind its source's waiting events, or a credit (``body``: the
         TransitCredit) behind its recipient's; None when that participant has none (apply it now)."""
-        if not self.parked.blocked(external_id):
+        if not self.parked.blocked(external_id) and not self.held(external_id):
             return None
         parked = Parked(offset=offset, external_id=external_id, event=body, claim_partition=self._partition, kind=kind)
         return [self.parked.park(parked)]
@@ -188,8 +192,9 @@ class KeyClaims:
         process, where events and balance operations keep their keys apart)."""
         body = _event_encoder.encode(request)
         key = request.idempotency_key
-        waits_for = [name for name in self._local_recipients(request) if self.parked.blocked(name)]
-        blocked = self.parked.blocked(source_external_id) or bool(waits_for)
+        waiting = self._waiting_on
+        waits_for = [name for name in self._local_recipients(request) if waiting(name)]
+        blocked = waiting(source_external_id) or bool(waits_for)
         claim_program = _OPERATIONS_PREFIX + request.program_id
         key_partition = self._partition if key is None else claim_partition_for(claim_program, key, self._partitions)
         if key_partition == self._partition and not blocked:
@@ -209,6 +214,9 @@ class KeyClaims:
             claim = self._request(claim_program, key, _transfer_hash(request), offset)
             ops += self._send_ops(offset, [(key_partition, claim)], CLAIM_ORDINAL)
         return ("consume", ops, None)
+
+    def _waiting_on(self, external_id: str) -> bool:
+        return self.parked.blocked(external_id) or self.held(external_id)
 
     def _local_recipients(self, request: TransferCreate) -> list[str]:
         """The recipients of ``request`` that live on this partition, by their canonical external id."""
@@ -282,11 +290,14 @@ class KeyClaims:
 
         The admissions are appended, not awaited: the caller's next durable point covers them (the claims they
         make are in ``_recent`` until then). A released transfer or credit is applied, and awaited, in turn."""
-        while ready := self.parked.ready():
+        while ready := await self._ready():
             for head in ready:
                 if head.kind == "event":
                     if not self._release(head):
                         return False
+                    continue
+                await wait_quiet(self._engine)  # what was applied before it may have held a step
+                if self.held(head.external_id) or any(self.held(name) for name in head.waits_for):
                     continue
                 verdict, extra, _ = self._released_transfer(head) if head.kind == "transfer" else ("admit", [], None)
                 release = self.parked.release_op(head)
@@ -296,6 +307,15 @@ class KeyClaims:
                 else:  # after every earlier record is processed, as any transfer or credit; extra: its claim
                     await self._apply_released(head, [release], extra)
         return True
+
+    async def _ready(self) -> list[Parked]:
+        """The heads :meth:`release_ready` can judge now. A transfer or credit is applied after every earlier step
+        has run, and a step may be held for its wallet then: its participant's records must wait behind it."""
+        ready = self.parked.ready(self.held)
+        if any(head.kind != "event" for head in ready):
+            await wait_quiet(self._engine)
+            ready = self.parked.ready(self.held)
+        return ready
 
     def _release(self, head: Parked) -> bool:
         """Admit or refuse ``head`` (False: overloaded, still parked)."""

@@ -20,10 +20,14 @@ from scrip_actor.engine import TransitCredit
 from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._outbox import OutboxRecord
+from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, wallet_owner
 
 __all__ = ["Effect", "Payload", "effect_from", "encode_payload"]
 
-Payload = TransitCredit | ClaimRequest | ClaimAnswer
+Payload = TransitCredit | ClaimRequest | ClaimAnswer | LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn
+# The owner of a wallet asks itself for more, and answers itself, through its own log like any partition (so its
+# held credits wait in log order too): the only effects whose origin may be their destination.
+_SELF_ADDRESSED = (LeaseAsk, LeaseAnswer)
 
 _record_decoder = msgspec.msgpack.Decoder(OutboxRecord)
 _payload_decoder = msgspec.json.Decoder(Payload)
@@ -46,8 +50,19 @@ def _problem(record: OutboxRecord, payload: Payload, partition: int, partitions:
     """Why this effect cannot be applied here (None: it can)."""
     if record.destination_partition != partition:
         return f"it is for partition {record.destination_partition}"
-    if not 0 <= record.origin_partition < partitions or record.origin_partition == partition:
+    if not 0 <= record.origin_partition < partitions:
+        return f"its origin partition {record.origin_partition} is not a partition of the topic"
+    if record.origin_partition == partition and not isinstance(payload, _SELF_ADDRESSED):
         return f"its origin partition {record.origin_partition} is not another partition of the topic"
+    if isinstance(payload, LeaseAsk) and (payload.need_minor <= 0 or payload.ask_id != record.origin_offset):
+        return "a lease ask needs a positive amount, numbered by its record"
+    if isinstance(payload, LeaseAnswer | LeaseReturn) and payload.amount_minor < 0:
+        return "a lease moves a non-negative amount"
+    if isinstance(payload, LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn):
+        owner = wallet_owner(payload.program_id, payload.asset_id, partitions)
+        to_owner = isinstance(payload, LeaseAsk | LeaseReturn)
+        if (record.destination_partition if to_owner else record.origin_partition) != owner:
+            return f"a lease message goes {'to' if to_owner else 'from'} the wallet's owner, partition {owner}"
     if isinstance(payload, ClaimRequest):
         if payload.reply_partition != record.origin_partition or payload.parked_offset != record.origin_offset:
             return "a claim request must be answered to the event that sent it"

@@ -36,6 +36,7 @@ from scrip_actor.partitioned._engine_role import (
 )
 from scrip_actor.partitioned._kafka import GroupReader, GroupRecord, RecordProducer
 from scrip_actor.partitioned._relay import relay_pending, relay_until_cancelled
+from scrip_actor.partitioned._wallet_leases import wait_quiet
 
 __all__ = ["GroupSettings", "run_group"]
 
@@ -90,7 +91,8 @@ class _Member:
                 relays.start_soon(relay_until_cancelled, applier, self._producer)
                 task_status.started(owned)
                 await owned.release.wait()
-                await engine.wait_idle()  # every admitted event processed before the store is let go
+                await wait_quiet(engine)  # every admitted event processed before the store is let go (held ones
+                # excepted: their lease's answer is a later record, for the next owner, which processes them again)
                 relays.cancel_scope.cancel()
             await relay_pending(applier, self._producer)  # whatever is left is the next owner's to relay
             return owned.next_offset

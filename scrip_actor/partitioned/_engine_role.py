@@ -32,6 +32,7 @@ from scrip_actor.partitioned._engine_reads import serving_reads
 from scrip_actor.partitioned._kafka import LogRecord, PartitionReader, RecordProducer
 from scrip_actor.partitioned._partition_ids import claim_partition_ids
 from scrip_actor.partitioned._relay import relay_pending, relay_until_cancelled
+from scrip_actor.partitioned._wallet_leases import hold_until_applier, wait_quiet
 
 __all__ = ["partition_data_dir", "run_partition"]
 
@@ -70,6 +71,7 @@ async def _with_store(
             if prepare is not None:
                 prepare()
             async with open_engine(config=config) as engine:
+                hold_until_applier(engine)  # before the first checkpoint: no recovered event has stepped yet
                 opened = True
                 return await body(engine)
         except DataDirInUse:
@@ -125,7 +127,7 @@ async def run_partition(
                         next_offset = await _applied(applier, reader, batch)
                     else:
                         await applier.release_and_flush()  # what an overload held back
-                await engine.wait_idle()
+                await wait_quiet(engine)  # held steps stay admitted, for the next run (they wait for later records)
                 nursery.cancel_scope.cancel()
             await relay_pending(applier, producer)  # what the last records sent, before the store is let go
         finally:

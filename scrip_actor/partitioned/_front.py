@@ -39,6 +39,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from scrip_actor.amounts import parse_decimal
 from scrip_actor.config import Config
 from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.http.app import (
@@ -54,12 +55,13 @@ from scrip_actor.http.errors import BrokerUnavailable, NotRouted
 from scrip_actor.http.metrics import HttpMetrics
 from scrip_actor.http.routes_events import _decode_item
 from scrip_actor.http.routing import Call, Endpoint
-from scrip_actor.http.schemas import EventBatch, ItemError
+from scrip_actor.http.schemas import EventBatch, ItemError, WalletOperation
 from scrip_actor.http.server import serve_app
 from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._front_reads import PartitionReaders, serve_read
 from scrip_actor.partitioned._kafka import RecordProducer
-from scrip_actor.partitioned._routing import KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._routing import KIND_FUND, KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._wallet_messages import WalletFund, wallet_routing_key
 from scrip_actor.values import external_id as canonical_external_id
 
 __all__ = [
@@ -363,6 +365,41 @@ def _transfer_endpoint(log: EventLog) -> Endpoint:
     )
 
 
+class FundAccepted(msgspec.Struct, kw_only=True):
+    """The front's 202 for a wallet's funding: stored at the wallet's owner partition, not yet applied (its FUND
+    entry is in that partition's journal; a refusal is kept under its log position, ``GET /v1/log-records``)."""
+
+    program_id: str
+    asset_id: str
+    amount: str
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+    log: LogPosition
+
+
+def _fund_endpoint(log: EventLog) -> Endpoint:
+    async def fund_wallet(call: Call) -> FundAccepted:
+        body: WalletOperation = call.body
+        program_id, asset_id = call.path["program_id"], call.path["asset_id"]
+        # What the front can judge without the asset: a positive decimal (its scale is checked at the owner,
+        # whose refusal is kept under the record's position).
+        if parse_decimal(body.amount, "amount") <= 0:
+            raise ValidationFailed.field("amount", "invalid", "amount must be positive")
+        fund = WalletFund(program_id=program_id, asset_id=asset_id, amount=body.amount, description=body.description)
+        position = await log.append(wallet_routing_key(program_id, asset_id), _encoder.encode(fund), KIND_FUND)
+        return FundAccepted(program_id=program_id, asset_id=asset_id, amount=body.amount, log=position)
+
+    return Endpoint(
+        "POST",
+        "/v1/programs/{program_id}/assets/{asset_id}/fund",
+        fund_wallet,
+        "Fund a shared PREFUNDED wallet at its owner partition (202 once the broker stored it)",
+        "Programs",
+        body=WalletOperation,
+        response=FundAccepted,
+        status=202,
+    )
+
+
 def create_front_app(
     log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None, readers: PartitionReaders | None = None
 ) -> QuartTrio:
@@ -374,7 +411,12 @@ def create_front_app(
     app.config["BODY_TIMEOUT"] = limits.body_read_timeout_s
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.url_map.merge_slashes = False
-    endpoints = [_submit_endpoint(log), _batch_endpoint(log, limits.batch_events_max), _transfer_endpoint(log)]
+    endpoints = [
+        _submit_endpoint(log),
+        _batch_endpoint(log, limits.batch_events_max),
+        _transfer_endpoint(log),
+        _fund_endpoint(log),
+    ]
     for endpoint in endpoints:
         # No engine behind the view: the handlers never read Call.engine.
         view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ when the partition is opened, so a restart resumes exactly where the records say
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import lmdb
 import msgspec
@@ -97,13 +98,18 @@ class ParkedEvents:
                     return answered, (PARKED_DB, be64(offset), _encoder.encode(answered))
         return None
 
-    def ready(self) -> list[Parked]:
-        """Each participant's head event, if it can be judged now (answered, or its key is this partition's)."""
+    def ready(self, held: Callable[[str], bool] = lambda _external_id: False) -> list[Parked]:
+        """Each participant's head event, if it can be judged now (answered, or its key is this partition's).
+
+        ``held``: whether a participant has an event held for a shared wallet; a transfer or credit touching it
+        waits (a parked event may go on: it only joins the mailbox behind the held one)."""
         heads = (queue[0] for queue in self._queues.values())
         return [
             head
             for head in heads
-            if (head.granted is not None or head.claim_partition == self.partition) and not self._waiting(head)
+            if (head.granted is not None or head.claim_partition == self.partition)
+            and not self._waiting(head)
+            and (head.kind == "event" or not (held(head.external_id) or any(map(held, head.waits_for))))
         ]
 
     def _waiting(self, head: Parked) -> bool:

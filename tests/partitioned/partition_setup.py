@@ -311,14 +311,14 @@ def log_end(bootstrap: str, topic: str, partition: int) -> int:
 
 
 async def settle(
-    bootstrap: str, partitions_dir: Path, topic: str, partitions: int, scope: str = "program"
+    bootstrap: str, partitions_dir: Path, topic: str, partitions: int, scope: str = "program", rounds_max: int = 10
 ) -> list[int]:
     """Run each partition's engine (in this process) to its log's end, round after round, until none produced
     anything more: partitions answer each other (claims, credits, returns). Returns the ends."""
     from scrip_actor.partitioned import run_partition
 
     ends = [-1] * partitions
-    for _ in range(10):
+    for _ in range(rounds_max):
         before = list(ends)
         for partition in range(partitions):
             ends[partition] = await trio.to_thread.run_sync(log_end, bootstrap, topic, partition)

@@ -1,0 +1,165 @@
+"""A PREFUNDED wallet drained from every partition at once is never overspent, and nothing of it is stranded.
+
+Real Tansu, real LMDB, the engine role's own code (scrip_actor/partitioned/_wallet_leases.py, _wallet_owner.py).
+Three partitions share one program wallet funded with 500 through the front (its owner's log); a rule credits 7
+per event, and 150 events (1,050 wanted) arrive for participants on all three partitions. Leases are granted, run short,
+and the endgame recalls them.
+
+Asserted: what participants received is exactly 7 per COMPLETED event and never more than the funding; the
+funding is all accounted for (participants + every partition's lease + transit == 500, transit 0); what is
+left is less than one credit (no lease stranded in a quiet partition while a credit failed); every FAILED event
+failed for the wallet; `scrip verify` passes on every store.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+import trio
+
+from scrip_actor import open_engine
+from scrip_actor.config import Config, ServerSettings
+from scrip_actor.engine import Engine, transit_account
+from scrip_actor.http.auth import ApiKeys
+from scrip_actor.ledger import account_key
+from scrip_actor.model import AssetCreate, CreditAction, Event, ProgramCreate, RuleCreate
+from scrip_actor.partitioned import _kafka, partition_data_dir
+from scrip_actor.partitioned._apply import PartitionApplier
+from scrip_actor.partitioned._front import open_event_log, serve_front
+from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._wallet_messages import wallet_owner
+from tests.partitioned.partition_setup import applied_balances, config_for, settle
+
+TOPIC = "events-wallets"
+PARTITIONS = 3
+FUNDING = 500
+CREDIT = 7
+EVENTS = 150
+PARTICIPANTS = 30
+KEY = "wallet-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+async def _template(tmp_path: Path, *, funded_minor: int = 0) -> tuple[Path, str, str]:
+    template = tmp_path / "template"
+    async with open_engine(config=config_for(template)) as engine:
+        program = await engine.create_program(ProgramCreate(name="shared wallet"))
+        asset = await engine.create_asset(
+            AssetCreate(
+                program_id=program.id, name="Points", symbol="PTS", inventory_mode="SIMPLE",
+                issuance_policy="PREFUNDED", scale=0,
+            )
+        )  # fmt: skip
+        await engine.create_rule(
+            RuleCreate(
+                program_id=program.id, name="seven", condition="true",
+                actions=[CreditAction(asset_id=asset.id, amount=str(CREDIT))],
+            )
+        )  # fmt: skip
+        if funded_minor:
+            await engine.fund(program.id, asset.id, str(funded_minor))
+    return template, program.id, asset.id
+
+
+def _produce(bootstrap: str, records: list[tuple[str, int, bytes, str | None]]) -> None:
+    producer = _kafka.RecordProducer(bootstrap)
+    errors: list[str] = []
+
+    def on_acked(error: str | None, _partition: int, _offset: int) -> None:
+        if error is not None:
+            errors.append(error)
+
+    for key, partition, value, kind in records:
+        producer.produce(TOPIC, key.encode(), value, on_acked, partition=partition, kind=kind)
+    assert producer.flush() == 0
+    assert errors == []
+
+
+async def _fund_through_the_front(bootstrap: str, program_id: str, asset_id: str) -> None:
+    """``POST /v1/programs/{id}/assets/{asset_id}/fund`` on the real front: 202 once stored at the owner."""
+    owner = wallet_owner(program_id, asset_id, PARTITIONS)
+    path = f"/v1/programs/{program_id}/assets/{asset_id}/fund"
+    loopback = Config(server=ServerSettings(host="127.0.0.1", port=0))
+    async with open_event_log(bootstrap, TOPIC, PARTITIONS) as log, trio.open_nursery() as nursery:
+        port = await nursery.start(serve_front, log, loopback, ApiKeys.of(KEY))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            refused = await client.post(path, json={"amount": "-5"}, headers=AUTH)
+            assert refused.status_code == 400, refused.text
+            assert (await client.post(path, json={"amount": "1"})).status_code == 401
+            accepted = await client.post(path, json={"amount": str(FUNDING), "description": "launch"}, headers=AUTH)
+            assert accepted.status_code == 202, accepted.text
+            assert accepted.json()["log"]["partition"] == owner
+        nursery.cancel_scope.cancel()
+
+
+async def _all_events(engine: Engine) -> list[Event]:
+    events: list[Event] = []
+    cursor = None
+    while True:
+        page = await engine.list_events(limit=200, cursor=cursor)
+        events += page.data
+        if not page.has_more:
+            return events
+        cursor = page.next_cursor
+
+
+async def test_a_wallet_drained_from_every_partition_is_never_overspent(broker: str, tmp_path: Path) -> None:
+    template, program_id, asset_id = await _template(tmp_path)
+    partitions_dir = tmp_path / "partitions"
+    for partition in range(PARTITIONS):
+        shutil.copytree(template, partition_data_dir(partitions_dir, partition))
+    _kafka.create_topic(broker, TOPIC, PARTITIONS)
+    await _fund_through_the_front(broker, program_id, asset_id)
+    names = [f"member{n}" for n in range(PARTICIPANTS)]
+    assert {partition_for(name, PARTITIONS) for name in names} == set(range(PARTITIONS))
+    records: list[tuple[str, int, bytes, str | None]] = []
+    for n in range(EVENTS):
+        name = names[n % PARTICIPANTS]
+        event = {"program_id": program_id, "external_id": name, "idempotency_key": f"buy-{n}", "event_data": {}}
+        records.append((name, partition_for(name, PARTITIONS), msgspec.json.encode(event), None))
+    await trio.to_thread.run_sync(_produce, broker, records)
+
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=40)
+
+    balances, events_stored = await applied_balances(partitions_dir, PARTITIONS, asset_id)  # verify on each store
+    assert events_stored == EVENTS
+    credited = sum(balances.values())
+    leases = in_transit = completed = 0
+    for partition in range(PARTITIONS):
+        async with open_engine(config=config_for(partition_data_dir(partitions_dir, partition))) as engine:
+            accounts = engine._world.accounts
+            leases += accounts.get(account_key("PROGRAM", program_id, asset_id), 0)
+            in_transit += sum(
+                accounts.get(account_key("SYSTEM", transit_account(other), asset_id), 0) for other in range(PARTITIONS)
+            )
+            for event in await _all_events(engine):
+                assert event.status in ("COMPLETED", "FAILED"), event
+                if event.status == "COMPLETED":
+                    completed += 1
+                else:
+                    assert "program wallet" in (event.error_message or ""), event.error_message
+    assert credited == completed * CREDIT, "a credit was applied without its event completing, or twice"
+    assert credited <= FUNDING, "overspent"
+    assert in_transit == 0, "value left in transit, or created on the way"
+    assert credited + leases == FUNDING, "funding lost or created"
+    assert leases < CREDIT, f"{leases} left in leases while credits failed: stranded"
+
+
+async def test_a_partition_copied_from_a_funded_template_is_refused(tmp_path: Path) -> None:
+    """The template's funding would count once per copy: only the wallet's owner may hold it."""
+    template, program_id, asset_id = await _template(tmp_path, funded_minor=FUNDING)
+    partitions = 4
+    owner = wallet_owner(program_id, asset_id, partitions)
+    other = (owner + 1) % partitions
+    for partition in (owner, other):
+        shutil.copytree(template, partition_data_dir(tmp_path / "partitions", partition))
+    config = config_for(partition_data_dir(tmp_path / "partitions", other))
+    async with open_engine(config=config) as engine:
+        with pytest.raises(ValueError, match=f"partition {owner} owns"):
+            PartitionApplier(engine, TOPIC, other, partitions, f"{TOPIC}/{other}")
+    async with open_engine(config=config_for(partition_data_dir(tmp_path / "partitions", owner))) as engine:
+        PartitionApplier(engine, TOPIC, owner, partitions, f"{TOPIC}/{owner}")  # the owner keeps it
