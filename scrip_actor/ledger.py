@@ -491,6 +491,17 @@ def check_entry(entry: JournalEntry) -> None:
         assert total == 0, f"entry {entry.id} postings of asset {asset_id} sum to {total}, not zero"
 
 
+def _wallet_short(asset: Asset, program_id: str, need_minor: int, available_minor: int) -> WalletShort:
+    return WalletShort(
+        f"program wallet for asset {asset.symbol} has {format_minor(available_minor, asset.scale)}, "
+        f"needs {format_minor(need_minor, asset.scale)}",
+        program_id=program_id,
+        asset_id=asset.id,
+        need_minor=need_minor,
+        available_minor=available_minor,
+    )
+
+
 class LedgerTx:
     """One step's changes, applied to copies; :meth:`commit` makes them real, dropping the object undoes them.
 
@@ -622,14 +633,7 @@ class LedgerTx:
         wallet = account_key("PROGRAM", program_id, asset.id)
         available = self.account_balance(wallet)
         if available < amount_minor:
-            raise WalletShort(
-                f"program wallet for asset {asset.symbol} has {format_minor(available, asset.scale)}, "
-                f"needs {format_minor(amount_minor, asset.scale)}",
-                program_id=program_id,
-                asset_id=asset.id,
-                need_minor=amount_minor,
-                available_minor=available,
-            )
+            raise _wallet_short(asset, program_id, amount_minor, available)
         return ("PROGRAM", program_id, asset.id, "AVAILABLE", -amount_minor)
 
     # --- operations -------------------------------------------------------------------------------------------

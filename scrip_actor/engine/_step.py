@@ -170,6 +170,37 @@ def _prepare(
     return tx, state, (None, None)
 
 
+def _target_resolver(
+    event: Event,
+    program: Program,
+    tx: LedgerTx,
+    limits: StepLimits,
+    lookups: Lookups,
+    by_external: dict[str, ParticipantState],
+) -> Callable[[str], ParticipantState]:
+    """The participant a rule's ``target`` names (found, or created unless the program rejects unknown ones),
+    enrolled in the program, as ``tx``'s working copy; ``by_external`` remembers those found in this step."""
+
+    def resolve_target(computed_id: str) -> ParticipantState:
+        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
+        external_id = values.external_id(computed_id, limits.external_id_length_max, "target.external_id")
+        found = by_external.get(external_id) or lookups.participant_by_external(external_id)
+        if found is None:
+            if program.on_unknown_participant == "REJECT":
+                raise ActionFailed(f"target participant {external_id!r} does not exist")
+            found = tx.adopt_new(_created_by(event, external_id, lookups))
+            found.program_ids.append(program.id)
+            found.invalidate()
+        elif program.id not in found.program_ids:
+            enrolled = tx.edit(found)
+            enrolled.program_ids.append(program.id)
+            enrolled.invalidate()
+        by_external[external_id] = found
+        return tx.touched(found.id) or found
+
+    return resolve_target
+
+
 def _run_rules(
     event: Event,
     cel_data: Any,
@@ -192,24 +223,7 @@ def _run_rules(
     evaluations, matched, codes, reasons = fused_evaluate(rules, variables, event.event_timestamp)
     savepoint = tx.savepoint()
     by_external: dict[str, ParticipantState] = {state.external_id: state}
-
-    def resolve_target(computed_id: str) -> ParticipantState:
-        # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
-        external_id = values.external_id(computed_id, limits.external_id_length_max, "target.external_id")
-        found = by_external.get(external_id) or lookups.participant_by_external(external_id)
-        if found is None:
-            if program.on_unknown_participant == "REJECT":
-                raise ActionFailed(f"target participant {external_id!r} does not exist")
-            found = tx.adopt_new(_created_by(event, external_id, lookups))
-            found.program_ids.append(program.id)
-            found.invalidate()
-        elif program.id not in found.program_ids:
-            enrolled = tx.edit(found)
-            enrolled.program_ids.append(program.id)
-            enrolled.invalidate()
-        by_external[external_id] = found
-        return tx.touched(found.id) or found
-
+    resolve_target = _target_resolver(event, program, tx, limits, lookups, by_external)
     internal_error: Exception | None = None
     try:
         if budget_tx is None or all(budget_tx.of_rule(compiled.rule.id) is None for compiled in matched):
@@ -230,12 +244,10 @@ def _run_rules(
             budget_states=budget_tx.commit() if budget_tx is not None else [],  # only once the entries committed
             follow_ups=tx.follow_ups,
         )  # fmt: skip
-    except WalletShort as error:
-        if limits.hold_on_wallet_short and event.id not in limits.wallet_refused:  # uncommitted: never happened
-            return StepResult(state=state, changes=None, evaluations=evaluations, failure=str(error), held=error)
-        failure = str(error)
     except ActionFailed as error:
-        failure = str(error)
+        if isinstance(error, WalletShort) and limits.hold_on_wallet_short and event.id not in limits.wallet_refused:
+            return StepResult(state=state, changes=None, evaluations=evaluations, failure=str(error), held=error)
+        failure = str(error)  # (held: uncommitted, the step never happened; the engine may run it again)
     except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole
         failure, internal_error = _internal(error), error
     tx.rollback(savepoint)  # the settlement before the rules stands (it was checked in _prepare)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import msgspec
 
 from scrip_actor import balance_ops
+from scrip_actor.amounts import parse_decimal, to_minor
 from scrip_actor.engine import Engine, transit_account
-from scrip_actor.engine._validation import positive_minor
 from scrip_actor.errors import ValidationFailed
 from scrip_actor.ledger import LedgerTx, account_key
 from scrip_actor.partitioned._wallet_leases import SendOps, WalletLeases, lease_entry, publish_lease, wait_quiet
@@ -160,7 +160,10 @@ class WalletOwner:
                 f"partition {self._partition} does not own this wallet: fund it through the front", {"offset": offset}
             )
         _, asset = engine._wallets._wallet_asset(fund.program_id, fund.asset_id)
-        amount_minor = positive_minor(fund.amount, asset.scale, "amount")
+        amount = parse_decimal(fund.amount, "amount")  # the front checked it is positive; a record is checked again
+        if amount <= 0:
+            raise ValidationFailed.field("amount", "invalid", "amount must be positive")
+        amount_minor = to_minor(amount, asset.scale, "amount")
         await wait_quiet(engine)
         ids = (fund.program_id, fund.asset_id)
         tx = lease_entry(engine, ids, 0, self._partition, f"fund/{self._partition}/{offset}", "")
