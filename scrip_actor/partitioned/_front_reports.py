@@ -103,7 +103,7 @@ async def ask_every_partition(
 def _disagree(what: str, values: Sequence[Any]) -> PartitionsDisagree:
     return PartitionsDisagree(
         f"the partitions' reports do not agree on {what}, so they cannot be added up",
-        {"field": what, "values": [str(value) for value in values]},
+        {"field": what, "values": [str(value) for value in values]},  # per partition, in partition order
     )
 
 
@@ -137,7 +137,7 @@ def _sum_optional(texts: Sequence[str | None], scale: int, what: str) -> str | N
 
 def _written_scale(texts: Sequence[str], what: str) -> int:
     """The decimals the amounts are written with (``format_minor`` writes exactly the scale), the same on all."""
-    return _same(f"the scale of {what}", [len(text.partition(".")[2]) for text in texts])
+    return _same(f"{what} (decimals written)", [len(text.partition(".")[2]) for text in texts])
 
 
 def _sum_written(texts: Sequence[str], what: str) -> str:
@@ -146,7 +146,7 @@ def _sum_written(texts: Sequence[str], what: str) -> str:
 
 def _rows(answers: list[list[Any]], key: Callable[[Any], str], what: str) -> list[list[Any]]:
     """Per row (in the partitions' shared order) the partitions' versions of it: the same rows on every one."""
-    _same(f"the {what} listed", [[key(row) for row in rows] for rows in answers])
+    _same(what, [[key(row) for row in rows] for rows in answers])
     return [list(versions) for versions in zip(*answers, strict=True)]
 
 
@@ -276,8 +276,8 @@ async def merged_report(readers: PartitionReaders, route: str, args: dict[str, s
     try:
         per_partition = [report.decoder.decode(answer.content).data for answer in answers]
     except msgspec.DecodeError as error:
-        raise _disagree(f"the shape of {route} ({error})", []) from None
-    rows = [report.merge(versions) for versions in _rows(per_partition, report.key, "rows")]
+        raise _disagree("data", [f"not a {route} answer: {error}"]) from None
+    rows = [report.merge(versions) for versions in _rows(per_partition, report.key, "data")]
     since: datetime | None = getattr(query, "since", None)
     if since is not None:  # as the engine filters: drop programs idle since then (or never active)
         rows = [

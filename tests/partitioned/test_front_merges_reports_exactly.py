@@ -115,8 +115,19 @@ async def _engine(broker: str, partitions_dir: Path, partition: int, scope: trio
 
 
 @asynccontextmanager
-async def _running(broker: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def _running(broker: str, tmp_path: Path, extra_asset_on: int | None = None) -> AsyncIterator[Running]:
     partitions_dir, program_id = await _seed(tmp_path)
+    if extra_asset_on is not None:
+        async with open_engine(config=config_for(partition_data_dir(partitions_dir, extra_asset_on))) as engine:
+            extra = AssetCreate(
+                program_id=program_id,
+                name="X",
+                symbol="X",
+                inventory_mode="SIMPLE",
+                issuance_policy="UNLIMITED",
+                scale=0,
+            )
+            await engine.create_asset(extra)
     _kafka.create_topic(broker, TOPIC, PARTITIONS)
     async with (
         open_event_log(broker, TOPIC, PARTITIONS) as log,
@@ -362,3 +373,14 @@ async def test_reports_through_the_front_are_the_exact_sums_of_the_partitions(br
         await _program_activity_is_the_sum(running)
         await _bad_queries_are_the_embedded_refusals(running)
         await _a_stopped_partition_is_503(running)
+
+
+async def test_partitions_whose_catalogs_differ_are_a_502_not_a_guess(broker: str, tmp_path: Path) -> None:
+    """A report's rows are the catalog's assets: if one partition's store has an asset the others lack (its catalog
+    was changed behind the front's back), no sum is right, and the front says so."""
+    async with _running(broker, tmp_path, extra_asset_on=1) as running:
+        answer = await running.through_front("/v1/reports/ledger-summary")
+        assert answer.status_code == 502, answer.text
+        body = answer.json()
+        assert body["code"] == "partitions_disagree" and body["details"]["field"] == "data", body
+        assert len((await running.direct(1, "/v1/reports/ledger-summary")).json()["data"]) == 3
