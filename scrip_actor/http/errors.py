@@ -34,6 +34,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotRouted",
     "PartitionUnavailable",
+    "PartitionsDisagree",
     "PayloadTooLarge",
     "RequestTimeout",
     "RouteNotFound",
@@ -97,6 +98,15 @@ class PartitionUnavailable(ScripError):
     code = "partition_unavailable"
 
 
+class PartitionsDisagree(ScripError):
+    """Partitioned mode's front was asked for a figure merged over the partitions (a report) and the partitions'
+    answers cannot be added up (HTTP 502): they list different catalogs (assets, programs, buckets) or a figure the
+    front cannot read. ``details.field`` names what differs. Nothing partial is answered: the catalog of some
+    partition was changed behind the front's back (every partition is seeded with the same one)."""
+
+    code = "partitions_disagree"
+
+
 class NotRouted(ScripError):
     """Partitioned mode's front does not serve this route (HTTP 501): writes other than ``POST /v1/events``, and
     reads whose data is spread over the partitions in a way the front does not merge yet (reports, ...)."""
@@ -123,6 +133,7 @@ _STATUS_BY_CLASS: dict[type[ScripError], int] = {
     NotRouted: 501,
     BrokerUnavailable: 503,
     PartitionUnavailable: 503,
+    PartitionsDisagree: 502,
     ScripError: 400,
 }
 

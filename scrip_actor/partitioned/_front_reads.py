@@ -20,8 +20,10 @@ then, by the route (:func:`_routed`):
 * **any one partition** for the catalog (programs, their assets and tiers, assets, rules and rule history):
   every partition is seeded with the same catalog, so any reader's answer is the answer; the first one that
   answers is used.
-* **501 not_routed** for the rest (reports, program balances, redemptions, rewards, automations, backtests,
-  webhooks): they would need a merge the front does not do yet.
+* **every partition, added up** for the reports (``/v1/reports/ledger-summary``, ``/expiration-schedule``,
+  ``/program-activity``): each partition's report, summed exactly (``_front_reports.py``).
+* **501 not_routed** for the rest (program balances, redemptions, rewards, automations, backtests, webhooks):
+  they would need a merge the front does not do yet.
 
 A partition without an answering reader is a 503 ``partition_unavailable`` naming it, for a routed read and a
 fanned-out one alike: never a partial list.
@@ -52,6 +54,7 @@ from scrip_actor.http.routing import decode_query
 from scrip_actor.http.schemas import EventQuery, JournalQuery, ParticipantQuery
 from scrip_actor.partitioned._engine_reads import ReaderAdvert, read_advert
 from scrip_actor.partitioned._engine_role import partition_data_dir
+from scrip_actor.partitioned._front_reports import REPORTS, PartitionRefused, merged_report
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.report_totals import micros
@@ -203,6 +206,11 @@ async def serve_read(readers: PartitionReaders, rest: str) -> Response:
         return _passed_through(await readers.get(partition, target))
     if _CATALOG.fullmatch(rest):
         return _passed_through(await readers.get_any(target))
+    if rest in REPORTS:
+        try:
+            return Response(await merged_report(readers, rest, args), status=200, content_type=_JSON)
+        except PartitionRefused as refused:
+            return _passed_through(refused.answer)
     return _not_routed(rest)
 
 
@@ -320,7 +328,7 @@ class _FanOut:
         for stream, cursor in zip(streams, cursors_by_stream, strict=True):
             answer = answers[stream.partition]
             if answer.status_code != 200:
-                raise _Refused(answer)
+                raise PartitionRefused(answer)
             page = _page_decoder.decode(answer.content)
             stream.base, stream.taken = cursor, 0
             stream.items = [(_key_decoder.decode(raw), raw) for raw in page.data]
@@ -338,7 +346,7 @@ class _FanOut:
     async def page(self) -> Response:
         try:
             data, streams = await self._merge()
-        except _Refused as refused:
+        except PartitionRefused as refused:
             return _passed_through(refused.answer)
         resumes = [stream.resume(self._listed.resume_after) for stream in streams]
         after, done = list(self._cursor.after), list(self._cursor.done)
@@ -371,11 +379,3 @@ class _FanOut:
             data.append(best.items[best.taken][1])
             best.taken += 1
         return data, streams
-
-
-class _Refused(Exception):
-    """A partition's reader refused the list request (a 4xx for the query): its answer is the front's."""
-
-    def __init__(self, answer: httpx.Response) -> None:
-        super().__init__(answer.status_code)
-        self.answer = answer
