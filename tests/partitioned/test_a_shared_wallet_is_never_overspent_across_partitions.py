@@ -5,6 +5,8 @@ Three partitions share one program wallet funded with 500 through the front (its
 per event, and 150 events (1,050 wanted) arrive for participants on all three partitions. Leases are granted, run short,
 and the endgame recalls them.
 
+The same again with engine processes SIGKILLed mid-run, the owner's twice, before the partitions settle.
+
 Asserted: what participants received is exactly 7 per COMPLETED event and never more than the funding; the
 funding is all accounted for (participants + every partition's lease + transit == 500, transit 0); what is
 left is less than one credit (no lease stranded in a quiet partition while a credit failed); every FAILED event
@@ -13,7 +15,9 @@ failed for the wallet; `scrip verify` passes on every store.
 
 from __future__ import annotations
 
+import random
 import shutil
+import signal
 from pathlib import Path
 
 import httpx
@@ -32,7 +36,7 @@ from scrip_actor.partitioned._apply import PartitionApplier
 from scrip_actor.partitioned._front import open_event_log, serve_front
 from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.partitioned._wallet_messages import wallet_owner
-from tests.partitioned.partition_setup import applied_balances, config_for, settle
+from tests.partitioned.partition_setup import applied_balances, config_for, log_end, settle, start_engine
 
 TOPIC = "events-wallets"
 PARTITIONS = 3
@@ -107,7 +111,25 @@ async def _all_events(engine: Engine) -> list[Event]:
         cursor = page.next_cursor
 
 
-async def test_a_wallet_drained_from_every_partition_is_never_overspent(broker: str, tmp_path: Path) -> None:
+async def _run_and_kill(bootstrap: str, partitions_dir: Path, partition: int, delay_s: float) -> None:
+    """One engine process for ``partition`` up to its log's end, SIGKILLed ``delay_s`` after it is READY."""
+    end = await trio.to_thread.run_sync(log_end, bootstrap, TOPIC, partition)
+    process = start_engine(bootstrap, partitions_dir, partition, end, TOPIC, scope="program")
+    assert process.stdout is not None
+    await trio.to_thread.run_sync(process.stdout.readline)  # READY
+    await trio.sleep(delay_s)
+    process.send_signal(signal.SIGKILL)
+    await trio.to_thread.run_sync(process.wait)
+    process.stdout.close()
+
+
+# The kill run asserts all the calm one does; the calm one (~15 s) runs with --run-slow (make test-slow).
+@pytest.mark.parametrize(
+    "kills", [pytest.param(False, marks=pytest.mark.slow), True], ids=["calm", "owner-and-asker-killed"]
+)
+async def test_a_wallet_drained_from_every_partition_is_never_overspent(
+    broker: str, tmp_path: Path, kills: bool
+) -> None:
     template, program_id, asset_id = await _template(tmp_path)
     partitions_dir = tmp_path / "partitions"
     for partition in range(PARTITIONS):
@@ -123,7 +145,11 @@ async def test_a_wallet_drained_from_every_partition_is_never_overspent(broker: 
         records.append((name, partition_for(name, PARTITIONS), msgspec.json.encode(event), None))
     await trio.to_thread.run_sync(_produce, broker, records)
 
-    await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=40)
+    if kills:  # SIGKILL the owner and then an asker while they ask, grant, hold and recall
+        owner = wallet_owner(program_id, asset_id, PARTITIONS)
+        for partition in [(owner + 1) % PARTITIONS, owner, (owner + 2) % PARTITIONS, owner, (owner + 1) % PARTITIONS]:
+            await _run_and_kill(broker, partitions_dir, partition, random.uniform(0.05, 0.4))
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=60)
 
     balances, events_stored = await applied_balances(partitions_dir, PARTITIONS, asset_id)  # verify on each store
     assert events_stored == EVENTS
