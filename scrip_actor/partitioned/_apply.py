@@ -172,6 +172,7 @@ class PartitionApplier:
                 results = await admit_consumed(self.engine, self.log, records[start:index], self._decide, admitted)
                 self._durable()
                 if results and isinstance(results[-1], Overloaded):
+                    self.leases.refuse_if_stuck()  # held credits fill the in-flight bound: they fail, it goes on
                     return records[start + len(results) - 1][0]
             if command is None:
                 break
@@ -211,7 +212,10 @@ class PartitionApplier:
     async def release_parked(self) -> bool:
         """Admit or refuse the parked events that can be judged now; False if some could not be (overload).
         What it appends is durable at the caller's next durable point (:meth:`apply` ends with one)."""
-        return True if self.claims is None else await self.claims.release_ready()
+        released = True if self.claims is None else await self.claims.release_ready()
+        if not released:
+            self.leases.refuse_if_stuck()  # as in apply: held credits must not hold the partition for good
+        return released
 
     async def _apply_one(self, offset: int, command: TransferCreate | WalletFund | Effect) -> None:
         position = offset_op(self.log, offset + 1)
@@ -316,7 +320,8 @@ class PartitionApplier:
         if isinstance(payload, TransitCredit):
             await wait_quiet(engine)  # whether its recipient is held (then it parks behind) needs the steps run
             parked = None
-            if self.claims is not None and payload.purpose == "TRANSFER":  # behind its recipient's parked events
+            if self.claims is not None:  # behind its recipient's parked events, or its step held for a wallet (a
+                # RETURN too: applying it would wait in the held participant's mailbox, and hold the partition)
                 body = _json_encoder.encode(payload)
                 parked = self.claims.park_behind(offset, payload.external_id, "credit", body)
             if parked is not None:

@@ -54,7 +54,9 @@ def _problem(record: OutboxRecord, payload: Payload, partition: int, partitions:
         return f"its origin partition {record.origin_partition} is not a partition of the topic"
     if record.origin_partition == partition and not isinstance(payload, _SELF_ADDRESSED):
         return f"its origin partition {record.origin_partition} is not another partition of the topic"
-    if isinstance(payload, LeaseAsk) and (payload.need_minor <= 0 or payload.ask_id != record.origin_offset):
+    if isinstance(payload, LeaseAsk) and (
+        not 0 < payload.need_minor <= payload.full_need_minor or payload.ask_id != record.origin_offset
+    ):
         return "a lease ask needs a positive amount, numbered by its record"
     if isinstance(payload, LeaseAnswer | LeaseReturn) and payload.amount_minor < 0:
         return "a lease moves a non-negative amount"

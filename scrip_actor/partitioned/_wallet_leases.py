@@ -158,6 +158,8 @@ class WalletLeases:
         step committed nothing, so an event that must fail instead (its ask denied, too many asks, no holds) is
         run AGAIN at once with its id in ``wallet_refused``, and fails as on one process."""
         asked = self._asks_per_event.get(event.id, 0)
+        if len(self._denied) >= _TRACKED_EVENTS_MAX:  # a denied event that went on never comes back to clear it
+            self._denied.clear()
         if event.id in self._denied or asked >= ASKS_PER_EVENT_MAX:
             self._asks_per_event.pop(event.id, None)
             self._denied.discard(event.id)
@@ -167,15 +169,16 @@ class WalletLeases:
         self._asks_per_event[event.id] = asked + 1
         wallet = (short.program_id, short.asset_id)
         ask_id = _ASK_BASE | secrets.randbits(61)  # unique across restarts and replays, unlike a counter
+        owner = wallet_owner(short.program_id, short.asset_id, self._partitions)
         ask = LeaseAsk(
             program_id=short.program_id,
             asset_id=short.asset_id,
-            need_minor=short.need_minor - short.available_minor,
+            need_minor=short.need_minor - (0 if owner == self._partition else short.available_minor),
+            full_need_minor=short.need_minor,
             ask_id=ask_id,
             actor=actor,
             event_id=event.id,
         )
-        owner = wallet_owner(short.program_id, short.asset_id, self._partitions)
         self._engine._writer.append(self._send_ops(ask_id, [(owner, ask)], 0), self._wake_relay)
         if not self._holds:
             return self._refuse(event)
@@ -188,6 +191,29 @@ class WalletLeases:
             self._refused.clear()
         self._refused.add(event.id)
         return AGAIN
+
+    def refuse_if_stuck(self) -> int:
+        """The partition is overloaded (its in-flight bound is reached) and no step can run: every event in flight
+        is held, or queued behind a held one, and the answers that would resume them are later records, which
+        cannot be read until the in-flight events are done. Let every held credit fail, as on one process (its
+        lease short), so that the partition goes on; returns how many. Without this a slow or absent owner would
+        stop the partition for good rather than delay it."""
+        registry = self._engine._registry
+        assert registry is not None
+        if registry.runnable():
+            return 0  # steps are running: the in-flight events will finish on their own
+        refused = 0
+        for actor in registry.held():
+            head = registry.head(actor)
+            event = getattr(head, "event", None)
+            if event is None:
+                continue
+            self._refused.add(event.id)
+            for holders in self._holding.values():
+                holders.discard(actor)
+            registry.resume(actor)
+            refused += 1
+        return refused
 
     def resume(self, wallet: Wallet) -> None:
         """Run every step held for ``wallet`` again (it was funded)."""

@@ -29,11 +29,14 @@ __all__ = ["LeaseAnswer", "LeaseAsk", "LeaseRecall", "LeaseReturn", "WalletFund"
 
 
 class LeaseAsk(msgspec.Struct, frozen=True, kw_only=True, tag="lease_ask"):
-    """A partition's lease of a wallet is short of a held credit by ``need_minor`` (> 0)."""
+    """A partition's lease of a wallet is short of a held credit by ``need_minor`` (> 0); the credit is
+    ``full_need_minor`` in all (what the endgame serves, after the recall emptied the lease). The owner's own ask
+    names the whole credit as both: its lease is the remainder itself."""
 
     program_id: str
     asset_id: str
     need_minor: int
+    full_need_minor: int
     ask_id: int  # the asker's own number for it (its outbox record's origin offset)
     actor: str  # the held participant (its external id) and event: the answer names them back, so that it
     event_id: str  # resumes the right step even when it reaches a restarted partition that forgot the ask

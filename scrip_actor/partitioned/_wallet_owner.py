@@ -88,14 +88,17 @@ class WalletOwner:
         return (LEASES_DB, _book_key(program_id, asset_id), _encoder.encode(book))
 
     def _grant(
-        self, tx: LedgerTx, book: OwnerBook, queued: QueuedAsk, ids: tuple[str, str], *, share: bool
+        self, tx: LedgerTx, book: OwnerBook, queued: QueuedAsk, ids: tuple[str, str], *, share: bool, reserved: int = 0
     ) -> tuple[int, LeaseAnswer]:
-        """Answer ``ask`` from the remainder in ``tx``: a grant (0 to the owner itself), or a denial. ``share``:
-        grant a share of the remainder if it is more than the need (False in the endgame: exactly the need, so
-        the queue's later asks are denied only when the pooled remainder really cannot cover them)."""
+        """Answer ``ask`` from the remainder in ``tx`` (less ``reserved``: what the owner's own asks served before
+        it in the same round will draw): a grant (0 to the owner itself, whose lease is the remainder), or a
+        denial. ``share``: grant a share of the remainder if it is more than the need. False in the endgame: then
+        exactly the credit's whole amount, since the recall emptied the asker's lease, so the queue's later asks
+        are denied only when the pooled remainder really cannot cover them."""
         program_id, asset_id = ids
-        asked, need_minor = queued.ask, queued.ask.need_minor
-        remainder = tx.account_balance(account_key("PROGRAM", program_id, asset_id))
+        asked = queued.ask
+        need_minor = asked.need_minor if share or queued.partition == self._partition else asked.full_need_minor
+        remainder = tx.account_balance(account_key("PROGRAM", program_id, asset_id)) - reserved
         answer = LeaseAnswer(
             program_id=program_id, asset_id=asset_id, ask_id=asked.ask_id, actor=asked.actor, event_id=asked.event_id,
             amount_minor=0, denied=remainder < need_minor,
@@ -147,7 +150,11 @@ class WalletOwner:
             book.waiting.remove(origin)
             if not book.waiting:  # every lease is back: serve the queue from the pooled remainder, in order
                 book.leased_since_round = False
-                sends += [self._grant(tx, book, queued, ids, share=False) for queued in book.queued]
+                reserved = 0
+                for queued in book.queued:
+                    sends.append(self._grant(tx, book, queued, ids, share=False, reserved=reserved))
+                    if queued.partition == self._partition and not sends[-1][1].denied:
+                        reserved += queued.ask.need_minor  # the owner's own step draws it when it runs again
                 book.queued = []
         ops = [*first_ops, self._book_op(*ids, book), *self._send_ops(offset, sends, 0)]
         await publish_lease(engine, tx, ops)  # the owner's own held credits are answered through their own asks

@@ -34,7 +34,7 @@ from scrip_actor.model import AssetCreate, CreditAction, Event, ProgramCreate, R
 from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._apply import PartitionApplier
 from scrip_actor.partitioned._front import open_event_log, serve_front
-from scrip_actor.partitioned._routing import partition_for
+from scrip_actor.partitioned._routing import KIND_TRANSFER, partition_for
 from scrip_actor.partitioned._wallet_messages import wallet_owner
 from tests.partitioned.partition_setup import applied_balances, config_for, log_end, settle, start_engine
 
@@ -83,7 +83,7 @@ def _produce(bootstrap: str, records: list[tuple[str, int, bytes, str | None]]) 
     assert errors == []
 
 
-async def _fund_through_the_front(bootstrap: str, program_id: str, asset_id: str) -> None:
+async def _fund_through_the_front(bootstrap: str, program_id: str, asset_id: str, funding: int = FUNDING) -> None:
     """``POST /v1/programs/{id}/assets/{asset_id}/fund`` on the real front: 202 once stored at the owner."""
     owner = wallet_owner(program_id, asset_id, PARTITIONS)
     path = f"/v1/programs/{program_id}/assets/{asset_id}/fund"
@@ -94,7 +94,7 @@ async def _fund_through_the_front(bootstrap: str, program_id: str, asset_id: str
             refused = await client.post(path, json={"amount": "-5"}, headers=AUTH)
             assert refused.status_code == 400, refused.text
             assert (await client.post(path, json={"amount": "1"})).status_code == 401
-            accepted = await client.post(path, json={"amount": str(FUNDING), "description": "launch"}, headers=AUTH)
+            accepted = await client.post(path, json={"amount": str(funding), "description": "launch"}, headers=AUTH)
             assert accepted.status_code == 202, accepted.text
             assert accepted.json()["log"]["partition"] == owner
         nursery.cancel_scope.cancel()
@@ -189,3 +189,58 @@ async def test_a_partition_copied_from_a_funded_template_is_refused(tmp_path: Pa
             PartitionApplier(engine, TOPIC, other, partitions, f"{TOPIC}/{other}")
     async with open_engine(config=config_for(partition_data_dir(tmp_path / "partitions", owner))) as engine:
         PartitionApplier(engine, TOPIC, owner, partitions, f"{TOPIC}/{owner}")  # the owner keeps it
+
+
+async def _seeded(broker: str, tmp_path: Path, funding: int) -> tuple[Path, str, str]:
+    template, program_id, asset_id = await _template(tmp_path)
+    partitions_dir = tmp_path / "partitions"
+    for partition in range(PARTITIONS):
+        shutil.copytree(template, partition_data_dir(partitions_dir, partition))
+    _kafka.create_topic(broker, TOPIC, PARTITIONS)
+    await _fund_through_the_front(broker, program_id, asset_id, funding)
+    return partitions_dir, program_id, asset_id
+
+
+def _event(program_id: str, name: str, key: str) -> tuple[str, int, bytes, str | None]:
+    body = {"program_id": program_id, "external_id": name, "idempotency_key": key, "event_data": {}}
+    return (name, partition_for(name, PARTITIONS), msgspec.json.encode(body), None)
+
+
+async def test_the_owners_own_short_credit_is_served_from_the_other_leases(broker: str, tmp_path: Path) -> None:
+    """The owner's remainder covers its credit's shortfall but not the credit (the rest sits in another
+    partition's lease): it must open the endgame, not ask itself again until it fails. 95 funded, 11 credits of
+    7 wanted: one process completes all of them."""
+    partitions_dir, program_id, asset_id = await _seeded(broker, tmp_path, 95)
+    owner = wallet_owner(program_id, asset_id, PARTITIONS)
+    names = [f"m{n}" for n in range(200)]
+    other = next(name for name in names if partition_for(name, PARTITIONS) != owner)
+    mine = next(name for name in names if partition_for(name, PARTITIONS) == owner)
+    await trio.to_thread.run_sync(_produce, broker, [_event(program_id, other, "k0")])
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=20)  # a lease of 14 out there, 7 spent
+    await trio.to_thread.run_sync(_produce, broker, [_event(program_id, mine, f"k{n}") for n in range(1, 11)])
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=40)
+    balances, _ = await applied_balances(partitions_dir, PARTITIONS, asset_id)
+    assert balances == {other: CREDIT, mine: 10 * CREDIT}
+
+
+async def test_a_transfer_returned_to_a_held_participant_waits_behind_it(broker: str, tmp_path: Path) -> None:
+    """A transfer's value comes back (its recipient does not exist) while its source's step is held for the
+    wallet: applied at once, the RETURN would wait in the held mailbox and stop the partition for good."""
+    partitions_dir, program_id, asset_id = await _seeded(broker, tmp_path, 14 * 6 + 1)
+    names = [f"m{n}" for n in range(200)]
+    source = names[0]
+    ghost = next(name for name in names if partition_for(name, PARTITIONS) != partition_for(source, PARTITIONS))
+    await trio.to_thread.run_sync(_produce, broker, [_event(program_id, source, "k0")])
+    await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=20)
+    transfer = {
+        "program_id": program_id, "asset_id": asset_id, "source_external_id": source, "description": "to nobody",
+        "recipients": [{"external_id": ghost, "amount": str(CREDIT)}], "idempotency_key": "t1",
+    }  # fmt: skip
+    records = [_event(program_id, source, f"k{n}") for n in range(1, 3)]
+    records.append((source, partition_for(source, PARTITIONS), msgspec.json.encode(transfer), KIND_TRANSFER))
+    records += [_event(program_id, source, f"k{n}") for n in range(3, 8)]
+    await trio.to_thread.run_sync(_produce, broker, records)
+    with trio.fail_after(120):
+        await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=60)
+    balances, _ = await applied_balances(partitions_dir, PARTITIONS, asset_id)  # verify on every store
+    assert balances == {source: 8 * CREDIT}, "the transfer came back, every credit was applied once"
