@@ -26,15 +26,17 @@ import pytest
 import trio
 
 from scrip_actor import open_engine
-from scrip_actor.config import Config, ServerSettings
+from scrip_actor.config import Config, EngineSettings, ServerSettings
 from scrip_actor.engine import Engine, transit_account
 from scrip_actor.http.auth import ApiKeys
 from scrip_actor.ledger import account_key
 from scrip_actor.model import AssetCreate, CreditAction, Event, ProgramCreate, RuleCreate
 from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._apply import PartitionApplier
+from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._front import open_event_log, serve_front
 from scrip_actor.partitioned._routing import KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._wallet_leases import hold_until_applier, wait_quiet
 from scrip_actor.partitioned._wallet_messages import wallet_owner
 from tests.partitioned.partition_setup import applied_balances, config_for, log_end, settle, start_engine
 
@@ -244,3 +246,43 @@ async def test_a_transfer_returned_to_a_held_participant_waits_behind_it(broker:
         await settle(broker, partitions_dir, TOPIC, PARTITIONS, rounds_max=60)
     balances, _ = await applied_balances(partitions_dir, PARTITIONS, asset_id)  # verify on every store
     assert balances == {source: 8 * CREDIT}, "the transfer came back, every credit was applied once"
+
+
+async def test_held_credits_filling_the_in_flight_bound_fail_rather_than_stop_the_partition(tmp_path: Path) -> None:
+    """No broker: the applier is fed records as the engine role reads them, on a real store with an in-flight
+    bound of 2 and an empty lease. Both admitted credits are held (their asks go out); the third record is
+    overloaded, and the answers that would resume the held ones are later records: the held credits fail, as on
+    one process, and the records after them are applied."""
+    template, program_id, asset_id = await _template(tmp_path)
+    partitions = 2
+    here = (wallet_owner(program_id, asset_id, partitions) + 1) % partitions
+    data_dir = partition_data_dir(tmp_path / "partitions", here)
+    shutil.copytree(template, data_dir)
+    names = (f"p{n}" for n in range(10_000))
+    people = [name for name in names if partition_for(name, partitions) == here][:4]
+    keys = (f"k{n}" for n in range(10_000))
+    owned_here = [key for key in keys if claim_partition_for(program_id, key, partitions) == here][:4]
+    records = [
+        (offset, None, msgspec.json.encode({"program_id": program_id, "external_id": name, "idempotency_key": key,
+                                            "event_data": {}}), None)
+        for offset, (name, key) in enumerate(zip(people, owned_here, strict=True))
+    ]  # fmt: skip
+    config = msgspec.structs.replace(config_for(data_dir), engine=EngineSettings(inflight_events_max=2))
+    async with open_engine(config=config) as engine:
+        hold_until_applier(engine)
+        applier = PartitionApplier(engine, TOPIC, here, partitions, f"{TOPIC}/{here}")
+        pending = records
+        for _ in range(50):  # what the engine role does: read again from the overloaded record, a little later
+            retry_at = await applier.apply(pending)
+            if retry_at is None:
+                break
+            pending = [record for record in records if record[0] >= retry_at]
+            await trio.sleep(0.05)
+        else:
+            raise AssertionError("the partition stayed stuck behind its held credits")
+        await wait_quiet(engine)
+        events = await _all_events(engine)
+    assert len(events) == 4
+    failed = [event for event in events if event.status == "FAILED"]
+    assert len(failed) >= 2, [event.status for event in events]
+    assert all("program wallet" in (event.error_message or "") for event in failed)
