@@ -3,10 +3,10 @@
 In partitioned mode a partition's own wallet account (``PROGRAM:<program>:<asset>:AVAILABLE`` in its store) is its
 **lease** of the wallet: a rule's credit draws on it in the step, with no I/O, exactly as on one process. When a
 credit needs more than the lease holds (:class:`~scrip_actor.ledger.WalletShort`), the step is **held** instead
-of failing the event (``Engine.on_wallet_short`` returns True, the actor registry keeps the event at the head of
+of failing the event (``Engine.on_wallet_short`` returns HOLD, the actor registry keeps the event at the head of
 its participant's mailbox, nothing is committed) and a :class:`~._wallet_messages.LeaseAsk` goes to the owner
 partition through the outbox. The owner's :class:`~._wallet_messages.LeaseAnswer` credits the lease (from the
-transit account, as a transfer's value arrives) and resumes the held participants, whose steps run again from
+transit account, as a transfer's value arrives) and resumes the asker's held step, first, which runs again from
 scratch; a denied ask lets its event fail as it would on one process ("program wallet ... has ..., needs ...").
 An event asks at most :data:`ASKS_PER_EVENT_MAX` times.
 
