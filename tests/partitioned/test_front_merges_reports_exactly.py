@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,10 @@ import httpx
 import trio
 
 from scrip_actor import AssetCreate, CreditAction, ProgramCreate, RuleCreate, open_engine
-from scrip_actor.config import Config, ServerSettings
-from scrip_actor.http.auth import ApiKeys
 from scrip_actor.model import DebitAction, ForfeitAction
-from scrip_actor.partitioned import _kafka, partition_data_dir, run_partition
+from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._engine_reads import read_advert
-from scrip_actor.partitioned._front import open_event_log, serve_front
-from scrip_actor.partitioned._front_reads import open_readers
+from tests.partitioned.front_setup import Running, front_with_readers, until
 from tests.partitioned.partition_setup import TOPIC, config_for
 
 PARTITIONS = 3
@@ -38,7 +34,6 @@ EVENTS = 78
 PARTICIPANTS = 13  # prime to the 6 kinds of event: each participant gets a mix
 KEY = "reports-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-_LOOPBACK = Config(server=ServerSettings(host="127.0.0.1", port=0))
 _KINDS = ("earn10", "earn40", "gift", "earn10", "spend", "forfeit")
 _NOW = datetime.now(UTC).replace(microsecond=0)
 _BASE = _NOW - timedelta(hours=12)  # event n happens at _BASE + 7 n minutes: about 9 hours, all in the past
@@ -46,18 +41,10 @@ _CATALOG_INTS = {"scale", "asset_count", "rule_count", "reward_count", "tier_cou
 
 
 @dataclass
-class Running:
-    front: httpx.AsyncClient
-    engines: dict[int, trio.CancelScope]
-    partitions_dir: Path
-    program_id: str
+class Reporting(Running):
+    """The running front and readers, and the seeded program."""
 
-    async def direct(self, partition: int, path: str, **params: Any) -> httpx.Response:
-        """What partition ``partition``'s own reader answers, asked without the front."""
-        advert = read_advert(partition_data_dir(self.partitions_dir, partition))
-        assert advert is not None
-        async with httpx.AsyncClient(base_url=advert.url) as client:
-            return await client.get(path, params=params, headers={"Authorization": f"Bearer {advert.token}"})
+    program_id: str = ""
 
     async def through_front(self, path: str, **params: Any) -> httpx.Response:
         return await self.front.get(path, params=params, headers=AUTH)
@@ -100,22 +87,8 @@ async def _seed(tmp_path: Path) -> tuple[Path, str]:
     return partitions_dir, program.id
 
 
-async def _until(condition: Callable[[], Any], timeout_s: float) -> None:
-    with trio.fail_after(timeout_s):
-        while True:
-            if condition():
-                return
-            await trio.sleep(0.05)
-
-
-async def _engine(broker: str, partitions_dir: Path, partition: int, scope: trio.CancelScope) -> None:
-    with scope:
-        config = config_for(partition_data_dir(partitions_dir, partition))
-        await run_partition(config, broker, TOPIC, partition, read_host="127.0.0.1", idempotency_scope="program")
-
-
 @asynccontextmanager
-async def _running(broker: str, tmp_path: Path, extra_asset_on: int | None = None) -> AsyncIterator[Running]:
+async def _running(broker: str, tmp_path: Path, extra_asset_on: int | None = None) -> AsyncIterator[Reporting]:
     partitions_dir, program_id = await _seed(tmp_path)
     if extra_asset_on is not None:
         async with open_engine(config=config_for(partition_data_dir(partitions_dir, extra_asset_on))) as engine:
@@ -129,19 +102,8 @@ async def _running(broker: str, tmp_path: Path, extra_asset_on: int | None = Non
             )
             await engine.create_asset(extra)
     _kafka.create_topic(broker, TOPIC, PARTITIONS)
-    async with (
-        open_event_log(broker, TOPIC, PARTITIONS) as log,
-        open_readers(partitions_dir, TOPIC, PARTITIONS) as readers,
-        trio.open_nursery() as nursery,
-    ):
-        engines = {partition: trio.CancelScope() for partition in range(PARTITIONS)}
-        for partition, scope in engines.items():
-            nursery.start_soon(_engine, broker, partitions_dir, partition, scope)
-        port = await nursery.start(partial(serve_front, log, _LOOPBACK, ApiKeys.of(KEY), readers=readers))
-        await _until(lambda: all(read_advert(partition_data_dir(partitions_dir, p)) for p in range(PARTITIONS)), 15)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as front:
-            yield Running(front, engines, partitions_dir, program_id)
-        nursery.cancel_scope.cancel()
+    async with front_with_readers(broker, partitions_dir, PARTITIONS, KEY) as running:
+        yield Reporting(running.front, running.engines, running.partitions_dir, program_id)
 
 
 def _event(program_id: str, number: int) -> dict[str, Any]:
@@ -156,7 +118,7 @@ def _event(program_id: str, number: int) -> dict[str, Any]:
     }
 
 
-async def _submit_and_wait_applied(running: Running) -> None:
+async def _submit_and_wait_applied(running: Reporting) -> None:
     events = [_event(running.program_id, number) for number in range(EVENTS)]
     answer = await running.front.post("/v1/events/batch", json={"events": events}, headers=AUTH)
     assert answer.status_code == 202 and answer.json()["error_count"] == 0, answer.text
@@ -194,7 +156,7 @@ def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: _added(key, [row[key] for row in rows]) for key in rows[0]}
 
 
-async def _sum_of_the_partitions(running: Running, path: str, **params: Any) -> list[dict[str, Any]]:
+async def _sum_of_the_partitions(running: Reporting, path: str, **params: Any) -> list[dict[str, Any]]:
     reports = []
     for partition in range(PARTITIONS):
         answer = await running.direct(partition, path, **params)
@@ -203,7 +165,7 @@ async def _sum_of_the_partitions(running: Running, path: str, **params: Any) -> 
     return [_sum_rows(list(rows)) for rows in zip(*reports, strict=True)]
 
 
-async def _journal_figures(running: Running, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+async def _journal_figures(running: Reporting, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
     """Per asset, in minor units, from every partition's journal (through the front's merged list) and the
     participants' balances: docs/reports.md's table, applied entry by entry."""
     figures: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -259,7 +221,7 @@ def _minor(text: str, scale: int) -> int:
 # --- the checks ----------------------------------------------------------------------------------------------
 
 
-async def _ledger_summary_is_the_sum_and_the_journals(running: Running) -> None:
+async def _ledger_summary_is_the_sum_and_the_journals(running: Reporting) -> None:
     start, end = _BASE + timedelta(hours=2, minutes=13, seconds=7), _BASE + timedelta(hours=6, minutes=31)
     window = {"from": start.isoformat(), "to": end.isoformat()}
     figures = await _journal_figures(running, start, end)
@@ -289,7 +251,7 @@ async def _ledger_summary_is_the_sum_and_the_journals(running: Running) -> None:
     assert points["total_redeemed"] > 0 and points["total_forfeited"] > 0 and points["period_issued"] > 0
 
 
-async def _expiration_schedule_is_the_sum(running: Running) -> None:
+async def _expiration_schedule_is_the_sum(running: Reporting) -> None:
     today = _NOW.date()
     for first, last, granularity in ((9, 45, "day"), (20, 60, "week"), (0, 120, "month")):
         params = {
@@ -308,7 +270,7 @@ async def _expiration_schedule_is_the_sum(running: Running) -> None:
         assert sum(bucket["lot_count"] for bucket in row["buckets"]) <= row["total_lot_count"]
 
 
-async def _program_activity_is_the_sum(running: Running) -> None:
+async def _program_activity_is_the_sum(running: Reporting) -> None:
     window = {"from": (_BASE + timedelta(hours=1)).isoformat(), "to": (_BASE + timedelta(hours=5)).isoformat()}
     for params in ({}, window):
         merged = await running.through_front("/v1/reports/program-activity", **params)
@@ -332,7 +294,7 @@ async def _program_activity_is_the_sum(running: Running) -> None:
     assert (await running.through_front("/v1/reports/program-activity", since=later.isoformat())).json()["data"] == []
 
 
-async def _bad_queries_are_the_embedded_refusals(running: Running) -> None:
+async def _bad_queries_are_the_embedded_refusals(running: Reporting) -> None:
     start = _BASE.isoformat()
     for path, params, status in (
         ("/v1/reports/ledger-summary", {"bogus": "1"}, 400),
@@ -351,9 +313,9 @@ async def _bad_queries_are_the_embedded_refusals(running: Running) -> None:
         assert (body["code"], body["details"]) == (expected["code"], expected["details"]), (body, expected)
 
 
-async def _a_stopped_partition_is_503(running: Running) -> None:
+async def _a_stopped_partition_is_503(running: Reporting) -> None:
     running.engines[2].cancel()
-    await _until(lambda: read_advert(partition_data_dir(running.partitions_dir, 2)) is None, 10)  # withdrawn
+    await until(lambda: read_advert(partition_data_dir(running.partitions_dir, 2)) is None, 10)  # withdrawn
     today = _NOW.date()
     for path, params in (
         ("/v1/reports/ledger-summary", {}),

@@ -8,9 +8,8 @@ Real Tansu, the real front (Hypercorn on loopback), real engine roles with their
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import trio
 
-from scrip_actor.config import Config, ServerSettings
 from scrip_actor.http.auth import ApiKeys
 from scrip_actor.partitioned import _kafka, partition_data_dir, run_partition
 from scrip_actor.partitioned._engine_reads import READER_FILE, ReaderAdvert, read_advert
@@ -27,6 +25,7 @@ from scrip_actor.partitioned._front import open_event_log, serve_front
 from scrip_actor.partitioned._front_reads import open_readers
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import partition_for
+from tests.partitioned.front_setup import LOOPBACK, Running, engine_with_reader, front_with_readers, until
 from tests.partitioned.partition_setup import TOPIC, config_for, seed_partitions
 
 PARTITIONS = 3
@@ -34,60 +33,14 @@ EVENTS = 90
 PARTICIPANTS = 13
 KEY = "reads-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-_LOOPBACK = Config(server=ServerSettings(host="127.0.0.1", port=0))
-
-
-@dataclass
-class Running:
-    """The front's client, each partition's engine (by its cancel scope) and the partitions directory."""
-
-    front: httpx.AsyncClient
-    engines: dict[int, trio.CancelScope]
-    partitions_dir: Path
-
-    async def direct(self, partition: int, path: str, **params: Any) -> httpx.Response:
-        """What partition ``partition``'s own reader answers, asked without the front."""
-        advert = read_advert(partition_data_dir(self.partitions_dir, partition))
-        assert advert is not None
-        async with httpx.AsyncClient(base_url=advert.url) as client:
-            return await client.get(path, params=params, headers={"Authorization": f"Bearer {advert.token}"})
-
-
-async def _until(condition: Callable[[], Any], timeout_s: float) -> None:
-    with trio.fail_after(timeout_s):
-        while True:
-            if condition():
-                return
-            await trio.sleep(0.05)
-
-
-async def _engine(
-    broker: str, partitions_dir: Path, partition: int, scope: trio.CancelScope, idempotency_scope: str = "program"
-) -> None:
-    with scope:
-        config = config_for(partition_data_dir(partitions_dir, partition))
-        await run_partition(
-            config, broker, TOPIC, partition, read_host="127.0.0.1", idempotency_scope=idempotency_scope
-        )
 
 
 @asynccontextmanager
 async def _running(broker: str, tmp_path: Path) -> AsyncIterator[tuple[Running, str]]:
     partitions_dir, program_id, _ = await seed_partitions(tmp_path, PARTITIONS)
     _kafka.create_topic(broker, TOPIC, PARTITIONS)
-    async with (
-        open_event_log(broker, TOPIC, PARTITIONS) as log,
-        open_readers(partitions_dir, TOPIC, PARTITIONS) as readers,
-        trio.open_nursery() as nursery,
-    ):
-        engines = {partition: trio.CancelScope() for partition in range(PARTITIONS)}
-        for partition, scope in engines.items():
-            nursery.start_soon(_engine, broker, partitions_dir, partition, scope)
-        port = await nursery.start(partial(serve_front, log, _LOOPBACK, ApiKeys.of(KEY), readers=readers))
-        await _until(lambda: all(read_advert(partition_data_dir(partitions_dir, p)) for p in range(PARTITIONS)), 15)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as front:
-            yield Running(front, engines, partitions_dir), program_id
-        nursery.cancel_scope.cancel()
+    async with front_with_readers(broker, partitions_dir, PARTITIONS, KEY) as running:
+        yield running, program_id
 
 
 async def _submit_and_wait_applied(running: Running, program_id: str) -> None:
@@ -213,7 +166,7 @@ async def _a_stopped_partition_is_503(running: Running) -> None:
         await running.front.get("/v1/participants", params={"external_id": "user0"}, headers=AUTH)
     ).json()["data"][0]["id"]
     running.engines[stopped].cancel()
-    await _until(lambda: read_advert(data_dir) is None, 10)  # withdrawn on the way out
+    await until(lambda: read_advert(data_dir) is None, 10)  # withdrawn on the way out
     await _assert_unavailable(running, stopped, participant_id)
     # A SIGKILLed engine leaves its advertisement behind: its port no longer answers, which is a 503 too.
     (data_dir / READER_FILE).write_bytes(_encode(advert))
@@ -270,7 +223,7 @@ async def test_a_partition_whose_page_comes_back_short_is_asked_again(broker: st
         open_readers(partitions_dir, TOPIC, partitions) as readers,
         trio.open_nursery() as nursery,
     ):
-        port = await nursery.start(partial(serve_front, log, _LOOPBACK, ApiKeys.of(KEY), readers=readers))
+        port = await nursery.start(partial(serve_front, log, LOOPBACK, ApiKeys.of(KEY), readers=readers))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as front:
 
             def event(who: str, key: str, **extra: Any) -> dict[str, Any]:
@@ -289,8 +242,10 @@ async def test_a_partition_whose_page_comes_back_short_is_asked_again(broker: st
                 )
                 assert applied == ends[partition]
             for partition in range(partitions):
-                nursery.start_soon(_engine, broker, partitions_dir, partition, trio.CancelScope(), "participant")
-            await _until(lambda: all(read_advert(partition_data_dir(partitions_dir, p)) for p in range(partitions)), 15)
+                nursery.start_soon(
+                    engine_with_reader, broker, partitions_dir, partition, trio.CancelScope(), "participant"
+                )
+            await until(lambda: all(read_advert(partition_data_dir(partitions_dir, p)) for p in range(partitions)), 15)
             running = Running(front, {}, partitions_dir)
             short = await running.direct(0, "/v1/events", event_to="2020-01-01T00:00:00Z", limit=2)
             assert short.json()["data"] == [] and short.json()["pagination"]["has_more"]  # the path under test
