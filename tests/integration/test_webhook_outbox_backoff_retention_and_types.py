@@ -135,6 +135,10 @@ async def test_a_retry_waits_for_its_backoff_on_the_engine_clock(tmp_path: Path,
         assert len(receiver.requests) == 3
 
 
+# The test closes the engine with the "late" delivery still being attempted, on purpose: when the close lands while
+# httpx is sending that request's body, httpx's body generator is collected unfinished and trio warns about it
+# (seen once in CI under load). That is the cancelled HTTP request, not a lost write: the record stays pending.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_finished_outbox_records_are_pruned_after_the_retention(tmp_path: Path, clock: ManualClock) -> None:
     config = _config(tmp_path, retention_s=3600.0)
     async with receiving() as receiver, open_engine(config=config, clock=clock) as engine:  # type: ignore[arg-type]
