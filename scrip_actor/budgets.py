@@ -13,11 +13,19 @@ client's ``event_timestamp``, which a client could backdate to spend an old peri
 
 ``period_start_sequence`` is the journal sequence the current period began at: every entry from there on that the
 rule posted counts, so ``scrip verify`` recomputes ``consumed_minor`` from the journal alone (:func:`issued_minor`).
+
+In partitioned mode (docs/partitioned.md, *Shared rule budgets*) each budget has an owner partition and every other
+partition spends a **lease** of it: ``BudgetState.leased_minor`` is what the owner granted this partition in the
+current period (on the owner: what it granted out), so a partition's **allowance** is its lease, the owner's the
+limit less what it leased out. A match its allowance cannot take, but the limit could, raises :class:`BudgetShort`
+when the step may hold (the partition then asks the owner, as for a shared wallet); otherwise it is skipped as
+``BUDGET_EXCEEDED``, as on one process. A new period starts every partition's lease at 0 (and the owner's at the
+whole limit), so no lease outlives its period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -26,12 +34,14 @@ from cronsim import CronSim, CronSimError
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.durations import parse_duration
 from scrip_actor.errors import ValidationFailed
+from scrip_actor.ledger import ActionFailed
 from scrip_actor.model import Asset, BudgetSpec, JournalEntry, RuleBudget
 
 __all__ = [
     "BUDGET_EXCEEDED",
     "INTERVAL_MIN",
     "Budget",
+    "BudgetShort",
     "BudgetState",
     "BudgetTx",
     "Budgets",
@@ -52,6 +62,23 @@ class BudgetState(msgspec.Struct, kw_only=True):
     period_start_sequence: int  # the first journal sequence that counts towards this period
     period_started_at: datetime  # when this period's state began (creation, a reset, or a scheduled reset applied)
     next_reset_at: datetime | None  # None: lifetime
+    # Partitioned mode only (the module docstring): granted to this partition in this period, or by the owner out
+    # of it. A fresh period starts it at 0: a lease is for one period, and lapses with it.
+    leased_minor: int = 0
+
+
+class BudgetShort(ActionFailed):
+    """A match the partition's allowance of a shared budget cannot take, though its limit could: the step is held
+    while the partition asks the budget's owner for ``need_minor`` more (scrip_actor/partitioned/_budget_leases.py).
+    ``period_end`` names the period the allowance is of (its ``next_reset_at``; None: a lifetime budget)."""
+
+    def __init__(
+        self, message: str, *, rule_id: str, asset_id: str, period_end: datetime | None, need_minor: int,
+        full_need_minor: int,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.rule_id, self.asset_id, self.period_end = rule_id, asset_id, period_end
+        self.need_minor, self.full_need_minor = need_minor, full_need_minor
 
 
 class Budget:
@@ -91,6 +118,13 @@ class Budget:
             next_reset_at=next_reset,
         )
 
+    def allowance_minor(self, state: BudgetState, leaseholder: bool | None) -> int:
+        """What this process may consume in ``state``'s period: the limit on one process (``leaseholder`` None),
+        the lease on a partition that holds one (True), the limit less the leases granted on the owner (False)."""
+        if leaseholder is None:
+            return self.limit_minor
+        return state.leased_minor if leaseholder else self.limit_minor - state.leased_minor
+
     def public(self, wall_now: datetime, next_sequence: int) -> RuleBudget:
         """The budget as ``GET /rules/{id}`` shows it: the effective state (0 consumed once past a reset)."""
         state = self.effective(wall_now, next_sequence)
@@ -105,14 +139,22 @@ class Budgets:
     """Every rule's budgets, by rule id: the shared state the steps check and consume (see the module docstring).
 
     Rules without a budget have no entry, so the step's cost for them is one failed dict lookup.
+    ``leaseholder`` is None on one process; in partitioned mode it tells, for (rule id, asset id), whether this
+    partition holds a lease of the budget (True) or owns it (False).
     """
 
     def __init__(self) -> None:
         self.by_rule: dict[str, list[Budget]] = {}
+        self.leaseholder: Callable[[str, str], bool] | None = None
 
-    def begin(self, wall_now: datetime, next_sequence: int) -> BudgetTx:
-        """A step's view of the budgets (see :class:`BudgetTx`)."""
-        return BudgetTx(self, wall_now, next_sequence)
+    def find(self, rule_id: str, asset_id: str) -> Budget | None:
+        """The rule's budget of ``asset_id``, if it has one."""
+        return next((budget for budget in self.by_rule.get(rule_id, ()) if budget.spec.asset_id == asset_id), None)
+
+    def begin(self, wall_now: datetime, next_sequence: int, *, hold: bool = False) -> BudgetTx:
+        """A step's view of the budgets (see :class:`BudgetTx`). ``hold``: a match short of a shared budget's
+        allowance raises :class:`BudgetShort` (partitioned mode) instead of being skipped."""
+        return BudgetTx(self, wall_now, next_sequence, hold=hold and self.leaseholder is not None)
 
 
 class BudgetTx:
@@ -121,12 +163,13 @@ class BudgetTx:
     Dropping the object undoes everything, like dropping a :class:`~scrip_actor.ledger.LedgerTx`.
     """
 
-    __slots__ = ("_budgets", "_next_sequence", "_pending", "_wall_now")
+    __slots__ = ("_budgets", "_hold", "_next_sequence", "_pending", "_wall_now")
 
-    def __init__(self, budgets: Budgets, wall_now: datetime, next_sequence: int) -> None:
+    def __init__(self, budgets: Budgets, wall_now: datetime, next_sequence: int, *, hold: bool = False) -> None:
         self._budgets = budgets
         self._wall_now = wall_now
         self._next_sequence = next_sequence
+        self._hold = hold
         self._pending: dict[tuple[str, str], tuple[Budget, BudgetState]] = {}
 
     def of_rule(self, rule_id: str) -> list[Budget] | None:
@@ -136,15 +179,27 @@ class BudgetTx:
     def try_consume(self, budgets: list[Budget], issued: dict[str, int]) -> bool:
         """Consume ``issued`` (asset id -> minor units) from the rule's budgets if every one of them fits; else
         change nothing and return False. A budget that consumed nothing is written only if its period moved on
-        (its lazy reset), so a rule's other budgets cost no write when it issues one asset."""
+        (its lazy reset), so a rule's other budgets cost no write when it issues one asset.
+
+        Raises:
+            BudgetShort: (partitioned mode, holding) a budget's allowance cannot take the amount, but its limit can.
+        """
         touched = []
+        leaseholder = self._budgets.leaseholder
         for budget in budgets:
             key = (budget.state.rule_id, budget.state.asset_id)
             held = self._pending.get(key)
             state = held[1] if held else budget.effective(self._wall_now, self._next_sequence)
             amount = issued.get(budget.state.asset_id, 0)
             # Issuing none of the asset always fits, even past a limit lowered below what was consumed.
-            if amount and state.consumed_minor + amount > budget.limit_minor:
+            if not amount:
+                touched.append((key, budget, state, amount))
+                continue
+            holder = None if leaseholder is None else leaseholder(*key)
+            wanted_minor = state.consumed_minor + amount
+            if wanted_minor > budget.allowance_minor(state, holder):
+                if self._hold and wanted_minor <= budget.limit_minor:
+                    raise _short(budget, state, wanted_minor - budget.allowance_minor(state, holder), amount)
                 return False
             touched.append((key, budget, state, amount))
         for key, budget, state, amount in touched:
@@ -162,6 +217,18 @@ class BudgetTx:
             budget.state = state
             states.append(state)
         return states
+
+
+def _short(budget: Budget, state: BudgetState, need_minor: int, amount_minor: int) -> BudgetShort:
+    scale = budget.asset.scale
+    message = (
+        f"rule {state.rule_id}'s budget of {budget.asset.symbol} has {format_minor(max(0, need_minor), scale)} "
+        f"too little here for {format_minor(amount_minor, scale)}"
+    )
+    return BudgetShort(
+        message, rule_id=state.rule_id, asset_id=state.asset_id, period_end=state.next_reset_at,
+        need_minor=need_minor, full_need_minor=amount_minor,
+    )  # fmt: skip
 
 
 def issued_minor(entries: Iterable[JournalEntry], rule_id: str) -> dict[str, int]:

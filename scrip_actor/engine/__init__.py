@@ -16,6 +16,7 @@ the durability callbacks that finish the event. :class:`Engine` only validates, 
 """
 
 from scrip_actor.engine._backtest_offline import backtest_data_dir as backtest_data_dir
+from scrip_actor.engine._budgets import budget_ops as budget_ops
 from scrip_actor.engine._consumed import Verdict as Verdict
 from scrip_actor.engine._consumed import admit_consumed as admit_consumed
 from scrip_actor.engine._consumed import consumed_offset as consumed_offset
@@ -38,6 +39,7 @@ __all__ = [
     "Verdict",
     "admit_consumed",
     "backtest_data_dir",
+    "budget_ops",
     "consumed_offset",
     "offset_op",
     "open_engine",

@@ -33,6 +33,7 @@ from scrip_actor import _event_records, _records
 from scrip_actor._rule_sets import HistoricalRuleSets
 from scrip_actor.actors import ActorRegistry, ActorStatistics
 from scrip_actor.backtest_model import Backtest, BacktestCreate
+from scrip_actor.budgets import BudgetShort
 from scrip_actor.config import Config
 from scrip_actor.engine._activity import Activity
 from scrip_actor.engine._admission import Admission, pending_positions
@@ -118,8 +119,9 @@ def _now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _never_hold(_actor: str, _event: Event, _short: WalletShort) -> object:
-    """The embedded engine's answer to a credit short of its wallet: never hold, the event fails."""
+def _never_hold(_actor: str, _event: Event, _short: WalletShort | BudgetShort) -> object:
+    """The embedded engine's answer to a step short of a wallet or a budget: never hold (the credit fails, the
+    budgeted match is skipped). Partitioned mode's hook (``Engine.on_short_hold``) answers HOLD, AGAIN or None."""
     return None
 
 
@@ -209,7 +211,7 @@ class Engine:
         # Observation hooks (metrics, benchmarks). They run synchronously on the engine's thread and must be cheap
         # and must not raise: an exception here is a bug and stops the engine.
         self.on_event_processed: Callable[[Event], None] | None = None  # an event's outcome is durable
-        self.on_wallet_short: Callable[[str, Event, WalletShort], object] = _never_hold  # True: HOLD it (partitioned)
+        self.on_short_hold: Callable[[str, Event, WalletShort | BudgetShort], object] = _never_hold
         try:
             self._recover()
         except BaseException:
@@ -557,7 +559,7 @@ class Engine:
             tiers=self.tiers.by_program,
             budgets=self._budgets,
         )
-        if result.held is not None and (verdict := self.on_wallet_short(external_id, event, result.held)):
+        if result.held is not None and (verdict := self.on_short_hold(external_id, event, result.held)):
             return verdict  # HOLD or AGAIN (scrip_actor/actors.py)
         if result.internal_error is not None:
             _log.error("internal error while processing event %s", event.id, exc_info=result.internal_error)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import msgspec
 
 from scrip_actor import values
-from scrip_actor.budgets import Budgets, BudgetState, BudgetTx
+from scrip_actor.budgets import Budgets, BudgetShort, BudgetState, BudgetTx
 from scrip_actor.engine._step_budgets import apply_with_budgets
 from scrip_actor.ledger import (
     ActionFailed,
@@ -62,11 +62,12 @@ class StepLimits(msgspec.Struct, frozen=True, kw_only=True):
     tags_per_participant_max: int
     counters_per_participant_max: int
     attributes_per_participant_max: int
-    # Partitioned mode with shared wallets: a credit the partition's lease of a wallet cannot cover holds the step
-    # (StepResult.held, nothing committed) instead of failing the event, so the engine can ask for more first.
-    hold_on_wallet_short: bool = False
-    wallet_refused: set[str] = set()  # events whose credits fail on a short wallet all the same (their lease
-    # was denied, or they asked too often): the partition's lease keeper fills it before it runs them again
+    # Partitioned mode with shared wallets and budgets: a credit the partition's lease of a wallet cannot cover, or
+    # a match its lease of a rule budget cannot take, holds the step (StepResult.held, nothing committed) instead of
+    # failing the event (or skipping the match), so the engine can ask for more first.
+    hold_when_short: bool = False
+    hold_refused: set[str] = set()  # events that fail on a short wallet (or skip a short budget) all the same
+    # (their ask was denied, or they asked too often): the partition's lease keeper fills it before it runs them
 
 
 class StepResult(msgspec.Struct, kw_only=True):
@@ -88,8 +89,8 @@ class StepResult(msgspec.Struct, kw_only=True):
     matched_rule_ids: list[str] = []
     budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
     follow_ups: list[FollowUp] = []  # SCHEDULE_EVENT / BROADCAST: automations the publisher stores with the outcome
-    held: WalletShort | None = None  # the step waits for its wallet (``StepLimits.hold_on_wallet_short``): not
-    # committed, nothing changed; the engine runs it again later, or lets it fail
+    held: WalletShort | BudgetShort | None = None  # the step waits for a lease (``StepLimits.hold_when_short``):
+    # not committed, nothing changed; the engine runs it again later, or lets it fail
 
 
 def step_event(
@@ -119,7 +120,10 @@ def step_event(
     assert program is not None
     assert state is not None
     program_tiers = tiers.get(program.id)
-    budget_tx = budgets.begin(wall_now, world.journal_sequence + 1) if budgets is not None and budgets.by_rule else None
+    budget_tx = None
+    if budgets is not None and budgets.by_rule:
+        hold = limits.hold_when_short and event.id not in limits.hold_refused
+        budget_tx = budgets.begin(wall_now, world.journal_sequence + 1, hold=hold)
     extras = (program_tiers, budget_tx)
     return _run_rules(event, cel_data, rules, program, tx, state, limits, lookups, wall_now, extras)
 
@@ -245,7 +249,10 @@ def _run_rules(
             follow_ups=tx.follow_ups,
         )  # fmt: skip
     except ActionFailed as error:
-        if isinstance(error, WalletShort) and limits.hold_on_wallet_short and event.id not in limits.wallet_refused:
+        # (A BudgetShort is raised only when the step may hold: BudgetTx knows.)
+        if isinstance(error, BudgetShort) or (
+            isinstance(error, WalletShort) and limits.hold_when_short and event.id not in limits.hold_refused
+        ):
             return StepResult(state=state, changes=None, evaluations=evaluations, failure=str(error), held=error)
         failure = str(error)  # (held: uncommitted, the step never happened; the engine may run it again)
     except Exception as error:  # a bug; the working copies are dropped, so the ledger stays whole

@@ -46,6 +46,8 @@ from scrip_actor.engine import (
 from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
 from scrip_actor.http.errors import decode_json
 from scrip_actor.model import EventSubmit, TransferCreate
+from scrip_actor.partitioned._budget_leases import SharedBudgets
+from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn
 from scrip_actor.partitioned._claiming import KeyClaims
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encode_payload
@@ -126,6 +128,8 @@ class PartitionApplier:
             self.engine, self.partition, self.partitions, self.send_ops, self.wake.set, holds=self.claims_on
         )
         self.wallets = WalletOwner(self.engine, self.partition, self.partitions, self.send_ops, self.leases)
+        # Shared rule budgets (_budget_leases.py): a match short of this partition's lease waits for more, likewise.
+        self.budgets = SharedBudgets(self.engine, self.partition, self.partitions, self.send_ops, self.leases)
         if self.claims is not None:  # a held participant's transfers and credits park behind it
             self.claims.held = self.leases.is_held
 
@@ -317,6 +321,9 @@ class PartitionApplier:
         if isinstance(payload, LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn):
             await self._apply_lease(offset, effect, [position, applied])
             return
+        if isinstance(payload, BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn):
+            await self._apply_budget(offset, effect, [position, applied])
+            return
         if isinstance(payload, TransitCredit):
             await wait_quiet(engine)  # whether its recipient is held (then it parks behind) needs the steps run
             parked = None
@@ -349,6 +356,19 @@ class PartitionApplier:
         else:
             assert isinstance(payload, LeaseRecall), payload
             await self.leases.on_recall(offset, origin, payload, first_ops)
+
+    async def _apply_budget(self, offset: int, effect: Effect, first_ops: list[Op]) -> None:
+        """A shared rule budget's message (_budget_messages.py): the owner's side or this lease's."""
+        payload, origin = effect.payload, effect.record.origin_partition
+        if isinstance(payload, BudgetAsk):
+            await self.budgets.on_ask(offset, origin, payload, first_ops)
+        elif isinstance(payload, BudgetReturn):
+            await self.budgets.on_return(offset, origin, payload, first_ops)
+        elif isinstance(payload, BudgetAnswer):
+            await self.budgets.on_answer(offset, origin, payload, first_ops)
+        else:
+            assert isinstance(payload, BudgetRecall), payload
+            await self.budgets.on_recall(offset, origin, payload, first_ops)
 
     def _applied_op(self, record: OutboxRecord) -> Op | None:
         with self.engine._store.env.begin() as txn:

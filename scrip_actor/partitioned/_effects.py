@@ -18,16 +18,20 @@ import msgspec
 
 from scrip_actor.engine import TransitCredit
 from scrip_actor.errors import ScripError, ValidationFailed
+from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn, budget_owner
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._outbox import OutboxRecord
 from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, wallet_owner
 
 __all__ = ["Effect", "Payload", "effect_from", "encode_payload"]
 
-Payload = TransitCredit | ClaimRequest | ClaimAnswer | LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn
-# The owner of a wallet asks itself for more, and answers itself, through its own log like any partition (so its
-# held credits wait in log order too): the only effects whose origin may be their destination.
-_SELF_ADDRESSED = (LeaseAsk, LeaseAnswer)
+Payload = (
+    TransitCredit | ClaimRequest | ClaimAnswer | LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn
+    | BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn
+)  # fmt: skip
+# The owner of a wallet or a budget asks itself for more, and answers itself, through its own log like any partition
+# (so its held steps wait in log order too): the only effects whose origin may be their destination.
+_SELF_ADDRESSED = (LeaseAsk, LeaseAnswer, BudgetAsk, BudgetAnswer)
 
 _record_decoder = msgspec.msgpack.Decoder(OutboxRecord)
 _payload_decoder = msgspec.json.Decoder(Payload)
@@ -65,6 +69,8 @@ def _problem(record: OutboxRecord, payload: Payload, partition: int, partitions:
         to_owner = isinstance(payload, LeaseAsk | LeaseReturn)
         if (record.destination_partition if to_owner else record.origin_partition) != owner:
             return f"a lease message goes {'to' if to_owner else 'from'} the wallet's owner, partition {owner}"
+    if isinstance(payload, BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn):
+        return _budget_problem(record, payload, partitions)
     if isinstance(payload, ClaimRequest):
         if payload.reply_partition != record.origin_partition or payload.parked_offset != record.origin_offset:
             return "a claim request must be answered to the event that sent it"
@@ -73,6 +79,24 @@ def _problem(record: OutboxRecord, payload: Payload, partition: int, partitions:
             return "a credit moves a positive amount out of its origin's transit account"
         if payload.purpose == "TRANSFER" and not payload.source_external_id:
             return "a transfer's credit names its source, to whom a refusal returns it"
+    return None
+
+
+def _budget_problem(
+    record: OutboxRecord, payload: BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn, partitions: int
+) -> str | None:
+    """Why a shared budget's message cannot be applied here (None: it can). An ask's need may exceed the match's
+    amount (a lease short of what it had consumed already); it is positive, as every amount is non-negative."""
+    if isinstance(payload, BudgetAsk) and (
+        payload.need_minor <= 0 or payload.full_need_minor <= 0 or payload.ask_id != record.origin_offset
+    ):
+        return "a budget ask needs a positive amount, numbered by its record"
+    if isinstance(payload, BudgetAnswer | BudgetReturn) and payload.amount_minor < 0:
+        return "a budget lease moves a non-negative amount"
+    owner = budget_owner(payload.rule_id, payload.asset_id, partitions)
+    to_owner = isinstance(payload, BudgetAsk | BudgetReturn)
+    if (record.destination_partition if to_owner else record.origin_partition) != owner:
+        return f"a budget message goes {'to' if to_owner else 'from'} the budget's owner, partition {owner}"
     return None
 
 

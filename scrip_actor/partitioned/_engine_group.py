@@ -103,7 +103,9 @@ class _Member:
             with trio.CancelScope(shield=True):
                 config = self._config_for(partition)
                 reading = serving_reads(body, config, self._topic, partition, self._settings.read_host)
-                await _with_store(config, self._settings.lock_wait_s, reading, claiming(config, self._topic, partition))
+                prepare = claiming(config, self._topic, partition)
+                shares = (partition, self._partitions)
+                await _with_store(config, self._settings.lock_wait_s, reading, prepare, partition_of=shares)
         finally:
             closed.set()
 

@@ -58,10 +58,16 @@ def claiming(config: Config, topic: str, partition: int) -> Callable[[], None]:
 
 
 async def _with_store(
-    config: Config, wait_s: float, body: Callable[[Engine], Awaitable[int]], prepare: Callable[[], None] | None = None
+    config: Config,
+    wait_s: float,
+    body: Callable[[Engine], Awaitable[int]],
+    prepare: Callable[[], None] | None = None,
+    *,
+    partition_of: tuple[int, int],
 ) -> int:
     """Run ``body`` on the partition's engine, waiting (up to ``wait_s``) while a previous owner holds the store.
 
+    ``partition_of``: (this partition, the topic's count), for the shared wallets' and budgets' owners.
     ``prepare`` runs first, on each attempt, with the store not yet open by this process (the partition's id
     prefix is claimed there: _partition_ids.claim_partition_ids); it may raise DataDirInUse like the open."""
     deadline = time.monotonic() + wait_s
@@ -71,7 +77,9 @@ async def _with_store(
             if prepare is not None:
                 prepare()
             async with open_engine(config=config) as engine:
-                hold_until_applier(engine)  # before the first checkpoint: no recovered event has stepped yet
+                hold_until_applier(
+                    engine, *partition_of
+                )  # before the first checkpoint: no recovered event has stepped yet
                 opened = True
                 return await body(engine)
         except DataDirInUse:
@@ -135,7 +143,8 @@ async def run_partition(
         return next_offset
 
     reading = serving_reads(body, config, topic, partition, read_host)
-    return await _with_store(config, lock_wait_s, reading, claiming(config, topic, partition))
+    prepare = claiming(config, topic, partition)
+    return await _with_store(config, lock_wait_s, reading, prepare, partition_of=(partition, partitions))
 
 
 def _claims_on(idempotency_scope: str) -> bool:

@@ -68,7 +68,7 @@ class Outbox:
     @staticmethod
     def append_op(record: OutboxRecord) -> Op:
         """:meth:`append` as a writer op (``Store.open_side_database("outbox")`` must have been called). A shared
-        wallet's owner may address itself (its own lease asks and answers go through its log: _effects.py)."""
+        wallet's or budget's owner may address itself (its own asks and answers go through its log: _effects.py)."""
         return (OUTBOX_DB.decode(), _key(b"o:", record), _ENCODER.encode(record))
 
     @staticmethod

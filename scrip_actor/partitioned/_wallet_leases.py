@@ -3,7 +3,7 @@
 In partitioned mode a partition's own wallet account (``PROGRAM:<program>:<asset>:AVAILABLE`` in its store) is its
 **lease** of the wallet: a rule's credit draws on it in the step, with no I/O, exactly as on one process. When a
 credit needs more than the lease holds (:class:`~scrip_actor.ledger.WalletShort`), the step is **held** instead
-of failing the event (``Engine.on_wallet_short`` returns HOLD, the actor registry keeps the event at the head of
+of failing the event (``Engine.on_short_hold`` returns HOLD, the actor registry keeps the event at the head of
 its participant's mailbox, nothing is committed) and a :class:`~._wallet_messages.LeaseAsk` goes to the owner
 partition through the outbox. The owner's :class:`~._wallet_messages.LeaseAnswer` credits the lease (from the
 transit account, as a transfer's value arrives) and resumes the asker's held step, first, which runs again from
@@ -27,9 +27,11 @@ from collections.abc import Callable
 import msgspec
 
 from scrip_actor.actors import AGAIN, HOLD
+from scrip_actor.budgets import BudgetShort
 from scrip_actor.engine import Engine, transit_account
 from scrip_actor.ledger import Changes, LedgerTx, WalletShort, account_key
 from scrip_actor.model import Event
+from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, budget_owner
 from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, wallet_owner
 from scrip_actor.store import Op
 
@@ -48,14 +50,18 @@ _ASK_BASE = 1 << 62  # asks are numbered apart from log offsets (their outbox re
 _TRACKED_EVENTS_MAX = 65_536  # the per-event ask counts kept; beyond it they are forgotten (a few more asks)
 
 Wallet = tuple[str, str]  # (program id, asset id)
+Held = tuple[str, str, str]  # ("wallet", program id, asset id) or ("budget", rule id, asset id): what a step waits for
+Ask = LeaseAsk | BudgetAsk
 SendOps = Callable[[int, list[tuple[int, msgspec.Struct]], int], list[Op]]
 
 
-def hold_until_applier(engine: Engine) -> None:
-    """Hold every short credit from the moment the store opens: events recovered at the open step before the
-    partition's applier exists, and must wait for it rather than fail (:meth:`WalletLeases.__init__` resumes them)."""
-    engine.on_wallet_short = lambda _actor, _event, _short: HOLD
-    engine._step_limits = msgspec.structs.replace(engine._step_limits, hold_on_wallet_short=True)
+def hold_until_applier(engine: Engine, partition: int, partitions: int) -> None:
+    """Hold every short credit and budgeted match from the moment the store opens: events recovered at the open
+    step before the partition's applier exists, and must wait for it rather than fail (:meth:`WalletLeases.__init__`
+    resumes them). From here on this partition's allowance of a rule budget it does not own is its lease."""
+    engine.on_short_hold = lambda _actor, _event, _short: HOLD
+    engine._step_limits = msgspec.structs.replace(engine._step_limits, hold_when_short=True)
+    engine._budgets.leaseholder = lambda rule_id, asset_id: budget_owner(rule_id, asset_id, partitions) != partition
 
 
 def refuse_copied_funding(engine: Engine, partition: int, partitions: int) -> None:
@@ -122,7 +128,7 @@ class WalletLeases:
     """This partition's leases: holds short credits, asks the owners, applies their answers and recalls.
 
     Args:
-        engine: the partition's engine (its ``on_wallet_short`` hook is this object's from now on).
+        engine: the partition's engine (its ``on_short_hold`` hook is this object's from now on).
         partition, partitions: this partition, and the topic's count (the owners' routing rule).
         send_ops: the applier's outbox ops for effects caused at an origin offset.
         wake_relay: called once an ask's record is durable (the relay produces it).
@@ -136,13 +142,13 @@ class WalletLeases:
     ) -> None:  # fmt: skip
         self._engine, self._partition, self._partitions = engine, partition, partitions
         self._send_ops, self._wake_relay, self._holds = send_ops, wake_relay, holds
-        self._holding: dict[Wallet, set[str]] = {}  # actors held for a wallet
+        self._holding: dict[Held, set[str]] = {}  # actors held for a wallet or a budget
         self._asks_per_event: dict[str, int] = {}
         self._denied: set[str] = set()  # events whose ask was denied: their next short step fails
-        self._refused: set[str] = set()  # StepLimits.wallet_refused
-        engine.on_wallet_short = self.on_short
+        self._refused: set[str] = set()  # StepLimits.hold_refused
+        engine.on_short_hold = self.on_short
         limits = engine._step_limits
-        engine._step_limits = msgspec.structs.replace(limits, hold_on_wallet_short=True, wallet_refused=self._refused)
+        engine._step_limits = msgspec.structs.replace(limits, hold_when_short=True, hold_refused=self._refused)
         registry = engine._registry
         assert registry is not None
         for actor in registry.held():  # held since the open (hold_until_applier): run again, with this hook
@@ -153,10 +159,11 @@ class WalletLeases:
         registry = self._engine._registry
         return registry is not None and registry.is_held(actor)
 
-    def on_short(self, actor: str, event: Event, short: WalletShort) -> object:
-        """``Engine.on_wallet_short``, inside the step: ask the owner for the shortfall and HOLD the step. A held
-        step committed nothing, so an event that must fail instead (its ask denied, too many asks, no holds) is
-        run AGAIN at once with its id in ``wallet_refused``, and fails as on one process."""
+    def on_short(self, actor: str, event: Event, short: WalletShort | BudgetShort) -> object:
+        """``Engine.on_short_hold``, inside the step: ask the owner for the shortfall and HOLD the step. A held
+        step committed nothing, so an event that must go on instead (its ask denied, too many asks, no holds) is
+        run AGAIN at once with its id in ``hold_refused``: its credit fails, or its budgeted match is skipped, as
+        on one process. A short rule budget (_budget_leases.py) is asked for the same way."""
         asked = self._asks_per_event.get(event.id, 0)
         if len(self._denied) >= _TRACKED_EVENTS_MAX:  # a denied event that went on never comes back to clear it
             self._denied.clear()
@@ -167,8 +174,25 @@ class WalletLeases:
         if len(self._asks_per_event) >= _TRACKED_EVENTS_MAX:
             self._asks_per_event.clear()
         self._asks_per_event[event.id] = asked + 1
-        wallet = (short.program_id, short.asset_id)
         ask_id = _ASK_BASE | secrets.randbits(61)  # unique across restarts and replays, unlike a counter
+        held_for, owner, ask = self._ask(short, ask_id, actor, event.id)
+        self._engine._writer.append(self._send_ops(ask_id, [(owner, ask)], 0), self._wake_relay)
+        if not self._holds:
+            return self._refuse(event)
+        self._holding.setdefault(held_for, set()).add(actor)
+        return HOLD
+
+    def _ask(self, short: WalletShort | BudgetShort, ask_id: int, actor: str, event_id: str) -> tuple[Held, int, Ask]:
+        """What the step is held for, the partition that owns it, and the ask to send there. The owner's own ask
+        names the whole amount: its lease is the remainder itself."""
+        if isinstance(short, BudgetShort):
+            owner = budget_owner(short.rule_id, short.asset_id, self._partitions)
+            budget_ask = BudgetAsk(
+                rule_id=short.rule_id, asset_id=short.asset_id, period_end=short.period_end,
+                need_minor=short.full_need_minor if owner == self._partition else short.need_minor,
+                full_need_minor=short.full_need_minor, ask_id=ask_id, actor=actor, event_id=event_id,
+            )  # fmt: skip
+            return ("budget", short.rule_id, short.asset_id), owner, budget_ask
         owner = wallet_owner(short.program_id, short.asset_id, self._partitions)
         ask = LeaseAsk(
             program_id=short.program_id,
@@ -177,13 +201,9 @@ class WalletLeases:
             full_need_minor=short.need_minor,
             ask_id=ask_id,
             actor=actor,
-            event_id=event.id,
+            event_id=event_id,
         )
-        self._engine._writer.append(self._send_ops(ask_id, [(owner, ask)], 0), self._wake_relay)
-        if not self._holds:
-            return self._refuse(event)
-        self._holding.setdefault(wallet, set()).add(actor)
-        return HOLD
+        return ("wallet", short.program_id, short.asset_id), owner, ask
 
     def _refuse(self, event: Event) -> object:
         """Run ``event``'s step again at once, failing where its wallet is short."""
@@ -219,7 +239,7 @@ class WalletLeases:
         """Run every step held for ``wallet`` again (it was funded)."""
         registry = self._engine._registry
         assert registry is not None
-        for actor in self._holding.pop(wallet, set()):
+        for actor in self._holding.pop(("wallet", *wallet), set()):
             registry.resume(actor)
 
     async def on_answer(self, offset: int, origin: int, answer: LeaseAnswer, first_ops: list[Op]) -> None:
@@ -228,9 +248,9 @@ class WalletLeases:
         await wait_quiet(engine)
         seed = f"lease/{self._partition}/{offset}"
         tx = lease_entry(engine, wallet, answer.amount_minor, origin, seed, f"lease from partition {origin}")
-        await publish_lease(engine, tx, first_ops, lambda: self._resume_asker(answer, wallet))
+        await publish_lease(engine, tx, first_ops, lambda: self.resume_asker(answer, ("wallet", *wallet)))
 
-    def _resume_asker(self, answer: LeaseAnswer, wallet: Wallet) -> None:
+    def resume_asker(self, answer: LeaseAnswer | BudgetAnswer, held_for: Held) -> None:
         """Only the asker runs again, first: the others wait for their own answers. (Resuming every holder would
         let them race for one grant, and each loser would ask again: an ask storm in the endgame.)"""
         registry, actor = self._engine._registry, answer.actor
@@ -240,7 +260,7 @@ class WalletLeases:
             return  # its event went on without it (or asked again after a restart, and that answer will come)
         if answer.denied:
             self._denied.add(answer.event_id)
-        self._holding.get(wallet, set()).discard(actor)
+        self._holding.get(held_for, set()).discard(actor)
         registry.resume(actor)
 
     async def on_recall(self, offset: int, origin: int, recall: LeaseRecall, first_ops: list[Op]) -> None:
