@@ -269,7 +269,7 @@ async def test_held_credits_filling_the_in_flight_bound_fail_rather_than_stop_th
     ]  # fmt: skip
     config = msgspec.structs.replace(config_for(data_dir), engine=EngineSettings(inflight_events_max=2))
     async with open_engine(config=config) as engine:
-        hold_until_applier(engine)
+        hold_until_applier(engine, here, partitions)
         applier = PartitionApplier(engine, TOPIC, here, partitions, f"{TOPIC}/{here}")
         pending = records
         for _ in range(50):  # what the engine role does: read again from the overloaded record, a little later
