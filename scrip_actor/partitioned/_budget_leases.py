@@ -14,7 +14,8 @@ this module applies the four messages:
 
 What changes lands in one record with the message's position and applied marker: the budget's state (as a step
 writes it, so ``scrip verify`` checks it alike) and, on the owner, the round's book in the ``leases`` side database.
-So a restart resumes a round where it was, and a replay from offset 0 decides the same.
+So a restart resumes a round where it was. (A replay from offset 0 decides alike for a lifetime budget; a periodic
+one's resets follow each partition's wall clock, so a replay may place them elsewhere: each period's sum still holds.)
 """
 
 from __future__ import annotations
