@@ -137,7 +137,10 @@ async def _outcomes(partitions_dir: Path, rule_id: str, asset_id: str) -> tuple[
     return applied, skipped, held_by_others, leased_out
 
 
-@pytest.mark.parametrize("kills", [False, True], ids=["calm", "owner-and-asker-killed"])
+# The calm run is the killed run without its kills: the default suite keeps the harder one (--run-slow runs both).
+@pytest.mark.parametrize(
+    "kills", [pytest.param(False, marks=pytest.mark.slow, id="calm"), pytest.param(True, id="owner-and-asker-killed")]
+)
 async def test_a_budget_spent_from_every_partition_is_never_exceeded(broker: str, tmp_path: Path, kills: bool) -> None:
     partitions_dir, program_id, asset_id, rule_id = await _seeded(broker, tmp_path)
     names = [f"member{n}" for n in range(PARTICIPANTS)]

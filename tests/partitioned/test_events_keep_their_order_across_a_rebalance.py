@@ -44,6 +44,7 @@ async def test_each_participants_events_are_applied_once_in_order_across_rebalan
     await _rebalance_run(broker, tmp_path, "cooperative-sticky")
 
 
+@pytest.mark.slow  # the claims' own ordering across a kill is in the default suite (the 409 test's third case)
 async def test_the_same_holds_with_idempotency_claims_across_partitions(broker: str, tmp_path: Path) -> None:
     """Claims on: events wait, parked, for their key's partition, which may be moving or dead at the time."""
     await _rebalance_run(broker, tmp_path, "cooperative-sticky", scope="program")
