@@ -34,7 +34,7 @@ from cronsim import CronSim, CronSimError
 from scrip_actor.amounts import format_minor, parse_decimal, to_minor
 from scrip_actor.durations import parse_duration
 from scrip_actor.errors import ValidationFailed
-from scrip_actor.ledger import ActionFailed
+from scrip_actor.ledger import SYSTEM_ISSUANCE, ActionFailed
 from scrip_actor.model import Asset, BudgetSpec, JournalEntry, RuleBudget
 
 __all__ = [
@@ -232,15 +232,17 @@ def _short(budget: Budget, state: BudgetState, need_minor: int, amount_minor: in
 
 
 def issued_minor(entries: Iterable[JournalEntry], rule_id: str) -> dict[str, int]:
-    """What ``rule_id`` issued to participants in ``entries``, by asset: its CREDIT entries' value from outside the
-    participants (SYSTEM_ISSUANCE or the program wallet). A provisional credit counts when made (to HELD); settling
-    it later moves no new value. The step and ``scrip verify`` count with this one function."""
+    """What ``rule_id`` issued in ``entries``, by asset: its CREDIT entries' value out of SYSTEM_ISSUANCE or the
+    program wallet. A provisional credit counts when made (to HELD); settling it later moves no new value. In
+    partitioned mode a credit to another partition's participant counts where it left the source for a transit
+    account, not where it arrives from transit (another partition's budget lease must not count it again). The
+    step and ``scrip verify`` count with this one function."""
     issued: dict[str, int] = {}
     for entry in entries:
         if entry.rule_id != rule_id or entry.action_type != "CREDIT":
             continue
         for posting in entry.postings:
-            if posting.entity_type != "PARTICIPANT":
+            if posting.entity_type == "PROGRAM" or posting.entity_id == SYSTEM_ISSUANCE:
                 issued[posting.asset_id] = issued.get(posting.asset_id, 0) - posting.amount_minor
     return issued
 

@@ -42,17 +42,21 @@ __all__ = [
     "LedgerTx",
     "ParticipantRecord",
     "ParticipantState",
+    "RemoteCredit",
+    "RemoteTarget",
     "WalletShort",
     "World",
     "account_key",
     "check_entry",
     "check_lot_balances",
+    "credit_remote",
     "decimal_text",
     "entries_since",
     "entry_count",
     "entry_hash",
     "recount_lots",
     "schedule_at",
+    "transit_account",
 ]
 
 SYSTEM_ISSUANCE = "SYSTEM_ISSUANCE"
@@ -447,6 +451,34 @@ class FollowUp(msgspec.Struct, frozen=True, kw_only=True):
     rule_id: str | None = None
 
 
+def transit_account(partition: int) -> str:
+    """The SYSTEM account holding value on its way to or from partition ``partition`` (partitioned mode)."""
+    return f"SYSTEM_TRANSIT_P{partition}"
+
+
+class RemoteTarget(msgspec.Struct, frozen=True):
+    """A rule's target that lives on another partition (partitioned mode): only a CREDIT reaches it, through the
+    cross-partition outbox (scrip_actor/engine/_cross_partition.py)."""
+
+    partition: int
+    external_id: str
+
+
+class RemoteCredit(msgspec.Struct, kw_only=True):
+    """A rule's CREDIT to a :class:`RemoteTarget`, posted here into the destination's transit account; the
+    publisher turns it into an outbox record, sent with the event's outcome (``entry`` is numbered at commit)."""
+
+    target: RemoteTarget
+    asset_id: str
+    amount_minor: int
+    program_id: str
+    rule_id: str
+    description: str | None
+    expires_at: datetime | None
+    matures_at: datetime | None
+    entry: JournalEntry  # the CREDIT entry here (source -> transit), its id the credit's reference
+
+
 class Changes(msgspec.Struct, kw_only=True):
     """What one committed transaction changed, for the store to write."""
 
@@ -530,6 +562,7 @@ class LedgerTx:
         # SET_TIER actions (participant, tier, level, rule id), resolved after the rules (scrip_actor.tier_effects).
         self.tier_sets: list[tuple[str, str, str, str | None]] = []
         self.follow_ups: list[FollowUp] = []  # SCHEDULE_EVENT / BROADCAST, as data for the publisher
+        self.remote_credits: list[RemoteCredit] = []  # CREDITs to another partition's participants, likewise
 
     # --- working copies ---------------------------------------------------------------------------------------
 
@@ -890,7 +923,7 @@ class LedgerTx:
         """Mark what the transaction holds now, so :meth:`rollback` can undo everything after it (the step's
         settlement and enrolment stand when its rules fail). Nothing held: None, free; otherwise the working
         copies are cloned once, which only a step that settled a lot or enrolled a participant pays."""
-        if self.is_empty() and not self._account_deltas and not self.follow_ups:
+        if self.is_empty() and not self._account_deltas and not self.follow_ups and not self.remote_credits:
             return None
         return _Savepoint(
             counter=self._counter,
@@ -902,6 +935,7 @@ class LedgerTx:
             schedule=len(self._schedule),
             state_notes=len(self._state_notes),
             follow_ups=len(self.follow_ups),
+            remote_credits=len(self.remote_credits),
         )
 
     def rollback(self, savepoint: _Savepoint | None) -> None:
@@ -910,6 +944,7 @@ class LedgerTx:
             self._counter = 0
             self._participants, self._originals, self._account_deltas = {}, {}, {}
             self._entries, self._lots, self._schedule, self._state_notes, self.follow_ups = [], {}, [], [], []
+            self.remote_credits = []
             return
         self._counter = savepoint.counter
         self._participants = {key: state.clone() for key, state in savepoint.participants.items()}
@@ -920,6 +955,7 @@ class LedgerTx:
         del self._schedule[savepoint.schedule :]
         del self._state_notes[savepoint.state_notes :]
         del self.follow_ups[savepoint.follow_ups :]
+        del self.remote_credits[savepoint.remote_credits :]
 
     def check(self) -> None:
         """Raise ActionFailed now if :meth:`commit` would refuse (a bound would break). Changes nothing."""
@@ -1028,6 +1064,34 @@ def _post_to_participant(tx: LedgerTx, participant_id: str, asset_id: str, bucke
         tx._crossed_zero.add(participant_id)
 
 
+def credit_remote(
+    tx: LedgerTx,
+    target: RemoteTarget,
+    asset: Asset,
+    amount_minor: int,
+    *,
+    program_id: str,
+    rule_id: str,
+    description: str | None,
+    expires_at: datetime | None,
+    matures_at: datetime | None,
+) -> None:
+    """A rule's credit to a participant of another partition: its value leaves the source (the issuance, or the
+    program wallet, which must cover it) for that partition's transit account in a CREDIT entry of ``tx``, and a
+    :class:`RemoteCredit` carries it on (the destination opens the lot with these dates). A function, not a
+    method: LedgerTx stays under its 500 lines."""
+    assert amount_minor > 0
+    source = tx.source_leg(asset, program_id, amount_minor)
+    transit = ("SYSTEM", transit_account(target.partition), asset.id, "AVAILABLE", amount_minor)
+    tx.post("CREDIT", [source, transit], rule_id=rule_id, description=description)
+    tx.remote_credits.append(
+        RemoteCredit(
+            target=target, asset_id=asset.id, amount_minor=amount_minor, program_id=program_id, rule_id=rule_id,
+            description=description, expires_at=expires_at, matures_at=matures_at, entry=tx._entries[-1],
+        )
+    )  # fmt: skip
+
+
 def entry_count(tx: LedgerTx) -> int:
     """How many entries ``tx`` has posted so far (a mark for :func:`entries_since`). A function, not a method:
     LedgerTx stays under its 500 lines."""
@@ -1057,6 +1121,7 @@ class _Savepoint(msgspec.Struct, kw_only=True):
     schedule: int
     state_notes: int
     follow_ups: int = 0
+    remote_credits: int = 0
 
 
 def _numbered_state_changes(tx: LedgerTx, changed_at: datetime) -> list[tuple[str, int, tuple[object, ...]]]:

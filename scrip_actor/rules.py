@@ -35,7 +35,15 @@ from scrip_actor.cel import (
 from scrip_actor.counters import window_from
 from scrip_actor.durations import parse_duration, parse_time_or_duration
 from scrip_actor.errors import ScripError, ValidationFailed
-from scrip_actor.ledger import ActionFailed, FollowUp, LedgerTx, ParticipantState, WalletShort
+from scrip_actor.ledger import (
+    ActionFailed,
+    FollowUp,
+    LedgerTx,
+    ParticipantState,
+    RemoteTarget,
+    WalletShort,
+    credit_remote,
+)
 from scrip_actor.model import (
     Action,
     Asset,
@@ -75,7 +83,8 @@ __all__ = [
 _FINANCIAL = (CreditAction, DebitAction, CounterAction, HoldAction, ReleaseAction, ForfeitAction)
 _HOLD_KINDS = (HoldAction, ReleaseAction, ForfeitAction, VoidHoldAction)
 # Resolves an external id named by an action's target to a participant state (creating it if the program allows).
-TargetResolver = Callable[[str], ParticipantState]
+# In partitioned mode a target that lives on another partition resolves to a RemoteTarget (only a CREDIT reaches it).
+TargetResolver = Callable[[str], ParticipantState | RemoteTarget]
 
 # CompiledAction.kind: one small int per action type (the money kinds first, so ``kind <= _DEBIT`` selects them).
 # The hold kinds last, so ``kind >= _HOLD`` selects them.
@@ -640,13 +649,11 @@ def _apply_one(
     if compiled.target is None:
         state = tx.edit(participant)  # the working copy made by an earlier action, or a new one
     else:
-        try:
-            external_id = compiled.target.evaluate(variables)
-        except CelEvaluationError as error:
-            raise ActionFailed(f"target expression failed: {error}") from None
-        if not isinstance(external_id, str) or not external_id:
-            raise ActionFailed("target expression must give a non-empty string external_id")
-        state = tx.edit(resolve_target(external_id))
+        target = resolve_target(_target_external_id(compiled, variables))
+        if isinstance(target, RemoteTarget):
+            _apply_remote(tx, rule, compiled, target, variables, assets)
+            return
+        state = tx.edit(target)
     if compiled.financial and state.status != "ACTIVE":
         raise ActionFailed(f"participant {state.external_id!r} is {state.status}")
     kind = compiled.kind
@@ -694,6 +701,16 @@ def _apply_one(
         state.attributes[key] = new_value
         tx.note_state(state.id, "attribute", key, "set", old_value, new_value, rule_id=rule.id)
     state.invalidate()
+
+
+def _target_external_id(compiled: CompiledAction, variables: dict[str, Any]) -> str:
+    try:
+        external_id = compiled.target.evaluate(variables)
+    except CelEvaluationError as error:
+        raise ActionFailed(f"target expression failed: {error}") from None
+    if not isinstance(external_id, str) or not external_id:
+        raise ActionFailed("target expression must give a non-empty string external_id")
+    return external_id
 
 
 def _note_follow_up(tx: LedgerTx, rule: Rule, compiled: CompiledAction, state: ParticipantState) -> None:
@@ -907,6 +924,39 @@ def _apply_money(
         rule_id=rule.id,
         description=action.description,
         expires_at=expires_at,
+        matures_at=_moment(compiled.matures, tx.now),
+    )
+
+
+def _apply_remote(
+    tx: LedgerTx,
+    rule: Rule,
+    compiled: CompiledAction,
+    target: RemoteTarget,
+    variables: dict[str, Any],
+    assets: dict[str, Asset],
+) -> None:
+    """An action whose target lives on another partition (partitioned mode): a plain CREDIT is posted into that
+    partition's transit account and sent on (ledger.credit_remote); the destination checks the participant's
+    status and creates it if the program allows. Any other action fails the event: it cannot be applied here,
+    and applying it later elsewhere could not fail the event that caused it (docs/partitioned.md)."""
+    action = compiled.action
+    if compiled.kind != _CREDIT or compiled.reference is not None:
+        raise ActionFailed(
+            f"participant {target.external_id!r} lives on partition {target.partition}: only a CREDIT without a "
+            f"reference_id reaches a participant of another partition"
+        )
+    assert isinstance(action, CreditAction)
+    asset = _usable_asset(rule, action.asset_id, assets)
+    credit_remote(
+        tx,
+        target,
+        asset,
+        resolve_amount(compiled, asset, variables),
+        program_id=rule.program_id,
+        rule_id=rule.id,
+        description=action.description,
+        expires_at=_moment(compiled.expires, tx.now),
         matures_at=_moment(compiled.matures, tx.now),
     )
 

@@ -24,15 +24,18 @@ partitions' sum nets to zero.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import msgspec
 
 from scrip_actor import balance_ops
 from scrip_actor.amounts import format_minor
+from scrip_actor.engine._step import legacy_participant_id, new_participant
 from scrip_actor.engine._validation import positive_minor, validated
 from scrip_actor.errors import Conflict, NotFound, Overloaded, ScripError, SelfTransfer, ValidationFailed
-from scrip_actor.ledger import LedgerTx, ParticipantState
+from scrip_actor.ids import KIND_EVENT
+from scrip_actor.ledger import SYSTEM_ISSUANCE, LedgerTx, ParticipantState, RemoteCredit, transit_account
 from scrip_actor.model import Asset, JournalEntry, TransferCreate, TransferResult
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
@@ -40,15 +43,16 @@ from scrip_actor.values import external_id as canonical_external_id
 if TYPE_CHECKING:
     from scrip_actor.engine._engine import Engine
 
-__all__ = ["TransitCredit", "receive_credit", "send_transfer", "transit_account"]
+__all__ = ["TransitCredit", "receive_credit", "reward_credit", "send_transfer", "transit_account"]
 
 _EXTERNAL_ID_MAX = 255
 
 
 class TransitCredit(msgspec.Struct, frozen=True, kw_only=True, tag="credit"):
-    """A credit owed to a participant of another partition: a transfer's (TRANSFER) or a refused one's (RETURN)."""
+    """A credit owed to a participant of another partition: a transfer's (TRANSFER) or a refused one's (RETURN),
+    a rule's (REWARD) or a refused one's, owed back to the issuance or the program wallet (REWARD_RETURN)."""
 
-    purpose: Literal["TRANSFER", "RETURN"]
+    purpose: Literal["TRANSFER", "RETURN", "REWARD", "REWARD_RETURN"]
     program_id: str
     asset_id: str
     external_id: str  # who receives it, on the destination partition
@@ -57,6 +61,11 @@ class TransitCredit(msgspec.Struct, frozen=True, kw_only=True, tag="credit"):
     reference_id: str  # the origin's TRANSFER entry
     description: str
     source_external_id: str | None = None  # TRANSFER: the source, to whom a refusal returns it
+    # REWARD (and its return): the rule and event that made it, and the lot's dates at the destination.
+    rule_id: str | None = None
+    event_id: str | None = None
+    expires_at: datetime | None = None
+    matures_at: datetime | None = None
 
 
 class _Keyless(NamedTuple):
@@ -64,11 +73,6 @@ class _Keyless(NamedTuple):
 
     program_id: str
     idempotency_key: None = None
-
-
-def transit_account(partition: int) -> str:
-    """The SYSTEM account holding value on its way to or from partition ``partition``."""
-    return f"SYSTEM_TRANSIT_P{partition}"
 
 
 def _linked_asset(engine: Engine, program_id: str, asset_id: str) -> Asset:
@@ -197,20 +201,29 @@ async def receive_credit(
 
     A refused TRANSFER credit (no such participant here, or not ACTIVE) becomes a RETURN credit to its origin;
     ``ops_for`` then gets it, and the caller writes those ops (with the log offset) in a record of their own. A
-    RETURN is never refused: the source existed when it sent the value.
+    RETURN is never refused: the source existed when it sent the value. A rule's REWARD creates its participant
+    unless the program rejects unknown ones; refused, it becomes a REWARD_RETURN, which puts the value back into
+    the issuance or the program wallet at the origin.
     """
+    if credit.purpose == "REWARD_RETURN":
+        return await _unissue(engine, credit, ops_for)
     try:
         asset = engine._catalog.asset(credit.asset_id)
-    except ScripError as error:  # this partition's catalog lacks it: the value goes back, never stays in transit
+        state = engine._cache.by_external(credit.external_id)
+        if state is None and credit.purpose == "REWARD":
+            state = await _created_recipient(engine, credit)
+    except ScripError as error:  # this partition lacks it, or may not create it: the value goes back
         return await _send_back(engine, credit, error, partition, ops_for)
-    state = engine._cache.by_external(credit.external_id)
     if state is None:
         return await _send_back(engine, credit, NotFound("participant", credit.external_id), partition, ops_for)
 
     def work(tx: LedgerTx, participant: ParticipantState) -> None:
-        if credit.purpose == "TRANSFER" and participant.status != "ACTIVE":
-            raise Conflict(f"participant {credit.external_id!r} is {participant.status}; transfers need ACTIVE ones")
+        if credit.purpose != "RETURN" and participant.status != "ACTIVE":
+            raise Conflict(f"participant {credit.external_id!r} is {participant.status}; credits need ACTIVE ones")
         working = tx.edit(participant)
+        if credit.purpose == "REWARD":
+            _post_reward(tx, working, asset, credit)
+            return
         legs = [
             ("SYSTEM", transit_account(credit.from_partition), asset.id, "AVAILABLE", -credit.amount_minor),
             ("PARTICIPANT", working.id, asset.id, "AVAILABLE", credit.amount_minor),
@@ -248,6 +261,13 @@ async def _send_back(
     ops_for: Callable[[list[tuple[int, TransitCredit]]], list[Op]],
 ) -> ScripError:
     """Refuse a TRANSFER credit: a RETURN credit to its origin, written (with the offset) in a record of its own."""
+    if credit.purpose == "REWARD":  # owed back to where the value came from, the issuance or the wallet
+        back = msgspec.structs.replace(
+            credit, purpose="REWARD_RETURN", from_partition=partition, description=f"returned: {refusal.message}"
+        )
+        engine._writer.append(ops_for([(credit.from_partition, back)]))
+        await engine._caught_up()
+        return refusal
     if credit.purpose != "TRANSFER" or credit.source_external_id is None:
         # A RETURN is owed to the transfer's source, which existed when it sent the value: refused only if the
         # record was not one of ours. Kept as the record's outcome; the value stays in transit, for an operator.
@@ -263,3 +283,97 @@ async def _send_back(
     engine._writer.append(ops_for([(credit.from_partition, back)]))
     await engine._caught_up()
     return refusal
+
+
+# --- a rule's credit to another partition's participant (a referrer's, a rule's ``target``) -----------------------
+
+
+def reward_credit(credit: RemoteCredit, partition: int, event_id: str) -> TransitCredit:
+    """The outbox payload of a rule's credit to a participant of ``credit.target.partition``, made by event
+    ``event_id`` here on ``partition`` (its value is in that partition's transit account already)."""
+    return TransitCredit(
+        purpose="REWARD",
+        program_id=credit.program_id,
+        asset_id=credit.asset_id,
+        external_id=credit.target.external_id,
+        amount_minor=credit.amount_minor,
+        from_partition=partition,
+        reference_id=credit.entry.id,
+        description=credit.description or "",
+        rule_id=credit.rule_id,
+        event_id=event_id,
+        expires_at=credit.expires_at,
+        matures_at=credit.matures_at,
+    )
+
+
+async def _created_recipient(engine: Engine, credit: TransitCredit) -> ParticipantState:
+    """The rule's target, created here as the event would have created it on one process (unless its program
+    rejects unknown participants: NotFound). Its own record: a crash before the credit's finds it next time.
+    Its id derives from the credit's origin entry under this store's prefix, so a replay recreates it."""
+    program = engine._catalog.program(credit.program_id)
+    if program.on_unknown_participant == "REJECT":
+        raise NotFound("participant", credit.external_id)
+    prefix = engine._world.ids.make(KIND_EVENT, 1)[:8]  # names this partition (_partition_ids.py)
+    participant_id = prefix + legacy_participant_id(credit.reference_id, 0, credit.external_id)[8:]
+    now = engine._clock()
+    tx = LedgerTx(engine._world, now=now, id_seed=f"participant/{participant_id}", program_id=program.id)
+    state = tx.adopt_new(new_participant(credit.external_id, now, participant_id))
+    state.program_ids.append(program.id)
+    state.invalidate()
+    await engine._writer.wait_durable(engine._publisher.publish(tx.commit(now), []))
+    return state
+
+
+def _post_reward(tx: LedgerTx, working: ParticipantState, asset: Asset, credit: TransitCredit) -> None:
+    """The destination's half of a rule's credit: a CREDIT entry from the origin's transit account, naming the
+    origin's event, rule and entry; a LOT asset's lot keeps the rule's dates. The participant joins the program."""
+    if credit.program_id not in working.program_ids:
+        working.program_ids.append(credit.program_id)
+        working.invalidate()
+    tx.event_id = credit.event_id
+    deferred = credit.matures_at is not None and credit.matures_at > tx.now
+    legs = [
+        ("SYSTEM", transit_account(credit.from_partition), asset.id, "AVAILABLE", -credit.amount_minor),
+        ("PARTICIPANT", working.id, asset.id, "DEFERRED" if deferred else "AVAILABLE", credit.amount_minor),
+    ]
+    tx.post(
+        "CREDIT",
+        legs,
+        rule_id=credit.rule_id,
+        description=credit.description or None,
+        reference_id=credit.reference_id,
+        program_id=credit.program_id,
+    )
+    if asset.inventory_mode == "LOT":
+        tx.open_lot(
+            working, asset, credit.amount_minor, credit.program_id, credit.expires_at, credit.matures_at, deferred
+        )
+
+
+async def _unissue(
+    engine: Engine, credit: TransitCredit, ops_for: Callable[[list[tuple[int, TransitCredit]]], list[Op]]
+) -> JournalEntry:
+    """A rule's credit refused at its destination comes back to where it came from: SYSTEM_ISSUANCE, or the
+    program wallet (this partition's lease of it). No participant's value moves, so no mailbox is involved;
+    the rule's budget stays consumed (docs/partitioned.md)."""
+    asset = engine._catalog.asset(credit.asset_id)  # ours: the credit left from here
+    if asset.issuance_policy == "UNLIMITED":
+        source = ("SYSTEM", SYSTEM_ISSUANCE, asset.id, "AVAILABLE", credit.amount_minor)
+    else:
+        source = ("PROGRAM", credit.program_id, asset.id, "AVAILABLE", credit.amount_minor)
+    now = engine._clock()
+    tx = LedgerTx(engine._world, now=now, id_seed=f"reward-return/{credit.reference_id}", program_id=credit.program_id)
+    tx.event_id = credit.event_id
+    legs = [("SYSTEM", transit_account(credit.from_partition), asset.id, "AVAILABLE", -credit.amount_minor), source]
+    tx.post(
+        "CREDIT_RETURN",
+        legs,
+        rule_id=credit.rule_id,
+        description=credit.description,
+        reference_id=credit.reference_id,
+        program_id=credit.program_id,
+    )
+    changes = tx.commit(now)
+    await engine._writer.wait_durable(engine._publisher.publish(changes, ops_for([])))
+    return changes.entries[0]

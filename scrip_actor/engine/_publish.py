@@ -21,7 +21,7 @@ from scrip_actor.engine._lot_schedule import LotSchedule
 from scrip_actor.engine._participant_cache import ParticipantCache
 from scrip_actor.engine._rule_set_registry import RuleSetRegistry
 from scrip_actor.engine._step import StepResult
-from scrip_actor.ledger import Changes, FollowUp, ParticipantState, World
+from scrip_actor.ledger import Changes, FollowUp, ParticipantState, RemoteCredit, World
 from scrip_actor.model import Event, JournalEntry
 from scrip_actor.rules import CompiledRule
 from scrip_actor.store import PROCESSED_BELOW_KEY, Op, Writer, be64, events_by_rule_key
@@ -55,6 +55,9 @@ class Publisher:
         self.on_entries: Callable[[list[JournalEntry]], None] | None = None
         # A step's SCHEDULE_EVENT / BROADCAST follow-ups as the automations' ops (engine/_automations.py).
         self.follow_up_ops: Callable[[Event, list[FollowUp]], list[Op]] | None = None
+        # Partitioned mode: a step's CREDITs to other partitions' participants as outbox ops (the partition's
+        # applier, scrip_actor/partitioned/_apply.py), and what to call once they are durable (wake its relay).
+        self.remote_credit_ops: Callable[[Event, list[RemoteCredit]], tuple[list[Op], Callable[[], None]]] | None = None
         # THRESHOLD subscriptions armed by the counters a record changed (engine/_subscriptions.py): called with
         # the programs to look in, the time (None: now) and the changed participants.
         self.counter_ops: Callable[[Iterable[str], datetime | None, list[ParticipantState]], list[Op]] | None = None
@@ -141,5 +144,18 @@ class Publisher:
             ops.extend(self.follow_up_ops(event, result.follow_ups))
         if changes.participants and self.counter_ops is not None:
             ops.extend(self.counter_ops((event.program_id,), event.processed_at, changes.participants))
+        if result.remote_credits and not failed:  # sent with the entries that put their value in transit
+            assert self.remote_credit_ops is not None, "only partitioned mode resolves a target to another partition"
+            remote_ops, sent = self.remote_credit_ops(event, result.remote_credits)
+            ops.extend(remote_ops)
+            on_durable = _both(on_durable, sent)
         # One record: settlement, enrolment, the rules' effects and the outcome commit together or not at all.
         return self.publish(changes, ops, on_durable, (event, failed))
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+
+    return both

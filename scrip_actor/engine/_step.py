@@ -33,6 +33,8 @@ from scrip_actor.ledger import (
     LedgerTx,
     ParticipantRecord,
     ParticipantState,
+    RemoteCredit,
+    RemoteTarget,
     WalletShort,
     World,
     derived_id,
@@ -68,6 +70,9 @@ class StepLimits(msgspec.Struct, frozen=True, kw_only=True):
     hold_when_short: bool = False
     hold_refused: set[str] = set()  # events that fail on a short wallet (or skip a short budget) all the same
     # (their ask was denied, or they asked too often): the partition's lease keeper fills it before it runs them
+    # Partitioned mode: the partition a rule's target lives on when that is not this one (None: here). A target
+    # elsewhere is a RemoteTarget: a CREDIT to it goes through the outbox, any other action fails the event.
+    remote_partition: Callable[[str], int | None] | None = None
 
 
 class StepResult(msgspec.Struct, kw_only=True):
@@ -89,6 +94,7 @@ class StepResult(msgspec.Struct, kw_only=True):
     matched_rule_ids: list[str] = []
     budget_states: list[BudgetState] = []  # the rule budgets this step consumed or reset, to store with its entries
     follow_ups: list[FollowUp] = []  # SCHEDULE_EVENT / BROADCAST: automations the publisher stores with the outcome
+    remote_credits: list[RemoteCredit] = []  # CREDITs to other partitions' participants: outbox records, likewise
     held: WalletShort | BudgetShort | None = None  # the step waits for a lease (``StepLimits.hold_when_short``):
     # not committed, nothing changed; the engine runs it again later, or lets it fail
 
@@ -181,13 +187,15 @@ def _target_resolver(
     limits: StepLimits,
     lookups: Lookups,
     by_external: dict[str, ParticipantState],
-) -> Callable[[str], ParticipantState]:
+) -> Callable[[str], ParticipantState | RemoteTarget]:
     """The participant a rule's ``target`` names (found, or created unless the program rejects unknown ones),
     enrolled in the program, as ``tx``'s working copy; ``by_external`` remembers those found in this step."""
 
-    def resolve_target(computed_id: str) -> ParticipantState:
+    def resolve_target(computed_id: str) -> ParticipantState | RemoteTarget:
         # An id computed by a rule is held to the API's bounds (ValidationFailed fails the action).
         external_id = values.external_id(computed_id, limits.external_id_length_max, "target.external_id")
+        if limits.remote_partition is not None and (elsewhere := limits.remote_partition(external_id)) is not None:
+            return RemoteTarget(elsewhere, external_id)
         found = by_external.get(external_id) or lookups.participant_by_external(external_id)
         if found is None:
             if program.on_unknown_participant == "REJECT":
@@ -246,7 +254,7 @@ def _run_rules(
             state=state, changes=changes, evaluations=evaluations, failure=None, codes=codes, reasons=reasons,
             matched_rule_ids=[compiled.rule.id for compiled in matched],
             budget_states=budget_tx.commit() if budget_tx is not None else [],  # only once the entries committed
-            follow_ups=tx.follow_ups,
+            follow_ups=tx.follow_ups, remote_credits=tx.remote_credits,
         )  # fmt: skip
     except ActionFailed as error:
         # (A BudgetShort is raised only when the step may hold: BudgetTx knows.)
@@ -274,7 +282,7 @@ def _apply_budgeted(
     variables: dict[str, Any],
     event: Event,
     state: ParticipantState,
-    resolve_target: Callable[[str], ParticipantState],
+    resolve_target: Callable[[str], ParticipantState | RemoteTarget],
     by_external: dict[str, ParticipantState],
     lookups: Lookups,
 ) -> tuple[list[RuleEvaluation], list[CompiledRule], str, list[tuple[int, str]]]:

@@ -27,6 +27,7 @@ is kept as its record's outcome (:mod:`._outcomes`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lmdb
@@ -41,11 +42,13 @@ from scrip_actor.engine import (
     consumed_offset,
     offset_op,
     receive_credit,
+    reward_credit,
     send_transfer,
 )
 from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
 from scrip_actor.http.errors import decode_json
-from scrip_actor.model import EventSubmit, TransferCreate
+from scrip_actor.ledger import RemoteCredit
+from scrip_actor.model import Event, EventSubmit, TransferCreate
 from scrip_actor.partitioned._budget_leases import SharedBudgets
 from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn
 from scrip_actor.partitioned._claiming import KeyClaims
@@ -72,6 +75,10 @@ _credit_decoder = msgspec.json.Decoder(TransitCredit)
 _fund_decoder = msgspec.json.Decoder(WalletFund)
 _json_encoder = msgspec.json.Encoder()
 _EXTERNAL_ID_MAX = 255
+# The outbox records an event's step sends (a rule's credit to another partition's participant) are keyed by the
+# event's sequence above this base: apart from log offsets (below it) and wallet/budget asks (1 << 62 and up), and
+# the same on a replay, which admits the same events in the same order (the destination passes over a re-send).
+_EVENT_ORIGIN_BASE = 1 << 61
 
 
 def _decoded(record: LogRecord, partition: int, partitions: int) -> tuple[int, Decoded]:
@@ -132,9 +139,23 @@ class PartitionApplier:
         self.budgets = SharedBudgets(self.engine, self.partition, self.partitions, self.send_ops, self.leases)
         if self.claims is not None:  # a held participant's transfers and credits park behind it
             self.claims.held = self.leases.is_held
+        # A rule's target on another partition gets its CREDIT through the outbox (engine/_cross_partition.py).
+        self.engine._step_limits = msgspec.structs.replace(self.engine._step_limits, remote_partition=self._elsewhere)
+        self.engine._publisher.remote_credit_ops = self._reward_ops
 
     def partition_of(self, external_id: str) -> int:
         return partition_for(external_id, self.partitions)
+
+    def _elsewhere(self, external_id: str) -> int | None:
+        home = partition_for(external_id, self.partitions)
+        return None if home == self.partition else home
+
+    def _reward_ops(self, event: Event, credits: list[RemoteCredit]) -> tuple[list[Op], Callable[[], None]]:
+        """The outbox ops of an event's credits to other partitions, for its outcome's record, and the relay's
+        wake-up once that record is durable (events are processed in the background, after apply returned)."""
+        assert event.sequence < _EVENT_ORIGIN_BASE
+        payloads = [(credit.target.partition, reward_credit(credit, self.partition, event.id)) for credit in credits]
+        return self.send_ops(_EVENT_ORIGIN_BASE | event.sequence, payloads), self.wake.set
 
     def send_ops(self, offset: int, payloads: list[tuple[int, Payload]], first_ordinal: int = 0) -> list[Op]:
         """The outbox ops for effects on other partitions caused by the record at ``offset`` (the relay is woken
@@ -327,7 +348,9 @@ class PartitionApplier:
         if isinstance(payload, TransitCredit):
             await wait_quiet(engine)  # whether its recipient is held (then it parks behind) needs the steps run
             parked = None
-            if self.claims is not None:  # behind its recipient's parked events, or its step held for a wallet (a
+            if (
+                self.claims is not None and payload.purpose != "REWARD_RETURN"
+            ):  # behind its recipient's parked events, or its step held for a wallet (a
                 # RETURN too: applying it would wait in the held participant's mailbox, and hold the partition)
                 body = _json_encoder.encode(payload)
                 parked = self.claims.park_behind(offset, payload.external_id, "credit", body)

@@ -157,6 +157,24 @@ def produce(
     return Counter(f"user{number % participants}" for number in set(numbers)), ends
 
 
+class RecordLog:
+    """Produces records to chosen partitions of ``topic`` and remembers each one's (partition, offset)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._producer = _kafka.RecordProducer(bootstrap)
+        self._topic = topic
+        self.stored: list[tuple[int, int]] = []
+
+    def send(self, key: str, value: dict | bytes, partition: int, kind: str | None = None) -> None:
+        def on_acked(error: str | None, stored_partition: int, offset: int) -> None:
+            assert error is None, error
+            self.stored.append((stored_partition, offset))
+
+        body = value if isinstance(value, bytes) else msgspec.json.encode(value)
+        self._producer.produce(self._topic, key.encode(), body, on_acked, partition=partition, kind=kind)
+        assert self._producer.flush() == 0
+
+
 def start_engine(
     bootstrap: str,
     partitions_dir: Path,

@@ -29,6 +29,7 @@ from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_TRANSFER, partition_for
 from tests.partitioned.partition_setup import (
+    RecordLog,
     applied_balances,
     config_for,
     log_end,
@@ -45,23 +46,6 @@ TRANSFERS_PER_SOURCE = 12
 def _named(prefix: str, partition: int, count: int) -> list[str]:
     names = (f"{prefix}{n}" for n in range(1000))
     return [name for name in names if partition_for(name, 2) == partition][:count]
-
-
-class _Log:
-    """Produces records and remembers each one's offset."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self._producer = _kafka.RecordProducer(bootstrap)
-        self.stored: list[tuple[int, int]] = []
-
-    def send(self, key: str, value: dict | bytes, partition: int, kind: str | None = None) -> None:
-        def on_acked(error: str | None, stored_partition: int, offset: int) -> None:
-            assert error is None, error
-            self.stored.append((stored_partition, offset))
-
-        body = value if isinstance(value, bytes) else msgspec.json.encode(value)
-        self._producer.produce(TOPIC, key.encode(), body, on_acked, partition=partition, kind=kind)
-        assert self._producer.flush() == 0
 
 
 async def _run_until_end(bootstrap: str, partitions_dir: Path, partition: int, *, kill: bool = False) -> int:
@@ -94,7 +78,7 @@ def _transfer(program_id: str, asset_id: str, source: str, recipients: dict[str,
 async def test_a_transfer_between_partitions_is_applied_once(broker: str, tmp_path: Path) -> None:
     partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, 2)
     _kafka.create_topic(broker, TOPIC, 2)
-    log = _Log(broker)
+    log = RecordLog(broker, TOPIC)
     sources, nearby = _named("source", 0, 5), _named("near", 0, 1)[0]
     recipients, ghost = _named("far", 1, 4), _named("ghost", 1, 1)[0]
     expected = {name: SOURCE_POINTS for name in sources} | {nearby: 1} | dict.fromkeys(recipients, 1)
@@ -167,7 +151,7 @@ async def test_a_credit_waits_behind_its_recipients_parked_event(broker: str, tm
     behind it instead of finding nobody and going back."""
     partitions_dir, program_id, asset_id = await seed_partitions(tmp_path, 2)
     _kafka.create_topic(broker, TOPIC, 2)
-    log = _Log(broker)
+    log = RecordLog(broker, TOPIC)
     source, recipient = _named("giver", 0, 1)[0], _named("taker", 1, 1)[0]
     keys_of_0 = (f"k{n}" for n in range(1000))
     key_owned_by_0 = next(key for key in keys_of_0 if claim_partition_for(program_id, key, 2) == 0)

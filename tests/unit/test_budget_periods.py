@@ -66,25 +66,30 @@ def test_a_match_fits_every_budget_of_its_rule_or_consumes_nothing() -> None:
     assert registry.begin(START, 6).try_consume(registry.by_rule["r"], {"c": 5})  # none of its assets: fits
 
 
-def test_issued_counts_the_rules_credits_from_outside_the_participants() -> None:
-    def entry(action_type: str, rule_id: str, legs: list[tuple[str, int]]) -> JournalEntry:
+def test_issued_counts_the_rules_credits_out_of_the_issuance_or_the_wallet() -> None:
+    def entry(action_type: str, rule_id: str, legs: list[tuple[str, str, int]]) -> JournalEntry:
         postings = [
-            Posting(entity_type=kind, entity_id="x", asset_id="a", bucket="AVAILABLE", amount_minor=amount, amount="")  # type: ignore[arg-type]
-            for kind, amount in legs
+            Posting(entity_type=kind, entity_id=who, asset_id="a", bucket="AVAILABLE", amount_minor=amount, amount="")  # type: ignore[arg-type]
+            for kind, who, amount in legs
         ]
         return JournalEntry(
             id="e", sequence=1, action_type=action_type, program_id="p", event_id=None, rule_id=rule_id,
             reference_id=None, description=None, created_at=START, postings=postings, previous_hash="",
         )  # fmt: skip
 
+    issuance, wallet, person = ("SYSTEM", "SYSTEM_ISSUANCE"), ("PROGRAM", "p"), ("PARTICIPANT", "x")
+    transit = ("SYSTEM", "SYSTEM_TRANSIT_P3")
     entries = [
-        entry("CREDIT", "r", [("SYSTEM", -5), ("PARTICIPANT", 5)]),
-        entry("CREDIT", "r", [("PROGRAM", -7), ("PARTICIPANT", 7)]),
-        entry("CREDIT", "r", [("PARTICIPANT", -3), ("PARTICIPANT", 3)]),  # a settle: no new value
-        entry("DEBIT", "r", [("PARTICIPANT", -2), ("SYSTEM", 2)]),
-        entry("CREDIT", "other", [("SYSTEM", -100), ("PARTICIPANT", 100)]),
+        entry("CREDIT", "r", [(*issuance, -5), (*person, 5)]),
+        entry("CREDIT", "r", [(*wallet, -7), (*person, 7)]),
+        entry("CREDIT", "r", [(*person, -3), (*person, 3)]),  # a settle: no new value
+        entry("DEBIT", "r", [(*person, -2), (*issuance, 2)]),
+        entry("CREDIT", "other", [(*issuance, -100), (*person, 100)]),
+        entry("CREDIT", "r", [(*issuance, -11), (*transit, 11)]),  # to another partition: counted where it leaves
+        entry("CREDIT", "r", [(*transit, -13), (*person, 13)]),  # arriving from one: counted at its origin
+        entry("CREDIT_RETURN", "r", [(*transit, -11), (*issuance, 11)]),  # refused there: the budget stays spent
     ]
-    assert issued_minor(entries, "r") == {"a": 12}
+    assert issued_minor(entries, "r") == {"a": 23}
 
 
 def test_checked_budgets_normalizes_and_refuses() -> None:
