@@ -24,6 +24,7 @@ from scrip_actor.engine._consumed import offset_op as offset_op
 from scrip_actor.engine._cross_partition import TransitCredit as TransitCredit
 from scrip_actor.engine._cross_partition import receive_credit as receive_credit
 from scrip_actor.engine._cross_partition import reward_credit as reward_credit
+from scrip_actor.engine._cross_partition import run_operation as run_operation
 from scrip_actor.engine._cross_partition import send_transfer as send_transfer
 from scrip_actor.engine._cross_partition import transit_account as transit_account
 from scrip_actor.engine._engine import Engine as Engine
@@ -46,6 +47,7 @@ __all__ = [
     "open_engine",
     "receive_credit",
     "reward_credit",
+    "run_operation",
     "send_transfer",
     "transit_account",
 ]

@@ -19,13 +19,17 @@ Every partition's journal balances on its own. Summed over all partitions, the t
 is still in flight: zero once every outbox record is delivered (the test checks it). A partition's reports count
 a remote transfer as an OTHER change of its participants (out on the origin, in at the destination), which the
 partitions' sum nets to zero.
+
+A participant's balance operations (adjust, hold, release, forfeit, void-hold) need no other partition: the front
+produces them to the participant's partition, and :func:`run_operation` runs the embedded operation there with the
+record's log offset in the operation's own LMDB record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -36,14 +40,23 @@ from scrip_actor.engine._validation import positive_minor, validated
 from scrip_actor.errors import Conflict, NotFound, Overloaded, ScripError, SelfTransfer, ValidationFailed
 from scrip_actor.ids import KIND_EVENT
 from scrip_actor.ledger import SYSTEM_ISSUANCE, LedgerTx, ParticipantState, RemoteCredit, transit_account
-from scrip_actor.model import Asset, JournalEntry, TransferCreate, TransferResult
+from scrip_actor.model import (
+    AdjustResult,
+    Asset,
+    BalanceAdjust,
+    BalanceOperation,
+    BalanceOperationResult,
+    JournalEntry,
+    TransferCreate,
+    TransferResult,
+)
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
 
 if TYPE_CHECKING:
     from scrip_actor.engine._engine import Engine
 
-__all__ = ["TransitCredit", "receive_credit", "reward_credit", "send_transfer", "transit_account"]
+__all__ = ["TransitCredit", "receive_credit", "reward_credit", "run_operation", "send_transfer", "transit_account"]
 
 _EXTERNAL_ID_MAX = 255
 
@@ -377,3 +390,23 @@ async def _unissue(
     changes = tx.commit(now)
     await engine._writer.wait_durable(engine._publisher.publish(changes, ops_for([])))
     return changes.entries[0]
+
+
+async def run_operation(
+    engine: Engine,
+    operation: str,
+    participant_id: str,
+    request: BalanceAdjust | BalanceOperation,
+    *,
+    record_ops: Callable[[Any], list[Op]],
+) -> AdjustResult | BalanceOperationResult:
+    """A balance operation from the log (the front's ``POST …/balances/{operation}``): the embedded operation
+    itself, with ``record_ops(answer)`` (the log offset, the answer kept under it, its key's claim) in its own
+    record; an answer replayed for the same idempotency key writes them in a record of their own. Returns once
+    durable; raises the embedded operation's ScripError when refused (nothing written then)."""
+    operations = engine._operations
+    if operation == "ADJUST":
+        assert isinstance(request, BalanceAdjust)
+        return await operations.adjust(participant_id, request, record_ops)
+    assert isinstance(request, BalanceOperation)
+    return await operations.balance_operation(operation, participant_id, request, record_ops)

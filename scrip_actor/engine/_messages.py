@@ -51,3 +51,6 @@ class Operate(msgspec.Struct):
     answer: Callable[[Any, Any, Any], Any]
     reply: Any
     idempotency: tuple[bytes, str, str] | None  # (store key, request hash, operation) when the caller gave a key
+    # Partitioned mode: more ops for the operation's own record, given its answer (the log offset it consumed,
+    # the answer kept under the record's position, its key's claim), so they commit with its entry or not at all.
+    record_ops: Callable[[Any], list[Any]] | None = None

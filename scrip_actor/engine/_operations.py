@@ -53,6 +53,8 @@ _log = logging.getLogger("scrip_actor.engine")
 
 # Which operations a participant that is not ACTIVE may still undergo (the hosted API: forfeit and void-hold).
 _ALLOWED_WHEN_INACTIVE = frozenset({"FORFEIT", "VOID_HOLD"})
+# More ops for an operation's own record, given its answer (Operations.submit).
+RecordOps = Callable[[Any], list[Op]]
 
 
 class _StoredOperation(msgspec.Struct, array_like=True):
@@ -117,8 +119,11 @@ class Operations:
 
     # --- the operations ---------------------------------------------------------------------------------------
 
-    async def adjust(self, participant_id: str, request: BalanceAdjust) -> AdjustResult:
-        """CREDIT or DEBIT one bucket of a participant's balance (journal action type ADJUST)."""
+    async def adjust(
+        self, participant_id: str, request: BalanceAdjust, record_ops: RecordOps | None = None
+    ) -> AdjustResult:
+        """CREDIT or DEBIT one bucket of a participant's balance (journal action type ADJUST); ``record_ops``:
+        :meth:`submit`'s."""
         request = validated(request)
         asset = self._linked_asset(request.program_id, request.asset_id, require_active_program=True)
         amount_minor = positive_minor(request.amount, asset.scale, "amount")
@@ -154,13 +159,16 @@ class Operations:
                 type=request.type,
             ), []
 
-        result, _ = await self.submit("ADJUST", participant_id, request, work, answer, AdjustResult)
+        result, _ = await self.submit(
+            "ADJUST", participant_id, request, work, answer, AdjustResult, record_ops=record_ops
+        )
         return result  # type: ignore[no-any-return]
 
     async def balance_operation(
-        self, operation: str, participant_id: str, request: BalanceOperation
+        self, operation: str, participant_id: str, request: BalanceOperation, record_ops: RecordOps | None = None
     ) -> BalanceOperationResult:
-        """HOLD, RELEASE, FORFEIT or VOID_HOLD (``…/balances/hold`` and its siblings)."""
+        """HOLD, RELEASE, FORFEIT or VOID_HOLD (``…/balances/hold`` and its siblings); ``record_ops``:
+        :meth:`submit`'s."""
         assert operation in ("HOLD", "RELEASE", "FORFEIT", "VOID_HOLD")
         request = validated(request)
         asset = self._linked_asset(
@@ -192,7 +200,9 @@ class Operations:
                 reference_id=entry.reference_id,
             ), []
 
-        result, _ = await self.submit(operation, participant_id, request, work, answer, BalanceOperationResult)
+        result, _ = await self.submit(
+            operation, participant_id, request, work, answer, BalanceOperationResult, record_ops=record_ops
+        )
         return result  # type: ignore[no-any-return]
 
     # --- the request side -------------------------------------------------------------------------------------
@@ -219,6 +229,7 @@ class Operations:
         *,
         program_id: str | None = None,
         subject: str | None = None,
+        record_ops: RecordOps | None = None,
     ) -> tuple[Any, bool]:
         """Deliver an operation to the participant's mailbox and wait for its durable answer: ``(answer,
         replayed)``, replayed True when an earlier call with the same idempotency key answered it.
@@ -228,6 +239,10 @@ class Operations:
         redemption a reversal reverses, and is part of "the same request"). ``work(tx, state)`` runs in the
         step; ``answer(work's value, its entry, the state after)`` builds the answer and the extra store ops
         written in the same record (e.g. a redemption).
+
+        ``record_ops(answer)`` (partitioned mode: the log offset the operation's record consumed, and what to keep
+        under its position) gives more ops for the operation's own record; when the answer is a replay of an
+        earlier call's, they are written in a record of their own, awaited until durable, before returning.
         """
         state = self._cache.get(participant_id)
         if state is None:
@@ -239,13 +254,16 @@ class Operations:
             request_hash = _request_hash(operation, participant_id, request, subject)
             replayed = await self._replay(key, request_hash, request.idempotency_key, result_type)
             if replayed is not None:
+                if record_ops is not None:
+                    await self._publisher.write(record_ops(replayed))
                 return replayed, True
             idempotency = (key, request_hash, operation)
         reply = _Reply()
         if idempotency is not None:
             self._pending[idempotency[0]] = (idempotency[1], reply)
         try:
-            self._deliver(state.external_id, Operate(participant_id, program_id, work, answer, reply, idempotency))
+            operate = Operate(participant_id, program_id, work, answer, reply, idempotency, record_ops)
+            self._deliver(state.external_id, operate)
             await reply.done.wait()
         finally:
             if idempotency is not None:
@@ -298,6 +316,8 @@ class Operations:
             key, request_hash, operation = message.idempotency
             stored = _StoredOperation(operation, request_hash, msgspec.Raw(msgspec.json.encode(result)))
             ops.append(("operation_keys", key, msgspec.json.encode(stored)))
+        if message.record_ops is not None:
+            ops.extend(message.record_ops(result))
         self._publisher.publish(changes, ops, lambda: message.reply.succeed(result))
 
 

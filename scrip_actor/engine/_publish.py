@@ -96,6 +96,10 @@ class Publisher:
             self._schedule.add(due, lot_id, participant_id)
         return ticket
 
+    async def write(self, ops: list[Op]) -> None:
+        """Append one record of plain ``ops`` (no changes) and wait until it is durable."""
+        await self._writer.wait_durable(self._writer.append(ops))
+
     def publish_edit(self, changes: Changes, extra_ops: list[Op]) -> int:
         """:meth:`publish` for an operator's edit of participants (the API's counters, tags, ...): a counter set by
         the API arms the THRESHOLD subscriptions it reaches in the same record, in every program of the
