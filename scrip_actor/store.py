@@ -328,7 +328,18 @@ class Store:
         reader = self._reader
         if reader is None:
             reader = self._reader = self.env.begin()
-        value = reader.get(key, db=self.dbs[db])
+        value = reader.get(key, db=self.dbs[db])  # inline, not get_side_raw: this is on the event path
+        return None if value is None else bytes(value)
+
+    def get_side_raw(self, handle: Any, key: bytes) -> bytes | None:
+        """:meth:`get_raw` from a database opened by handle (:meth:`open_side_database`'s), in the same cached
+        read transaction: reads of both kinds see one snapshot."""
+        if not 0 < len(key) <= KEY_BYTES_MAX:
+            return None
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = self.env.begin()
+        value = reader.get(key, db=handle)
         return None if value is None else bytes(value)
 
     def renew_reader(self) -> None:

@@ -9,6 +9,11 @@ A record's kind is its ``scrip-kind`` header (``_kafka.KIND_HEADER``; none: an e
 * **transfer** — a ``TransferCreate`` as JSON, produced to the source's partition (the front's
   ``POST /v1/transfers``). Applied with :func:`~scrip_actor.engine.send_transfer`: its entry, the offset and one
   outbox record per recipient on another partition go in one LMDB record.
+* **operation** — a :class:`~._operation_records.ParticipantOperation` (the front's ``POST …/balances/{operation}``),
+  at the partition its ``participant_id`` names. Applied like a transfer (after every earlier record is processed;
+  parked behind its participant's waiting events, or until its idempotency key is claimed) with
+  :func:`~scrip_actor.engine.run_operation`: its entry, the offset and its answer, kept under its position, in one
+  LMDB record.
 * **effect** — an :class:`~scrip_actor.partitioned._outbox.OutboxRecord` (msgpack) from another partition's relay
   (:mod:`._relay`); its payload is a :class:`~scrip_actor.engine.TransitCredit` (applied with
   :func:`~scrip_actor.engine.receive_credit`), a :class:`~._claims.ClaimRequest` or a :class:`~._claims.ClaimAnswer`.
@@ -43,6 +48,7 @@ from scrip_actor.engine import (
     offset_op,
     receive_credit,
     reward_credit,
+    run_operation,
     send_transfer,
 )
 from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
@@ -55,10 +61,11 @@ from scrip_actor.partitioned._claiming import KeyClaims
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encode_payload
 from scrip_actor.partitioned._kafka import LogRecord
+from scrip_actor.partitioned._operation_records import ParticipantOperation, result_op
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op
 from scrip_actor.partitioned._parking import Parked, parked_db
-from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_OPERATION, KIND_TRANSFER, partition_for
 from scrip_actor.partitioned._wallet_leases import WalletLeases, refuse_copied_funding, wait_quiet
 from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, WalletFund
 from scrip_actor.partitioned._wallet_owner import WalletOwner
@@ -67,12 +74,13 @@ from scrip_actor.values import external_id as canonical_external_id
 
 __all__ = ["PartitionApplier", "log_outcome"]
 
-Decoded = EventSubmit | TransferCreate | WalletFund | Effect | ScripError
+Decoded = EventSubmit | TransferCreate | ParticipantOperation | WalletFund | Effect | ScripError
 
 _event_decoder = msgspec.json.Decoder(EventSubmit)
 _transfer_decoder = msgspec.json.Decoder(TransferCreate)
 _credit_decoder = msgspec.json.Decoder(TransitCredit)
 _fund_decoder = msgspec.json.Decoder(WalletFund)
+_operation_decoder = msgspec.json.Decoder(ParticipantOperation)
 _json_encoder = msgspec.json.Encoder()
 _EXTERNAL_ID_MAX = 255
 # The outbox records an event's step sends (a rule's credit to another partition's participant) are keyed by the
@@ -95,6 +103,8 @@ def _decoded(record: LogRecord, partition: int, partitions: int) -> tuple[int, D
             return offset, decode_json(_transfer_decoder, value)
         if kind == KIND_FUND:
             return offset, decode_json(_fund_decoder, value)
+        if kind == KIND_OPERATION:
+            return offset, decode_json(_operation_decoder, value)
     except ValidationFailed as error:
         return offset, ValidationFailed(f"record at offset {offset} is not a {kind or 'event'}: {error.message}", {})
     return offset, ValidationFailed(f"record at offset {offset} has an unknown kind {kind!r}", {"kind": kind})
@@ -242,7 +252,9 @@ class PartitionApplier:
             self.leases.refuse_if_stuck()  # as in apply: held credits must not hold the partition for good
         return released
 
-    async def _apply_one(self, offset: int, command: TransferCreate | WalletFund | Effect) -> None:
+    async def _apply_one(
+        self, offset: int, command: TransferCreate | ParticipantOperation | WalletFund | Effect
+    ) -> None:
         position = offset_op(self.log, offset + 1)
         if isinstance(command, WalletFund):
             try:
@@ -257,6 +269,16 @@ class PartitionApplier:
             if verdict == "admit":  # ops: its key's claim, if it has one and this partition owns it
                 await self._transfer(offset, command, [position], ops)
             else:  # parked (behind its source's events, or for its key's claim), or refused (its key was taken)
+                self.engine._writer.append([position, *ops])
+                await self.engine._caught_up()
+            self._durable()
+            return
+        if isinstance(command, ParticipantOperation):
+            await wait_quiet(self.engine)  # as for a transfer: its verdict must see whether the participant is held
+            verdict, ops, _ = self._operation_verdict(offset, command)
+            if verdict == "admit":
+                await self._operate(offset, command, [position], ops)
+            else:
                 self.engine._writer.append([position, *ops])
                 await self.engine._caught_up()
             self._durable()
@@ -279,10 +301,44 @@ class PartitionApplier:
             return ("admit", [], None)  # send_transfer refuses it, with the same error
         return self.claims.transfer_verdict(offset, source, request)
 
+    def _operation_verdict(self, offset: int, command: ParticipantOperation) -> Verdict:
+        state = self.engine._cache.get(command.participant_id)
+        if self.claims is None or state is None:
+            return ("admit", [], None)  # run_operation refuses an unknown participant itself (404)
+        return self.claims.operation_verdict(offset, state.external_id, command)
+
+    async def _operate(
+        self, offset: int, command: ParticipantOperation, first_ops: list[Op], claim_ops: list[Op] | None = None
+    ) -> None:
+        """Run a balance operation; ``first_ops`` (its position, or its release from parking) and its answer join
+        its record, and ``claim_ops`` (its key's claim) too if it is applied; a refusal is kept instead."""
+        engine, claims = self.engine, self.claims
+
+        def record_ops(answer: object) -> list[Op]:
+            return [*first_ops, *(claim_ops or []), result_op(self.log, offset, answer)]
+
+        await wait_quiet(engine)  # after every earlier record is processed: the log's order, on replay too
+        try:
+            await run_operation(
+                engine, command.operation, command.participant_id, command.request, record_ops=record_ops
+            )
+        except Overloaded:
+            raise
+        except ScripError as error:  # refused: nothing moved but the settlement of due lots, and the refusal is kept
+            if claims is not None:
+                claims.drop(offset)
+            engine._writer.append([*first_ops, outcome_op(self.log, offset, error)])
+            await engine._caught_up()
+            return
+        if claims is not None:
+            claims.confirm(offset)
+
     async def _released(self, parked: Parked, first_ops: list[Op], claim_ops: list[Op]) -> None:
-        """Apply a transfer or a credit that waited behind its participant's parked events."""
+        """Apply a transfer, an operation or a credit that waited behind its participant's parked events."""
         if parked.kind == "transfer":
             await self._transfer(parked.offset, _transfer_decoder.decode(parked.event), first_ops, claim_ops)
+        elif parked.kind == "operation":
+            await self._operate(parked.offset, _operation_decoder.decode(parked.event), first_ops, claim_ops)
         else:
             assert parked.kind == "credit", parked
             assert not claim_ops, parked

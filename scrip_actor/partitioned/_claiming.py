@@ -35,6 +35,7 @@ from scrip_actor.engine import Engine, Verdict
 from scrip_actor.errors import IdempotencyConflict, Overloaded, ScripError
 from scrip_actor.model import EventSubmit, TransferCreate
 from scrip_actor.partitioned._claims import Claim, ClaimAnswer, ClaimRequest, ClaimStore, claim_op
+from scrip_actor.partitioned._operation_records import ParticipantOperation, operation_hash
 from scrip_actor.partitioned._outcomes import outcome_op
 from scrip_actor.partitioned._parking import Parked, ParkedEvents
 from scrip_actor.partitioned._routing import partition_for
@@ -47,6 +48,7 @@ __all__ = ["KeyClaims", "claim_partition_for"]
 _event_encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(EventSubmit)
 _transfer_decoder = msgspec.json.Decoder(TransferCreate)
+_operation_decoder = msgspec.json.Decoder(ParticipantOperation)
 # Claims of balance operations' keys (transfers) live apart from events' keys, as on one process.
 _OPERATIONS_PREFIX = "operations:"
 _EXTERNAL_ID_MAX = 255
@@ -190,28 +192,45 @@ class KeyClaims:
 
         A transfer's idempotency key is claimed like an event's, in the operations' own namespace (as on one
         process, where events and balance operations keep their keys apart)."""
-        body = _event_encoder.encode(request)
-        key = request.idempotency_key
-        waiting = self._waiting_on
-        waits_for = [name for name in self._local_recipients(request) if waiting(name)]
-        blocked = waiting(source_external_id) or bool(waits_for)
-        claim_program = _OPERATIONS_PREFIX + request.program_id
+        waits_for = [name for name in self._local_recipients(request) if self._waiting_on(name)]
+        keyed = (request.program_id, request.idempotency_key, _transfer_hash(request))
+        return self._keyed_verdict(
+            offset, source_external_id, keyed, _event_encoder.encode(request), "transfer", waits_for
+        )
+
+    def operation_verdict(self, offset: int, external_id: str, command: ParticipantOperation) -> Verdict:
+        """:meth:`transfer_verdict` for a participant's balance operation (its key in the same namespace)."""
+        request = command.request
+        keyed = (request.program_id, request.idempotency_key, operation_hash(command))
+        return self._keyed_verdict(offset, external_id, keyed, _event_encoder.encode(command), "operation", [])
+
+    def _keyed_verdict(
+        self,
+        offset: int,
+        external_id: str,
+        keyed: tuple[str, str | None, str],
+        body: bytes,
+        kind: str,
+        waits_for: list[str],
+    ) -> Verdict:
+        """A transfer's or an operation's verdict; ``keyed``: its (program id, idempotency key, payload hash)."""
+        program_id, key, payload_hash = keyed
+        blocked = self._waiting_on(external_id) or bool(waits_for)
+        claim_program = _OPERATIONS_PREFIX + program_id
         key_partition = self._partition if key is None else claim_partition_for(claim_program, key, self._partitions)
         if key_partition == self._partition and not blocked:
-            return (
-                ("admit", [], None) if key is None else self._judge(claim_program, key, _transfer_hash(request), offset)
-            )
+            return ("admit", [], None) if key is None else self._judge(claim_program, key, payload_hash, offset)
         parked = Parked(
             offset=offset,
-            external_id=source_external_id,
+            external_id=external_id,
             event=body,
             claim_partition=key_partition,
-            kind="transfer",
+            kind=kind,
             waits_for=waits_for,  # a local recipient's earlier parked event (it may create the recipient)
         )
         ops = [self.parked.park(parked)]
         if key is not None and key_partition != self._partition:
-            claim = self._request(claim_program, key, _transfer_hash(request), offset)
+            claim = self._request(claim_program, key, payload_hash, offset)
             ops += self._send_ops(offset, [(key_partition, claim)], CLAIM_ORDINAL)
         return ("consume", ops, None)
 
@@ -242,17 +261,23 @@ class KeyClaims:
             parked_offset=offset,
         )
 
-    def _released_transfer(self, head: Parked) -> Verdict:
-        """A parked transfer at the head: refused (its key's answer was a conflict), or applied with these ops."""
-        request = _transfer_decoder.decode(head.event)
+    def _released_keyed(self, head: Parked) -> Verdict:
+        """A parked transfer or operation at the head: refused (its key's answer was a conflict), or applied with
+        these ops."""
+        if head.kind == "transfer":
+            transfer = _transfer_decoder.decode(head.event)
+            program_id, key, payload_hash = transfer.program_id, transfer.idempotency_key, _transfer_hash(transfer)
+        else:
+            command = _operation_decoder.decode(head.event)
+            program_id, key = command.request.program_id, command.request.idempotency_key
+            payload_hash = operation_hash(command)
         if head.granted is False:
             assert head.conflict_event_ref is not None
-            assert request.idempotency_key is not None
-            error = _conflict(request.idempotency_key, head.conflict_event_ref)
+            assert key is not None
+            error = _conflict(key, head.conflict_event_ref)
             return ("refuse", [outcome_op(self._log, head.offset, error)], error)
-        if head.granted is None and request.idempotency_key is not None:  # its key is this partition's
-            claim_program = _OPERATIONS_PREFIX + request.program_id
-            return self._judge(claim_program, request.idempotency_key, _transfer_hash(request), head.offset)
+        if head.granted is None and key is not None:  # its key is this partition's
+            return self._judge(_OPERATIONS_PREFIX + program_id, key, payload_hash, head.offset)
         return ("admit", [], None)
 
     # --- effects: a claim asked of this partition, and an answer to one of its parked events -------------------
@@ -299,7 +324,8 @@ class KeyClaims:
                 await wait_quiet(self._engine)  # what was applied before it may have held a step
                 if self.held(head.external_id) or any(self.held(name) for name in head.waits_for):
                     continue
-                verdict, extra, _ = self._released_transfer(head) if head.kind == "transfer" else ("admit", [], None)
+                keyed = head.kind in ("transfer", "operation")
+                verdict, extra, _ = self._released_keyed(head) if keyed else ("admit", [], None)
                 release = self.parked.release_op(head)
                 self.parked.pop(head)
                 if verdict == "refuse":

@@ -20,7 +20,9 @@ failure (``GET /v1/events/{id}`` there).
 
 ``POST /v1/transfers`` goes the same way to the source's partition as a ``scrip-kind: transfer`` record (source and
 recipients named by external_id); that partition's engine moves the value to recipients elsewhere through its
-outbox (scrip_actor/engine/_cross_partition.py). Given the partitions' readers (``readers``), every GET is routed
+outbox (scrip_actor/engine/_cross_partition.py); a participant's balance operations go to its own partition and
+are answered as the embedded route answers (``_front_operations.py``). Given the partitions' readers
+(``readers``), every GET is routed
 to the partition holding its data or fanned out to all and merged (``_front_reads.py``). Every other route
 answers 501 ``not_routed`` (docs/partitioned.md).
 """
@@ -58,6 +60,7 @@ from scrip_actor.http.routing import Call, Endpoint
 from scrip_actor.http.schemas import EventBatch, ItemError, WalletOperation
 from scrip_actor.http.server import serve_app
 from scrip_actor.model import EventSubmit, TransferCreate
+from scrip_actor.partitioned._front_operations import operation_endpoints
 from scrip_actor.partitioned._front_reads import PartitionReaders, serve_read
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._routing import KIND_FUND, KIND_TRANSFER, partition_for
@@ -136,12 +139,15 @@ class EventLog:
     def __init__(self, producer: RecordProducer, topic: str, partitions: int, token: trio.lowlevel.TrioToken) -> None:
         self._producer, self.topic, self.partitions, self._token = producer, topic, partitions, token
 
-    def send(self, routing_key: str, value: bytes, kind: str | None = None) -> Delivery:
+    def send(self, routing_key: str, value: bytes, kind: str | None = None, partition: int | None = None) -> Delivery:
         """Produce ``value`` keyed by ``routing_key`` to its partition now (records sent in call order are stored in
         that order: idempotent producer); the broker's answer arrives on the returned :class:`Delivery`.
 
-        ``kind`` is the record's ``scrip-kind`` header (None: an event)."""
-        partition = partition_for(routing_key, self.partitions)
+        ``kind`` is the record's ``scrip-kind`` header (None: an event); ``partition``, when the record's partition
+        is not its key's (a balance operation goes where its participant id says)."""
+        if partition is None:
+            partition = partition_for(routing_key, self.partitions)
+        assert 0 <= partition < self.partitions, partition
         delivery = Delivery(self.topic, partition)
 
         def on_acked(error: str | None, stored_partition: int, offset: int) -> None:  # any thread
@@ -151,9 +157,12 @@ class EventLog:
         self._producer.produce(self.topic, routing_key.encode(), value, on_acked, partition=partition, kind=kind)
         return delivery
 
-    async def append(self, routing_key: str, value: bytes, kind: str | None = None) -> LogPosition:
-        """Store ``value`` keyed by ``routing_key`` at its partition; raises BrokerUnavailable if it was not stored."""
-        return await self.send(routing_key, value, kind).stored()
+    async def append(
+        self, routing_key: str, value: bytes, kind: str | None = None, partition: int | None = None
+    ) -> LogPosition:
+        """Store ``value`` keyed by ``routing_key`` at its partition (or ``partition``); raises BrokerUnavailable if
+        it was not stored."""
+        return await self.send(routing_key, value, kind, partition).stored()
 
 
 def _poll_until(producer: RecordProducer, stop: threading.Event) -> None:
@@ -403,8 +412,8 @@ def _fund_endpoint(log: EventLog) -> Endpoint:
 def create_front_app(
     log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None, readers: PartitionReaders | None = None
 ) -> QuartTrio:
-    """The front's ASGI app: ``POST /v1/events``, ``/v1/events/batch`` and ``/v1/transfers`` through the embedded
-    view; with ``readers``, every GET routed to the partitions' readers (_front_reads.py); the rest a 501."""
+    """The front's ASGI app: ``POST /v1/events``, ``/v1/events/batch``, ``/v1/transfers``, a wallet's funding and
+    a participant's balance operations through the embedded view; with ``readers``, every GET routed to the partitions' readers (_front_reads.py); the rest a 501."""
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.partitioned.front")
     app.config["MAX_CONTENT_LENGTH"] = limits.batch_body_bytes_max  # each view enforces its own route's limit
@@ -416,6 +425,7 @@ def create_front_app(
         _batch_endpoint(log, limits.batch_events_max),
         _transfer_endpoint(log),
         _fund_endpoint(log),
+        *operation_endpoints(log, readers),
     ]
     for endpoint in endpoints:
         # No engine behind the view: the handlers never read Call.engine.

@@ -9,7 +9,10 @@ from the partition's store:
 * ``REFUSED`` — read and refused, with the kept ``{code, message, details}`` (an overdraft, a key another
   participant used first: ``idempotency_conflict``, a credit sent back);
 * ``APPLIED`` — read and applied: for an event, admitted (its own status is then the event's, ``GET /v1/events``
-  filtered by ``idempotency_key``); for a transfer, its entry is in the journal.
+  filtered by ``idempotency_key``); for a transfer, its entry is in the journal; for a balance operation,
+  ``result`` is its answer, the embedded route's 200 body.
+
+A refusal's ``error`` also carries ``http_status``, the status the embedded route answers it with.
 
 An extension of ours: the hosted API answers synchronously and has no log.
 """
@@ -23,6 +26,7 @@ import msgspec
 from scrip_actor.engine import Engine, consumed_offset
 from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.http.routing import Call, Endpoint
+from scrip_actor.partitioned._operation_records import applied_result
 from scrip_actor.partitioned._outcomes import log_outcome
 from scrip_actor.partitioned._parking import parked_db
 from scrip_actor.store import be64
@@ -40,15 +44,17 @@ class LogRecordStatus(msgspec.Struct, kw_only=True):
     offset: int
     status: Literal["PENDING", "PARKED", "REFUSED", "APPLIED"]
     error: dict[str, Any] | None = None
+    result: Any = None  # a balance operation's answer (APPLIED)
 
 
 def _parked(engine: Engine, offset: int) -> bool:
-    env = engine._store.env
-    db = parked_db(env)
+    db = parked_db(engine._store.env)
     if db is None:
         return False
-    with env.begin() as txn:
-        return txn.get(be64(offset), db=db) is not None
+    # The store's cached reader, as for the consumed offset and the outcome read beside it: one snapshot for all,
+    # or a record released from parking in a commit the cached reader does not see yet would read as applied
+    # with no answer.
+    return engine._store.get_side_raw(db, be64(offset)) is not None
 
 
 def log_record_status(engine: Engine, topic: str, partition: int, offset: int) -> LogRecordStatus:
@@ -59,8 +65,10 @@ def log_record_status(engine: Engine, topic: str, partition: int, offset: int) -
     if _parked(engine, offset):
         return LogRecordStatus(topic=topic, partition=partition, offset=offset, status="PARKED")
     refused = log_outcome(engine, log, offset)
-    status = "APPLIED" if refused is None else "REFUSED"
-    return LogRecordStatus(topic=topic, partition=partition, offset=offset, status=status, error=refused)
+    if refused is not None:
+        return LogRecordStatus(topic=topic, partition=partition, offset=offset, status="REFUSED", error=refused)
+    result = applied_result(engine, log, offset)
+    return LogRecordStatus(topic=topic, partition=partition, offset=offset, status="APPLIED", result=result)
 
 
 def _whole(text: str, field: str, upper: int) -> int:

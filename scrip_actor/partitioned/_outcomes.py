@@ -15,6 +15,7 @@ import msgspec
 
 from scrip_actor.engine import Engine
 from scrip_actor.errors import ScripError
+from scrip_actor.http.errors import status_of
 from scrip_actor.store import Op, be64
 
 __all__ = ["log_outcome", "outcome_op"]
@@ -28,7 +29,8 @@ def _key(log: str, offset: int) -> bytes:
 
 def outcome_op(log: str, offset: int, error: ScripError) -> Op:
     """The op that keeps ``error`` as the outcome of the record at ``offset`` of ``log``."""
-    return ("meta", _key(log, offset), _encoder.encode(error.to_dict()))
+    # http_status: what the embedded route answers it with, so the front can answer a waiting client the same way.
+    return ("meta", _key(log, offset), _encoder.encode({**error.to_dict(), "http_status": status_of(error)}))
 
 
 def log_outcome(engine: Engine, log: str, offset: int) -> dict[str, Any] | None:

@@ -48,7 +48,7 @@ class Parked(msgspec.Struct, frozen=True, kw_only=True):
     external_id: str
     event: bytes  # the EventSubmit (a transfer's TransferCreate, a credit's TransitCredit) as JSON
     claim_partition: int  # == this partition: parked only to keep order; judged here when it reaches the head
-    kind: str = "event"  # or "transfer", "credit"
+    kind: str = "event"  # or "transfer", "operation" (a balance operation), "credit"
     waits_for: list[str] = []  # a transfer: local recipients whose earlier parked records must go first
     granted: bool | None = None  # None: no answer yet
     conflict_event_ref: str | None = None

@@ -11,7 +11,7 @@ in place (docs/partitioned.md).
 
 from __future__ import annotations
 
-__all__ = ["KIND_EFFECT", "KIND_FUND", "KIND_TRANSFER", "murmur2", "partition_for"]
+__all__ = ["KIND_EFFECT", "KIND_FUND", "KIND_OPERATION", "KIND_TRANSFER", "murmur2", "partition_for"]
 
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
@@ -55,3 +55,4 @@ def partition_for(routing_key: str, partitions: int) -> int:
 KIND_TRANSFER = "transfer"  # a TransferCreate, at its source's partition (the front's POST /v1/transfers)
 KIND_EFFECT = "effect"  # an OutboxRecord from another partition's relay
 KIND_FUND = "fund"  # a WalletFund, at its wallet's owner partition (the front's POST .../assets/{asset_id}/fund)
+KIND_OPERATION = "operation"  # a ParticipantOperation, at its participant's partition (POST …/balances/{operation})

@@ -1,0 +1,116 @@
+"""A participant's balance operations through the front: ``POST /v1/participants/{participant_id}/balances/...``.
+
+``adjust``, ``hold``, ``release``, ``forfeit`` and ``void-hold`` are judged by the embedded view (API key, body
+limits, the embedded route's body type: the same 400s), then produced as a ``scrip-kind: operation`` record
+(:class:`~._operation_records.ParticipantOperation`) to the partition the participant id names (its first 8 hex
+digits, ``_partition_ids.py``): the participant's own partition, so the operation is ordered with its events. An
+id that names no partition is the embedded 404.
+
+The embedded routes answer synchronously, and so does the front when it has the partitions' readers: it waits
+(at most ``wait_s``) for the record's outcome under its log position (``GET /v1/log-records/...``, served by the
+partition) and answers what the embedded route would have: 200 with the operation's answer, or the refusal's own
+status and ``{code, message, details}`` (an overdraft's 422, an idempotency conflict's 409). If the outcome is
+not there in time (the partition busy or restarting), or the front has no readers, it answers **202** with the
+record's ``log`` position, the receipt to ask ``GET /v1/log-records/{partition}/{offset}`` with later; sending
+the operation again with the same ``idempotency_key`` is then safe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+import trio
+from quart import g
+
+from scrip_actor.errors import NotFound
+from scrip_actor.http.routing import Call, Endpoint, Reply
+from scrip_actor.model import AdjustResult, BalanceAdjust, BalanceOperation, BalanceOperationResult
+from scrip_actor.partitioned._operation_records import OPERATION_PATHS, ParticipantOperation
+from scrip_actor.partitioned._partition_ids import partition_of
+from scrip_actor.partitioned._routing import KIND_OPERATION
+
+if TYPE_CHECKING:
+    from scrip_actor.partitioned._front import EventLog
+    from scrip_actor.partitioned._front_reads import PartitionReaders
+
+__all__ = ["OperationAccepted", "operation_endpoints"]
+
+OPERATION_WAIT_S = 10.0  # how long the front waits for an operation's outcome before answering 202
+_POLL_S = 0.01  # between two asks for the outcome (a partition applies an operation in a few ms when idle)
+_encoder = msgspec.json.Encoder()
+
+
+class OperationAccepted(msgspec.Struct, kw_only=True):
+    """The front's 202 for an operation whose outcome it did not see in time: stored at the participant's
+    partition, perhaps not applied yet. ``log`` is the receipt (``GET /v1/log-records/{partition}/{offset}``)."""
+
+    participant_id: str
+    operation: str
+    idempotency_key: str | None
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+    log: dict[str, Any]
+
+
+def operation_endpoints(
+    log: EventLog, readers: PartitionReaders | None, wait_s: float = OPERATION_WAIT_S
+) -> list[Endpoint]:
+    """The five balance-operation routes of the front."""
+    return [_endpoint(log, readers, segment, operation, wait_s) for segment, operation in OPERATION_PATHS.items()]
+
+
+def _endpoint(log: EventLog, readers: PartitionReaders | None, segment: str, operation: str, wait_s: float) -> Endpoint:
+    adjust = operation == "ADJUST"
+
+    async def submit_operation(call: Call) -> Reply:
+        participant_id = call.path["participant_id"]
+        partition = partition_of(participant_id)
+        if partition is None or partition >= log.partitions:
+            raise NotFound("participant", participant_id)
+        command = ParticipantOperation(
+            operation=operation,  # type: ignore[arg-type]
+            participant_id=participant_id,
+            adjust=call.body if adjust else None,
+            balance=None if adjust else call.body,
+        )
+        position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
+        if readers is not None:
+            answered = await _outcome(readers, position.partition, position.offset, wait_s)
+            if answered is not None:
+                return answered
+        accepted = OperationAccepted(
+            participant_id=participant_id,
+            operation=operation,
+            idempotency_key=call.body.idempotency_key,
+            log=msgspec.structs.asdict(position),
+        )
+        return Reply(202, accepted)
+
+    submit_operation.__name__ = f"submit_{segment.replace('-', '_')}"  # the route's name: one per operation
+    return Endpoint(
+        "POST",
+        f"/v1/participants/{{participant_id}}/balances/{segment}",
+        submit_operation,
+        f"{operation} at the participant's partition (the embedded answer once applied, else 202 with its receipt)",
+        "Balances",
+        body=BalanceAdjust if adjust else BalanceOperation,
+        response=AdjustResult if adjust else BalanceOperationResult,
+    )
+
+
+async def _outcome(readers: PartitionReaders, partition: int, offset: int, wait_s: float) -> Reply | None:
+    """The embedded route's answer once the record at ``offset`` is judged; None if not within ``wait_s``."""
+    target = f"/v1/log-records/{partition}/{offset}"
+    with trio.move_on_after(wait_s):
+        while True:
+            answer = await readers.get(partition, target)  # PartitionUnavailable (503) if its reader is gone
+            if answer.status_code == 200:
+                status = answer.json()
+                if status["status"] == "APPLIED":
+                    return Reply(200, status["result"])
+                if status["status"] == "REFUSED":
+                    error = status["error"]
+                    body = {key: error[key] for key in ("code", "message", "details")}
+                    return Reply(int(error["http_status"]), {**body, "request_id": g.get("request_id")})
+            await trio.sleep(_POLL_S)
+    return None

@@ -1,0 +1,85 @@
+"""A participant's balance operation as a record of the events topic (the front's ``POST …/balances/{operation}``).
+
+The front produces it to the partition its ``participant_id`` names (an id's first 8 hex digits are its
+partition, ``_partition_ids.py``) with the ``scrip-kind: operation`` header; that partition's applier
+(``_apply.py``) runs it with the embedded engine's own operation, in turn with the participant's events, and
+writes the log offset and the operation's answer in the operation's own LMDB record. The answer (or the refusal)
+is kept under the record's position, where ``GET /v1/log-records/{partition}/{offset}`` finds it and the front
+waits for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import msgspec
+
+from scrip_actor.engine import Engine
+from scrip_actor.model import BalanceAdjust, BalanceOperation
+from scrip_actor.store import Op, be64
+
+__all__ = [
+    "OPERATION_PATHS",
+    "ParticipantOperation",
+    "applied_result",
+    "operation_hash",
+    "result_op",
+]
+
+OperationName = Literal["ADJUST", "HOLD", "RELEASE", "FORFEIT", "VOID_HOLD"]
+# The embedded routes' last path segment (POST /v1/participants/{participant_id}/balances/<segment>).
+OPERATION_PATHS: dict[str, OperationName] = {
+    "adjust": "ADJUST",
+    "hold": "HOLD",
+    "release": "RELEASE",
+    "forfeit": "FORFEIT",
+    "void-hold": "VOID_HOLD",
+}
+
+_encoder = msgspec.json.Encoder()
+
+
+class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One balance operation on one participant: ``adjust`` for ADJUST, ``balance`` for the others (each the
+    embedded route's body, checked again when the record is decoded)."""
+
+    operation: OperationName
+    participant_id: str
+    adjust: BalanceAdjust | None = None
+    balance: BalanceOperation | None = None
+
+    def __post_init__(self) -> None:
+        # A record names exactly the body its operation takes (msgspec turns this into a decode error).
+        if (self.adjust is not None) != (self.operation == "ADJUST") or (self.balance is not None) == (
+            self.operation == "ADJUST"
+        ):
+            body = "adjust" if self.operation == "ADJUST" else "balance"
+            raise ValueError(f"a {self.operation} record carries {body}, and only it")
+
+    @property
+    def request(self) -> BalanceAdjust | BalanceOperation:
+        """The operation's body."""
+        found = self.adjust if self.operation == "ADJUST" else self.balance
+        assert found is not None
+        return found
+
+
+def operation_hash(command: ParticipantOperation) -> str:
+    """The payload hash its idempotency key is claimed with: operation, participant and body."""
+    return hashlib.sha256(_encoder.encode(command)).hexdigest()
+
+
+def _result_key(log: str, offset: int) -> bytes:
+    return b"log_result:" + log.encode() + b"/" + be64(offset)
+
+
+def result_op(log: str, offset: int, result: Any) -> Op:
+    """The op keeping an applied operation's answer under its record's position."""
+    return ("meta", _result_key(log, offset), _encoder.encode(result))
+
+
+def applied_result(engine: Engine, log: str, offset: int) -> Any:
+    """The answer kept for the record at ``offset`` (None: not an operation, or not applied yet)."""
+    raw = engine._store.get_raw("meta", _result_key(log, offset))
+    return None if raw is None else msgspec.json.decode(raw)
