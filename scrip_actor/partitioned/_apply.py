@@ -32,7 +32,7 @@ is kept as its record's outcome (:mod:`._outcomes`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import lmdb
@@ -312,26 +312,17 @@ class PartitionApplier:
     ) -> None:
         """Run a balance operation; ``first_ops`` (its position, or its release from parking) and its answer join
         its record, and ``claim_ops`` (its key's claim) too if it is applied; a refusal is kept instead."""
-        engine, claims = self.engine, self.claims
 
         def record_ops(answer: object) -> list[Op]:
             return [*first_ops, *(claim_ops or []), result_op(self.log, offset, answer)]
 
-        await wait_quiet(engine)  # after every earlier record is processed: the log's order, on replay too
-        try:
-            await run_operation(
-                engine, command.operation, command.participant_id, command.request, record_ops=record_ops
-            )
-        except Overloaded:
-            raise
-        except ScripError as error:  # refused: nothing moved but the settlement of due lots, and the refusal is kept
-            if claims is not None:
-                claims.drop(offset)
-            engine._writer.append([*first_ops, outcome_op(self.log, offset, error)])
-            await engine._caught_up()
-            return
-        if claims is not None:
-            claims.confirm(offset)
+        await self._claimed_write(
+            offset,
+            first_ops,
+            lambda: run_operation(
+                self.engine, command.operation, command.participant_id, command.request, record_ops=record_ops
+            ),
+        )
 
     async def _released(self, parked: Parked, first_ops: list[Op], claim_ops: list[Op]) -> None:
         """Apply a transfer, an operation or a credit that waited behind its participant's parked events."""
@@ -363,21 +354,31 @@ class PartitionApplier:
     ) -> None:
         """Apply a transfer; ``first_ops`` (its position, or its release from parking) join its record, and
         ``claim_ops`` (its key's claim) too if it is applied: a refused transfer uses up no key, as on one process."""
-        engine, claims = self.engine, self.claims
 
         def transfer_ops(credits: list[tuple[int, TransitCredit]]) -> list[Op]:
             return [*first_ops, *(claim_ops or []), *self.send_ops(offset, credits)]  # type: ignore[arg-type]
 
         # The records before it are processed first: its source (and a local recipient) may be made by the event
         # just before it, and its debit must see every earlier credit — the log's order, on replay too.
+        await self._claimed_write(
+            offset,
+            first_ops,
+            lambda: send_transfer(
+                self.engine, request, partition=self.partition, partition_of=self.partition_of, ops_for=transfer_ops
+            ),
+        )
+
+    async def _claimed_write(self, offset: int, first_ops: list[Op], write: Callable[[], Awaitable[object]]) -> None:
+        """Run a transfer's or an operation's ``write`` once every earlier record is processed (the log's order, on
+        replay too). Refused: nothing moved, its key's claim is dropped and the refusal is kept with ``first_ops``;
+        applied: the claim its record carried is confirmed."""
+        engine, claims = self.engine, self.claims
         await wait_quiet(engine)
         try:
-            await send_transfer(
-                engine, request, partition=self.partition, partition_of=self.partition_of, ops_for=transfer_ops
-            )
+            await write()
         except Overloaded:
             raise
-        except ScripError as error:  # refused: nothing moves, and the refusal is kept
+        except ScripError as error:
             if claims is not None:
                 claims.drop(offset)
             engine._writer.append([*first_ops, outcome_op(self.log, offset, error)])
