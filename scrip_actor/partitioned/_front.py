@@ -413,7 +413,8 @@ def create_front_app(
     log: EventLog, keys: ApiKeys, limits: HttpLimits | None = None, readers: PartitionReaders | None = None
 ) -> QuartTrio:
     """The front's ASGI app: ``POST /v1/events``, ``/v1/events/batch``, ``/v1/transfers``, a wallet's funding and
-    a participant's balance operations through the embedded view; with ``readers``, every GET routed to the partitions' readers (_front_reads.py); the rest a 501."""
+    a participant's balance operations through the embedded view; with ``readers``, every GET routed to the
+    partitions' readers (_front_reads.py); the rest a 501."""
     limits = limits or HttpLimits()
     app = QuartTrio("scrip_actor.partitioned.front")
     app.config["MAX_CONTENT_LENGTH"] = limits.batch_body_bytes_max  # each view enforces its own route's limit
