@@ -10,9 +10,9 @@ The embedded routes answer synchronously, and so does the front when it has the 
 (at most ``wait_s``) for the record's outcome under its log position (``GET /v1/log-records/...``, served by the
 partition) and answers what the embedded route would have: 200 with the operation's answer, or the refusal's own
 status and ``{code, message, details}`` (an overdraft's 422, an idempotency conflict's 409). If the outcome is
-not there in time (the partition busy or restarting), or the front has no readers, it answers **202** with the
-record's ``log`` position, the receipt to ask ``GET /v1/log-records/{partition}/{offset}`` with later; sending
-the operation again with the same ``idempotency_key`` is then safe.
+not there in time (the partition busy or restarting, its reader not answering), or the front has no readers, it
+answers **202** with the record's ``log`` position, the receipt to ask ``GET /v1/log-records/{partition}/{offset}``
+with later; sending the operation again with the same ``idempotency_key`` is then safe.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import trio
 from quart import g
 
 from scrip_actor.errors import NotFound
+from scrip_actor.http.errors import PartitionUnavailable
 from scrip_actor.http.routing import Call, Endpoint, Reply
 from scrip_actor.model import AdjustResult, BalanceAdjust, BalanceOperation, BalanceOperationResult
 from scrip_actor.partitioned._operation_records import OPERATION_PATHS, ParticipantOperation
@@ -103,7 +104,10 @@ async def _outcome(readers: PartitionReaders, partition: int, offset: int, wait_
     target = f"/v1/log-records/{partition}/{offset}"
     with trio.move_on_after(wait_s):
         while True:
-            answer = await readers.get(partition, target)  # PartitionUnavailable (503) if its reader is gone
+            try:
+                answer = await readers.get(partition, target)
+            except PartitionUnavailable:  # the record is stored: the client gets its receipt, not a 503
+                return None
             if answer.status_code == 200:
                 status = answer.json()
                 if status["status"] == "APPLIED":

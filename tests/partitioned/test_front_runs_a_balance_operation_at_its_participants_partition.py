@@ -9,17 +9,22 @@ real LMDB; `scrip verify` on every store afterwards.
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 from scrip_actor.engine import open_engine
-from scrip_actor.partitioned import partition_data_dir
+from scrip_actor.http.auth import ApiKeys
+from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
+from scrip_actor.partitioned._front import open_event_log, serve_front
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.verify import verify
+from tests.partitioned.front_setup import LOOPBACK
 from tests.partitioned.partition_setup import TOPIC, config_for, log_end, start_engine
 from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, PARTITIONS, Running, _running
 
@@ -136,3 +141,21 @@ async def _balances(data_dir: Path) -> dict[str, int]:
     async with open_engine(config=config_for(data_dir)) as engine:
         page = await engine.list_participants(limit=100)
         return {item.id: sum(int(b.available) for b in item.balances) for item in page.data}
+
+
+async def test_without_the_readers_the_front_answers_with_the_receipt(broker: str, tmp_path: Path) -> None:
+    """No readers to wait on (no --partitions-dir): 202 with where the record is, at the partition the id names."""
+    _kafka.create_topic(broker, TOPIC, PARTITIONS)
+    participant_id = "00000002-0000-8000-8000-000000000009"
+    body = {"program_id": "p", "asset_id": "a", "description": "d", "amount": "1", "idempotency_key": "r1"}
+    async with open_event_log(broker, TOPIC, PARTITIONS) as log, trio.open_nursery() as nursery:
+        port = await nursery.start(partial(serve_front, log, LOOPBACK, ApiKeys.of("k")))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as front:
+            accepted = await front.post(
+                f"/v1/participants/{participant_id}/balances/hold", json=body, headers={"Authorization": "Bearer k"}
+            )
+        nursery.cancel_scope.cancel()
+    assert accepted.status_code == 202, accepted.text
+    answer = accepted.json()
+    assert (answer["status"], answer["operation"], answer["idempotency_key"]) == ("ACCEPTED", "HOLD", "r1")
+    assert (answer["log"]["partition"], answer["log"]["offset"]) == (2, 0)
