@@ -61,9 +61,9 @@ from scrip_actor.partitioned._claiming import KeyClaims
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encode_payload
 from scrip_actor.partitioned._kafka import LogRecord
-from scrip_actor.partitioned._operation_records import ParticipantOperation, result_op
+from scrip_actor.partitioned._operation_records import ParticipantOperation
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
-from scrip_actor.partitioned._outcomes import log_outcome, outcome_op
+from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, result_op
 from scrip_actor.partitioned._parking import Parked, parked_db
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_OPERATION, KIND_TRANSFER, partition_for
 from scrip_actor.partitioned._wallet_leases import WalletLeases, refuse_copied_funding, wait_quiet

@@ -115,6 +115,7 @@ async def _outcome(readers: PartitionReaders, partition: int, offset: int, wait_
                 if status["status"] == "REFUSED":
                     error = status["error"]
                     body = {key: error[key] for key in ("code", "message", "details")}
-                    return Reply(int(error["http_status"]), {**body, "request_id": g.get("request_id")})
+                    status_code = int(error.get("http_status", 422))  # kept before http_status: 422
+                    return Reply(status_code, {**body, "request_id": g.get("request_id")})
             await trio.sleep(_POLL_S)
     return None

@@ -26,8 +26,7 @@ import msgspec
 from scrip_actor.engine import Engine, consumed_offset
 from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.http.routing import Call, Endpoint
-from scrip_actor.partitioned._operation_records import applied_result
-from scrip_actor.partitioned._outcomes import log_outcome
+from scrip_actor.partitioned._outcomes import applied_result, log_outcome
 from scrip_actor.partitioned._parking import parked_db
 from scrip_actor.store import be64
 

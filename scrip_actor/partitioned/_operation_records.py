@@ -4,27 +4,23 @@ The front produces it to the partition its ``participant_id`` names (an id's fir
 partition, ``_partition_ids.py``) with the ``scrip-kind: operation`` header; that partition's applier
 (``_apply.py``) runs it with the embedded engine's own operation, in turn with the participant's events, and
 writes the log offset and the operation's answer in the operation's own LMDB record. The answer (or the refusal)
-is kept under the record's position, where ``GET /v1/log-records/{partition}/{offset}`` finds it and the front
-waits for it.
+is kept under the record's position (``_outcomes.py``), where ``GET /v1/log-records/{partition}/{offset}`` finds
+it and the front waits for it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
-from scrip_actor.engine import Engine
 from scrip_actor.model import BalanceAdjust, BalanceOperation
-from scrip_actor.store import Op, be64
 
 __all__ = [
     "OPERATION_PATHS",
     "ParticipantOperation",
-    "applied_result",
     "operation_hash",
-    "result_op",
 ]
 
 OperationName = Literal["ADJUST", "HOLD", "RELEASE", "FORFEIT", "VOID_HOLD"]
@@ -68,18 +64,3 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 def operation_hash(command: ParticipantOperation) -> str:
     """The payload hash its idempotency key is claimed with: operation, participant and body."""
     return hashlib.sha256(_encoder.encode(command)).hexdigest()
-
-
-def _result_key(log: str, offset: int) -> bytes:
-    return b"log_result:" + log.encode() + b"/" + be64(offset)
-
-
-def result_op(log: str, offset: int, result: Any) -> Op:
-    """The op keeping an applied operation's answer under its record's position."""
-    return ("meta", _result_key(log, offset), _encoder.encode(result))
-
-
-def applied_result(engine: Engine, log: str, offset: int) -> Any:
-    """The answer kept for the record at ``offset`` (None: not an operation, or not applied yet)."""
-    raw = engine._store.get_raw("meta", _result_key(log, offset))
-    return None if raw is None else msgspec.json.decode(raw)

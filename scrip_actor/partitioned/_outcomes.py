@@ -1,4 +1,5 @@
-"""What became of a record that was refused: kept under its log position, which the front's 202 names.
+"""What became of a record that was refused (or, for a balance operation, its answer): kept under its log position,
+which the front's 202 names.
 
 A front answers 202 once the broker stored a record, before any engine judged it. When the partition's engine then
 refuses it (a transfer that overdraws, an event whose idempotency key another participant used first, a credit
@@ -18,13 +19,13 @@ from scrip_actor.errors import ScripError
 from scrip_actor.http.errors import status_of
 from scrip_actor.store import Op, be64
 
-__all__ = ["log_outcome", "outcome_op"]
+__all__ = ["applied_result", "log_outcome", "outcome_op", "result_op"]
 
 _encoder = msgspec.json.Encoder()
 
 
-def _key(log: str, offset: int) -> bytes:
-    return b"log_outcome:" + log.encode() + b"/" + be64(offset)
+def _key(log: str, offset: int, kind: bytes = b"log_outcome:") -> bytes:
+    return kind + log.encode() + b"/" + be64(offset)
 
 
 def outcome_op(log: str, offset: int, error: ScripError) -> Op:
@@ -36,4 +37,15 @@ def outcome_op(log: str, offset: int, error: ScripError) -> Op:
 def log_outcome(engine: Engine, log: str, offset: int) -> dict[str, Any] | None:
     """The refusal kept for the record at ``offset`` (None: it was applied, or is not judged yet)."""
     raw = engine._store.get_raw("meta", _key(log, offset))
+    return None if raw is None else msgspec.json.decode(raw)
+
+
+def result_op(log: str, offset: int, result: Any) -> Op:
+    """The op keeping an applied balance operation's answer under its record's position (``log_result:``)."""
+    return ("meta", _key(log, offset, b"log_result:"), _encoder.encode(result))
+
+
+def applied_result(engine: Engine, log: str, offset: int) -> Any:
+    """The answer kept for the record at ``offset`` (None: not an operation, or not applied yet)."""
+    raw = engine._store.get_raw("meta", _key(log, offset, b"log_result:"))
     return None if raw is None else msgspec.json.decode(raw)
