@@ -21,10 +21,12 @@ from scrip_actor.engine._consumed import Verdict as Verdict
 from scrip_actor.engine._consumed import admit_consumed as admit_consumed
 from scrip_actor.engine._consumed import consumed_offset as consumed_offset
 from scrip_actor.engine._consumed import offset_op as offset_op
+from scrip_actor.engine._cross_partition import STATE_WRITE_NAMES as STATE_WRITE_NAMES
 from scrip_actor.engine._cross_partition import TransitCredit as TransitCredit
 from scrip_actor.engine._cross_partition import receive_credit as receive_credit
 from scrip_actor.engine._cross_partition import reward_credit as reward_credit
 from scrip_actor.engine._cross_partition import run_operation as run_operation
+from scrip_actor.engine._cross_partition import run_state_write as run_state_write
 from scrip_actor.engine._cross_partition import send_transfer as send_transfer
 from scrip_actor.engine._cross_partition import transit_account as transit_account
 from scrip_actor.engine._engine import Engine as Engine
@@ -34,6 +36,7 @@ from scrip_actor.engine._queries import _EVENT_SCAN_MAX as _EVENT_SCAN_MAX
 from scrip_actor.engine._state_history import StateHistoryFilter as StateHistoryFilter
 
 __all__ = [
+    "STATE_WRITE_NAMES",
     "Engine",
     "EngineStatistics",
     "StateHistoryFilter",
@@ -48,6 +51,7 @@ __all__ = [
     "receive_credit",
     "reward_credit",
     "run_operation",
+    "run_state_write",
     "send_transfer",
     "transit_account",
 ]

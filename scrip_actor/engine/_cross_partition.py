@@ -47,6 +47,7 @@ from scrip_actor.model import (
     BalanceOperation,
     BalanceOperationResult,
     JournalEntry,
+    Participant,
     TransferCreate,
     TransferResult,
 )
@@ -56,7 +57,16 @@ from scrip_actor.values import external_id as canonical_external_id
 if TYPE_CHECKING:
     from scrip_actor.engine._engine import Engine
 
-__all__ = ["TransitCredit", "receive_credit", "reward_credit", "run_operation", "send_transfer", "transit_account"]
+__all__ = [
+    "STATE_WRITE_NAMES",
+    "TransitCredit",
+    "receive_credit",
+    "reward_credit",
+    "run_operation",
+    "run_state_write",
+    "send_transfer",
+    "transit_account",
+]
 
 _EXTERNAL_ID_MAX = 255
 
@@ -410,3 +420,42 @@ async def run_operation(
         return await operations.adjust(participant_id, request, record_ops)
     assert isinstance(request, BalanceOperation)
     return await operations.balance_operation(operation, participant_id, request, record_ops)
+
+
+# What a state write from the log calls on the participant editor, by the write's name (the front's state routes,
+# scrip_actor/partitioned/_state_writes.py): each takes the participant id, the write's arguments and record_ops.
+_STATE_WRITES: dict[str, Callable[..., Any]] = {
+    "TAGS_REPLACE": lambda admin, pid, args, ops: admin.replace_tags(pid, args["tags"], ops),
+    "TAG_ADD": lambda admin, pid, args, ops: admin.add_tags(pid, [args["key"]], ops),
+    "TAG_REMOVE": lambda admin, pid, args, ops: admin.remove_tag(pid, args["key"], ops),
+    "ATTRIBUTES_MERGE": lambda admin, pid, args, ops: admin.set_attributes(pid, args["attributes"], ops),
+    "ATTRIBUTE_SET": lambda admin, pid, args, ops: admin.set_attributes(pid, {args["key"]: args["value"]}, ops),
+    "ATTRIBUTE_DELETE": lambda admin, pid, args, ops: admin.delete_attribute(pid, args["key"], ops),
+    "COUNTER_SET": lambda admin, pid, args, ops: admin.set_counter(
+        pid, args["key"], args["value"], args["reset_after"], ops
+    ),
+    "COUNTER_DELETE": lambda admin, pid, args, ops: admin.delete_counter(pid, args["key"], ops),
+    "PROFILE_UPDATE": lambda admin, pid, args, ops: admin.update_participant(pid, args["profile"], ops),
+    "STATUS_SET": lambda admin, pid, args, ops: admin.set_participant_status(pid, args["value"], ops),
+}
+STATE_WRITE_NAMES = frozenset(_STATE_WRITES)
+
+
+async def run_state_write(
+    engine: Engine,
+    write: str,
+    participant_id: str,
+    arguments: dict[str, Any],
+    *,
+    record_ops: Callable[[Participant], list[Op]],
+) -> Participant:
+    """A participant's state write from the log (the front's ``PUT``/``PATCH``/``DELETE …/state/...``): the
+    embedded edit itself, with ``record_ops(participant)`` (the log offset, the answer kept under it) in the edit's
+    own record. Returns once durable; raises the embedded edit's ScripError when refused (nothing written then).
+
+    ``arguments``: ``key`` (the tag or key of the path), ``tags``, ``attributes``, ``value`` (a status for
+    STATUS_SET), ``reset_after``, ``profile`` (a ParticipantUpdate), as the write takes them."""
+    assert write in _STATE_WRITES, write
+    write_with = _STATE_WRITES[write]
+    participant: Participant = await write_with(engine._participant_admin, participant_id, arguments, record_ops)
+    return participant

@@ -32,6 +32,9 @@ from scrip_actor.ledger import Changes, LedgerTx, ParticipantState, World
 from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
 from scrip_actor.store import Op, Writer
 
+# More ops for a change's own record, given the participant it answers (partitioned mode: the log offset and the
+# answer kept under it; scrip_actor/partitioned/_state_writes.py).
+RecordOps = Callable[[Participant], list[Op]]
 _PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "display_name")
 
 
@@ -135,9 +138,12 @@ class ParticipantAdmin:
             )
 
     async def _mutate_participant(
-        self, participant_id: str, change: Callable[[ParticipantState], object]
+        self, participant_id: str, change: Callable[[ParticipantState], object], record_ops: RecordOps | None = None
     ) -> Participant:
-        """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable."""
+        """Apply ``change`` to a working copy, check limits, commit, and return the participant once durable.
+
+        ``record_ops(participant)``: more ops for the change's own record, given the answer (partitioned mode: the
+        log offset and the answer kept under it, written atomically with the change)."""
         state = self._require(participant_id)
         now = self._clock()
         tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=None)
@@ -147,11 +153,15 @@ class ParticipantAdmin:
         working.invalidate()
         self._check_participant_limits(working)
         before.note_changes(tx, working)
-        ticket = self._publish(tx.commit(now), [])
+        changes = tx.commit(now)
+        answer = working.public(self._world.assets, now)
+        ticket = self._publish(changes, [] if record_ops is None else record_ops(answer))
         await self._writer.wait_durable(ticket)
-        return working.public(self._world.assets, now)
+        return answer
 
-    async def update_participant(self, participant_id: str, request: ParticipantUpdate) -> Participant:
+    async def update_participant(
+        self, participant_id: str, request: ParticipantUpdate, record_ops: RecordOps | None = None
+    ) -> Participant:
         """Profile fields (``""`` clears), attributes merged, tags replaced, external_id changed if free."""
         request = validated(request)
         request = msgspec.structs.replace(request, **self._canonical_profile(request))
@@ -171,35 +181,44 @@ class ParticipantAdmin:
 
         old = self._require(participant_id)
         old_external = old.external_id
-        result = await self._mutate_participant(participant_id, change)
+        result = await self._mutate_participant(participant_id, change, record_ops)
         renamed = request.external_id is not None and request.external_id != old_external
         if renamed and self._external_ids.get(old_external) == participant_id:  # unless the old id has a new owner
             del self._external_ids[old_external]
         return result
 
-    async def set_participant_status(self, participant_id: str, status: str) -> Participant:
+    async def set_participant_status(
+        self, participant_id: str, status: str, record_ops: RecordOps | None = None
+    ) -> Participant:
         """ACTIVE, SUSPENDED or CLOSED. SUSPENDED and CLOSED block CREDIT, DEBIT and COUNTER."""
         if status not in ("ACTIVE", "SUSPENDED", "CLOSED"):
             raise ValidationFailed.field("status", "invalid", "status is ACTIVE, SUSPENDED or CLOSED")
-        return await self._mutate_participant(participant_id, lambda s: setattr(s, "status", status))
+        return await self._mutate_participant(participant_id, lambda s: setattr(s, "status", status), record_ops)
 
-    async def add_tags(self, participant_id: str, tags: list[str]) -> Participant:
+    async def add_tags(self, participant_id: str, tags: list[str], record_ops: RecordOps | None = None) -> Participant:
         """Add tags (lowercased); existing ones are kept."""
         clean = _clean_tags(tags)
-        return await self._mutate_participant(participant_id, lambda s: s.tags.update(clean))
+        return await self._mutate_participant(participant_id, lambda s: s.tags.update(clean), record_ops)
 
-    async def remove_tag(self, participant_id: str, tag: str) -> Participant:
+    async def remove_tag(self, participant_id: str, tag: str, record_ops: RecordOps | None = None) -> Participant:
         """Remove a tag; absent is fine."""
         clean = values.tag(tag, "tag")
-        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(clean))
+        return await self._mutate_participant(participant_id, lambda s: s.tags.discard(clean), record_ops)
 
-    async def replace_tags(self, participant_id: str, tags: list[str]) -> Participant:
+    async def replace_tags(
+        self, participant_id: str, tags: list[str], record_ops: RecordOps | None = None
+    ) -> Participant:
         """Replace all tags."""
         clean = _clean_tags(tags)
-        return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)))
+        return await self._mutate_participant(participant_id, lambda s: setattr(s, "tags", set(clean)), record_ops)
 
     async def set_counter(
-        self, participant_id: str, key: str, value: str, reset_after: str | None = None
+        self,
+        participant_id: str,
+        key: str,
+        value: str,
+        reset_after: str | None = None,
+        record_ops: RecordOps | None = None,
     ) -> Participant:
         """Set a counter to an exact decimal value (creating it). ``reset_after``: a duration gives it a reset
         window starting now, ``""`` removes its window, None leaves the window as it is."""
@@ -222,9 +241,9 @@ class ParticipantAdmin:
             elif key in state.counter_windows:  # the set value starts in the window the wall clock is in
                 state.counter_windows[key] = state.counter_windows[key].current(now)
 
-        return await self._mutate_participant(participant_id, change)
+        return await self._mutate_participant(participant_id, change, record_ops)
 
-    async def delete_counter(self, participant_id: str, key: str) -> Participant:
+    async def delete_counter(self, participant_id: str, key: str, record_ops: RecordOps | None = None) -> Participant:
         """Delete a counter and its reset window; absent is fine."""
         key = values.key(key)
 
@@ -232,17 +251,19 @@ class ParticipantAdmin:
             state.counters.pop(key, None)
             state.counter_windows.pop(key, None)
 
-        return await self._mutate_participant(participant_id, change)
+        return await self._mutate_participant(participant_id, change, record_ops)
 
-    async def set_attributes(self, participant_id: str, attributes: dict[str, str]) -> Participant:
+    async def set_attributes(
+        self, participant_id: str, attributes: dict[str, str], record_ops: RecordOps | None = None
+    ) -> Participant:
         """Merge attributes (string to string)."""
         clean = _clean_attributes(attributes)
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(clean))
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.update(clean), record_ops)
 
-    async def delete_attribute(self, participant_id: str, key: str) -> Participant:
+    async def delete_attribute(self, participant_id: str, key: str, record_ops: RecordOps | None = None) -> Participant:
         """Delete an attribute; absent is fine."""
         key = values.key(key)
-        return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None))
+        return await self._mutate_participant(participant_id, lambda s: s.attributes.pop(key, None), record_ops)
 
 
 def _apply_profile(state: ParticipantState, request: ParticipantCreate | ParticipantUpdate) -> None:

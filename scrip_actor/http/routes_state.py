@@ -22,7 +22,7 @@ from scrip_actor.http.schemas import (
 )
 from scrip_actor.model import Participant
 
-__all__ = ["ENDPOINTS"]
+__all__ = ["ENDPOINTS", "counter_item"]
 
 _STATE = "/v1/participants/{participant_id}/state"
 
@@ -83,7 +83,8 @@ async def delete_attribute(call: Call) -> None:
     await call.engine.delete_attribute(call.path["participant_id"], call.path["key"])
 
 
-def _counter(participant: Participant, key: str) -> CounterItem:
+def counter_item(participant: Participant, key: str) -> CounterItem:
+    """The counter ``key`` of ``participant`` as the counter routes answer it (also the front's state writes)."""
     reset = participant.counter_resets.get(key)
     return CounterItem(
         key=key,
@@ -96,7 +97,7 @@ def _counter(participant: Participant, key: str) -> CounterItem:
 async def list_counters(call: Call) -> DataOf[CounterItem]:
     """All counters at their effective values (0 once a reset window has passed)."""
     participant = await call.engine.get_participant(call.path["participant_id"])
-    return DataOf(data=[_counter(participant, key) for key in participant.counters])
+    return DataOf(data=[counter_item(participant, key) for key in participant.counters])
 
 
 async def get_counter(call: Call) -> CounterItem:
@@ -105,7 +106,7 @@ async def get_counter(call: Call) -> CounterItem:
     participant = await call.engine.get_participant(call.path["participant_id"])
     if key not in participant.counters:
         raise NotFound("counter", key)
-    return _counter(participant, key)
+    return counter_item(participant, key)
 
 
 async def set_counter(call: Call) -> CounterItem:
@@ -113,7 +114,7 @@ async def set_counter(call: Call) -> CounterItem:
     body: CounterSet = call.body
     key = call.path["key"]
     participant = await call.engine.set_counter(call.path["participant_id"], key, body.value, body.reset_after)
-    return _counter(participant, key)
+    return counter_item(participant, key)
 
 
 async def delete_counter(call: Call) -> None:

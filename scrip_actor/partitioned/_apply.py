@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import lmdb
 import msgspec
@@ -66,6 +67,7 @@ from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, result_op
 from scrip_actor.partitioned._parking import Parked, parked_db
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_OPERATION, KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._state_writes import write_state
 from scrip_actor.partitioned._wallet_leases import WalletLeases, refuse_copied_funding, wait_quiet
 from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, WalletFund
 from scrip_actor.partitioned._wallet_owner import WalletOwner
@@ -310,19 +312,27 @@ class PartitionApplier:
     async def _operate(
         self, offset: int, command: ParticipantOperation, first_ops: list[Op], claim_ops: list[Op] | None = None
     ) -> None:
-        """Run a balance operation; ``first_ops`` (its position, or its release from parking) and its answer join
-        its record, and ``claim_ops`` (its key's claim) too if it is applied; a refusal is kept instead."""
+        """Run a balance operation or a state write; ``first_ops`` (its position, or its release from parking) and
+        its answer join its record, and ``claim_ops`` (its key's claim) too if it is applied; a refusal is kept
+        instead."""
+        before = [*first_ops, *(claim_ops or [])]
+        write: Callable[[], Awaitable[object]]
+        if command.is_balance:
 
-        def record_ops(answer: object) -> list[Op]:
-            return [*first_ops, *(claim_ops or []), result_op(self.log, offset, answer)]
+            def record_ops(answer: object) -> list[Op]:
+                return [*before, result_op(self.log, offset, answer)]
 
-        await self._claimed_write(
-            offset,
-            first_ops,
-            lambda: run_operation(
-                self.engine, command.operation, command.participant_id, command.request, record_ops=record_ops
-            ),
-        )
+            write = partial(
+                run_operation,
+                self.engine,
+                command.operation,
+                command.participant_id,
+                command.request,
+                record_ops=record_ops,
+            )
+        else:  # a state write: its answer is the embedded route's reply, status and all (_state_writes.py)
+            write = partial(write_state, self.engine, self.log, offset, command, before)
+        await self._claimed_write(offset, first_ops, write)
 
     async def _released(self, parked: Parked, first_ops: list[Op], claim_ops: list[Op]) -> None:
         """Apply a transfer, an operation or a credit that waited behind its participant's parked events."""

@@ -199,9 +199,10 @@ class KeyClaims:
         )
 
     def operation_verdict(self, offset: int, external_id: str, command: ParticipantOperation) -> Verdict:
-        """:meth:`transfer_verdict` for a participant's balance operation (its key in the same namespace)."""
-        request = command.request
-        keyed = (request.program_id, request.idempotency_key, operation_hash(command))
+        """:meth:`transfer_verdict` for a participant's balance operation (its key in the same namespace) or state
+        write (no key: only parked behind the participant's waiting events, to keep the log's order)."""
+        program_id, key = command.idempotency
+        keyed = (program_id, key, operation_hash(command))
         return self._keyed_verdict(offset, external_id, keyed, _event_encoder.encode(command), "operation", [])
 
     def _keyed_verdict(
@@ -269,7 +270,7 @@ class KeyClaims:
             program_id, key, payload_hash = transfer.program_id, transfer.idempotency_key, _transfer_hash(transfer)
         else:
             command = _operation_decoder.decode(head.event)
-            program_id, key = command.request.program_id, command.request.idempotency_key
+            program_id, key = command.idempotency
             payload_hash = operation_hash(command)
         if head.granted is False:
             assert head.conflict_event_ref is not None

@@ -64,6 +64,7 @@ from scrip_actor.partitioned._front_operations import operation_endpoints
 from scrip_actor.partitioned._front_reads import PartitionReaders, serve_read
 from scrip_actor.partitioned._kafka import RecordProducer
 from scrip_actor.partitioned._routing import KIND_FUND, KIND_TRANSFER, partition_for
+from scrip_actor.partitioned._state_writes import state_write_endpoints
 from scrip_actor.partitioned._wallet_messages import WalletFund, wallet_routing_key
 from scrip_actor.values import external_id as canonical_external_id
 
@@ -427,12 +428,14 @@ def create_front_app(
         _transfer_endpoint(log),
         _fund_endpoint(log),
         *operation_endpoints(log, readers),
+        *state_write_endpoints(log, readers),
     ]
     for endpoint in endpoints:
         # No engine behind the view: the handlers never read Call.engine.
         view = _view(endpoint, None, keys, limits)  # type: ignore[arg-type]
-        app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=["POST"])
-    served = [f"POST {endpoint.path}" for endpoint in endpoints] + (["GET /v1/..."] if readers is not None else [])
+        app.add_url_rule(endpoint.quart_rule, endpoint=endpoint.name, view_func=view, methods=[endpoint.method])
+    served = [f"{endpoint.method} {endpoint.path}" for endpoint in endpoints]
+    served += ["GET /v1/..."] if readers is not None else []
 
     async def not_routed(rest: str) -> Response:
         return _error(

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from scrip_actor.partitioned._front import EventLog
     from scrip_actor.partitioned._front_reads import PartitionReaders
 
-__all__ = ["OperationAccepted", "operation_endpoints"]
+__all__ = ["OperationAccepted", "answer_of", "operation_endpoints"]
 
 OPERATION_WAIT_S = 10.0  # how long the front waits for an operation's outcome before answering 202
 _POLL_S = 0.01  # between two asks for the outcome (a partition applies an operation in a few ms when idle)
@@ -76,7 +76,7 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, segment: str, ope
         )
         position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
         if readers is not None:
-            answered = await _outcome(readers, position.partition, position.offset, wait_s)
+            answered = await answer_of(readers, position.partition, position.offset, wait_s)
             if answered is not None:
                 return answered
         accepted = OperationAccepted(
@@ -99,7 +99,7 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, segment: str, ope
     )
 
 
-async def _outcome(readers: PartitionReaders, partition: int, offset: int, wait_s: float) -> Reply | None:
+async def answer_of(readers: PartitionReaders, partition: int, offset: int, wait_s: float) -> Reply | None:
     """The embedded route's answer once the record at ``offset`` is judged; None if not within ``wait_s``."""
     target = f"/v1/log-records/{partition}/{offset}"
     with trio.move_on_after(wait_s):
@@ -110,8 +110,8 @@ async def _outcome(readers: PartitionReaders, partition: int, offset: int, wait_
                 return None
             if answer.status_code == 200:
                 status = answer.json()
-                if status["status"] == "APPLIED":
-                    return Reply(200, status["result"])
+                if status["status"] == "APPLIED":  # a state write's own status (201, 204), else 200
+                    return Reply(status.get("http_status") or 200, status["result"])
                 if status["status"] == "REFUSED":
                     error = status["error"]
                     body = {key: error[key] for key in ("code", "message", "details")}

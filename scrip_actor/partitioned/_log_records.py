@@ -9,8 +9,9 @@ from the partition's store:
 * ``REFUSED`` — read and refused, with the kept ``{code, message, details}`` (an overdraft, a key another
   participant used first: ``idempotency_conflict``, a credit sent back);
 * ``APPLIED`` — read and applied: for an event, admitted (its own status is then the event's, ``GET /v1/events``
-  filtered by ``idempotency_key``); for a transfer, its entry is in the journal; for a balance operation,
-  ``result`` is its answer, the embedded route's 200 body.
+  filtered by ``idempotency_key``); for a transfer, its entry is in the journal; for a balance operation or a
+  state write, ``result`` is its answer, the embedded route's body, and ``http_status`` that route's status
+  (200, or a state write's 201 or 204).
 
 A refusal's ``error`` also carries ``http_status``, the status the embedded route answers it with.
 
@@ -43,7 +44,8 @@ class LogRecordStatus(msgspec.Struct, kw_only=True):
     offset: int
     status: Literal["PENDING", "PARKED", "REFUSED", "APPLIED"]
     error: dict[str, Any] | None = None
-    result: Any = None  # a balance operation's answer (APPLIED)
+    result: Any = None  # a balance operation's or a state write's answer (APPLIED)
+    http_status: int | None = None  # the status the embedded route answers ``result`` with (APPLIED)
 
 
 def _parked(engine: Engine, offset: int) -> bool:
@@ -66,8 +68,10 @@ def log_record_status(engine: Engine, topic: str, partition: int, offset: int) -
     refused = log_outcome(engine, log, offset)
     if refused is not None:
         return LogRecordStatus(topic=topic, partition=partition, offset=offset, status="REFUSED", error=refused)
-    result = applied_result(engine, log, offset)
-    return LogRecordStatus(topic=topic, partition=partition, offset=offset, status="APPLIED", result=result)
+    result, http_status = applied_result(engine, log, offset)
+    return LogRecordStatus(
+        topic=topic, partition=partition, offset=offset, status="APPLIED", result=result, http_status=http_status
+    )
 
 
 def _whole(text: str, field: str, upper: int) -> int:

@@ -1,4 +1,5 @@
-"""A participant's balance operation as a record of the events topic (the front's ``POST …/balances/{operation}``).
+"""A participant's balance operation or state write as a record of the events topic (the front's
+``POST …/balances/{operation}``, and ``PUT``/``PATCH``/``DELETE …/state/...``, ``_state_writes.py``).
 
 The front produces it to the partition its ``participant_id`` names (an id's first 8 hex digits are its
 partition, ``_partition_ids.py``) with the ``scrip-kind: operation`` header; that partition's applier
@@ -15,17 +16,33 @@ from typing import Literal
 
 import msgspec
 
-from scrip_actor.model import BalanceAdjust, BalanceOperation
+from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantUpdate
 
 __all__ = [
     "OPERATION_PATHS",
     "ParticipantOperation",
+    "StateWrite",
     "operation_hash",
 ]
 
-OperationName = Literal["ADJUST", "HOLD", "RELEASE", "FORFEIT", "VOID_HOLD"]
+BalanceOperationName = Literal["ADJUST", "HOLD", "RELEASE", "FORFEIT", "VOID_HOLD"]
+# The state writes (scrip_actor.engine.STATE_WRITE_NAMES: a test keeps the two the same).
+StateWriteName = Literal[
+    "TAGS_REPLACE",
+    "TAG_ADD",
+    "TAG_REMOVE",
+    "ATTRIBUTES_MERGE",
+    "ATTRIBUTE_SET",
+    "ATTRIBUTE_DELETE",
+    "COUNTER_SET",
+    "COUNTER_DELETE",
+    "PROFILE_UPDATE",
+    "STATUS_SET",
+]
+OperationName = BalanceOperationName | StateWriteName
+_BALANCE_OPERATIONS = frozenset(BalanceOperationName.__args__)  # type: ignore[attr-defined]
 # The embedded routes' last path segment (POST /v1/participants/{participant_id}/balances/<segment>).
-OPERATION_PATHS: dict[str, OperationName] = {
+OPERATION_PATHS: dict[str, BalanceOperationName] = {
     "adjust": "ADJUST",
     "hold": "HOLD",
     "release": "RELEASE",
@@ -36,29 +53,57 @@ OPERATION_PATHS: dict[str, OperationName] = {
 _encoder = msgspec.json.Encoder()
 
 
+class StateWrite(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A state write's arguments: ``key`` the path's tag or key; the body's ``tags``, ``attributes``, ``value`` (a
+    status for STATUS_SET), ``reset_after`` and a ``PATCH /v1/participants/{id}``'s ``profile``, as the embedded
+    route's body type decoded them (the engine checks them again, as it does for the embedded route)."""
+
+    key: str | None = None
+    tags: list[str] | None = None
+    attributes: dict[str, str] | None = None
+    value: str | None = None
+    reset_after: str | None = None
+    profile: ParticipantUpdate | None = None
+
+
 class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One balance operation on one participant: ``adjust`` for ADJUST, ``balance`` for the others (each the
-    embedded route's body, checked again when the record is decoded)."""
+    """One balance operation or state write on one participant: ``adjust`` for ADJUST, ``balance`` for the other
+    balance operations (each the embedded route's body, checked again when the record is decoded), ``state`` for a
+    state write."""
 
     operation: OperationName
     participant_id: str
     adjust: BalanceAdjust | None = None
     balance: BalanceOperation | None = None
+    state: StateWrite | None = None
 
     def __post_init__(self) -> None:
         # A record names exactly the body its operation takes (msgspec turns this into a decode error).
-        if (self.adjust is not None) != (self.operation == "ADJUST") or (self.balance is not None) == (
-            self.operation == "ADJUST"
-        ):
-            body = "adjust" if self.operation == "ADJUST" else "balance"
-            raise ValueError(f"a {self.operation} record carries {body}, and only it")
+        wanted = "adjust" if self.operation == "ADJUST" else "balance" if self.is_balance else "state"
+        given = {"adjust": self.adjust, "balance": self.balance, "state": self.state}
+        if given.pop(wanted) is None or any(body is not None for body in given.values()):
+            raise ValueError(f"a {self.operation} record carries {wanted}, and only it")
+
+    @property
+    def is_balance(self) -> bool:
+        """A balance operation (else a state write)."""
+        return self.operation in _BALANCE_OPERATIONS
 
     @property
     def request(self) -> BalanceAdjust | BalanceOperation:
-        """The operation's body."""
+        """A balance operation's body."""
         found = self.adjust if self.operation == "ADJUST" else self.balance
-        assert found is not None
+        assert found is not None, self.operation
         return found
+
+    @property
+    def idempotency(self) -> tuple[str, str | None]:
+        """The program and idempotency key its key is claimed under: a state write has none (a PUT or a DELETE
+        is idempotent by its meaning; sent twice, it is applied twice, to the same end)."""
+        if not self.is_balance:
+            return "", None
+        request = self.request
+        return request.program_id, request.idempotency_key
 
 
 def operation_hash(command: ParticipantOperation) -> str:

@@ -154,8 +154,13 @@ async def test_without_the_readers_the_front_answers_with_the_receipt(broker: st
             accepted = await front.post(
                 f"/v1/participants/{participant_id}/balances/hold", json=body, headers={"Authorization": "Bearer k"}
             )
+            tagged = await front.put(
+                f"/v1/participants/{participant_id}/state/tags/vip", headers={"Authorization": "Bearer k"}
+            )
         nursery.cancel_scope.cancel()
     assert accepted.status_code == 202, accepted.text
     answer = accepted.json()
     assert (answer["status"], answer["operation"], answer["idempotency_key"]) == ("ACCEPTED", "HOLD", "r1")
     assert (answer["log"]["partition"], answer["log"]["offset"]) == (2, 0)
+    assert tagged.status_code == 202, tagged.text  # a state write likewise (_state_writes.py)
+    assert (tagged.json()["operation"], tagged.json()["log"]["offset"]) == ("TAG_ADD", 1)

@@ -1,0 +1,222 @@
+"""A participant's state writes through the front: ``PUT``/``PATCH``/``DELETE /v1/participants/{id}/state/...``,
+and ``PATCH /v1/participants/{id}`` (profile) and ``…/status``.
+
+Tags, attributes and counters are a participant's own, so they go where its balance operations go
+(``_front_operations.py``): each write is judged by the embedded view (API key, body limits, the embedded route's
+body type: the same 400s), produced as a ``scrip-kind: operation`` record (a
+:class:`~._operation_records.ParticipantOperation` carrying a :class:`~._operation_records.StateWrite`) to the
+partition the participant id names, and applied there in turn with the participant's events, by the embedded
+engine's own edit (:func:`scrip_actor.engine.run_state_write`). The log offset and the embedded route's reply (its
+status and body: 201 for a new tag, 204 for a delete) are written in the edit's own LMDB record, so a replay or a
+restart applies it once. The front waits for that reply as for a balance operation's, and answers 202 with the
+record's receipt if it does not come in time.
+
+A state write has no idempotency key (nor has the embedded route): a PUT or a DELETE sent again is applied again,
+to the same end. A profile update may not change ``external_id``: a participant's events are routed by it, so a new
+one would send them to another partition (a 400 ``immutable``, kept by the partition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from scrip_actor.engine import Engine, run_state_write
+from scrip_actor.errors import NotFound, ValidationFailed
+from scrip_actor.http.routes_state import counter_item
+from scrip_actor.http.routing import Call, Endpoint, Reply
+from scrip_actor.http.schemas import (
+    AttributeItem,
+    AttributeMap,
+    AttributeSet,
+    AttributesMerge,
+    CounterItem,
+    CounterSet,
+    StatusChange,
+    TagItem,
+    TagList,
+    TagsReplace,
+)
+from scrip_actor.model import Participant, ParticipantUpdate
+from scrip_actor.partitioned._front_operations import OPERATION_WAIT_S, OperationAccepted, answer_of
+from scrip_actor.partitioned._operation_records import ParticipantOperation, StateWrite, StateWriteName
+from scrip_actor.partitioned._outcomes import reply_op
+from scrip_actor.partitioned._partition_ids import partition_of
+from scrip_actor.partitioned._routing import KIND_OPERATION
+from scrip_actor.store import Op
+from scrip_actor.values import external_id as canonical_external_id
+
+if TYPE_CHECKING:
+    from scrip_actor.partitioned._front import EventLog
+    from scrip_actor.partitioned._front_reads import PartitionReaders
+
+__all__ = ["state_write_endpoints", "write_state"]
+
+_encoder = msgspec.json.Encoder()
+_STATE = "/v1/participants/{participant_id}/state"
+_TAG = _STATE + "/tags/{tag}"
+_ATTRIBUTE = _STATE + "/attributes/{key}"
+_COUNTER = _STATE + "/counters/{key}"
+
+
+class _Route(msgspec.Struct, frozen=True):
+    """One embedded state route as the front serves it: how its path and body become the record's StateWrite."""
+
+    method: str
+    path: str
+    write: StateWriteName
+    body: Any
+    arguments: Callable[[dict[str, str], Any], StateWrite]
+    response: Any
+    status: int = 200
+    also: tuple[int, ...] = ()
+
+
+_ROUTES = (
+    _Route("PUT", _STATE + "/tags", "TAGS_REPLACE", TagsReplace, lambda _, b: StateWrite(tags=b.tags), TagList),
+    _Route("PUT", _TAG, "TAG_ADD", None, lambda p, _: StateWrite(key=p["tag"]), TagItem, status=201, also=(200,)),
+    _Route("DELETE", _TAG, "TAG_REMOVE", None, lambda p, _: StateWrite(key=p["tag"]), None, status=204),
+    _Route(
+        "PATCH",
+        _STATE + "/attributes",
+        "ATTRIBUTES_MERGE",
+        AttributesMerge,
+        lambda _, b: StateWrite(attributes=b.attributes),
+        AttributeMap,
+    ),
+    _Route(
+        "PUT",
+        _ATTRIBUTE,
+        "ATTRIBUTE_SET",
+        AttributeSet,
+        lambda p, b: StateWrite(key=p["key"], value=b.value),
+        AttributeItem,
+    ),
+    _Route("DELETE", _ATTRIBUTE, "ATTRIBUTE_DELETE", None, lambda p, _: StateWrite(key=p["key"]), None, status=204),
+    _Route(
+        "PUT",
+        _COUNTER,
+        "COUNTER_SET",
+        CounterSet,
+        lambda p, b: StateWrite(key=p["key"], value=b.value, reset_after=b.reset_after),
+        CounterItem,
+    ),
+    _Route("DELETE", _COUNTER, "COUNTER_DELETE", None, lambda p, _: StateWrite(key=p["key"]), None, status=204),
+    _Route(
+        "PATCH",
+        "/v1/participants/{participant_id}",
+        "PROFILE_UPDATE",
+        ParticipantUpdate,
+        lambda _, b: StateWrite(profile=b),
+        Participant,
+    ),
+    _Route(
+        "PATCH",
+        "/v1/participants/{participant_id}/status",
+        "STATUS_SET",
+        StatusChange,
+        lambda _, b: StateWrite(value=b.status),
+        Participant,
+    ),
+)
+
+
+def state_write_endpoints(
+    log: EventLog, readers: PartitionReaders | None, wait_s: float = OPERATION_WAIT_S
+) -> list[Endpoint]:
+    """The front's state-write routes (the embedded ones' methods, paths and bodies)."""
+    return [_endpoint(log, readers, route, wait_s) for route in _ROUTES]
+
+
+def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wait_s: float) -> Endpoint:
+    async def write_participant_state(call: Call) -> Reply:
+        participant_id = call.path["participant_id"]
+        partition = partition_of(participant_id)
+        if partition is None or partition >= log.partitions:
+            raise NotFound("participant", participant_id)
+        command = ParticipantOperation(
+            operation=route.write, participant_id=participant_id, state=route.arguments(call.path, call.body)
+        )
+        position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
+        if readers is not None:
+            answered = await answer_of(readers, position.partition, position.offset, wait_s)
+            if answered is not None:
+                return answered
+        accepted = OperationAccepted(
+            participant_id=participant_id,
+            operation=route.write,
+            idempotency_key=None,
+            log=msgspec.structs.asdict(position),
+        )
+        return Reply(202, accepted)
+
+    write_participant_state.__name__ = f"front_{route.write.lower()}"  # the route's name: one per write
+    return Endpoint(
+        route.method,
+        route.path,
+        write_participant_state,
+        f"{route.write} at the participant's partition (the embedded answer once applied, else 202 with its receipt)",
+        "Participant state",
+        body=route.body,
+        response=route.response,
+        status=route.status,
+        also=(*route.also, 202),
+    )
+
+
+async def write_state(engine: Engine, log: str, offset: int, command: ParticipantOperation, ops: list[Op]) -> None:
+    """Apply a state write read at ``offset`` of ``log`` (the partition's applier calls this): ``ops`` (its
+    position, or its release from parking) and the embedded route's reply join the edit's own record. Raises the
+    embedded edit's ScripError when refused (nothing written then)."""
+    state = command.state
+    assert state is not None, command
+    assert not command.is_balance, command
+    existed = False
+    if command.operation == "TAG_ADD":  # 200 for a tag already there, 201 for a new one, as the embedded route
+        assert state.key is not None
+        before = await engine.get_participant(command.participant_id)
+        existed = state.key.lower() in before.tags
+    if state.profile is not None and state.profile.external_id is not None:
+        await _refuse_a_rename(engine, command.participant_id, state.profile.external_id)
+
+    def record_ops(participant: Participant) -> list[Op]:
+        http_status, body = _reply(command.operation, state, participant, existed)
+        return [*ops, reply_op(log, offset, http_status, body)]
+
+    arguments = msgspec.structs.asdict(state)
+    await run_state_write(engine, command.operation, command.participant_id, arguments, record_ops=record_ops)
+
+
+async def _refuse_a_rename(engine: Engine, participant_id: str, external_id: str) -> None:
+    """Refuse a profile update that changes the participant's external id (its events' routing key)."""
+    current = (await engine.get_participant(participant_id)).external_id
+    if canonical_external_id(external_id, 4096, "external_id") != current:
+        raise ValidationFailed.field(
+            "external_id",
+            "immutable",
+            "in partitioned mode a participant's external_id cannot change: its events are routed by it",
+        )
+
+
+def _reply(write: str, state: StateWrite, participant: Participant, existed: bool) -> tuple[int, Any]:
+    """The embedded route's status and body for ``write`` once applied (scrip_actor/http/routes_state.py)."""
+    if write == "TAGS_REPLACE":
+        return 200, TagList(tags=participant.tags)
+    if write == "TAG_ADD":
+        assert state.key is not None
+        return (200 if existed else 201), TagItem(tag=state.key.lower())
+    if write == "ATTRIBUTES_MERGE":
+        return 200, AttributeMap(attributes=participant.attributes)
+    if write == "ATTRIBUTE_SET":
+        assert state.key is not None
+        assert state.value is not None
+        return 200, AttributeItem(key=state.key, value=state.value)
+    if write == "COUNTER_SET":
+        assert state.key is not None
+        return 200, counter_item(participant, state.key)
+    if write in ("PROFILE_UPDATE", "STATUS_SET"):
+        return 200, participant
+    assert write in ("TAG_REMOVE", "ATTRIBUTE_DELETE", "COUNTER_DELETE"), write
+    return 204, None

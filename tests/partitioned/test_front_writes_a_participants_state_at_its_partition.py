@@ -1,0 +1,124 @@
+"""A participant's tags, attributes and counters written through the front: produced to the partition its id names,
+applied there by the embedded edit in turn with its events, answered as the embedded state routes answer (their
+status and body: 201 for a new tag, 204 for a delete, a refusal's own status), the log offset in the edit's own
+record, so a replay from offset 0 ends with the same state.
+
+Real Tansu, the real front (Hypercorn on loopback), engine roles with their readers, real LMDB; `scrip verify` on
+every store afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from scrip_actor import partitioned
+from scrip_actor.engine import STATE_WRITE_NAMES, open_engine
+from scrip_actor.partitioned._operation_records import StateWriteName
+from scrip_actor.partitioned._partition_ids import partition_of
+from scrip_actor.verify import verify
+from tests.partitioned.partition_setup import TOPIC, config_for, log_end, start_engine
+from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, PARTITIONS, _running
+from tests.partitioned.test_front_runs_a_balance_operation_at_its_participants_partition import (
+    _on,
+    _participant_with_points,
+)
+
+
+def test_the_records_state_writes_are_the_engines() -> None:
+    assert set(StateWriteName.__args__) == STATE_WRITE_NAMES  # type: ignore[attr-defined]
+
+
+async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_path: Path) -> None:
+    async with _running(broker, tmp_path) as (running, program_id):
+        alice_external = _on(0, "alice")
+        alice = await _participant_with_points(running, program_id, alice_external, 1)
+        assert partition_of(alice) == 0
+        state = f"/v1/participants/{alice}/state"
+        front = running.front
+
+        added = await front.put(f"{state}/tags/VIP", headers=AUTH)
+        assert (added.status_code, added.json()) == (201, {"tag": "vip"}), added.text
+        again = await front.put(f"{state}/tags/vip", headers=AUTH)
+        assert (again.status_code, again.json()) == (200, {"tag": "vip"}), again.text
+        replaced = await front.put(f"{state}/tags", json={"tags": ["gold", "Early"]}, headers=AUTH)
+        assert replaced.status_code == 200 and sorted(replaced.json()["tags"]) == ["early", "gold"], replaced.text
+        removed = await front.delete(f"{state}/tags/gold", headers=AUTH)
+        assert (removed.status_code, removed.text) == (204, ""), removed.text
+
+        merged = await front.patch(f"{state}/attributes", json={"attributes": {"city": "Oslo"}}, headers=AUTH)
+        assert (merged.status_code, merged.json()) == (200, {"attributes": {"city": "Oslo"}}), merged.text
+        one = await front.put(f"{state}/attributes/lang", json={"value": "nb"}, headers=AUTH)
+        assert (one.status_code, one.json()) == (200, {"key": "lang", "value": "nb"}), one.text
+        dropped = await front.delete(f"{state}/attributes/city", headers=AUTH)
+        assert dropped.status_code == 204, dropped.text
+
+        counter = await front.put(f"{state}/counters/visits", json={"value": "7.5"}, headers=AUTH)
+        assert counter.status_code == 200, counter.text
+        assert counter.json()["key"] == "visits" and counter.json()["value"] == "7.5", counter.text
+        windowed = await front.put(f"{state}/counters/weekly", json={"value": "2", "reset_after": "168h"}, headers=AUTH)
+        assert windowed.status_code == 200 and windowed.json()["reset_after"] == "168h", windowed.text
+        gone = await front.delete(f"{state}/counters/weekly", headers=AUTH)
+        assert gone.status_code == 204, gone.text
+
+        # The participant itself: its profile and its status, answered with the whole participant.
+        profile = await front.patch(
+            f"/v1/participants/{alice}", json={"display_name": "Alice", "external_id": alice_external}, headers=AUTH
+        )
+        assert profile.status_code == 200, profile.text
+        assert (profile.json()["id"], profile.json()["display_name"]) == (alice, "Alice")
+        renamed = await front.patch(f"/v1/participants/{alice}", json={"external_id": "someone-else"}, headers=AUTH)
+        assert renamed.status_code == 400 and renamed.json()["details"]["fields"][0]["reason"] == "immutable"
+        suspended = await front.patch(f"/v1/participants/{alice}/status", json={"status": "SUSPENDED"}, headers=AUTH)
+        assert (suspended.status_code, suspended.json()["status"]) == (200, "SUSPENDED"), suspended.text
+        bad_status = await front.patch(f"/v1/participants/{alice}/status", json={"status": "ASLEEP"}, headers=AUTH)
+        assert bad_status.status_code == 400, bad_status.text
+
+        # Read back through the front's reads (routed to the same partition): what the writes answered.
+        participant = (await front.get(f"/v1/participants/{alice}", headers=AUTH)).json()
+        assert sorted(participant["tags"]) == ["early"]
+        assert participant["attributes"] == {"lang": "nb"}
+        assert (participant["status"], participant["display_name"]) == ("SUSPENDED", "Alice")
+        counters = (await front.get(f"{state}/counters", headers=AUTH)).json()["data"]
+        assert [(item["key"], item["value"]) for item in counters] == [("visits", "7.5")]
+        history = await front.get(f"/v1/participants/{alice}/activity/state-history", headers=AUTH)
+        assert history.status_code == 200, history.text
+        assert {item["source"] for item in history.json()["data"]} >= {"api"}
+
+        # Refusals: judged at the front (the embedded body types) or kept by the partition with their status.
+        malformed = await front.put(f"{state}/counters/visits", json={"value": "lots"}, headers=AUTH)
+        assert malformed.status_code == 400, malformed.text
+        too_long = await front.put(f"{state}/tags/{'t' * 300}", headers=AUTH)
+        assert too_long.status_code == 400 and too_long.json()["code"] == "bad_request", too_long.text
+        assert too_long.json()["request_id"]
+        nowhere = await front.put("/v1/participants/ffffffff-0000-8000-8000-000000000001/state/tags/x", headers=AUTH)
+        assert nowhere.status_code == 404, nowhere.text
+        unknown = await front.delete("/v1/participants/00000001-0000-8000-8000-000000000001/state/tags/x", headers=AUTH)
+        assert unknown.status_code == 404 and unknown.json()["code"] == "not_found", unknown.text
+        assert (await front.put(f"{state}/tags/x")).status_code == 401
+        assert sorted((await front.get(f"/v1/participants/{alice}", headers=AUTH)).json()["tags"]) == ["early"]
+
+    for partition in range(PARTITIONS):
+        report = verify(str(partitioned.partition_data_dir(running.partitions_dir, partition)))
+        assert report.ok, report.problems
+    # Alice's partition replayed from offset 0 into a fresh copy of the template: the same state, each write once.
+    replayed = partitioned.partition_data_dir(tmp_path / "replay", 0)
+    shutil.copytree(tmp_path / "template", replayed)
+    end = await trio.to_thread.run_sync(log_end, broker, TOPIC, 0)
+    process = start_engine(broker, tmp_path / "replay", 0, end, extra=["--read-host", "127.0.0.1"], scope="program")
+    await trio.to_thread.run_sync(process.communicate, None, 60)
+    assert process.returncode == 0
+    assert verify(str(replayed)).ok
+    live = await _state(partitioned.partition_data_dir(running.partitions_dir, 0), alice)
+    expected = (["early"], {"lang": "nb"}, {"visits": "7.5"}, ("SUSPENDED", "Alice"))
+    assert await _state(replayed, alice) == live == expected
+
+
+async def _state(data_dir: Path, participant_id: str) -> tuple[list[str], dict[str, str], dict[str, Any], Any]:
+    async with open_engine(config=config_for(data_dir)) as engine:
+        found = await engine.get_participant(participant_id)
+        profile = (found.status, found.display_name)
+        return sorted(found.tags), dict(found.attributes), dict(found.counters), profile
