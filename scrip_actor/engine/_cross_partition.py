@@ -48,6 +48,7 @@ from scrip_actor.model import (
     BalanceOperationResult,
     JournalEntry,
     Participant,
+    ParticipantCreate,
     TransferCreate,
     TransferResult,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "receive_credit",
     "reward_credit",
     "run_operation",
+    "run_participant_upsert",
     "run_state_write",
     "send_transfer",
     "transit_account",
@@ -459,3 +461,16 @@ async def run_state_write(
     write_with = _STATE_WRITES[write]
     participant: Participant = await write_with(engine._participant_admin, participant_id, arguments, record_ops)
     return participant
+
+
+async def run_participant_upsert(
+    engine: Engine,
+    request: ParticipantCreate,
+    participant_id: str,
+    *,
+    record_ops: Callable[[Participant, bool], list[Op]],
+) -> tuple[Participant, bool]:
+    """``POST /v1/participants`` from the log: the embedded upsert, a new participant getting ``participant_id``
+    (the front's, of the partition the external id routes to), with ``record_ops(participant, created)`` in its
+    own record. Returns ``(participant, created)`` once durable; raises the embedded upsert's ScripError."""
+    return await engine._participant_admin.create_participant(request, participant_id, record_ops)

@@ -82,8 +82,16 @@ class ParticipantAdmin:
             raise NotFound("participant", participant_id)
         return state
 
-    async def create_participant(self, request: ParticipantCreate) -> tuple[Participant, bool]:
-        """Create a participant, or update the one with this external_id. Returns ``(participant, created)``."""
+    async def create_participant(
+        self,
+        request: ParticipantCreate,
+        participant_id: str | None = None,
+        record_ops: Callable[[Participant, bool], list[Op]] | None = None,
+    ) -> tuple[Participant, bool]:
+        """Create a participant, or update the one with this external_id. Returns ``(participant, created)``.
+
+        ``participant_id``: the id a new participant gets (None: a random one); ``record_ops(participant, created)``
+        as for :meth:`_mutate_participant` (partitioned mode: the front names the id, of its partition)."""
         request = validated(request)
         request = msgspec.structs.replace(request, **self._canonical_profile(request))
         if request.program_id is not None:
@@ -93,7 +101,9 @@ class ParticipantAdmin:
         created = existing is None
         tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=request.program_id)
         if existing is None:
-            state = tx.adopt_new(new_participant(request.external_id, now, new_id()))
+            if participant_id is not None and self._participant(participant_id) is not None:
+                raise Conflict(f"participant id {participant_id} is another participant's")
+            state = tx.adopt_new(new_participant(request.external_id, now, participant_id or new_id()))
         else:
             state = tx.edit(existing)
         before = _StateSnapshot.of(state)
@@ -109,9 +119,11 @@ class ParticipantAdmin:
         state.invalidate()
         self._check_participant_limits(state)
         before.note_changes(tx, state)
-        ticket = self._publish(tx.commit(now), [])
+        changes = tx.commit(now)
+        answer = state.public(self._world.assets, now)
+        ticket = self._publish(changes, [] if record_ops is None else record_ops(answer, created))
         await self._writer.wait_durable(ticket)
-        return state.public(self._world.assets, now), created
+        return answer, created
 
     def _canonical_profile(self, request: ParticipantCreate | ParticipantUpdate) -> dict[str, Any]:
         """The request's external id, tags and attribute keys in canonical form (``values``): fields to replace."""

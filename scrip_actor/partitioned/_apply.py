@@ -62,7 +62,7 @@ from scrip_actor.partitioned._claiming import KeyClaims
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encode_payload
 from scrip_actor.partitioned._kafka import LogRecord
-from scrip_actor.partitioned._operation_records import ParticipantOperation
+from scrip_actor.partitioned._operation_records import UPSERT, ParticipantOperation
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, result_op
 from scrip_actor.partitioned._parking import Parked, parked_db
@@ -304,8 +304,18 @@ class PartitionApplier:
         return self.claims.transfer_verdict(offset, source, request)
 
     def _operation_verdict(self, offset: int, command: ParticipantOperation) -> Verdict:
+        if self.claims is None:
+            return ("admit", [], None)
+        if command.operation == UPSERT:  # behind the waiting events of its external id, which may create it
+            assert command.state is not None
+            assert command.state.create is not None
+            try:
+                external_id = canonical_external_id(command.state.create.external_id, _EXTERNAL_ID_MAX)
+            except ScripError:
+                return ("admit", [], None)  # the upsert refuses it, with the same error
+            return self.claims.operation_verdict(offset, external_id, command)
         state = self.engine._cache.get(command.participant_id)
-        if self.claims is None or state is None:
+        if state is None:
             return ("admit", [], None)  # run_operation refuses an unknown participant itself (404)
         return self.claims.operation_verdict(offset, state.external_id, command)
 

@@ -16,10 +16,11 @@ from typing import Literal
 
 import msgspec
 
-from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantUpdate
+from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantCreate, ParticipantUpdate
 
 __all__ = [
     "OPERATION_PATHS",
+    "UPSERT",
     "ParticipantOperation",
     "StateWrite",
     "operation_hash",
@@ -39,7 +40,9 @@ StateWriteName = Literal[
     "PROFILE_UPDATE",
     "STATUS_SET",
 ]
-OperationName = BalanceOperationName | StateWriteName
+# POST /v1/participants: an upsert by external id, at the partition the id routes to (_state_writes.py).
+UPSERT = "PARTICIPANT_UPSERT"
+OperationName = BalanceOperationName | StateWriteName | Literal["PARTICIPANT_UPSERT"]
 _BALANCE_OPERATIONS = frozenset(BalanceOperationName.__args__)  # type: ignore[attr-defined]
 # The embedded routes' last path segment (POST /v1/participants/{participant_id}/balances/<segment>).
 OPERATION_PATHS: dict[str, BalanceOperationName] = {
@@ -64,6 +67,7 @@ class StateWrite(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_
     value: str | None = None
     reset_after: str | None = None
     profile: ParticipantUpdate | None = None
+    create: ParticipantCreate | None = None  # PARTICIPANT_UPSERT's body
 
 
 class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

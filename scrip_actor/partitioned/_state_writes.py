@@ -1,5 +1,5 @@
 """A participant's state writes through the front: ``PUT``/``PATCH``/``DELETE /v1/participants/{id}/state/...``,
-and ``PATCH /v1/participants/{id}`` (profile) and ``…/status``.
+``PATCH /v1/participants/{id}`` (profile) and ``…/status``, and the upsert ``POST /v1/participants``.
 
 Tags, attributes and counters are a participant's own, so they go where its balance operations go
 (``_front_operations.py``): each write is judged by the embedded view (API key, body limits, the embedded route's
@@ -14,16 +14,21 @@ record's receipt if it does not come in time.
 A state write has no idempotency key (nor has the embedded route): a PUT or a DELETE sent again is applied again,
 to the same end. A profile update may not change ``external_id``: a participant's events are routed by it, so a new
 one would send them to another partition (a 400 ``immutable``, kept by the partition).
+
+The upsert goes to the partition its ``external_id`` routes to (as that participant's events do) with a new
+participant id of that partition chosen by the front (``{partition:08x}`` and random digits; in the record, so a
+replay makes the same id); a participant that exists keeps its own id, and the answer is the embedded 201 or 200.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from scrip_actor.engine import Engine, run_state_write
+from scrip_actor.engine import Engine, run_participant_upsert, run_state_write
 from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.http.routes_state import counter_item
 from scrip_actor.http.routing import Call, Endpoint, Reply
@@ -39,12 +44,12 @@ from scrip_actor.http.schemas import (
     TagList,
     TagsReplace,
 )
-from scrip_actor.model import Participant, ParticipantUpdate
+from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
 from scrip_actor.partitioned._front_operations import OPERATION_WAIT_S, OperationAccepted, answer_of
-from scrip_actor.partitioned._operation_records import ParticipantOperation, StateWrite, StateWriteName
+from scrip_actor.partitioned._operation_records import UPSERT, ParticipantOperation, StateWrite, StateWriteName
 from scrip_actor.partitioned._outcomes import reply_op
 from scrip_actor.partitioned._partition_ids import partition_of
-from scrip_actor.partitioned._routing import KIND_OPERATION
+from scrip_actor.partitioned._routing import KIND_OPERATION, partition_for
 from scrip_actor.store import Op
 from scrip_actor.values import external_id as canonical_external_id
 
@@ -55,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["state_write_endpoints", "write_state"]
 
 _encoder = msgspec.json.Encoder()
+_EXTERNAL_ID_MAX = 255  # as the front's events (_front.py)
 _STATE = "/v1/participants/{participant_id}/state"
 _TAG = _STATE + "/tags/{tag}"
 _ATTRIBUTE = _STATE + "/attributes/{key}"
@@ -126,8 +132,8 @@ _ROUTES = (
 def state_write_endpoints(
     log: EventLog, readers: PartitionReaders | None, wait_s: float = OPERATION_WAIT_S
 ) -> list[Endpoint]:
-    """The front's state-write routes (the embedded ones' methods, paths and bodies)."""
-    return [_endpoint(log, readers, route, wait_s) for route in _ROUTES]
+    """The front's state-write routes and its upsert (the embedded ones' methods, paths and bodies)."""
+    return [*(_endpoint(log, readers, route, wait_s) for route in _ROUTES), _upsert_endpoint(log, readers, wait_s)]
 
 
 def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wait_s: float) -> Endpoint:
@@ -139,18 +145,7 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wa
         command = ParticipantOperation(
             operation=route.write, participant_id=participant_id, state=route.arguments(call.path, call.body)
         )
-        position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
-        if readers is not None:
-            answered = await answer_of(readers, position.partition, position.offset, wait_s)
-            if answered is not None:
-                return answered
-        accepted = OperationAccepted(
-            participant_id=participant_id,
-            operation=route.write,
-            idempotency_key=None,
-            log=msgspec.structs.asdict(position),
-        )
-        return Reply(202, accepted)
+        return await _produced(log, readers, command, participant_id, partition, wait_s)
 
     write_participant_state.__name__ = f"front_{route.write.lower()}"  # the route's name: one per write
     return Endpoint(
@@ -166,6 +161,52 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wa
     )
 
 
+def _upsert_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
+    async def upsert_participant(call: Call) -> Reply:
+        body: ParticipantCreate = call.body
+        external_id = canonical_external_id(body.external_id, _EXTERNAL_ID_MAX)
+        partition = partition_for(external_id, log.partitions)
+        participant_id = f"{partition:08x}" + str(uuid.uuid4())[8:]  # an id naming its partition, if it is new
+        command = ParticipantOperation(operation=UPSERT, participant_id=participant_id, state=StateWrite(create=body))
+        return await _produced(log, readers, command, external_id, partition, wait_s)
+
+    upsert_participant.__name__ = "front_participant_upsert"
+    return Endpoint(
+        "POST",
+        "/v1/participants",
+        upsert_participant,
+        "Upsert a participant at the partition its external_id routes to (the embedded answer, else 202)",
+        "Participants",
+        body=ParticipantCreate,
+        response=Participant,
+        status=201,
+        also=(200, 202),
+    )
+
+
+async def _produced(
+    log: EventLog,
+    readers: PartitionReaders | None,
+    command: ParticipantOperation,
+    routing_key: str,
+    partition: int,
+    wait_s: float,
+) -> Reply:
+    """Produce ``command`` to ``partition``; the embedded answer once applied, else 202 with the receipt."""
+    position = await log.append(routing_key, _encoder.encode(command), KIND_OPERATION, partition=partition)
+    if readers is not None:
+        answered = await answer_of(readers, position.partition, position.offset, wait_s)
+        if answered is not None:
+            return answered
+    accepted = OperationAccepted(
+        participant_id=command.participant_id,
+        operation=command.operation,
+        idempotency_key=None,
+        log=msgspec.structs.asdict(position),
+    )
+    return Reply(202, accepted)
+
+
 async def write_state(engine: Engine, log: str, offset: int, command: ParticipantOperation, ops: list[Op]) -> None:
     """Apply a state write read at ``offset`` of ``log`` (the partition's applier calls this): ``ops`` (its
     position, or its release from parking) and the embedded route's reply join the edit's own record. Raises the
@@ -173,6 +214,14 @@ async def write_state(engine: Engine, log: str, offset: int, command: Participan
     state = command.state
     assert state is not None, command
     assert not command.is_balance, command
+    if state.create is not None:
+        assert command.operation == UPSERT, command
+
+        def upsert_ops(participant: Participant, created: bool) -> list[Op]:
+            return [*ops, reply_op(log, offset, 201 if created else 200, participant)]
+
+        await run_participant_upsert(engine, state.create, command.participant_id, record_ops=upsert_ops)
+        return
     existed = False
     if command.operation == "TAG_ADD":  # 200 for a tag already there, 201 for a new one, as the embedded route
         assert state.key is not None

@@ -33,6 +33,7 @@ def test_the_records_state_writes_are_the_engines() -> None:
 
 
 async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_path: Path) -> None:
+    carol = ""
     async with _running(broker, tmp_path) as (running, program_id):
         alice_external = _on(0, "alice")
         alice = await _participant_with_points(running, program_id, alice_external, 1)
@@ -101,10 +102,24 @@ async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_p
         assert (await front.put(f"{state}/tags/x")).status_code == 401
         assert sorted((await front.get(f"/v1/participants/{alice}", headers=AUTH)).json()["tags"]) == ["early"]
 
+        # The upsert: at the partition the external id routes to, with an id of that partition; then her events
+        # find her there.
+        carol_external = _on(0, "carol")
+        new = {"external_id": carol_external, "program_id": program_id, "display_name": "Carol"}
+        created = await front.post("/v1/participants", json=new, headers=AUTH)
+        assert created.status_code == 201, created.text
+        carol = created.json()["id"]
+        assert partition_of(carol) == 0 and created.json()["display_name"] == "Carol"
+        updated = await front.post("/v1/participants", json={**new, "display_name": "C"}, headers=AUTH)
+        assert (updated.status_code, updated.json()["id"], updated.json()["display_name"]) == (200, carol, "C")
+        assert await _participant_with_points(running, program_id, carol_external, 1) == carol
+        missing = await front.post("/v1/participants", json={"program_id": program_id}, headers=AUTH)
+        assert missing.status_code == 400, missing.text
+
     for partition in range(PARTITIONS):
         report = verify(str(partitioned.partition_data_dir(running.partitions_dir, partition)))
         assert report.ok, report.problems
-    # Alice's partition replayed from offset 0 into a fresh copy of the template: the same state, each write once.
+    # Alice's partition replayed from offset 0 (Carol's too) into a fresh copy of the template: the same state, each write once.
     replayed = partitioned.partition_data_dir(tmp_path / "replay", 0)
     shutil.copytree(tmp_path / "template", replayed)
     end = await trio.to_thread.run_sync(log_end, broker, TOPIC, 0)
@@ -115,6 +130,9 @@ async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_p
     live = await _state(partitioned.partition_data_dir(running.partitions_dir, 0), alice)
     expected = (["early"], {"lang": "nb"}, {"visits": "7.5"}, ("SUSPENDED", "Alice"))
     assert await _state(replayed, alice) == live == expected
+    carol_state = await _state(partitioned.partition_data_dir(running.partitions_dir, 0), carol)
+    assert await _state(replayed, carol) == carol_state
+    assert carol_state[3] == ("ACTIVE", "C")
 
 
 async def _state(data_dir: Path, participant_id: str) -> tuple[list[str], dict[str, str], dict[str, Any], Any]:
