@@ -424,21 +424,36 @@ async def run_operation(
     return await operations.balance_operation(operation, participant_id, request, record_ops)
 
 
-# What a state write from the log calls on the participant editor, by the write's name (the front's state routes,
-# scrip_actor/partitioned/_state_writes.py): each takes the participant id, the write's arguments and record_ops.
+# What a state write from the log calls, by the write's name (the front's state routes,
+# scrip_actor/partitioned/_state_writes.py): each takes the engine, the participant id, the write's arguments and
+# record_ops (called with the answer: the participant, or a tier write's TierState or None).
 _STATE_WRITES: dict[str, Callable[..., Any]] = {
-    "TAGS_REPLACE": lambda admin, pid, args, ops: admin.replace_tags(pid, args["tags"], ops),
-    "TAG_ADD": lambda admin, pid, args, ops: admin.add_tags(pid, [args["key"]], ops),
-    "TAG_REMOVE": lambda admin, pid, args, ops: admin.remove_tag(pid, args["key"], ops),
-    "ATTRIBUTES_MERGE": lambda admin, pid, args, ops: admin.set_attributes(pid, args["attributes"], ops),
-    "ATTRIBUTE_SET": lambda admin, pid, args, ops: admin.set_attributes(pid, {args["key"]: args["value"]}, ops),
-    "ATTRIBUTE_DELETE": lambda admin, pid, args, ops: admin.delete_attribute(pid, args["key"], ops),
-    "COUNTER_SET": lambda admin, pid, args, ops: admin.set_counter(
+    "TAGS_REPLACE": lambda engine, pid, args, ops: engine._participant_admin.replace_tags(pid, args["tags"], ops),
+    "TAG_ADD": lambda engine, pid, args, ops: engine._participant_admin.add_tags(pid, [args["key"]], ops),
+    "TAG_REMOVE": lambda engine, pid, args, ops: engine._participant_admin.remove_tag(pid, args["key"], ops),
+    "ATTRIBUTES_MERGE": lambda engine, pid, args, ops: engine._participant_admin.set_attributes(
+        pid, args["attributes"], ops
+    ),
+    "ATTRIBUTE_SET": lambda engine, pid, args, ops: engine._participant_admin.set_attributes(
+        pid, {args["key"]: args["value"]}, ops
+    ),
+    "ATTRIBUTE_DELETE": lambda engine, pid, args, ops: engine._participant_admin.delete_attribute(
+        pid, args["key"], ops
+    ),
+    "COUNTER_SET": lambda engine, pid, args, ops: engine._participant_admin.set_counter(
         pid, args["key"], args["value"], args["reset_after"], ops
     ),
-    "COUNTER_DELETE": lambda admin, pid, args, ops: admin.delete_counter(pid, args["key"], ops),
-    "PROFILE_UPDATE": lambda admin, pid, args, ops: admin.update_participant(pid, args["profile"], ops),
-    "STATUS_SET": lambda admin, pid, args, ops: admin.set_participant_status(pid, args["value"], ops),
+    "COUNTER_DELETE": lambda engine, pid, args, ops: engine._participant_admin.delete_counter(pid, args["key"], ops),
+    "PROFILE_UPDATE": lambda engine, pid, args, ops: engine._participant_admin.update_participant(
+        pid, args["profile"], ops
+    ),
+    "STATUS_SET": lambda engine, pid, args, ops: engine._participant_admin.set_participant_status(
+        pid, args["value"], ops
+    ),
+    "TIER_SET": lambda engine, pid, args, ops: engine.tiers.set_state(
+        pid, args["program_id"], args["key"], args["tier"], ops
+    ),
+    "TIER_DELETE": lambda engine, pid, args, ops: engine.tiers.delete_state(pid, args["program_id"], args["key"], ops),
 }
 STATE_WRITE_NAMES = frozenset(_STATE_WRITES)
 
@@ -449,18 +464,18 @@ async def run_state_write(
     participant_id: str,
     arguments: dict[str, Any],
     *,
-    record_ops: Callable[[Participant], list[Op]],
-) -> Participant:
+    record_ops: Callable[[Any], list[Op]],
+) -> Any:
     """A participant's state write from the log (the front's ``PUT``/``PATCH``/``DELETE …/state/...``): the
     embedded edit itself, with ``record_ops(participant)`` (the log offset, the answer kept under it) in the edit's
     own record. Returns once durable; raises the embedded edit's ScripError when refused (nothing written then).
 
     ``arguments``: ``key`` (the tag or key of the path), ``tags``, ``attributes``, ``value`` (a status for
-    STATUS_SET), ``reset_after``, ``profile`` (a ParticipantUpdate), as the write takes them."""
+    STATUS_SET), ``reset_after``, ``profile`` (a ParticipantUpdate), ``program_id`` and ``tier`` (a TierStateSet),
+    as the write takes them. Returns the answer: the participant, or a tier write's TierState (None for a delete)."""
     assert write in _STATE_WRITES, write
-    write_with = _STATE_WRITES[write]
-    participant: Participant = await write_with(engine._participant_admin, participant_id, arguments, record_ops)
-    return participant
+    answer: Any = await _STATE_WRITES[write](engine, participant_id, arguments, record_ops)
+    return answer
 
 
 async def run_participant_upsert(

@@ -185,8 +185,18 @@ class Tiers:
             raise NotFound("tier state", key)
         return _state_view(definition, holding)
 
-    async def set_state(self, participant_id: str, program_id: str, key: str, request: TierStateSet) -> TierState:
-        """Set a level by hand (replacing any pending expiry); removed at ``expires_at`` if given."""
+    async def set_state(
+        self,
+        participant_id: str,
+        program_id: str,
+        key: str,
+        request: TierStateSet,
+        record_ops: Callable[[TierState], list[Op]] | None = None,
+    ) -> TierState:
+        """Set a level by hand (replacing any pending expiry); removed at ``expires_at`` if given.
+
+        ``record_ops(answer)``: more ops for the change's own record (partitioned mode: the log offset and the
+        answer kept under it)."""
         request = validated(request)
         state, definition = self._changeable(participant_id, program_id, key)
         now = self._clock()
@@ -198,24 +208,31 @@ class Tiers:
             holding = set_manual(tx, state, definition, request.level, expires_at, now)
         except ActionFailed as error:
             raise ValidationFailed.field("level", "unknown", str(error)) from None
-        await self._commit(tx, now)
-        return _state_view(definition, holding)
+        answer = _state_view(definition, holding)
+        await self._commit(tx, now, [] if record_ops is None else record_ops(answer))
+        return answer
 
-    async def delete_state(self, participant_id: str, program_id: str, key: str) -> None:
-        """Back to rank 0 (nothing to do if no level is held); pending expiries go with the level."""
+    async def delete_state(
+        self, participant_id: str, program_id: str, key: str, record_ops: Callable[[None], list[Op]] | None = None
+    ) -> None:
+        """Back to rank 0 (nothing to do if no level is held); pending expiries go with the level.
+        ``record_ops(None)``: as for :meth:`set_state` (written even when there was nothing to remove)."""
         state, definition = self._changeable(participant_id, program_id, key)
         now = self._clock()
         tx = LedgerTx(self._world, now=now, id_seed=new_id(), program_id=program_id)
         remove_manual(tx, state, definition)
+        extra_ops = [] if record_ops is None else record_ops(None)
         if not tx.is_empty():
-            await self._commit(tx, now)
+            await self._commit(tx, now, extra_ops)
+        elif extra_ops:
+            await self._writer.wait_durable(self._writer.append(extra_ops))
 
-    async def _commit(self, tx: LedgerTx, now: datetime) -> None:
+    async def _commit(self, tx: LedgerTx, now: datetime, extra_ops: list[Op]) -> None:
         try:
             changes = tx.commit(now)
         except ActionFailed as error:  # pragma: no cover - a tier change moves no value
             raise Conflict(str(error)) from None
-        await self._writer.wait_durable(self._publish(changes, []))
+        await self._writer.wait_durable(self._publish(changes, extra_ops))
 
     def _enrolled(self, participant_id: str, program_id: str) -> tuple[ParticipantState, Any]:
         state = self._participant(participant_id)

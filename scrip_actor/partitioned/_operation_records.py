@@ -17,6 +17,7 @@ from typing import Literal
 import msgspec
 
 from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantCreate, ParticipantUpdate
+from scrip_actor.tiers import TierStateSet
 
 __all__ = [
     "OPERATION_PATHS",
@@ -39,6 +40,8 @@ StateWriteName = Literal[
     "COUNTER_DELETE",
     "PROFILE_UPDATE",
     "STATUS_SET",
+    "TIER_SET",
+    "TIER_DELETE",
 ]
 # POST /v1/participants: an upsert by external id, at the partition the id routes to (_state_writes.py).
 UPSERT = "PARTICIPANT_UPSERT"
@@ -68,6 +71,8 @@ class StateWrite(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_
     reset_after: str | None = None
     profile: ParticipantUpdate | None = None
     create: ParticipantCreate | None = None  # PARTICIPANT_UPSERT's body
+    program_id: str | None = None  # a tier write's ?program_id=
+    tier: TierStateSet | None = None  # TIER_SET's body
 
 
 class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

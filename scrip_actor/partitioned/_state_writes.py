@@ -1,5 +1,6 @@
 """A participant's state writes through the front: ``PUT``/``PATCH``/``DELETE /v1/participants/{id}/state/...``,
-``PATCH /v1/participants/{id}`` (profile) and ``…/status``, and the upsert ``POST /v1/participants``.
+``PATCH /v1/participants/{id}`` (profile) and ``…/status``, a tier set by hand (``PUT``/``DELETE
+…/state/tiers/{key}?program_id=``), and the upsert ``POST /v1/participants``.
 
 Tags, attributes and counters are a participant's own, so they go where its balance operations go
 (``_front_operations.py``): each write is judged by the embedded view (API key, body limits, the embedded route's
@@ -31,6 +32,7 @@ import msgspec
 from scrip_actor.engine import Engine, run_participant_upsert, run_state_write
 from scrip_actor.errors import NotFound, ValidationFailed
 from scrip_actor.http.routes_state import counter_item
+from scrip_actor.http.routes_tiers import TierStateQuery
 from scrip_actor.http.routing import Call, Endpoint, Reply
 from scrip_actor.http.schemas import (
     AttributeItem,
@@ -51,6 +53,7 @@ from scrip_actor.partitioned._outcomes import reply_op
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import KIND_OPERATION, partition_for
 from scrip_actor.store import Op
+from scrip_actor.tiers import TierState, TierStateSet
 from scrip_actor.values import external_id as canonical_external_id
 
 if TYPE_CHECKING:
@@ -65,6 +68,7 @@ _STATE = "/v1/participants/{participant_id}/state"
 _TAG = _STATE + "/tags/{tag}"
 _ATTRIBUTE = _STATE + "/attributes/{key}"
 _COUNTER = _STATE + "/counters/{key}"
+_TIER = _STATE + "/tiers/{key}"
 
 
 class _Route(msgspec.Struct, frozen=True):
@@ -74,22 +78,23 @@ class _Route(msgspec.Struct, frozen=True):
     path: str
     write: StateWriteName
     body: Any
-    arguments: Callable[[dict[str, str], Any], StateWrite]
+    arguments: Callable[[Call], StateWrite]
     response: Any
     status: int = 200
     also: tuple[int, ...] = ()
+    query: Any = None
 
 
 _ROUTES = (
-    _Route("PUT", _STATE + "/tags", "TAGS_REPLACE", TagsReplace, lambda _, b: StateWrite(tags=b.tags), TagList),
-    _Route("PUT", _TAG, "TAG_ADD", None, lambda p, _: StateWrite(key=p["tag"]), TagItem, status=201, also=(200,)),
-    _Route("DELETE", _TAG, "TAG_REMOVE", None, lambda p, _: StateWrite(key=p["tag"]), None, status=204),
+    _Route("PUT", _STATE + "/tags", "TAGS_REPLACE", TagsReplace, lambda c: StateWrite(tags=c.body.tags), TagList),
+    _Route("PUT", _TAG, "TAG_ADD", None, lambda c: StateWrite(key=c.path["tag"]), TagItem, status=201, also=(200,)),
+    _Route("DELETE", _TAG, "TAG_REMOVE", None, lambda c: StateWrite(key=c.path["tag"]), None, status=204),
     _Route(
         "PATCH",
         _STATE + "/attributes",
         "ATTRIBUTES_MERGE",
         AttributesMerge,
-        lambda _, b: StateWrite(attributes=b.attributes),
+        lambda c: StateWrite(attributes=c.body.attributes),
         AttributeMap,
     ),
     _Route(
@@ -97,25 +102,25 @@ _ROUTES = (
         _ATTRIBUTE,
         "ATTRIBUTE_SET",
         AttributeSet,
-        lambda p, b: StateWrite(key=p["key"], value=b.value),
+        lambda c: StateWrite(key=c.path["key"], value=c.body.value),
         AttributeItem,
     ),
-    _Route("DELETE", _ATTRIBUTE, "ATTRIBUTE_DELETE", None, lambda p, _: StateWrite(key=p["key"]), None, status=204),
+    _Route("DELETE", _ATTRIBUTE, "ATTRIBUTE_DELETE", None, lambda c: StateWrite(key=c.path["key"]), None, status=204),
     _Route(
         "PUT",
         _COUNTER,
         "COUNTER_SET",
         CounterSet,
-        lambda p, b: StateWrite(key=p["key"], value=b.value, reset_after=b.reset_after),
+        lambda c: StateWrite(key=c.path["key"], value=c.body.value, reset_after=c.body.reset_after),
         CounterItem,
     ),
-    _Route("DELETE", _COUNTER, "COUNTER_DELETE", None, lambda p, _: StateWrite(key=p["key"]), None, status=204),
+    _Route("DELETE", _COUNTER, "COUNTER_DELETE", None, lambda c: StateWrite(key=c.path["key"]), None, status=204),
     _Route(
         "PATCH",
         "/v1/participants/{participant_id}",
         "PROFILE_UPDATE",
         ParticipantUpdate,
-        lambda _, b: StateWrite(profile=b),
+        lambda c: StateWrite(profile=c.body),
         Participant,
     ),
     _Route(
@@ -123,8 +128,27 @@ _ROUTES = (
         "/v1/participants/{participant_id}/status",
         "STATUS_SET",
         StatusChange,
-        lambda _, b: StateWrite(value=b.status),
+        lambda c: StateWrite(value=c.body.status),
         Participant,
+    ),
+    _Route(
+        "PUT",
+        _TIER,
+        "TIER_SET",
+        TierStateSet,
+        lambda c: StateWrite(key=c.path["key"], program_id=c.query.program_id, tier=c.body),
+        TierState,
+        query=TierStateQuery,
+    ),
+    _Route(
+        "DELETE",
+        _TIER,
+        "TIER_DELETE",
+        None,
+        lambda c: StateWrite(key=c.path["key"], program_id=c.query.program_id),
+        None,
+        status=204,
+        query=TierStateQuery,
     ),
 )
 
@@ -143,7 +167,7 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wa
         if partition is None or partition >= log.partitions:
             raise NotFound("participant", participant_id)
         command = ParticipantOperation(
-            operation=route.write, participant_id=participant_id, state=route.arguments(call.path, call.body)
+            operation=route.write, participant_id=participant_id, state=route.arguments(call)
         )
         return await _produced(log, readers, command, participant_id, partition, wait_s)
 
@@ -155,6 +179,7 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wa
         f"{route.write} at the participant's partition (the embedded answer once applied, else 202 with its receipt)",
         "Participant state",
         body=route.body,
+        query=route.query,
         response=route.response,
         status=route.status,
         also=(*route.also, 202),
@@ -230,8 +255,8 @@ async def write_state(engine: Engine, log: str, offset: int, command: Participan
     if state.profile is not None and state.profile.external_id is not None:
         await _refuse_a_rename(engine, command.participant_id, state.profile.external_id)
 
-    def record_ops(participant: Participant) -> list[Op]:
-        http_status, body = _reply(command.operation, state, participant, existed)
+    def record_ops(answer: Any) -> list[Op]:
+        http_status, body = _reply(command.operation, state, answer, existed)
         return [*ops, reply_op(log, offset, http_status, body)]
 
     arguments = msgspec.structs.asdict(state)
@@ -249,8 +274,10 @@ async def _refuse_a_rename(engine: Engine, participant_id: str, external_id: str
         )
 
 
-def _reply(write: str, state: StateWrite, participant: Participant, existed: bool) -> tuple[int, Any]:
-    """The embedded route's status and body for ``write`` once applied (scrip_actor/http/routes_state.py)."""
+def _reply(write: str, state: StateWrite, answer: Any, existed: bool) -> tuple[int, Any]:
+    """The embedded route's status and body for ``write`` once applied (scrip_actor/http/routes_state.py,
+    routes_participants.py, routes_tiers.py), given the engine's answer: the participant, or a TierState."""
+    participant: Participant = answer
     if write == "TAGS_REPLACE":
         return 200, TagList(tags=participant.tags)
     if write == "TAG_ADD":
@@ -265,7 +292,7 @@ def _reply(write: str, state: StateWrite, participant: Participant, existed: boo
     if write == "COUNTER_SET":
         assert state.key is not None
         return 200, counter_item(participant, state.key)
-    if write in ("PROFILE_UPDATE", "STATUS_SET"):
-        return 200, participant
-    assert write in ("TAG_REMOVE", "ATTRIBUTE_DELETE", "COUNTER_DELETE"), write
+    if write in ("PROFILE_UPDATE", "STATUS_SET", "TIER_SET"):
+        return 200, answer
+    assert write in ("TAG_REMOVE", "ATTRIBUTE_DELETE", "COUNTER_DELETE", "TIER_DELETE"), write
     return 204, None

@@ -26,6 +26,7 @@ from scrip_actor import AssetCreate, Config, CreditAction, ProgramCreate, RuleCr
 from scrip_actor.config import StorageSettings
 from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
+from scrip_actor.tiers import Criterion, LevelSpec, Qualification, TierCreate
 from scrip_actor.verify import verify
 
 TOPIC = "events"
@@ -82,8 +83,9 @@ def config_for(data_dir: Path, map_size_bytes: int = 1 << 30) -> Config:
     return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=map_size_bytes))
 
 
-async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, str]:
-    """(partitions dir, program id, asset id): each partition's store holds the same catalog."""
+async def seed_partitions(tmp_path: Path, partitions: int, *, tier: bool = False) -> tuple[Path, str, str]:
+    """(partitions dir, program id, asset id): each partition's store holds the same catalog (with ``tier``, also
+    a "status" tier: silver at 100 visits, gold at 200, which no test's events reach)."""
     template = tmp_path / "template"
     async with open_engine(config=config_for(template)) as engine:
         program = await engine.create_program(ProgramCreate(name="partitioned"))
@@ -105,6 +107,16 @@ async def seed_partitions(tmp_path: Path, partitions: int) -> tuple[Path, str, s
                 actions=[CreditAction(asset_id=asset.id, amount="1")],
             )
         )
+        if tier:
+            levels = [
+                LevelSpec(
+                    key=key,
+                    rank=rank,
+                    qualification=Qualification(criteria=[Criterion(counter="visits", operator=">=", threshold=at)]),
+                )
+                for key, rank, at in (("silver", 1, 100), ("gold", 2, 200))
+            ]
+            await engine.tiers.create(program.id, TierCreate(key="status", levels=levels))
     partitions_dir = tmp_path / "partitions"
     for partition in range(partitions):
         shutil.copytree(template, partition_data_dir(partitions_dir, partition))

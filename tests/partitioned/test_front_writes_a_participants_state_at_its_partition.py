@@ -10,6 +10,8 @@ every store afterwards.
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,26 @@ import trio
 
 from scrip_actor import partitioned
 from scrip_actor.engine import STATE_WRITE_NAMES, open_engine
+from scrip_actor.partitioned import _kafka
 from scrip_actor.partitioned._operation_records import StateWriteName
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.verify import verify
-from tests.partitioned.partition_setup import TOPIC, config_for, log_end, start_engine
-from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, PARTITIONS, _running
+from tests.partitioned.front_setup import Running, front_with_readers
+from tests.partitioned.partition_setup import TOPIC, config_for, log_end, seed_partitions, start_engine
+from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, KEY, PARTITIONS
 from tests.partitioned.test_front_runs_a_balance_operation_at_its_participants_partition import (
     _on,
     _participant_with_points,
 )
+
+
+@asynccontextmanager
+async def _running(broker: str, tmp_path: Path) -> AsyncIterator[tuple[Running, str]]:
+    """The front with its readers over 3 partitions seeded with a program, its asset and a "status" tier."""
+    partitions_dir, program_id, _ = await seed_partitions(tmp_path, PARTITIONS, tier=True)
+    _kafka.create_topic(broker, TOPIC, PARTITIONS)
+    async with front_with_readers(broker, partitions_dir, PARTITIONS, KEY) as running:
+        yield running, program_id
 
 
 def test_the_records_state_writes_are_the_engines() -> None:
@@ -65,6 +78,22 @@ async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_p
         gone = await front.delete(f"{state}/counters/weekly", headers=AUTH)
         assert gone.status_code == 204, gone.text
 
+        # A tier set by hand, in the program the query names: set, removed (twice: the second removes nothing), set.
+        tier = f"{state}/tiers/status"
+        gold = await front.put(tier, params={"program_id": program_id}, json={"level": "gold"}, headers=AUTH)
+        assert gold.status_code == 200 and (gold.json()["level"], gold.json()["rank"]) == ("gold", 2), gold.text
+        for _ in range(2):
+            cleared = await front.delete(tier, params={"program_id": program_id}, headers=AUTH)
+            assert cleared.status_code == 204, cleared.text
+        unknown_level = await front.put(tier, params={"program_id": program_id}, json={"level": "x"}, headers=AUTH)
+        assert unknown_level.status_code == 400, unknown_level.text
+        no_program = await front.put(tier, json={"level": "gold"}, headers=AUTH)
+        assert no_program.status_code == 400, no_program.text
+        silver = await front.put(tier, params={"program_id": program_id}, json={"level": "silver"}, headers=AUTH)
+        assert silver.status_code == 200, silver.text
+        held = await front.get(tier, params={"program_id": program_id}, headers=AUTH)
+        assert (held.status_code, held.json()["level"]) == (200, "silver"), held.text
+
         # The participant itself: its profile and its status, answered with the whole participant.
         profile = await front.patch(
             f"/v1/participants/{alice}", json={"display_name": "Alice", "external_id": alice_external}, headers=AUTH
@@ -75,6 +104,8 @@ async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_p
         assert renamed.status_code == 400 and renamed.json()["details"]["fields"][0]["reason"] == "immutable"
         suspended = await front.patch(f"/v1/participants/{alice}/status", json={"status": "SUSPENDED"}, headers=AUTH)
         assert (suspended.status_code, suspended.json()["status"]) == (200, "SUSPENDED"), suspended.text
+        inactive = await front.put(tier, params={"program_id": program_id}, json={"level": "gold"}, headers=AUTH)
+        assert inactive.status_code == 409 and inactive.json()["code"] == "participant_inactive", inactive.text
         bad_status = await front.patch(f"/v1/participants/{alice}/status", json={"status": "ASLEEP"}, headers=AUTH)
         assert bad_status.status_code == 400, bad_status.text
 
@@ -128,15 +159,16 @@ async def test_state_writes_run_at_the_participants_partition(broker: str, tmp_p
     assert process.returncode == 0
     assert verify(str(replayed)).ok
     live = await _state(partitioned.partition_data_dir(running.partitions_dir, 0), alice)
-    expected = (["early"], {"lang": "nb"}, {"visits": "7.5"}, ("SUSPENDED", "Alice"))
+    expected = (["early"], {"lang": "nb"}, {"visits": "7.5"}, ("SUSPENDED", "Alice", ["silver"]))
     assert await _state(replayed, alice) == live == expected
     carol_state = await _state(partitioned.partition_data_dir(running.partitions_dir, 0), carol)
     assert await _state(replayed, carol) == carol_state
-    assert carol_state[3] == ("ACTIVE", "C")
+    assert carol_state[3] == ("ACTIVE", "C", [])
 
 
 async def _state(data_dir: Path, participant_id: str) -> tuple[list[str], dict[str, str], dict[str, Any], Any]:
     async with open_engine(config=config_for(data_dir)) as engine:
         found = await engine.get_participant(participant_id)
-        profile = (found.status, found.display_name)
+        levels = [held.level for program_id in found.program_ids for held in engine.tiers.states(found.id, program_id)]
+        profile = (found.status, found.display_name, levels)
         return sorted(found.tags), dict(found.attributes), dict(found.counters), profile
