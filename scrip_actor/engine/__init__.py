@@ -27,6 +27,7 @@ from scrip_actor.engine._cross_partition import receive_credit as receive_credit
 from scrip_actor.engine._cross_partition import reward_credit as reward_credit
 from scrip_actor.engine._cross_partition import run_operation as run_operation
 from scrip_actor.engine._cross_partition import run_participant_upsert as run_participant_upsert
+from scrip_actor.engine._cross_partition import run_redemption as run_redemption
 from scrip_actor.engine._cross_partition import run_state_write as run_state_write
 from scrip_actor.engine._cross_partition import send_transfer as send_transfer
 from scrip_actor.engine._cross_partition import transit_account as transit_account
@@ -53,6 +54,7 @@ __all__ = [
     "reward_credit",
     "run_operation",
     "run_participant_upsert",
+    "run_redemption",
     "run_state_write",
     "send_transfer",
     "transit_account",

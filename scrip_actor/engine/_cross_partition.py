@@ -49,6 +49,8 @@ from scrip_actor.model import (
     JournalEntry,
     Participant,
     ParticipantCreate,
+    Redemption,
+    RedemptionCreate,
     TransferCreate,
     TransferResult,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "reward_credit",
     "run_operation",
     "run_participant_upsert",
+    "run_redemption",
     "run_state_write",
     "send_transfer",
     "transit_account",
@@ -489,3 +492,22 @@ async def run_participant_upsert(
     (the front's, of the partition the external id routes to), with ``record_ops(participant, created)`` in its
     own record. Returns ``(participant, created)`` once durable; raises the embedded upsert's ScripError."""
     return await engine._participant_admin.create_participant(request, participant_id, record_ops)
+
+
+async def run_redemption(
+    engine: Engine,
+    participant_id: str,
+    request: RedemptionCreate,
+    redemption_id: str,
+    *,
+    record_ops: Callable[[Redemption], list[Op]],
+    replay_ops: Callable[[Redemption], list[Op]],
+) -> Redemption:
+    """A points redemption from the log (the front's ``POST /v1/participants/{id}/redemptions``): the embedded
+    redemption, a new one getting ``redemption_id`` (the front's, of the participant's partition), with
+    ``record_ops(redemption)`` in its own record, or ``replay_ops`` in a record of their own when the idempotency
+    key answered it before. Returns once durable; raises the embedded redemption's ScripError when refused."""
+    redemption, _ = await engine.redemptions.create(
+        participant_id, request, redemption_id=redemption_id, record_ops=(record_ops, replay_ops)
+    )
+    return redemption

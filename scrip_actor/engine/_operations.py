@@ -230,6 +230,7 @@ class Operations:
         program_id: str | None = None,
         subject: str | None = None,
         record_ops: RecordOps | None = None,
+        replay_ops: RecordOps | None = None,
     ) -> tuple[Any, bool]:
         """Deliver an operation to the participant's mailbox and wait for its durable answer: ``(answer,
         replayed)``, replayed True when an earlier call with the same idempotency key answered it.
@@ -242,7 +243,8 @@ class Operations:
 
         ``record_ops(answer)`` (partitioned mode: the log offset the operation's record consumed, and what to keep
         under its position) gives more ops for the operation's own record; when the answer is a replay of an
-        earlier call's, they are written in a record of their own, awaited until durable, before returning.
+        earlier call's, they are written in a record of their own, awaited until durable, before returning
+        (``replay_ops(answer)`` instead, if given: an answer kept with the status of a replay).
         """
         state = self._cache.get(participant_id)
         if state is None:
@@ -254,8 +256,9 @@ class Operations:
             request_hash = _request_hash(operation, participant_id, request, subject)
             replayed = await self._replay(key, request_hash, request.idempotency_key, result_type)
             if replayed is not None:
-                if record_ops is not None:
-                    await self._publisher.write(record_ops(replayed))
+                kept = replay_ops or record_ops
+                if kept is not None:
+                    await self._publisher.write(kept(replayed))
                 return replayed, True
             idempotency = (key, request_hash, operation)
         reply = _Reply()

@@ -26,7 +26,7 @@ from scrip_actor.cursors import decode as decode_cursor
 from scrip_actor.cursors import encode as encode_cursor
 from scrip_actor.engine._catalog import Catalog
 from scrip_actor.engine._durable_lru import DurableLru
-from scrip_actor.engine._operations import Operations
+from scrip_actor.engine._operations import Operations, RecordOps
 from scrip_actor.engine._rewards import Rewards
 from scrip_actor.engine._validation import new_id, positive_minor, validated
 from scrip_actor.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
@@ -89,12 +89,25 @@ class Redemptions:
         # Bounded, and never ahead of what a store read would give once evicted (engine/_durable_lru).
         self._records: DurableLru[str, _StoredRedemption] = DurableLru(writer, _RECORDS_RESIDENT_MAX)
 
-    async def create(self, participant_id: str, request: RedemptionCreate) -> tuple[Redemption, bool]:
-        """Spend ``amount`` of AVAILABLE value. Returns ``(redemption, created)``; created is False on a replay."""
+    async def create(
+        self,
+        participant_id: str,
+        request: RedemptionCreate,
+        *,
+        redemption_id: str | None = None,
+        record_ops: tuple[RecordOps, RecordOps] | None = None,
+    ) -> tuple[Redemption, bool]:
+        """Spend ``amount`` of AVAILABLE value. Returns ``(redemption, created)``; created is False on a replay.
+
+        Partitioned mode: ``redemption_id`` is the id a new redemption gets (the front's, of the participant's
+        partition; None: a random one), and ``record_ops`` the ops for its own record given the answer, when
+        created and when replayed (Operations.submit's ``record_ops`` and ``replay_ops``)."""
         request = validated(request)
         asset = self._redeemable_asset(request.program_id, request.asset_id)
         amount_minor = positive_minor(request.amount, asset.scale, "amount")
-        return await self._redeem(participant_id, request, asset, amount_minor, request.description, None)
+        return await self._redeem(
+            participant_id, request, asset, amount_minor, request.description, None, (redemption_id, record_ops)
+        )
 
     async def create_item(self, participant_id: str, request: ItemRedemptionCreate) -> tuple[Redemption, bool]:
         """Redeem a catalog reward: ``quantity`` units (UNIT_BASED) or an ``amount`` (AMOUNT_BASED, at least the
@@ -128,9 +141,17 @@ class Redemptions:
         return asset
 
     async def _redeem(
-        self, participant_id: str, request: Any, asset: Asset, amount_minor: int, description: str, item: _Item | None
+        self,
+        participant_id: str,
+        request: Any,
+        asset: Asset,
+        amount_minor: int,
+        description: str,
+        item: _Item | None,
+        from_log: tuple[str | None, tuple[RecordOps, RecordOps] | None] = (None, None),
     ) -> tuple[Redemption, bool]:
-        redemption_id = new_id()
+        named_id, record_ops = from_log
+        redemption_id = named_id or new_id()
         rewards = self._rewards
 
         def work(tx: LedgerTx, state: ParticipantState) -> list[RedeemedLot] | None:
@@ -170,9 +191,11 @@ class Redemptions:
                 ops += rewards.count(item.reward_id, state.id, item.units, entry.created_at)
             return redemption, ops
 
+        created_ops, replay_ops = record_ops or (None, None)
         result, replayed = await self._operations.submit(
-            "REDEMPTION", participant_id, request, work, answer, Redemption
-        )
+            "REDEMPTION", participant_id, request, work, answer, Redemption, record_ops=created_ops,
+            replay_ops=replay_ops,
+        )  # fmt: skip
         return result, not replayed
 
     async def reverse(self, redemption_id: str, request: ReversalCreate) -> tuple[Reversal, bool]:

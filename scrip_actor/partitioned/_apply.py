@@ -50,6 +50,7 @@ from scrip_actor.engine import (
     receive_credit,
     reward_credit,
     run_operation,
+    run_redemption,
     send_transfer,
 )
 from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
@@ -64,7 +65,7 @@ from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encod
 from scrip_actor.partitioned._kafka import LogRecord
 from scrip_actor.partitioned._operation_records import UPSERT, ParticipantOperation
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
-from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, result_op
+from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, reply_op, result_op
 from scrip_actor.partitioned._parking import Parked, parked_db
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_OPERATION, KIND_TRANSFER, partition_for
 from scrip_actor.partitioned._state_writes import write_state
@@ -339,6 +340,17 @@ class PartitionApplier:
                 command.participant_id,
                 command.request,
                 record_ops=record_ops,
+            )
+        elif command.redemption is not None:  # kept with the embedded route's 201, or 200 for a replayed key
+            assert command.redemption_id is not None
+            write = partial(
+                run_redemption,
+                self.engine,
+                command.participant_id,
+                command.redemption,
+                command.redemption_id,
+                record_ops=lambda redemption: [*before, reply_op(self.log, offset, 201, redemption)],
+                replay_ops=lambda redemption: [*before, reply_op(self.log, offset, 200, redemption)],
             )
         else:  # a state write: its answer is the embedded route's reply, status and all (_state_writes.py)
             write = partial(write_state, self.engine, self.log, offset, command, before)

@@ -13,10 +13,16 @@ status and ``{code, message, details}`` (an overdraft's 422, an idempotency conf
 not there in time (the partition busy or restarting, its reader not answering), or the front has no readers, it
 answers **202** with the record's ``log`` position, the receipt to ask ``GET /v1/log-records/{partition}/{offset}``
 with later; sending the operation again with the same ``idempotency_key`` is then safe.
+
+A points redemption (``POST /v1/participants/{participant_id}/redemptions``) goes the same way, keyed the same
+way, with the id a new redemption gets named by the front (``{partition:08x}`` and random digits: in the record,
+so a replay makes the same id, and ``GET /v1/redemptions/{id}`` is routed by it); the answer is the embedded 201,
+or 200 when its key answered it before.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -26,8 +32,15 @@ from quart import g
 from scrip_actor.errors import NotFound
 from scrip_actor.http.errors import PartitionUnavailable
 from scrip_actor.http.routing import Call, Endpoint, Reply
-from scrip_actor.model import AdjustResult, BalanceAdjust, BalanceOperation, BalanceOperationResult
-from scrip_actor.partitioned._operation_records import OPERATION_PATHS, ParticipantOperation
+from scrip_actor.model import (
+    AdjustResult,
+    BalanceAdjust,
+    BalanceOperation,
+    BalanceOperationResult,
+    Redemption,
+    RedemptionCreate,
+)
+from scrip_actor.partitioned._operation_records import OPERATION_PATHS, REDEMPTION, ParticipantOperation
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import KIND_OPERATION
 
@@ -56,8 +69,48 @@ class OperationAccepted(msgspec.Struct, kw_only=True):
 def operation_endpoints(
     log: EventLog, readers: PartitionReaders | None, wait_s: float = OPERATION_WAIT_S
 ) -> list[Endpoint]:
-    """The five balance-operation routes of the front."""
-    return [_endpoint(log, readers, segment, operation, wait_s) for segment, operation in OPERATION_PATHS.items()]
+    """The five balance-operation routes of the front, and a points redemption's."""
+    balances = [_endpoint(log, readers, segment, operation, wait_s) for segment, operation in OPERATION_PATHS.items()]
+    return [*balances, _redemption_endpoint(log, readers, wait_s)]
+
+
+def _redemption_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
+    async def submit_redemption(call: Call) -> Reply:
+        participant_id = call.path["participant_id"]
+        partition = partition_of(participant_id)
+        if partition is None or partition >= log.partitions:
+            raise NotFound("participant", participant_id)
+        body: RedemptionCreate = call.body
+        command = ParticipantOperation(
+            operation=REDEMPTION,
+            participant_id=participant_id,
+            redemption=body,
+            redemption_id=f"{partition:08x}" + str(uuid.uuid4())[8:],  # names its partition, as the participant's
+        )
+        position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
+        if readers is not None:
+            answered = await answer_of(readers, position.partition, position.offset, wait_s)
+            if answered is not None:
+                return answered
+        accepted = OperationAccepted(
+            participant_id=participant_id,
+            operation=REDEMPTION,
+            idempotency_key=body.idempotency_key,
+            log=msgspec.structs.asdict(position),
+        )
+        return Reply(202, accepted)
+
+    return Endpoint(
+        "POST",
+        "/v1/participants/{participant_id}/redemptions",
+        submit_redemption,
+        "Redeem at the participant's partition (the embedded answer once applied, else 202 with its receipt)",
+        "Redemptions",
+        body=RedemptionCreate,
+        response=Redemption,
+        status=201,
+        also=(200, 202),
+    )
 
 
 def _endpoint(log: EventLog, readers: PartitionReaders | None, segment: str, operation: str, wait_s: float) -> Endpoint:

@@ -5,8 +5,9 @@ through ``<partitions dir>/partition-<n>/reader.json``. The front authenticates 
 then, by the route (:func:`_routed`):
 
 * **one partition** when the request names one participant or one record: ``/v1/participants/{id}`` and
-  everything under it, ``/v1/events/{id}``, ``/v1/journal-entries/{id}`` (the id's first 8 hex digits are its
-  partition, ``_partition_ids.py``), and the lists when filtered to one participant or event
+  everything under it, ``/v1/events/{id}``, ``/v1/journal-entries/{id}``, ``/v1/redemptions/{id}`` and its
+  reversals (the id's first 8 hex digits are its partition, ``_partition_ids.py``; a redemption's are named by
+  the front), and the lists when filtered to one participant or event
   (``external_id=``, NFC: :func:`~scrip_actor.partitioned._routing.partition_for`; ``participant_id=``,
   ``event_id=``: the id's partition). The reader's answer is passed through unchanged: status, body,
   ``Content-Type``, ``Retry-After``; cursors are the partition's own. An id that names no partition is the
@@ -22,7 +23,7 @@ then, by the route (:func:`_routed`):
   answers is used.
 * **every partition, added up** for the reports (``/v1/reports/ledger-summary``, ``/expiration-schedule``,
   ``/program-activity``): each partition's report, summed exactly (``_front_reports.py``).
-* **501 not_routed** for the rest (program balances, redemptions, rewards, automations, backtests, webhooks):
+* **501 not_routed** for the rest (program balances, rewards, automations, backtests, webhooks):
   they would need a merge the front does not do yet.
 
 A partition without an answering reader is a 503 ``partition_unavailable`` naming it, for a routed read and a
@@ -128,9 +129,14 @@ async def open_readers(
 # --- which partitions a read needs ---------------------------------------------------------------------------
 
 _CATALOG = re.compile(r"programs(/[^/]+(/(assets|tiers)(/[^/]+)?)?)?|assets(/[^/]+)?|rules(/[^/]+(/history)?)?")
-_BY_ID = re.compile(r"(participants|events|journal-entries)/([^/]+)(/.+)?")
+_BY_ID = re.compile(r"(participants|events|journal-entries|redemptions)/([^/]+)(/.+)?")
 _LOG_RECORD = re.compile(r"log-records/([0-9]{1,9})/[0-9]{1,19}")
-_KINDS = {"participants": "participant", "events": "event", "journal-entries": "journal entry"}
+_KINDS = {
+    "participants": "participant",
+    "events": "event",
+    "journal-entries": "journal entry",
+    "redemptions": "redemption",
+}
 
 
 class _Key(msgspec.Struct):

@@ -16,11 +16,12 @@ from typing import Literal
 
 import msgspec
 
-from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantCreate, ParticipantUpdate
+from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantCreate, ParticipantUpdate, RedemptionCreate
 from scrip_actor.tiers import TierStateSet
 
 __all__ = [
     "OPERATION_PATHS",
+    "REDEMPTION",
     "UPSERT",
     "ParticipantOperation",
     "StateWrite",
@@ -45,7 +46,9 @@ StateWriteName = Literal[
 ]
 # POST /v1/participants: an upsert by external id, at the partition the id routes to (_state_writes.py).
 UPSERT = "PARTICIPANT_UPSERT"
-OperationName = BalanceOperationName | StateWriteName | Literal["PARTICIPANT_UPSERT"]
+# POST /v1/participants/{id}/redemptions: a points redemption, keyed like a balance operation (_front_operations.py).
+REDEMPTION = "REDEMPTION"
+OperationName = BalanceOperationName | StateWriteName | Literal["PARTICIPANT_UPSERT", "REDEMPTION"]
 _BALANCE_OPERATIONS = frozenset(BalanceOperationName.__args__)  # type: ignore[attr-defined]
 # The embedded routes' last path segment (POST /v1/participants/{participant_id}/balances/<segment>).
 OPERATION_PATHS: dict[str, BalanceOperationName] = {
@@ -85,17 +88,29 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     adjust: BalanceAdjust | None = None
     balance: BalanceOperation | None = None
     state: StateWrite | None = None
+    redemption: RedemptionCreate | None = None
+    redemption_id: str | None = None  # REDEMPTION: the id a new redemption gets (the front's, of this partition)
 
     def __post_init__(self) -> None:
         # A record names exactly the body its operation takes (msgspec turns this into a decode error).
-        wanted = "adjust" if self.operation == "ADJUST" else "balance" if self.is_balance else "state"
-        given = {"adjust": self.adjust, "balance": self.balance, "state": self.state}
+        wanted = (
+            "adjust"
+            if self.operation == "ADJUST"
+            else "balance"
+            if self.is_balance
+            else "redemption"
+            if self.operation == REDEMPTION
+            else "state"
+        )
+        given = {"adjust": self.adjust, "balance": self.balance, "state": self.state, "redemption": self.redemption}
         if given.pop(wanted) is None or any(body is not None for body in given.values()):
             raise ValueError(f"a {self.operation} record carries {wanted}, and only it")
+        if (self.redemption_id is not None) != (self.operation == REDEMPTION):
+            raise ValueError("a REDEMPTION record names its redemption_id, and only it")
 
     @property
     def is_balance(self) -> bool:
-        """A balance operation (else a state write)."""
+        """A balance operation (ADJUST, HOLD, ...; a redemption and a state write are not)."""
         return self.operation in _BALANCE_OPERATIONS
 
     @property
@@ -109,6 +124,8 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     def idempotency(self) -> tuple[str, str | None]:
         """The program and idempotency key its key is claimed under: a state write has none (a PUT or a DELETE
         is idempotent by its meaning; sent twice, it is applied twice, to the same end)."""
+        if self.redemption is not None:
+            return self.redemption.program_id, self.redemption.idempotency_key
         if not self.is_balance:
             return "", None
         request = self.request
@@ -116,5 +133,8 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 
 
 def operation_hash(command: ParticipantOperation) -> str:
-    """The payload hash its idempotency key is claimed with: operation, participant and body."""
-    return hashlib.sha256(_encoder.encode(command)).hexdigest()
+    """The payload hash its idempotency key is claimed with: operation, participant and body (not a redemption's
+    id: the front names a new one each time it is sent, and a resent redemption is the same request)."""
+    if command.redemption is None:  # the record itself, as before redemptions were routed
+        return hashlib.sha256(_encoder.encode(command)).hexdigest()
+    return hashlib.sha256(_encoder.encode([command.operation, command.participant_id, command.redemption])).hexdigest()
