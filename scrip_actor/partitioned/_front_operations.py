@@ -48,7 +48,13 @@ if TYPE_CHECKING:
     from scrip_actor.partitioned._front import EventLog
     from scrip_actor.partitioned._front_reads import PartitionReaders
 
-__all__ = ["OperationAccepted", "answer_of", "operation_endpoints"]
+__all__ = [
+    "OperationAccepted",
+    "answer_of",
+    "operation_endpoints",
+    "participant_partition",
+    "produce_and_answer",
+]
 
 OPERATION_WAIT_S = 10.0  # how long the front waits for an operation's outcome before answering 202
 _POLL_S = 0.01  # between two asks for the outcome (a partition applies an operation in a few ms when idle)
@@ -77,9 +83,7 @@ def operation_endpoints(
 def _redemption_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
     async def submit_redemption(call: Call) -> Reply:
         participant_id = call.path["participant_id"]
-        partition = partition_of(participant_id)
-        if partition is None or partition >= log.partitions:
-            raise NotFound("participant", participant_id)
+        partition = participant_partition(log, participant_id)
         body: RedemptionCreate = call.body
         command = ParticipantOperation(
             operation=REDEMPTION,
@@ -87,18 +91,7 @@ def _redemption_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s
             redemption=body,
             redemption_id=f"{partition:08x}" + str(uuid.uuid4())[8:],  # names its partition, as the participant's
         )
-        position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
-        if readers is not None:
-            answered = await answer_of(readers, position.partition, position.offset, wait_s)
-            if answered is not None:
-                return answered
-        accepted = OperationAccepted(
-            participant_id=participant_id,
-            operation=REDEMPTION,
-            idempotency_key=body.idempotency_key,
-            log=msgspec.structs.asdict(position),
-        )
-        return Reply(202, accepted)
+        return await produce_and_answer(log, readers, command, participant_id, partition, wait_s)
 
     return Endpoint(
         "POST",
@@ -118,27 +111,14 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, segment: str, ope
 
     async def submit_operation(call: Call) -> Reply:
         participant_id = call.path["participant_id"]
-        partition = partition_of(participant_id)
-        if partition is None or partition >= log.partitions:
-            raise NotFound("participant", participant_id)
+        partition = participant_partition(log, participant_id)
         command = ParticipantOperation(
             operation=operation,  # type: ignore[arg-type]
             participant_id=participant_id,
             adjust=call.body if adjust else None,
             balance=None if adjust else call.body,
         )
-        position = await log.append(participant_id, _encoder.encode(command), KIND_OPERATION, partition=partition)
-        if readers is not None:
-            answered = await answer_of(readers, position.partition, position.offset, wait_s)
-            if answered is not None:
-                return answered
-        accepted = OperationAccepted(
-            participant_id=participant_id,
-            operation=operation,
-            idempotency_key=call.body.idempotency_key,
-            log=msgspec.structs.asdict(position),
-        )
-        return Reply(202, accepted)
+        return await produce_and_answer(log, readers, command, participant_id, partition, wait_s)
 
     submit_operation.__name__ = f"submit_{segment.replace('-', '_')}"  # the route's name: one per operation
     return Endpoint(
@@ -150,6 +130,39 @@ def _endpoint(log: EventLog, readers: PartitionReaders | None, segment: str, ope
         body=BalanceAdjust if adjust else BalanceOperation,
         response=AdjustResult if adjust else BalanceOperationResult,
     )
+
+
+def participant_partition(log: EventLog, participant_id: str) -> int:
+    """The partition a participant id names (its first 8 hex digits); the embedded 404 if it names none."""
+    partition = partition_of(participant_id)
+    if partition is None or partition >= log.partitions:
+        raise NotFound("participant", participant_id)
+    return partition
+
+
+async def produce_and_answer(
+    log: EventLog,
+    readers: PartitionReaders | None,
+    command: ParticipantOperation,
+    routing_key: str,
+    partition: int,
+    wait_s: float,
+) -> Reply:
+    """Produce ``command`` to ``partition``; the embedded route's answer once applied, else 202 with the receipt
+    (the balance operations, a redemption, the state writes and the upsert all answer this way)."""
+    position = await log.append(routing_key, _encoder.encode(command), KIND_OPERATION, partition=partition)
+    if readers is not None:
+        answered = await answer_of(readers, position.partition, position.offset, wait_s)
+        if answered is not None:
+            return answered
+    body = command.adjust or command.balance or command.redemption
+    accepted = OperationAccepted(
+        participant_id=command.participant_id,
+        operation=command.operation,
+        idempotency_key=None if body is None else body.idempotency_key,
+        log=msgspec.structs.asdict(position),
+    )
+    return Reply(202, accepted)
 
 
 async def answer_of(readers: PartitionReaders, partition: int, offset: int, wait_s: float) -> Reply | None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from scrip_actor.engine import Engine, run_participant_upsert, run_state_write
-from scrip_actor.errors import NotFound, ValidationFailed
+from scrip_actor.errors import ValidationFailed
 from scrip_actor.http.routes_state import counter_item
 from scrip_actor.http.routes_tiers import TierStateQuery
 from scrip_actor.http.routing import Call, Endpoint, Reply
@@ -47,11 +47,10 @@ from scrip_actor.http.schemas import (
     TagsReplace,
 )
 from scrip_actor.model import Participant, ParticipantCreate, ParticipantUpdate
-from scrip_actor.partitioned._front_operations import OPERATION_WAIT_S, OperationAccepted, answer_of
+from scrip_actor.partitioned._front_operations import OPERATION_WAIT_S, participant_partition, produce_and_answer
 from scrip_actor.partitioned._operation_records import UPSERT, ParticipantOperation, StateWrite, StateWriteName
 from scrip_actor.partitioned._outcomes import reply_op
-from scrip_actor.partitioned._partition_ids import partition_of
-from scrip_actor.partitioned._routing import KIND_OPERATION, partition_for
+from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.store import Op
 from scrip_actor.tiers import TierState, TierStateSet
 from scrip_actor.values import external_id as canonical_external_id
@@ -163,13 +162,11 @@ def state_write_endpoints(
 def _endpoint(log: EventLog, readers: PartitionReaders | None, route: _Route, wait_s: float) -> Endpoint:
     async def write_participant_state(call: Call) -> Reply:
         participant_id = call.path["participant_id"]
-        partition = partition_of(participant_id)
-        if partition is None or partition >= log.partitions:
-            raise NotFound("participant", participant_id)
+        partition = participant_partition(log, participant_id)
         command = ParticipantOperation(
             operation=route.write, participant_id=participant_id, state=route.arguments(call)
         )
-        return await _produced(log, readers, command, participant_id, partition, wait_s)
+        return await produce_and_answer(log, readers, command, participant_id, partition, wait_s)
 
     write_participant_state.__name__ = f"front_{route.write.lower()}"  # the route's name: one per write
     return Endpoint(
@@ -193,7 +190,7 @@ def _upsert_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: fl
         partition = partition_for(external_id, log.partitions)
         participant_id = f"{partition:08x}" + str(uuid.uuid4())[8:]  # an id naming its partition, if it is new
         command = ParticipantOperation(operation=UPSERT, participant_id=participant_id, state=StateWrite(create=body))
-        return await _produced(log, readers, command, external_id, partition, wait_s)
+        return await produce_and_answer(log, readers, command, external_id, partition, wait_s)
 
     upsert_participant.__name__ = "front_participant_upsert"
     return Endpoint(
@@ -207,29 +204,6 @@ def _upsert_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: fl
         status=201,
         also=(200, 202),
     )
-
-
-async def _produced(
-    log: EventLog,
-    readers: PartitionReaders | None,
-    command: ParticipantOperation,
-    routing_key: str,
-    partition: int,
-    wait_s: float,
-) -> Reply:
-    """Produce ``command`` to ``partition``; the embedded answer once applied, else 202 with the receipt."""
-    position = await log.append(routing_key, _encoder.encode(command), KIND_OPERATION, partition=partition)
-    if readers is not None:
-        answered = await answer_of(readers, position.partition, position.offset, wait_s)
-        if answered is not None:
-            return answered
-    accepted = OperationAccepted(
-        participant_id=command.participant_id,
-        operation=command.operation,
-        idempotency_key=None,
-        log=msgspec.structs.asdict(position),
-    )
-    return Reply(202, accepted)
 
 
 async def write_state(engine: Engine, log: str, offset: int, command: ParticipantOperation, ops: list[Op]) -> None:
