@@ -60,6 +60,23 @@ OPERATION_PATHS: dict[str, BalanceOperationName] = {
 }
 
 _encoder = msgspec.json.Encoder()
+# The StateWrite fields each write needs (a record from another producer that lacks one is refused on decoding,
+# not run into a TypeError at the engine).
+_STATE_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "TAGS_REPLACE": ("tags",),
+    "TAG_ADD": ("key",),
+    "TAG_REMOVE": ("key",),
+    "ATTRIBUTES_MERGE": ("attributes",),
+    "ATTRIBUTE_SET": ("key", "value"),
+    "ATTRIBUTE_DELETE": ("key",),
+    "COUNTER_SET": ("key", "value"),
+    "COUNTER_DELETE": ("key",),
+    "PROFILE_UPDATE": ("profile",),
+    "STATUS_SET": ("value",),
+    "TIER_SET": ("key", "program_id", "tier"),
+    "TIER_DELETE": ("key", "program_id"),
+    "PARTICIPANT_UPSERT": ("create",),
+}
 
 
 class StateWrite(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -107,6 +124,10 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
             raise ValueError(f"a {self.operation} record carries {wanted}, and only it")
         if (self.redemption_id is not None) != (self.operation == REDEMPTION):
             raise ValueError("a REDEMPTION record names its redemption_id, and only it")
+        if self.state is not None:  # the pair of the front building them: a write's own arguments, all given
+            missing = [name for name in _STATE_ARGUMENTS[self.operation] if getattr(self.state, name) is None]
+            if missing:
+                raise ValueError(f"a {self.operation} record's state carries {', '.join(missing)}")
 
     @property
     def is_balance(self) -> bool:

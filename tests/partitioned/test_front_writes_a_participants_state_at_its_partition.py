@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pytest
 import trio
 
 from scrip_actor import partitioned
 from scrip_actor.engine import STATE_WRITE_NAMES, open_engine
 from scrip_actor.partitioned import _kafka
-from scrip_actor.partitioned._operation_records import StateWriteName
+from scrip_actor.partitioned._operation_records import UPSERT, ParticipantOperation, StateWriteName
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.verify import verify
 from tests.partitioned.front_setup import Running, front_with_readers
@@ -172,3 +174,15 @@ async def _state(data_dir: Path, participant_id: str) -> tuple[list[str], dict[s
         levels = [held.level for program_id in found.program_ids for held in engine.tiers.states(found.id, program_id)]
         profile = (found.status, found.display_name, levels)
         return sorted(found.tags), dict(found.attributes), dict(found.counters), profile
+
+
+def test_a_record_missing_its_writes_arguments_is_refused_on_decoding() -> None:
+    """A record from another producer that lacks what its write needs is a decode error (a kept refusal at the
+    partition), never a TypeError inside the engine; each write's complete record decodes."""
+    decoder = msgspec.json.Decoder(ParticipantOperation)
+    for write in (*StateWriteName.__args__, UPSERT):  # type: ignore[attr-defined]
+        bare = {"operation": write, "participant_id": "00000000-0000-8000-8000-000000000001", "state": {}}
+        with pytest.raises(msgspec.ValidationError, match="state carries"):
+            decoder.decode(msgspec.json.encode(bare))
+    whole = {"operation": "COUNTER_SET", "participant_id": "p", "state": {"key": "visits", "value": "2"}}
+    assert decoder.decode(msgspec.json.encode(whole)).state.value == "2"  # type: ignore[union-attr]
