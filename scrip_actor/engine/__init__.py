@@ -24,10 +24,12 @@ from scrip_actor.engine._consumed import offset_op as offset_op
 from scrip_actor.engine._cross_partition import STATE_WRITE_NAMES as STATE_WRITE_NAMES
 from scrip_actor.engine._cross_partition import TransitCredit as TransitCredit
 from scrip_actor.engine._cross_partition import receive_credit as receive_credit
+from scrip_actor.engine._cross_partition import redemption_owner as redemption_owner
 from scrip_actor.engine._cross_partition import reward_credit as reward_credit
 from scrip_actor.engine._cross_partition import run_operation as run_operation
 from scrip_actor.engine._cross_partition import run_participant_upsert as run_participant_upsert
 from scrip_actor.engine._cross_partition import run_redemption as run_redemption
+from scrip_actor.engine._cross_partition import run_reversal as run_reversal
 from scrip_actor.engine._cross_partition import run_state_write as run_state_write
 from scrip_actor.engine._cross_partition import send_transfer as send_transfer
 from scrip_actor.engine._cross_partition import transit_account as transit_account
@@ -51,10 +53,12 @@ __all__ = [
     "offset_op",
     "open_engine",
     "receive_credit",
+    "redemption_owner",
     "reward_credit",
     "run_operation",
     "run_participant_upsert",
     "run_redemption",
+    "run_reversal",
     "run_state_write",
     "send_transfer",
     "transit_account",

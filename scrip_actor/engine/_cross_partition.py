@@ -51,6 +51,8 @@ from scrip_actor.model import (
     ParticipantCreate,
     Redemption,
     RedemptionCreate,
+    Reversal,
+    ReversalCreate,
     TransferCreate,
     TransferResult,
 )
@@ -64,10 +66,12 @@ __all__ = [
     "STATE_WRITE_NAMES",
     "TransitCredit",
     "receive_credit",
+    "redemption_owner",
     "reward_credit",
     "run_operation",
     "run_participant_upsert",
     "run_redemption",
+    "run_reversal",
     "run_state_write",
     "send_transfer",
     "transit_account",
@@ -511,3 +515,33 @@ async def run_redemption(
         participant_id, request, redemption_id=redemption_id, record_ops=(record_ops, replay_ops)
     )
     return redemption
+
+
+async def run_reversal(
+    engine: Engine,
+    redemption_id: str,
+    request: ReversalCreate,
+    reversal_id: str,
+    *,
+    record_ops: Callable[[Reversal], list[Op]],
+    replay_ops: Callable[[Reversal], list[Op]],
+) -> Reversal:
+    """A redemption's reversal from the log (the front's ``POST /v1/redemptions/{id}/reverse``): the embedded
+    reversal, a new one getting ``reversal_id`` (the front's), with ``record_ops(reversal)`` in its own record, or
+    ``replay_ops`` in a record of their own when the idempotency key answered it before. Returns once durable;
+    raises the embedded reversal's ScripError when refused (a redemption not on this partition is its 404)."""
+    reversal, _ = await engine.redemptions.reverse(
+        redemption_id, request, reversal_id=reversal_id, record_ops=(record_ops, replay_ops)
+    )
+    return reversal
+
+
+def redemption_owner(engine: Engine, redemption_id: str) -> tuple[str, str] | None:
+    """The ``(participant id, program id)`` of a redemption stored on this partition; None if there is none (a
+    reversal's record names only its redemption: the applier parks it behind that participant's events and
+    claims its key in that program's namespace)."""
+    try:
+        redemption = engine.redemptions.get(redemption_id)
+    except NotFound:
+        return None
+    return redemption.participant_id, redemption.program_id

@@ -70,6 +70,19 @@ class _StoredRedemption(msgspec.Struct, kw_only=True):
     item: _Item | None = None
 
 
+def _reversal(reversal_id: str, redemption_id: str, reason: str, entry: JournalEntry, amount: str) -> Reversal:
+    """A reversal's answer, its entry made (``lots_restored`` filled in for a LOT asset)."""
+    return Reversal(
+        id=reversal_id,
+        redemption_id=redemption_id,
+        amount=amount,
+        reason=reason,
+        journal_entry_id=entry.id,
+        lots_restored=None,
+        created_at=entry.created_at,
+    )
+
+
 def _index_key(participant_id: str, created_at: datetime, redemption_id: str) -> bytes:
     """``redemptions_by_participant``: participant, NUL, creation time (µs), id — newest last."""
     micros = int(created_at.timestamp() * 1_000_000)
@@ -198,13 +211,23 @@ class Redemptions:
         )  # fmt: skip
         return result, not replayed
 
-    async def reverse(self, redemption_id: str, request: ReversalCreate) -> tuple[Reversal, bool]:
-        """Give back all that is left of a redemption, or ``amount`` of it. Returns ``(reversal, created)``."""
+    async def reverse(
+        self,
+        redemption_id: str,
+        request: ReversalCreate,
+        *,
+        reversal_id: str | None = None,
+        record_ops: tuple[RecordOps, RecordOps] | None = None,
+    ) -> tuple[Reversal, bool]:
+        """Give back all that is left of a redemption, or ``amount`` of it. Returns ``(reversal, created)``.
+
+        Partitioned mode: ``reversal_id`` is the id a new reversal gets (the front's: in the log record, so a replay
+        makes the same one; None: a random one), ``record_ops`` as for :meth:`create`."""
         request = validated(request)
         record = self._record(redemption_id)
         asset = self._catalog.asset(record.redemption.asset_id)
         amount_minor = _requested_reversal(record, request, asset.scale)
-        reversal_id = new_id()
+        reversal_id = reversal_id or new_id()
         rewards = self._rewards
 
         def work(tx: LedgerTx, state: ParticipantState) -> tuple[int, list[tuple[str, int]] | None]:
@@ -228,17 +251,9 @@ class Redemptions:
             done: tuple[int, list[tuple[str, int]] | None], entry: JournalEntry, state: ParticipantState
         ) -> tuple[Reversal, list[Op]]:
             amount, restored = done
-            reversal = Reversal(
-                id=reversal_id,
-                redemption_id=redemption_id,
-                amount=format_minor(amount, asset.scale),
-                reason=request.reason,
-                journal_entry_id=entry.id,
-                lots_restored=None
-                if restored is None
-                else [LotProcessed(id=lot_id, amount=format_minor(value, asset.scale)) for lot_id, value in restored],
-                created_at=entry.created_at,
-            )
+            reversal = _reversal(reversal_id, redemption_id, request.reason, entry, format_minor(amount, asset.scale))
+            if restored is not None:
+                reversal.lots_restored = [LotProcessed(id=i, amount=format_minor(v, asset.scale)) for i, v in restored]
             before = self._record(redemption_id)
             updated = _with_reversal(before, reversal, amount, asset.scale)
             self._records.written(redemption_id, updated)
@@ -258,6 +273,8 @@ class Redemptions:
             Reversal,
             program_id=record.redemption.program_id,
             subject=redemption_id,  # the same key on another redemption is another request: a 409, not a replay
+            record_ops=None if record_ops is None else record_ops[0],
+            replay_ops=None if record_ops is None else record_ops[1],
         )
         return result, not replayed
 

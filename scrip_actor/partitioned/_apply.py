@@ -48,12 +48,14 @@ from scrip_actor.engine import (
     consumed_offset,
     offset_op,
     receive_credit,
+    redemption_owner,
     reward_credit,
     run_operation,
     run_redemption,
+    run_reversal,
     send_transfer,
 )
-from scrip_actor.errors import Overloaded, ScripError, ValidationFailed
+from scrip_actor.errors import NotFound, Overloaded, ScripError, ValidationFailed
 from scrip_actor.http.errors import decode_json
 from scrip_actor.ledger import RemoteCredit
 from scrip_actor.model import Event, EventSubmit, TransferCreate
@@ -63,7 +65,7 @@ from scrip_actor.partitioned._claiming import KeyClaims
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._effects import Effect, Payload, effect_from, encode_payload
 from scrip_actor.partitioned._kafka import LogRecord
-from scrip_actor.partitioned._operation_records import UPSERT, ParticipantOperation
+from scrip_actor.partitioned._operation_records import REVERSAL, UPSERT, ParticipantOperation
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, reply_op, result_op
 from scrip_actor.partitioned._parking import Parked, parked_db
@@ -278,6 +280,15 @@ class PartitionApplier:
             return
         if isinstance(command, ParticipantOperation):
             await wait_quiet(self.engine)  # as for a transfer: its verdict must see whether the participant is held
+            if command.operation == REVERSAL:
+                resolved = self._reversal_of_a_redemption_here(command)
+                if resolved is None:  # no such redemption here: the embedded 404, and only the position moves
+                    error = NotFound("redemption", command.redemption_id or "")
+                    self.engine._writer.append([position, outcome_op(self.log, offset, error)])
+                    await self.engine._caught_up()
+                    self._durable()
+                    return
+                command = resolved
             verdict, ops, _ = self._operation_verdict(offset, command)
             if verdict == "admit":
                 await self._operate(offset, command, [position], ops)
@@ -303,6 +314,17 @@ class PartitionApplier:
         except ScripError:
             return ("admit", [], None)  # send_transfer refuses it, with the same error
         return self.claims.transfer_verdict(offset, source, request)
+
+    def _reversal_of_a_redemption_here(self, command: ParticipantOperation) -> ParticipantOperation | None:
+        """A reversal's record with its redemption's participant and program filled in (found in this partition's
+        store: the same on a replay), so it parks behind that participant's events and claims its key in that
+        program; None if the redemption is not here."""
+        assert command.redemption_id is not None
+        owner = redemption_owner(self.engine, command.redemption_id)
+        if owner is None:
+            return None
+        participant_id, program_id = owner
+        return msgspec.structs.replace(command, participant_id=participant_id, program_id=program_id)
 
     def _operation_verdict(self, offset: int, command: ParticipantOperation) -> Verdict:
         if self.claims is None:
@@ -340,6 +362,18 @@ class PartitionApplier:
                 command.participant_id,
                 command.request,
                 record_ops=record_ops,
+            )
+        elif command.reversal is not None:  # as a redemption: 201, or 200 for a replayed key
+            assert command.redemption_id is not None
+            assert command.reversal_id is not None
+            write = partial(
+                run_reversal,
+                self.engine,
+                command.redemption_id,
+                command.reversal,
+                command.reversal_id,
+                record_ops=lambda reversal: [*before, reply_op(self.log, offset, 201, reversal)],
+                replay_ops=lambda reversal: [*before, reply_op(self.log, offset, 200, reversal)],
             )
         elif command.redemption is not None:  # kept with the embedded route's 201, or 200 for a replayed key
             assert command.redemption_id is not None

@@ -17,7 +17,10 @@ with later; sending the operation again with the same ``idempotency_key`` is the
 A points redemption (``POST /v1/participants/{participant_id}/redemptions``) goes the same way, keyed the same
 way, with the id a new redemption gets named by the front (``{partition:08x}`` and random digits: in the record,
 so a replay makes the same id, and ``GET /v1/redemptions/{id}`` is routed by it); the answer is the embedded 201,
-or 200 when its key answered it before.
+or 200 when its key answered it before. Its reversal (``POST /v1/redemptions/{redemption_id}/reverse``) goes to the
+partition the redemption's id names, with a reversal id named by the front; the record names the redemption only
+(the front does not know its participant): that partition finds the participant and the program by it, parks the
+reversal behind the participant's waiting events and claims its key in the program, as for the redemption.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ from scrip_actor.model import (
     BalanceOperationResult,
     Redemption,
     RedemptionCreate,
+    Reversal,
+    ReversalCreate,
 )
-from scrip_actor.partitioned._operation_records import OPERATION_PATHS, REDEMPTION, ParticipantOperation
+from scrip_actor.partitioned._operation_records import OPERATION_PATHS, REDEMPTION, REVERSAL, ParticipantOperation
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import KIND_OPERATION
 
@@ -65,11 +70,12 @@ class OperationAccepted(msgspec.Struct, kw_only=True):
     """The front's 202 for an operation whose outcome it did not see in time: stored at the participant's
     partition, perhaps not applied yet. ``log`` is the receipt (``GET /v1/log-records/{partition}/{offset}``)."""
 
-    participant_id: str
+    participant_id: str | None  # None for a reversal: its record names the redemption (``redemption_id``)
     operation: str
     idempotency_key: str | None
     status: Literal["ACCEPTED"] = "ACCEPTED"
     log: dict[str, Any]
+    redemption_id: str | None = None  # a reversal's redemption
 
 
 def operation_endpoints(
@@ -77,7 +83,35 @@ def operation_endpoints(
 ) -> list[Endpoint]:
     """The five balance-operation routes of the front, and a points redemption's."""
     balances = [_endpoint(log, readers, segment, operation, wait_s) for segment, operation in OPERATION_PATHS.items()]
-    return [*balances, _redemption_endpoint(log, readers, wait_s)]
+    return [*balances, _redemption_endpoint(log, readers, wait_s), _reversal_endpoint(log, readers, wait_s)]
+
+
+def _reversal_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
+    async def reverse_redemption(call: Call) -> Reply:
+        redemption_id = call.path["redemption_id"]
+        partition = partition_of(redemption_id)
+        if partition is None or partition >= log.partitions:
+            raise NotFound("redemption", redemption_id)
+        command = ParticipantOperation(
+            operation=REVERSAL,
+            participant_id="",  # the partition finds it by the redemption
+            redemption_id=redemption_id,
+            reversal=call.body,
+            reversal_id=f"{partition:08x}" + str(uuid.uuid4())[8:],
+        )
+        return await produce_and_answer(log, readers, command, redemption_id, partition, wait_s)
+
+    return Endpoint(
+        "POST",
+        "/v1/redemptions/{redemption_id}/reverse",
+        reverse_redemption,
+        "Reverse at the redemption's partition (the embedded answer once applied, else 202 with its receipt)",
+        "Redemptions",
+        body=ReversalCreate,
+        response=Reversal,
+        status=201,
+        also=(200, 202),
+    )
 
 
 def _redemption_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
@@ -155,12 +189,14 @@ async def produce_and_answer(
         answered = await answer_of(readers, position.partition, position.offset, wait_s)
         if answered is not None:
             return answered
-    body = command.adjust or command.balance or command.redemption
+    body = command.adjust or command.balance or command.redemption or command.reversal
+    reversal = command.reversal is not None
     accepted = OperationAccepted(
-        participant_id=command.participant_id,
+        participant_id=None if reversal else command.participant_id,
         operation=command.operation,
         idempotency_key=None if body is None else body.idempotency_key,
         log=msgspec.structs.asdict(position),
+        redemption_id=command.redemption_id if reversal else None,
     )
     return Reply(202, accepted)
 

@@ -16,12 +16,20 @@ from typing import Literal
 
 import msgspec
 
-from scrip_actor.model import BalanceAdjust, BalanceOperation, ParticipantCreate, ParticipantUpdate, RedemptionCreate
+from scrip_actor.model import (
+    BalanceAdjust,
+    BalanceOperation,
+    ParticipantCreate,
+    ParticipantUpdate,
+    RedemptionCreate,
+    ReversalCreate,
+)
 from scrip_actor.tiers import TierStateSet
 
 __all__ = [
     "OPERATION_PATHS",
     "REDEMPTION",
+    "REVERSAL",
     "UPSERT",
     "ParticipantOperation",
     "StateWrite",
@@ -48,7 +56,12 @@ StateWriteName = Literal[
 UPSERT = "PARTICIPANT_UPSERT"
 # POST /v1/participants/{id}/redemptions: a points redemption, keyed like a balance operation (_front_operations.py).
 REDEMPTION = "REDEMPTION"
-OperationName = BalanceOperationName | StateWriteName | Literal["PARTICIPANT_UPSERT", "REDEMPTION"]
+# POST /v1/redemptions/{id}/reverse: at the partition the redemption's id names; the record names the redemption,
+# not its participant (the front does not know it): the applier finds both its participant and its program there.
+REVERSAL = "REDEMPTION_REVERSAL"
+OperationName = (
+    BalanceOperationName | StateWriteName | Literal["PARTICIPANT_UPSERT", "REDEMPTION", "REDEMPTION_REVERSAL"]
+)
 _BALANCE_OPERATIONS = frozenset(BalanceOperationName.__args__)  # type: ignore[attr-defined]
 # The embedded routes' last path segment (POST /v1/participants/{participant_id}/balances/<segment>).
 OPERATION_PATHS: dict[str, BalanceOperationName] = {
@@ -106,7 +119,14 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     balance: BalanceOperation | None = None
     state: StateWrite | None = None
     redemption: RedemptionCreate | None = None
-    redemption_id: str | None = None  # REDEMPTION: the id a new redemption gets (the front's, of this partition)
+    # REDEMPTION: the id a new redemption gets (the front's, of this partition); REDEMPTION_REVERSAL: the redemption
+    # it reverses (its participant_id is "": the applier finds the participant by the redemption)
+    redemption_id: str | None = None
+    reversal: ReversalCreate | None = None
+    reversal_id: str | None = None  # REDEMPTION_REVERSAL: the id a new reversal gets (the front's)
+    # REDEMPTION_REVERSAL: the redemption's program, which its key is claimed in; None from the front, filled in with
+    # the participant_id by the applier, which finds both by the redemption (_apply.py), before parking it
+    program_id: str | None = None
 
     def __post_init__(self) -> None:
         # A record names exactly the body its operation takes (msgspec turns this into a decode error).
@@ -117,13 +137,25 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
             if self.is_balance
             else "redemption"
             if self.operation == REDEMPTION
+            else "reversal"
+            if self.operation == REVERSAL
             else "state"
         )
-        given = {"adjust": self.adjust, "balance": self.balance, "state": self.state, "redemption": self.redemption}
+        given = {
+            "adjust": self.adjust,
+            "balance": self.balance,
+            "state": self.state,
+            "redemption": self.redemption,
+            "reversal": self.reversal,
+        }
         if given.pop(wanted) is None or any(body is not None for body in given.values()):
             raise ValueError(f"a {self.operation} record carries {wanted}, and only it")
-        if (self.redemption_id is not None) != (self.operation == REDEMPTION):
-            raise ValueError("a REDEMPTION record names its redemption_id, and only it")
+        if (self.redemption_id is not None) != (self.operation in (REDEMPTION, REVERSAL)):
+            raise ValueError("a REDEMPTION or REDEMPTION_REVERSAL record names its redemption_id, and only they")
+        if (self.reversal_id is not None) != (self.operation == REVERSAL):
+            raise ValueError("a REDEMPTION_REVERSAL record names its reversal_id, and only it")
+        if self.program_id is not None and self.operation != REVERSAL:
+            raise ValueError("only a REDEMPTION_REVERSAL record names a program_id")
         if self.state is not None:  # the pair of the front building them: a write's own arguments, all given
             missing = [name for name in _STATE_ARGUMENTS[self.operation] if getattr(self.state, name) is None]
             if missing:
@@ -144,7 +176,11 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     @property
     def idempotency(self) -> tuple[str, str | None]:
         """The program and idempotency key its key is claimed under: a state write has none (a PUT or a DELETE
-        is idempotent by its meaning; sent twice, it is applied twice, to the same end)."""
+        is idempotent by its meaning; sent twice, it is applied twice, to the same end). A reversal's program is
+        its redemption's, which the applier fills in (``program_id``)."""
+        if self.reversal is not None:
+            assert self.program_id is not None, "a reversal's key is claimed in its redemption's program"
+            return self.program_id, self.reversal.idempotency_key
         if self.redemption is not None:
             return self.redemption.program_id, self.redemption.idempotency_key
         if not self.is_balance:
@@ -156,6 +192,22 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
 def operation_hash(command: ParticipantOperation) -> str:
     """The payload hash its idempotency key is claimed with: operation, participant and body (not a redemption's
     id: the front names a new one each time it is sent, and a resent redemption is the same request)."""
-    if command.redemption is None:  # the record itself, as before redemptions were routed
-        return hashlib.sha256(_encoder.encode(command)).hexdigest()
+    if command.reversal is not None:  # the redemption it reverses is part of "the same request", its new id not
+        return hashlib.sha256(_encoder.encode([command.operation, command.redemption_id, command.reversal])).hexdigest()
+    if command.redemption is None:  # the record itself, as before redemptions and reversals were routed
+        fields = {name: getattr(command, name) for name in _HashedRecord.__struct_fields__}
+        return hashlib.sha256(_encoder.encode(_HashedRecord(**fields))).hexdigest()
     return hashlib.sha256(_encoder.encode([command.operation, command.participant_id, command.redemption])).hexdigest()
+
+
+class _HashedRecord(msgspec.Struct, kw_only=True):
+    """The record's fields as they were before reversals were routed, in their order: the hash a balance
+    operation's key is claimed with stays what it was, so a key claimed before an upgrade is not a 409 after it."""
+
+    operation: OperationName
+    participant_id: str
+    adjust: BalanceAdjust | None
+    balance: BalanceOperation | None
+    state: StateWrite | None
+    redemption: RedemptionCreate | None
+    redemption_id: str | None
