@@ -482,7 +482,7 @@ class Redemption(Struct, kw_only=True):
     asset_id: str
     amount: str
     reversed_amount: str
-    status: Literal["COMPLETED", "PARTIALLY_REVERSED", "REVERSED"]
+    status: Literal["COMPLETED", "PARTIALLY_REVERSED", "FULLY_REVERSED"]
     description: str
     journal_entry_id: str
     lots_processed: list[LotProcessed] | None  # LOT assets: the lots it spent, oldest first

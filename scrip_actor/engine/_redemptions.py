@@ -328,6 +328,9 @@ class Redemptions:
             raw = self._store.get_raw("redemptions", redemption_id.encode())
             if raw is None:
                 raise NotFound("redemption", redemption_id)
+            # Written before the status took the hosted API's name (2026-12-04, schema 10 unchanged): read as it.
+            # The exact bytes msgspec writes for the key; a quote inside a JSON string is escaped, so no text matches.
+            raw = raw.replace(b'"status":"REVERSED"', b'"status":"FULLY_REVERSED"')
             record = msgspec.json.decode(raw, type=_StoredRedemption)
             assert record.redemption.id == redemption_id
             assert 0 <= record.reversed_minor <= record.amount_minor  # the pair of the check made before writing
@@ -374,7 +377,7 @@ def _units_given_back(before: _StoredRedemption, after: _StoredRedemption) -> in
 
 def _with_reversal(record: _StoredRedemption, reversal: Reversal, amount: int, scale: int) -> _StoredRedemption:
     reversed_minor = record.reversed_minor + amount
-    status = "REVERSED" if reversed_minor == record.amount_minor else "PARTIALLY_REVERSED"
+    status = "FULLY_REVERSED" if reversed_minor == record.amount_minor else "PARTIALLY_REVERSED"
     return msgspec.structs.replace(
         record,
         reversed_minor=reversed_minor,

@@ -32,7 +32,7 @@ _ONE = "/v1/redemptions/{redemption_id}"
 class RedemptionQuery(PageQuery, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Filters of a participant's redemptions (newest first)."""
 
-    status: Literal["COMPLETED", "PARTIALLY_REVERSED", "REVERSED"] | None = None
+    status: Literal["COMPLETED", "PARTIALLY_REVERSED", "FULLY_REVERSED"] | None = None
     reward_catalog_item_id: str | None = None
     created_from: AwareDatetime | None = field(default=None, name="from")
     created_to: AwareDatetime | None = field(default=None, name="to")

@@ -69,7 +69,7 @@ async def test_redeem_then_reverse_in_parts_restoring_lots_newest_first(api: Api
     rest = await api.ok("POST", path + "/reverse", 201, json={"reason": "cancelled"})
     assert rest["amount"] == "9"
     done = await api.ok("GET", path)
-    assert (done["status"], done["reversed_amount"]) == ("REVERSED", "12")
+    assert (done["status"], done["reversed_amount"]) == ("FULLY_REVERSED", "12")
     await api.error("POST", path + "/reverse", 409, "conflict", json={"reason": "again"})
     reversals = await api.ok("GET", path + "/reversals")
     assert [r["amount"] for r in reversals["data"]] == ["3", "9"]
@@ -90,7 +90,7 @@ async def test_redeem_then_reverse_in_parts_restoring_lots_newest_first(api: Api
     assert page["pagination"]["has_more"] is True
     nxt = await api.ok("GET", one + "/redemptions", params={"limit": 1, "cursor": page["pagination"]["next_cursor"]})
     assert [r["id"] for r in nxt["data"]] == [redemption["id"]]
-    reversed_only = await api.ok("GET", one + "/redemptions", params={"status": "REVERSED"})
+    reversed_only = await api.ok("GET", one + "/redemptions", params={"status": "FULLY_REVERSED"})
     assert [r["id"] for r in reversed_only["data"]] == [redemption["id"]]
     await api.error("GET", "/v1/redemptions/nope", 404, "not_found")
     await api.error("POST", "/v1/redemptions/nope/reverse", 404, "not_found", json={"reason": "x"})

@@ -86,7 +86,7 @@ async def test_a_reversal_runs_once_at_the_redemptions_partition(broker: str, tm
         rest = await front.post(path, json={"reason": "the rest"}, headers=AUTH)  # no amount: all that is left
         assert (rest.status_code, rest.json()["amount"]) == (201, "3"), rest.text
         done = await front.get(f"/v1/redemptions/{redemption_id}", headers=AUTH)
-        assert (done.json()["reversed_amount"], done.json()["status"]) == ("4", "REVERSED"), done.text
+        assert (done.json()["reversed_amount"], done.json()["status"]) == ("4", "FULLY_REVERSED"), done.text
         once_more = await front.post(path, json={"reason": "again"}, headers=AUTH)
         assert once_more.status_code == 409, once_more.text  # fully reversed: the embedded Conflict
         assert (await _balance(running, bob, asset_id))["available"] == "5"

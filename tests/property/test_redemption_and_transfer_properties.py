@@ -408,7 +408,7 @@ def _check_records(world: World) -> None:
         status = (
             "COMPLETED"
             if not record.reversals
-            else "REVERSED"
+            else "FULLY_REVERSED"
             if reversed_minor == record.amount_minor
             else "PARTIALLY_REVERSED"
         )
@@ -1048,7 +1048,7 @@ async def _check_listing(world: World, participant_id: str) -> None:
     assert sorted(redemption.id for redemption in listed) == sorted(mine)
     moments = [redemption.created_at for redemption in listed]
     assert moments == sorted(moments, reverse=True), moments
-    for status in ("COMPLETED", "PARTIALLY_REVERSED", "REVERSED"):
+    for status in ("COMPLETED", "PARTIALLY_REVERSED", "FULLY_REVERSED"):
         page = world.engine.redemptions.list_for(participant_id, limit=200, status=status)
         wanted = {redemption.id for redemption in listed if redemption.status == status}
         assert {redemption.id for redemption in page.data} == wanted, status
@@ -1105,4 +1105,4 @@ async def test_a_reversal_key_reused_for_another_redemption_is_not_answered_with
     except IdempotencyConflict:
         return  # as good: the key names another request
     assert (reversal.redemption_id, created) == (second.id, True), reversal
-    assert engine.redemptions.get(second.id).status == "REVERSED"
+    assert engine.redemptions.get(second.id).status == "FULLY_REVERSED"
