@@ -46,6 +46,7 @@ from scrip_actor.model import (
     BalanceAdjust,
     BalanceOperation,
     BalanceOperationResult,
+    ItemRedemptionCreate,
     JournalEntry,
     Participant,
     ParticipantCreate,
@@ -501,18 +502,23 @@ async def run_participant_upsert(
 async def run_redemption(
     engine: Engine,
     participant_id: str,
-    request: RedemptionCreate,
+    request: RedemptionCreate | ItemRedemptionCreate,
     redemption_id: str,
     *,
     record_ops: Callable[[Redemption], list[Op]],
     replay_ops: Callable[[Redemption], list[Op]],
 ) -> Redemption:
-    """A points redemption from the log (the front's ``POST /v1/participants/{id}/redemptions``): the embedded
-    redemption, a new one getting ``redemption_id`` (the front's, of the participant's partition), with
-    ``record_ops(redemption)`` in its own record, or ``replay_ops`` in a record of their own when the idempotency
-    key answered it before. Returns once durable; raises the embedded redemption's ScripError when refused."""
-    redemption, _ = await engine.redemptions.create(
-        participant_id, request, redemption_id=redemption_id, record_ops=(record_ops, replay_ops)
+    """A redemption from the log (the front's ``POST /v1/participants/{id}/redemptions``, or ``…/items`` for a
+    catalog reward): the embedded redemption, a new one getting ``redemption_id`` (the front's, of the
+    participant's partition), with ``record_ops(redemption)`` in its own record, or ``replay_ops`` in a record of
+    their own when the idempotency key answered it before. Returns once durable; raises the embedded
+    redemption's ScripError when refused."""
+    create = engine.redemptions.create_item if isinstance(request, ItemRedemptionCreate) else engine.redemptions.create
+    redemption, _ = await create(
+        participant_id,
+        request,  # type: ignore[arg-type]
+        redemption_id=redemption_id,
+        record_ops=(record_ops, replay_ops),
     )
     return redemption
 

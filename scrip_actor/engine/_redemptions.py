@@ -122,9 +122,17 @@ class Redemptions:
             participant_id, request, asset, amount_minor, request.description, None, (redemption_id, record_ops)
         )
 
-    async def create_item(self, participant_id: str, request: ItemRedemptionCreate) -> tuple[Redemption, bool]:
+    async def create_item(
+        self,
+        participant_id: str,
+        request: ItemRedemptionCreate,
+        *,
+        redemption_id: str | None = None,
+        record_ops: tuple[RecordOps, RecordOps] | None = None,
+    ) -> tuple[Redemption, bool]:
         """Redeem a catalog reward: ``quantity`` units (UNIT_BASED) or an ``amount`` (AMOUNT_BASED, at least the
-        reward's unit_cost). Its limits are checked and counted in the step (engine/_rewards)."""
+        reward's unit_cost). Its limits are checked and counted in the step (engine/_rewards). ``redemption_id``
+        and ``record_ops``: as for :meth:`create`."""
         request = validated(request)
         reward = self._rewards.get(request.program_id, request.reward_id)
         asset = self._redeemable_asset(request.program_id, reward.asset_id)
@@ -142,7 +150,9 @@ class Redemptions:
                 raise ValidationFailed.field("amount", "out_of_range", f"the reward's minimum is {reward.unit_cost}")
         description = request.description or f"{reward.name} x{units}"
         item = _Item(reward.id, units, unit_cost if reward.redemption_type == "UNIT_BASED" else None)
-        return await self._redeem(participant_id, request, asset, amount_minor, description, item)
+        return await self._redeem(
+            participant_id, request, asset, amount_minor, description, item, (redemption_id, record_ops)
+        )
 
     def _redeemable_asset(self, program_id: str, asset_id: str) -> Asset:
         program = self._catalog.program(program_id)

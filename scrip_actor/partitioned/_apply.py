@@ -56,9 +56,9 @@ from scrip_actor.engine import (
     send_transfer,
 )
 from scrip_actor.errors import NotFound, Overloaded, ScripError, ValidationFailed
-from scrip_actor.http.errors import decode_json
+from scrip_actor.http.errors import NotRouted, decode_json
 from scrip_actor.ledger import RemoteCredit
-from scrip_actor.model import Event, EventSubmit, TransferCreate
+from scrip_actor.model import Event, EventSubmit, ItemRedemptionCreate, Redemption, RedemptionCreate, TransferCreate
 from scrip_actor.partitioned._budget_leases import SharedBudgets
 from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn
 from scrip_actor.partitioned._claiming import KeyClaims
@@ -375,13 +375,13 @@ class PartitionApplier:
                 record_ops=lambda reversal: [*before, reply_op(self.log, offset, 201, reversal)],
                 replay_ops=lambda reversal: [*before, reply_op(self.log, offset, 200, reversal)],
             )
-        elif command.redemption is not None:  # kept with the embedded route's 201, or 200 for a replayed key
+        elif command.redemption is not None or command.item is not None:  # the embedded 201, or 200 for a replay
             assert command.redemption_id is not None
             write = partial(
-                run_redemption,
+                _redeem,
                 self.engine,
                 command.participant_id,
-                command.redemption,
+                command.redemption or command.item,  # type: ignore[arg-type]
                 command.redemption_id,
                 record_ops=lambda redemption: [*before, reply_op(self.log, offset, 201, redemption)],
                 replay_ops=lambda redemption: [*before, reply_op(self.log, offset, 200, redemption)],
@@ -532,3 +532,28 @@ def _has_parked(env: lmdb.Environment) -> bool:
         return False
     with env.begin() as txn:
         return txn.stat(db)["entries"] > 0
+
+
+async def _redeem(
+    engine: Engine,
+    participant_id: str,
+    request: RedemptionCreate | ItemRedemptionCreate,
+    redemption_id: str,
+    *,
+    record_ops: Callable[[Redemption], list[Op]],
+    replay_ops: Callable[[Redemption], list[Op]],
+) -> Redemption:
+    """A redemption from the log; a catalog reward with a ``max_total`` is refused (501 ``not_routed``): its stock
+    would have to be shared across the partitions, as a wallet is (not built), and a count per partition could sell
+    one unit on every partition. The catalog is the same on every partition, so each refuses it alike."""
+    if isinstance(request, ItemRedemptionCreate):
+        reward = engine.rewards.get(request.program_id, request.reward_id)  # an unknown one: its embedded 404
+        if reward.max_total is not None:
+            raise NotRouted(
+                f"reward {reward.id} has a max_total: its stock is not shared across partitions yet, so "
+                "partitioned mode redeems only rewards without one",
+                {"reward_id": reward.id, "reason": "stock_not_shared"},
+            )
+    return await run_redemption(
+        engine, participant_id, request, redemption_id, record_ops=record_ops, replay_ops=replay_ops
+    )

@@ -40,12 +40,19 @@ from scrip_actor.model import (
     BalanceAdjust,
     BalanceOperation,
     BalanceOperationResult,
+    ItemRedemptionCreate,
     Redemption,
     RedemptionCreate,
     Reversal,
     ReversalCreate,
 )
-from scrip_actor.partitioned._operation_records import OPERATION_PATHS, REDEMPTION, REVERSAL, ParticipantOperation
+from scrip_actor.partitioned._operation_records import (
+    ITEM_REDEMPTION,
+    OPERATION_PATHS,
+    REDEMPTION,
+    REVERSAL,
+    ParticipantOperation,
+)
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import KIND_OPERATION
 
@@ -83,7 +90,8 @@ def operation_endpoints(
 ) -> list[Endpoint]:
     """The five balance-operation routes of the front, and a points redemption's."""
     balances = [_endpoint(log, readers, segment, operation, wait_s) for segment, operation in OPERATION_PATHS.items()]
-    return [*balances, _redemption_endpoint(log, readers, wait_s), _reversal_endpoint(log, readers, wait_s)]
+    redemptions = [_redemption_endpoint(log, readers, wait_s, item=item) for item in (False, True)]
+    return [*balances, *redemptions, _reversal_endpoint(log, readers, wait_s)]
 
 
 def _reversal_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
@@ -114,26 +122,28 @@ def _reversal_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: 
     )
 
 
-def _redemption_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float) -> Endpoint:
+def _redemption_endpoint(log: EventLog, readers: PartitionReaders | None, wait_s: float, *, item: bool) -> Endpoint:
     async def submit_redemption(call: Call) -> Reply:
         participant_id = call.path["participant_id"]
         partition = participant_partition(log, participant_id)
-        body: RedemptionCreate = call.body
         command = ParticipantOperation(
-            operation=REDEMPTION,
+            operation=ITEM_REDEMPTION if item else REDEMPTION,
             participant_id=participant_id,
-            redemption=body,
+            redemption=None if item else call.body,
+            item=call.body if item else None,
             redemption_id=f"{partition:08x}" + str(uuid.uuid4())[8:],  # names its partition, as the participant's
         )
         return await produce_and_answer(log, readers, command, participant_id, partition, wait_s)
 
+    submit_redemption.__name__ = "submit_item_redemption" if item else "submit_redemption"  # one route name each
     return Endpoint(
         "POST",
-        "/v1/participants/{participant_id}/redemptions",
+        "/v1/participants/{participant_id}/redemptions" + ("/items" if item else ""),
         submit_redemption,
-        "Redeem at the participant's partition (the embedded answer once applied, else 202 with its receipt)",
+        f"Redeem {'a catalog reward' if item else 'points'} at the participant's partition (the embedded answer once "
+        "applied, else 202 with its receipt)",
         "Redemptions",
-        body=RedemptionCreate,
+        body=ItemRedemptionCreate if item else RedemptionCreate,
         response=Redemption,
         status=201,
         also=(200, 202),
@@ -189,7 +199,7 @@ async def produce_and_answer(
         answered = await answer_of(readers, position.partition, position.offset, wait_s)
         if answered is not None:
             return answered
-    body = command.adjust or command.balance or command.redemption or command.reversal
+    body = command.adjust or command.balance or command.redemption or command.item or command.reversal
     reversal = command.reversal is not None
     accepted = OperationAccepted(
         participant_id=None if reversal else command.participant_id,

@@ -23,7 +23,8 @@ then, by the route (:func:`_routed`):
   answers is used.
 * **every partition, added up** for the reports (``/v1/reports/ledger-summary``, ``/expiration-schedule``,
   ``/program-activity``): each partition's report, summed exactly (``_front_reports.py``).
-* **501 not_routed** for the rest (program balances, rewards, automations, backtests, webhooks):
+* a program's rewards fanned out with their redeemed counts added up (_front_rewards.py);
+* **501 not_routed** for the rest (program balances, automations, backtests, webhooks):
   they would need a merge the front does not do yet.
 
 A partition without an answering reader is a 503 ``partition_unavailable`` naming it, for a routed read and a
@@ -56,6 +57,7 @@ from scrip_actor.http.schemas import EventQuery, JournalQuery, ParticipantQuery
 from scrip_actor.partitioned._engine_reads import ReaderAdvert, read_advert
 from scrip_actor.partitioned._engine_role import partition_data_dir
 from scrip_actor.partitioned._front_reports import REPORTS, PartitionRefused, merged_report
+from scrip_actor.partitioned._front_rewards import REWARDS, merged_rewards
 from scrip_actor.partitioned._partition_ids import partition_of
 from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.report_totals import micros
@@ -212,6 +214,11 @@ async def serve_read(readers: PartitionReaders, rest: str) -> Response:
         return _passed_through(await readers.get(partition, target))
     if _CATALOG.fullmatch(rest):
         return _passed_through(await readers.get_any(target))
+    if REWARDS.fullmatch(rest):  # the catalog, with each reward's redeemed count added up (_front_rewards.py)
+        try:
+            return Response(await merged_rewards(readers, rest, args), status=200, content_type=_JSON)
+        except PartitionRefused as refused:
+            return _passed_through(refused.answer)
     if rest in REPORTS:
         try:
             return Response(await merged_report(readers, rest, args), status=200, content_type=_JSON)

@@ -19,6 +19,7 @@ import msgspec
 from scrip_actor.model import (
     BalanceAdjust,
     BalanceOperation,
+    ItemRedemptionCreate,
     ParticipantCreate,
     ParticipantUpdate,
     RedemptionCreate,
@@ -27,6 +28,7 @@ from scrip_actor.model import (
 from scrip_actor.tiers import TierStateSet
 
 __all__ = [
+    "ITEM_REDEMPTION",
     "OPERATION_PATHS",
     "REDEMPTION",
     "REVERSAL",
@@ -56,11 +58,16 @@ StateWriteName = Literal[
 UPSERT = "PARTICIPANT_UPSERT"
 # POST /v1/participants/{id}/redemptions: a points redemption, keyed like a balance operation (_front_operations.py).
 REDEMPTION = "REDEMPTION"
+# POST /v1/participants/{id}/redemptions/items: a catalog reward's, the same way (a reward with a max_total is refused
+# at the partition: its stock would have to be shared across partitions, _apply.py)
+ITEM_REDEMPTION = "ITEM_REDEMPTION"
 # POST /v1/redemptions/{id}/reverse: at the partition the redemption's id names; the record names the redemption,
 # not its participant (the front does not know it): the applier finds both its participant and its program there.
 REVERSAL = "REDEMPTION_REVERSAL"
 OperationName = (
-    BalanceOperationName | StateWriteName | Literal["PARTICIPANT_UPSERT", "REDEMPTION", "REDEMPTION_REVERSAL"]
+    BalanceOperationName
+    | StateWriteName
+    | Literal["PARTICIPANT_UPSERT", "REDEMPTION", "ITEM_REDEMPTION", "REDEMPTION_REVERSAL"]
 )
 _BALANCE_OPERATIONS = frozenset(BalanceOperationName.__args__)  # type: ignore[attr-defined]
 # The embedded routes' last path segment (POST /v1/participants/{participant_id}/balances/<segment>).
@@ -119,8 +126,9 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     balance: BalanceOperation | None = None
     state: StateWrite | None = None
     redemption: RedemptionCreate | None = None
-    # REDEMPTION: the id a new redemption gets (the front's, of this partition); REDEMPTION_REVERSAL: the redemption
-    # it reverses (its participant_id is "": the applier finds the participant by the redemption)
+    item: ItemRedemptionCreate | None = None  # ITEM_REDEMPTION's body
+    # REDEMPTION, ITEM_REDEMPTION: the id a new redemption gets (the front's, of this partition); REDEMPTION_REVERSAL:
+    # the redemption it reverses (its participant_id is "": the applier finds the participant by the redemption)
     redemption_id: str | None = None
     reversal: ReversalCreate | None = None
     reversal_id: str | None = None  # REDEMPTION_REVERSAL: the id a new reversal gets (the front's)
@@ -137,6 +145,8 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
             if self.is_balance
             else "redemption"
             if self.operation == REDEMPTION
+            else "item"
+            if self.operation == ITEM_REDEMPTION
             else "reversal"
             if self.operation == REVERSAL
             else "state"
@@ -146,12 +156,13 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
             "balance": self.balance,
             "state": self.state,
             "redemption": self.redemption,
+            "item": self.item,
             "reversal": self.reversal,
         }
         if given.pop(wanted) is None or any(body is not None for body in given.values()):
             raise ValueError(f"a {self.operation} record carries {wanted}, and only it")
-        if (self.redemption_id is not None) != (self.operation in (REDEMPTION, REVERSAL)):
-            raise ValueError("a REDEMPTION or REDEMPTION_REVERSAL record names its redemption_id, and only they")
+        if (self.redemption_id is not None) != (self.operation in (REDEMPTION, ITEM_REDEMPTION, REVERSAL)):
+            raise ValueError("a redemption's or a reversal's record names its redemption_id, and only they")
         if (self.reversal_id is not None) != (self.operation == REVERSAL):
             raise ValueError("a REDEMPTION_REVERSAL record names its reversal_id, and only it")
         if self.program_id is not None and self.operation != REVERSAL:
@@ -183,6 +194,8 @@ class ParticipantOperation(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
             return self.program_id, self.reversal.idempotency_key
         if self.redemption is not None:
             return self.redemption.program_id, self.redemption.idempotency_key
+        if self.item is not None:
+            return self.item.program_id, self.item.idempotency_key
         if not self.is_balance:
             return "", None
         request = self.request
@@ -194,6 +207,8 @@ def operation_hash(command: ParticipantOperation) -> str:
     id: the front names a new one each time it is sent, and a resent redemption is the same request)."""
     if command.reversal is not None:  # the redemption it reverses is part of "the same request", its new id not
         return hashlib.sha256(_encoder.encode([command.operation, command.redemption_id, command.reversal])).hexdigest()
+    if command.item is not None:
+        return hashlib.sha256(_encoder.encode([command.operation, command.participant_id, command.item])).hexdigest()
     if command.redemption is None:  # the record itself, as before redemptions and reversals were routed
         fields = {name: getattr(command, name) for name in _HashedRecord.__struct_fields__}
         return hashlib.sha256(_encoder.encode(_HashedRecord(**fields))).hexdigest()

@@ -24,6 +24,7 @@ import trio
 
 from scrip_actor import AssetCreate, Config, CreditAction, ProgramCreate, RuleCreate, open_engine
 from scrip_actor.config import StorageSettings
+from scrip_actor.model import RewardCreate
 from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.tiers import Criterion, LevelSpec, Qualification, TierCreate
@@ -83,9 +84,13 @@ def config_for(data_dir: Path, map_size_bytes: int = 1 << 30) -> Config:
     return Config(storage=StorageSettings(data_dir=str(data_dir), sync=True, lmdb_map_size_bytes=map_size_bytes))
 
 
-async def seed_partitions(tmp_path: Path, partitions: int, *, tier: bool = False) -> tuple[Path, str, str]:
+async def seed_partitions(
+    tmp_path: Path, partitions: int, *, tier: bool = False, rewards: bool = False
+) -> tuple[Path, str, str]:
     """(partitions dir, program id, asset id): each partition's store holds the same catalog (with ``tier``, also
-    a "status" tier: silver at 100 visits, gold at 200, which no test's events reach)."""
+    a "status" tier: silver at 100 visits, gold at 200, which no test's events reach; with ``rewards``, two
+    UNIT_BASED rewards of the asset: "mug" at 2 a unit, at most 3 per participant, and "limited" at 1 with a
+    ``max_total`` of 10)."""
     template = tmp_path / "template"
     async with open_engine(config=config_for(template)) as engine:
         program = await engine.create_program(ProgramCreate(name="partitioned"))
@@ -117,6 +122,17 @@ async def seed_partitions(tmp_path: Path, partitions: int, *, tier: bool = False
                 for key, rank, at in (("silver", 1, 100), ("gold", 2, 200))
             ]
             await engine.tiers.create(program.id, TierCreate(key="status", levels=levels))
+        if rewards:
+            for name, cost, limits in (("mug", "2", {"max_per_participant": 3}), ("limited", "1", {"max_total": 10})):
+                reward = RewardCreate(
+                    name=name,
+                    redemption_type="UNIT_BASED",
+                    asset_id=asset.id,
+                    unit_cost=cost,
+                    status="ACTIVE",
+                    **limits,
+                )
+                await engine.rewards.create(program.id, reward)
     partitions_dir = tmp_path / "partitions"
     for partition in range(partitions):
         shutil.copytree(template, partition_data_dir(partitions_dir, partition))
