@@ -1144,7 +1144,11 @@ async def _check_redemptions(http: httpx.AsyncClient, calls: list[MoneyCall]) ->
         assert reversed_amount == reversed_by.get(call.redemption_id, 0), (shown, reversed_by.get(call.redemption_id))
         assert reversed_amount <= amount, shown
         status = (
-            "COMPLETED" if not reversed_amount else "REVERSED" if reversed_amount == amount else "PARTIALLY_REVERSED"
+            "COMPLETED"
+            if not reversed_amount
+            else "FULLY_REVERSED"
+            if reversed_amount == amount
+            else "PARTIALLY_REVERSED"
         )
         assert shown["status"] == status, shown
 
