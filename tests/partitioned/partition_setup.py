@@ -230,6 +230,28 @@ def start_engine(
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 
 
+async def verified_and_replayed(
+    bootstrap: str, tmp_path: Path, partitions_dir: Path, partitions: int, partition: int
+) -> Path:
+    """Check that every partition's store passes `scrip verify`, then replay ``partition`` from offset 0 into a copy
+    of the template (``tmp_path / "template"``, as :func:`seed_partitions` made it) with claims on, to the end of its
+    records; the replayed store, verified too."""
+    for number in range(partitions):
+        report = verify(str(partition_data_dir(partitions_dir, number)))
+        assert report.ok, report.problems
+    replayed = partition_data_dir(tmp_path / "replay", partition)
+    shutil.copytree(tmp_path / "template", replayed)
+    end = await trio.to_thread.run_sync(log_end, bootstrap, TOPIC, partition)
+    process = start_engine(
+        bootstrap, tmp_path / "replay", partition, end, extra=["--read-host", "127.0.0.1"], scope="program"
+    )
+    await trio.to_thread.run_sync(process.communicate, None, 60)
+    assert process.returncode == 0
+    report = verify(str(replayed))
+    assert report.ok, report.problems
+    return replayed
+
+
 async def applied_balances(
     partitions_dir: Path, partitions: int, asset_id: str, map_size_bytes: int = 1 << 30
 ) -> tuple[dict[str, int], int]:

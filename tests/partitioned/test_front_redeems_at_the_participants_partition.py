@@ -9,17 +9,13 @@ real LMDB; `scrip verify` on every store afterwards, and the partition replayed 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import trio
 
 from scrip_actor.engine import open_engine
 from scrip_actor.partitioned import partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._partition_ids import partition_of
-from scrip_actor.verify import verify
-from tests.partitioned.partition_setup import TOPIC, config_for, log_end, start_engine
+from tests.partitioned.partition_setup import config_for, verified_and_replayed
 from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, PARTITIONS, _running
 from tests.partitioned.test_front_runs_a_balance_operation_at_its_participants_partition import (
     _balance,
@@ -68,16 +64,7 @@ async def test_a_redemption_runs_once_at_the_participants_partition(broker: str,
         assert missing.status_code == 404, missing.text
         assert (await _balance(running, alice, asset_id))["available"] == "2"
 
-    for partition in range(PARTITIONS):
-        report = verify(str(partition_data_dir(running.partitions_dir, partition)))
-        assert report.ok, report.problems
-    replayed = partition_data_dir(tmp_path / "replay", 0)
-    shutil.copytree(tmp_path / "template", replayed)
-    end = await trio.to_thread.run_sync(log_end, broker, TOPIC, 0)
-    process = start_engine(broker, tmp_path / "replay", 0, end, extra=["--read-host", "127.0.0.1"], scope="program")
-    await trio.to_thread.run_sync(process.communicate, None, 60)
-    assert process.returncode == 0
-    assert verify(str(replayed)).ok
+    replayed = await verified_and_replayed(broker, tmp_path, running.partitions_dir, PARTITIONS, 0)
     for data_dir in (replayed, partition_data_dir(running.partitions_dir, 0)):
         async with open_engine(config=config_for(data_dir)) as engine:
             redemption = engine.redemptions.get(redemption_id)

@@ -9,13 +9,11 @@ real LMDB; `scrip verify` on every store afterwards, and the partition replayed 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-import trio
 
 from scrip_actor.engine import open_engine
 from scrip_actor.http.errors import PartitionsDisagree
@@ -23,9 +21,8 @@ from scrip_actor.partitioned import _kafka, partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._front_rewards import _merged
 from scrip_actor.partitioned._partition_ids import partition_of
-from scrip_actor.verify import verify
 from tests.partitioned.front_setup import Running, front_with_readers
-from tests.partitioned.partition_setup import TOPIC, config_for, log_end, seed_partitions, start_engine
+from tests.partitioned.partition_setup import TOPIC, config_for, seed_partitions, verified_and_replayed
 from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, KEY, PARTITIONS
 from tests.partitioned.test_front_runs_a_balance_operation_at_its_participants_partition import (
     _balance,
@@ -102,16 +99,7 @@ async def test_catalog_redemptions_run_at_the_participants_partition(broker: str
         assert (await _balance(running, alice, asset_id))["available"] == "8"  # 10 - 4 + 2
         assert (await _balance(running, bob, asset_id))["available"] == "8"
 
-    for partition in range(PARTITIONS):
-        report = verify(str(partition_data_dir(running.partitions_dir, partition)))
-        assert report.ok, report.problems
-    replayed = partition_data_dir(tmp_path / "replay", 0)
-    shutil.copytree(tmp_path / "template", replayed)
-    end = await trio.to_thread.run_sync(log_end, broker, TOPIC, 0)
-    process = start_engine(broker, tmp_path / "replay", 0, end, extra=["--read-host", "127.0.0.1"], scope="program")
-    await trio.to_thread.run_sync(process.communicate, None, 60)
-    assert process.returncode == 0
-    assert verify(str(replayed)).ok
+    replayed = await verified_and_replayed(broker, tmp_path, running.partitions_dir, PARTITIONS, 0)
     for data_dir in (replayed, partition_data_dir(running.partitions_dir, 0)):
         async with open_engine(config=config_for(data_dir)) as engine:
             assert engine.rewards.get(program_id, mug).redeemed_count == 1  # Alice's 2, one given back

@@ -10,12 +10,10 @@ reversals.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import msgspec
 import pytest
-import trio
 
 from scrip_actor.engine import open_engine
 from scrip_actor.model import BalanceOperation
@@ -23,8 +21,7 @@ from scrip_actor.partitioned import partition_data_dir
 from scrip_actor.partitioned._claiming import claim_partition_for
 from scrip_actor.partitioned._operation_records import REVERSAL, ParticipantOperation, operation_hash
 from scrip_actor.partitioned._partition_ids import partition_of
-from scrip_actor.verify import verify
-from tests.partitioned.partition_setup import TOPIC, config_for, log_end, start_engine
+from tests.partitioned.partition_setup import config_for, verified_and_replayed
 from tests.partitioned.test_front_routes_reads_to_the_owning_partition import AUTH, PARTITIONS, _running
 from tests.partitioned.test_front_runs_a_balance_operation_at_its_participants_partition import (
     _balance,
@@ -91,16 +88,7 @@ async def test_a_reversal_runs_once_at_the_redemptions_partition(broker: str, tm
         assert once_more.status_code == 409, once_more.text  # fully reversed: the embedded Conflict
         assert (await _balance(running, bob, asset_id))["available"] == "5"
 
-    for partition in range(PARTITIONS):
-        report = verify(str(partition_data_dir(running.partitions_dir, partition)))
-        assert report.ok, report.problems
-    replayed = partition_data_dir(tmp_path / "replay", 1)
-    shutil.copytree(tmp_path / "template", replayed)
-    end = await trio.to_thread.run_sync(log_end, broker, TOPIC, 1)
-    process = start_engine(broker, tmp_path / "replay", 1, end, extra=["--read-host", "127.0.0.1"], scope="program")
-    await trio.to_thread.run_sync(process.communicate, None, 60)
-    assert process.returncode == 0
-    assert verify(str(replayed)).ok
+    replayed = await verified_and_replayed(broker, tmp_path, running.partitions_dir, PARTITIONS, 1)
     for data_dir in (replayed, partition_data_dir(running.partitions_dir, 1)):
         async with open_engine(config=config_for(data_dir)) as engine:
             reversals = engine.redemptions.reversals(redemption_id)
