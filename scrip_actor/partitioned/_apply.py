@@ -58,7 +58,7 @@ from scrip_actor.engine import (
 from scrip_actor.errors import NotFound, Overloaded, ScripError, ValidationFailed
 from scrip_actor.http.errors import NotRouted, decode_json
 from scrip_actor.ledger import RemoteCredit
-from scrip_actor.model import Event, EventSubmit, ItemRedemptionCreate, Redemption, RedemptionCreate, TransferCreate
+from scrip_actor.model import Event, EventSubmit, ItemRedemptionCreate, TransferCreate
 from scrip_actor.partitioned._budget_leases import SharedBudgets
 from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn
 from scrip_actor.partitioned._claiming import KeyClaims
@@ -378,7 +378,7 @@ class PartitionApplier:
         elif command.redemption is not None or command.item is not None:  # the embedded 201, or 200 for a replay
             assert command.redemption_id is not None
             write = partial(
-                _redeem,
+                run_redemption,
                 self.engine,
                 command.participant_id,
                 command.redemption or command.item,  # type: ignore[arg-type]
@@ -386,6 +386,8 @@ class PartitionApplier:
                 record_ops=lambda redemption: [*before, reply_op(self.log, offset, 201, redemption)],
                 replay_ops=lambda redemption: [*before, reply_op(self.log, offset, 200, redemption)],
             )
+            if command.item is not None:  # refused inside the write, so the refusal is kept and the claim dropped
+                write = partial(_checked_first, partial(_refuse_an_unshared_stock, self.engine, command.item), write)
         else:  # a state write: its answer is the embedded route's reply, status and all (_state_writes.py)
             write = partial(write_state, self.engine, self.log, offset, command, before)
         await self._claimed_write(offset, first_ops, write)
@@ -534,26 +536,21 @@ def _has_parked(env: lmdb.Environment) -> bool:
         return txn.stat(db)["entries"] > 0
 
 
-async def _redeem(
-    engine: Engine,
-    participant_id: str,
-    request: RedemptionCreate | ItemRedemptionCreate,
-    redemption_id: str,
-    *,
-    record_ops: Callable[[Redemption], list[Op]],
-    replay_ops: Callable[[Redemption], list[Op]],
-) -> Redemption:
-    """A redemption from the log; a catalog reward with a ``max_total`` is refused (501 ``not_routed``): its stock
-    would have to be shared across the partitions, as a wallet is (not built), and a count per partition could sell
-    one unit on every partition. The catalog is the same on every partition, so each refuses it alike."""
-    if isinstance(request, ItemRedemptionCreate):
-        reward = engine.rewards.get(request.program_id, request.reward_id)  # an unknown one: its embedded 404
-        if reward.max_total is not None:
-            raise NotRouted(
-                f"reward {reward.id} has a max_total: its stock is not shared across partitions yet, so "
-                "partitioned mode redeems only rewards without one",
-                {"reward_id": reward.id, "reason": "stock_not_shared"},
-            )
-    return await run_redemption(
-        engine, participant_id, request, redemption_id, record_ops=record_ops, replay_ops=replay_ops
-    )
+def _refuse_an_unshared_stock(engine: Engine, request: ItemRedemptionCreate) -> None:
+    """Refuse (501 ``not_routed``) a catalog redemption of a reward with a ``max_total``: its stock would have to be
+    shared across the partitions, as a wallet is (not built), and a count per partition could sell one unit on every
+    partition. The catalog is the same on every partition, so each refuses it alike. An unknown reward passes: the
+    embedded redemption answers its 404."""
+    reward = engine.rewards.rewards.get(request.reward_id)
+    if reward is not None and reward.program_id == request.program_id and reward.max_total is not None:
+        raise NotRouted(
+            f"reward {reward.id} has a max_total: its stock is not shared across partitions yet, so "
+            "partitioned mode redeems only rewards without one",
+            {"reward_id": reward.id, "reason": "stock_not_shared"},
+        )
+
+
+async def _checked_first(check: Callable[[], None], write: Callable[[], Awaitable[object]]) -> object:
+    """``write()`` once ``check()`` has passed (it raises the refusal)."""
+    check()
+    return await write()
