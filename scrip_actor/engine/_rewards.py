@@ -7,6 +7,9 @@ same step, once the entry has committed) cannot interleave with another particip
 twice. The counts are written in the same LMDB record as the redemption (the reward record with its new count,
 and ``reward_counts[reward NUL participant]`` for ``max_per_participant``), so a crash keeps both or neither.
 
+Partitioned mode shares a reward's ``max_total`` across partitions (scrip_actor/partitioned/_reward_stock.py): it
+sets :attr:`Rewards.shared_stock`, and the ``max_total`` test and count of a limited reward go through it instead.
+
 Catalog edits (create, update) are direct writes, like program and asset changes; they carry the count held in
 memory, which is the truth (memory is always at least as new as the disk).
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -34,6 +37,16 @@ __all__ = ["Rewards"]
 _COUNTS_RESIDENT_MAX = 100_000  # (reward, participant) counts kept in memory; the rest are read back on use
 
 
+class SharedStock(Protocol):
+    """Where a limited reward's units are counted when partitions share them (partitioned/_reward_stock.py)."""
+
+    def check(self, reward: Reward, units: int) -> None:
+        """Raise the refusal if ``units`` more of ``reward`` may not be sold now."""
+
+    def moved(self, reward: Reward, units: int) -> list[Op]:
+        """``units`` sold (> 0) or given back (< 0) in this step: the ops that record it, in its record."""
+
+
 class Rewards:
     """CRUD of ``…/programs/{id}/rewards`` and the counts redemptions keep (see the module docstring)."""
 
@@ -46,6 +59,7 @@ class Rewards:
         self._clock = clock
         self._limits = limits
         self.rewards: dict[str, Reward] = {}
+        self.shared_stock: SharedStock | None = None  # None: one process, max_total counted here alone
         # Read through from reward_counts, bounded; an entry leaves memory only once durable (engine/_durable_lru).
         self._per_participant: DurableLru[tuple[str, str], int] = DurableLru(writer, _COUNTS_RESIDENT_MAX)
 
@@ -147,7 +161,9 @@ class Rewards:
             reward.available_until is not None and now >= reward.available_until
         ):
             raise Conflict(f"reward {reward.name!r} is not available now", {"reason": "reward_unavailable"})
-        if reward.max_total is not None and reward.redeemed_count + units > reward.max_total:
+        if reward.max_total is not None and self.shared_stock is not None:
+            self.shared_stock.check(reward, units)
+        elif reward.max_total is not None and reward.redeemed_count + units > reward.max_total:
             left = reward.max_total - reward.redeemed_count
             raise Conflict(f"reward {reward.name!r} has {left} left", {"reason": "max_total_reached"})
         mine = self._count_of(reward_id, participant_id)
@@ -161,13 +177,16 @@ class Rewards:
     def count(self, reward_id: str, participant_id: str, units: int, now: datetime) -> list[Op]:
         """Add ``units`` (negative: a reversal) to the reward's counts, in memory; returns the ops that store them."""
         reward = self.rewards[reward_id]
+        shared: list[Op] = []
+        if reward.max_total is not None and self.shared_stock is not None and units:
+            shared = self.shared_stock.moved(reward, units)  # before the count changes: it may read it
         total = reward.redeemed_count + units
         mine = self._count_of(reward_id, participant_id) + units
         assert total >= 0
         assert mine >= 0
         updated = self.rewards[reward_id] = msgspec.structs.replace(reward, redeemed_count=total, updated_at=now)
         self._per_participant.written((reward_id, participant_id), mine)
-        return [_reward_op(updated), ("reward_counts", _count_key(reward_id, participant_id), be64(mine))]
+        return [_reward_op(updated), ("reward_counts", _count_key(reward_id, participant_id), be64(mine)), *shared]
 
     def _count_of(self, reward_id: str, participant_id: str) -> int:
         key = (reward_id, participant_id)

@@ -32,7 +32,7 @@ is kept as its record's outcome (:mod:`._outcomes`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -56,9 +56,9 @@ from scrip_actor.engine import (
     send_transfer,
 )
 from scrip_actor.errors import NotFound, Overloaded, ScripError, ValidationFailed
-from scrip_actor.http.errors import NotRouted, decode_json
+from scrip_actor.http.errors import decode_json
 from scrip_actor.ledger import RemoteCredit
-from scrip_actor.model import Event, EventSubmit, ItemRedemptionCreate, TransferCreate
+from scrip_actor.model import Event, EventSubmit, TransferCreate
 from scrip_actor.partitioned._budget_leases import SharedBudgets
 from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn
 from scrip_actor.partitioned._claiming import KeyClaims
@@ -69,6 +69,7 @@ from scrip_actor.partitioned._operation_records import REVERSAL, UPSERT, Partici
 from scrip_actor.partitioned._outbox import Outbox, OutboxRecord
 from scrip_actor.partitioned._outcomes import log_outcome, outcome_op, reply_op, result_op
 from scrip_actor.partitioned._parking import Parked, parked_db
+from scrip_actor.partitioned._reward_stock import SharedStock, StockAnswer, StockAsk, StockReturn
 from scrip_actor.partitioned._routing import KIND_EFFECT, KIND_FUND, KIND_OPERATION, KIND_TRANSFER, partition_for
 from scrip_actor.partitioned._state_writes import write_state
 from scrip_actor.partitioned._wallet_leases import WalletLeases, refuse_copied_funding, wait_quiet
@@ -86,6 +87,7 @@ _transfer_decoder = msgspec.json.Decoder(TransferCreate)
 _credit_decoder = msgspec.json.Decoder(TransitCredit)
 _fund_decoder = msgspec.json.Decoder(WalletFund)
 _operation_decoder = msgspec.json.Decoder(ParticipantOperation)
+_stock_answer_decoder = msgspec.json.Decoder(StockAnswer)
 _json_encoder = msgspec.json.Encoder()
 _EXTERNAL_ID_MAX = 255
 # The outbox records an event's step sends (a rule's credit to another partition's participant) are keyed by the
@@ -152,8 +154,11 @@ class PartitionApplier:
         self.wallets = WalletOwner(self.engine, self.partition, self.partitions, self.send_ops, self.leases)
         # Shared rule budgets (_budget_leases.py): a match short of this partition's lease waits for more, likewise.
         self.budgets = SharedBudgets(self.engine, self.partition, self.partitions, self.send_ops, self.leases)
+        # Limited catalog rewards (_reward_stock.py): units reserved at the reward's owner before a redemption runs.
+        self.stock = SharedStock(self.engine, self.partition, self.partitions, self.send_ops)
         if self.claims is not None:  # a held participant's transfers and credits park behind it
             self.claims.held = self.leases.is_held
+            self.claims.refund_ops = lambda parked: self.stock.refund_ops(parked.offset, _stock_answer(parked))
         # A rule's target on another partition gets its CREDIT through the outbox (engine/_cross_partition.py).
         self.engine._step_limits = msgspec.structs.replace(self.engine._step_limits, remote_partition=self._elsewhere)
         self.engine._publisher.remote_credit_ops = self._reward_ops
@@ -340,22 +345,40 @@ class PartitionApplier:
         state = self.engine._cache.get(command.participant_id)
         if state is None:
             return ("admit", [], None)  # run_operation refuses an unknown participant itself (404)
-        return self.claims.operation_verdict(offset, state.external_id, command)
+        stock = None if command.item is None else self.stock.ask_for(offset, command.item)
+        return self.claims.operation_verdict(offset, state.external_id, command, stock)
 
     async def _operate(
-        self, offset: int, command: ParticipantOperation, first_ops: list[Op], claim_ops: list[Op] | None = None
+        self,
+        offset: int,
+        command: ParticipantOperation,
+        first_ops: list[Op],
+        claim_ops: list[Op] | None = None,
+        parked: Parked | None = None,
     ) -> None:
         """Run a balance operation or a state write; ``first_ops`` (its position, or its release from parking) and
         its answer join its record, and ``claim_ops`` (its key's claim) too if it is applied; a refusal is kept
-        instead."""
-        before = [*first_ops, *(claim_ops or [])]
-        write: Callable[[], Awaitable[object]]
+        instead. ``parked``: the record it waited as (a catalog redemption's reserved units are on it: they go
+        back if it is refused, or is a replay of its key, which sells nothing)."""
+        grant = None if parked is None else _stock_answer(parked)
+        refund = self.stock.refund_ops(offset, grant)
+        write = self._operation_write(offset, command, [*first_ops, *(claim_ops or [])], refund)
+        self.stock.writing(offset, grant)  # what the write sends for a reward's units is keyed by this record
+        try:
+            await self._claimed_write(offset, first_ops, write, refund)
+        finally:
+            self.stock.written()
+
+    def _operation_write(
+        self, offset: int, command: ParticipantOperation, before: list[Op], refund: list[Op]
+    ) -> Callable[[], Awaitable[object]]:
+        """The embedded write an operation record runs, with ``before`` and its answer in its own LMDB record."""
         if command.is_balance:
 
             def record_ops(answer: object) -> list[Op]:
                 return [*before, result_op(self.log, offset, answer)]
 
-            write = partial(
+            return partial(
                 run_operation,
                 self.engine,
                 command.operation,
@@ -363,10 +386,10 @@ class PartitionApplier:
                 command.request,
                 record_ops=record_ops,
             )
-        elif command.reversal is not None:  # as a redemption: 201, or 200 for a replayed key
+        if command.reversal is not None:  # as a redemption: 201, or 200 for a replayed key
             assert command.redemption_id is not None
             assert command.reversal_id is not None
-            write = partial(
+            return partial(
                 run_reversal,
                 self.engine,
                 command.redemption_id,
@@ -375,29 +398,27 @@ class PartitionApplier:
                 record_ops=lambda reversal: [*before, reply_op(self.log, offset, 201, reversal)],
                 replay_ops=lambda reversal: [*before, reply_op(self.log, offset, 200, reversal)],
             )
-        elif command.redemption is not None or command.item is not None:  # the embedded 201, or 200 for a replay
+        if command.redemption is not None or command.item is not None:  # the embedded 201, or 200 for a replay
             assert command.redemption_id is not None
-            write = partial(
+            return partial(
                 run_redemption,
                 self.engine,
                 command.participant_id,
                 command.redemption or command.item,  # type: ignore[arg-type]
                 command.redemption_id,
                 record_ops=lambda redemption: [*before, reply_op(self.log, offset, 201, redemption)],
-                replay_ops=lambda redemption: [*before, reply_op(self.log, offset, 200, redemption)],
+                replay_ops=lambda redemption: [*before, *refund, reply_op(self.log, offset, 200, redemption)],
             )
-            if command.item is not None:  # refused inside the write, so the refusal is kept and the claim dropped
-                write = partial(_checked_first, partial(_refuse_an_unshared_stock, self.engine, command.item), write)
-        else:  # a state write: its answer is the embedded route's reply, status and all (_state_writes.py)
-            write = partial(write_state, self.engine, self.log, offset, command, before)
-        await self._claimed_write(offset, first_ops, write)
+        # a state write: its answer is the embedded route's reply, status and all (_state_writes.py)
+        return partial(write_state, self.engine, self.log, offset, command, before)
 
     async def _released(self, parked: Parked, first_ops: list[Op], claim_ops: list[Op]) -> None:
         """Apply a transfer, an operation or a credit that waited behind its participant's parked events."""
         if parked.kind == "transfer":
             await self._transfer(parked.offset, _transfer_decoder.decode(parked.event), first_ops, claim_ops)
         elif parked.kind == "operation":
-            await self._operate(parked.offset, _operation_decoder.decode(parked.event), first_ops, claim_ops)
+            command = _operation_decoder.decode(parked.event)
+            await self._operate(parked.offset, command, first_ops, claim_ops, parked)
         else:
             assert parked.kind == "credit", parked
             assert not claim_ops, parked
@@ -436,10 +457,17 @@ class PartitionApplier:
             ),
         )
 
-    async def _claimed_write(self, offset: int, first_ops: list[Op], write: Callable[[], Awaitable[object]]) -> None:
+    async def _claimed_write(
+        self,
+        offset: int,
+        first_ops: list[Op],
+        write: Callable[[], Awaitable[object]],
+        refused_ops: Sequence[Op] = (),
+    ) -> None:
         """Run a transfer's or an operation's ``write`` once every earlier record is processed (the log's order, on
-        replay too). Refused: nothing moved, its key's claim is dropped and the refusal is kept with ``first_ops``;
-        applied: the claim its record carried is confirmed."""
+        replay too). Refused: nothing moved, its key's claim is dropped and the refusal is kept with ``first_ops``
+        and ``refused_ops`` (units reserved for it going back); applied: the claim its record carried is
+        confirmed."""
         engine, claims = self.engine, self.claims
         await wait_quiet(engine)
         try:
@@ -449,7 +477,7 @@ class PartitionApplier:
         except ScripError as error:
             if claims is not None:
                 claims.drop(offset)
-            engine._writer.append([*first_ops, outcome_op(self.log, offset, error)])
+            engine._writer.append([*first_ops, *refused_ops, outcome_op(self.log, offset, error)])
             await engine._caught_up()
             return
         if claims is not None:
@@ -469,6 +497,9 @@ class PartitionApplier:
             return
         if isinstance(payload, BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn):
             await self._apply_budget(offset, effect, [position, applied])
+            return
+        if isinstance(payload, StockAsk | StockAnswer | StockReturn):
+            await self._apply_stock(offset, payload, [position, applied])
             return
         if isinstance(payload, TransitCredit):
             await wait_quiet(engine)  # whether its recipient is held (then it parks behind) needs the steps run
@@ -518,6 +549,24 @@ class PartitionApplier:
             assert isinstance(payload, BudgetRecall), payload
             await self.budgets.on_recall(offset, origin, payload, first_ops)
 
+    async def _apply_stock(
+        self, offset: int, payload: StockAsk | StockAnswer | StockReturn, first_ops: list[Op]
+    ) -> None:
+        """A reward stock's message (_reward_stock.py): the owner reserves or takes back units; an answer is recorded
+        on the redemption parked for it, which the next release runs."""
+        if isinstance(payload, StockAsk):
+            ops = self.stock.on_ask(offset, payload)
+        elif isinstance(payload, StockReturn):
+            ops = self.stock.on_return(payload)
+        elif self.claims is None:
+            raise ValidationFailed("a stock answer reached a partition that parks nothing", {})
+        else:
+            answered = self.claims.parked.answer_stock(payload.parked_offset, _json_encoder.encode(payload))
+            ops = [] if answered is None else [answered]
+        self.engine._writer.append([*first_ops, *ops])
+        await self.engine._caught_up()
+        self._durable()
+
     def _applied_op(self, record: OutboxRecord) -> Op | None:
         with self.engine._store.env.begin() as txn:
             applied = self.outbox.applied_op(txn, record)
@@ -536,21 +585,6 @@ def _has_parked(env: lmdb.Environment) -> bool:
         return txn.stat(db)["entries"] > 0
 
 
-def _refuse_an_unshared_stock(engine: Engine, request: ItemRedemptionCreate) -> None:
-    """Refuse (501 ``not_routed``) a catalog redemption of a reward with a ``max_total``: its stock would have to be
-    shared across the partitions, as a wallet is (not built), and a count per partition could sell one unit on every
-    partition. The catalog is the same on every partition, so each refuses it alike. An unknown reward passes: the
-    embedded redemption answers its 404."""
-    reward = engine.rewards.rewards.get(request.reward_id)
-    if reward is not None and reward.program_id == request.program_id and reward.max_total is not None:
-        raise NotRouted(
-            f"reward {reward.id} has a max_total: its stock is not shared across partitions yet, so "
-            "partitioned mode redeems only rewards without one",
-            {"reward_id": reward.id, "reason": "stock_not_shared"},
-        )
-
-
-async def _checked_first(check: Callable[[], None], write: Callable[[], Awaitable[object]]) -> object:
-    """``write()`` once ``check()`` has passed (it raises the refusal)."""
-    check()
-    return await write()
+def _stock_answer(parked: Parked) -> StockAnswer | None:
+    """The reward stock's answer a parked catalog redemption waited for (None: it asked for none)."""
+    return None if parked.stock is None else _stock_answer_decoder.decode(parked.stock)

@@ -38,6 +38,7 @@ from scrip_actor.partitioned._claims import Claim, ClaimAnswer, ClaimRequest, Cl
 from scrip_actor.partitioned._operation_records import ParticipantOperation, operation_hash
 from scrip_actor.partitioned._outcomes import outcome_op
 from scrip_actor.partitioned._parking import Parked, ParkedEvents
+from scrip_actor.partitioned._reward_stock import STOCK_ASK_ORDINAL
 from scrip_actor.partitioned._routing import partition_for
 from scrip_actor.partitioned._wallet_leases import wait_quiet
 from scrip_actor.store import Op
@@ -55,6 +56,7 @@ _EXTERNAL_ID_MAX = 255
 
 # Outbox appends for this record: (offset, [(destination partition, payload struct)], first ordinal) -> ops.
 SendOps = Callable[[int, list[tuple[int, msgspec.Struct]], int], list[Op]]
+Send = tuple[int, msgspec.Struct]  # (destination partition, payload)
 # The ordinal of a record's claim request: apart from the credits a parked transfer sends later from the same
 # offset (ordinals 0, 1, ...), which the destination would otherwise take for copies of the request and drop.
 CLAIM_ORDINAL = 0xFFFF_FFFF
@@ -103,6 +105,8 @@ class KeyClaims:
         # Whether a participant has an event held for a shared wallet (_wallet_leases.py): its transfers and the
         # credits sent to it park behind that event as behind a parked one.
         self.held: Callable[[str], bool] = lambda _external_id: False
+        # The return of a reward's units granted to a parked redemption that is refused here (_reward_stock.py).
+        self.refund_ops: Callable[[Parked], list[Op]] = lambda _parked: []
 
     def forget_recent(self) -> None:
         """Everything appended so far is durable: committed state answers from now on."""
@@ -198,12 +202,16 @@ class KeyClaims:
             offset, source_external_id, keyed, _event_encoder.encode(request), "transfer", waits_for
         )
 
-    def operation_verdict(self, offset: int, external_id: str, command: ParticipantOperation) -> Verdict:
+    def operation_verdict(
+        self, offset: int, external_id: str, command: ParticipantOperation, stock: Send | None = None
+    ) -> Verdict:
         """:meth:`transfer_verdict` for a participant's balance operation (its key in the same namespace) or state
-        write (no key: only parked behind the participant's waiting events, to keep the log's order)."""
+        write (no key: only parked behind the participant's waiting events, to keep the log's order). ``stock``: a
+        catalog redemption's ask for its units (destination, StockAsk); it parks until that is answered too."""
         program_id, key = command.idempotency
         keyed = (program_id, key, operation_hash(command))
-        return self._keyed_verdict(offset, external_id, keyed, _event_encoder.encode(command), "operation", [])
+        body = _event_encoder.encode(command)
+        return self._keyed_verdict(offset, external_id, keyed, body, "operation", [], stock)
 
     def _keyed_verdict(
         self,
@@ -213,13 +221,14 @@ class KeyClaims:
         body: bytes,
         kind: str,
         waits_for: list[str],
+        stock: Send | None = None,
     ) -> Verdict:
         """A transfer's or an operation's verdict; ``keyed``: its (program id, idempotency key, payload hash)."""
         program_id, key, payload_hash = keyed
         blocked = self._waiting_on(external_id) or bool(waits_for)
         claim_program = _OPERATIONS_PREFIX + program_id
         key_partition = self._partition if key is None else claim_partition_for(claim_program, key, self._partitions)
-        if key_partition == self._partition and not blocked:
+        if key_partition == self._partition and not blocked and stock is None:
             return ("admit", [], None) if key is None else self._judge(claim_program, key, payload_hash, offset)
         parked = Parked(
             offset=offset,
@@ -228,11 +237,14 @@ class KeyClaims:
             claim_partition=key_partition,
             kind=kind,
             waits_for=waits_for,  # a local recipient's earlier parked event (it may create the recipient)
+            stock_from=None if stock is None else stock[0],
         )
         ops = [self.parked.park(parked)]
         if key is not None and key_partition != self._partition:
             claim = self._request(claim_program, key, payload_hash, offset)
             ops += self._send_ops(offset, [(key_partition, claim)], CLAIM_ORDINAL)
+        if stock is not None:
+            ops += self._send_ops(offset, [stock], STOCK_ASK_ORDINAL)
         return ("consume", ops, None)
 
     def _waiting_on(self, external_id: str) -> bool:
@@ -329,8 +341,8 @@ class KeyClaims:
                 verdict, extra, _ = self._released_keyed(head) if keyed else ("admit", [], None)
                 release = self.parked.release_op(head)
                 self.parked.pop(head)
-                if verdict == "refuse":
-                    self._engine._writer.append([release, *extra])
+                if verdict == "refuse":  # its key was taken: units granted for it go back
+                    self._engine._writer.append([release, *extra, *self.refund_ops(head)])
                 else:  # after every earlier record is processed, as any transfer or credit; extra: its claim
                     await self._apply_released(head, [release], extra)
         return True

@@ -21,13 +21,14 @@ from scrip_actor.errors import ScripError, ValidationFailed
 from scrip_actor.partitioned._budget_messages import BudgetAnswer, BudgetAsk, BudgetRecall, BudgetReturn, budget_owner
 from scrip_actor.partitioned._claims import ClaimAnswer, ClaimRequest
 from scrip_actor.partitioned._outbox import OutboxRecord
+from scrip_actor.partitioned._reward_stock import StockAnswer, StockAsk, StockReturn, stock_owner
 from scrip_actor.partitioned._wallet_messages import LeaseAnswer, LeaseAsk, LeaseRecall, LeaseReturn, wallet_owner
 
 __all__ = ["Effect", "Payload", "effect_from", "encode_payload"]
 
 Payload = (
     TransitCredit | ClaimRequest | ClaimAnswer | LeaseAsk | LeaseAnswer | LeaseRecall | LeaseReturn
-    | BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn
+    | BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn | StockAsk | StockAnswer | StockReturn
 )  # fmt: skip
 # The owner of a wallet or a budget asks itself for more, and answers itself, through its own log like any partition
 # (so its held steps wait in log order too): the only effects whose origin may be their destination.
@@ -71,6 +72,8 @@ def _problem(record: OutboxRecord, payload: Payload, partition: int, partitions:
             return f"a lease message goes {'to' if to_owner else 'from'} the wallet's owner, partition {owner}"
     if isinstance(payload, BudgetAsk | BudgetAnswer | BudgetRecall | BudgetReturn):
         return _budget_problem(record, payload, partitions)
+    if isinstance(payload, StockAsk | StockAnswer | StockReturn):
+        return _stock_problem(record, payload, partitions)
     if isinstance(payload, ClaimRequest):
         if payload.reply_partition != record.origin_partition or payload.parked_offset != record.origin_offset:
             return "a claim request must be answered to the event that sent it"
@@ -97,6 +100,23 @@ def _budget_problem(
     to_owner = isinstance(payload, BudgetAsk | BudgetReturn)
     if (record.destination_partition if to_owner else record.origin_partition) != owner:
         return f"a budget message goes {'to' if to_owner else 'from'} the budget's owner, partition {owner}"
+    return None
+
+
+def _stock_problem(record: OutboxRecord, payload: StockAsk | StockAnswer | StockReturn, partitions: int) -> str | None:
+    """Why a reward stock's message cannot be applied here (None: it can)."""
+    if isinstance(payload, StockAsk) and (
+        payload.units <= 0
+        or payload.reply_partition != record.origin_partition
+        or payload.parked_offset != record.origin_offset
+    ):
+        return "a stock ask needs positive units, answered to the redemption that sent it"
+    if isinstance(payload, StockReturn) and payload.units <= 0:
+        return "a stock return gives back positive units"
+    owner = stock_owner(payload.reward_id, partitions)
+    to_owner = isinstance(payload, StockAsk | StockReturn)
+    if (record.destination_partition if to_owner else record.origin_partition) != owner:
+        return f"a stock message goes {'to' if to_owner else 'from'} the reward's owner, partition {owner}"
     return None
 
 

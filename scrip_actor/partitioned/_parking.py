@@ -6,6 +6,9 @@ partition sees both. So the event is **parked** — stored here, in the LMDB rec
 and the outbox's :class:`~scrip_actor.partitioned._claims.ClaimRequest` — and admitted (or refused with the 409)
 when the :class:`~scrip_actor.partitioned._claims.ClaimAnswer` arrives on this partition's log.
 
+A catalog redemption of a reward whose stock another partition keeps also waits here for that partition's answer
+(``stock_from``, :mod:`._reward_stock`); it is judged once both answers it needs are in.
+
 Order per participant is kept: while a participant has a parked event, its later events (and the transfers it
 sends) are parked behind it, in offset order, even those whose key this partition owns, and each participant's
 queue is released from the head only. Other participants are not held up.
@@ -52,6 +55,8 @@ class Parked(msgspec.Struct, frozen=True, kw_only=True):
     waits_for: list[str] = []  # a transfer: local recipients whose earlier parked records must go first
     granted: bool | None = None  # None: no answer yet
     conflict_event_ref: str | None = None
+    stock_from: int | None = None  # a catalog redemption: the partition asked for its units (None: it asks none)
+    stock: bytes | None = None  # that partition's StockAnswer (JSON), once it is in
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -88,18 +93,36 @@ class ParkedEvents:
     def answer(self, offset: int, granted: bool, conflict_event_ref: str | None) -> tuple[Parked, Op] | None:
         """Record the key's answer for the event parked at ``offset``; None if it is not parked (a copy of an answer
         already applied, or one for an event already released)."""
+        found = self._find(offset)
+        if found is None or found[0][found[1]].granted is not None:
+            return None
+        queue, index = found
+        answered = queue[index] = msgspec.structs.replace(
+            queue[index], granted=granted, conflict_event_ref=conflict_event_ref
+        )
+        return answered, (PARKED_DB, be64(offset), _encoder.encode(answered))
+
+    def answer_stock(self, offset: int, answer: bytes) -> Op | None:
+        """Record the stock's answer (a StockAnswer as JSON) on the redemption parked at ``offset``; None if it is not
+        parked there or already has one (a copy)."""
+        found = self._find(offset)
+        if found is None or found[0][found[1]].stock_from is None or found[0][found[1]].stock is not None:
+            return None
+        queue, index = found
+        answered = queue[index] = msgspec.structs.replace(queue[index], stock=answer)
+        return (PARKED_DB, be64(offset), _encoder.encode(answered))
+
+    def _find(self, offset: int) -> tuple[deque[Parked], int] | None:
+        """The queue and place of the record parked at ``offset``."""
         for queue in self._queues.values():
             for index, parked in enumerate(queue):
                 if parked.offset == offset:
-                    if parked.granted is not None:
-                        return None
-                    answered = msgspec.structs.replace(parked, granted=granted, conflict_event_ref=conflict_event_ref)
-                    queue[index] = answered
-                    return answered, (PARKED_DB, be64(offset), _encoder.encode(answered))
+                    return queue, index
         return None
 
     def ready(self, held: Callable[[str], bool] = lambda _external_id: False) -> list[Parked]:
-        """Each participant's head event, if it can be judged now (answered, or its key is this partition's).
+        """Each participant's head event, if it can be judged now (answered, or its key is this partition's; and its
+        stock's answer in, if it asked for one).
 
         ``held``: whether a participant has an event held for a shared wallet; a transfer or credit touching it
         waits (a parked event may go on: it only joins the mailbox behind the held one)."""
@@ -108,6 +131,7 @@ class ParkedEvents:
             head
             for head in heads
             if (head.granted is not None or head.claim_partition == self.partition)
+            and (head.stock_from is None or head.stock is not None)
             and not self._waiting(head)
             and (head.kind == "event" or not (held(head.external_id) or any(map(held, head.waits_for))))
         ]

@@ -1,7 +1,7 @@
 """Catalog redemptions through the front: produced to the participant's partition with a redemption id of that
 partition, applied there once (the key claimed across partitions), the reward's per-participant limit held there,
-and the reward read through the front with its redeemed count added up over the partitions. A reward with a
-``max_total`` is refused (501 ``not_routed``, reason ``stock_not_shared``): its stock is not shared yet.
+and the reward read through the front with its redeemed count added up over the partitions. (A reward with a
+``max_total``: test_a_limited_reward_never_sells_past_its_stock_across_partitions.py.)
 
 Real Tansu, the real front (Hypercorn on loopback), engine roles with their readers and idempotency claims on,
 real LMDB; `scrip verify` on every store afterwards, and the partition replayed from offset 0 counts the same.
@@ -79,7 +79,8 @@ async def test_catalog_redemptions_run_at_the_participants_partition(broker: str
         }
         assert counts == {"mug": 3, "limited": 0}
         stocked = await front.post(items, json={"program_id": program_id, "reward_id": limited}, headers=AUTH)
-        assert stocked.status_code == 501 and stocked.json()["details"]["reason"] == "stock_not_shared", stocked.text
+        assert stocked.status_code == 201, stocked.text  # its unit reserved at the reward's owner partition first
+        assert (await front.get(f"{rewards}/{limited}", headers=AUTH)).json()["redeemed_count"] == 1
         unknown = await front.post(items, json={"program_id": program_id, "reward_id": "nope"}, headers=AUTH)
         assert unknown.status_code == 404, unknown.text
         malformed = await front.post(
@@ -96,14 +97,14 @@ async def test_catalog_redemptions_run_at_the_participants_partition(broker: str
         )
         assert (reversal.status_code, reversal.json()["amount"]) == (201, "2"), reversal.text
         assert (await front.get(f"{rewards}/{mug}", headers=AUTH)).json()["redeemed_count"] == 2
-        assert (await _balance(running, alice, asset_id))["available"] == "8"  # 10 - 4 + 2
+        assert (await _balance(running, alice, asset_id))["available"] == "7"  # 10 - 4 - 1 + 2
         assert (await _balance(running, bob, asset_id))["available"] == "8"
 
     replayed = await verified_and_replayed(broker, tmp_path, running.partitions_dir, PARTITIONS, 0)
     for data_dir in (replayed, partition_data_dir(running.partitions_dir, 0)):
         async with open_engine(config=config_for(data_dir)) as engine:
             assert engine.rewards.get(program_id, mug).redeemed_count == 1  # Alice's 2, one given back
-            assert [b.available for b in await engine.balances(alice, None)] == ["8"]
+            assert [b.available for b in await engine.balances(alice, None)] == ["7"]
 
 
 def test_a_reward_merges_its_counts_and_refuses_a_catalog_that_differs() -> None:
